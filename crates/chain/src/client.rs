@@ -1,0 +1,696 @@
+//! The RPC client: every call this service makes to a Solana node.
+//!
+//! Owns `ChainClient` and the small result types of its methods. Each method is one JSON-RPC
+//! method (or a short, bounded sequence of them) with the commitment level written out,
+//! because the node's default (`finalized`) is rarely what a caller means. Every call is
+//! timed and its failures counted in `ChainMetrics` when present. Responses are decoded into
+//! our own types; nothing a node sends can make this module panic.
+//!
+//! It does not decide what to do about a result (retry, re-sign, mark drift): that is the
+//! relay's and reconciler's job, helped by `ChainError::class()`.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_client::rpc_config::{CommitmentConfig, RpcSignaturesForAddressConfig};
+use solana_client::rpc_request::{RpcRequest, MAX_GET_SIGNATURE_STATUSES_QUERY_ITEMS};
+use solana_client::rpc_response::{
+    RpcConfirmedTransactionStatusWithSignature, RpcSimulateTransactionResult,
+    TransactionConfirmationStatus,
+};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::Signature;
+use solana_sdk::signer::Signer;
+
+use crate::anchor_tx::{decode_wire_transaction, sign_memo_transaction, SignedAnchorTx};
+use crate::config::ChainConfig;
+use crate::decode::{decode_get_transaction, parse_inline_memos, FetchedTx};
+use crate::error::{ChainError, RpcFailureKind};
+use crate::fees::{priority_fee_from_recent, MAX_COMPUTE_UNIT_LIMIT};
+use crate::keypair::AnchorKeypair;
+use crate::metrics::ChainMetrics;
+
+/// How many times the RPC node itself re-forwards a sent transaction. Small on purpose: the
+/// relay owns rebroadcasting (same bytes, until confirmed or expired), so node-side retries
+/// only smooth over a lost packet between two relay attempts.
+const SEND_MAX_RETRIES: usize = 3;
+
+/// Most signatures `getSignaturesForAddress` returns per call.
+pub const MAX_SIGNATURES_PER_PAGE: usize = 1_000;
+
+/// How long `request_airdrop_and_confirm` waits for the airdrop to be confirmed.
+const AIRDROP_CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Commitment for reads of a single transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commitment {
+    /// Voted on by a supermajority; can in rare cases still be rolled back.
+    Confirmed,
+    /// Rooted; cannot be rolled back. The only level anchors are trusted at.
+    Finalized,
+}
+
+impl Commitment {
+    fn as_str(self) -> &'static str {
+        match self {
+            Commitment::Confirmed => "confirmed",
+            Commitment::Finalized => "finalized",
+        }
+    }
+}
+
+/// How far a transaction has progressed. Ordered: `Processed < Confirmed < Finalized`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Confirmation {
+    Processed,
+    Confirmed,
+    Finalized,
+}
+
+/// Status of a signature the node knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigStatus {
+    pub slot: u64,
+    pub confirmation: Confirmation,
+    /// The transaction error, if it landed but failed (it still paid its fee).
+    pub err: Option<String>,
+}
+
+/// One entry of the issuer's transaction history (`getSignaturesForAddress`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressSignature {
+    pub signature: String,
+    pub slot: u64,
+    /// The transaction failed.
+    pub err: bool,
+    /// The node's memo summary, `"[len] text"` per memo joined by `"; "` (see
+    /// [`AddressSignature::inline_memos`]). A hint for filtering only: anyone can write a
+    /// memo that mentions this address, so trust comes from `fetch_transaction`.
+    pub memo: Option<String>,
+    pub block_time: Option<i64>,
+}
+
+impl AddressSignature {
+    /// The memo texts of the summary, if it parses.
+    pub fn inline_memos(&self) -> Option<Vec<String>> {
+        self.memo.as_deref().and_then(parse_inline_memos)
+    }
+}
+
+struct Inner {
+    rpc: RpcClient,
+    payer: Option<AnchorKeypair>,
+    config: ChainConfig,
+}
+
+/// Handle to one Solana RPC endpoint, optionally with the anchoring keypair. Cheap to clone.
+#[derive(Clone)]
+pub struct ChainClient {
+    inner: Arc<Inner>,
+    metrics: Option<ChainMetrics>,
+}
+
+impl std::fmt::Debug for ChainClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainClient")
+            .field("rpc_url", &self.inner.config.rpc_url)
+            .field("cluster", &self.inner.config.cluster)
+            .field("payer", &self.payer_pubkey())
+            .finish()
+    }
+}
+
+impl ChainClient {
+    /// A client that can build, sign and send anchor transactions paid by `payer`.
+    pub fn new(config: ChainConfig, payer: AnchorKeypair) -> Self {
+        Self::build(config, Some(payer))
+    }
+
+    /// A client for reads only (reconciler, verifier); sending returns `ChainError::ReadOnly`.
+    pub fn read_only(config: ChainConfig) -> Self {
+        Self::build(config, None)
+    }
+
+    fn build(config: ChainConfig, payer: Option<AnchorKeypair>) -> Self {
+        // The client's default commitment is `confirmed`, but every method below names its
+        // commitment explicitly anyway.
+        let rpc = RpcClient::new_with_timeout_and_commitment(
+            config.rpc_url.clone(),
+            config.request_timeout,
+            CommitmentConfig::confirmed(),
+        );
+        Self {
+            inner: Arc::new(Inner { rpc, payer, config }),
+            metrics: None,
+        }
+    }
+
+    /// Records every RPC call of this client (and its clones made afterwards) in `metrics`.
+    pub fn with_metrics(mut self, metrics: ChainMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn config(&self) -> &ChainConfig {
+        &self.inner.config
+    }
+
+    /// The anchoring public key (base58), if this client has one.
+    pub fn payer_pubkey(&self) -> Option<String> {
+        self.inner.payer.as_ref().map(AnchorKeypair::pubkey_base58)
+    }
+
+    /// Explorer link for a transaction on this client's cluster and endpoint.
+    pub fn explorer_tx_url(&self, signature: &str) -> String {
+        self.inner
+            .config
+            .cluster
+            .explorer_tx_url(signature, Some(&self.inner.config.rpc_url))
+    }
+
+    fn payer(&self) -> Result<&AnchorKeypair, ChainError> {
+        self.inner.payer.as_ref().ok_or(ChainError::ReadOnly)
+    }
+
+    /// Runs one RPC call, timing it and counting its failure.
+    async fn observed<T, F>(&self, method: &'static str, call: F) -> Result<T, ChainError>
+    where
+        F: Future<Output = Result<T, ChainError>>,
+    {
+        let start = Instant::now();
+        let result = call.await;
+        if let Some(metrics) = &self.metrics {
+            metrics.record(method, start.elapsed(), result.as_ref().err());
+        }
+        if let Err(err) = &result {
+            tracing::debug!(method, error = %err, "solana rpc call failed");
+        }
+        result
+    }
+
+    /// Builds and signs the anchor transaction for `memo` with a fresh `confirmed` blockhash
+    /// and a priority price from the payer's recent prioritization fees. Does not send it: the
+    /// caller stores the bytes first (see the design's idempotent send).
+    pub async fn build_memo_transaction(&self, memo: &str) -> Result<SignedAnchorTx, ChainError> {
+        let payer = self.payer()?;
+        // Refuse before spending two RPC calls on a memo that cannot be sent.
+        if memo.len() > crate::fees::MAX_MEMO_BYTES {
+            return Err(ChainError::MemoTooLong {
+                len: memo.len(),
+                max: crate::fees::MAX_MEMO_BYTES,
+            });
+        }
+        let (blockhash, last_valid_block_height) = self
+            .observed("getLatestBlockhash", async {
+                self.inner
+                    .rpc
+                    .get_latest_blockhash_with_commitment(CommitmentConfig::confirmed())
+                    .await
+                    .map_err(|e| ChainError::from_client("getLatestBlockhash", &e))
+            })
+            .await?;
+        let price = self.priority_fee_micro_lamports(payer).await?;
+        sign_memo_transaction(
+            payer,
+            memo,
+            &blockhash.to_string(),
+            last_valid_block_height,
+            price,
+        )
+    }
+
+    /// Compute-unit price to pay now: the configured percentile of the recent non-zero fees
+    /// paid by transactions that lock the payer account, capped.
+    async fn priority_fee_micro_lamports(&self, payer: &AnchorKeypair) -> Result<u64, ChainError> {
+        let payer_pubkey = payer.keypair().pubkey();
+        let fees = self
+            .observed("getRecentPrioritizationFees", async {
+                self.inner
+                    .rpc
+                    .get_recent_prioritization_fees(&[payer_pubkey])
+                    .await
+                    .map_err(|e| ChainError::from_client("getRecentPrioritizationFees", &e))
+            })
+            .await?;
+        let recent: Vec<u64> = fees.iter().map(|f| f.prioritization_fee).collect();
+        Ok(priority_fee_from_recent(
+            &recent,
+            self.inner.config.priority_fee_percentile,
+            self.inner.config.priority_fee_cap_micro_lamports,
+        ))
+    }
+
+    /// Sends stored wire bytes and returns the transaction's signature.
+    ///
+    /// Preflight is skipped: a rebroadcast of a transaction that already landed would fail
+    /// preflight ("already processed") although nothing is wrong, and simulating again adds
+    /// nothing the relay needs. The cluster deduplicates by signature, so sending the same
+    /// bytes any number of times lands at most one transaction. For the same reason an
+    /// `AlreadyProcessed` answer (some nodes give it even without preflight) is returned as
+    /// success with the transaction's own signature: the caller learns the outcome from
+    /// `signature_statuses`, as for any send.
+    pub async fn send_transaction_bytes(&self, bytes: &[u8]) -> Result<String, ChainError> {
+        self.payer()?;
+        let tx = decode_wire_transaction(bytes)?;
+        let expected = tx
+            .signatures
+            .first()
+            .map(ToString::to_string)
+            .ok_or_else(|| ChainError::InvalidTransaction("no signatures".into()))?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let params = json!([encoded, {
+            "encoding": "base64",
+            "skipPreflight": true,
+            "preflightCommitment": "confirmed",
+            "maxRetries": SEND_MAX_RETRIES,
+        }]);
+        let method = "sendTransaction";
+        let sent = self
+            .observed(method, async {
+                match self
+                    .inner
+                    .rpc
+                    .send::<String>(RpcRequest::SendTransaction, params)
+                    .await
+                {
+                    Ok(signature) => Ok(signature),
+                    Err(e) => {
+                        let err = ChainError::from_client(method, &e);
+                        if err.rpc_kind() == Some(RpcFailureKind::AlreadyProcessed) {
+                            Ok(expected.clone())
+                        } else {
+                            Err(err)
+                        }
+                    }
+                }
+            })
+            .await?;
+        if sent != expected {
+            return Err(ChainError::UnexpectedResponse {
+                method,
+                detail: format!("node returned signature {sent}, expected {expected}"),
+            });
+        }
+        tracing::debug!(signature = %sent, "anchor transaction sent");
+        Ok(sent)
+    }
+
+    /// Status of each signature (same order; `None` = unknown to the node), searching the
+    /// node's full history so a transaction older than the status cache is still found.
+    pub async fn signature_statuses(
+        &self,
+        signatures: &[String],
+    ) -> Result<Vec<Option<SigStatus>>, ChainError> {
+        let parsed = signatures
+            .iter()
+            .map(|s| parse_signature(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let method = "getSignatureStatuses";
+        let mut out = Vec::with_capacity(parsed.len());
+        for chunk in parsed.chunks(MAX_GET_SIGNATURE_STATUSES_QUERY_ITEMS) {
+            let statuses = self
+                .observed(method, async {
+                    self.inner
+                        .rpc
+                        .get_signature_statuses_with_history(chunk)
+                        .await
+                        .map_err(|e| ChainError::from_client(method, &e))
+                })
+                .await?
+                .value;
+            if statuses.len() != chunk.len() {
+                return Err(ChainError::UnexpectedResponse {
+                    method,
+                    detail: format!("{} statuses for {} signatures", statuses.len(), chunk.len()),
+                });
+            }
+            out.extend(statuses.into_iter().map(|status| {
+                status.map(|s| SigStatus {
+                    slot: s.slot,
+                    confirmation: match s.confirmation_status() {
+                        TransactionConfirmationStatus::Processed => Confirmation::Processed,
+                        TransactionConfirmationStatus::Confirmed => Confirmation::Confirmed,
+                        TransactionConfirmationStatus::Finalized => Confirmation::Finalized,
+                    },
+                    err: s.err.map(|e| e.to_string()),
+                })
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Current block height at `confirmed`; a transaction whose `last_valid_block_height` is
+    /// below it can no longer land.
+    pub async fn block_height(&self) -> Result<u64, ChainError> {
+        let method = "getBlockHeight";
+        self.observed(method, async {
+            self.inner
+                .rpc
+                .get_block_height_with_commitment(CommitmentConfig::confirmed())
+                .await
+                .map_err(|e| ChainError::from_client(method, &e))
+        })
+        .await
+    }
+
+    /// The transaction with `signature` at `commitment`, decoded; `None` if the node does not
+    /// have it at that level.
+    pub async fn fetch_transaction(
+        &self,
+        signature: &str,
+        commitment: Commitment,
+    ) -> Result<Option<FetchedTx>, ChainError> {
+        parse_signature(signature)?;
+        let method = "getTransaction";
+        let params = json!([signature, {
+            "encoding": "json",
+            "commitment": commitment.as_str(),
+            "maxSupportedTransactionVersion": 0,
+        }]);
+        self.observed(method, async {
+            let raw: Value = self
+                .inner
+                .rpc
+                .send(RpcRequest::GetTransaction, params)
+                .await
+                .map_err(|e| ChainError::from_client(method, &e))?;
+            decode_get_transaction(signature, raw)
+        })
+        .await
+    }
+
+    /// One page of the finalized transactions that mention `address`, newest first, strictly
+    /// older than `before` and newer than `until` (both exclusive), at most `limit` (1..=1000).
+    pub async fn signatures_for_address(
+        &self,
+        address: &str,
+        before: Option<&str>,
+        until: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AddressSignature>, ChainError> {
+        let pubkey = parse_pubkey(address)?;
+        if !(1..=MAX_SIGNATURES_PER_PAGE).contains(&limit) {
+            return Err(ChainError::InvalidArgument(format!(
+                "limit {limit} is outside 1..={MAX_SIGNATURES_PER_PAGE}"
+            )));
+        }
+        let before = before.map(parse_signature).transpose()?;
+        let until = until.map(parse_signature).transpose()?;
+        let config = RpcSignaturesForAddressConfig {
+            before: before.map(|s| s.to_string()),
+            until: until.map(|s| s.to_string()),
+            limit: Some(limit),
+            // `processed` is rejected by this method; `finalized` is what the reconciler trusts.
+            commitment: Some(CommitmentConfig::finalized()),
+            min_context_slot: None,
+        };
+        let method = "getSignaturesForAddress";
+        let page: Vec<RpcConfirmedTransactionStatusWithSignature> = self
+            .observed(method, async {
+                self.inner
+                    .rpc
+                    .send(
+                        RpcRequest::GetSignaturesForAddress,
+                        json!([pubkey.to_string(), config]),
+                    )
+                    .await
+                    .map_err(|e| ChainError::from_client(method, &e))
+            })
+            .await?;
+        if page.len() > limit {
+            return Err(ChainError::UnexpectedResponse {
+                method,
+                detail: format!("{} entries for limit {limit}", page.len()),
+            });
+        }
+        Ok(page
+            .into_iter()
+            .map(|s| AddressSignature {
+                signature: s.signature,
+                slot: s.slot,
+                err: s.err.is_some(),
+                memo: s.memo,
+                block_time: s.block_time,
+            })
+            .collect())
+    }
+
+    /// Balance of `address` in lamports at `confirmed`.
+    pub async fn balance(&self, address: &str) -> Result<u64, ChainError> {
+        let pubkey = parse_pubkey(address)?;
+        let method = "getBalance";
+        self.observed(method, async {
+            self.inner
+                .rpc
+                .get_balance_with_commitment(&pubkey, CommitmentConfig::confirmed())
+                .await
+                .map(|r| r.value)
+                .map_err(|e| ChainError::from_client(method, &e))
+        })
+        .await
+    }
+
+    /// Asks the cluster's faucet for lamports and waits until the airdrop is confirmed (local
+    /// validator, devnet, testnet only; for tests and the demo).
+    pub async fn request_airdrop_and_confirm(
+        &self,
+        address: &str,
+        lamports: u64,
+    ) -> Result<(), ChainError> {
+        let pubkey = parse_pubkey(address)?;
+        let method = "requestAirdrop";
+        let signature = self
+            .observed(method, async {
+                self.inner
+                    .rpc
+                    .request_airdrop(&pubkey, lamports)
+                    .await
+                    .map_err(|e| ChainError::from_client(method, &e))
+            })
+            .await?
+            .to_string();
+        let deadline = Instant::now() + AIRDROP_CONFIRM_TIMEOUT;
+        loop {
+            let statuses = self.signature_statuses(std::slice::from_ref(&signature)).await?;
+            if let Some(Some(status)) = statuses.first() {
+                if let Some(err) = &status.err {
+                    return Err(ChainError::Rpc {
+                        method,
+                        kind: RpcFailureKind::TransactionRejected,
+                        message: format!("airdrop {signature} failed: {err}"),
+                    });
+                }
+                if status.confirmation >= Confirmation::Confirmed {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ChainError::Timeout(format!(
+                    "airdrop {signature} not confirmed after {AIRDROP_CONFIRM_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// `Ok` when the node reports itself healthy (caught up with the cluster).
+    pub async fn health(&self) -> Result<(), ChainError> {
+        let method = "getHealth";
+        self.observed(method, async {
+            self.inner
+                .rpc
+                .get_health()
+                .await
+                .map_err(|e| ChainError::from_client(method, &e))
+        })
+        .await
+    }
+
+    /// Compute units the anchor transaction for `memo` consumes, measured by
+    /// `simulateTransaction` with the maximum limit (so the measurement is not capped by our
+    /// own formula). Needs a funded payer: simulation charges the fee payer. Diagnostics and
+    /// the test that keeps `compute_unit_limit_for_memo` honest use it.
+    pub async fn simulate_memo_compute_units(&self, memo: &str) -> Result<u64, ChainError> {
+        let payer = self.payer()?;
+        let tx = crate::anchor_tx::sign_memo_transaction_with_limit(
+            payer,
+            memo,
+            // Replaced by the node (`replaceRecentBlockhash`), so any valid hash will do.
+            &solana_sdk::hash::Hash::default().to_string(),
+            0,
+            0,
+            MAX_COMPUTE_UNIT_LIMIT,
+        )?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&tx.bytes);
+        let params = json!([encoded, {
+            "encoding": "base64",
+            "sigVerify": false,
+            "replaceRecentBlockhash": true,
+            "commitment": "confirmed",
+        }]);
+        let method = "simulateTransaction";
+        let result: solana_client::rpc_response::Response<RpcSimulateTransactionResult> = self
+            .observed(method, async {
+                self.inner
+                    .rpc
+                    .send(RpcRequest::SimulateTransaction, params)
+                    .await
+                    .map_err(|e| ChainError::from_client(method, &e))
+            })
+            .await?;
+        let sim = result.value;
+        if let Some(err) = sim.err {
+            return Err(ChainError::Rpc {
+                method,
+                kind: RpcFailureKind::TransactionRejected,
+                message: format!("simulation failed: {err:?}; logs: {:?}", sim.logs),
+            });
+        }
+        sim.units_consumed.ok_or(ChainError::UnexpectedResponse {
+            method,
+            detail: "no unitsConsumed in the simulation result".into(),
+        })
+    }
+}
+
+fn parse_signature(s: &str) -> Result<Signature, ChainError> {
+    Signature::from_str(s).map_err(|e| ChainError::InvalidArgument(format!("signature {s:?}: {e}")))
+}
+
+fn parse_pubkey(s: &str) -> Result<Pubkey, ChainError> {
+    Pubkey::from_str(s).map_err(|e| ChainError::InvalidArgument(format!("address {s:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Cluster;
+    use domain::retry::ErrorClass;
+
+    fn offline_client() -> ChainClient {
+        // Nothing listens on port 9: calls that reach the network fail fast.
+        ChainClient::read_only(ChainConfig::new("http://127.0.0.1:9", Cluster::Localnet))
+    }
+
+    #[tokio::test]
+    async fn read_only_clients_refuse_to_build_or_send() {
+        let client = offline_client();
+        let err = client.build_memo_transaction("m").await.unwrap_err();
+        assert!(matches!(err, ChainError::ReadOnly));
+        assert_eq!(err.class(), ErrorClass::Permanent);
+        let payer = AnchorKeypair::generate();
+        let tx = sign_memo_transaction(&payer, "m", &solana_sdk::hash::Hash::default().to_string(), 1, 0)
+            .unwrap();
+        assert!(matches!(
+            client.send_transaction_bytes(&tx.bytes).await,
+            Err(ChainError::ReadOnly)
+        ));
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_fail_before_any_rpc() {
+        let registry = prometheus::Registry::new();
+        let metrics = ChainMetrics::register(&registry).unwrap();
+        let client = ChainClient::new(
+            ChainConfig::new("http://127.0.0.1:9", Cluster::Localnet),
+            AnchorKeypair::generate(),
+        )
+        .with_metrics(metrics);
+        let long = "x".repeat(1_001);
+        assert!(matches!(
+            client.build_memo_transaction(&long).await,
+            Err(ChainError::MemoTooLong { .. })
+        ));
+        assert!(matches!(
+            client.send_transaction_bytes(b"garbage").await,
+            Err(ChainError::InvalidTransaction(_))
+        ));
+        assert!(matches!(
+            client.signature_statuses(&["nope".into()]).await,
+            Err(ChainError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            client.fetch_transaction("nope", Commitment::Finalized).await,
+            Err(ChainError::InvalidArgument(_))
+        ));
+        let addr = AnchorKeypair::generate().pubkey_base58();
+        for limit in [0, 1_001] {
+            assert!(matches!(
+                client.signatures_for_address(&addr, None, None, limit).await,
+                Err(ChainError::InvalidArgument(_))
+            ));
+        }
+        assert!(matches!(
+            client.signatures_for_address("bad", None, None, 10).await,
+            Err(ChainError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            client.balance("bad").await,
+            Err(ChainError::InvalidArgument(_))
+        ));
+        // None of the above reached the network, so nothing was timed.
+        assert!(registry
+            .gather()
+            .iter()
+            .all(|f| f.get_metric().is_empty()));
+    }
+
+    #[tokio::test]
+    async fn unreachable_node_is_retryable_and_counted() {
+        let registry = prometheus::Registry::new();
+        let metrics = ChainMetrics::register(&registry).unwrap();
+        let client = offline_client().with_metrics(metrics);
+        let err = client.block_height().await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Retryable, "{err}");
+        let err = client.health().await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Retryable, "{err}");
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        assert!(
+            text.contains(r#"rpc_errors_total{class="retryable",method="getBlockHeight"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"rpc_request_duration_seconds_count{method="getHealth"} 1"#));
+    }
+
+    #[tokio::test]
+    async fn mock_rpc_answers_are_decoded() {
+        // `RpcClient::new_mock("succeeds")` answers canned values without a network.
+        let client = ChainClient {
+            inner: Arc::new(Inner {
+                rpc: RpcClient::new_mock("succeeds".to_string()),
+                payer: Some(AnchorKeypair::generate()),
+                config: ChainConfig::new("mock", Cluster::Localnet),
+            }),
+            metrics: None,
+        };
+        let tx = client.build_memo_transaction("ca1:test").await.unwrap();
+        assert_eq!(tx.compute_unit_price_micro_lamports, 0);
+        assert!(client.block_height().await.is_ok());
+        assert!(client.health().await.is_ok());
+    }
+
+    #[test]
+    fn confirmation_levels_are_ordered() {
+        assert!(Confirmation::Processed < Confirmation::Confirmed);
+        assert!(Confirmation::Confirmed < Confirmation::Finalized);
+    }
+
+    #[test]
+    fn inline_memos_of_an_address_signature() {
+        let s = AddressSignature {
+            signature: "s".into(),
+            slot: 1,
+            err: false,
+            memo: Some("[7] ca1:c:x".into()),
+            block_time: None,
+        };
+        assert_eq!(s.inline_memos(), Some(vec!["ca1:c:x".to_string()]));
+    }
+}

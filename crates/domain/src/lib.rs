@@ -1,0 +1,40 @@
+//! Pure domain rules for credentials anchored on Solana.
+//!
+//! This crate owns every rule that must be the same in the API, the relay, the reconciler and
+//! the offline verifier: identifier syntax, the credential hash, issuer signatures, Merkle
+//! batches and their proofs, the on-chain memo format, the status machine, the retry policy,
+//! API key handling and the sealing of signing seeds at rest.
+//!
+//! It performs no I/O: no files, no network, no clock reads (times are passed in) and no
+//! randomness except through a `ring::rand::SecureRandom` or a number the caller supplies.
+//! That keeps every rule deterministic and testable with unit and property tests, and lets the
+//! adapters (`store`, `chain`) and binaries depend on it without pulling in any runtime.
+
+pub mod api_key;
+pub mod hash;
+pub mod ids;
+pub mod memo;
+pub mod merkle;
+pub mod retry;
+pub mod sealed;
+pub mod signing;
+pub mod status;
+
+pub use api_key::{ApiKey, ApiKeyError, ApiKeyHash, ApiKeyId, ApiKeySecret};
+pub use hash::{credential_hash, CredentialFields, CredentialHash, FileDigest, HashParseError};
+pub use ids::*;
+pub use memo::{Decoded, Memo, MemoError, MAX_MEMO_LEN, MEMO_PREFIX};
+pub use merkle::{MerkleError, MerkleProof, MerkleRoot, MerkleTree, ProofStep, Side};
+pub use retry::{ErrorClass, RetryDecision, RetryPolicy};
+pub use sealed::{open_seed, seal_seed, MasterKey, SealError, SEALED_SEED_LEN};
+pub use signing::{
+    ed25519_public_from_seed, seed_from_solana_keypair, signature_message,
+    verify_credential_signature, IssuerSignature, PublicKey, SigningError, SigningKey,
+};
+pub use status::{
+    allowed_sources, transition, CredentialStatus, InvalidTransition, StatusEvent, UnknownStatus,
+};
+
+/// Randomness sources accepted by the key-generating functions, re-exported so callers need
+/// no direct `ring` dependency just to construct a `SystemRandom`.
+pub use ring::rand::{SecureRandom, SystemRandom};

@@ -1,0 +1,89 @@
+//! Operator commands: create an issuer with its API key and signing key, mint a master key.
+
+use domain::api_key::ApiKey;
+use domain::sealed::{seal_seed, MasterKey};
+use domain::signing::SigningKey;
+use domain::{IssuerId, KeyId};
+use ring::rand::{SecureRandom, SystemRandom};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use store::issuers::{CreateIssuerOutcome, NewIssuer};
+use store::Store;
+
+use crate::settings::Settings;
+use crate::signer::seal_aad;
+
+/// What `admin create-issuer` prints once. The API key is never shown again.
+#[derive(Debug, Serialize)]
+pub struct CreatedIssuer {
+    pub issuer_id: String,
+    pub api_key: String,
+    pub signing_key_id: String,
+    pub signing_public_key: String,
+}
+
+pub async fn create_issuer(
+    settings: &Settings,
+    id: &str,
+    name: &str,
+    anchor_pubkey: Option<&str>,
+) -> anyhow::Result<CreatedIssuer> {
+    let id = IssuerId::parse(id)?;
+    let master = MasterKey::from_base64(settings.signing.master_key.expose_secret())
+        .map_err(|e| anyhow::anyhow!("signing.master_key: {e}"))?;
+    let store = Store::connect_lazy(&settings.database)?;
+    store.migrate().await?;
+    create_issuer_in(&store, &master, &id, name, anchor_pubkey).await
+}
+
+pub async fn create_issuer_in(
+    store: &Store,
+    master: &MasterKey,
+    id: &IssuerId,
+    name: &str,
+    anchor_pubkey: Option<&str>,
+) -> anyhow::Result<CreatedIssuer> {
+    let rng = SystemRandom::new();
+    let (api_key, api_key_id, api_key_hash) =
+        ApiKey::generate(&rng).map_err(|e| anyhow::anyhow!("api key: {e}"))?;
+    let mut suffix = [0u8; 4];
+    rng.fill(&mut suffix)
+        .map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let key_id = KeyId::parse(&format!("{}-{}", id.as_str(), hex::encode(suffix)))?;
+    let (signing_key, seed) =
+        SigningKey::generate(key_id.clone(), &rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sealed = seal_seed(master, &seal_aad(id, &key_id), &seed, &rng)
+        .map_err(|e| anyhow::anyhow!("sealing the signing key: {e}"))?;
+    let public = signing_key.public_key();
+    let outcome = store
+        .create_issuer(&NewIssuer {
+            id,
+            name,
+            anchor_pubkey,
+            api_key_id: &api_key_id,
+            api_key_hash: &api_key_hash,
+            signing_key_id: &key_id,
+            signing_public_key: &public,
+            sealed_seed: &sealed,
+        })
+        .await?;
+    if outcome == CreateIssuerOutcome::AlreadyExists {
+        anyhow::bail!("issuer {id} already exists");
+    }
+    Ok(CreatedIssuer {
+        issuer_id: id.as_str().to_string(),
+        api_key: api_key.expose().to_string(),
+        signing_key_id: key_id.as_str().to_string(),
+        signing_public_key: public.to_base58(),
+    })
+}
+
+/// A fresh random master key, base64 (for `APP__SIGNING__MASTER_KEY`).
+pub fn new_master_key() -> anyhow::Result<String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no randomness"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}

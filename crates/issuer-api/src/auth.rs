@@ -1,0 +1,46 @@
+//! Bearer API-key authentication. The key names its own id (`cak_<id>_<secret>`): the store
+//! is queried by id, then the secret's hash is compared in constant time, so neither a
+//! timing difference nor a database index leaks how much of a guessed secret was right.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use domain::api_key::ApiKey;
+use domain::IssuerId;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The issuer whose API key authenticated this request. Handlers scope every query by it,
+/// so one issuer can never see another's credentials (they are simply "not found").
+pub struct AuthenticatedIssuer(pub IssuerId);
+
+impl FromRequest for AuthenticatedIssuer {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string());
+        Box::pin(async move {
+            let state = state.ok_or(ApiError::Internal)?;
+            let token = token.ok_or(ApiError::Unauthorized)?;
+            let (key_id, secret) = ApiKey::parse(&token).map_err(|_| ApiError::Unauthorized)?;
+            let found = state
+                .store
+                .find_api_key(&key_id)
+                .await
+                .map_err(|e| state.store_error(e))?;
+            match found {
+                Some((issuer, hash)) if hash.matches(&secret) => Ok(AuthenticatedIssuer(issuer)),
+                _ => Err(ApiError::Unauthorized),
+            }
+        })
+    }
+}

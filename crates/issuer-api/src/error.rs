@@ -1,0 +1,191 @@
+//! API errors: one enum, each variant with a stable machine code, an HTTP status and a human
+//! message. Internal details are logged, never sent to clients.
+//!
+//! The codes are part of the public contract (documented in README "Error codes"); renaming
+//! one is a breaking change.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use store::StoreError;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("credential not found")]
+    CredentialNotFound,
+    #[error("issuer not found")]
+    IssuerNotFound,
+    #[error("route not found")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{message}")]
+    InvalidJson { message: String },
+    #[error("{message}")]
+    InvalidMultipart { message: String },
+    #[error("field `{field}` is required")]
+    MissingField { field: String },
+    #[error("field `{field}`: {reason}")]
+    InvalidField { field: String, reason: String },
+    #[error("invalid query parameter `{field}`: {reason}")]
+    InvalidQuery { field: String, reason: String },
+    #[error("request body larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported content type: use application/json or multipart/form-data")]
+    UnsupportedMediaType,
+    #[error("invalid Idempotency-Key header: {reason}")]
+    InvalidIdempotencyKey { reason: String },
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    #[error("serial already used by credential {existing_id} with different content")]
+    SerialConflict { existing_id: String },
+    #[error("the issuer has no usable signing key")]
+    SigningUnavailable,
+    #[error("the database is unavailable; retry later")]
+    DatabaseUnavailable { retry_after_secs: u64 },
+    #[error("internal error")]
+    Internal,
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The existing credential, for `serial_conflict`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::CredentialNotFound => "credential_not_found",
+            ApiError::IssuerNotFound => "issuer_not_found",
+            ApiError::RouteNotFound => "route_not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::InvalidJson { .. } => "invalid_json",
+            ApiError::InvalidMultipart { .. } => "invalid_multipart",
+            ApiError::MissingField { .. } => "missing_field",
+            ApiError::InvalidField { .. } => "invalid_field",
+            ApiError::InvalidQuery { .. } => "invalid_query",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::InvalidIdempotencyKey { .. } => "invalid_idempotency_key",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::SerialConflict { .. } => "serial_conflict",
+            ApiError::SigningUnavailable => "signing_unavailable",
+            ApiError::DatabaseUnavailable { .. } => "database_unavailable",
+            ApiError::Internal => "internal_error",
+        }
+    }
+
+    pub fn invalid_field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ApiError::InvalidField {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let field = match self {
+            ApiError::MissingField { field }
+            | ApiError::InvalidField { field, .. }
+            | ApiError::InvalidQuery { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        let existing_id = match self {
+            ApiError::SerialConflict { existing_id } => Some(existing_id.clone()),
+            _ => None,
+        };
+        ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+            field,
+            existing_id,
+        }
+    }
+
+    /// Maps a store error: unavailability becomes 503 + Retry-After; anything else is an
+    /// internal error whose detail is logged here and not shown to the client.
+    pub fn from_store(e: StoreError, retry_after_secs: u64) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::DatabaseUnavailable { retry_after_secs }
+        } else {
+            tracing::error!(error = %e, "store error");
+            ApiError::Internal
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::CredentialNotFound | ApiError::IssuerNotFound | ApiError::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::InvalidJson { .. }
+            | ApiError::InvalidMultipart { .. }
+            | ApiError::MissingField { .. }
+            | ApiError::InvalidField { .. }
+            | ApiError::InvalidQuery { .. }
+            | ApiError::InvalidIdempotencyKey { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::SerialConflict { .. } => StatusCode::CONFLICT,
+            ApiError::SigningUnavailable | ApiError::DatabaseUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::DatabaseUnavailable { retry_after_secs } => {
+                builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::Unauthorized => {
+                builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        builder.json(self.body())
+    }
+}
+
+/// Every code the API can answer with, for the documentation test.
+pub const ALL_CODES: &[&str] = &[
+    "unauthorized",
+    "credential_not_found",
+    "issuer_not_found",
+    "route_not_found",
+    "method_not_allowed",
+    "invalid_json",
+    "invalid_multipart",
+    "missing_field",
+    "invalid_field",
+    "invalid_query",
+    "payload_too_large",
+    "unsupported_media_type",
+    "invalid_idempotency_key",
+    "idempotency_key_reused",
+    "serial_conflict",
+    "signing_unavailable",
+    "database_unavailable",
+    "internal_error",
+];

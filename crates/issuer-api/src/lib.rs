@@ -1,0 +1,22 @@
+//! issuer-api: the registrar portal's REST API.
+//!
+//! Owns HTTP concerns only: parsing requests into domain types, authentication, mapping
+//! outcomes to stable JSON errors, metrics and OpenAPI. Hashing and signing rules live in
+//! `domain`; every SQL statement lives in `store`. The one invariant this crate must keep:
+//! a 202 is sent only after the credential and its outbox row committed together.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod request;
+pub mod routes;
+pub mod settings;
+pub mod signer;
+pub mod startup;
+pub mod state;
+pub mod views;
+
+pub use settings::Settings;
+pub use startup::Application;

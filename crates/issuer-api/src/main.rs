@@ -1,0 +1,68 @@
+//! issuer-api entry point: parse the command line, load config, init tracing, run.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use issuer_api::{admin, Application, Settings};
+
+#[derive(Parser)]
+#[command(about = "Academic credential issuer API")]
+struct Cli {
+    /// TOML config file (environment variables APP__SECTION__KEY override it).
+    #[arg(long, env = "APP_CONFIG_FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Operator commands.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an issuer with an API key and a signing key; prints the API key once (JSON).
+    CreateIssuer {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Base58 public key of the issuer's Solana anchoring key.
+        #[arg(long)]
+        anchor_pubkey: Option<String>,
+    },
+    /// Print a new random master key (base64) for signing.master_key.
+    NewMasterKey,
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Admin(AdminCommand::NewMasterKey)) = cli.command {
+        println!("{}", admin::new_master_key()?);
+        return Ok(());
+    }
+    let settings: Settings = service_shell::settings::load(cli.config.as_deref())?;
+    service_shell::telemetry::init(&settings.log);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => Application::build(settings).await?.run_until_stopped().await?,
+        Command::Migrate => {
+            let store = store::Store::connect_lazy(&settings.database)?;
+            let applied = store.migrate().await?;
+            println!("{{\"applied_migrations\": {applied}}}");
+        }
+        Command::Admin(AdminCommand::CreateIssuer { id, name, anchor_pubkey }) => {
+            let created = admin::create_issuer(&settings, &id, &name, anchor_pubkey.as_deref()).await?;
+            println!("{}", serde_json::to_string_pretty(&created)?);
+        }
+        Command::Admin(AdminCommand::NewMasterKey) => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Prometheus metrics of the API, in a registry owned by the application (not the global
+//! one), so several apps in one test process never collide.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use crate::state::AppState;
+
+pub struct ApiMetrics {
+    pub registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub credentials_issued: IntCounterVec,
+}
+
+impl ApiMetrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route pattern, method and status"),
+            &["route", "method", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            &["route", "method"],
+        )?;
+        let credentials_issued = IntCounterVec::new(
+            Opts::new("credentials_issued_total", "Credentials accepted (202) by issuer"),
+            &["issuer"],
+        )?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(credentials_issued.clone()))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            credentials_issued,
+        })
+    }
+}
+
+/// Records every request under its route *pattern* (`/v1/credentials/{id}`), never the raw
+/// path, so label cardinality stays bounded whatever clients send.
+pub async fn track_http(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().as_str().to_string();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let res = next.call(req).await?;
+    if let Some(m) = metrics {
+        let status = res.status().as_u16().to_string();
+        m.http_requests
+            .with_label_values(&[&route, &method, &status])
+            .inc();
+        m.http_duration
+            .with_label_values(&[&route, &method])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}

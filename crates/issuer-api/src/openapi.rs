@@ -1,0 +1,37 @@
+//! The OpenAPI document, generated from the handlers' annotations (utoipa; no build-time
+//! downloads). Served at `/openapi.json`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "issuer-api", description = "Issue academic credentials anchored on Solana."),
+    paths(
+        crate::routes::credentials::issue_credential,
+        crate::routes::credentials::get_credential,
+        crate::routes::credentials::list_credentials,
+    ),
+    components(schemas(
+        crate::views::CredentialView,
+        crate::views::AnchorView,
+        crate::views::CredentialPage,
+        crate::error::ErrorBody,
+        crate::request::IssueCredentialBody,
+    )),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! HTTP routes. Handlers are thin: parse (request.rs), call domain + store, render (views.rs).
+
+pub mod credentials;
+pub mod health;
+
+use actix_web::web;
+
+use crate::error::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/credentials")
+            .name("credentials")
+            .route(web::post().to(credentials::issue_credential))
+            .route(web::get().to(credentials::list_credentials))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/credentials/{id}")
+            .route(web::get().to(credentials::get_credential))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(health::metrics))
+    .route("/openapi.json", web::get().to(health::openapi));
+}
+
+pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+pub async fn route_not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound)
+}

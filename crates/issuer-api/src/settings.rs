@@ -1,0 +1,80 @@
+//! Typed configuration of issuer-api (defaults → TOML file → `APP__*` environment).
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use service_shell::telemetry::LogSettings;
+use store::DatabaseSettings;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(default)]
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub signing: SigningSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    #[serde(default = "default_host")]
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Largest accepted request body (a diploma PDF plus metadata). Larger → 413.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// actix workers; defaults to the number of cores.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Seconds in-flight requests get after SIGTERM; keep below the pod's
+    /// terminationGracePeriodSeconds.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_secs: u64,
+    /// Seconds a client is told to wait (Retry-After) when the database is unavailable.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u64,
+    /// Whether to apply pending migrations at start-up (the Kubernetes migration Job does it
+    /// otherwise).
+    #[serde(default = "default_true")]
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SigningSettings {
+    /// Base64 of 32 random bytes: seals issuer signing seeds at rest. Never logged.
+    pub master_key: SecretString,
+}
+
+fn default_host() -> String {
+    "0.0.0.0".into()
+}
+fn default_port() -> u16 {
+    8080
+}
+fn default_body_limit() -> usize {
+    10 * 1024 * 1024
+}
+fn default_shutdown_timeout() -> u64 {
+    20
+}
+fn default_retry_after() -> u64 {
+    2
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: default_port(),
+            body_limit_bytes: default_body_limit(),
+            workers: None,
+            shutdown_timeout_secs: default_shutdown_timeout(),
+            retry_after_secs: default_retry_after(),
+            migrate_on_start: true,
+        }
+    }
+}

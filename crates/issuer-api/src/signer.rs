@@ -1,0 +1,76 @@
+//! The issuer signing keys in use: unsealed from the database with the master key on first
+//! use and cached briefly, so issuance does no extra round trip and a rotated key is picked up
+//! within the cache lifetime.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use domain::sealed::{open_seed, MasterKey};
+use domain::signing::SigningKey;
+use domain::{IssuerId, KeyId};
+use store::Store;
+
+use crate::error::ApiError;
+
+const CACHE_TTL: Duration = Duration::from_secs(60);
+
+pub struct Signer {
+    master: MasterKey,
+    cache: RwLock<HashMap<IssuerId, (Instant, Arc<SigningKey>)>>,
+}
+
+/// Additional authenticated data binding a sealed seed to its issuer and key id: a sealed
+/// seed copied onto another issuer's row does not open.
+pub fn seal_aad(issuer: &IssuerId, key_id: &KeyId) -> Vec<u8> {
+    format!("issuer-signing-key/v1/{}/{}", issuer.as_str(), key_id.as_str()).into_bytes()
+}
+
+impl Signer {
+    pub fn new(master: MasterKey) -> Self {
+        Self {
+            master,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The active signing key of `issuer`.
+    pub async fn key_for(
+        &self,
+        store: &Store,
+        issuer: &IssuerId,
+        retry_after_secs: u64,
+    ) -> Result<Arc<SigningKey>, ApiError> {
+        if let Ok(cache) = self.cache.read() {
+            if let Some((at, key)) = cache.get(issuer) {
+                if at.elapsed() < CACHE_TTL {
+                    return Ok(key.clone());
+                }
+            }
+        }
+        let active = store
+            .active_signing_key(issuer)
+            .await
+            .map_err(|e| ApiError::from_store(e, retry_after_secs))?
+            .ok_or(ApiError::SigningUnavailable)?;
+        let sealed = active.sealed_seed.ok_or(ApiError::SigningUnavailable)?;
+        let seed = open_seed(&self.master, &seal_aad(issuer, &active.key_id), &sealed).map_err(
+            |e| {
+                // Wrong master key or a corrupted row: an operator problem, not the client's.
+                tracing::error!(issuer = %issuer, key_id = %active.key_id, error = %e, "cannot unseal signing key");
+                ApiError::SigningUnavailable
+            },
+        )?;
+        let key = SigningKey::from_seed(active.key_id.clone(), &seed)
+            .map_err(|_| ApiError::SigningUnavailable)?;
+        if key.public_key() != active.public_key {
+            tracing::error!(issuer = %issuer, key_id = %active.key_id, "unsealed seed does not match the published public key");
+            return Err(ApiError::SigningUnavailable);
+        }
+        let key = Arc::new(key);
+        if let Ok(mut cache) = self.cache.write() {
+            cache.insert(issuer.clone(), (Instant::now(), key.clone()));
+        }
+        Ok(key)
+    }
+}

@@ -1,0 +1,87 @@
+//! `Application::build`: the one way to start the API, used by `main` and by tests (port 0).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use domain::sealed::MasterKey;
+use secrecy::ExposeSecret;
+use store::Store;
+use tracing_actix_web::TracingLogger;
+
+use crate::error::ApiError;
+use crate::metrics::{track_http, ApiMetrics};
+use crate::settings::Settings;
+use crate::signer::Signer;
+use crate::state::AppState;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let master = MasterKey::from_base64(settings.signing.master_key.expose_secret())
+            .map_err(|e| anyhow::anyhow!("signing.master_key: {e}"))?;
+        let store = Store::connect_lazy(&settings.database)?;
+        if settings.http.migrate_on_start {
+            let applied = store.migrate().await?;
+            tracing::info!(applied, "migrations applied");
+        }
+        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
+        let port = listener.local_addr()?.port();
+        let metrics = Arc::new(ApiMetrics::new()?);
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            signer: Signer::new(master),
+            metrics,
+            body_limit_bytes: settings.http.body_limit_bytes,
+            retry_after_secs: settings.http.retry_after_secs,
+        });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(track_http))
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(web::PathConfig::default().error_handler(|err, _| {
+                    ApiError::invalid_field("path", err.to_string()).into()
+                }))
+                .configure(crate::routes::configure)
+                .default_service(web::to(crate::routes::route_not_found))
+        })
+        .shutdown_timeout(settings.http.shutdown_timeout_secs);
+        if let Some(workers) = settings.http.workers {
+            server = server.workers(workers.max(1));
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(port, "issuer-api listening");
+        Ok(Self {
+            port,
+            server,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until SIGTERM/SIGINT; actix drains in-flight requests for
+    /// `http.shutdown_timeout_secs` before returning.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// The server handle, for tests that stop it.
+    pub fn into_server(self) -> Server {
+        self.server
+    }
+}

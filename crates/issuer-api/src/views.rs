@@ -1,0 +1,80 @@
+//! Response bodies (the API's public JSON shapes), built from store records.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use store::credentials::CredentialRecord;
+use utoipa::ToSchema;
+
+/// A credential as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CredentialView {
+    /// Credential id (UUIDv7).
+    pub id: String,
+    pub issuer_id: String,
+    pub serial: Option<String>,
+    pub recipient_id: Option<String>,
+    /// RFC 3339 UTC, whole seconds: exactly the string that was hashed.
+    pub issued_at: Option<String>,
+    pub credential_type: Option<String>,
+    pub title: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    /// SHA-256 of the file, hex.
+    pub file_digest: Option<String>,
+    /// The anchored credential hash, hex.
+    pub credential_hash: String,
+    /// Ed25519 issuer signature over the credential hash, base58.
+    pub signature: Option<String>,
+    pub key_id: Option<String>,
+    /// queued | submitted | confirmed | finalized | failed | recovered | revoked
+    pub status: String,
+    pub anchor: Option<AnchorView>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub finalized_at: Option<String>,
+}
+
+/// Where the credential is anchored on chain.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AnchorView {
+    /// Transaction signature (base58).
+    pub signature: String,
+    pub slot: Option<u64>,
+}
+
+/// One page of credentials.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CredentialPage {
+    pub items: Vec<CredentialView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<&CredentialRecord> for CredentialView {
+    fn from(r: &CredentialRecord) -> Self {
+        CredentialView {
+            id: r.id.to_string(),
+            issuer_id: r.issuer.as_str().to_string(),
+            serial: r.serial.as_ref().map(|s| s.as_str().to_string()),
+            recipient_id: r.recipient.as_ref().map(|s| s.as_str().to_string()),
+            issued_at: r.issued_at.as_ref().map(|t| t.canonical()),
+            credential_type: r.credential_type.clone(),
+            title: r.title.clone(),
+            metadata: r.metadata.clone(),
+            file_digest: r.file_digest.as_ref().map(|d| d.to_hex()),
+            credential_hash: r.hash.to_hex(),
+            signature: r.signature.as_ref().map(|s| s.to_base58()),
+            key_id: r.key_id.as_ref().map(|k| k.as_str().to_string()),
+            status: r.status.as_str().to_string(),
+            anchor: r.anchor_signature.as_ref().map(|sig| AnchorView {
+                signature: sig.clone(),
+                slot: r.anchor_slot,
+            }),
+            last_error: r.last_error.clone(),
+            created_at: r.created_at.to_rfc3339(),
+            updated_at: r.updated_at.to_rfc3339(),
+            finalized_at: r.finalized_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Credentials: the issuing transaction (credential + outbox row + NOTIFY, one commit),
+//! reads, and keyset-paginated listing.
+
+use chrono::{DateTime, Utc};
+use domain::hash::{CredentialHash, FileDigest};
+use domain::signing::IssuerSignature;
+use domain::{
+    CredentialId, CredentialStatus, IssuedAt, IssuerId, KeyId, RecipientId, Serial,
+};
+use serde_json::Value;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::issuers::parse_key_id;
+use crate::{Store, StoreError, OUTBOX_CHANNEL};
+
+/// A credential ready to be written: hashed and signed by the caller.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub id: CredentialId,
+    pub issuer: IssuerId,
+    pub serial: Serial,
+    pub recipient: RecipientId,
+    pub issued_at: IssuedAt,
+    pub credential_type: String,
+    pub title: String,
+    pub metadata: Value,
+    pub file_digest: FileDigest,
+    pub hash: CredentialHash,
+    pub key_id: KeyId,
+    pub signature: IssuerSignature,
+}
+
+/// A credential as stored. Hash inputs are optional only for rows backfilled from the chain.
+#[derive(Debug, Clone)]
+pub struct CredentialRecord {
+    pub id: CredentialId,
+    pub issuer: IssuerId,
+    pub serial: Option<Serial>,
+    pub recipient: Option<RecipientId>,
+    pub issued_at: Option<IssuedAt>,
+    pub credential_type: Option<String>,
+    pub title: Option<String>,
+    pub metadata: Value,
+    pub file_digest: Option<FileDigest>,
+    pub hash: CredentialHash,
+    pub key_id: Option<KeyId>,
+    pub signature: Option<IssuerSignature>,
+    pub status: CredentialStatus,
+    pub anchor_signature: Option<String>,
+    pub anchor_slot: Option<u64>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finalized_at: Option<DateTime<Utc>>,
+}
+
+impl CredentialRecord {
+    /// Same logical credential as `new` (the content a duplicate (issuer, serial) must match).
+    pub fn same_content_as(&self, new: &NewCredential) -> bool {
+        self.hash == new.hash
+            && self.credential_type.as_deref() == Some(new.credential_type.as_str())
+            && self.title.as_deref() == Some(new.title.as_str())
+            && self.metadata == new.metadata
+    }
+}
+
+/// The Idempotency-Key of a request and the fingerprint of what was asked.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyRequest<'a> {
+    pub key: &'a str,
+    pub request_hash: &'a [u8; 32],
+}
+
+/// What an issuing call did.
+#[derive(Debug, Clone)]
+pub enum IssueOutcome {
+    /// Credential and outbox row committed together.
+    Created(CredentialRecord),
+    /// The same (issuer, serial) with identical content already exists: nothing written.
+    Duplicate(CredentialRecord),
+    /// The same (issuer, serial) exists with different content: nothing written.
+    SerialConflict { existing: CredentialId },
+    /// The Idempotency-Key was used before for this same request: its stored response.
+    Replayed { status: u16, body: Value },
+    /// The Idempotency-Key was used before for a different request.
+    IdempotencyKeyReused,
+}
+
+/// Filters of `GET /v1/credentials`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub recipient: Option<RecipientId>,
+    pub status: Option<CredentialStatus>,
+}
+
+pub(crate) const CREDENTIAL_COLUMNS: &str = "id, issuer_id, serial, recipient_id, issued_at, \
+     credential_type, title, metadata, file_digest, credential_hash, signing_key_id, signature, \
+     status, anchor_signature, anchor_slot, last_error, created_at, updated_at, finalized_at";
+
+impl Store {
+    /// Writes a credential and its outbox row in ONE transaction, notifies the relay, and
+    /// records the response under the Idempotency-Key (if any) in that same transaction, so
+    /// an acknowledged credential always has its outbox row and its replayable answer.
+    ///
+    /// `render` turns the outcome into the HTTP (status, body) stored for replays.
+    pub async fn issue_credential<F>(
+        &self,
+        new: &NewCredential,
+        idempotency: Option<IdempotencyRequest<'_>>,
+        render: F,
+    ) -> Result<IssueOutcome, StoreError>
+    where
+        F: FnOnce(&IssueOutcome) -> (u16, Value),
+    {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+
+        if let Some(idem) = idempotency {
+            // Claim the key first. A concurrent request with the same key blocks here on the
+            // primary key until this transaction ends, then sees our committed answer: N
+            // identical concurrent requests create exactly one credential.
+            let claimed = tx
+                .execute(
+                    "INSERT INTO idempotency_keys (issuer_id, key, request_hash) \
+                     VALUES ($1, $2, $3) ON CONFLICT (issuer_id, key) DO NOTHING",
+                    &[&new.issuer.as_str(), &idem.key, &idem.request_hash.as_slice()],
+                )
+                .await?;
+            if claimed == 0 {
+                let row = tx
+                    .query_one(
+                        "SELECT request_hash, response_status, response_body \
+                         FROM idempotency_keys WHERE issuer_id = $1 AND key = $2",
+                        &[&new.issuer.as_str(), &idem.key],
+                    )
+                    .await?;
+                let stored_hash: Vec<u8> = row.try_get(0)?;
+                if stored_hash.as_slice() != idem.request_hash.as_slice() {
+                    return Ok(IssueOutcome::IdempotencyKeyReused);
+                }
+                let status: Option<i16> = row.try_get(1)?;
+                let body: Option<Value> = row.try_get(2)?;
+                return match (status, body) {
+                    (Some(status), Some(body)) => Ok(IssueOutcome::Replayed {
+                        status: u16::try_from(status)
+                            .map_err(|_| StoreError::Corrupt("idempotency status".into()))?,
+                        body,
+                    }),
+                    // The response is written in the same transaction as the key, so a
+                    // committed key without one means a manual edit.
+                    _ => Err(StoreError::Corrupt("idempotency key without response".into())),
+                };
+            }
+        }
+
+        let inserted = tx
+            .query_opt(
+                &format!(
+                    "INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
+                     credential_type, title, metadata, file_digest, credential_hash, \
+                     signing_key_id, signature, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued') \
+                     ON CONFLICT (issuer_id, serial) DO NOTHING RETURNING {CREDENTIAL_COLUMNS}"
+                ),
+                &[
+                    new.id.as_uuid(),
+                    &new.issuer.as_str(),
+                    &new.serial.as_str(),
+                    &new.recipient.as_str(),
+                    new.issued_at.as_datetime(),
+                    &new.credential_type,
+                    &new.title,
+                    &new.metadata,
+                    &new.file_digest.as_bytes().as_slice(),
+                    &new.hash.as_bytes().as_slice(),
+                    &new.key_id.as_str(),
+                    &new.signature.as_bytes().as_slice(),
+                ],
+            )
+            .await?;
+
+        let outcome = match inserted {
+            Some(row) => {
+                fail::fail_point!("store::issue::after_credential_insert", |_| Err(
+                    StoreError::Injected("after credential insert".into())
+                ));
+                tx.execute(
+                    "INSERT INTO outbox (kind, credential_id, issuer_id) \
+                     VALUES ('anchor_credential', $1, $2)",
+                    &[new.id.as_uuid(), &new.issuer.as_str()],
+                )
+                .await?;
+                // Delivered only on commit, so the relay never wakes for an uncommitted row.
+                tx.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&OUTBOX_CHANNEL, &new.issuer.as_str()],
+                )
+                .await?;
+                IssueOutcome::Created(credential_from_row(&row)?)
+            }
+            None => {
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "SELECT {CREDENTIAL_COLUMNS} FROM credentials \
+                             WHERE issuer_id = $1 AND serial = $2"
+                        ),
+                        &[&new.issuer.as_str(), &new.serial.as_str()],
+                    )
+                    .await?;
+                let existing = credential_from_row(&row)?;
+                if existing.same_content_as(new) {
+                    IssueOutcome::Duplicate(existing)
+                } else {
+                    IssueOutcome::SerialConflict {
+                        existing: existing.id,
+                    }
+                }
+            }
+        };
+
+        if let Some(idem) = idempotency {
+            let (status, body) = render(&outcome);
+            let status = i16::try_from(status).unwrap_or(500);
+            tx.execute(
+                "UPDATE idempotency_keys SET response_status = $3, response_body = $4 \
+                 WHERE issuer_id = $1 AND key = $2",
+                &[&new.issuer.as_str(), &idem.key, &status, &body],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// One credential of one issuer. Another issuer's credential is simply not found.
+    pub async fn credential(
+        &self,
+        issuer: &IssuerId,
+        id: &CredentialId,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE issuer_id = $1 AND id = $2"
+                ),
+                &[&issuer.as_str(), id.as_uuid()],
+            )
+            .await?;
+        row.as_ref().map(credential_from_row).transpose()
+    }
+
+    /// Newest first, keyset-paginated by id (UUIDv7 is time-ordered): `cursor` is the last
+    /// id of the previous page. Uses the (issuer_id, [filter,] id DESC) indexes.
+    pub async fn list_credentials(
+        &self,
+        issuer: &IssuerId,
+        filter: &ListFilter,
+        limit: u32,
+        cursor: Option<&CredentialId>,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        let client = self.client().await?;
+        let recipient = filter.recipient.as_ref().map(|r| r.as_str());
+        let status = filter.status.map(|s| s.as_str());
+        let cursor: Option<Uuid> = cursor.map(|c| *c.as_uuid());
+        let limit = i64::from(limit);
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {CREDENTIAL_COLUMNS} FROM credentials \
+                     WHERE issuer_id = $1 \
+                       AND ($2::text IS NULL OR recipient_id = $2) \
+                       AND ($3::text IS NULL OR status = $3) \
+                       AND ($4::uuid IS NULL OR id < $4) \
+                     ORDER BY id DESC LIMIT $5"
+                ),
+                &[&issuer.as_str(), &recipient, &status, &cursor, &limit],
+            )
+            .await?;
+        rows.iter().map(credential_from_row).collect()
+    }
+
+    /// Counts rows of the credential and outbox tables for one credential id (tests and
+    /// operators use it to prove nothing was half-written).
+    pub async fn count_rows_for(&self, id: &CredentialId) -> Result<(i64, i64), StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM credentials WHERE id = $1), \
+                        (SELECT count(*) FROM outbox WHERE credential_id = $1)",
+                &[id.as_uuid()],
+            )
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+}
+
+fn corrupt(what: &str) -> impl FnOnce(domain::ids::IdError) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+pub(crate) fn credential_from_row(row: &Row) -> Result<CredentialRecord, StoreError> {
+    let id: Uuid = row.try_get("id")?;
+    let issuer: String = row.try_get("issuer_id")?;
+    let serial: Option<String> = row.try_get("serial")?;
+    let recipient: Option<String> = row.try_get("recipient_id")?;
+    let issued_at: Option<DateTime<Utc>> = row.try_get("issued_at")?;
+    let file_digest: Option<Vec<u8>> = row.try_get("file_digest")?;
+    let hash: Vec<u8> = row.try_get("credential_hash")?;
+    let key_id: Option<String> = row.try_get("signing_key_id")?;
+    let signature: Option<Vec<u8>> = row.try_get("signature")?;
+    let status: String = row.try_get("status")?;
+    let anchor_slot: Option<i64> = row.try_get("anchor_slot")?;
+    Ok(CredentialRecord {
+        id: CredentialId::from_uuid(id),
+        issuer: IssuerId::parse(&issuer).map_err(corrupt("issuer_id"))?,
+        serial: serial
+            .map(|s| Serial::parse(&s))
+            .transpose()
+            .map_err(corrupt("serial"))?,
+        recipient: recipient
+            .map(|s| RecipientId::parse(&s))
+            .transpose()
+            .map_err(corrupt("recipient_id"))?,
+        issued_at: issued_at
+            .map(IssuedAt::from_datetime)
+            .transpose()
+            .map_err(corrupt("issued_at"))?,
+        credential_type: row.try_get("credential_type")?,
+        title: row.try_get("title")?,
+        metadata: row.try_get("metadata")?,
+        file_digest: file_digest
+            .map(|b| bytes32(&b, "file_digest").map(FileDigest::from_bytes))
+            .transpose()?,
+        hash: CredentialHash::from_bytes(bytes32(&hash, "credential_hash")?),
+        key_id: key_id.map(|k| parse_key_id(&k)).transpose()?,
+        signature: signature
+            .map(|b| {
+                <[u8; 64]>::try_from(b.as_slice())
+                    .map(IssuerSignature::from_bytes)
+                    .map_err(|_| StoreError::Corrupt("signature length".into()))
+            })
+            .transpose()?,
+        status: status
+            .parse::<CredentialStatus>()
+            .map_err(|_| StoreError::Corrupt(format!("status {status}")))?,
+        anchor_signature: row.try_get("anchor_signature")?,
+        anchor_slot: anchor_slot.and_then(|s| u64::try_from(s).ok()),
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        finalized_at: row.try_get("finalized_at")?,
+    })
+}
+
+fn bytes32(b: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
+    b.try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} length")))
+}

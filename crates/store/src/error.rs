@@ -1,0 +1,75 @@
+//! Store errors, classified for callers: unavailable (retry later) versus a definite answer.
+
+use thiserror::Error;
+use tokio_postgres::error::SqlState;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database could not be reached, refused new work, or dropped the connection.
+    /// The operation did not complete from the caller's point of view; retrying is safe when
+    /// the write is idempotent (all of ours are: idempotency keys, unique serials, fenced updates).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Bad configuration (URL, pool sizes).
+    #[error("database configuration: {0}")]
+    Config(String),
+    /// A row read back from the database does not satisfy the domain's rules: data corruption
+    /// or a manual edit. Never caused by a client request.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Fault injected by a test failpoint.
+    #[error("injected fault: {0}")]
+    Injected(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Any other database error (constraint violations we did not expect, syntax errors).
+    #[error("database error: {0}")]
+    Database(#[source] tokio_postgres::Error),
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// SQLSTATEs that mean "the server is not able to do this right now", not "this is wrong".
+fn is_transient(state: &SqlState) -> bool {
+    let code = state.code();
+    code.starts_with("08") // connection exceptions
+        || code.starts_with("57P") // admin/crash shutdown, cannot connect now
+        || *state == SqlState::TOO_MANY_CONNECTIONS
+        || *state == SqlState::T_R_SERIALIZATION_FAILURE
+        || *state == SqlState::T_R_DEADLOCK_DETECTED
+        || *state == SqlState::READ_ONLY_SQL_TRANSACTION // failover to a replica in progress
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.is_closed() {
+            return StoreError::Unavailable(e.to_string());
+        }
+        match e.code() {
+            Some(state) if is_transient(state) => StoreError::Unavailable(e.to_string()),
+            Some(_) => StoreError::Database(e),
+            // No SQLSTATE: an I/O or protocol error talking to the server.
+            None => StoreError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        use deadpool_postgres::PoolError;
+        match e {
+            PoolError::Backend(pg) => StoreError::from(pg),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<refinery::Error> for StoreError {
+    fn from(e: refinery::Error) -> Self {
+        StoreError::Migration(e.to_string())
+    }
+}

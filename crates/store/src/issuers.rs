@@ -1,0 +1,204 @@
+//! Issuers, their API keys (hashed) and their signing keys (public part + sealed seed).
+
+use chrono::{DateTime, Utc};
+use domain::api_key::{ApiKeyHash, ApiKeyId};
+use domain::signing::PublicKey;
+use domain::{IssuerId, KeyId};
+
+use crate::{Store, StoreError};
+
+/// What the admin bootstrap writes for a new issuer, in one transaction.
+pub struct NewIssuer<'a> {
+    pub id: &'a IssuerId,
+    pub name: &'a str,
+    pub anchor_pubkey: Option<&'a str>,
+    pub api_key_id: &'a ApiKeyId,
+    pub api_key_hash: &'a ApiKeyHash,
+    pub signing_key_id: &'a KeyId,
+    pub signing_public_key: &'a PublicKey,
+    pub sealed_seed: &'a [u8],
+}
+
+/// The signing key an issuer currently issues with.
+pub struct ActiveSigningKey {
+    pub key_id: KeyId,
+    pub public_key: PublicKey,
+    pub sealed_seed: Option<Vec<u8>>,
+}
+
+/// A published signing key (for verifiers and key rotation).
+pub struct SigningKeyRecord {
+    pub key_id: KeyId,
+    pub public_key: PublicKey,
+    pub valid_from: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+pub struct IssuerRecord {
+    pub id: IssuerId,
+    pub name: String,
+    pub anchor_pubkey: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CreateIssuerOutcome {
+    Created,
+    AlreadyExists,
+}
+
+impl Store {
+    /// Creates an issuer with its first API key and signing key, atomically.
+    pub async fn create_issuer(
+        &self,
+        new: &NewIssuer<'_>,
+    ) -> Result<CreateIssuerOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO issuers (id, name, anchor_pubkey) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+                &[&new.id.as_str(), &new.name, &new.anchor_pubkey],
+            )
+            .await?;
+        if inserted == 0 {
+            return Ok(CreateIssuerOutcome::AlreadyExists);
+        }
+        tx.execute(
+            "INSERT INTO issuer_signing_keys (issuer_id, key_id, public_key, sealed_seed) \
+             VALUES ($1, $2, $3, $4)",
+            &[
+                &new.id.as_str(),
+                &new.signing_key_id.as_str(),
+                &new.signing_public_key.as_bytes().as_slice(),
+                &new.sealed_seed,
+            ],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO api_keys (id, issuer_id, secret_hash) VALUES ($1, $2, $3)",
+            &[
+                &new.api_key_id.as_str(),
+                &new.id.as_str(),
+                &new.api_key_hash.as_bytes().as_slice(),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CreateIssuerOutcome::Created)
+    }
+
+    /// Adds another API key to an existing issuer (key rotation for the portal).
+    pub async fn add_api_key(
+        &self,
+        issuer: &IssuerId,
+        key_id: &ApiKeyId,
+        hash: &ApiKeyHash,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO api_keys (id, issuer_id, secret_hash) VALUES ($1, $2, $3)",
+                &[&key_id.as_str(), &issuer.as_str(), &hash.as_bytes().as_slice()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Looks an unrevoked API key up by its public id. The caller compares the secret's hash
+    /// in constant time; the id alone authorises nothing.
+    pub async fn find_api_key(
+        &self,
+        key_id: &ApiKeyId,
+    ) -> Result<Option<(IssuerId, ApiKeyHash)>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT issuer_id, secret_hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                &[&key_id.as_str()],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let issuer: String = row.try_get(0)?;
+        let hash: Vec<u8> = row.try_get(1)?;
+        let issuer = IssuerId::parse(&issuer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let hash = ApiKeyHash::from_slice(&hash)
+            .map_err(|_| StoreError::Corrupt("api key hash length".into()))?;
+        Ok(Some((issuer, hash)))
+    }
+
+    pub async fn active_signing_key(
+        &self,
+        issuer: &IssuerId,
+    ) -> Result<Option<ActiveSigningKey>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT key_id, public_key, sealed_seed FROM issuer_signing_keys \
+                 WHERE issuer_id = $1 AND retired_at IS NULL",
+                &[&issuer.as_str()],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let key_id: String = row.try_get(0)?;
+        let public: Vec<u8> = row.try_get(1)?;
+        let sealed_seed: Option<Vec<u8>> = row.try_get(2)?;
+        Ok(Some(ActiveSigningKey {
+            key_id: parse_key_id(&key_id)?,
+            public_key: parse_public_key(&public)?,
+            sealed_seed,
+        }))
+    }
+
+    pub async fn issuer(&self, id: &IssuerId) -> Result<Option<IssuerRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT id, name, anchor_pubkey FROM issuers WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: String = row.try_get(0)?;
+        Ok(Some(IssuerRecord {
+            id: IssuerId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            name: row.try_get(1)?,
+            anchor_pubkey: row.try_get(2)?,
+        }))
+    }
+
+    /// Every signing key of an issuer, active and retired, oldest first.
+    pub async fn signing_keys(&self, id: &IssuerId) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT key_id, public_key, valid_from, retired_at FROM issuer_signing_keys \
+                 WHERE issuer_id = $1 ORDER BY valid_from, key_id",
+                &[&id.as_str()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let key_id: String = row.try_get(0)?;
+                let public: Vec<u8> = row.try_get(1)?;
+                Ok(SigningKeyRecord {
+                    key_id: parse_key_id(&key_id)?,
+                    public_key: parse_public_key(&public)?,
+                    valid_from: row.try_get(2)?,
+                    retired_at: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+}
+
+pub(crate) fn parse_key_id(s: &str) -> Result<KeyId, StoreError> {
+    KeyId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn parse_public_key(bytes: &[u8]) -> Result<PublicKey, StoreError> {
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("public key length".into()))?;
+    Ok(PublicKey::from_bytes(arr))
+}

@@ -1,0 +1,305 @@
+//! Ephemeral PostgreSQL 15 for tests and the demo, and a fresh database per test.
+//!
+//! `initdb` refuses to run as root, so when we are root the server runs as the `postgres`
+//! user (via `runuser`) in a temp directory that user owns. `DATABASE_URL`, when set, points
+//! at an existing server instead (CI of another kind, or a developer's own server).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tempfile::TempDir;
+use tokio_postgres::NoTls;
+
+use crate::ports::free_port;
+
+/// A running throw-away PostgreSQL server. Stopped (immediate mode) and deleted on drop.
+pub struct TestPostgres {
+    dir: TempDir,
+    port: u16,
+    run_as_postgres: bool,
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return Path::new(&dir).join(name);
+    }
+    let debian = Path::new("/usr/lib/postgresql/15/bin").join(name);
+    if which(name).is_none() && debian.exists() {
+        return debian;
+    }
+    PathBuf::from(name)
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|p| p.join(name))
+        .find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+impl TestPostgres {
+    /// initdb + pg_ctl start on a free port with a private socket dir. Durability settings
+    /// are relaxed (fsync off): the data is thrown away anyway.
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("ca-pg-").tempdir()?;
+        let run_as_postgres = is_root();
+        if run_as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .context("chown temp dir to postgres")?;
+            if !status.success() {
+                bail!("chown of {} to postgres failed", dir.path().display());
+            }
+        }
+        let pg = Self {
+            dir,
+            port: 0,
+            run_as_postgres,
+        };
+        let data = pg.data_dir();
+        pg.run(
+            &pg_bin("initdb"),
+            &[
+                "-D",
+                path_str(&data)?,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        )
+        .context("initdb")?;
+        let mut pg = pg;
+        // Retry on a port collision with another process starting at the same moment.
+        let mut last_err = None;
+        for _ in 0..5 {
+            pg.port = free_port()?;
+            match pg.pg_ctl_start() {
+                Ok(()) => return Ok(pg),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("postgres did not start")))
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.dir.path().join("postgres.log")
+    }
+
+    fn pg_ctl_start(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB",
+            self.port,
+            path_str(self.dir.path())?
+        );
+        self.run(
+            &pg_bin("pg_ctl"),
+            &[
+                "-D",
+                path_str(&self.data_dir())?,
+                "-l",
+                path_str(&self.log_file())?,
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
+        .with_context(|| format!("pg_ctl start; log:\n{}", self.log_tail()))
+    }
+
+    /// Stops the server (fast mode) and starts it again on the same port: fault tests.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.stop_with_mode("fast")?;
+        self.pg_ctl_start()
+    }
+
+    /// Stops the server; `start_again` brings it back on the same port.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        self.stop_with_mode("fast")
+    }
+
+    pub fn start_again(&self) -> anyhow::Result<()> {
+        self.pg_ctl_start()
+    }
+
+    fn stop_with_mode(&self, mode: &str) -> anyhow::Result<()> {
+        self.run(
+            &pg_bin("pg_ctl"),
+            &[
+                "-D",
+                path_str(&self.data_dir())?,
+                "-m",
+                mode,
+                "-w",
+                "stop",
+            ],
+        )
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Superuser URL of the `postgres` database.
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn run(&self, program: &Path, args: &[&str]) -> anyhow::Result<()> {
+        let mut cmd = if self.run_as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        // The server must not inherit our stdout: a test runner waits for it to close.
+        let output = cmd
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", program.display()))?;
+        if !output.status.success() {
+            bail!(
+                "{} failed: {}{}",
+                program.display(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        if let Ok(data) = path_str(&self.data_dir()) {
+            let _ = self.run(&pg_bin("pg_ctl"), &["-D", data, "-m", "immediate", "-w", "stop"]);
+        }
+    }
+}
+
+fn path_str(p: &Path) -> anyhow::Result<&str> {
+    p.to_str().context("non-UTF-8 temp path")
+}
+
+/// Where the tests' PostgreSQL comes from.
+pub enum PgEnv {
+    /// `DATABASE_URL` (an admin URL on a server started by `localnet` or by the user).
+    External(String),
+    /// A server this process started.
+    Owned(Arc<TestPostgres>),
+}
+
+impl PgEnv {
+    pub fn from_env_or_start() -> anyhow::Result<Self> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Ok(PgEnv::External(url)),
+            _ => Ok(PgEnv::Owned(Arc::new(TestPostgres::start()?))),
+        }
+    }
+
+    pub fn admin_url(&self) -> String {
+        match self {
+            PgEnv::External(url) => url.clone(),
+            PgEnv::Owned(pg) => pg.admin_url(),
+        }
+    }
+
+    /// Creates an empty database with a unique name and returns its URL.
+    pub async fn create_database(&self) -> anyhow::Result<String> {
+        let admin = self.admin_url();
+        let (client, connection) = tokio_postgres::connect(&admin, NoTls)
+            .await
+            .with_context(|| "connecting to the test PostgreSQL server")?;
+        let conn = tokio::spawn(connection);
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .context("CREATE DATABASE")?;
+        drop(client);
+        let _ = conn.await;
+        Ok(with_database(&admin, &name))
+    }
+}
+
+/// Replaces the database name of a postgres:// URL (keeping any query string).
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    // postgres://user@host:port/dbname: the path starts at the first '/' after "//".
+    let after_scheme = base.find("//").map(|i| i + 2).unwrap_or(0);
+    let path_start = base[after_scheme..]
+        .find('/')
+        .map(|i| after_scheme + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..path_start], db);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// A fresh database for one test. Keeps the server alive while the test holds it.
+pub struct TestDb {
+    pub url: String,
+    pub env: PgEnv,
+}
+
+/// A fresh, empty database (not migrated: the code under test migrates, as in production).
+pub async fn test_db() -> anyhow::Result<TestDb> {
+    let env = PgEnv::from_env_or_start()?;
+    let url = env.create_database().await?;
+    Ok(TestDb { url, env })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_database_name() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1/db?sslmode=disable", "t2"),
+            "postgres://u:p@h:1/t2?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h:1", "t3"), "postgres://h:1/t3");
+    }
+}
