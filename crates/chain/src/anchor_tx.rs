@@ -185,7 +185,10 @@ mod tests {
         let decoded = decode_wire_transaction(&tx.bytes).unwrap();
         assert_eq!(decoded.signatures[0].to_string(), tx.signature);
         assert!(decoded.verify().is_ok());
-        assert_eq!(decoded.message.account_keys[0].to_string(), payer.pubkey_base58());
+        assert_eq!(
+            decoded.message.account_keys[0].to_string(),
+            payer.pubkey_base58()
+        );
         assert_eq!(decoded.message.instructions.len(), 3);
         let memo_ix = &decoded.message.instructions[2];
         let program = decoded.message.account_keys[usize::from(memo_ix.program_id_index)];
@@ -212,7 +215,10 @@ mod tests {
         let tx = sign_memo_transaction(&payer, &max, BLOCKHASH, 1, u64::MAX).unwrap();
         assert!(tx.bytes.len() <= PACKET_DATA_SIZE, "{}", tx.bytes.len());
         let err = sign_memo_transaction(&payer, &format!("{max}y"), BLOCKHASH, 1, 0).unwrap_err();
-        assert!(matches!(err, ChainError::MemoTooLong { len: 1001, .. }), "{err}");
+        assert!(
+            matches!(err, ChainError::MemoTooLong { len: 1001, .. }),
+            "{err}"
+        );
         assert_eq!(err.class(), domain::retry::ErrorClass::Permanent);
     }
 

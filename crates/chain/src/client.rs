@@ -476,7 +476,9 @@ impl ChainClient {
             .to_string();
         let deadline = Instant::now() + AIRDROP_CONFIRM_TIMEOUT;
         loop {
-            let statuses = self.signature_statuses(std::slice::from_ref(&signature)).await?;
+            let statuses = self
+                .signature_statuses(std::slice::from_ref(&signature))
+                .await?;
             if let Some(Some(status)) = statuses.first() {
                 if let Some(err) = &status.err {
                     return Err(ChainError::Rpc {
@@ -584,8 +586,14 @@ mod tests {
         assert!(matches!(err, ChainError::ReadOnly));
         assert_eq!(err.class(), ErrorClass::Permanent);
         let payer = AnchorKeypair::generate();
-        let tx = sign_memo_transaction(&payer, "m", &solana_sdk::hash::Hash::default().to_string(), 1, 0)
-            .unwrap();
+        let tx = sign_memo_transaction(
+            &payer,
+            "m",
+            &solana_sdk::hash::Hash::default().to_string(),
+            1,
+            0,
+        )
+        .unwrap();
         assert!(matches!(
             client.send_transaction_bytes(&tx.bytes).await,
             Err(ChainError::ReadOnly)
@@ -615,13 +623,17 @@ mod tests {
             Err(ChainError::InvalidArgument(_))
         ));
         assert!(matches!(
-            client.fetch_transaction("nope", Commitment::Finalized).await,
+            client
+                .fetch_transaction("nope", Commitment::Finalized)
+                .await,
             Err(ChainError::InvalidArgument(_))
         ));
         let addr = AnchorKeypair::generate().pubkey_base58();
         for limit in [0, 1_001] {
             assert!(matches!(
-                client.signatures_for_address(&addr, None, None, limit).await,
+                client
+                    .signatures_for_address(&addr, None, None, limit)
+                    .await,
                 Err(ChainError::InvalidArgument(_))
             ));
         }
@@ -634,10 +646,7 @@ mod tests {
             Err(ChainError::InvalidArgument(_))
         ));
         // None of the above reached the network, so nothing was timed.
-        assert!(registry
-            .gather()
-            .iter()
-            .all(|f| f.get_metric().is_empty()));
+        assert!(registry.gather().iter().all(|f| f.get_metric().is_empty()));
     }
 
     #[tokio::test]
@@ -671,7 +680,15 @@ mod tests {
             metrics: None,
         };
         let tx = client.build_memo_transaction("ca1:test").await.unwrap();
-        assert_eq!(tx.compute_unit_price_micro_lamports, 0);
+        // The mock reports recent fees; the price is taken from them, within the cap.
+        assert!(tx.compute_unit_price_micro_lamports > 0);
+        assert!(
+            tx.compute_unit_price_micro_lamports <= client.config().priority_fee_cap_micro_lamports
+        );
+        assert_eq!(
+            tx.compute_unit_limit,
+            crate::fees::compute_unit_limit_for_memo(8)
+        );
         assert!(client.block_height().await.is_ok());
         assert!(client.health().await.is_ok());
     }

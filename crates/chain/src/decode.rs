@@ -282,9 +282,14 @@ mod tests {
     #[test]
     fn shape_surprises_are_errors_not_panics() {
         let data = bs58::encode("m").into_string();
-        let mutations: Vec<Box<dyn Fn(&mut Value)>> = vec![
-            Box::new(|v| v["transaction"]["message"]["instructions"][1]["programIdIndex"] = json!(9)),
-            Box::new(|v| v["transaction"]["message"]["instructions"][1]["programIdIndex"] = json!(-1)),
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let mutations: Vec<Mutation> = vec![
+            Box::new(|v| {
+                v["transaction"]["message"]["instructions"][1]["programIdIndex"] = json!(9)
+            }),
+            Box::new(|v| {
+                v["transaction"]["message"]["instructions"][1]["programIdIndex"] = json!(-1)
+            }),
             Box::new(|v| v["transaction"]["message"]["instructions"][1]["data"] = json!("0OIl")),
             Box::new(|v| v["transaction"]["message"]["accountKeys"] = json!([])),
             Box::new(|v| v["transaction"]["signatures"] = json!([])),

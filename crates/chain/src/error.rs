@@ -60,8 +60,13 @@ impl RpcFailureKind {
         match self {
             Transport | Timeout | RateLimited | ServerError | NodeBehind | BlockhashNotFound
             | AlreadyProcessed | Congested | Decode | Unknown => ErrorClass::Retryable,
-            HttpClientError | InvalidParams | BadSignature | InsufficientFundsForFee
-            | TransactionRejected | Unsupported | Signing => ErrorClass::Permanent,
+            HttpClientError
+            | InvalidParams
+            | BadSignature
+            | InsufficientFundsForFee
+            | TransactionRejected
+            | Unsupported
+            | Signing => ErrorClass::Permanent,
         }
     }
 
@@ -100,7 +105,10 @@ pub enum ChainError {
         message: String,
     },
     #[error("unexpected response to {method}: {detail}")]
-    UnexpectedResponse { method: &'static str, detail: String },
+    UnexpectedResponse {
+        method: &'static str,
+        detail: String,
+    },
     #[error("timed out: {0}")]
     Timeout(String),
     #[error("memo is {len} bytes; at most {max} fit in one anchor transaction")]
@@ -124,9 +132,7 @@ impl ChainError {
             ChainError::Rpc { kind, .. } => kind.class(),
             // A node (or a proxy in front of it) answering garbage is usually transient; the
             // caller's bounded attempts stop a node that is permanently wrong.
-            ChainError::UnexpectedResponse { .. } | ChainError::Timeout(_) => {
-                ErrorClass::Retryable
-            }
+            ChainError::UnexpectedResponse { .. } | ChainError::Timeout(_) => ErrorClass::Retryable,
             ChainError::MemoTooLong { .. }
             | ChainError::InvalidKeypair(_)
             | ChainError::ReadOnly
@@ -246,8 +252,9 @@ pub fn classify_json_rpc_error(
         // Block cleaned up / slot skipped / no snapshot / long-term slot skipped / key excluded
         // from secondary index / history not available / signature length mismatch /
         // unsupported version / filter transaction not found: this node will never answer.
-        -32001 | -32007 | -32008 | -32009 | -32010 | -32011 | -32013 | -32015 | -32018
-        | -32020 => RpcFailureKind::Unsupported,
+        -32001 | -32007 | -32008 | -32009 | -32010 | -32011 | -32013 | -32015 | -32018 | -32020 => {
+            RpcFailureKind::Unsupported
+        }
         // Providers use 429 or -32429 for rate limiting.
         429 | -32429 => RpcFailureKind::RateLimited,
         _ => classify_message(message).unwrap_or(RpcFailureKind::Unknown),
@@ -300,8 +307,7 @@ pub fn classify_message(message: &str) -> Option<RpcFailureKind> {
         Some(RpcFailureKind::BadSignature)
     } else if has("invalid params") || has("invalid param") || has("method not found") {
         Some(RpcFailureKind::InvalidParams)
-    } else if has("connection refused") || has("connection reset") || has("error sending request")
-    {
+    } else if has("connection refused") || has("connection reset") || has("error sending request") {
         Some(RpcFailureKind::Transport)
     } else {
         None
@@ -342,8 +348,7 @@ mod tests {
     #[test]
     fn transport_and_timeouts_are_retryable() {
         let refused: ClientError =
-            ClientErrorKind::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
-                .into();
+            ClientErrorKind::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)).into();
         assert_eq!(classify_client_error(&refused), RpcFailureKind::Transport);
         let timed_out: ClientError =
             ClientErrorKind::Io(std::io::Error::from(std::io::ErrorKind::TimedOut)).into();
@@ -373,13 +378,33 @@ mod tests {
     fn json_rpc_codes_are_sorted() {
         let cases = [
             (-32005, "Node is unhealthy", ErrorClass::Retryable),
-            (-32004, "Block not available for slot 5", ErrorClass::Retryable),
-            (-32016, "Minimum context slot has not been reached", ErrorClass::Retryable),
+            (
+                -32004,
+                "Block not available for slot 5",
+                ErrorClass::Retryable,
+            ),
+            (
+                -32016,
+                "Minimum context slot has not been reached",
+                ErrorClass::Retryable,
+            ),
             (-32603, "Internal error", ErrorClass::Retryable),
-            (-32602, "Invalid params: invalid type", ErrorClass::Permanent),
+            (
+                -32602,
+                "Invalid params: invalid type",
+                ErrorClass::Permanent,
+            ),
             (-32601, "Method not found", ErrorClass::Permanent),
-            (-32003, "Transaction signature verification failure", ErrorClass::Permanent),
-            (-32011, "Transaction history is not available", ErrorClass::Permanent),
+            (
+                -32003,
+                "Transaction signature verification failure",
+                ErrorClass::Permanent,
+            ),
+            (
+                -32011,
+                "Transaction history is not available",
+                ErrorClass::Permanent,
+            ),
             (-32429, "rate limited", ErrorClass::Retryable),
             (-39999, "something new", ErrorClass::Retryable),
         ];
@@ -420,10 +445,7 @@ mod tests {
 
     #[test]
     fn preflight_without_data_falls_back_to_message() {
-        let e = response_error(
-            -32002,
-            "Transaction simulation failed: Blockhash not found",
-        );
+        let e = response_error(-32002, "Transaction simulation failed: Blockhash not found");
         assert_eq!(classify_client_error(&e), RpcFailureKind::BlockhashNotFound);
         let e = response_error(
             -32002,
@@ -439,22 +461,27 @@ mod tests {
 
     #[test]
     fn decode_failures_are_retryable() {
-        let bad: ClientError = ClientErrorKind::SerdeJson(
-            serde_json::from_str::<u64>("\"x\"").unwrap_err(),
-        )
-        .into();
+        let bad: ClientError =
+            ClientErrorKind::SerdeJson(serde_json::from_str::<u64>("\"x\"").unwrap_err()).into();
         assert_eq!(classify_client_error(&bad), RpcFailureKind::Decode);
         let not_object: ClientError = ClientErrorKind::RpcError(RpcError::RpcRequestError(
             "RPC response is not a JSON object: \"Service Unavailable\"".into(),
         ))
         .into();
-        assert_eq!(classify_client_error(&not_object).class(), ErrorClass::Retryable);
+        assert_eq!(
+            classify_client_error(&not_object).class(),
+            ErrorClass::Retryable
+        );
     }
 
     #[test]
     fn local_errors_are_permanent() {
         assert_eq!(
-            ChainError::MemoTooLong { len: 1001, max: 1000 }.class(),
+            ChainError::MemoTooLong {
+                len: 1001,
+                max: 1000
+            }
+            .class(),
             ErrorClass::Permanent
         );
         assert_eq!(ChainError::ReadOnly.class(), ErrorClass::Permanent);
@@ -485,14 +512,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn http_503_and_429_are_retryable() {
+    async fn http_5xx_is_retryable_and_401_is_permanent() {
         for (status, expected) in [
             ("503 Service Unavailable", RpcFailureKind::ServerError),
             ("401 Unauthorized", RpcFailureKind::HttpClientError),
         ] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let port = listener.local_addr().unwrap().port();
-            let body = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let body =
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             tokio::spawn(async move {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 if let Ok((mut s, _)) = listener.accept().await {
@@ -526,6 +554,10 @@ mod tests {
             std::time::Duration::from_millis(300),
         );
         let err = rpc.get_slot().await.unwrap_err();
-        assert_eq!(classify_client_error(&err), RpcFailureKind::Timeout, "{err}");
+        assert_eq!(
+            classify_client_error(&err),
+            RpcFailureKind::Timeout,
+            "{err}"
+        );
     }
 }

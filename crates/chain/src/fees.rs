@@ -64,8 +64,8 @@ pub fn priority_fee_from_recent(recent: &[u64], percentile: u8, cap: u64) -> u64
 /// Total fee in lamports: base fee per signature plus the priority fee
 /// `ceil(limit × price / 1,000,000)`.
 pub fn fee_lamports(signatures: u64, compute_unit_limit: u32, price_micro_lamports: u64) -> u64 {
-    let priority = (u128::from(compute_unit_limit) * u128::from(price_micro_lamports))
-        .div_ceil(1_000_000);
+    let priority =
+        (u128::from(compute_unit_limit) * u128::from(price_micro_lamports)).div_ceil(1_000_000);
     let priority = u64::try_from(priority).unwrap_or(u64::MAX);
     signatures
         .saturating_mul(LAMPORTS_PER_SIGNATURE)

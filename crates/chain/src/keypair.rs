@@ -59,13 +59,9 @@ impl AnchorKeypair {
             .map(|&n| u8::try_from(n))
             .collect::<Result<Vec<u8>, _>>()
             .map_err(|_| ChainError::InvalidKeypair("every number must be 0..=255".into()))?;
-        Keypair::try_from(bytes.as_slice())
-            .map(Self)
-            .map_err(|_| {
-                ChainError::InvalidKeypair(
-                    "the public key half does not match the secret seed".into(),
-                )
-            })
+        Keypair::try_from(bytes.as_slice()).map(Self).map_err(|_| {
+            ChainError::InvalidKeypair("the public key half does not match the secret seed".into())
+        })
     }
 
     /// The Solana CLI JSON form. It contains the secret: write it only to protected files.
@@ -137,13 +133,19 @@ mod tests {
             ("[1,2,3]", "expected 64 numbers, found 3"),
             (&*format!("[{}]", vec!["256"; 64].join(",")), "0..=255"),
             (&*format!("[{}]", vec!["-1"; 64].join(",")), "JSON array"),
-            (&*serde_json::to_string(&mismatched).unwrap(), "does not match"),
+            (
+                &*serde_json::to_string(&mismatched).unwrap(),
+                "does not match",
+            ),
         ];
         for (text, needle) in cases {
             let path = dir.path().join("k.json");
             std::fs::write(&path, text).unwrap();
             let err = AnchorKeypair::from_json_file(&path).unwrap_err();
-            assert!(matches!(err, ChainError::InvalidKeypair(_)), "{text}: {err}");
+            assert!(
+                matches!(err, ChainError::InvalidKeypair(_)),
+                "{text}: {err}"
+            );
             assert!(err.to_string().contains(needle), "{text}: {err}");
             assert!(err.to_string().contains("k.json"), "{err}");
         }

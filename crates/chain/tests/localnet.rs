@@ -4,6 +4,9 @@
 //! the one `testkit::validator::chain_env` starts) and run in parallel. Assertions are on what
 //! the chain reports: statuses, fetched transactions, the payer's history.
 
+// Test helpers may fail loudly: a panic here is a failed test, not a production path.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use chain::{
@@ -61,7 +64,10 @@ async fn wait_for(client: &ChainClient, signature: &str, level: Confirmation, ti
 
 async fn anchor(client: &ChainClient, memo: &str) -> chain::SignedAnchorTx {
     let tx = client.build_memo_transaction(memo).await.expect("build");
-    let sent = client.send_transaction_bytes(&tx.bytes).await.expect("send");
+    let sent = client
+        .send_transaction_bytes(&tx.bytes)
+        .await
+        .expect("send");
     assert_eq!(sent, tx.signature);
     tx
 }
@@ -75,21 +81,40 @@ async fn memo_transaction_reaches_confirmed_then_finalized() {
     let tx = anchor(&client, "ca1:c:test-issuer:finality").await;
     assert!(client.block_height().await.unwrap() <= tx.last_valid_block_height);
 
-    wait_for(&client, &tx.signature, Confirmation::Confirmed, Duration::from_secs(30)).await;
+    wait_for(
+        &client,
+        &tx.signature,
+        Confirmation::Confirmed,
+        Duration::from_secs(30),
+    )
+    .await;
     // Finalization takes ~32 slots (~14 s on a local validator).
-    wait_for(&client, &tx.signature, Confirmation::Finalized, Duration::from_secs(90)).await;
+    wait_for(
+        &client,
+        &tx.signature,
+        Confirmation::Finalized,
+        Duration::from_secs(90),
+    )
+    .await;
 
     let fetched = client
         .fetch_transaction(&tx.signature, Commitment::Finalized)
         .await
         .unwrap()
         .expect("finalized transaction is found");
-    assert_eq!(fetched.memos, vec!["ca1:c:test-issuer:finality".to_string()]);
+    assert_eq!(
+        fetched.memos,
+        vec!["ca1:c:test-issuer:finality".to_string()]
+    );
 
     let text = prometheus::TextEncoder::new()
         .encode_to_string(&registry.gather())
         .unwrap();
-    for method in ["getLatestBlockhash", "getRecentPrioritizationFees", "sendTransaction"] {
+    for method in [
+        "getLatestBlockhash",
+        "getRecentPrioritizationFees",
+        "sendTransaction",
+    ] {
         assert!(
             text.contains(&format!(
                 "rpc_request_duration_seconds_count{{method=\"{method}\"}} 1"
@@ -105,7 +130,13 @@ async fn fetch_transaction_returns_memo_payer_success_and_fee() {
     let (_env, client) = funded_client().await;
     let memo = "ca1:b:test-issuer:batch-1:3:4uQeVj5tqViQh7yWWGStvkEG1Zmhx6uasJtWCJziofM";
     let tx = anchor(&client, memo).await;
-    wait_for(&client, &tx.signature, Confirmation::Confirmed, Duration::from_secs(30)).await;
+    wait_for(
+        &client,
+        &tx.signature,
+        Confirmation::Confirmed,
+        Duration::from_secs(30),
+    )
+    .await;
 
     let fetched = client
         .fetch_transaction(&tx.signature, Commitment::Confirmed)
@@ -134,7 +165,10 @@ async fn fetch_transaction_returns_memo_payer_success_and_fee() {
     .unwrap();
     for level in [Commitment::Confirmed, Commitment::Finalized] {
         assert_eq!(
-            client.fetch_transaction(&unknown.signature, level).await.unwrap(),
+            client
+                .fetch_transaction(&unknown.signature, level)
+                .await
+                .unwrap(),
             None
         );
     }
@@ -153,11 +187,19 @@ async fn priority_fee_is_charged_as_estimated() {
         .unwrap();
     let memo = "x".repeat(300);
     let kp = AnchorKeypair::generate();
-    airdrop(env.rpc_url(), &kp.pubkey_base58(), FUNDING).await.unwrap();
+    airdrop(env.rpc_url(), &kp.pubkey_base58(), FUNDING)
+        .await
+        .unwrap();
     let tx = sign_memo_transaction(&kp, &memo, &blockhash.to_string(), last_valid, 12_345).unwrap();
     let sender = ChainClient::new(client.config().clone(), kp);
     sender.send_transaction_bytes(&tx.bytes).await.unwrap();
-    wait_for(&client, &tx.signature, Confirmation::Confirmed, Duration::from_secs(30)).await;
+    wait_for(
+        &client,
+        &tx.signature,
+        Confirmation::Confirmed,
+        Duration::from_secs(30),
+    )
+    .await;
     let fetched = client
         .fetch_transaction(&tx.signature, Commitment::Confirmed)
         .await
@@ -176,9 +218,21 @@ async fn largest_memo_lands_within_its_compute_limit() {
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
     let tx = anchor(&client, &memo).await;
-    assert_eq!(tx.compute_unit_limit, compute_unit_limit_for_memo(MAX_MEMO_BYTES));
-    assert!(tx.compute_unit_limit > 200_000, "needs more than the default limit");
-    wait_for(&client, &tx.signature, Confirmation::Confirmed, Duration::from_secs(30)).await;
+    assert_eq!(
+        tx.compute_unit_limit,
+        compute_unit_limit_for_memo(MAX_MEMO_BYTES)
+    );
+    assert!(
+        tx.compute_unit_limit > 200_000,
+        "needs more than the default limit"
+    );
+    wait_for(
+        &client,
+        &tx.signature,
+        Confirmation::Confirmed,
+        Duration::from_secs(30),
+    )
+    .await;
     let fetched = client
         .fetch_transaction(&tx.signature, Commitment::Confirmed)
         .await
@@ -202,7 +256,10 @@ async fn memo_compute_unit_limit_covers_the_simulated_cost() {
         let units = client.simulate_memo_compute_units(&memo).await.unwrap();
         let limit = u64::from(compute_unit_limit_for_memo(len));
         measured.push((len, units, limit));
-        assert!(units <= limit, "memo of {len} bytes uses {units} CU > limit {limit}");
+        assert!(
+            units <= limit,
+            "memo of {len} bytes uses {units} CU > limit {limit}"
+        );
     }
     // Printed so the numbers in `fees.rs` can be refreshed from a run with --nocapture.
     eprintln!("memo length, units consumed, our limit: {measured:?}");
@@ -213,10 +270,28 @@ async fn sending_the_same_bytes_twice_lands_one_transaction() {
     let (_env, client) = funded_client().await;
     let tx = anchor(&client, "ca1:c:test-issuer:dedup").await;
     // Rebroadcast right away, then again after it landed: both are harmless.
-    assert_eq!(client.send_transaction_bytes(&tx.bytes).await.unwrap(), tx.signature);
-    wait_for(&client, &tx.signature, Confirmation::Confirmed, Duration::from_secs(30)).await;
-    assert_eq!(client.send_transaction_bytes(&tx.bytes).await.unwrap(), tx.signature);
-    wait_for(&client, &tx.signature, Confirmation::Finalized, Duration::from_secs(90)).await;
+    assert_eq!(
+        client.send_transaction_bytes(&tx.bytes).await.unwrap(),
+        tx.signature
+    );
+    wait_for(
+        &client,
+        &tx.signature,
+        Confirmation::Confirmed,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        client.send_transaction_bytes(&tx.bytes).await.unwrap(),
+        tx.signature
+    );
+    wait_for(
+        &client,
+        &tx.signature,
+        Confirmation::Finalized,
+        Duration::from_secs(90),
+    )
+    .await;
     // Give a duplicate every chance to land before looking.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -233,7 +308,11 @@ async fn sending_the_same_bytes_twice_lands_one_transaction() {
     );
     assert!(!memo_txs[0].err);
     let balance = client.balance(&payer_of(&client)).await.unwrap();
-    assert_eq!(balance, FUNDING - tx.fee_lamports_estimate(), "charged once");
+    assert_eq!(
+        balance,
+        FUNDING - tx.fee_lamports_estimate(),
+        "charged once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,11 +322,23 @@ async fn signatures_for_address_pages_with_before_and_until() {
     for i in 1..=3 {
         let tx = anchor(&client, &format!("ca1:c:test-issuer:page-{i}")).await;
         // One at a time, so each lands in a later slot than the previous one.
-        wait_for(&client, &tx.signature, Confirmation::Confirmed, Duration::from_secs(30)).await;
+        wait_for(
+            &client,
+            &tx.signature,
+            Confirmation::Confirmed,
+            Duration::from_secs(30),
+        )
+        .await;
         sigs.push(tx.signature);
     }
     for sig in &sigs {
-        wait_for(&client, sig, Confirmation::Finalized, Duration::from_secs(90)).await;
+        wait_for(
+            &client,
+            sig,
+            Confirmation::Finalized,
+            Duration::from_secs(90),
+        )
+        .await;
     }
     let payer = payer_of(&client);
     let page = |before: Option<String>, until: Option<String>, limit: usize| {
@@ -266,12 +357,21 @@ async fn signatures_for_address_pages_with_before_and_until() {
     };
     let (s1, s2, s3) = (sigs[0].clone(), sigs[1].clone(), sigs[2].clone());
     // Newest first.
-    assert_eq!(page(None, None, 1_000).await, vec![s3.clone(), s2.clone(), s1.clone()]);
+    assert_eq!(
+        page(None, None, 1_000).await,
+        vec![s3.clone(), s2.clone(), s1.clone()]
+    );
     assert_eq!(page(None, None, 1).await, vec![s3.clone()]);
     assert_eq!(page(Some(s3.clone()), None, 1).await, vec![s2.clone()]);
     assert_eq!(page(Some(s2.clone()), None, 1).await, vec![s1.clone()]);
-    assert_eq!(page(None, Some(s1.clone()), 10).await, vec![s3.clone(), s2.clone()]);
-    assert_eq!(page(Some(s3.clone()), Some(s1.clone()), 10).await, vec![s2.clone()]);
+    assert_eq!(
+        page(None, Some(s1.clone()), 10).await,
+        vec![s3.clone(), s2.clone()]
+    );
+    assert_eq!(
+        page(Some(s3.clone()), Some(s1.clone()), 10).await,
+        vec![s2.clone()]
+    );
     assert!(page(Some(s1.clone()), Some(s1), 10).await.is_empty());
 }
 
@@ -279,15 +379,23 @@ async fn signatures_for_address_pages_with_before_and_until() {
 async fn a_transaction_with_an_unknown_blockhash_never_lands() {
     let env = chain_env().await.expect("a local validator");
     let kp = AnchorKeypair::generate();
-    airdrop(env.rpc_url(), &kp.pubkey_base58(), FUNDING).await.unwrap();
+    airdrop(env.rpc_url(), &kp.pubkey_base58(), FUNDING)
+        .await
+        .unwrap();
     // A hash no block ever had: for the runtime the same as an expired blockhash.
     let tx = sign_memo_transaction(&kp, "never lands", &tx_blockhash_placeholder(), 1, 0).unwrap();
     let client = ChainClient::new(ChainConfig::new(env.rpc_url(), Cluster::Localnet), kp);
     // Without preflight the node accepts it for forwarding...
-    assert_eq!(client.send_transaction_bytes(&tx.bytes).await.unwrap(), tx.signature);
+    assert_eq!(
+        client.send_transaction_bytes(&tx.bytes).await.unwrap(),
+        tx.signature
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     // ...but it never lands, and nothing was charged.
-    let statuses = client.signature_statuses(&[tx.signature.clone()]).await.unwrap();
+    let statuses = client
+        .signature_statuses(std::slice::from_ref(&tx.signature))
+        .await
+        .unwrap();
     assert_eq!(statuses, vec![None]);
     assert_eq!(client.balance(&payer_of(&client)).await.unwrap(), FUNDING);
 }
@@ -298,8 +406,17 @@ async fn read_only_client_reads_but_cannot_send() {
     let tx = anchor(&client, "ca1:c:test-issuer:read-only").await;
     let reader = ChainClient::read_only(ChainConfig::new(env.rpc_url(), Cluster::Localnet));
     reader.health().await.unwrap();
-    wait_for(&reader, &tx.signature, Confirmation::Confirmed, Duration::from_secs(30)).await;
-    assert_eq!(reader.balance(&payer_of(&client)).await.unwrap(), FUNDING - tx.fee_lamports_estimate());
+    wait_for(
+        &reader,
+        &tx.signature,
+        Confirmation::Confirmed,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        reader.balance(&payer_of(&client)).await.unwrap(),
+        FUNDING - tx.fee_lamports_estimate()
+    );
     let err = reader.send_transaction_bytes(&tx.bytes).await.unwrap_err();
     assert!(matches!(err, ChainError::ReadOnly));
     assert_eq!(err.class(), ErrorClass::Permanent);
@@ -314,5 +431,8 @@ async fn airdrop_through_the_client_is_confirmed() {
         .request_airdrop_and_confirm(&kp.pubkey_base58(), 123_456_789)
         .await
         .unwrap();
-    assert_eq!(reader.balance(&kp.pubkey_base58()).await.unwrap(), 123_456_789);
+    assert_eq!(
+        reader.balance(&kp.pubkey_base58()).await.unwrap(),
+        123_456_789
+    );
 }

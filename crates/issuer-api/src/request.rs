@@ -92,7 +92,10 @@ pub fn parse_json_body(bytes: &[u8]) -> Result<IssueCredentialBody, ApiError> {
     let body: IssueCredentialBody = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path.is_empty() || path == "." {
+        // Syntax and EOF errors have no meaningful field; only a type/value error inside a
+        // well-formed document names one.
+        let is_data = inner.classify() == serde_json::error::Category::Data;
+        if !is_data || path.is_empty() || path == "." || path.contains('?') {
             ApiError::InvalidJson {
                 message: format!("malformed JSON body: {inner}"),
             }

@@ -1,0 +1,163 @@
+//! spawn_app(): a fresh database, the real Application on port 0, and one bootstrapped issuer.
+
+use base64::Engine;
+use domain::sealed::MasterKey;
+use domain::IssuerId;
+use issuer_api::admin::{create_issuer_in, CreatedIssuer};
+use issuer_api::settings::{HttpSettings, SigningSettings};
+use issuer_api::{Application, Settings};
+use serde_json::{json, Value};
+use store::{DatabaseSettings, Store};
+use testkit::TestDb;
+
+pub struct TestApp {
+    pub address: String,
+    pub store: Store,
+    pub db: TestDb,
+    pub issuer: CreatedIssuer,
+    pub master: MasterKey,
+    pub client: reqwest::Client,
+    #[allow(dead_code)]
+    pub server: actix_web::dev::ServerHandle,
+}
+
+pub fn settings_for(db_url: &str, master: &MasterKey) -> Settings {
+    Settings {
+        http: HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            workers: Some(2),
+            ..HttpSettings::default()
+        },
+        database: DatabaseSettings::new(db_url),
+        signing: SigningSettings {
+            master_key: master.to_base64().into(),
+        },
+        log: Default::default(),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = testkit::test_db().await.expect("test database");
+    spawn_app_on(db, tweak).await
+}
+
+pub async fn spawn_app_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let master = MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    let mut settings = settings_for(&db.url, &master);
+    tweak(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store().clone();
+    let server = app.into_server();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let issuer = create_issuer_in(
+        &store,
+        &master,
+        &IssuerId::parse("uni-a").unwrap(),
+        "University A",
+        None,
+    )
+    .await
+    .expect("issuer");
+    TestApp {
+        address,
+        store,
+        db,
+        issuer,
+        master,
+        client: reqwest::Client::new(),
+        server: handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn second_issuer(&self, id: &str) -> CreatedIssuer {
+        create_issuer_in(
+            &self.store,
+            &self.master,
+            &IssuerId::parse(id).unwrap(),
+            "Other University",
+            None,
+        )
+        .await
+        .unwrap()
+    }
+
+    pub async fn post_json(&self, body: &Value, key: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/v1/credentials"))
+            .bearer_auth(&self.issuer.api_key)
+            .json(body);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post_raw(&self, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/credentials"))
+            .bearer_auth(&self.issuer.api_key)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, api_key: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(api_key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// (credentials, outbox rows) in the whole database.
+    pub async fn row_counts(&self) -> (i64, i64) {
+        let (client, conn) = tokio_postgres::connect(&self.db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM credentials), (SELECT count(*) FROM outbox)",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    }
+}
+
+pub const FILE: &[u8] = b"%PDF-1.7 Diploma of Ada Lovelace, BSc Computer Science";
+
+pub fn credential_json(serial: &str) -> Value {
+    json!({
+        "recipient_id": "student-0001",
+        "issued_at": "2026-06-30T12:00:00Z",
+        "serial": serial,
+        "credential_type": "diploma",
+        "title": "BSc Computer Science",
+        "metadata": {"honours": "first class", "credits": 180},
+        "file_base64": base64::engine::general_purpose::STANDARD.encode(FILE),
+    })
+}
+
+pub async fn error_code(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
