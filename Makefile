@@ -1,0 +1,46 @@
+# Two entry points (see README): `make demo` and `make test`.
+# Cargo's target dir and installed tools live outside the work tree, so a fresh checkout on a
+# kept machine reuses them.
+SHELL := /bin/bash
+CACHE_DIR ?= $(HOME)/.cache/credential-anchor
+export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
+AGAVE_VERSION ?= 4.2.2
+export SOLANA_TEST_VALIDATOR ?= $(CACHE_DIR)/tools/agave-$(AGAVE_VERSION)/bin/solana-test-validator
+LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
+
+.PHONY: help deps validator build lint test test-fast demo fmt clean-cache
+
+help:
+	@echo "make demo   - start Postgres + validator + services locally, issue and anchor a sample credential"
+	@echo "make test   - install what tests need, then fmt/clippy checks and every test"
+
+## System packages and cargo tools the tests need (idempotent, quick when present).
+deps:
+	@bash scripts/install-deps.sh
+
+## solana-test-validator, built once into $(CACHE_DIR)/tools (about 20 min cold).
+validator: deps
+	@bash scripts/install-validator.sh
+
+build:
+	cargo build --workspace --bins
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## Everything: lint, then all tests with one PostgreSQL and one validator for the whole run.
+test: validator lint
+	cargo build -p testkit --bin localnet
+	$(LOCALNET) exec --validator required -- cargo nextest run --workspace --no-fail-fast
+
+## Tests without building the validator (chain tests then start their own or fail).
+test-fast: deps
+	cargo build -p testkit --bin localnet
+	$(LOCALNET) exec --validator auto -- cargo nextest run --workspace --no-fail-fast
+
+demo: validator
+	@bash scripts/demo.sh
+
+fmt:
+	cargo fmt --all

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# make demo: start a throw-away PostgreSQL and local Solana validator, run the services,
+# bootstrap an issuer, issue a sample diploma, follow it to the chain and print the proof.
+# Everything is stopped and deleted on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${CARGO_TARGET_DIR:=$HOME/.cache/credential-anchor/target}"
+export CARGO_TARGET_DIR
+BIN="$CARGO_TARGET_DIR/debug"
+WORK="$(mktemp -d /tmp/credential-demo.XXXXXX)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+say "building the services"
+cargo build --bins -q
+
+say "starting PostgreSQL and solana-test-validator"
+"$BIN/localnet" up --validator "${DEMO_VALIDATOR:-required}" --env-file "$WORK/env" 2>"$WORK/localnet.log" &
+PIDS+=($!)
+for _ in $(seq 1 120); do [[ -s "$WORK/env" ]] && break; sleep 1; done
+[[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; echo "localnet did not start"; exit 1; }
+# shellcheck disable=SC1091
+source "$WORK/env"
+
+API_PORT="$(free_port)"
+export APP__DATABASE__URL="$DATABASE_URL"
+export APP__SIGNING__MASTER_KEY="$("$BIN/issuer-api" admin new-master-key)"
+export APP__HTTP__PORT="$API_PORT"
+export APP__HTTP__HOST="127.0.0.1"
+export APP__LOG__FILTER="warn"
+
+ANCHOR_ARGS=()
+if [[ -n "${SOLANA_RPC_URL:-}" && -x "$BIN/outbox-relay" ]] && "$BIN/outbox-relay" --help 2>/dev/null | grep -q keygen; then
+  "$BIN/outbox-relay" keygen --out "$WORK/anchor.json" >/dev/null
+  ANCHOR_PUBKEY="$("$BIN/outbox-relay" pubkey --keypair "$WORK/anchor.json")"
+  ANCHOR_ARGS=(--anchor-pubkey "$ANCHOR_PUBKEY")
+fi
+
+say "bootstrapping an issuer (the API key is printed once)"
+"$BIN/issuer-api" admin create-issuer --id demo-university --name "Demo University" "${ANCHOR_ARGS[@]}" | tee "$WORK/issuer.json"
+API_KEY="$(json 'd["api_key"]' < "$WORK/issuer.json")"
+
+say "starting issuer-api on port $API_PORT"
+"$BIN/issuer-api" serve >"$WORK/api.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 60); do curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
+curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { cat "$WORK/api.log"; exit 1; }
+
+if [[ ${#ANCHOR_ARGS[@]} -gt 0 ]]; then
+  say "funding the anchoring key and starting outbox-relay"
+  export APP__CHAIN__RPC_URL="$SOLANA_RPC_URL"
+  export APP__CHAIN__KEYPAIR_PATH="$WORK/anchor.json"
+  export APP__PROBES__PORT="$(free_port)"
+  "$BIN/outbox-relay" airdrop --keypair "$WORK/anchor.json" --sol 10 >/dev/null
+  "$BIN/outbox-relay" serve >"$WORK/relay.log" 2>&1 &
+  PIDS+=($!)
+fi
+
+say "issuing a sample diploma"
+printf '%%PDF-1.7\nDiploma: Demo Graduate, BSc Computer Science, with honours\n' > "$WORK/diploma.pdf"
+curl -sS -X POST "http://127.0.0.1:$API_PORT/v1/credentials" \
+  -H "Authorization: Bearer $API_KEY" -H "Idempotency-Key: demo-1" \
+  -F "metadata={\"recipient_id\":\"student-42\",\"issued_at\":\"2026-06-30T12:00:00Z\",\"serial\":\"DEMO-2026-0001\",\"credential_type\":\"diploma\",\"title\":\"BSc Computer Science\"};type=application/json" \
+  -F "file=@$WORK/diploma.pdf;type=application/pdf" | tee "$WORK/issued.json"
+echo
+ID="$(json 'd["id"]' < "$WORK/issued.json")"
+
+say "status of credential $ID"
+if [[ ${#ANCHOR_ARGS[@]} -gt 0 ]]; then
+  for _ in $(seq 1 90); do
+    STATUS="$(curl -sS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID" | json 'd["status"]')"
+    printf '\r  status: %-12s' "$STATUS"
+    [[ "$STATUS" == "finalized" || "$STATUS" == "failed" ]] && break
+    sleep 1
+  done
+  echo
+fi
+curl -sS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID" | python3 -m json.tool
+STATUS="$(curl -sS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID" | json 'd["status"]')"
+if [[ ${#ANCHOR_ARGS[@]} -gt 0 ]]; then
+  [[ "$STATUS" == "finalized" ]] || { echo "credential did not finalize; relay log:"; tail -30 "$WORK/relay.log"; exit 1; }
+  SIG="$(curl -sS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID" | json 'd["anchor"]["signature"]')"
+  say "anchored on chain in transaction $SIG"
+else
+  [[ "$STATUS" == "queued" ]] || exit 1
+  say "credential is signed and queued for anchoring"
+fi

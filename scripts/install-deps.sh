@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what builds and tests need on a fresh Debian machine of this kind; a no-op when
+# everything is already there. Every install step of the project lives here or in
+# install-validator.sh, so CI on a brand-new machine needs nothing done by hand.
+set -euo pipefail
+
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO="sudo"
+apt_updated=0
+apt_install() {
+  if [[ $apt_updated -eq 0 ]]; then
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@"
+}
+
+# PostgreSQL 15 server binaries (initdb, pg_ctl) and client tools (psql, pg_dump).
+if ! command -v initdb >/dev/null 2>&1 && [[ ! -x /usr/lib/postgresql/15/bin/initdb ]]; then
+  echo "installing PostgreSQL 15 server"
+  apt_install postgresql-15 postgresql-client-15
+fi
+if ! command -v psql >/dev/null 2>&1; then
+  apt_install postgresql-client-15
+fi
+# initdb refuses root: the harness runs the server as this user.
+if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+  useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
+if ! command -v curl >/dev/null 2>&1; then
+  apt_install curl
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
