@@ -118,7 +118,10 @@ pub struct ChainClient {
 impl std::fmt::Debug for ChainClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChainClient")
-            .field("rpc_url", &self.inner.config.rpc_url)
+            .field(
+                "rpc_url",
+                &crate::error::redact_urls(&self.inner.config.rpc_url),
+            )
             .field("cluster", &self.inner.config.cluster)
             .field("payer", &self.payer_pubkey())
             .finish()
@@ -352,6 +355,21 @@ impl ChainClient {
             self.inner
                 .rpc
                 .get_block_height_with_commitment(CommitmentConfig::confirmed())
+                .await
+                .map_err(|e| ChainError::from_client(method, &e))
+        })
+        .await
+    }
+
+    /// Current block height at `finalized`. The relay's expiry rule uses this one: once the
+    /// finalized height is past a transaction's `last_valid_block_height` and its signature is
+    /// unknown, no fork can still include it, so re-signing cannot create a second anchor.
+    pub async fn finalized_block_height(&self) -> Result<u64, ChainError> {
+        let method = "getBlockHeight";
+        self.observed(method, async {
+            self.inner
+                .rpc
+                .get_block_height_with_commitment(CommitmentConfig::finalized())
                 .await
                 .map_err(|e| ChainError::from_client(method, &e))
         })

@@ -11,8 +11,9 @@ use std::time::Duration;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
-/// Connection and fee policy for one RPC endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Connection and fee policy for one RPC endpoint. `Debug` shows the RPC URL without path
+/// and query, where providers put API keys.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ChainConfig {
     /// HTTP JSON-RPC endpoint, e.g. `http://127.0.0.1:8899`.
     pub rpc_url: String,
@@ -38,6 +39,21 @@ impl ChainConfig {
             priority_fee_percentile: 75,
             cluster,
         }
+    }
+}
+
+impl fmt::Debug for ChainConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChainConfig")
+            .field("rpc_url", &crate::error::redact_urls(&self.rpc_url))
+            .field("request_timeout", &self.request_timeout)
+            .field(
+                "priority_fee_cap_micro_lamports",
+                &self.priority_fee_cap_micro_lamports,
+            )
+            .field("priority_fee_percentile", &self.priority_fee_percentile)
+            .field("cluster", &self.cluster)
+            .finish()
     }
 }
 
@@ -148,6 +164,17 @@ mod tests {
             url,
             "https://explorer.solana.com/tx/a%2F%2E%2E%2Fb%3Fx%3D1%23y?cluster=devnet"
         );
+    }
+
+    #[test]
+    fn debug_hides_the_api_key_in_the_rpc_url() {
+        let config = ChainConfig::new(
+            "https://mainnet.example.com/?api-key=SECRET",
+            Cluster::MainnetBeta,
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("mainnet.example.com"), "{shown}");
     }
 
     #[test]

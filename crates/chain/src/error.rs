@@ -150,14 +150,50 @@ impl ChainError {
         }
     }
 
-    /// Wraps a client error of the named JSON-RPC method, classifying it once.
+    /// Wraps a client error of the named JSON-RPC method, classifying it once. URLs in the
+    /// message are cut to scheme and host: provider URLs often carry an API key in their path
+    /// or query, and this message ends up in logs and in the outbox's `last_error`.
     pub fn from_client(method: &'static str, err: &ClientError) -> Self {
         ChainError::Rpc {
             method,
             kind: classify_client_error(err),
-            message: err.to_string(),
+            message: redact_urls(&err.to_string()),
         }
     }
+}
+
+/// Replaces every `http(s)://host/path?query` in `text` by `http(s)://host/…`, keeping the
+/// host (useful to tell endpoints apart) and dropping what may hold a secret.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = ["https://", "http://", "wss://", "ws://"]
+        .iter()
+        .filter_map(|scheme| rest.find(scheme).map(|i| (i, scheme.len())))
+        .min()
+    {
+        let (at, scheme_len) = start;
+        out.push_str(&rest[..at]);
+        let url = &rest[at..];
+        let end = url
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | ','))
+            .unwrap_or(url.len());
+        let (url, after) = url.split_at(end);
+        let authority_end = url[scheme_len..]
+            .find(['/', '?', '#'])
+            .map_or(url.len(), |i| i + scheme_len);
+        // Drop userinfo (`user:password@host`) as well.
+        let authority = &url[scheme_len..authority_end];
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        out.push_str(&url[..scheme_len]);
+        out.push_str(host);
+        if authority_end < url.len() {
+            out.push_str("/…");
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Sorts a `solana-client` error into a failure kind. Pure: no I/O, no clock.
@@ -343,6 +379,25 @@ mod tests {
             data: RpcResponseErrorData::SendTransactionPreflightFailure(sim),
         })
         .into()
+    }
+
+    #[test]
+    fn urls_in_messages_lose_path_query_and_credentials() {
+        assert_eq!(
+            redact_urls(
+                "error sending request for url (https://rpc.example.com/v2/SECRET?api-key=SECRET2): refused"
+            ),
+            "error sending request for url (https://rpc.example.com/…): refused"
+        );
+        assert_eq!(
+            redact_urls("to http://user:pw@127.0.0.1:8899 and http://h/"),
+            "to http://127.0.0.1:8899 and http://h/…"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+        assert_eq!(redact_urls("https://"), "https://");
+        let text = "x https://a.b/c?d y https://e.f z";
+        assert_eq!(redact_urls(text), "x https://a.b/… y https://e.f z");
+        assert!(!redact_urls("é https://ü.example/ä?é=ö").contains('ä'));
     }
 
     #[test]

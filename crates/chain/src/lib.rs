@@ -30,7 +30,7 @@ pub use decode::{
 pub use domain::retry::ErrorClass;
 pub use error::{
     classify_client_error, classify_http_status, classify_json_rpc_error, classify_message,
-    classify_transaction_error, ChainError, RpcFailureKind,
+    classify_transaction_error, redact_urls, ChainError, RpcFailureKind,
 };
 pub use fees::{
     compute_unit_limit_for_memo, fee_lamports, priority_fee_from_recent, LAMPORTS_PER_SIGNATURE,

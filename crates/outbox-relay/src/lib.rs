@@ -1,84 +1,157 @@
-//! outbox-relay: turns committed outbox rows into Solana memo transactions.
+//! outbox-relay: turns committed outbox jobs into Solana memo transactions, exactly once.
 //!
-//! Status: skeleton (replaced by the relay issue).
-//! reachable) and `/metrics`, and exits cleanly on SIGTERM. The scan itself is tracked by the
-//! reconciler issue; until then the README says so.
+//! Owns the loop (wake on NOTIFY or poll, run a pass, repeat), probes and metrics, and the
+//! ordered shutdown. The per-job decision is `domain::anchoring`; SQL is in `store::outbox`;
+//! RPC is in `chain`. Invariant kept here: a transaction is sent only after it was stored
+//! under a valid lease (see `relay::Relay::sign_and_send`).
+
+pub mod metrics;
+pub mod relay;
+pub mod settings;
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
-use serde::Deserialize;
+use chain::{AnchorKeypair, ChainClient, ChainMetrics};
+use secrecy::ExposeSecret;
 use service_shell::probes::{serve_probes, ReadinessCheck};
-use service_shell::telemetry::LogSettings;
-use store::{DatabaseSettings, Store};
+use store::Store;
+use tokio::sync::Notify;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct Settings {
-    pub database: DatabaseSettings,
-    #[serde(default)]
-    pub probes: ProbeSettings,
-    #[serde(default)]
-    pub log: LogSettings,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProbeSettings {
-    #[serde(default = "default_host")]
-    pub host: String,
-    #[serde(default = "default_port")]
-    pub port: u16,
-}
-
-fn default_host() -> String {
-    "0.0.0.0".into()
-}
-fn default_port() -> u16 {
-    9101
-}
-
-impl Default for ProbeSettings {
-    fn default() -> Self {
-        Self {
-            host: default_host(),
-            port: default_port(),
-        }
-    }
-}
+pub use relay::{Relay, RelayConfig};
+pub use settings::Settings;
 
 pub struct Application {
     port: u16,
+    relay: Relay,
     probes: actix_web::dev::Server,
+    wake: Arc<Notify>,
+    listener: tokio::task::JoinHandle<()>,
+    poll_interval: Duration,
+    grace: Duration,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = Store::connect_lazy(&settings.database)?;
+        let keypair = AnchorKeypair::from_json_file(&settings.chain.keypair_path)?;
+        tracing::info!(anchor_pubkey = %keypair.pubkey_base58(), "anchoring key loaded");
         let registry = prometheus::Registry::new();
-        let up = prometheus::IntGauge::new("relay_up", "1 while the relay runs")?;
-        up.set(1);
-        registry.register(Box::new(up))?;
-        let listener = TcpListener::bind((settings.probes.host.as_str(), settings.probes.port))?;
-        let port = listener.local_addr()?.port();
+        let chain = ChainClient::new(settings.chain.chain_config()?, keypair)
+            .with_metrics(ChainMetrics::register(&registry)?);
+        let metrics = metrics::RelayMetrics::register(&registry)?;
+        let worker = settings.relay.worker_id.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "relay".into());
+            format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+        });
+        let relay = Relay::new(
+            store.clone(),
+            chain.clone(),
+            RelayConfig {
+                worker,
+                batch_size: settings.relay.batch_size.max(1),
+                concurrency: settings.relay.concurrency.max(1),
+                lease: Duration::from_millis(settings.relay.lease_ms.max(1_000)),
+                track_interval: Duration::from_millis(settings.relay.track_interval_ms),
+                retry: settings.relay.retry,
+            },
+            metrics,
+        );
+        let wake = Arc::new(Notify::new());
+        let listener = store::listener::spawn_outbox_listener(
+            settings.database.url.expose_secret().to_string().into(),
+            wake.clone(),
+        );
+        let tcp = TcpListener::bind((settings.probes.host.as_str(), settings.probes.port))?;
+        let port = tcp.local_addr()?.port();
         let ready: ReadinessCheck = Arc::new(move || {
             let store = store.clone();
-            Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+            let chain = chain.clone();
+            Box::pin(async move {
+                store.ping().await.map_err(|e| format!("database: {e}"))?;
+                chain.health().await.map_err(|e| format!("rpc: {e}"))
+            })
         });
-        let probes = serve_probes(listener, registry, ready)?;
-        Ok(Self { port, probes })
+        let probes = serve_probes(tcp, registry, ready)?;
+        Ok(Self {
+            port,
+            relay,
+            probes,
+            wake,
+            listener,
+            poll_interval: Duration::from_millis(settings.relay.poll_interval_ms.max(10)),
+            grace: Duration::from_secs(settings.relay.shutdown_grace_secs),
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Runs until `shutdown` resolves, then stops the probe server.
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// Runs passes until `shutdown` resolves. Shutdown order: stop claiming, let the pass in
+    /// progress finish (bounded by the grace period: unfinished jobs' leases simply expire),
+    /// stop the listener, then the probe server.
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let handle = self.probes.handle();
-        let server = tokio::spawn(self.probes);
-        shutdown.await;
-        tracing::info!("shutdown requested");
-        handle.stop(true).await;
-        server.await??;
+        let Self {
+            relay,
+            probes: probe_server,
+            wake,
+            listener,
+            poll_interval,
+            grace,
+            ..
+        } = self;
+        let probes = probe_server.handle();
+        let probe_task = tokio::spawn(probe_server);
+        tokio::pin!(shutdown);
+        let mut last_backlog = std::time::Instant::now() - Duration::from_secs(60);
+        tracing::info!(worker = %relay.worker(), "relay started");
+        loop {
+            if last_backlog.elapsed() > Duration::from_secs(5) {
+                if let Err(e) = relay.refresh_backlog().await {
+                    tracing::warn!(error = %e, "backlog refresh failed");
+                }
+                last_backlog = std::time::Instant::now();
+            }
+            let pass = relay.run_pass();
+            tokio::pin!(pass);
+            let claimed = tokio::select! {
+                r = &mut pass => r,
+                _ = &mut shutdown => {
+                    tracing::info!("shutdown requested: finishing the current pass");
+                    let _ = tokio::time::timeout(grace, pass).await;
+                    break;
+                }
+            };
+            let full = match claimed {
+                Ok(n) => {
+                    relay.mark_success();
+                    n >= 1 && n >= relay.batch_size() as usize
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay pass failed");
+                    false
+                }
+            };
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(poll_interval) => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        listener.abort();
+        probes.stop(true).await;
+        let _ = probe_task.await;
+        tracing::info!("relay stopped");
         Ok(())
     }
+
 }

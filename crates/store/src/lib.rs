@@ -12,7 +12,9 @@
 pub mod credentials;
 pub mod error;
 pub mod issuers;
+pub mod listener;
 pub mod migrate;
+pub mod outbox;
 
 use std::str::FromStr;
 use std::time::Duration;

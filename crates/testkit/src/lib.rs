@@ -9,6 +9,7 @@
 //! Tests are isolated by a fresh database each ([`test_db`]) and fresh funded keypairs.
 
 pub mod ports;
+pub mod proxy;
 pub mod postgres;
 pub mod validator;
 

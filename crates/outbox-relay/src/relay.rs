@@ -1,0 +1,394 @@
+//! One relay pass: claim due jobs, ask the chain about their live transactions, and advance
+//! each job by exactly one step chosen by `domain::anchoring::next_anchor_step`.
+//!
+//! Every step is short (a few RPC calls) and ends by releasing the lease with the time the job
+//! is next due, so no lease is held while waiting for finality and a crashed relay's jobs come
+//! back after `lease_ms`. Tests drive [`Relay::run_pass`] directly.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chain::{ChainClient, ChainError, Confirmation};
+use domain::anchoring::{next_anchor_step, AnchorStep, ChainTxState, LiveTx};
+use domain::memo::Memo;
+use domain::{ErrorClass, RetryDecision, RetryPolicy};
+use futures_util::StreamExt;
+use store::outbox::{ClaimedJob, Fenced, LiveAnchorTx, NewAnchorTx};
+use store::{Store, StoreError};
+
+use crate::metrics::RelayMetrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A test failpoint simulating the process dying here: nothing more is written, the
+    /// lease is not released.
+    #[error("simulated crash at {0}")]
+    Crash(&'static str),
+    /// The anchoring key cannot pay: an operator must fund it. Retryable, so a short dip
+    /// does not dead-letter a graduation day's worth of credentials at once.
+    #[error("anchoring key balance {balance} lamports is below the fee of {needed} lamports: fund it")]
+    InsufficientFunds { balance: u64, needed: u64 },
+}
+
+impl StepError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            StepError::Chain(e) => e.class(),
+            // Database trouble is transient from the job's point of view.
+            StepError::Store(_) | StepError::Crash(_) | StepError::InsufficientFunds { .. } => {
+                ErrorClass::Retryable
+            }
+        }
+    }
+}
+
+/// Tunables of a pass.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub worker: String,
+    pub batch_size: u32,
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub track_interval: Duration,
+    pub retry: RetryPolicy,
+}
+
+#[derive(Clone)]
+pub struct Relay {
+    store: Store,
+    chain: ChainClient,
+    config: RelayConfig,
+    metrics: RelayMetrics,
+}
+
+impl Relay {
+    pub fn new(store: Store, chain: ChainClient, config: RelayConfig, metrics: RelayMetrics) -> Self {
+        Self {
+            store,
+            chain,
+            config,
+            metrics,
+        }
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.config.worker
+    }
+
+    pub fn batch_size(&self) -> u32 {
+        self.config.batch_size
+    }
+
+    /// Records a pass that completed without error (the last-success gauge).
+    pub fn mark_success(&self) {
+        self.metrics.last_success.set(chrono_now() as f64 / 1000.0);
+    }
+
+    /// Claims up to `batch_size` due jobs and advances each one step. Returns how many jobs
+    /// were claimed (a full batch means more may be due right away).
+    pub async fn run_pass(&self) -> Result<usize, StepError> {
+        let started = Instant::now();
+        let jobs = self
+            .store
+            .claim_due_outbox_rows(&self.config.worker, self.config.batch_size, self.config.lease)
+            .await?;
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let claimed = jobs.len();
+        let ids: Vec<i64> = jobs.iter().map(|j| j.outbox_id).collect();
+        let mut live: HashMap<i64, LiveAnchorTx> =
+            self.store.live_anchor_txs(&ids).await?.into_iter().collect();
+
+        // One status call for the whole batch, then the finalized height AFTER it: if a
+        // signature is unknown and the finalized height is already past its last valid
+        // height, the transaction can no longer land.
+        let signatures: Vec<String> = live.values().map(|t| t.signature.clone()).collect();
+        let mut states: HashMap<String, ChainTxState> = HashMap::new();
+        let mut finalized_height = 0;
+        if !signatures.is_empty() {
+            match self.chain_view(&signatures).await {
+                Ok((s, h)) => {
+                    states = s;
+                    finalized_height = h;
+                }
+                Err(e) => {
+                    // Without the chain's view no step is safe: back off every job.
+                    for job in &jobs {
+                        self.fail_step(job, &StepError::Chain(clone_chain_error(&e))).await;
+                    }
+                    return Err(StepError::Chain(e));
+                }
+            }
+        }
+
+        let work = jobs.into_iter().map(|job| {
+            let live_tx = live.remove(&job.outbox_id);
+            let state = live_tx
+                .as_ref()
+                .and_then(|t| states.get(&t.signature).cloned())
+                .unwrap_or(ChainTxState::NotFound);
+            async move {
+                let step = next_anchor_step(
+                    live_tx.as_ref().map(|t| LiveTx {
+                        last_valid_block_height: t.last_valid_block_height,
+                    }),
+                    &state,
+                    finalized_height,
+                );
+                self.metrics.steps.with_label_values(&[step_name(&step)]).inc();
+                match self.advance(&job, live_tx.as_ref(), step).await {
+                    Ok(()) => {}
+                    Err(StepError::Crash(at)) => {
+                        tracing::warn!(credential_id = %job.credential_id, at, "simulated crash");
+                    }
+                    Err(e) => self.fail_step(&job, &e).await,
+                }
+            }
+        });
+        futures_util::stream::iter(work)
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect::<Vec<()>>()
+            .await;
+        self.metrics
+            .pass_duration
+            .observe(started.elapsed().as_secs_f64());
+        Ok(claimed)
+    }
+
+    async fn chain_view(
+        &self,
+        signatures: &[String],
+    ) -> Result<(HashMap<String, ChainTxState>, u64), ChainError> {
+        let statuses = self.chain.signature_statuses(signatures).await?;
+        let height = self.chain.finalized_block_height().await?;
+        let states = signatures
+            .iter()
+            .zip(statuses)
+            .map(|(sig, status)| {
+                let state = match status {
+                    None => ChainTxState::NotFound,
+                    Some(s) => match (s.err, s.confirmation) {
+                        (Some(error), _) => ChainTxState::Failed { error },
+                        (None, Confirmation::Processed) => ChainTxState::Processed { slot: s.slot },
+                        (None, Confirmation::Confirmed) => ChainTxState::Confirmed { slot: s.slot },
+                        (None, Confirmation::Finalized) => ChainTxState::Finalized { slot: s.slot },
+                    },
+                };
+                (sig.clone(), state)
+            })
+            .collect();
+        Ok((states, height))
+    }
+
+    async fn advance(
+        &self,
+        job: &ClaimedJob,
+        live: Option<&LiveAnchorTx>,
+        step: AnchorStep,
+    ) -> Result<(), StepError> {
+        let fence = job.fence(&self.config.worker);
+        let track = self.config.track_interval;
+        match (step, live) {
+            (AnchorStep::SignAndSend, _) => self.sign_and_send(job, None, None).await,
+            (AnchorStep::ExpireAndResign, Some(tx)) => {
+                tracing::info!(credential_id = %job.credential_id, signature = %tx.signature, "blockhash expired and never landed: re-signing");
+                // Counted as a failure: a key that cannot get transactions landed must not
+                // loop silently forever.
+                self.sign_and_send(
+                    job,
+                    Some((&tx.signature, "expired", None)),
+                    Some("previous anchor transaction expired without landing"),
+                )
+                .await
+            }
+            (AnchorStep::RecordFailureAndResign { error }, Some(tx)) => {
+                tracing::warn!(credential_id = %job.credential_id, signature = %tx.signature, %error, "anchor transaction failed on chain: re-signing");
+                self.sign_and_send(job, Some((&tx.signature, "failed", Some(&error))), Some(&error))
+                    .await
+            }
+            (AnchorStep::Rebroadcast, Some(tx)) => {
+                self.chain.send_transaction_bytes(&tx.tx_bytes).await?;
+                self.metrics.rebroadcasts.inc();
+                self.store.mark_tx_sent(&tx.signature).await?;
+                self.release(job, track, None).await
+            }
+            (AnchorStep::Wait, _) => self.release(job, track, None).await,
+            (AnchorStep::MarkConfirmed { slot }, Some(tx)) => {
+                self.store
+                    .mark_tx_confirmed(&job.credential_id, &tx.signature, slot)
+                    .await?;
+                self.release(job, track, None).await
+            }
+            (AnchorStep::Finalize { slot }, Some(tx)) => {
+                fail::fail_point!("relay::before_finalize", |_| Err(StepError::Crash("before_finalize")));
+                let done = self
+                    .store
+                    .complete_finalized(fence, &job.credential_id, &tx.signature, slot)
+                    .await?;
+                if done == Fenced::Done {
+                    let age = (chrono_now() - job.created_at.timestamp_millis()) as f64 / 1000.0;
+                    self.metrics.end_to_end.observe(age.max(0.0));
+                    self.metrics.lamports_spent.inc_by(tx.fee_lamports);
+                    tracing::info!(credential_id = %job.credential_id, signature = %tx.signature, slot, "anchor finalized");
+                }
+                Ok(())
+            }
+            // A step that needs a live transaction without one cannot come out of
+            // next_anchor_step; treat it as "sign" defensively rather than panic.
+            (_, None) => self.sign_and_send(job, None, None).await,
+        }
+    }
+
+    /// Build, sign, STORE, then send. The store step is fenced and unique per job, so if
+    /// another worker got there first nothing is sent.
+    async fn sign_and_send(
+        &self,
+        job: &ClaimedJob,
+        retire: Option<(&str, &str, Option<&str>)>,
+        note: Option<&str>,
+    ) -> Result<(), StepError> {
+        let memo = Memo::Credential {
+            issuer: job.issuer.clone(),
+            credential: job.credential_id,
+            hash: job.hash,
+        }
+        .encode();
+        let tx = self.chain.build_memo_transaction(&memo).await?;
+        // With preflight skipped (rebroadcasts must be harmless), an unfunded payer's
+        // transaction would be silently dropped: check the balance so the failure is visible.
+        if let Some(payer) = self.chain.payer_pubkey() {
+            let balance = self.chain.balance(&payer).await?;
+            let needed = tx.fee_lamports_estimate();
+            if balance < needed {
+                return Err(StepError::InsufficientFunds { balance, needed });
+            }
+        }
+        fail::fail_point!("relay::before_persist", |_| Err(StepError::Crash("before_persist")));
+        let stored = self
+            .store
+            .record_signed_tx(
+                job.fence(&self.config.worker),
+                &job.credential_id,
+                &NewAnchorTx {
+                    signature: &tx.signature,
+                    memo: &memo,
+                    tx_bytes: &tx.bytes,
+                    last_valid_block_height: tx.last_valid_block_height,
+                    fee_lamports: tx.fee_lamports_estimate(),
+                },
+                retire,
+            )
+            .await?;
+        if stored == Fenced::LostLease {
+            tracing::info!(credential_id = %job.credential_id, "lease lost before storing the transaction; not sending");
+            return Ok(());
+        }
+        fail::fail_point!("relay::after_persist", |_| Err(StepError::Crash("after_persist")));
+        match self.chain.send_transaction_bytes(&tx.bytes).await {
+            Ok(_) => self.metrics.sends.with_label_values(&["ok"]).inc(),
+            Err(e) => {
+                self.metrics.sends.with_label_values(&["error"]).inc();
+                return Err(e.into());
+            }
+        }
+        fail::fail_point!("relay::after_send", |_| Err(StepError::Crash("after_send")));
+        self.store.mark_tx_sent(&tx.signature).await?;
+        tracing::info!(credential_id = %job.credential_id, signature = %tx.signature, "anchor transaction sent");
+        self.release(job, self.config.track_interval, note).await
+    }
+
+    async fn release(
+        &self,
+        job: &ClaimedJob,
+        delay: Duration,
+        error: Option<&str>,
+    ) -> Result<(), StepError> {
+        self.store
+            .release_job(job.fence(&self.config.worker), delay, error)
+            .await?;
+        Ok(())
+    }
+
+    /// A failed step: back off with full jitter, or dead-letter after the retry budget.
+    async fn fail_step(&self, job: &ClaimedJob, error: &StepError) {
+        let failures = u32::try_from(job.failures).unwrap_or(0).saturating_add(1);
+        let message = error.to_string();
+        let decision = self
+            .config
+            .retry
+            .decide(failures, error.class(), fastrand::f64());
+        let result = match decision {
+            RetryDecision::RetryAfter(delay) => {
+                tracing::warn!(credential_id = %job.credential_id, failures, delay_ms = delay.as_millis() as u64, error = %message, "step failed; backing off");
+                self.store
+                    .release_job(job.fence(&self.config.worker), delay, Some(&message))
+                    .await
+            }
+            RetryDecision::DeadLetter => {
+                tracing::error!(credential_id = %job.credential_id, failures, error = %message, "dead-lettering job");
+                let r = self
+                    .store
+                    .dead_letter(job.fence(&self.config.worker), &job.credential_id, &message)
+                    .await;
+                if matches!(r, Ok(Fenced::Done)) {
+                    self.metrics.dead_letters.inc();
+                }
+                r
+            }
+        };
+        if let Err(e) = result {
+            // The lease will expire and the job come back: nothing is lost.
+            tracing::warn!(credential_id = %job.credential_id, error = %e, "could not record step failure");
+        }
+    }
+
+    /// Refreshes the backlog gauges.
+    pub async fn refresh_backlog(&self) -> Result<(), StoreError> {
+        let b = self.store.outbox_backlog().await?;
+        self.metrics.outbox_pending.set(b.pending);
+        self.metrics.outbox_dead.set(b.dead);
+        self.metrics
+            .outbox_oldest_pending_age
+            .set(b.oldest_pending_age_seconds);
+        Ok(())
+    }
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn step_name(step: &AnchorStep) -> &'static str {
+    match step {
+        AnchorStep::SignAndSend => "sign_and_send",
+        AnchorStep::Rebroadcast => "rebroadcast",
+        AnchorStep::ExpireAndResign => "expire_and_resign",
+        AnchorStep::RecordFailureAndResign { .. } => "failed_and_resign",
+        AnchorStep::Wait => "wait",
+        AnchorStep::MarkConfirmed { .. } => "confirmed",
+        AnchorStep::Finalize { .. } => "finalize",
+    }
+}
+
+/// ChainError is not Clone (it wraps client errors); keep what matters for classification.
+fn clone_chain_error(e: &ChainError) -> ChainError {
+    match e {
+        ChainError::Rpc { method, kind, message } => ChainError::Rpc {
+            method,
+            kind: *kind,
+            message: message.clone(),
+        },
+        other => ChainError::UnexpectedResponse {
+            method: "chain_view",
+            detail: other.to_string(),
+        },
+    }
+}

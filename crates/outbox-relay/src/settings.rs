@@ -1,0 +1,152 @@
+//! Typed configuration of outbox-relay (defaults → TOML file → `APP__*` environment).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chain::{ChainConfig, Cluster};
+use domain::RetryPolicy;
+use serde::Deserialize;
+use service_shell::telemetry::LogSettings;
+use store::DatabaseSettings;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub chain: ChainSettings,
+    #[serde(default)]
+    pub relay: RelaySettings,
+    #[serde(default)]
+    pub probes: ProbeSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChainSettings {
+    pub rpc_url: String,
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
+    /// Solana keypair JSON file of the anchoring (fee payer) key: a mounted Secret in
+    /// Kubernetes. Only its public key is ever logged.
+    pub keypair_path: PathBuf,
+    #[serde(default = "default_fee_cap")]
+    pub priority_fee_cap_micro_lamports: u64,
+    #[serde(default = "default_fee_percentile")]
+    pub priority_fee_percentile: u8,
+    #[serde(default = "default_rpc_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_cluster() -> String {
+    "localnet".into()
+}
+fn default_fee_cap() -> u64 {
+    100_000
+}
+fn default_fee_percentile() -> u8 {
+    75
+}
+fn default_rpc_timeout_ms() -> u64 {
+    10_000
+}
+
+impl ChainSettings {
+    pub fn chain_config(&self) -> anyhow::Result<ChainConfig> {
+        let cluster: Cluster = self
+            .cluster
+            .parse()
+            .map_err(|e| anyhow::anyhow!("chain.cluster: {e}"))?;
+        let mut config = ChainConfig::new(self.rpc_url.clone(), cluster);
+        config.priority_fee_cap_micro_lamports = self.priority_fee_cap_micro_lamports;
+        config.priority_fee_percentile = self.priority_fee_percentile.min(100);
+        config.request_timeout = Duration::from_millis(self.request_timeout_ms.max(100));
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RelaySettings {
+    /// Jobs claimed per round trip.
+    #[serde(default = "default_batch")]
+    pub batch_size: u32,
+    /// Jobs advanced in parallel within a batch.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// How long a claim is ours. Longer than one step (a few RPC calls), much shorter than
+    /// the time an SRE would tolerate a crashed relay's jobs sitting idle.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// Fallback poll when no NOTIFY arrives.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Delay before re-checking a sent transaction's status.
+    #[serde(default = "default_track_ms")]
+    pub track_interval_ms: u64,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Time allowed after SIGTERM to finish the current pass (keep below the pod's
+    /// terminationGracePeriodSeconds).
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+    /// Worker identity for leases; defaults to $HOSTNAME plus a random suffix.
+    #[serde(default)]
+    pub worker_id: Option<String>,
+}
+
+fn default_batch() -> u32 {
+    64
+}
+fn default_concurrency() -> usize {
+    16
+}
+fn default_lease_ms() -> u64 {
+    30_000
+}
+fn default_poll_ms() -> u64 {
+    500
+}
+fn default_track_ms() -> u64 {
+    1_000
+}
+fn default_grace() -> u64 {
+    20
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            batch_size: default_batch(),
+            concurrency: default_concurrency(),
+            lease_ms: default_lease_ms(),
+            poll_interval_ms: default_poll_ms(),
+            track_interval_ms: default_track_ms(),
+            retry: RetryPolicy::default(),
+            shutdown_grace_secs: default_grace(),
+            worker_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProbeSettings {
+    #[serde(default = "default_host")]
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+}
+
+fn default_host() -> String {
+    "0.0.0.0".into()
+}
+fn default_port() -> u16 {
+    9101
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: default_port(),
+        }
+    }
+}

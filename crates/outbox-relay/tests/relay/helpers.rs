@@ -1,0 +1,217 @@
+//! Test world: a fresh database, the real issuer-api on port 0 with one issuer, a funded
+//! anchoring keypair on the shared validator, and relays built like production ones.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use chain::{AnchorKeypair, ChainClient, ChainConfig, Cluster};
+use domain::memo::{decode_rpc_memo_field, Memo};
+use domain::sealed::MasterKey;
+use domain::{IssuerId, RetryPolicy};
+use issuer_api::admin::{create_issuer_in, CreatedIssuer};
+use outbox_relay::settings::{ChainSettings, ProbeSettings, RelaySettings};
+use outbox_relay::Settings;
+use serde_json::{json, Value};
+use store::{DatabaseSettings, Store};
+use testkit::validator::ChainEnv;
+use testkit::TestDb;
+
+pub struct World {
+    pub db: TestDb,
+    pub chain_env: ChainEnv,
+    pub api: String,
+    pub api_key: String,
+    pub store: Store,
+    pub keypair_path: PathBuf,
+    pub anchor_pubkey: String,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    #[allow(dead_code)]
+    pub issuer: CreatedIssuer,
+}
+
+pub async fn world() -> World {
+    let db = testkit::test_db().await.unwrap();
+    let chain_env = testkit::validator::chain_env().await.unwrap();
+    let master = MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    let settings = issuer_api::Settings {
+        http: issuer_api::settings::HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            workers: Some(2),
+            ..Default::default()
+        },
+        database: DatabaseSettings::new(&db.url),
+        signing: issuer_api::settings::SigningSettings {
+            master_key: master.to_base64().into(),
+        },
+        log: Default::default(),
+    };
+    let app = issuer_api::Application::build(settings).await.unwrap();
+    let api = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store().clone();
+    tokio::spawn(app.into_server());
+
+    let dir = tempfile::tempdir().unwrap();
+    let keypair = AnchorKeypair::generate();
+    let keypair_path = dir.path().join("anchor.json");
+    std::fs::write(&keypair_path, keypair.to_json_string()).unwrap();
+    let anchor_pubkey = keypair.pubkey_base58();
+    testkit::validator::airdrop(chain_env.rpc_url(), &anchor_pubkey, 50_000_000_000)
+        .await
+        .unwrap();
+    let issuer = create_issuer_in(
+        &store,
+        &master,
+        &IssuerId::parse("uni-relay").unwrap(),
+        "Relay University",
+        Some(&anchor_pubkey),
+    )
+    .await
+    .unwrap();
+    World {
+        db,
+        api,
+        api_key: issuer.api_key.clone(),
+        store,
+        keypair_path,
+        anchor_pubkey,
+        client: reqwest::Client::new(),
+        _dir: dir,
+        issuer,
+        chain_env,
+    }
+}
+
+impl World {
+    pub fn relay_settings(&self, rpc_url: &str, worker: &str) -> Settings {
+        Settings {
+            database: DatabaseSettings::new(&self.db.url),
+            chain: ChainSettings {
+                rpc_url: rpc_url.to_string(),
+                cluster: "localnet".into(),
+                keypair_path: self.keypair_path.clone(),
+                priority_fee_cap_micro_lamports: 10_000,
+                priority_fee_percentile: 75,
+                request_timeout_ms: 3_000,
+            },
+            relay: RelaySettings {
+                worker_id: Some(worker.to_string()),
+                lease_ms: 2_000,
+                poll_interval_ms: 200,
+                track_interval_ms: 500,
+                retry: RetryPolicy {
+                    base: Duration::from_millis(200),
+                    cap: Duration::from_secs(2),
+                    max_attempts: 10,
+                },
+                ..Default::default()
+            },
+            probes: ProbeSettings {
+                host: "127.0.0.1".into(),
+                port: 0,
+            },
+            log: Default::default(),
+        }
+    }
+
+    pub fn chain(&self) -> ChainClient {
+        ChainClient::read_only(ChainConfig::new(self.chain_env.rpc_url(), Cluster::Localnet))
+    }
+
+    /// Issues one credential over HTTP; returns its id.
+    pub async fn issue(&self, serial: &str) -> String {
+        let body = json!({
+            "recipient_id": format!("student-{serial}"),
+            "issued_at": "2026-06-30T12:00:00Z",
+            "serial": serial,
+            "credential_type": "diploma",
+            "title": "BSc Computer Science",
+            "file_base64": base64::engine::general_purpose::STANDARD.encode(format!("%PDF diploma {serial}")),
+        });
+        let resp = self
+            .client
+            .post(format!("{}/v1/credentials", self.api))
+            .bearer_auth(&self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+        let v: Value = resp.json().await.unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn issue_owned(&self, serial: String) -> String {
+        self.issue(&serial).await
+    }
+
+    pub async fn credential(&self, id: &str) -> Value {
+        self.client
+            .get(format!("{}/v1/credentials/{id}", self.api))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        let (client, conn) = tokio_postgres::connect(&self.db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.query_one(sql, &[]).await.unwrap().get(0)
+    }
+
+    /// Waits until every credential is finalized (or the timeout).
+    pub async fn wait_all_finalized(&self, expected: i64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let n = self
+                .query_i64("SELECT count(*) FROM credentials WHERE status = 'finalized'")
+                .await;
+            if n >= expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {n} of {expected} finalized in time"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Counts, per credential id, the finalized successful memo transactions the anchoring key
+    /// signed, by scanning the CHAIN (getSignaturesForAddress, paged), not the database.
+    pub async fn anchors_on_chain(&self) -> HashMap<String, usize> {
+        let chain = self.chain();
+        let mut counts = HashMap::new();
+        let mut before: Option<String> = None;
+        loop {
+            let page = chain
+                .signatures_for_address(&self.anchor_pubkey, before.as_deref(), None, 1000)
+                .await
+                .unwrap();
+            for entry in &page {
+                if entry.err {
+                    continue;
+                }
+                for memo in decode_rpc_memo_field(entry.memo.as_deref().unwrap_or("")) {
+                    if let Memo::Credential { credential, .. } = memo {
+                        *counts.entry(credential.to_string()).or_insert(0) += 1;
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => before = Some(last.signature.clone()),
+                _ => break,
+            }
+        }
+        counts
+    }
+}

@@ -1,0 +1,6 @@
+//! Relay tests against a real PostgreSQL and a real local solana-test-validator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod anchoring;
+mod faults;
+mod helpers;
