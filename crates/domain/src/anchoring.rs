@@ -13,11 +13,19 @@ pub enum ChainTxState {
     /// Unknown to the node, including its transaction history.
     NotFound,
     /// Landed but failed (`err != null`): it anchors nothing.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// Seen at `processed` commitment only.
-    Processed { slot: u64 },
-    Confirmed { slot: u64 },
-    Finalized { slot: u64 },
+    Processed {
+        slot: u64,
+    },
+    Confirmed {
+        slot: u64,
+    },
+    Finalized {
+        slot: u64,
+    },
 }
 
 /// The live (signed, maybe sent) transaction of a job, as stored before its first send.
@@ -92,10 +100,19 @@ mod tests {
 
     #[test]
     fn unknown_tx_is_rebroadcast_until_the_finalized_height_passes_its_last_valid_height() {
-        assert_eq!(next_anchor_step(LIVE, &ChainTxState::NotFound, 50), AnchorStep::Rebroadcast);
+        assert_eq!(
+            next_anchor_step(LIVE, &ChainTxState::NotFound, 50),
+            AnchorStep::Rebroadcast
+        );
         // Equal is still valid: the blockhash is usable up to and including lastValidBlockHeight.
-        assert_eq!(next_anchor_step(LIVE, &ChainTxState::NotFound, 100), AnchorStep::Rebroadcast);
-        assert_eq!(next_anchor_step(LIVE, &ChainTxState::NotFound, 101), AnchorStep::ExpireAndResign);
+        assert_eq!(
+            next_anchor_step(LIVE, &ChainTxState::NotFound, 100),
+            AnchorStep::Rebroadcast
+        );
+        assert_eq!(
+            next_anchor_step(LIVE, &ChainTxState::NotFound, 101),
+            AnchorStep::ExpireAndResign
+        );
     }
 
     #[test]

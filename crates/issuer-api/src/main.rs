@@ -52,14 +52,24 @@ async fn main() -> anyhow::Result<()> {
     let settings: Settings = service_shell::settings::load(cli.config.as_deref())?;
     service_shell::telemetry::init(&settings.log);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => Application::build(settings).await?.run_until_stopped().await?,
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await?
+        }
         Command::Migrate => {
             let store = store::Store::connect_lazy(&settings.database)?;
             let applied = store.migrate().await?;
             println!("{{\"applied_migrations\": {applied}}}");
         }
-        Command::Admin(AdminCommand::CreateIssuer { id, name, anchor_pubkey }) => {
-            let created = admin::create_issuer(&settings, &id, &name, anchor_pubkey.as_deref()).await?;
+        Command::Admin(AdminCommand::CreateIssuer {
+            id,
+            name,
+            anchor_pubkey,
+        }) => {
+            let created =
+                admin::create_issuer(&settings, &id, &name, anchor_pubkey.as_deref()).await?;
             println!("{}", serde_json::to_string_pretty(&created)?);
         }
         Command::Admin(AdminCommand::NewMasterKey) => {}

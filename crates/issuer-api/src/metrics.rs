@@ -22,18 +22,25 @@ impl ApiMetrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route pattern, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route pattern, method and status",
+            ),
             &["route", "method", "status"],
         )?;
         let http_duration = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
-                .buckets(vec![
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ]),
+                ],
+            ),
             &["route", "method"],
         )?;
         let credentials_issued = IntCounterVec::new(
-            Opts::new("credentials_issued_total", "Credentials accepted (202) by issuer"),
+            Opts::new(
+                "credentials_issued_total",
+                "Credentials accepted (202) by issuer",
+            ),
             &["issuer"],
         )?;
         registry.register(Box::new(http_requests.clone()))?;

@@ -199,15 +199,17 @@ fn finish(
         return Err(ApiError::invalid_field(file_field, "the file is empty"));
     }
     let recipient = body.recipient_id.ok_or_else(|| missing("recipient_id"))?;
-    let recipient =
-        RecipientId::parse(&recipient).map_err(|e| ApiError::invalid_field("recipient_id", e.to_string()))?;
+    let recipient = RecipientId::parse(&recipient)
+        .map_err(|e| ApiError::invalid_field("recipient_id", e.to_string()))?;
     let issued_at = body.issued_at.ok_or_else(|| missing("issued_at"))?;
     let issued_at = IssuedAt::parse_rfc3339(&issued_at)
         .map_err(|e| ApiError::invalid_field("issued_at", e.to_string()))?;
     let serial = body.serial.ok_or_else(|| missing("serial"))?;
     let serial =
         Serial::parse(&serial).map_err(|e| ApiError::invalid_field("serial", e.to_string()))?;
-    let credential_type = body.credential_type.ok_or_else(|| missing("credential_type"))?;
+    let credential_type = body
+        .credential_type
+        .ok_or_else(|| missing("credential_type"))?;
     let credential_type = plain_text("credential_type", credential_type, MAX_TYPE_CHARS)?;
     let title = body.title.ok_or_else(|| missing("title"))?;
     let title = plain_text("title", title, MAX_TITLE_CHARS)?;
@@ -215,7 +217,9 @@ fn finish(
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(Value::Object(map)) => {
             let value = Value::Object(map);
-            let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
+            let size = serde_json::to_vec(&value)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
             if size > MAX_METADATA_BYTES {
                 return Err(ApiError::invalid_field(
                     "metadata",
@@ -249,7 +253,10 @@ fn plain_text(field: &str, value: String, max_chars: usize) -> Result<String, Ap
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(field, "contains control characters"));
+        return Err(ApiError::invalid_field(
+            field,
+            "contains control characters",
+        ));
     }
     if value.trim() != value {
         return Err(ApiError::invalid_field(
@@ -265,9 +272,11 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     let Some(value) = headers.get("Idempotency-Key") else {
         return Ok(None);
     };
-    let text = value.to_str().map_err(|_| ApiError::InvalidIdempotencyKey {
-        reason: "must be visible ASCII".into(),
-    })?;
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidIdempotencyKey {
+            reason: "must be visible ASCII".into(),
+        })?;
     if text.is_empty() || text.len() > 255 {
         return Err(ApiError::InvalidIdempotencyKey {
             reason: "must be 1 to 255 characters".into(),
@@ -303,13 +312,19 @@ mod tests {
     #[test]
     fn names_missing_and_invalid_fields() {
         let err = body(r#"{"issued_at":"2026-06-30T12:00:00Z","file_base64":"aGk="}"#).unwrap_err();
-        assert!(matches!(err, ApiError::MissingField { ref field } if field == "recipient_id"), "{err:?}");
+        assert!(
+            matches!(err, ApiError::MissingField { ref field } if field == "recipient_id"),
+            "{err:?}"
+        );
         let err = body(&OK.replace("2026-06-30T12:00:00Z", "2026-02-30T12:00:00Z")).unwrap_err();
         assert!(matches!(err, ApiError::InvalidField { ref field, .. } if field == "issued_at"));
         let err = body(&OK.replace("aGVsbG8=", "@@@")).unwrap_err();
         assert!(matches!(err, ApiError::InvalidField { ref field, .. } if field == "file_base64"));
         let err = body(&OK.replace("\"S-1\"", "42")).unwrap_err();
-        assert!(matches!(err, ApiError::InvalidField { ref field, .. } if field == "serial"), "{err:?}");
+        assert!(
+            matches!(err, ApiError::InvalidField { ref field, .. } if field == "serial"),
+            "{err:?}"
+        );
         let err = body(&OK.replace("\"BSc\"", "\"a\\u0007b\"")).unwrap_err();
         assert!(matches!(err, ApiError::InvalidField { ref field, .. } if field == "title"));
     }
@@ -317,17 +332,28 @@ mod tests {
     #[test]
     fn rejects_malformed_json_unknown_fields_and_trailing_bytes() {
         assert!(matches!(body("{"), Err(ApiError::InvalidJson { .. })));
-        assert!(matches!(body(&format!("{OK} x")), Err(ApiError::InvalidJson { .. })));
+        assert!(matches!(
+            body(&format!("{OK} x")),
+            Err(ApiError::InvalidJson { .. })
+        ));
         let err = body(&OK.replace("\"title\"", "\"titel\"")).unwrap_err();
-        assert!(matches!(err, ApiError::InvalidJson { .. } | ApiError::InvalidField { .. }));
+        assert!(matches!(
+            err,
+            ApiError::InvalidJson { .. } | ApiError::InvalidField { .. }
+        ));
     }
 
     #[test]
     fn metadata_must_be_a_small_object() {
-        let err = body(&OK.replace("\"title\":\"BSc\"", "\"title\":\"BSc\",\"metadata\":[1]")).unwrap_err();
+        let err = body(&OK.replace("\"title\":\"BSc\"", "\"title\":\"BSc\",\"metadata\":[1]"))
+            .unwrap_err();
         assert!(matches!(err, ApiError::InvalidField { ref field, .. } if field == "metadata"));
         let big = "x".repeat(MAX_METADATA_BYTES);
-        let err = body(&OK.replace("\"title\":\"BSc\"", &format!("\"title\":\"BSc\",\"metadata\":{{\"k\":\"{big}\"}}"))).unwrap_err();
+        let err = body(&OK.replace(
+            "\"title\":\"BSc\"",
+            &format!("\"title\":\"BSc\",\"metadata\":{{\"k\":\"{big}\"}}"),
+        ))
+        .unwrap_err();
         assert!(matches!(err, ApiError::InvalidField { ref field, .. } if field == "metadata"));
     }
 

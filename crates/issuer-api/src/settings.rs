@@ -13,6 +13,31 @@ pub struct Settings {
     pub signing: SigningSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub explorer: ExplorerSettings,
+}
+
+/// Which Solana network anchors live on, for explorer links in responses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExplorerSettings {
+    #[serde(default = "default_cluster")]
+    pub cluster: chain::Cluster,
+    /// RPC URL the explorer should read a local validator from (localnet only).
+    #[serde(default)]
+    pub custom_rpc_url: Option<String>,
+}
+
+fn default_cluster() -> chain::Cluster {
+    chain::Cluster::Localnet
+}
+
+impl Default for ExplorerSettings {
+    fn default() -> Self {
+        Self {
+            cluster: default_cluster(),
+            custom_rpc_url: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -23,7 +23,12 @@ pub struct Signer {
 /// Additional authenticated data binding a sealed seed to its issuer and key id: a sealed
 /// seed copied onto another issuer's row does not open.
 pub fn seal_aad(issuer: &IssuerId, key_id: &KeyId) -> Vec<u8> {
-    format!("issuer-signing-key/v1/{}/{}", issuer.as_str(), key_id.as_str()).into_bytes()
+    format!(
+        "issuer-signing-key/v1/{}/{}",
+        issuer.as_str(),
+        key_id.as_str()
+    )
+    .into_bytes()
 }
 
 impl Signer {

@@ -41,6 +41,7 @@ impl Application {
             metrics,
             body_limit_bytes: settings.http.body_limit_bytes,
             retry_after_secs: settings.http.retry_after_secs,
+            explorer: settings.explorer.clone(),
         });
         let mut server = HttpServer::new(move || {
             App::new()

@@ -13,6 +13,7 @@ pub struct AppState {
     pub metrics: Arc<ApiMetrics>,
     pub body_limit_bytes: usize,
     pub retry_after_secs: u64,
+    pub explorer: crate::settings::ExplorerSettings,
 }
 
 impl AppState {

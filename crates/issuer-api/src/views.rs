@@ -41,6 +41,8 @@ pub struct AnchorView {
     /// Transaction signature (base58).
     pub signature: String,
     pub slot: Option<u64>,
+    /// Link to the transaction on a block explorer for the configured cluster.
+    pub explorer_url: Option<String>,
 }
 
 /// One page of credentials.
@@ -49,6 +51,24 @@ pub struct CredentialPage {
     pub items: Vec<CredentialView>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     pub next_cursor: Option<String>,
+}
+
+impl CredentialView {
+    /// The view with explorer links for `explorer`'s cluster.
+    pub fn with_explorer(
+        r: &CredentialRecord,
+        explorer: &crate::settings::ExplorerSettings,
+    ) -> Self {
+        let mut view = CredentialView::from(r);
+        if let Some(anchor) = view.anchor.as_mut() {
+            anchor.explorer_url = Some(
+                explorer
+                    .cluster
+                    .explorer_tx_url(&anchor.signature, explorer.custom_rpc_url.as_deref()),
+            );
+        }
+        view
+    }
 }
 
 impl From<&CredentialRecord> for CredentialView {
@@ -70,6 +90,7 @@ impl From<&CredentialRecord> for CredentialView {
             anchor: r.anchor_signature.as_ref().map(|sig| AnchorView {
                 signature: sig.clone(),
                 slot: r.anchor_slot,
+                explorer_url: None,
             }),
             last_error: r.last_error.clone(),
             created_at: r.created_at.to_rfc3339(),

@@ -96,7 +96,10 @@ impl Application {
     /// Runs passes until `shutdown` resolves. Shutdown order: stop claiming, let the pass in
     /// progress finish (bounded by the grace period: unfinished jobs' leases simply expire),
     /// stop the listener, then the probe server.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let Self {
             relay,
             probes: probe_server,
@@ -153,5 +156,4 @@ impl Application {
         tracing::info!("relay stopped");
         Ok(())
     }
-
 }

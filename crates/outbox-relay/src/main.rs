@@ -54,12 +54,22 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", kp.pubkey_base58());
         }
         Command::Pubkey { keypair } => {
-            println!("{}", chain::AnchorKeypair::from_json_file(&keypair)?.pubkey_base58());
+            println!(
+                "{}",
+                chain::AnchorKeypair::from_json_file(&keypair)?.pubkey_base58()
+            );
         }
-        Command::Airdrop { keypair, sol, rpc_url } => {
+        Command::Airdrop {
+            keypair,
+            sol,
+            rpc_url,
+        } => {
             let kp = chain::AnchorKeypair::from_json_file(&keypair)?;
             let address = kp.pubkey_base58();
-            let client = chain::ChainClient::read_only(chain::ChainConfig::new(rpc_url, chain::Cluster::Localnet));
+            let client = chain::ChainClient::read_only(chain::ChainConfig::new(
+                rpc_url,
+                chain::Cluster::Localnet,
+            ));
             client
                 .request_airdrop_and_confirm(&address, sol.saturating_mul(1_000_000_000))
                 .await?;

@@ -22,8 +22,14 @@ pub struct RelayMetrics {
 impl RelayMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let m = Self {
-            outbox_pending: IntGauge::new("outbox_pending", "Open outbox jobs (not completed, not dead)")?,
-            outbox_dead: IntGauge::new("outbox_dead_letter_jobs", "Dead-lettered jobs awaiting an operator")?,
+            outbox_pending: IntGauge::new(
+                "outbox_pending",
+                "Open outbox jobs (not completed, not dead)",
+            )?,
+            outbox_dead: IntGauge::new(
+                "outbox_dead_letter_jobs",
+                "Dead-lettered jobs awaiting an operator",
+            )?,
             outbox_oldest_pending_age: Gauge::new(
                 "outbox_oldest_pending_age_seconds",
                 "Age of the oldest open outbox job",
@@ -33,7 +39,9 @@ impl RelayMetrics {
                     "outbox_end_to_end_seconds",
                     "Time from credential commit to its anchor being finalized",
                 )
-                .buckets(vec![1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0]),
+                .buckets(vec![
+                    1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+                ]),
             )?,
             sends: IntCounterVec::new(
                 Opts::new("relay_sends_total", "Anchor transaction sends by result"),

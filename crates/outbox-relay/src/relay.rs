@@ -30,7 +30,9 @@ pub enum StepError {
     Crash(&'static str),
     /// The anchoring key cannot pay: an operator must fund it. Retryable, so a short dip
     /// does not dead-letter a graduation day's worth of credentials at once.
-    #[error("anchoring key balance {balance} lamports is below the fee of {needed} lamports: fund it")]
+    #[error(
+        "anchoring key balance {balance} lamports is below the fee of {needed} lamports: fund it"
+    )]
     InsufficientFunds { balance: u64, needed: u64 },
 }
 
@@ -66,7 +68,12 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(store: Store, chain: ChainClient, config: RelayConfig, metrics: RelayMetrics) -> Self {
+    pub fn new(
+        store: Store,
+        chain: ChainClient,
+        config: RelayConfig,
+        metrics: RelayMetrics,
+    ) -> Self {
         Self {
             store,
             chain,
@@ -94,15 +101,23 @@ impl Relay {
         let started = Instant::now();
         let jobs = self
             .store
-            .claim_due_outbox_rows(&self.config.worker, self.config.batch_size, self.config.lease)
+            .claim_due_outbox_rows(
+                &self.config.worker,
+                self.config.batch_size,
+                self.config.lease,
+            )
             .await?;
         if jobs.is_empty() {
             return Ok(0);
         }
         let claimed = jobs.len();
         let ids: Vec<i64> = jobs.iter().map(|j| j.outbox_id).collect();
-        let mut live: HashMap<i64, LiveAnchorTx> =
-            self.store.live_anchor_txs(&ids).await?.into_iter().collect();
+        let mut live: HashMap<i64, LiveAnchorTx> = self
+            .store
+            .live_anchor_txs(&ids)
+            .await?
+            .into_iter()
+            .collect();
 
         // One status call for the whole batch, then the finalized height AFTER it: if a
         // signature is unknown and the finalized height is already past its last valid
@@ -119,7 +134,8 @@ impl Relay {
                 Err(e) => {
                     // Without the chain's view no step is safe: back off every job.
                     for job in &jobs {
-                        self.fail_step(job, &StepError::Chain(clone_chain_error(&e))).await;
+                        self.fail_step(job, &StepError::Chain(clone_chain_error(&e)))
+                            .await;
                     }
                     return Err(StepError::Chain(e));
                 }
@@ -140,7 +156,10 @@ impl Relay {
                     &state,
                     finalized_height,
                 );
-                self.metrics.steps.with_label_values(&[step_name(&step)]).inc();
+                self.metrics
+                    .steps
+                    .with_label_values(&[step_name(&step)])
+                    .inc();
                 match self.advance(&job, live_tx.as_ref(), step).await {
                     Ok(()) => {}
                     Err(StepError::Crash(at)) => {
@@ -208,8 +227,12 @@ impl Relay {
             }
             (AnchorStep::RecordFailureAndResign { error }, Some(tx)) => {
                 tracing::warn!(credential_id = %job.credential_id, signature = %tx.signature, %error, "anchor transaction failed on chain: re-signing");
-                self.sign_and_send(job, Some((&tx.signature, "failed", Some(&error))), Some(&error))
-                    .await
+                self.sign_and_send(
+                    job,
+                    Some((&tx.signature, "failed", Some(&error))),
+                    Some(&error),
+                )
+                .await
             }
             (AnchorStep::Rebroadcast, Some(tx)) => {
                 self.chain.send_transaction_bytes(&tx.tx_bytes).await?;
@@ -225,7 +248,9 @@ impl Relay {
                 self.release(job, track, None).await
             }
             (AnchorStep::Finalize { slot }, Some(tx)) => {
-                fail::fail_point!("relay::before_finalize", |_| Err(StepError::Crash("before_finalize")));
+                fail::fail_point!("relay::before_finalize", |_| Err(StepError::Crash(
+                    "before_finalize"
+                )));
                 let done = self
                     .store
                     .complete_finalized(fence, &job.credential_id, &tx.signature, slot)
@@ -268,7 +293,9 @@ impl Relay {
                 return Err(StepError::InsufficientFunds { balance, needed });
             }
         }
-        fail::fail_point!("relay::before_persist", |_| Err(StepError::Crash("before_persist")));
+        fail::fail_point!("relay::before_persist", |_| Err(StepError::Crash(
+            "before_persist"
+        )));
         let stored = self
             .store
             .record_signed_tx(
@@ -288,7 +315,9 @@ impl Relay {
             tracing::info!(credential_id = %job.credential_id, "lease lost before storing the transaction; not sending");
             return Ok(());
         }
-        fail::fail_point!("relay::after_persist", |_| Err(StepError::Crash("after_persist")));
+        fail::fail_point!("relay::after_persist", |_| Err(StepError::Crash(
+            "after_persist"
+        )));
         match self.chain.send_transaction_bytes(&tx.bytes).await {
             Ok(_) => self.metrics.sends.with_label_values(&["ok"]).inc(),
             Err(e) => {
@@ -381,7 +410,11 @@ fn step_name(step: &AnchorStep) -> &'static str {
 /// ChainError is not Clone (it wraps client errors); keep what matters for classification.
 fn clone_chain_error(e: &ChainError) -> ChainError {
     match e {
-        ChainError::Rpc { method, kind, message } => ChainError::Rpc {
+        ChainError::Rpc {
+            method,
+            kind,
+            message,
+        } => ChainError::Rpc {
             method,
             kind: *kind,
             message: message.clone(),

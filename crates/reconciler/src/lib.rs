@@ -72,7 +72,10 @@ impl Application {
     }
 
     /// Runs until `shutdown` resolves, then stops the probe server.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let handle = self.probes.handle();
         let server = tokio::spawn(self.probes);
         shutdown.await;

@@ -75,7 +75,11 @@ mod tests {
     #[test]
     fn file_then_env_override_defaults() {
         let mut f = tempfile_in_target("a.toml");
-        writeln!(f.1, "name = \"from-file\"\nport = 9000\n[nested]\nlevel = 2").unwrap();
+        writeln!(
+            f.1,
+            "name = \"from-file\"\nport = 9000\n[nested]\nlevel = 2"
+        )
+        .unwrap();
         std::env::set_var("SSTEST1__NESTED__LEVEL", "7");
         let d: Demo = load_with_env(Some(&f.0), "SSTEST1").unwrap();
         assert_eq!(d.name, "from-file");
@@ -94,8 +98,8 @@ mod tests {
 
     #[test]
     fn missing_file_and_bad_types_are_errors_not_panics() {
-        let err = load_with_env::<Demo>(Some(Path::new("/nonexistent/x.toml")), "SSTEST4")
-            .unwrap_err();
+        let err =
+            load_with_env::<Demo>(Some(Path::new("/nonexistent/x.toml")), "SSTEST4").unwrap_err();
         assert!(err.to_string().contains("does not exist"));
         let mut f = tempfile_in_target("b.toml");
         writeln!(f.1, "name = \"x\"\nport = \"not a number\"").unwrap();

@@ -4,9 +4,7 @@
 use chrono::{DateTime, Utc};
 use domain::hash::{CredentialHash, FileDigest};
 use domain::signing::IssuerSignature;
-use domain::{
-    CredentialId, CredentialStatus, IssuedAt, IssuerId, KeyId, RecipientId, Serial,
-};
+use domain::{CredentialId, CredentialStatus, IssuedAt, IssuerId, KeyId, RecipientId, Serial};
 use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -124,7 +122,11 @@ impl Store {
                 .execute(
                     "INSERT INTO idempotency_keys (issuer_id, key, request_hash) \
                      VALUES ($1, $2, $3) ON CONFLICT (issuer_id, key) DO NOTHING",
-                    &[&new.issuer.as_str(), &idem.key, &idem.request_hash.as_slice()],
+                    &[
+                        &new.issuer.as_str(),
+                        &idem.key,
+                        &idem.request_hash.as_slice(),
+                    ],
                 )
                 .await?;
             if claimed == 0 {
@@ -149,7 +151,9 @@ impl Store {
                     }),
                     // The response is written in the same transaction as the key, so a
                     // committed key without one means a manual edit.
-                    _ => Err(StoreError::Corrupt("idempotency key without response".into())),
+                    _ => Err(StoreError::Corrupt(
+                        "idempotency key without response".into(),
+                    )),
                 };
             }
         }

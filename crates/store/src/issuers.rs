@@ -99,7 +99,11 @@ impl Store {
         client
             .execute(
                 "INSERT INTO api_keys (id, issuer_id, secret_hash) VALUES ($1, $2, $3)",
-                &[&key_id.as_str(), &issuer.as_str(), &hash.as_bytes().as_slice()],
+                &[
+                    &key_id.as_str(),
+                    &issuer.as_str(),
+                    &hash.as_bytes().as_slice(),
+                ],
             )
             .await?;
         Ok(())

@@ -342,10 +342,20 @@ impl Store {
                    failures = CASE WHEN $5::text IS NULL THEN 0 ELSE failures + 1 END, \
                    last_error = coalesce($5, last_error), updated_at = now() \
                  WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND completed_at IS NULL",
-                &[&fence.outbox_id, &fence.worker, &fence.attempts, &ms(delay), &error],
+                &[
+                    &fence.outbox_id,
+                    &fence.worker,
+                    &fence.attempts,
+                    &ms(delay),
+                    &error,
+                ],
             )
             .await?;
-        Ok(if n == 1 { Fenced::Done } else { Fenced::LostLease })
+        Ok(if n == 1 {
+            Fenced::Done
+        } else {
+            Fenced::LostLease
+        })
     }
 
     /// Gives up on a job after too many failures: the job leaves the queue and the
@@ -373,7 +383,11 @@ impl Store {
         db.execute(
             "UPDATE credentials SET status = 'failed', last_error = $2, updated_at = now() \
              WHERE id = $1 AND status = ANY($3)",
-            &[credential.as_uuid(), &error, &statuses(StatusEvent::DeadLettered)],
+            &[
+                credential.as_uuid(),
+                &error,
+                &statuses(StatusEvent::DeadLettered),
+            ],
         )
         .await?;
         db.commit().await?;
@@ -382,7 +396,10 @@ impl Store {
 
     /// Operator retry: puts dead-lettered jobs (all, or one credential's) back in the queue.
     /// Returns how many were requeued.
-    pub async fn requeue_failed(&self, credential: Option<&CredentialId>) -> Result<u64, StoreError> {
+    pub async fn requeue_failed(
+        &self,
+        credential: Option<&CredentialId>,
+    ) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let db = client.transaction().await?;
         let id: Option<Uuid> = credential.map(|c| *c.as_uuid());
@@ -395,7 +412,10 @@ impl Store {
                 &[&id],
             )
             .await?;
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        let ids: Vec<Uuid> = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
         // A job with a live transaction goes back to `submitted`, one without to `queued`.
         db.execute(
             "UPDATE credentials c SET status = CASE WHEN EXISTS (SELECT 1 FROM anchor_transactions t \
@@ -438,7 +458,10 @@ impl Store {
     ) -> Result<Option<CredentialStatus>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt("SELECT status FROM credentials WHERE id = $1", &[id.as_uuid()])
+            .query_opt(
+                "SELECT status FROM credentials WHERE id = $1",
+                &[id.as_uuid()],
+            )
             .await?;
         row.map(|r| {
             let s: String = r.try_get(0)?;

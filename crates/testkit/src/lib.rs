@@ -9,8 +9,8 @@
 //! Tests are isolated by a fresh database each ([`test_db`]) and fresh funded keypairs.
 
 pub mod ports;
-pub mod proxy;
 pub mod postgres;
+pub mod proxy;
 pub mod validator;
 
 pub use postgres::{test_db, PgEnv, TestDb, TestPostgres};

@@ -148,14 +148,7 @@ impl TestPostgres {
     fn stop_with_mode(&self, mode: &str) -> anyhow::Result<()> {
         self.run(
             &pg_bin("pg_ctl"),
-            &[
-                "-D",
-                path_str(&self.data_dir())?,
-                "-m",
-                mode,
-                "-w",
-                "stop",
-            ],
+            &["-D", path_str(&self.data_dir())?, "-m", mode, "-w", "stop"],
         )
     }
 
@@ -203,7 +196,10 @@ impl TestPostgres {
 impl Drop for TestPostgres {
     fn drop(&mut self) {
         if let Ok(data) = path_str(&self.data_dir()) {
-            let _ = self.run(&pg_bin("pg_ctl"), &["-D", data, "-m", "immediate", "-w", "stop"]);
+            let _ = self.run(
+                &pg_bin("pg_ctl"),
+                &["-D", data, "-m", "immediate", "-w", "stop"],
+            );
         }
     }
 }

@@ -63,7 +63,7 @@ pub async fn issue_credential(
         file_digest,
         issuer: issuer.clone(),
         recipient: parsed.recipient.clone(),
-        issued_at: parsed.issued_at.clone(),
+        issued_at: parsed.issued_at,
         serial: parsed.serial.clone(),
     });
     let key = state
@@ -130,7 +130,9 @@ fn render_outcome(outcome: &IssueOutcome) -> (u16, Value) {
             (409, to_json(&err.body()))
         }
         IssueOutcome::Replayed { status, body } => (*status, body.clone()),
-        IssueOutcome::IdempotencyKeyReused => (422, to_json(&ApiError::IdempotencyKeyReused.body())),
+        IssueOutcome::IdempotencyKeyReused => {
+            (422, to_json(&ApiError::IdempotencyKeyReused.body()))
+        }
     }
 }
 
@@ -182,7 +184,7 @@ pub async fn get_credential(
         .await
         .map_err(|e| state.store_error(e))?
         .ok_or(ApiError::CredentialNotFound)?;
-    Ok(HttpResponse::Ok().json(CredentialView::from(&record)))
+    Ok(HttpResponse::Ok().json(CredentialView::with_explorer(&record, &state.explorer)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,7 +254,10 @@ pub async fn list_credentials(
         None
     };
     Ok(HttpResponse::Ok().json(CredentialPage {
-        items: records.iter().map(CredentialView::from).collect(),
+        items: records
+            .iter()
+            .map(|r| CredentialView::with_explorer(r, &state.explorer))
+            .collect(),
         next_cursor,
     }))
 }

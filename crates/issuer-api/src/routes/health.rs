@@ -22,7 +22,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "readiness check failed".to_string()
         }
     };
-    HttpResponse::ServiceUnavailable().json(serde_json::json!({"code": "not_ready", "message": reason}))
+    HttpResponse::ServiceUnavailable()
+        .json(serde_json::json!({"code": "not_ready", "message": reason}))
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

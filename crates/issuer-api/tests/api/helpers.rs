@@ -34,6 +34,7 @@ pub fn settings_for(db_url: &str, master: &MasterKey) -> Settings {
             master_key: master.to_base64().into(),
         },
         log: Default::default(),
+        explorer: Default::default(),
     }
 }
 

@@ -22,9 +22,19 @@ async fn same_key_and_body_replays_the_first_response() {
 #[tokio::test]
 async fn same_key_with_a_different_body_is_422_and_writes_nothing() {
     let app = spawn_app().await;
-    assert_eq!(app.post_json(&credential_json("S-I2"), Some("key-2")).await.status().as_u16(), 202);
-    let (status, body) = error_code(app.post_json(&credential_json("S-I3"), Some("key-2")).await).await;
-    assert_eq!((status, body["code"].as_str()), (422, Some("idempotency_key_reused")));
+    assert_eq!(
+        app.post_json(&credential_json("S-I2"), Some("key-2"))
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
+    let (status, body) =
+        error_code(app.post_json(&credential_json("S-I3"), Some("key-2")).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
     assert_eq!(app.row_counts().await, (1, 1));
 }
 
@@ -32,7 +42,13 @@ async fn same_key_with_a_different_body_is_422_and_writes_nothing() {
 async fn keys_are_scoped_per_issuer() {
     let app = spawn_app().await;
     let other = app.second_issuer("uni-b").await;
-    assert_eq!(app.post_json(&credential_json("S-I4"), Some("shared")).await.status().as_u16(), 202);
+    assert_eq!(
+        app.post_json(&credential_json("S-I4"), Some("shared"))
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
     let resp = app
         .client
         .post(app.url("/v1/credentials"))
@@ -90,15 +106,30 @@ async fn concurrent_requests_without_key_but_same_serial_create_one_credential()
         let key = app.issuer.api_key.clone();
         let body = credential_json("S-RACE");
         tasks.push(tokio::spawn(async move {
-            client.post(url).bearer_auth(key).json(&body).send().await.unwrap().status().as_u16()
+            client
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 202 || *s == 200), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 200),
+        "{statuses:?}"
+    );
     assert_eq!(app.row_counts().await, (1, 1));
 }
 
@@ -107,8 +138,13 @@ async fn malformed_idempotency_keys_are_400() {
     let app = spawn_app().await;
     let long = "k".repeat(256);
     for key in ["has space", long.as_str()] {
-        let (status, body) = error_code(app.post_json(&credential_json("S-I5"), Some(key)).await).await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_idempotency_key")), "{key}");
+        let (status, body) =
+            error_code(app.post_json(&credential_json("S-I5"), Some(key)).await).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_idempotency_key")),
+            "{key}"
+        );
     }
     assert_eq!(app.row_counts().await, (0, 0));
 }

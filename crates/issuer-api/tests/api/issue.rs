@@ -15,7 +15,10 @@ async fn issue_json_answers_202_with_a_signed_queued_credential_and_writes_both_
     let location = resp.headers()["location"].to_str().unwrap().to_string();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "queued");
-    assert_eq!(location, format!("/v1/credentials/{}", body["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/v1/credentials/{}", body["id"].as_str().unwrap())
+    );
 
     // The hash is exactly the domain's hash of the submitted fields.
     let expected = credential_hash(&CredentialFields {
@@ -43,13 +46,24 @@ async fn issue_json_answers_202_with_a_signed_queued_credential_and_writes_both_
 #[tokio::test]
 async fn multipart_and_json_requests_of_the_same_credential_give_the_same_hash() {
     let app = spawn_app().await;
-    let json_resp: Value = app.post_json(&credential_json("S-J"), None).await_json().await;
+    let json_resp: Value = app
+        .post_json(&credential_json("S-J"), None)
+        .await_json()
+        .await;
 
     let mut meta = credential_json("S-M");
     meta.as_object_mut().unwrap().remove("file_base64");
     let form = reqwest::multipart::Form::new()
-        .part("metadata", reqwest::multipart::Part::text(meta.to_string()).mime_str("application/json").unwrap())
-        .part("file", reqwest::multipart::Part::bytes(FILE.to_vec()).file_name("diploma.pdf"));
+        .part(
+            "metadata",
+            reqwest::multipart::Part::text(meta.to_string())
+                .mime_str("application/json")
+                .unwrap(),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(FILE.to_vec()).file_name("diploma.pdf"),
+        );
     let resp = app
         .client
         .post(app.url("/v1/credentials"))
@@ -69,9 +83,14 @@ async fn multipart_and_json_requests_of_the_same_credential_give_the_same_hash()
 #[tokio::test]
 async fn get_returns_the_credential_and_unknown_or_malformed_ids_are_errors() {
     let app = spawn_app().await;
-    let created: Value = app.post_json(&credential_json("S-G"), None).await_json().await;
+    let created: Value = app
+        .post_json(&credential_json("S-G"), None)
+        .await_json()
+        .await;
     let id = created["id"].as_str().unwrap();
-    let resp = app.get(&format!("/v1/credentials/{id}"), &app.issuer.api_key).await;
+    let resp = app
+        .get(&format!("/v1/credentials/{id}"), &app.issuer.api_key)
+        .await;
     assert_eq!(resp.status().as_u16(), 200);
     let got: Value = resp.json().await.unwrap();
     assert_eq!(got["credential_hash"], created["credential_hash"]);
@@ -79,23 +98,52 @@ async fn get_returns_the_credential_and_unknown_or_malformed_ids_are_errors() {
     assert_eq!(got["metadata"]["credits"], 180);
 
     let (status, body) = error_code(
-        app.get("/v1/credentials/01890a5d-ac96-774b-bcce-b302099a8057", &app.issuer.api_key).await,
+        app.get(
+            "/v1/credentials/01890a5d-ac96-774b-bcce-b302099a8057",
+            &app.issuer.api_key,
+        )
+        .await,
     )
     .await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("credential_not_found")));
-    let (status, body) = error_code(app.get("/v1/credentials/not-a-uuid", &app.issuer.api_key).await).await;
-    assert_eq!((status, body["code"].as_str(), body["field"].as_str()), (400, Some("invalid_field"), Some("id")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("credential_not_found"))
+    );
+    let (status, body) = error_code(
+        app.get("/v1/credentials/not-a-uuid", &app.issuer.api_key)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str(), body["field"].as_str()),
+        (400, Some("invalid_field"), Some("id"))
+    );
 }
 
 #[tokio::test]
 async fn another_issuers_credential_is_not_found_and_not_listed() {
     let app = spawn_app().await;
-    let created: Value = app.post_json(&credential_json("S-A"), None).await_json().await;
+    let created: Value = app
+        .post_json(&credential_json("S-A"), None)
+        .await_json()
+        .await;
     let other = app.second_issuer("uni-b").await;
     let id = created["id"].as_str().unwrap();
-    let (status, body) = error_code(app.get(&format!("/v1/credentials/{id}"), &other.api_key).await).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("credential_not_found")));
-    let list: Value = app.get("/v1/credentials", &other.api_key).await.json().await.unwrap();
+    let (status, body) = error_code(
+        app.get(&format!("/v1/credentials/{id}"), &other.api_key)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("credential_not_found"))
+    );
+    let list: Value = app
+        .get("/v1/credentials", &other.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
     // Issuer B may reuse A's serial: serials are unique per issuer only.
     let resp = app
@@ -112,14 +160,27 @@ async fn another_issuers_credential_is_not_found_and_not_listed() {
 #[tokio::test]
 async fn missing_malformed_and_wrong_api_keys_are_401() {
     let app = spawn_app().await;
-    let resp = app.client.get(app.url("/v1/credentials")).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/v1/credentials"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     let (status, body) = error_code(app.get("/v1/credentials", "garbage").await).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
     // Right id, wrong secret.
     let key = &app.issuer.api_key;
-    let forged = format!("{}{}", &key[..key.len() - 4], if key.ends_with("AAAA") { "BBBB" } else { "AAAA" });
+    let forged = format!(
+        "{}{}",
+        &key[..key.len() - 4],
+        if key.ends_with("AAAA") {
+            "BBBB"
+        } else {
+            "AAAA"
+        }
+    );
     let (status, _) = error_code(app.get("/v1/credentials", &forged).await).await;
     assert_eq!(status, 401);
     let resp = app
@@ -136,7 +197,10 @@ async fn missing_malformed_and_wrong_api_keys_are_401() {
 #[tokio::test]
 async fn same_serial_same_content_returns_existing_and_different_content_is_409() {
     let app = spawn_app().await;
-    let first: Value = app.post_json(&credential_json("S-D"), None).await_json().await;
+    let first: Value = app
+        .post_json(&credential_json("S-D"), None)
+        .await_json()
+        .await;
     let resp = app.post_json(&credential_json("S-D"), None).await;
     assert_eq!(resp.status().as_u16(), 200);
     let again: Value = resp.json().await.unwrap();
@@ -145,7 +209,10 @@ async fn same_serial_same_content_returns_existing_and_different_content_is_409(
     let mut changed = credential_json("S-D");
     changed["title"] = "MSc Computer Science".into();
     let (status, body) = error_code(app.post_json(&changed, None).await).await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("serial_conflict")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("serial_conflict"))
+    );
     assert_eq!(body["existing_id"], first["id"]);
     assert_eq!(app.row_counts().await, (1, 1));
 }

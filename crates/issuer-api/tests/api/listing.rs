@@ -19,7 +19,12 @@ async fn pages_cover_every_credential_once_newest_first() {
     let mut seen = Vec::new();
     let mut path = "/v1/credentials?limit=3".to_string();
     loop {
-        let page: Value = app.get(&path, &app.issuer.api_key).await.json().await.unwrap();
+        let page: Value = app
+            .get(&path, &app.issuer.api_key)
+            .await
+            .json()
+            .await
+            .unwrap();
         for item in page["items"].as_array().unwrap() {
             seen.push(item["id"].as_str().unwrap().to_string());
         }
@@ -31,11 +36,32 @@ async fn pages_cover_every_credential_once_newest_first() {
     ids.reverse();
     assert_eq!(seen, ids);
 
-    let page: Value = app.get("/v1/credentials?recipient_id=student-even", &app.issuer.api_key).await.json().await.unwrap();
+    let page: Value = app
+        .get(
+            "/v1/credentials?recipient_id=student-even",
+            &app.issuer.api_key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 4);
-    let page: Value = app.get("/v1/credentials?status=queued&limit=500", &app.issuer.api_key).await.json().await.unwrap();
+    let page: Value = app
+        .get(
+            "/v1/credentials?status=queued&limit=500",
+            &app.issuer.api_key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 7);
-    let page: Value = app.get("/v1/credentials?status=finalized", &app.issuer.api_key).await.json().await.unwrap();
+    let page: Value = app
+        .get("/v1/credentials?status=finalized", &app.issuer.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 0);
 }
 
@@ -50,8 +76,16 @@ async fn invalid_query_parameters_are_400_naming_the_parameter() {
         ("cursor=zzz", "cursor"),
         ("bogus=1", "query"),
     ] {
-        let (status, body) = error_code(app.get(&format!("/v1/credentials?{query}"), &app.issuer.api_key).await).await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")), "{query}: {body}");
+        let (status, body) = error_code(
+            app.get(&format!("/v1/credentials?{query}"), &app.issuer.api_key)
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{query}: {body}"
+        );
         assert_eq!(body["field"].as_str(), Some(field), "{query}");
     }
 }

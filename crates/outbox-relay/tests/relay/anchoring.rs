@@ -30,12 +30,23 @@ async fn issued_credential_is_finalized_and_its_memo_decodes_on_chain() {
             "failed" => panic!("failed: {body}"),
             _ => {}
         }
-        assert!(started.elapsed() < Duration::from_secs(90), "not finalized: {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "not finalized: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    eprintln!("issue -> finalized in {:?} (saw confirmed: {seen_confirmed})", started.elapsed());
+    eprintln!(
+        "issue -> finalized in {:?} (saw confirmed: {seen_confirmed})",
+        started.elapsed()
+    );
     let signature = body["anchor"]["signature"].as_str().unwrap().to_string();
     assert!(body["anchor"]["slot"].as_u64().unwrap() > 0);
+    let explorer = body["anchor"]["explorer_url"].as_str().unwrap();
+    assert!(
+        explorer.starts_with("https://explorer.solana.com/tx/") && explorer.contains(&signature),
+        "{explorer}"
+    );
 
     // Read the anchor back from the chain itself.
     let tx = w
@@ -49,7 +60,11 @@ async fn issued_credential_is_finalized_and_its_memo_decodes_on_chain() {
     assert!(tx.fee_lamports >= 5_000);
     assert_eq!(tx.memos.len(), 1);
     match decode(&tx.memos[0]) {
-        Decoded::Ours(Memo::Credential { issuer, credential, hash }) => {
+        Decoded::Ours(Memo::Credential {
+            issuer,
+            credential,
+            hash,
+        }) => {
             assert_eq!(issuer.as_str(), "uni-relay");
             assert_eq!(credential.to_string(), id);
             assert_eq!(hash.to_hex(), body["credential_hash"].as_str().unwrap());
@@ -57,15 +72,33 @@ async fn issued_credential_is_finalized_and_its_memo_decodes_on_chain() {
         other => panic!("unexpected memo {other:?}"),
     }
 
-    let metrics = reqwest::get(format!("{probes}/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"relay_sends_total{result="ok"} 1"#), "{metrics}");
-    assert!(metrics.contains("outbox_end_to_end_seconds_count 1"), "{metrics}");
-    assert!(metrics.contains("rpc_request_duration_seconds"), "{metrics}");
+    let metrics = reqwest::get(format!("{probes}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"relay_sends_total{result="ok"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("outbox_end_to_end_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rpc_request_duration_seconds"),
+        "{metrics}"
+    );
     let ready = reqwest::get(format!("{probes}/readyz")).await.unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 
     stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), running).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(w.anchors_on_chain().await.get(&id), Some(&1));
 }
 
@@ -84,16 +117,19 @@ async fn three_relays_over_500_credentials_anchor_each_exactly_once() {
     let mut stops = Vec::new();
     let mut tasks = Vec::new();
     for r in 0..3 {
-        let app = outbox_relay::Application::build(w.relay_settings(w.chain_env.rpc_url(), &format!("relay-{r}")))
-            .await
-            .unwrap();
+        let app = outbox_relay::Application::build(
+            w.relay_settings(w.chain_env.rpc_url(), &format!("relay-{r}")),
+        )
+        .await
+        .unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         stops.push(tx);
         tasks.push(tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         })));
     }
-    w.wait_all_finalized(N as i64, Duration::from_secs(300)).await;
+    w.wait_all_finalized(N as i64, Duration::from_secs(300))
+        .await;
     for s in stops {
         let _ = s.send(());
     }
@@ -101,7 +137,11 @@ async fn three_relays_over_500_credentials_anchor_each_exactly_once() {
         t.await.unwrap().unwrap();
     }
     // Every job completed, no transaction left that could still land.
-    assert_eq!(w.query_i64("SELECT count(*) FROM outbox WHERE completed_at IS NULL").await, 0);
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM outbox WHERE completed_at IS NULL")
+            .await,
+        0
+    );
     assert_eq!(
         w.query_i64("SELECT count(*) FROM anchor_transactions WHERE status IN ('signed','sent','confirmed')").await,
         0
@@ -113,5 +153,9 @@ async fn three_relays_over_500_credentials_anchor_each_exactly_once() {
         assert_eq!(counts.get(id), Some(&1), "credential {id}");
     }
     // Several relays really took part.
-    assert!(w.query_i64("SELECT count(DISTINCT signed_by) FROM anchor_transactions").await >= 2);
+    assert!(
+        w.query_i64("SELECT count(DISTINCT signed_by) FROM anchor_transactions")
+            .await
+            >= 2
+    );
 }

@@ -48,6 +48,7 @@ pub async fn world() -> World {
             master_key: master.to_base64().into(),
         },
         log: Default::default(),
+        explorer: Default::default(),
     };
     let app = issuer_api::Application::build(settings).await.unwrap();
     let api = format!("http://127.0.0.1:{}", app.port());
@@ -118,7 +119,10 @@ impl World {
     }
 
     pub fn chain(&self) -> ChainClient {
-        ChainClient::read_only(ChainConfig::new(self.chain_env.rpc_url(), Cluster::Localnet))
+        ChainClient::read_only(ChainConfig::new(
+            self.chain_env.rpc_url(),
+            Cluster::Localnet,
+        ))
     }
 
     /// Issues one credential over HTTP; returns its id.
