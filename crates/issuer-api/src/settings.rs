@@ -103,3 +103,36 @@ impl Default for HttpSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_file_loads_with_secrets_from_the_environment() {
+        std::env::set_var("APITEST__DATABASE__URL", "postgres://u@h/db");
+        std::env::set_var("APITEST__SIGNING__MASTER_KEY", "AAAA");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/issuer-api.toml");
+        let s: Settings = service_shell::settings::load_with_env(Some(&path), "APITEST").unwrap();
+        assert_eq!(s.http.port, 8080);
+        assert_eq!(s.http.body_limit_bytes, 10 * 1024 * 1024);
+        assert_eq!(s.log.format, service_shell::telemetry::LogFormat::Json);
+        // Secrets never show up in Debug output.
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("postgres://u@h/db") && !debug.contains("AAAA"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn missing_secrets_are_a_clear_error() {
+        let err =
+            service_shell::settings::load_with_env::<Settings>(None, "APITEST_EMPTY").unwrap_err();
+        assert!(
+            err.to_string().contains("database") || err.to_string().contains("signing"),
+            "{err}"
+        );
+    }
+}

@@ -150,3 +150,37 @@ impl Default for ProbeSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_file_loads() {
+        std::env::set_var("RELAYTEST__DATABASE__URL", "postgres://u@h/db");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/outbox-relay.toml");
+        let s: Settings = service_shell::settings::load_with_env(Some(&path), "RELAYTEST").unwrap();
+        assert_eq!(s.relay.retry.max_attempts, 10);
+        assert_eq!(s.relay.retry.cap, Duration::from_secs(300));
+        assert_eq!(s.probes.port, 9101);
+        let chain = s.chain.chain_config().unwrap();
+        assert_eq!(chain.cluster, Cluster::Localnet);
+    }
+
+    #[test]
+    fn an_unknown_cluster_is_an_error_not_a_panic() {
+        let mut s = ChainSettings {
+            rpc_url: "http://x".into(),
+            cluster: "moonnet".into(),
+            keypair_path: "k.json".into(),
+            priority_fee_cap_micro_lamports: 1,
+            priority_fee_percentile: 250,
+            request_timeout_ms: 0,
+        };
+        assert!(s.chain_config().is_err());
+        s.cluster = "devnet".into();
+        let c = s.chain_config().unwrap();
+        assert_eq!(c.priority_fee_percentile, 100);
+    }
+}
