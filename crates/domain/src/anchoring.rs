@@ -12,9 +12,12 @@
 pub enum ChainTxState {
     /// Unknown to the node, including its transaction history.
     NotFound,
-    /// Landed but failed (`err != null`): it anchors nothing.
+    /// Landed but failed (`err != null`): it anchors nothing — but only a *finalized*
+    /// failure is final: a failure seen on a minority fork could still be replaced by a
+    /// success on the main fork while the blockhash is valid.
     Failed {
         error: String,
+        finalized: bool,
     },
     /// Seen at `processed` commitment only.
     Processed {
@@ -68,9 +71,15 @@ pub fn next_anchor_step(
         ChainTxState::Finalized { slot } => AnchorStep::Finalize { slot: *slot },
         ChainTxState::Confirmed { slot } => AnchorStep::MarkConfirmed { slot: *slot },
         ChainTxState::Processed { .. } => AnchorStep::Wait,
-        ChainTxState::Failed { error } => AnchorStep::RecordFailureAndResign {
+        ChainTxState::Failed {
+            error,
+            finalized: true,
+        } => AnchorStep::RecordFailureAndResign {
             error: error.clone(),
         },
+        ChainTxState::Failed {
+            finalized: false, ..
+        } => AnchorStep::Wait,
         ChainTxState::NotFound if finalized_block_height > live.last_valid_block_height => {
             AnchorStep::ExpireAndResign
         }
@@ -92,7 +101,10 @@ mod tests {
         for state in [
             ChainTxState::NotFound,
             ChainTxState::Finalized { slot: 1 },
-            ChainTxState::Failed { error: "x".into() },
+            ChainTxState::Failed {
+                error: "x".into(),
+                finalized: true,
+            },
         ] {
             assert_eq!(next_anchor_step(None, &state, 0), AnchorStep::SignAndSend);
         }
@@ -130,8 +142,27 @@ mod tests {
             AnchorStep::Finalize { slot: 5 }
         );
         assert_eq!(
-            next_anchor_step(LIVE, &ChainTxState::Failed { error: "e".into() }, 0),
+            next_anchor_step(
+                LIVE,
+                &ChainTxState::Failed {
+                    error: "e".into(),
+                    finalized: true
+                },
+                0
+            ),
             AnchorStep::RecordFailureAndResign { error: "e".into() }
+        );
+        // A failure not yet finalized may be a minority fork: wait, do not re-sign.
+        assert_eq!(
+            next_anchor_step(
+                LIVE,
+                &ChainTxState::Failed {
+                    error: "e".into(),
+                    finalized: false
+                },
+                1_000
+            ),
+            AnchorStep::Wait
         );
     }
 
@@ -140,11 +171,12 @@ mod tests {
         /// cannot anchor (it does not exist, failed, or can no longer land).
         #[test]
         fn never_resigns_while_the_live_tx_could_still_anchor(
-            lvbh in 0u64..1_000, height in 0u64..1_000, slot in 0u64..1_000, kind in 0u8..5
+            lvbh in 0u64..1_000, height in 0u64..1_000, slot in 0u64..1_000, kind in 0u8..6
         ) {
             let state = match kind {
                 0 => ChainTxState::NotFound,
-                1 => ChainTxState::Failed { error: "e".into() },
+                1 => ChainTxState::Failed { error: "e".into(), finalized: true },
+                5 => ChainTxState::Failed { error: "e".into(), finalized: false },
                 2 => ChainTxState::Processed { slot },
                 3 => ChainTxState::Confirmed { slot },
                 _ => ChainTxState::Finalized { slot },
@@ -153,7 +185,7 @@ mod tests {
             let step = next_anchor_step(live, &state, height);
             let resigns = matches!(step, AnchorStep::SignAndSend | AnchorStep::ExpireAndResign | AnchorStep::RecordFailureAndResign { .. });
             if resigns {
-                let cannot_anchor = matches!(state, ChainTxState::Failed { .. })
+                let cannot_anchor = matches!(state, ChainTxState::Failed { finalized: true, .. })
                     || (state == ChainTxState::NotFound && height > lvbh);
                 prop_assert!(cannot_anchor, "{state:?} {height} {lvbh} -> {step:?}");
             }

@@ -220,6 +220,13 @@ fn finish(
             let size = serde_json::to_vec(&value)
                 .map(|v| v.len())
                 .unwrap_or(usize::MAX);
+            // PostgreSQL's jsonb cannot store U+0000: refuse it here as bad input, not a 500.
+            if value_has_nul(&value) {
+                return Err(ApiError::invalid_field(
+                    "metadata",
+                    "contains a NUL (U+0000) character",
+                ));
+            }
             if size > MAX_METADATA_BYTES {
                 return Err(ApiError::invalid_field(
                     "metadata",
@@ -239,6 +246,15 @@ fn finish(
         metadata,
         file,
     })
+}
+
+fn value_has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(value_has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || value_has_nul(v)),
+        _ => false,
+    }
 }
 
 /// Non-empty, bounded, no control characters, no surrounding whitespace.

@@ -116,8 +116,11 @@ impl Application {
         tracing::info!(worker = %relay.worker(), "relay started");
         loop {
             if last_backlog.elapsed() > Duration::from_secs(5) {
-                if let Err(e) = relay.refresh_backlog().await {
-                    tracing::warn!(error = %e, "backlog refresh failed");
+                // Bounded: a half-open database connection must not delay shutdown.
+                match tokio::time::timeout(Duration::from_secs(5), relay.refresh_backlog()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "backlog refresh failed"),
+                    Err(_) => tracing::warn!("backlog refresh timed out"),
                 }
                 last_backlog = std::time::Instant::now();
             }

@@ -192,7 +192,10 @@ impl Relay {
                 let state = match status {
                     None => ChainTxState::NotFound,
                     Some(s) => match (s.err, s.confirmation) {
-                        (Some(error), _) => ChainTxState::Failed { error },
+                        (Some(error), c) => ChainTxState::Failed {
+                            error,
+                            finalized: c == Confirmation::Finalized,
+                        },
                         (None, Confirmation::Processed) => ChainTxState::Processed { slot: s.slot },
                         (None, Confirmation::Confirmed) => ChainTxState::Confirmed { slot: s.slot },
                         (None, Confirmation::Finalized) => ChainTxState::Finalized { slot: s.slot },
@@ -345,12 +348,13 @@ impl Relay {
 
     /// A failed step: back off with full jitter, or dead-letter after the retry budget.
     async fn fail_step(&self, job: &ClaimedJob, error: &StepError) {
+        self.fail_step_as(job, error, error.class()).await
+    }
+
+    async fn fail_step_as(&self, job: &ClaimedJob, error: &StepError, class: ErrorClass) {
         let failures = u32::try_from(job.failures).unwrap_or(0).saturating_add(1);
         let message = error.to_string();
-        let decision = self
-            .config
-            .retry
-            .decide(failures, error.class(), fastrand::f64());
+        let decision = self.config.retry.decide(failures, class, fastrand::f64());
         let result = match decision {
             RetryDecision::RetryAfter(delay) => {
                 tracing::warn!(credential_id = %job.credential_id, failures, delay_ms = delay.as_millis() as u64, error = %message, "step failed; backing off");

@@ -114,6 +114,7 @@ impl Store {
                 "WITH due AS ( \
                    SELECT id FROM outbox \
                    WHERE completed_at IS NULL AND dead_at IS NULL AND available_at <= now() \
+                     AND kind = 'anchor_credential' \
                      AND (locked_until IS NULL OR locked_until < now()) \
                    ORDER BY available_at, id \
                    LIMIT $1 FOR UPDATE SKIP LOCKED) \
@@ -195,12 +196,17 @@ impl Store {
             return Ok(Fenced::LostLease);
         }
         if let Some((signature, status, error)) = retire {
-            db.execute(
-                "UPDATE anchor_transactions SET status = $2, error = $3 \
-                 WHERE signature = $1 AND status IN ('signed', 'sent')",
-                &[&signature, &status, &error],
-            )
-            .await?;
+            let retired = db
+                .execute(
+                    "UPDATE anchor_transactions SET status = $2, error = $3 \
+                     WHERE signature = $1 AND status IN ('signed', 'sent', 'confirmed')",
+                    &[&signature, &status, &error],
+                )
+                .await?;
+            if retired == 0 {
+                // Someone else already changed it: do not guess, let the next pass look again.
+                return Ok(Fenced::LostLease);
+            }
         }
         let inserted = db
             .execute(
