@@ -543,7 +543,9 @@ impl ChainClient {
             // Replaced by the node (`replaceRecentBlockhash`), so any valid hash will do.
             &solana_sdk::hash::Hash::default().to_string(),
             0,
-            0,
+            // A non-zero price, so the measured transaction has every instruction a real one
+            // has (the price instruction costs compute units too).
+            1,
             MAX_COMPUTE_UNIT_LIMIT,
         )?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(&tx.bytes);

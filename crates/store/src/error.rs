@@ -44,6 +44,17 @@ fn is_transient(state: &SqlState) -> bool {
         || *state == SqlState::READ_ONLY_SQL_TRANSACTION // failover to a replica in progress
 }
 
+fn has_io_source(e: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if e.is_closed() {
@@ -52,8 +63,10 @@ impl From<tokio_postgres::Error> for StoreError {
         match e.code() {
             Some(state) if is_transient(state) => StoreError::Unavailable(e.to_string()),
             Some(_) => StoreError::Database(e),
-            // No SQLSTATE: an I/O or protocol error talking to the server.
-            None => StoreError::Unavailable(e.to_string()),
+            // No SQLSTATE: an I/O error talking to the server means unavailable; anything else
+            // (a parameter that does not serialise, a protocol surprise) is our bug.
+            None if has_io_source(&e) => StoreError::Unavailable(e.to_string()),
+            None => StoreError::Database(e),
         }
     }
 }

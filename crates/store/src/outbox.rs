@@ -119,7 +119,7 @@ impl Store {
                    ORDER BY available_at, id \
                    LIMIT $1 FOR UPDATE SKIP LOCKED) \
                  UPDATE outbox o SET attempts = o.attempts + 1, \
-                        locked_until = now() + $2 * interval '1 millisecond', \
+                        locked_until = now() + $2::bigint * interval '1 millisecond', \
                         locked_by = $3, updated_at = now() \
                  FROM due, credentials c \
                  WHERE o.id = due.id AND c.id = o.credential_id \
@@ -344,7 +344,7 @@ impl Store {
         let n = client
             .execute(
                 "UPDATE outbox SET locked_until = NULL, locked_by = NULL, \
-                   available_at = now() + $4 * interval '1 millisecond', \
+                   available_at = now() + $4::bigint * interval '1 millisecond', \
                    failures = CASE WHEN $5::text IS NULL THEN 0 ELSE failures + 1 END, \
                    last_error = coalesce($5, last_error), updated_at = now() \
                  WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND completed_at IS NULL",
