@@ -38,6 +38,7 @@ export APP__SIGNING__MASTER_KEY="$("$BIN/issuer-api" admin new-master-key)"
 export APP__HTTP__PORT="$API_PORT"
 export APP__HTTP__HOST="127.0.0.1"
 export APP__LOG__FILTER="warn"
+export APP__EXPLORER__CUSTOM_RPC_URL="${SOLANA_RPC_URL:-}"
 
 ANCHOR_ARGS=()
 if [[ -n "${SOLANA_RPC_URL:-}" && -x "$BIN/outbox-relay" ]] && "$BIN/outbox-relay" --help 2>/dev/null | grep -q keygen; then
