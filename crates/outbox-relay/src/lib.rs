@@ -9,7 +9,6 @@ pub mod metrics;
 pub mod relay;
 pub mod settings;
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,7 +62,7 @@ impl Application {
             settings.database.url.expose_secret().to_string().into(),
             wake.clone(),
         );
-        let tcp = TcpListener::bind((settings.probes.host.as_str(), settings.probes.port))?;
+        let tcp = settings.probes.bind()?;
         let port = tcp.local_addr()?.port();
         let ready: ReadinessCheck = Arc::new(move || {
             let store = store.clone();

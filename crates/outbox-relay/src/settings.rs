@@ -6,6 +6,7 @@ use std::time::Duration;
 use chain::{ChainConfig, Cluster};
 use domain::RetryPolicy;
 use serde::Deserialize;
+pub use service_shell::probes::ProbeSettings;
 use service_shell::telemetry::LogSettings;
 use store::DatabaseSettings;
 
@@ -127,30 +128,6 @@ impl Default for RelaySettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProbeSettings {
-    #[serde(default = "default_host")]
-    pub host: String,
-    #[serde(default = "default_port")]
-    pub port: u16,
-}
-
-fn default_host() -> String {
-    "0.0.0.0".into()
-}
-fn default_port() -> u16 {
-    9101
-}
-
-impl Default for ProbeSettings {
-    fn default() -> Self {
-        Self {
-            host: default_host(),
-            port: default_port(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +141,7 @@ mod tests {
         assert_eq!(s.relay.retry.max_attempts, 10);
         assert_eq!(s.relay.retry.cap, Duration::from_secs(300));
         assert_eq!(s.probes.port, 9101);
+        assert_eq!(ProbeSettings::default().port, 9100);
         let chain = s.chain.chain_config().unwrap();
         assert_eq!(chain.cluster, Cluster::Localnet);
     }

@@ -4,10 +4,10 @@
 //! reachable) and `/metrics`, and exits cleanly on SIGTERM. The scan itself is tracked by the
 //! reconciler issue; until then the README says so.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use serde::Deserialize;
+pub use service_shell::probes::ProbeSettings;
 use service_shell::probes::{serve_probes, ReadinessCheck};
 use service_shell::telemetry::LogSettings;
 use store::{DatabaseSettings, Store};
@@ -19,30 +19,6 @@ pub struct Settings {
     pub probes: ProbeSettings,
     #[serde(default)]
     pub log: LogSettings,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProbeSettings {
-    #[serde(default = "default_host")]
-    pub host: String,
-    #[serde(default = "default_port")]
-    pub port: u16,
-}
-
-fn default_host() -> String {
-    "0.0.0.0".into()
-}
-fn default_port() -> u16 {
-    9102
-}
-
-impl Default for ProbeSettings {
-    fn default() -> Self {
-        Self {
-            host: default_host(),
-            port: default_port(),
-        }
-    }
 }
 
 pub struct Application {
@@ -57,7 +33,7 @@ impl Application {
         let up = prometheus::IntGauge::new("reconciler_up", "1 while the reconciler runs")?;
         up.set(1);
         registry.register(Box::new(up))?;
-        let listener = TcpListener::bind((settings.probes.host.as_str(), settings.probes.port))?;
+        let listener = settings.probes.bind()?;
         let port = listener.local_addr()?.port();
         let ready: ReadinessCheck = Arc::new(move || {
             let store = store.clone();

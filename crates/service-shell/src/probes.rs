@@ -8,6 +8,38 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use prometheus::{Encoder, Registry, TextEncoder};
+use serde::Deserialize;
+
+/// Where a background service serves its probes and metrics.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProbeSettings {
+    #[serde(default = "default_host")]
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+}
+
+fn default_host() -> String {
+    "0.0.0.0".into()
+}
+fn default_port() -> u16 {
+    9100
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: default_port(),
+        }
+    }
+}
+
+impl ProbeSettings {
+    pub fn bind(&self) -> std::io::Result<TcpListener> {
+        TcpListener::bind((self.host.as_str(), self.port))
+    }
+}
 
 /// Encodes every metric of `registry` in the Prometheus text format.
 pub fn encode_metrics(registry: &Registry) -> HttpResponse {

@@ -81,7 +81,11 @@ async fn rpc_outage_backs_off_without_dead_letters_then_drains() {
     }
     // Fewer claims than polls: the jobs waited out a growing backoff.
     assert!((2..40).contains(&passes), "passes {passes}");
-    assert!(w.query_i64("SELECT max(failures)::bigint FROM outbox").await >= 2);
+    assert!(
+        w.query_i64("SELECT max(failures)::bigint FROM outbox")
+            .await
+            >= 2
+    );
     assert_eq!(
         w.query_i64("SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL")
             .await,

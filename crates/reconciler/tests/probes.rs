@@ -1,0 +1,92 @@
+//! The reconciler skeleton: probes answer, readiness follows the database, shutdown is clean.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use reconciler::{Application, ProbeSettings, Settings};
+use store::DatabaseSettings;
+
+#[tokio::test]
+async fn probes_answer_and_shutdown_is_prompt() {
+    let db = testkit::test_db().await.unwrap();
+    let app = Application::build(Settings {
+        database: DatabaseSettings::new(&db.url),
+        probes: ProbeSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+        },
+        log: Default::default(),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    assert_eq!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("reconciler_up 1"), "{metrics}");
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("stops within 10 s")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_is_unreachable() {
+    let port = testkit::ports::free_port().unwrap();
+    let mut database = DatabaseSettings::new(format!("postgres://postgres@127.0.0.1:{port}/none"));
+    database.acquire_timeout_ms = 500;
+    let app = Application::build(Settings {
+        database,
+        probes: ProbeSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+        },
+        log: Default::default(),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let resp = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "not_ready");
+    assert_eq!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
