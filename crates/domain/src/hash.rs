@@ -10,8 +10,6 @@
 //! This module also holds the fixed-size byte encodings (hex, base58) shared by the other
 //! 32- and 64-byte newtypes of the crate.
 
-use std::fmt;
-
 use ring::digest::{Context, SHA256};
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +59,66 @@ fn to_array<const N: usize>(bytes: Vec<u8>) -> Result<[u8; N], HashParseError> {
     })
 }
 
+/// The plumbing every fixed-size byte newtype shares (digests, roots, keys, signatures):
+/// constructors, hex and base58 codecs, `Display`/`Debug` in the type's text form, and the
+/// `String` conversions serde uses. Written once so the encodings cannot drift apart.
+/// `$to`/`$from` name the text form (hex or base58) used by Display, Debug and serde.
+macro_rules! fixed_bytes_newtype {
+    ($name:ident, $n:literal, $to:ident, $from:ident) => {
+        impl $name {
+            pub const fn from_bytes(bytes: [u8; $n]) -> $name {
+                $name(bytes)
+            }
+
+            pub const fn as_bytes(&self) -> &[u8; $n] {
+                &self.0
+            }
+
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+
+            pub fn from_hex(text: &str) -> Result<$name, $crate::hash::HashParseError> {
+                $crate::hash::decode_hex_fixed(text).map($name)
+            }
+
+            pub fn to_base58(&self) -> String {
+                bs58::encode(self.0).into_string()
+            }
+
+            pub fn from_base58(text: &str) -> Result<$name, $crate::hash::HashParseError> {
+                $crate::hash::decode_base58_fixed(text).map($name)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.$to())
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.$to())
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $crate::hash::HashParseError;
+            fn try_from(value: String) -> Result<Self, $crate::hash::HashParseError> {
+                $name::$from(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.$to()
+            }
+        }
+    };
+}
+pub(crate) use fixed_bytes_newtype;
+
 pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut context = Context::new(&SHA256);
     for part in parts {
@@ -102,104 +160,16 @@ impl FileDigest {
     pub fn of(bytes: &[u8]) -> FileDigest {
         FileDigest(sha256(&[bytes]))
     }
-
-    pub const fn from_bytes(bytes: [u8; 32]) -> FileDigest {
-        FileDigest(bytes)
-    }
-
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    pub fn from_hex(text: &str) -> Result<FileDigest, HashParseError> {
-        decode_hex_fixed(text).map(FileDigest)
-    }
 }
 
-impl fmt::Display for FileDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for FileDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FileDigest({})", self.to_hex())
-    }
-}
-
-impl TryFrom<String> for FileDigest {
-    type Error = HashParseError;
-    fn try_from(value: String) -> Result<Self, HashParseError> {
-        FileDigest::from_hex(&value)
-    }
-}
-
-impl From<FileDigest> for String {
-    fn from(value: FileDigest) -> String {
-        value.to_hex()
-    }
-}
+fixed_bytes_newtype!(FileDigest, 32, to_hex, from_hex);
 
 /// The v1 credential hash (see the module docs). Hex in JSON and logs, base58 on chain.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CredentialHash([u8; 32]);
 
-impl CredentialHash {
-    pub const fn from_bytes(bytes: [u8; 32]) -> CredentialHash {
-        CredentialHash(bytes)
-    }
-
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    pub fn from_hex(text: &str) -> Result<CredentialHash, HashParseError> {
-        decode_hex_fixed(text).map(CredentialHash)
-    }
-
-    pub fn to_base58(&self) -> String {
-        bs58::encode(self.0).into_string()
-    }
-
-    pub fn from_base58(text: &str) -> Result<CredentialHash, HashParseError> {
-        decode_base58_fixed(text).map(CredentialHash)
-    }
-}
-
-impl fmt::Display for CredentialHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for CredentialHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CredentialHash({})", self.to_hex())
-    }
-}
-
-impl TryFrom<String> for CredentialHash {
-    type Error = HashParseError;
-    fn try_from(value: String) -> Result<Self, HashParseError> {
-        CredentialHash::from_hex(&value)
-    }
-}
-
-impl From<CredentialHash> for String {
-    fn from(value: CredentialHash) -> String {
-        value.to_hex()
-    }
-}
+fixed_bytes_newtype!(CredentialHash, 32, to_hex, from_hex);
 
 /// The inputs of the credential hash, in hashing order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

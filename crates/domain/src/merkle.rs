@@ -10,13 +10,9 @@
 //! Building is O(n) hashes, a proof is O(log n) steps. Fixed vectors live in
 //! `tests/vectors/merkle_v1.json`.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{
-    decode_base58_fixed, decode_hex_fixed, hex32, sha256, CredentialHash, HashParseError,
-};
+use crate::hash::{hex32, sha256, CredentialHash};
 
 /// Prefix byte of leaf hashes.
 pub const LEAF_PREFIX: u8 = 0x00;
@@ -44,56 +40,7 @@ pub enum MerkleError {
 #[serde(try_from = "String", into = "String")]
 pub struct MerkleRoot([u8; 32]);
 
-impl MerkleRoot {
-    pub const fn from_bytes(bytes: [u8; 32]) -> MerkleRoot {
-        MerkleRoot(bytes)
-    }
-
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    pub fn from_hex(text: &str) -> Result<MerkleRoot, HashParseError> {
-        decode_hex_fixed(text).map(MerkleRoot)
-    }
-
-    pub fn to_base58(&self) -> String {
-        bs58::encode(self.0).into_string()
-    }
-
-    pub fn from_base58(text: &str) -> Result<MerkleRoot, HashParseError> {
-        decode_base58_fixed(text).map(MerkleRoot)
-    }
-}
-
-impl fmt::Display for MerkleRoot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for MerkleRoot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MerkleRoot({})", self.to_hex())
-    }
-}
-
-impl TryFrom<String> for MerkleRoot {
-    type Error = HashParseError;
-    fn try_from(value: String) -> Result<Self, HashParseError> {
-        MerkleRoot::from_hex(&value)
-    }
-}
-
-impl From<MerkleRoot> for String {
-    fn from(value: MerkleRoot) -> String {
-        value.to_hex()
-    }
-}
+crate::hash::fixed_bytes_newtype!(MerkleRoot, 32, to_hex, from_hex);
 
 /// The side on which the SIBLING sits at one step of a proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

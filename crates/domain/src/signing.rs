@@ -16,7 +16,7 @@ use ring::rand::SecureRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{decode_base58_fixed, decode_hex_fixed, CredentialHash, HashParseError};
+use crate::hash::CredentialHash;
 use crate::ids::KeyId;
 
 /// Domain-separation tag of issuer signature messages.
@@ -41,112 +41,14 @@ pub enum SigningError {
 #[serde(try_from = "String", into = "String")]
 pub struct PublicKey([u8; 32]);
 
-impl PublicKey {
-    pub const fn from_bytes(bytes: [u8; 32]) -> PublicKey {
-        PublicKey(bytes)
-    }
-
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    pub fn to_base58(&self) -> String {
-        bs58::encode(self.0).into_string()
-    }
-
-    pub fn from_base58(text: &str) -> Result<PublicKey, HashParseError> {
-        decode_base58_fixed(text).map(PublicKey)
-    }
-
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    pub fn from_hex(text: &str) -> Result<PublicKey, HashParseError> {
-        decode_hex_fixed(text).map(PublicKey)
-    }
-}
-
-impl fmt::Display for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_base58())
-    }
-}
-
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({})", self.to_base58())
-    }
-}
-
-impl TryFrom<String> for PublicKey {
-    type Error = HashParseError;
-    fn try_from(value: String) -> Result<Self, HashParseError> {
-        PublicKey::from_base58(&value)
-    }
-}
-
-impl From<PublicKey> for String {
-    fn from(value: PublicKey) -> String {
-        value.to_base58()
-    }
-}
+crate::hash::fixed_bytes_newtype!(PublicKey, 32, to_base58, from_base58);
 
 /// An Ed25519 signature by an issuer key over `signature_message`. Base58 in JSON.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct IssuerSignature([u8; 64]);
 
-impl IssuerSignature {
-    pub const fn from_bytes(bytes: [u8; 64]) -> IssuerSignature {
-        IssuerSignature(bytes)
-    }
-
-    pub const fn as_bytes(&self) -> &[u8; 64] {
-        &self.0
-    }
-
-    pub fn to_base58(&self) -> String {
-        bs58::encode(self.0).into_string()
-    }
-
-    pub fn from_base58(text: &str) -> Result<IssuerSignature, HashParseError> {
-        decode_base58_fixed(text).map(IssuerSignature)
-    }
-
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    pub fn from_hex(text: &str) -> Result<IssuerSignature, HashParseError> {
-        decode_hex_fixed(text).map(IssuerSignature)
-    }
-}
-
-impl fmt::Display for IssuerSignature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_base58())
-    }
-}
-
-impl fmt::Debug for IssuerSignature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "IssuerSignature({})", self.to_base58())
-    }
-}
-
-impl TryFrom<String> for IssuerSignature {
-    type Error = HashParseError;
-    fn try_from(value: String) -> Result<Self, HashParseError> {
-        IssuerSignature::from_base58(&value)
-    }
-}
-
-impl From<IssuerSignature> for String {
-    fn from(value: IssuerSignature) -> String {
-        value.to_base58()
-    }
-}
+crate::hash::fixed_bytes_newtype!(IssuerSignature, 64, to_base58, from_base58);
 
 /// `tag || u32-BE len(key_id) || key_id || hash (32 bytes)`. The length prefix keeps the
 /// key id / hash boundary unambiguous.
