@@ -159,14 +159,7 @@ async fn multipart_without_file_or_with_extra_parts_is_400() {
     let mut meta = credential_json("S-MP");
     meta.as_object_mut().unwrap().remove("file_base64");
     let form = reqwest::multipart::Form::new().text("metadata", meta.to_string());
-    let resp = app
-        .client
-        .post(app.url("/v1/credentials"))
-        .bearer_auth(&app.issuer.api_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_form(form).await;
     let (status, body) = error_code(resp).await;
     assert_eq!(
         (status, body["code"].as_str(), body["field"].as_str()),
@@ -176,14 +169,7 @@ async fn multipart_without_file_or_with_extra_parts_is_400() {
         .text("metadata", meta.to_string())
         .part("file", reqwest::multipart::Part::bytes(b"x".to_vec()))
         .text("evil", "1");
-    let resp = app
-        .client
-        .post(app.url("/v1/credentials"))
-        .bearer_auth(&app.issuer.api_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_form(form).await;
     let (status, body) = error_code(resp).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -207,14 +193,7 @@ async fn bodies_over_the_limit_are_413_for_json_and_multipart() {
     let form = reqwest::multipart::Form::new()
         .text("metadata", meta.to_string())
         .part("file", reqwest::multipart::Part::bytes(vec![1u8; 10_000]));
-    let resp = app
-        .client
-        .post(app.url("/v1/credentials"))
-        .bearer_auth(&app.issuer.api_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_form(form).await;
     let (status, body) = error_code(resp).await;
     assert_eq!(
         (status, body["code"].as_str()),

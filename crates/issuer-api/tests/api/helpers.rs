@@ -106,6 +106,16 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    pub async fn post_form(&self, form: reqwest::multipart::Form) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/credentials"))
+            .bearer_auth(&self.issuer.api_key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn post_raw(&self, content_type: &str, body: Vec<u8>) -> reqwest::Response {
         self.client
             .post(self.url("/v1/credentials"))

@@ -64,14 +64,7 @@ async fn multipart_and_json_requests_of_the_same_credential_give_the_same_hash()
             "file",
             reqwest::multipart::Part::bytes(FILE.to_vec()).file_name("diploma.pdf"),
         );
-    let resp = app
-        .client
-        .post(app.url("/v1/credentials"))
-        .bearer_auth(&app.issuer.api_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_form(form).await;
     assert_eq!(resp.status().as_u16(), 202);
     let multi: Value = resp.json().await.unwrap();
     assert_eq!(multi["file_digest"], json_resp["file_digest"]);
