@@ -285,20 +285,6 @@ impl Store {
             .await?;
         rows.iter().map(credential_from_row).collect()
     }
-
-    /// Counts rows of the credential and outbox tables for one credential id (tests and
-    /// operators use it to prove nothing was half-written).
-    pub async fn count_rows_for(&self, id: &CredentialId) -> Result<(i64, i64), StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT (SELECT count(*) FROM credentials WHERE id = $1), \
-                        (SELECT count(*) FROM outbox WHERE credential_id = $1)",
-                &[id.as_uuid()],
-            )
-            .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
-    }
 }
 
 fn corrupt(what: &str) -> impl FnOnce(domain::ids::IdError) -> StoreError + '_ {

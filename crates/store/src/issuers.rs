@@ -1,6 +1,5 @@
 //! Issuers, their API keys (hashed) and their signing keys (public part + sealed seed).
 
-use chrono::{DateTime, Utc};
 use domain::api_key::{ApiKeyHash, ApiKeyId};
 use domain::signing::PublicKey;
 use domain::{IssuerId, KeyId};
@@ -24,14 +23,6 @@ pub struct ActiveSigningKey {
     pub key_id: KeyId,
     pub public_key: PublicKey,
     pub sealed_seed: Option<Vec<u8>>,
-}
-
-/// A published signing key (for verifiers and key rotation).
-pub struct SigningKeyRecord {
-    pub key_id: KeyId,
-    pub public_key: PublicKey,
-    pub valid_from: DateTime<Utc>,
-    pub retired_at: Option<DateTime<Utc>>,
 }
 
 pub struct IssuerRecord {
@@ -86,27 +77,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(CreateIssuerOutcome::Created)
-    }
-
-    /// Adds another API key to an existing issuer (key rotation for the portal).
-    pub async fn add_api_key(
-        &self,
-        issuer: &IssuerId,
-        key_id: &ApiKeyId,
-        hash: &ApiKeyHash,
-    ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO api_keys (id, issuer_id, secret_hash) VALUES ($1, $2, $3)",
-                &[
-                    &key_id.as_str(),
-                    &issuer.as_str(),
-                    &hash.as_bytes().as_slice(),
-                ],
-            )
-            .await?;
-        Ok(())
     }
 
     /// Looks an unrevoked API key up by its public id. The caller compares the secret's hash
@@ -169,30 +139,6 @@ impl Store {
             name: row.try_get(1)?,
             anchor_pubkey: row.try_get(2)?,
         }))
-    }
-
-    /// Every signing key of an issuer, active and retired, oldest first.
-    pub async fn signing_keys(&self, id: &IssuerId) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT key_id, public_key, valid_from, retired_at FROM issuer_signing_keys \
-                 WHERE issuer_id = $1 ORDER BY valid_from, key_id",
-                &[&id.as_str()],
-            )
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let key_id: String = row.try_get(0)?;
-                let public: Vec<u8> = row.try_get(1)?;
-                Ok(SigningKeyRecord {
-                    key_id: parse_key_id(&key_id)?,
-                    public_key: parse_public_key(&public)?,
-                    valid_from: row.try_get(2)?,
-                    retired_at: row.try_get(3)?,
-                })
-            })
-            .collect()
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use domain::hash::CredentialHash;
 use domain::status::{allowed_sources, StatusEvent};
-use domain::{CredentialId, CredentialStatus, IssuerId};
+use domain::{CredentialId, IssuerId};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
@@ -455,26 +455,6 @@ impl Store {
             dead: row.try_get(1)?,
             oldest_pending_age_seconds: row.try_get(2)?,
         })
-    }
-
-    /// Status of a credential by id, any issuer (relay and tests).
-    pub async fn credential_status(
-        &self,
-        id: &CredentialId,
-    ) -> Result<Option<CredentialStatus>, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT status FROM credentials WHERE id = $1",
-                &[id.as_uuid()],
-            )
-            .await?;
-        row.map(|r| {
-            let s: String = r.try_get(0)?;
-            s.parse::<CredentialStatus>()
-                .map_err(|_| StoreError::Corrupt(format!("status {s}")))
-        })
-        .transpose()
     }
 }
 

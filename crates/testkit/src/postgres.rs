@@ -130,12 +130,6 @@ impl TestPostgres {
         .with_context(|| format!("pg_ctl start; log:\n{}", self.log_tail()))
     }
 
-    /// Stops the server (fast mode) and starts it again on the same port: fault tests.
-    pub fn restart(&self) -> anyhow::Result<()> {
-        self.stop_with_mode("fast")?;
-        self.pg_ctl_start()
-    }
-
     /// Stops the server; `start_again` brings it back on the same port.
     pub fn stop(&self) -> anyhow::Result<()> {
         self.stop_with_mode("fast")
