@@ -1,16 +1,19 @@
-//! The reconciler skeleton: probes answer, readiness follows the database, shutdown is clean.
+//! The reconciler service: probes answer, readiness follows the database and RPC, shutdown is clean.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use reconciler::{Application, ProbeSettings, Settings};
+use reconciler::{Application, ChainSettings, ProbeSettings, Settings};
 use store::DatabaseSettings;
 
 #[tokio::test]
 async fn probes_answer_and_shutdown_is_prompt() {
     let db = testkit::test_db().await.unwrap();
+    let chain_env = testkit::validator::chain_env().await.unwrap();
     let app = Application::build(Settings {
         database: DatabaseSettings::new(&db.url),
+        chain: ChainSettings::new(chain_env.rpc_url()),
+        reconcile: Default::default(),
         probes: ProbeSettings {
             host: "127.0.0.1".into(),
             port: 0,
@@ -62,6 +65,8 @@ async fn readiness_fails_when_the_database_is_unreachable() {
     database.acquire_timeout_ms = 500;
     let app = Application::build(Settings {
         database,
+        chain: ChainSettings::new(format!("http://127.0.0.1:{port}")),
+        reconcile: Default::default(),
         probes: ProbeSettings {
             host: "127.0.0.1".into(),
             port: 0,
