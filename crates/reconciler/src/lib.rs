@@ -19,6 +19,26 @@ pub use scan::{Reconciler, RunReport, Since};
 pub use service_shell::probes::ProbeSettings;
 pub use settings::{ChainSettings, ReconcileSettings, Settings};
 
+/// The reconciler without the service around it (no probe server): what `run-once` uses, so
+/// it can run next to a serving replica without fighting over the probe port.
+pub fn reconciler_from_settings(settings: &Settings) -> anyhow::Result<Reconciler> {
+    let store = Store::connect_lazy(&settings.database)?;
+    let (reconciler, _) = build_reconciler(settings, store, &prometheus::Registry::new())?;
+    Ok(reconciler)
+}
+
+fn build_reconciler(
+    settings: &Settings,
+    store: Store,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<(Reconciler, ChainClient)> {
+    // Read-only: the reconciler never signs, so it never holds the anchoring key.
+    let chain = ChainClient::read_only(settings.chain.chain_config()?)
+        .with_metrics(ChainMetrics::register(registry)?);
+    let metrics = metrics::ReconcilerMetrics::register(registry)?;
+    Ok((Reconciler::new(store, chain.clone(), metrics), chain))
+}
+
 pub struct Application {
     port: u16,
     probes: actix_web::dev::Server,
@@ -34,11 +54,7 @@ impl Application {
         let up = prometheus::IntGauge::new("reconciler_up", "1 while the reconciler runs")?;
         up.set(1);
         registry.register(Box::new(up))?;
-        // Read-only: the reconciler never signs, so it never holds the anchoring key.
-        let chain = ChainClient::read_only(settings.chain.chain_config()?)
-            .with_metrics(ChainMetrics::register(&registry)?);
-        let metrics = metrics::ReconcilerMetrics::register(&registry)?;
-        let reconciler = Reconciler::new(store.clone(), chain.clone(), metrics);
+        let (reconciler, chain) = build_reconciler(&settings, store.clone(), &registry)?;
         let listener = settings.probes.bind()?;
         let port = listener.local_addr()?.port();
         let ready: ReadinessCheck = Arc::new(move || {

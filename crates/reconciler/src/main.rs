@@ -31,19 +31,23 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings: Settings = service_shell::settings::load(cli.config.as_deref())?;
     service_shell::telemetry::init(&settings.log);
-    let app = Application::build(settings).await?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "reconciler probes listening");
             app.run_until(service_shell::shutdown::signal()).await
         }
         Command::RunOnce { since } => {
-            let report = app.reconciler().run_once(since, false).await?;
-            if report.skipped {
-                println!("another reconciler is running: nothing done");
-            } else {
-                println!("{report:#?}");
-            }
+            let report = reconciler::reconciler_from_settings(&settings)?
+                .run_once(since, false)
+                .await?;
+            // A non-zero exit, so a script that runs this after a restore notices that
+            // nothing was checked and retries.
+            anyhow::ensure!(
+                !report.skipped,
+                "another reconciler is running: nothing done"
+            );
+            println!("{report:#?}");
             Ok(())
         }
     }

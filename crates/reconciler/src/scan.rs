@@ -157,6 +157,9 @@ impl Reconciler {
         let until_sig = until.as_ref().map(|(s, _)| s.as_str());
         let mut before: Option<String> = None;
         let mut newest: Option<(String, u64)> = None;
+        // Set when an entry could not be examined: the checkpoint then stays put so the next
+        // run looks at it again instead of skipping past it for good.
+        let mut incomplete = false;
         loop {
             let page = self
                 .chain
@@ -217,6 +220,7 @@ impl Reconciler {
                     // Listed at finalized but not retrievable: the node pruned it or is
                     // behind. Nothing can be proven from it; the next run retries.
                     tracing::warn!(%signature, "history entry not retrievable");
+                    incomplete = true;
                     continue;
                 };
                 let verdict = classify(
@@ -239,7 +243,7 @@ impl Reconciler {
                 break;
             }
         }
-        if let Some((signature, slot)) = newest {
+        if let (Some((signature, slot)), false) = (newest, incomplete) {
             self.store
                 .save_reconciler_checkpoint(&key.pubkey, &signature, slot)
                 .await?;
