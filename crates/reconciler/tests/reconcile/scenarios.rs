@@ -94,6 +94,11 @@ async fn relay_dying_after_send_is_finalized_by_the_reconciler_and_never_resent(
             .await,
         0
     );
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM anchor_transactions WHERE status = 'finalized'")
+            .await,
+        1
+    );
 
     // The relay resumes after A's lease ends: there is nothing left for it to do.
     let b = w.relay("relay-b").await;
@@ -176,6 +181,61 @@ async fn memo_in_our_format_from_another_key_is_counted_not_backfilled() {
     // A second scan sees it again but records nothing new.
     r.run_once(HOUR, false).await.unwrap();
     assert_eq!(w.findings("forged").await, 1);
+}
+
+#[tokio::test]
+async fn failed_transaction_with_our_memo_is_counted_not_backfilled() {
+    let w = world().await;
+    let rpc = w.chain_env.rpc_url().to_string();
+    // The anchoring key itself pays, but the transaction fails (a transfer of more than it
+    // has): it lands, costs a fee, and anchors nothing.
+    let bytes: Vec<u8> =
+        serde_json::from_str(&std::fs::read_to_string(&w.keypair_path).unwrap()).unwrap();
+    let anchor = Keypair::try_from(bytes.as_slice()).unwrap();
+    let credential = CredentialId::new_v7();
+    let memo = Memo::Credential {
+        issuer: IssuerId::parse(ISSUER).unwrap(),
+        credential,
+        hash: CredentialHash::from_bytes([9; 32]),
+    }
+    .encode();
+    let memo_ix = Instruction {
+        program_id: Pubkey::from_str("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr").unwrap(),
+        accounts: vec![AccountMeta::new_readonly(anchor.pubkey(), true)],
+        data: memo.into_bytes(),
+    };
+    let mut transfer_data = 2u32.to_le_bytes().to_vec();
+    transfer_data.extend_from_slice(&u64::MAX.to_le_bytes());
+    let transfer = Instruction {
+        program_id: Pubkey::from_str("11111111111111111111111111111111").unwrap(),
+        accounts: vec![
+            AccountMeta::new(anchor.pubkey(), true),
+            AccountMeta::new(Keypair::new().pubkey(), false),
+        ],
+        data: transfer_data,
+    };
+    let blockhash = Hash::from_str(&latest_blockhash(&rpc).await).unwrap();
+    let tx = Transaction::new_signed_with_payer(
+        &[memo_ix, transfer],
+        Some(&anchor.pubkey()),
+        &[&anchor],
+        blockhash,
+    );
+    let chain = ChainClient::new(
+        ChainConfig::new(&rpc, Cluster::Localnet),
+        AnchorKeypair::generate(),
+    );
+    let signature = chain
+        .send_transaction_bytes(&bincode::serialize(&tx).unwrap())
+        .await
+        .unwrap();
+    w.wait_finalized_on_chain(&signature).await;
+
+    let report = w.reconciler().await.run_once(HOUR, false).await.unwrap();
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(report.backfilled, 0);
+    assert_eq!(w.row(&credential.to_string()).await, None);
+    assert_eq!(w.findings("failed_tx").await, 1);
 }
 
 #[tokio::test]
