@@ -117,6 +117,10 @@ impl Reconciler {
                 ..RunReport::default()
             });
         };
+        // Tests hold the lock a while here to make two runs overlap deterministically.
+        if let Some(ms) = held_lock_ms() {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         let mut report = RunReport::default();
         let (cutoff, min_slot) = match since {
             Since::Window(d) => (
@@ -419,6 +423,13 @@ impl Reconciler {
         }
         Ok(())
     }
+}
+
+/// `reconciler::hold_lock_ms` failpoint: `return(<ms>)` makes a run sleep with the lock held.
+fn held_lock_ms() -> Option<u64> {
+    fail::fail_point!("reconciler::hold_lock_ms", |arg| arg
+        .and_then(|ms| ms.parse().ok()));
+    None
 }
 
 #[cfg(test)]

@@ -74,8 +74,8 @@ pub enum Applied {
     Backfilled,
     /// The row already records an anchor (this one or another): nothing to do.
     Consistent,
-    /// The row exists but disagrees with the memo (issuer or hash): recorded as drift,
-    /// the row is left alone for a human.
+    /// The row exists but disagrees with the memo (issuer or hash), or already records a
+    /// different anchor: recorded as drift, the row is left alone for a human.
     Mismatch,
 }
 
@@ -196,7 +196,8 @@ impl Store {
         let slot = slot_i64(anchor.slot);
         let row = db
             .query_opt(
-                "SELECT status, issuer_id, credential_hash FROM credentials WHERE id = $1 FOR UPDATE",
+                "SELECT status, issuer_id, credential_hash, anchor_signature FROM credentials \
+                 WHERE id = $1 FOR UPDATE",
                 &[id],
             )
             .await?;
@@ -261,6 +262,21 @@ impl Store {
                     )
                     .await?;
                     (Applied::Finalized, new)
+                } else if row
+                    .get::<_, Option<String>>(3)
+                    .is_some_and(|recorded| recorded != anchor.signature)
+                {
+                    // Two successful anchors of one credential: invariant 2 was broken
+                    // somewhere. The row keeps its anchor; a human must see this.
+                    let new = insert_finding(
+                        &db,
+                        &finding(
+                            FindingKind::Drift,
+                            "a second anchor of an anchored credential",
+                        ),
+                    )
+                    .await?;
+                    (Applied::Mismatch, new)
                 } else {
                     (Applied::Consistent, false)
                 }

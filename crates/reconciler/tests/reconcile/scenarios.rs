@@ -254,14 +254,31 @@ async fn two_reconcilers_at_once_one_skips_and_the_result_is_a_single_runs() {
         .await
         .unwrap();
     let (a, b) = (w.reconciler().await, w.reconciler().await);
-    let (ra, rb) = tokio::join!(a.run_once(HOUR, false), b.run_once(HOUR, false));
-    let (ra, rb) = (ra.unwrap(), rb.unwrap());
-    assert_eq!(
-        [ra.skipped, rb.skipped].iter().filter(|s| **s).count(),
-        1,
-        "{ra:?} {rb:?}"
-    );
-    let worker = if ra.skipped { rb } else { ra };
+    // A holds the lock for a while; B runs meanwhile. The failpoint only lengthens A's run,
+    // so the overlap does not depend on timing luck.
+    fail::cfg("reconciler::hold_lock_ms", "return(1500)").unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_once(HOUR, false).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w
+        .query_i64(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .await
+        == 0
+    {
+        assert!(Instant::now() < deadline, "first run never took the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rb = b.run_once(HOUR, false).await.unwrap();
+    fail::remove("reconciler::hold_lock_ms");
+    let ra = first.await.unwrap().unwrap();
+    assert!(rb.skipped, "{rb:?}");
+    assert!(!ra.skipped, "{ra:?}");
+    let worker = ra;
     assert_eq!(worker.backfilled, 2);
     assert_eq!(
         w.query_i64("SELECT count(*) FROM credentials WHERE status = 'recovered'")
