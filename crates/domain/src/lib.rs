@@ -16,6 +16,7 @@ pub mod hash;
 pub mod ids;
 pub mod memo;
 pub mod merkle;
+pub mod reconcile;
 pub mod retry;
 pub mod sealed;
 pub mod signing;

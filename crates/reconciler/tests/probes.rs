@@ -1,16 +1,19 @@
-//! The reconciler skeleton: probes answer, readiness follows the database, shutdown is clean.
+//! The reconciler service: probes answer, readiness follows the database and RPC, shutdown is clean.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use reconciler::{Application, ProbeSettings, Settings};
+use reconciler::{Application, ChainSettings, ProbeSettings, Settings};
 use store::DatabaseSettings;
 
 #[tokio::test]
 async fn probes_answer_and_shutdown_is_prompt() {
     let db = testkit::test_db().await.unwrap();
+    let chain_env = testkit::validator::chain_env().await.unwrap();
     let app = Application::build(Settings {
         database: DatabaseSettings::new(&db.url),
+        chain: ChainSettings::new(chain_env.rpc_url()),
+        reconcile: Default::default(),
         probes: ProbeSettings {
             host: "127.0.0.1".into(),
             port: 0,
@@ -62,6 +65,8 @@ async fn readiness_fails_when_the_database_is_unreachable() {
     database.acquire_timeout_ms = 500;
     let app = Application::build(Settings {
         database,
+        chain: ChainSettings::new(format!("http://127.0.0.1:{port}")),
+        reconcile: Default::default(),
         probes: ProbeSettings {
             host: "127.0.0.1".into(),
             port: 0,
@@ -89,4 +94,61 @@ async fn readiness_fails_when_the_database_is_unreachable() {
     );
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_loop_runs_and_reports_success_in_metrics() {
+    let db = testkit::test_db().await.unwrap();
+    // The loop expects a migrated schema, as after issuer-api's start.
+    store::Store::connect_lazy(&DatabaseSettings::new(&db.url))
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    let chain_env = testkit::validator::chain_env().await.unwrap();
+    let app = Application::build(Settings {
+        database: DatabaseSettings::new(&db.url),
+        chain: ChainSettings::new(chain_env.rpc_url()),
+        reconcile: reconciler::ReconcileSettings {
+            interval_secs: 1,
+            window_secs: 60,
+        },
+        probes: ProbeSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+        },
+        log: Default::default(),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let ran = metrics
+            .lines()
+            .find(|l| l.starts_with("reconciler_last_success_timestamp_seconds "))
+            .is_some_and(|l| !l.ends_with(" 0"));
+        if ran {
+            assert!(metrics.contains("diploma_inconsistencies_total{kind=\"forged\"} 0"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("stops within 10 s")
+        .unwrap()
+        .unwrap();
 }

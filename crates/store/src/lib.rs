@@ -15,6 +15,7 @@ pub mod issuers;
 pub mod listener;
 pub mod migrate;
 pub mod outbox;
+pub mod reconcile;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,455 @@
+//! One reconciliation run: page each anchoring key's finalized history, classify every
+//! transaction that carries a memo of ours (`domain::reconcile`), apply trusted anchors to
+//! PostgreSQL (`store::reconcile`), then ask the chain about rows that claim an anchor.
+//!
+//! Only one run at a time does work: the run holds a PostgreSQL advisory lock, so two
+//! replicas (or an operator's `run-once` next to the loop) cannot interleave repairs. Every
+//! repair is idempotent anyway, so a run cut short is simply repeated by the next one.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use chain::{AddressSignature, ChainClient, Commitment};
+use chrono::{DateTime, Utc};
+use domain::memo::{decode_rpc_memo_field, Memo};
+use domain::reconcile::{classify, is_signature_text, AnchorVerdict, ObservedAnchor};
+use futures_util::{StreamExt, TryStreamExt};
+use store::reconcile::{AnchorKey, Applied, FindingKind, NewFinding, TrustedAnchor};
+use store::Store;
+
+use crate::metrics::ReconcilerMetrics;
+
+/// `getSignaturesForAddress` maximum page size.
+pub const PAGE_SIZE: usize = 1_000;
+/// `getTransaction` calls in flight per page: enough to hide RPC latency, few enough not to
+/// be rate limited by a public endpoint.
+const FETCH_CONCURRENCY: usize = 8;
+
+/// How far back a run looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// Transactions whose block time is within this long before now.
+    Window(Duration),
+    /// Transactions at or after this slot.
+    Slot(u64),
+}
+
+impl FromStr for Since {
+    type Err = String;
+
+    /// `90s`, `30m`, `1h`, `2d`, or `slot N` / `slot:N` / `slot=N`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if let Some(rest) = text.strip_prefix("slot") {
+            let digits = rest.trim_start_matches([' ', ':', '=']);
+            return digits
+                .parse()
+                .map(Since::Slot)
+                .map_err(|_| format!("invalid slot in {text:?}"));
+        }
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("{text:?} lacks a unit (s, m, h, d)"))?;
+        let (number, unit) = text.split_at(split);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        let secs = match unit {
+            "s" => n,
+            "m" => n.saturating_mul(60),
+            "h" => n.saturating_mul(3_600),
+            "d" => n.saturating_mul(86_400),
+            _ => return Err(format!("unknown unit {unit:?} in {text:?} (s, m, h, d)")),
+        };
+        Ok(Since::Window(Duration::from_secs(secs)))
+    }
+}
+
+/// What one run saw and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Another reconciler held the lock: this run did nothing.
+    pub skipped: bool,
+    pub keys: usize,
+    pub pages: u64,
+    pub transactions: u64,
+    /// Transactions fetched because their memo hint was ours.
+    pub fetched: u64,
+    pub finalized: u64,
+    pub backfilled: u64,
+    pub forged: u64,
+    pub failed: u64,
+    pub drift: u64,
+    /// Rows already in agreement with the chain.
+    pub consistent: u64,
+    pub elapsed_ms: u128,
+}
+
+#[derive(Clone)]
+pub struct Reconciler {
+    store: Store,
+    chain: ChainClient,
+    metrics: ReconcilerMetrics,
+}
+
+impl Reconciler {
+    pub fn new(store: Store, chain: ChainClient, metrics: ReconcilerMetrics) -> Self {
+        Self {
+            store,
+            chain,
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &ReconcilerMetrics {
+        &self.metrics
+    }
+
+    /// One run over `since`. With `use_checkpoints`, each key's scan also stops at the
+    /// newest signature a previous run saw (the loop); without, the whole window is
+    /// re-examined (an operator's `run-once`).
+    pub async fn run_once(&self, since: Since, use_checkpoints: bool) -> anyhow::Result<RunReport> {
+        let started = Instant::now();
+        let Some(_lock) = self.store.try_reconciler_lock().await? else {
+            tracing::info!("another reconciler is running: skipping this run");
+            return Ok(RunReport {
+                skipped: true,
+                ..RunReport::default()
+            });
+        };
+        // Tests hold the lock a while here to make two runs overlap deterministically.
+        if let Some(ms) = held_lock_ms() {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let mut report = RunReport::default();
+        let (cutoff, min_slot) = match since {
+            Since::Window(d) => (
+                Some(Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)),
+                None,
+            ),
+            Since::Slot(s) => (None, Some(s)),
+        };
+        let keys = self.store.anchor_keys().await?;
+        report.keys = keys.len();
+        for key in &keys {
+            self.scan_key(key, cutoff, min_slot, use_checkpoints, &mut report)
+                .await?;
+        }
+        self.check_drift(cutoff, min_slot, &mut report).await?;
+        report.elapsed_ms = started.elapsed().as_millis();
+        self.metrics
+            .duration
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.last_success.set(Utc::now().timestamp());
+        tracing::info!(?report, "reconciliation run done");
+        Ok(report)
+    }
+
+    async fn scan_key(
+        &self,
+        key: &AnchorKey,
+        cutoff: Option<DateTime<Utc>>,
+        min_slot: Option<u64>,
+        use_checkpoints: bool,
+        report: &mut RunReport,
+    ) -> anyhow::Result<()> {
+        let until = if use_checkpoints {
+            self.store.reconciler_checkpoint(&key.pubkey).await?
+        } else {
+            None
+        };
+        let until_sig = until.as_ref().map(|(s, _)| s.as_str());
+        let mut before: Option<String> = None;
+        let mut newest: Option<(String, u64)> = None;
+        // Set when an entry could not be examined: the checkpoint then stays put so the next
+        // run looks at it again instead of skipping past it for good.
+        let mut incomplete = false;
+        loop {
+            let page = self
+                .chain
+                .signatures_for_address(&key.pubkey, before.as_deref(), until_sig, PAGE_SIZE)
+                .await?;
+            report.pages += 1;
+            self.metrics.pages.inc();
+            let Some(last) = page.last() else { break };
+            if newest.is_none() {
+                newest = page.first().map(|e| (e.signature.clone(), e.slot));
+            }
+            let full = page.len() == PAGE_SIZE;
+            before = Some(last.signature.clone());
+            // Newest first: the first entry older than the window ends the scan.
+            let in_window: Vec<&AddressSignature> = page
+                .iter()
+                .take_while(|e| {
+                    min_slot.is_none_or(|s| e.slot >= s)
+                        && match (cutoff, e.block_time) {
+                            (Some(c), Some(t)) => t >= c.timestamp(),
+                            _ => true,
+                        }
+                })
+                .collect();
+            let reached_start = in_window.len() < page.len();
+            report.transactions += in_window.len() as u64;
+            self.metrics.transactions.inc_by(in_window.len() as u64);
+            // The memo summary is only a hint to skip unrelated traffic without a fetch;
+            // what is trusted is decided on the fetched transaction.
+            let candidates: Vec<(String, Option<i64>)> = in_window
+                .into_iter()
+                .filter(|e| {
+                    e.memo
+                        .as_deref()
+                        .is_some_and(|m| !decode_rpc_memo_field(m).is_empty())
+                })
+                .map(|e| (e.signature.clone(), e.block_time))
+                .collect();
+            // Owned inputs and a cloned client: the buffered futures must not borrow across
+            // the stream (that makes the run's future not provably Send).
+            let chain = self.chain.clone();
+            let fetched: Vec<_> = futures_util::stream::iter(candidates)
+                .map(move |(signature, block_time)| {
+                    let chain = chain.clone();
+                    async move {
+                        chain
+                            .fetch_transaction(&signature, Commitment::Finalized)
+                            .await
+                            .map(|tx| (signature, block_time, tx))
+                    }
+                })
+                .buffered(FETCH_CONCURRENCY)
+                .try_collect()
+                .await?;
+            for (signature, listed_time, tx) in fetched {
+                report.fetched += 1;
+                let Some(tx) = tx else {
+                    // Listed at finalized but not retrievable: the node pruned it or is
+                    // behind. Nothing can be proven from it; the next run retries.
+                    tracing::warn!(%signature, "history entry not retrievable");
+                    incomplete = true;
+                    continue;
+                };
+                let verdict = classify(
+                    ObservedAnchor {
+                        fee_payer: &tx.fee_payer,
+                        succeeded: tx.succeeded,
+                        memos: &tx.memos,
+                    },
+                    &key.pubkey,
+                    &key.issuers,
+                );
+                let block_time = tx
+                    .block_time
+                    .or(listed_time)
+                    .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
+                self.apply(verdict, &tx.signature, tx.slot, block_time, report)
+                    .await?;
+            }
+            if reached_start || !full {
+                break;
+            }
+        }
+        if let (Some((signature, slot)), false) = (newest, incomplete) {
+            self.store
+                .save_reconciler_checkpoint(&key.pubkey, &signature, slot)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        verdict: AnchorVerdict,
+        signature: &str,
+        slot: u64,
+        block_time: Option<DateTime<Utc>>,
+        report: &mut RunReport,
+    ) -> anyhow::Result<()> {
+        match verdict {
+            AnchorVerdict::NotOurs => {}
+            AnchorVerdict::Trusted(memos) => {
+                for memo in memos {
+                    let Memo::Credential {
+                        issuer,
+                        credential,
+                        hash,
+                    } = memo
+                    else {
+                        // Batch and revocation anchors are not written by this version.
+                        tracing::debug!(%signature, "non-credential memo skipped");
+                        continue;
+                    };
+                    let (applied, new) = self
+                        .store
+                        .apply_trusted_anchor(&TrustedAnchor {
+                            issuer: &issuer,
+                            credential,
+                            hash,
+                            signature,
+                            slot,
+                            block_time,
+                        })
+                        .await?;
+                    match applied {
+                        Applied::Finalized => {
+                            report.finalized += 1;
+                            tracing::warn!(%credential, %signature, "pending credential was anchored: finalized");
+                            self.count(FindingKind::PendingAnchored, new);
+                        }
+                        Applied::Backfilled => {
+                            report.backfilled += 1;
+                            self.metrics.backfilled.inc();
+                            tracing::warn!(%credential, %signature, "missing credential backfilled as recovered");
+                            self.count(FindingKind::MissingRow, new);
+                        }
+                        Applied::Mismatch => {
+                            report.drift += 1;
+                            tracing::error!(%credential, %signature, "row disagrees with its anchor");
+                            self.count(FindingKind::Drift, new);
+                        }
+                        Applied::Consistent => report.consistent += 1,
+                    }
+                }
+            }
+            AnchorVerdict::Forged(memos) => {
+                report.forged += 1;
+                tracing::warn!(%signature, "memo in our format from another key ignored");
+                self.record_each(
+                    FindingKind::Forged,
+                    &memos,
+                    signature,
+                    slot,
+                    "fee payer or issuer does not match the anchoring key",
+                )
+                .await?;
+            }
+            AnchorVerdict::Failed(memos) => {
+                report.failed += 1;
+                self.record_each(
+                    FindingKind::FailedTx,
+                    &memos,
+                    signature,
+                    slot,
+                    "transaction failed: anchors nothing",
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_each(
+        &self,
+        kind: FindingKind,
+        memos: &[Memo],
+        signature: &str,
+        slot: u64,
+        detail: &str,
+    ) -> anyhow::Result<()> {
+        for memo in memos {
+            let credential = match memo {
+                Memo::Credential { credential, .. } | Memo::Revocation { credential, .. } => {
+                    Some(*credential)
+                }
+                Memo::Batch { .. } => None,
+            };
+            let new = self
+                .store
+                .record_finding(&NewFinding {
+                    kind,
+                    signature,
+                    slot: Some(slot),
+                    credential,
+                    issuer: Some(memo.issuer().as_str()),
+                    detail,
+                })
+                .await?;
+            self.count(kind, new);
+        }
+        Ok(())
+    }
+
+    /// Counts a finding once: a re-scan of the same window finds it again but it is not a
+    /// new inconsistency.
+    fn count(&self, kind: FindingKind, new: bool) {
+        if new {
+            self.metrics.finding(kind);
+        }
+    }
+
+    /// Rows that claim an anchor in the window, checked against the node's full history: a
+    /// signature the chain does not know (or that failed) is drift.
+    async fn check_drift(
+        &self,
+        cutoff: Option<DateTime<Utc>>,
+        min_slot: Option<u64>,
+        report: &mut RunReport,
+    ) -> anyhow::Result<()> {
+        let rows = self.store.finalized_rows_since(cutoff, min_slot).await?;
+        let (valid, malformed): (Vec<_>, Vec<_>) =
+            rows.iter().partition(|r| is_signature_text(&r.signature));
+        let signatures: Vec<String> = valid.iter().map(|r| r.signature.clone()).collect();
+        let statuses = if signatures.is_empty() {
+            Vec::new()
+        } else {
+            self.chain.signature_statuses(&signatures).await?
+        };
+        let mut drifted: Vec<(&store::reconcile::FinalizedRow, &str)> = malformed
+            .into_iter()
+            .map(|r| (r, "anchor_signature is not a signature"))
+            .collect();
+        for (row, status) in valid.into_iter().zip(statuses) {
+            match status {
+                None => drifted.push((row, "anchor_signature unknown on chain")),
+                Some(s) if s.err.is_some() => {
+                    drifted.push((row, "anchor transaction failed on chain"))
+                }
+                Some(_) => {}
+            }
+        }
+        for (row, detail) in drifted {
+            report.drift += 1;
+            tracing::error!(credential = %row.credential, signature = %row.signature, detail, "drift");
+            let new = self
+                .store
+                .record_finding(&NewFinding {
+                    kind: FindingKind::Drift,
+                    signature: &row.signature,
+                    slot: row.slot.and_then(|s| u64::try_from(s).ok()),
+                    credential: Some(row.credential),
+                    issuer: Some(&row.issuer),
+                    detail,
+                })
+                .await?;
+            self.count(FindingKind::Drift, new);
+        }
+        Ok(())
+    }
+}
+
+/// `reconciler::hold_lock_ms` failpoint: `return(<ms>)` makes a run sleep with the lock held.
+fn held_lock_ms() -> Option<u64> {
+    fail::fail_point!("reconciler::hold_lock_ms", |arg| arg
+        .and_then(|ms| ms.parse().ok()));
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_parses_durations_and_slots() {
+        assert_eq!(
+            "1h".parse::<Since>(),
+            Ok(Since::Window(Duration::from_secs(3_600)))
+        );
+        assert_eq!(
+            "30m".parse::<Since>(),
+            Ok(Since::Window(Duration::from_secs(1_800)))
+        );
+        assert_eq!("slot 42".parse::<Since>(), Ok(Since::Slot(42)));
+        assert_eq!("slot:42".parse::<Since>(), Ok(Since::Slot(42)));
+        assert!("1w".parse::<Since>().is_err());
+        assert!("12".parse::<Since>().is_err());
+        assert!("slot x".parse::<Since>().is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! Reconciler tests against a real PostgreSQL and a real local solana-test-validator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod scenarios;

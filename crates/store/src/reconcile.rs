@@ -1,0 +1,377 @@
+//! The reconciler's queries: anchoring keys to scan, scan checkpoints, findings, and the
+//! repairs (finalize a pending row, backfill a missing one) applied in one transaction each.
+//!
+//! Every repair is idempotent and guarded by the row's current status, so two overlapping
+//! scans (or a scan racing the relay) converge on the same rows; findings are deduplicated
+//! by the `reconciliation_findings_once` index.
+
+use chrono::{DateTime, Utc};
+use domain::hash::CredentialHash;
+use domain::{CredentialId, IssuerId};
+
+use crate::{Store, StoreError};
+
+/// Names the reconciler's session advisory lock (pg advisory locks are keyed by i64).
+const RECONCILER_LOCK_KEY: i64 = 0x6361_7265_636f_6e63; // "careconc"
+
+/// Kind of a recorded disagreement; the text is the `kind` column and the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FindingKind {
+    PendingAnchored,
+    MissingRow,
+    Drift,
+    Forged,
+    FailedTx,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::PendingAnchored => "pending_anchored",
+            FindingKind::MissingRow => "missing_row",
+            FindingKind::Drift => "drift",
+            FindingKind::Forged => "forged",
+            FindingKind::FailedTx => "failed_tx",
+        }
+    }
+}
+
+/// One finding to record.
+#[derive(Debug, Clone)]
+pub struct NewFinding<'a> {
+    pub kind: FindingKind,
+    pub signature: &'a str,
+    pub slot: Option<u64>,
+    pub credential: Option<CredentialId>,
+    pub issuer: Option<&'a str>,
+    pub detail: &'a str,
+}
+
+/// An anchoring key and the issuers that anchor with it.
+#[derive(Debug, Clone)]
+pub struct AnchorKey {
+    pub pubkey: String,
+    pub issuers: Vec<IssuerId>,
+}
+
+/// A trusted on-chain credential anchor.
+#[derive(Debug, Clone)]
+pub struct TrustedAnchor<'a> {
+    pub issuer: &'a IssuerId,
+    pub credential: CredentialId,
+    pub hash: CredentialHash,
+    pub signature: &'a str,
+    pub slot: u64,
+    pub block_time: Option<DateTime<Utc>>,
+}
+
+/// What applying a trusted anchor did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A queued/submitted/confirmed/failed row was finalized with the anchor.
+    Finalized,
+    /// No row existed: one was inserted as `recovered`.
+    Backfilled,
+    /// The row already records an anchor (this one or another): nothing to do.
+    Consistent,
+    /// The row exists but disagrees with the memo (issuer or hash), or already records a
+    /// different anchor: recorded as drift, the row is left alone for a human.
+    Mismatch,
+}
+
+/// A row that claims to be finalized, for the drift check.
+#[derive(Debug, Clone)]
+pub struct FinalizedRow {
+    pub credential: CredentialId,
+    pub issuer: String,
+    pub signature: String,
+    pub slot: Option<i64>,
+}
+
+/// The reconciler's exclusive lock, held on a connection taken out of the pool for the
+/// whole run. Dropping it closes that connection, which releases the lock even on error.
+pub struct ReconcilerLock {
+    _client: deadpool_postgres::ClientWrapper,
+}
+
+fn slot_i64(slot: u64) -> i64 {
+    i64::try_from(slot).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// `pg_try_advisory_lock` on a dedicated connection: `None` if another reconciler holds it.
+    pub async fn try_reconciler_lock(&self) -> Result<Option<ReconcilerLock>, StoreError> {
+        let object = self.client().await?;
+        // Taken out of the pool so the session lock never leaks to another pool user.
+        let client = deadpool_postgres::Object::take(object);
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&RECONCILER_LOCK_KEY])
+            .await?;
+        let acquired: bool = row.get(0);
+        Ok(acquired.then_some(ReconcilerLock { _client: client }))
+    }
+
+    /// Every distinct anchoring key with its issuers.
+    pub async fn anchor_keys(&self) -> Result<Vec<AnchorKey>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT anchor_pubkey, array_agg(id ORDER BY id) FROM issuers \
+                 WHERE anchor_pubkey IS NOT NULL GROUP BY anchor_pubkey ORDER BY anchor_pubkey",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let ids: Vec<String> = row.get(1);
+                let issuers = ids
+                    .iter()
+                    .map(|id| {
+                        IssuerId::parse(id)
+                            .map_err(|e| StoreError::Corrupt(format!("issuer id: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(AnchorKey {
+                    pubkey: row.get(0),
+                    issuers,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest signature scanned for `pubkey`, if any.
+    pub async fn reconciler_checkpoint(
+        &self,
+        pubkey: &str,
+    ) -> Result<Option<(String, u64)>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT last_signature, last_slot FROM reconciler_checkpoints WHERE anchor_pubkey = $1",
+                &[&pubkey],
+            )
+            .await?;
+        Ok(row.map(|r| {
+            let slot: i64 = r.get(1);
+            (r.get(0), u64::try_from(slot).unwrap_or(0))
+        }))
+    }
+
+    /// Moves the checkpoint forward (never back: a slower overlapping run cannot rewind it).
+    pub async fn save_reconciler_checkpoint(
+        &self,
+        pubkey: &str,
+        signature: &str,
+        slot: u64,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO reconciler_checkpoints (anchor_pubkey, last_signature, last_slot) \
+                 VALUES ($1, $2, $3) ON CONFLICT (anchor_pubkey) DO UPDATE \
+                 SET last_signature = EXCLUDED.last_signature, last_slot = EXCLUDED.last_slot, \
+                     updated_at = now() \
+                 WHERE reconciler_checkpoints.last_slot <= EXCLUDED.last_slot",
+                &[&pubkey, &signature, &slot_i64(slot)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records a finding; `true` if it is new (a re-scan of the same window returns `false`).
+    pub async fn record_finding(&self, finding: &NewFinding<'_>) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        insert_finding(&client, finding).await
+    }
+
+    /// Applies a trusted anchor to its credential row in one transaction, recording the
+    /// finding it amounts to. Returns what was done and whether the finding is new.
+    pub async fn apply_trusted_anchor(
+        &self,
+        anchor: &TrustedAnchor<'_>,
+    ) -> Result<(Applied, bool), StoreError> {
+        let mut client = self.client().await?;
+        let db = client.transaction().await?;
+        let id = anchor.credential.as_uuid();
+        let slot = slot_i64(anchor.slot);
+        let row = db
+            .query_opt(
+                "SELECT status, issuer_id, credential_hash, anchor_signature FROM credentials \
+                 WHERE id = $1 FOR UPDATE",
+                &[id],
+            )
+            .await?;
+        let finding = |kind, detail: &'static str| NewFinding {
+            kind,
+            signature: anchor.signature,
+            slot: Some(anchor.slot),
+            credential: Some(anchor.credential),
+            issuer: Some(anchor.issuer.as_str()),
+            detail,
+        };
+        let (applied, new) = match row {
+            None => {
+                // ON CONFLICT: a concurrent issuance of the same id (impossible for UUIDv7 in
+                // practice) or another reconciler wins; either way the row then exists.
+                let inserted = db
+                    .execute(
+                        "INSERT INTO credentials (id, issuer_id, credential_hash, status, \
+                           anchor_signature, anchor_slot, finalized_at) \
+                         VALUES ($1, $2, $3, 'recovered', $4, $5, coalesce($6, now())) \
+                         ON CONFLICT (id) DO NOTHING",
+                        &[
+                            id,
+                            &anchor.issuer.as_str(),
+                            &anchor.hash.as_bytes().as_slice(),
+                            &anchor.signature,
+                            &slot,
+                            &anchor.block_time,
+                        ],
+                    )
+                    .await?;
+                if inserted == 0 {
+                    (Applied::Consistent, false)
+                } else {
+                    let new = insert_finding(
+                        &db,
+                        &finding(FindingKind::MissingRow, "backfilled as recovered"),
+                    )
+                    .await?;
+                    (Applied::Backfilled, new)
+                }
+            }
+            Some(row) => {
+                let status: String = row.get(0);
+                let issuer: String = row.get(1);
+                let hash: Vec<u8> = row.get(2);
+                if issuer != anchor.issuer.as_str() || hash != anchor.hash.as_bytes().as_slice() {
+                    let new = insert_finding(
+                        &db,
+                        &finding(FindingKind::Drift, "row disagrees with its on-chain memo"),
+                    )
+                    .await?;
+                    (Applied::Mismatch, new)
+                } else if matches!(
+                    status.as_str(),
+                    "queued" | "submitted" | "confirmed" | "failed"
+                ) {
+                    finalize_pending(&db, anchor, slot).await?;
+                    let new = insert_finding(
+                        &db,
+                        &finding(FindingKind::PendingAnchored, "finalized by the reconciler"),
+                    )
+                    .await?;
+                    (Applied::Finalized, new)
+                } else if row
+                    .get::<_, Option<String>>(3)
+                    .is_some_and(|recorded| recorded != anchor.signature)
+                {
+                    // Two successful anchors of one credential: invariant 2 was broken
+                    // somewhere. The row keeps its anchor; a human must see this.
+                    let new = insert_finding(
+                        &db,
+                        &finding(
+                            FindingKind::Drift,
+                            "a second anchor of an anchored credential",
+                        ),
+                    )
+                    .await?;
+                    (Applied::Mismatch, new)
+                } else {
+                    (Applied::Consistent, false)
+                }
+            }
+        };
+        db.commit().await?;
+        Ok((applied, new))
+    }
+
+    /// Credentials that claim an anchor, finalized since `since_time` or anchored at or after
+    /// `since_slot` (whichever is given): the drift check asks the chain about each.
+    pub async fn finalized_rows_since(
+        &self,
+        since_time: Option<DateTime<Utc>>,
+        since_slot: Option<u64>,
+    ) -> Result<Vec<FinalizedRow>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, issuer_id, anchor_signature, anchor_slot FROM credentials \
+                 WHERE status = 'finalized' AND anchor_signature IS NOT NULL \
+                   AND ($1::timestamptz IS NULL OR finalized_at >= $1) \
+                   AND ($2::bigint IS NULL OR anchor_slot >= $2) \
+                 ORDER BY finalized_at",
+                &[&since_time, &since_slot.map(slot_i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| FinalizedRow {
+                credential: CredentialId::from_uuid(r.get(0)),
+                issuer: r.get(1),
+                signature: r.get(2),
+                slot: r.get(3),
+            })
+            .collect())
+    }
+}
+
+/// Finalizes a pending credential with the anchor found on chain, completes its open outbox
+/// job and retires its live transactions, so the relay has nothing left to send.
+async fn finalize_pending(
+    db: &deadpool_postgres::Transaction<'_>,
+    anchor: &TrustedAnchor<'_>,
+    slot: i64,
+) -> Result<(), StoreError> {
+    let id = anchor.credential.as_uuid();
+    db.execute(
+        "UPDATE credentials SET status = 'finalized', anchor_signature = $2, anchor_slot = $3, \
+           finalized_at = coalesce($4, now()), last_error = NULL, updated_at = now() \
+         WHERE id = $1 AND status IN ('queued', 'submitted', 'confirmed', 'failed')",
+        &[id, &anchor.signature, &slot, &anchor.block_time],
+    )
+    .await?;
+    // The transaction that landed is the anchor; any other still-live one of the same
+    // credential is retired as expired so the relay never rebroadcasts or re-signs.
+    db.execute(
+        "UPDATE anchor_transactions SET \
+           status = CASE WHEN signature = $2 THEN 'finalized' ELSE 'expired' END, \
+           slot = CASE WHEN signature = $2 THEN $3 ELSE slot END, \
+           confirmed_at = CASE WHEN signature = $2 THEN coalesce(confirmed_at, now()) ELSE confirmed_at END, \
+           finalized_at = CASE WHEN signature = $2 THEN now() ELSE finalized_at END, \
+           error = CASE WHEN signature = $2 THEN error ELSE 'superseded: reconciler found the anchor' END \
+         WHERE credential_id = $1 AND (signature = $2 OR status IN ('signed', 'sent', 'confirmed'))",
+        &[id, &anchor.signature, &slot],
+    )
+    .await?;
+    db.execute(
+        "UPDATE outbox SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
+           last_error = NULL, updated_at = now() \
+         WHERE credential_id = $1 AND kind = 'anchor_credential' AND completed_at IS NULL",
+        &[id],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_finding(
+    client: &impl deadpool_postgres::GenericClient,
+    f: &NewFinding<'_>,
+) -> Result<bool, StoreError> {
+    let n = client
+        .execute(
+            "INSERT INTO reconciliation_findings (kind, signature, slot, credential_id, issuer_id, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (kind, signature, credential_id) DO NOTHING",
+            &[
+                &f.kind.as_str(),
+                &f.signature,
+                &f.slot.map(slot_i64),
+                &f.credential.map(|c| *c.as_uuid()),
+                &f.issuer,
+                &f.detail,
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
