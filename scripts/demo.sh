@@ -92,6 +92,11 @@ if [[ ${#ANCHOR_ARGS[@]} -gt 0 ]]; then
   [[ "$STATUS" == "finalized" ]] || { echo "credential did not finalize; relay log:"; tail -30 "$WORK/relay.log"; exit 1; }
   SIG="$(curl -sS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID" | json 'd["anchor"]["signature"]')"
   say "anchored on chain in transaction $SIG"
+  say "cross-checking PostgreSQL against the chain (reconciler run-once)"
+  "$BIN/reconciler" run-once --since 10m
+  FINDINGS="$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM reconciliation_findings")"
+  echo "reconciliation findings: $FINDINGS (0 = the database and the chain agree)"
+  [[ "$FINDINGS" == "0" ]] || exit 1
 else
   [[ "$STATUS" == "queued" ]] || exit 1
   say "credential is signed and queued for anchoring"
