@@ -48,6 +48,12 @@ impl StepError {
     }
 }
 
+/// What one pass reads at most once, shared by its jobs.
+#[derive(Default)]
+struct PassContext {
+    payer_balance: tokio::sync::OnceCell<u64>,
+}
+
 /// Tunables of a pass.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -142,6 +148,8 @@ impl Relay {
             }
         }
 
+        let pass = PassContext::default();
+        let pass = &pass;
         let work = jobs.into_iter().map(|job| {
             let live_tx = live.remove(&job.outbox_id);
             let state = live_tx
@@ -160,7 +168,7 @@ impl Relay {
                     .steps
                     .with_label_values(&[step_name(&step)])
                     .inc();
-                match self.advance(&job, live_tx.as_ref(), step).await {
+                match self.advance(&job, live_tx.as_ref(), step, pass).await {
                     Ok(()) => {}
                     Err(StepError::Crash(at)) => {
                         tracing::warn!(credential_id = %job.credential_id, at, "simulated crash");
@@ -212,11 +220,12 @@ impl Relay {
         job: &ClaimedJob,
         live: Option<&LiveAnchorTx>,
         step: AnchorStep,
+        pass: &PassContext,
     ) -> Result<(), StepError> {
         let fence = job.fence(&self.config.worker);
         let track = self.config.track_interval;
         match (step, live) {
-            (AnchorStep::SignAndSend, _) => self.sign_and_send(job, None, None).await,
+            (AnchorStep::SignAndSend, _) => self.sign_and_send(job, None, None, pass).await,
             (AnchorStep::ExpireAndResign, Some(tx)) => {
                 tracing::info!(credential_id = %job.credential_id, signature = %tx.signature, "blockhash expired and never landed: re-signing");
                 // Counted as a failure: a key that cannot get transactions landed must not
@@ -225,6 +234,7 @@ impl Relay {
                     job,
                     Some((&tx.signature, "expired", None)),
                     Some("previous anchor transaction expired without landing"),
+                    pass,
                 )
                 .await
             }
@@ -234,6 +244,7 @@ impl Relay {
                     job,
                     Some((&tx.signature, "failed", Some(&error))),
                     Some(&error),
+                    pass,
                 )
                 .await
             }
@@ -268,7 +279,7 @@ impl Relay {
             }
             // A step that needs a live transaction without one cannot come out of
             // next_anchor_step; treat it as "sign" defensively rather than panic.
-            (_, None) => self.sign_and_send(job, None, None).await,
+            (_, None) => self.sign_and_send(job, None, None, pass).await,
         }
     }
 
@@ -279,6 +290,7 @@ impl Relay {
         job: &ClaimedJob,
         retire: Option<(&str, &str, Option<&str>)>,
         note: Option<&str>,
+        pass: &PassContext,
     ) -> Result<(), StepError> {
         let memo = Memo::Credential {
             issuer: job.issuer.clone(),
@@ -289,8 +301,12 @@ impl Relay {
         let tx = self.chain.build_memo_transaction(&memo).await?;
         // With preflight skipped (rebroadcasts must be harmless), an unfunded payer's
         // transaction would be silently dropped: check the balance so the failure is visible.
+        // Read once per pass, not per send: it only has to catch an empty or nearly empty key.
         if let Some(payer) = self.chain.payer_pubkey() {
-            let balance = self.chain.balance(&payer).await?;
+            let balance = *pass
+                .payer_balance
+                .get_or_try_init(|| self.chain.balance(&payer))
+                .await?;
             let needed = tx.fee_lamports_estimate();
             if balance < needed {
                 return Err(StepError::InsufficientFunds { balance, needed });
