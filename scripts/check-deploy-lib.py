@@ -7,6 +7,8 @@
   check-crds CRD_FILE RULES_OUT    structural check of the CRD objects; writes the
                                    PrometheusRule groups as a plain rules file for promtool
   check-policy CORE_FILE           every container: probes, resources, hardened securityContext
+  dockerfile                       deploy/Dockerfile copies and stubs every workspace member,
+                                   builds with --locked and ships the three binaries as uid 10001
   metric-names                     every metric used in alerts.yml and dashboard.json must be
                                    registered in crates/ (no dead alert or panel)
 """
@@ -149,7 +151,27 @@ def metric_names():
           + ", ".join(sorted(used)))
 
 
+def dockerfile():
+    import tomllib
+    members = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["members"]
+    text = (ROOT / "deploy/Dockerfile").read_text()
+    stub_loop = re.search(r"for c in ([^;]+); do", text)
+    stubbed = set(stub_loop.group(1).split()) if stub_loop else set()
+    for m in members:
+        if f"COPY {m}/Cargo.toml {m}/Cargo.toml" not in text:
+            fail(f"deploy/Dockerfile does not copy {m}/Cargo.toml (dependency-cache layer)")
+        if m.split("/")[-1] not in stubbed:
+            fail(f"deploy/Dockerfile does not stub {m} (dependency-cache layer)")
+    for needle in ("cargo build --release --locked --bins", "FROM rust:1.95-bookworm",
+                   "FROM debian:bookworm-slim", "ca-certificates", "USER 10001",
+                   "target/release/issuer-api", "target/release/outbox-relay",
+                   "target/release/reconciler"):
+        if needle not in text:
+            fail(f"deploy/Dockerfile: missing {needle!r}")
+    print(f"  Dockerfile covers the {len(members)} workspace members")
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"split-crds": split_crds, "check-crds": check_crds, "check-policy": check_policy,
-     "metric-names": metric_names}[cmd](*args)
+     "metric-names": metric_names, "dockerfile": dockerfile}[cmd](*args)

@@ -15,7 +15,9 @@
 #      `test rules` (alerts_test.yml makes each alert fire);
 #   5. k8s/base/prometheusrule.yaml is exactly what scripts/gen-prometheusrule.py renders
 #      from deploy/prometheus/alerts.yml;
-#   6. every metric name used in alerts.yml and grafana/dashboard.json is registered in
+#   6. deploy/Dockerfile stubs/copies every workspace member (dependency-cache layer) and
+#      mirrors `cargo build --release --locked --bins` (it is not built here: no Docker engine);
+#   7. every metric name used in alerts.yml and grafana/dashboard.json is registered in
 #      crates/ (no dead alert or panel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +66,9 @@ python3 scripts/gen-prometheusrule.py --check
 
 step "metric names used by alerts and dashboard are registered in crates/"
 python3 scripts/check-deploy-lib.py metric-names
+
+step "Dockerfile"
+python3 scripts/check-deploy-lib.py dockerfile
 
 step "Grafana dashboard is valid JSON"
 python3 -m json.tool deploy/grafana/dashboard.json >/dev/null && echo "  ok"
