@@ -8,7 +8,7 @@ AGAVE_VERSION ?= 4.2.2
 export SOLANA_TEST_VALIDATOR ?= $(CACHE_DIR)/tools/agave-$(AGAVE_VERSION)/bin/solana-test-validator
 LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
 
-.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check
+.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e
 
 help:
 	@echo "make demo   - start Postgres + validator + services locally, issue and anchor a sample credential"
@@ -34,6 +34,7 @@ lint:
 test: validator lint deploy-check
 	cargo build -p testkit --bin localnet
 	$(LOCALNET) exec --validator required -- cargo nextest run --workspace --no-fail-fast
+	@bash scripts/prometheus-e2e.sh
 
 ## Tests without building the validator (chain tests then start their own or fail).
 test-fast: deps
@@ -43,6 +44,10 @@ test-fast: deps
 ## Offline checks of k8s/ and deploy/ (kustomize, schemas, promtool, metric names).
 deploy-check:
 	@bash scripts/check-deploy.sh
+
+## Real Prometheus against the running services: targets up, no dead metric, outbox age alert.
+prometheus-e2e: validator deploy-check
+	@bash scripts/prometheus-e2e.sh
 
 demo: validator
 	@bash scripts/demo.sh
