@@ -8,11 +8,12 @@ AGAVE_VERSION ?= 4.2.2
 export SOLANA_TEST_VALIDATOR ?= $(CACHE_DIR)/tools/agave-$(AGAVE_VERSION)/bin/solana-test-validator
 LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
 
-.PHONY: help deps validator build lint test test-fast demo fmt clean-cache
+.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e
 
 help:
 	@echo "make demo   - start Postgres + validator + services locally, issue and anchor a sample credential"
-	@echo "make test   - install what tests need, then fmt/clippy checks and every test"
+	@echo "make test   - install what tests need, then fmt/clippy checks, deploy-check and every test"
+	@echo "make deploy-check - offline checks of the Kubernetes manifests, Prometheus rules and dashboard"
 
 ## System packages and cargo tools the tests need (idempotent, quick when present).
 deps:
@@ -30,14 +31,23 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## Everything: lint, then all tests with one PostgreSQL and one validator for the whole run.
-test: validator lint
+test: validator lint deploy-check
 	cargo build -p testkit --bin localnet
 	$(LOCALNET) exec --validator required -- cargo nextest run --workspace --no-fail-fast
+	@bash scripts/prometheus-e2e.sh
 
 ## Tests without building the validator (chain tests then start their own or fail).
 test-fast: deps
 	cargo build -p testkit --bin localnet
 	$(LOCALNET) exec --validator auto -- cargo nextest run --workspace --no-fail-fast
+
+## Offline checks of k8s/ and deploy/ (kustomize, schemas, promtool, metric names).
+deploy-check:
+	@bash scripts/check-deploy.sh
+
+## Real Prometheus against the running services: targets up, no dead metric, outbox age alert.
+prometheus-e2e: validator deploy-check
+	@bash scripts/prometheus-e2e.sh
 
 demo: validator
 	@bash scripts/demo.sh
