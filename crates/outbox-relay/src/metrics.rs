@@ -1,14 +1,11 @@
 //! The relay's Prometheus metrics (names are part of the alerting contract, see deploy/).
 
-use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use service_shell::probes::BacklogGauges;
 
 #[derive(Clone)]
 pub struct RelayMetrics {
-    pub outbox_pending: IntGauge,
-    pub outbox_dead: IntGauge,
-    pub outbox_oldest_pending_age: Gauge,
+    pub backlog: BacklogGauges,
     pub end_to_end: Histogram,
     pub sends: IntCounterVec,
     pub steps: IntCounterVec,
@@ -22,18 +19,7 @@ pub struct RelayMetrics {
 impl RelayMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let m = Self {
-            outbox_pending: IntGauge::new(
-                "outbox_pending",
-                "Open outbox jobs (not completed, not dead)",
-            )?,
-            outbox_dead: IntGauge::new(
-                "outbox_dead_letter_jobs",
-                "Dead-lettered jobs awaiting an operator",
-            )?,
-            outbox_oldest_pending_age: Gauge::new(
-                "outbox_oldest_pending_age_seconds",
-                "Age of the oldest open outbox job",
-            )?,
+            backlog: BacklogGauges::register(registry)?,
             end_to_end: Histogram::with_opts(
                 HistogramOpts::new(
                     "outbox_end_to_end_seconds",
@@ -69,9 +55,6 @@ impl RelayMetrics {
                 "Unix time of the last pass that completed without error",
             )?,
         };
-        registry.register(Box::new(m.outbox_pending.clone()))?;
-        registry.register(Box::new(m.outbox_dead.clone()))?;
-        registry.register(Box::new(m.outbox_oldest_pending_age.clone()))?;
         registry.register(Box::new(m.end_to_end.clone()))?;
         registry.register(Box::new(m.sends.clone()))?;
         registry.register(Box::new(m.steps.clone()))?;

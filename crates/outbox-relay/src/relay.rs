@@ -399,11 +399,9 @@ impl Relay {
     /// Refreshes the backlog gauges.
     pub async fn refresh_backlog(&self) -> Result<(), StoreError> {
         let b = self.store.outbox_backlog().await?;
-        self.metrics.outbox_pending.set(b.pending);
-        self.metrics.outbox_dead.set(b.dead);
         self.metrics
-            .outbox_oldest_pending_age
-            .set(b.oldest_pending_age_seconds);
+            .backlog
+            .set(b.pending, b.dead, b.oldest_pending_age_seconds);
         Ok(())
     }
 }

@@ -43,6 +43,8 @@ pub struct Application {
     port: u16,
     probes: actix_web::dev::Server,
     reconciler: Reconciler,
+    /// The outbox backlog gauges, refreshed by this (singleton) service too.
+    backlog: (Store, service_shell::probes::BacklogGauges),
     interval: Duration,
     window: Duration,
 }
@@ -55,8 +57,10 @@ impl Application {
         up.set(1);
         registry.register(Box::new(up))?;
         let (reconciler, chain) = build_reconciler(&settings, store.clone(), &registry)?;
+        let backlog = service_shell::probes::BacklogGauges::register(&registry)?;
         let listener = settings.probes.bind()?;
         let port = listener.local_addr()?.port();
+        let backlog_store = store.clone();
         let ready: ReadinessCheck = Arc::new(move || {
             let store = store.clone();
             let chain = chain.clone();
@@ -69,6 +73,7 @@ impl Application {
         Ok(Self {
             port,
             probes,
+            backlog: (backlog_store, backlog),
             reconciler,
             interval: Duration::from_secs(settings.reconcile.interval_secs.max(1)),
             window: Duration::from_secs(settings.reconcile.window_secs.max(1)),
@@ -93,12 +98,24 @@ impl Application {
         let Self {
             probes: probe_server,
             reconciler,
+            backlog: (store, gauges),
             interval,
             window,
             ..
         } = self;
         let probes = probe_server.handle();
         let probe_task = tokio::spawn(probe_server);
+        let backlog_task = tokio::spawn(async move {
+            loop {
+                // Bounded: a hung database must not wedge the refresher.
+                if let Ok(Ok(b)) =
+                    tokio::time::timeout(Duration::from_secs(5), store.outbox_backlog()).await
+                {
+                    gauges.set(b.pending, b.dead, b.oldest_pending_age_seconds);
+                }
+                tokio::time::sleep(Duration::from_secs(15)).await;
+            }
+        });
         tokio::pin!(shutdown);
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -117,6 +134,7 @@ impl Application {
             }
         }
         tracing::info!("shutdown requested");
+        backlog_task.abort();
         probes.stop(true).await;
         probe_task.await??;
         Ok(())

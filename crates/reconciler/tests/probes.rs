@@ -50,6 +50,11 @@ async fn probes_answer_and_shutdown_is_prompt() {
         .await
         .unwrap();
     assert!(metrics.contains("reconciler_up 1"), "{metrics}");
+    // The backlog gauges are exported here too, so the outbox-age alert survives a relay outage.
+    assert!(
+        metrics.contains("outbox_oldest_pending_age_seconds"),
+        "{metrics}"
+    );
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), running)
         .await

@@ -41,6 +41,45 @@ impl ProbeSettings {
     }
 }
 
+/// The outbox backlog gauges. Exported by the relay AND the reconciler: with every relay
+/// stopped, the reconciler's copy still shows the queue ageing, so the
+/// "oldest pending outbox job" alert fires instead of going silent with its series.
+#[derive(Clone)]
+pub struct BacklogGauges {
+    pub pending: prometheus::IntGauge,
+    pub dead: prometheus::IntGauge,
+    pub oldest_pending_age: prometheus::Gauge,
+}
+
+impl BacklogGauges {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let g = Self {
+            pending: prometheus::IntGauge::new(
+                "outbox_pending",
+                "Open outbox jobs (not completed, not dead)",
+            )?,
+            dead: prometheus::IntGauge::new(
+                "outbox_dead_letter_jobs",
+                "Dead-lettered jobs awaiting an operator",
+            )?,
+            oldest_pending_age: prometheus::Gauge::new(
+                "outbox_oldest_pending_age_seconds",
+                "Age of the oldest open outbox job",
+            )?,
+        };
+        registry.register(Box::new(g.pending.clone()))?;
+        registry.register(Box::new(g.dead.clone()))?;
+        registry.register(Box::new(g.oldest_pending_age.clone()))?;
+        Ok(g)
+    }
+
+    pub fn set(&self, pending: i64, dead: i64, oldest_pending_age_seconds: f64) {
+        self.pending.set(pending);
+        self.dead.set(dead);
+        self.oldest_pending_age.set(oldest_pending_age_seconds);
+    }
+}
+
 /// Encodes every metric of `registry` in the Prometheus text format.
 pub fn encode_metrics(registry: &Registry) -> HttpResponse {
     let mut buf = Vec::new();
