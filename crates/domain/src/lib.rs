@@ -16,6 +16,7 @@ pub mod hash;
 pub mod ids;
 pub mod memo;
 pub mod merkle;
+pub mod proof;
 pub mod reconcile;
 pub mod retry;
 pub mod sealed;
@@ -37,6 +38,10 @@ pub use status::{
     allowed_sources, transition, CredentialStatus, InvalidTransition, StatusEvent, UnknownStatus,
 };
 
+pub use proof::{
+    check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle, ProofCheckError,
+    PROOF_BUNDLE_V1,
+};
 /// Randomness sources accepted by the key-generating functions, re-exported so callers need
 /// no direct `ring` dependency just to construct a `SystemRandom`.
 pub use ring::rand::{SecureRandom, SystemRandom};

@@ -1,0 +1,362 @@
+//! The proof bundle: a self-contained JSON document that lets anyone check a credential file
+//! against the chain without our API, years after issuance.
+//!
+//! A bundle carries the hash inputs except the file itself (the file digest is included so a
+//! wrong file is told apart from a forged bundle), the issuer's signature with its key id and
+//! public key, and the anchor: the transaction signature, slot, cluster, the anchoring key
+//! that paid for it, the exact memo text, and — in merkle mode — the batch id, size, root and
+//! the inclusion path.
+//!
+//! [`check_offline`] performs every check that needs no network: schema version, file digest,
+//! credential hash, issuer signature, Merkle path, and that the memo named in the bundle is the
+//! one these facts imply. What it cannot do offline — that the transaction exists, succeeded,
+//! is finalized, was paid by the anchoring key and carries that memo — is left to the verifier's
+//! RPC calls, which compare the chain against [`ProofBundle::expected_memo`].
+//!
+//! The schema is versioned by `version`; a verifier refuses versions it does not know rather
+//! than guessing. Unknown fields are rejected too, so a bundle cannot smuggle claims a verifier
+//! silently ignores. The format is documented in `docs/proof-bundle.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{CredentialFields, CredentialHash, FileDigest};
+use crate::ids::{BatchId, CredentialId, KeyId};
+use crate::memo::Memo;
+use crate::merkle::{MerkleProof, MerkleRoot};
+use crate::signing::{verify_credential_signature, IssuerSignature, PublicKey};
+
+/// The only bundle schema this code writes and accepts.
+pub const PROOF_BUNDLE_V1: &str = "credential-anchor/proof-bundle/v1";
+
+/// How the credential's hash reached the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// `deny_unknown_fields` cannot be combined with `flatten` (serde limitation); the
+// top-level struct still refuses unknown fields.
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum AnchorMode {
+    /// One `ca1:c` memo per credential: the memo carries the credential hash itself.
+    Single,
+    /// One `ca1:b` memo per batch: the memo carries the Merkle root of `count` credential
+    /// hashes, and `proof` leads from this credential's hash to that root.
+    Merkle {
+        batch_id: BatchId,
+        count: u32,
+        root: MerkleRoot,
+        proof: MerkleProof,
+    },
+}
+
+/// The issuer's signature over the credential hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSignature {
+    pub key_id: KeyId,
+    /// The Ed25519 public key of `key_id`, as published in the issuer profile.
+    pub public_key: PublicKey,
+    pub signature: IssuerSignature,
+}
+
+/// Where the anchor is on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleAnchor {
+    /// `localnet`, `devnet`, `testnet` or `mainnet-beta`: which chain to ask.
+    pub cluster: String,
+    /// Base58 transaction signature.
+    pub signature: String,
+    pub slot: u64,
+    /// Base58 public key of the issuer's anchoring key: the transaction's fee payer must be it.
+    pub anchor_pubkey: String,
+    /// The exact memo text the transaction carries.
+    pub memo: String,
+    #[serde(flatten)]
+    pub mode: AnchorMode,
+}
+
+/// A proof bundle, schema v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofBundle {
+    /// Always [`PROOF_BUNDLE_V1`].
+    pub version: String,
+    pub credential_id: CredentialId,
+    /// The issuer's display name when the bundle was made (informational, not hashed).
+    pub issuer_name: String,
+    /// Hash inputs, the file excepted (its digest is here).
+    pub fields: CredentialFields,
+    pub credential_hash: CredentialHash,
+    pub issuer_signature: BundleSignature,
+    pub anchor: BundleAnchor,
+}
+
+/// Why a bundle does not hold, before any chain lookup.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofCheckError {
+    #[error("unsupported proof bundle version {0:?} (this verifier knows {PROOF_BUNDLE_V1:?})")]
+    UnsupportedVersion(String),
+    #[error(
+        "the file does not match the bundle: its SHA-256 is {actual}, the bundle says {expected}"
+    )]
+    FileMismatch {
+        expected: FileDigest,
+        actual: FileDigest,
+    },
+    #[error("the credential hash does not match the bundle's fields")]
+    HashMismatch,
+    #[error("the issuer signature does not verify with key {0}")]
+    BadSignature(KeyId),
+    #[error("the Merkle path does not lead to the batch root")]
+    BadMerklePath,
+    #[error("the memo {found:?} is not the one the bundle implies ({expected:?})")]
+    MemoMismatch { expected: String, found: String },
+    #[error("the batch size in the bundle is invalid")]
+    BadBatch,
+}
+
+impl ProofCheckError {
+    /// Stable machine-readable code (API verdict details, CLI `--json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProofCheckError::UnsupportedVersion(_) => "unsupported_version",
+            ProofCheckError::FileMismatch { .. } => "file_mismatch",
+            ProofCheckError::HashMismatch => "hash_mismatch",
+            ProofCheckError::BadSignature(_) => "invalid_signature",
+            ProofCheckError::BadMerklePath => "bad_merkle_path",
+            ProofCheckError::MemoMismatch { .. } => "memo_mismatch",
+            ProofCheckError::BadBatch => "bad_batch",
+        }
+    }
+}
+
+impl ProofBundle {
+    /// The memo the anchoring transaction must carry if this bundle is genuine. Built from
+    /// the checked facts (fields, hash, batch root), never copied from `anchor.memo`.
+    pub fn expected_memo(&self) -> Result<Memo, ProofCheckError> {
+        match &self.anchor.mode {
+            AnchorMode::Single => Ok(Memo::Credential {
+                issuer: self.fields.issuer.clone(),
+                credential: self.credential_id,
+                hash: self.credential_hash,
+            }),
+            AnchorMode::Merkle {
+                batch_id,
+                count,
+                root,
+                ..
+            } => Memo::batch(self.fields.issuer.clone(), *batch_id, *count, *root)
+                .map_err(|_| ProofCheckError::BadBatch),
+        }
+    }
+}
+
+/// Every check that needs no network, in order of the most useful message first. `file`:
+/// the credential file's bytes, or `None` to check the bundle alone.
+pub fn check_offline(bundle: &ProofBundle, file: Option<&[u8]>) -> Result<(), ProofCheckError> {
+    if bundle.version != PROOF_BUNDLE_V1 {
+        return Err(ProofCheckError::UnsupportedVersion(bundle.version.clone()));
+    }
+    if let Some(bytes) = file {
+        let actual = FileDigest::of(bytes);
+        if actual != bundle.fields.file_digest {
+            return Err(ProofCheckError::FileMismatch {
+                expected: bundle.fields.file_digest,
+                actual,
+            });
+        }
+    }
+    if bundle.fields.hash() != bundle.credential_hash {
+        return Err(ProofCheckError::HashMismatch);
+    }
+    let sig = &bundle.issuer_signature;
+    verify_credential_signature(
+        &sig.public_key,
+        &sig.key_id,
+        &bundle.credential_hash,
+        &sig.signature,
+    )
+    .map_err(|_| ProofCheckError::BadSignature(sig.key_id.clone()))?;
+    if let AnchorMode::Merkle {
+        count, root, proof, ..
+    } = &bundle.anchor.mode
+    {
+        if *count == 0 || proof.leaf_index >= u64::from(*count) {
+            return Err(ProofCheckError::BadBatch);
+        }
+        if !proof.verify(&bundle.credential_hash, root) {
+            return Err(ProofCheckError::BadMerklePath);
+        }
+    }
+    let expected = bundle.expected_memo()?.encode();
+    if expected != bundle.anchor.memo {
+        return Err(ProofCheckError::MemoMismatch {
+            expected,
+            found: bundle.anchor.memo.clone(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{IssuedAt, IssuerId, RecipientId, Serial};
+    use crate::merkle::MerkleTree;
+    use crate::signing::SigningKey;
+    use proptest::prelude::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed(KeyId::parse("k1").unwrap(), &[7u8; 32]).unwrap()
+    }
+
+    fn fields(file: &[u8], serial: &str) -> CredentialFields {
+        CredentialFields {
+            file_digest: FileDigest::of(file),
+            issuer: IssuerId::parse("uni").unwrap(),
+            recipient: RecipientId::parse("s-1").unwrap(),
+            issued_at: IssuedAt::parse_rfc3339("2026-06-30T12:00:00Z").unwrap(),
+            serial: Serial::parse(serial).unwrap(),
+        }
+    }
+
+    fn bundle(file: &[u8], mode_batch: Option<usize>) -> ProofBundle {
+        let f = fields(file, "S-1");
+        let hash = f.hash();
+        let key = key();
+        let credential_id = CredentialId::new_v7();
+        let mode = match mode_batch {
+            None => AnchorMode::Single,
+            Some(n) => {
+                let mut leaves: Vec<CredentialHash> = (0..n)
+                    .map(|i| fields(format!("other {i}").as_bytes(), "X").hash())
+                    .collect();
+                leaves[n / 2] = hash;
+                let tree = MerkleTree::build(&leaves).unwrap();
+                AnchorMode::Merkle {
+                    batch_id: BatchId::new_v7(),
+                    count: n as u32,
+                    root: tree.root(),
+                    proof: tree.proof(n / 2).unwrap(),
+                }
+            }
+        };
+        let mut b = ProofBundle {
+            version: PROOF_BUNDLE_V1.into(),
+            credential_id,
+            issuer_name: "University".into(),
+            fields: f,
+            credential_hash: hash,
+            issuer_signature: BundleSignature {
+                key_id: key.key_id().clone(),
+                public_key: key.public_key(),
+                signature: key.sign_credential(&hash),
+            },
+            anchor: BundleAnchor {
+                cluster: "localnet".into(),
+                signature: "sig".into(),
+                slot: 5,
+                anchor_pubkey: "payer".into(),
+                memo: String::new(),
+                mode,
+            },
+        };
+        b.anchor.memo = b.expected_memo().unwrap().encode();
+        b
+    }
+
+    #[test]
+    fn genuine_bundles_check_in_both_modes_and_round_trip_through_json() {
+        for mode in [None, Some(1), Some(7), Some(1000)] {
+            let b = bundle(b"diploma", mode);
+            check_offline(&b, Some(b"diploma")).unwrap();
+            check_offline(&b, None).unwrap();
+            let json = serde_json::to_string(&b).unwrap();
+            let back: ProofBundle = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, b);
+        }
+    }
+
+    #[test]
+    fn json_shape_is_flat_and_documented() {
+        let b = bundle(b"diploma", Some(3));
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(v["version"], PROOF_BUNDLE_V1);
+        assert_eq!(v["anchor"]["mode"], "merkle");
+        assert!(v["anchor"]["proof"]["steps"].is_array());
+        assert!(v["anchor"]["root"].is_string());
+        assert_eq!(v["fields"]["serial"], "S-1");
+        let single = serde_json::to_value(bundle(b"d", None)).unwrap();
+        assert_eq!(single["anchor"]["mode"], "single");
+        assert!(single["anchor"].get("proof").is_none());
+    }
+
+    #[test]
+    fn unknown_fields_and_versions_are_refused() {
+        let b = bundle(b"diploma", None);
+        let mut v = serde_json::to_value(&b).unwrap();
+        v["extra"] = serde_json::json!(true);
+        assert!(serde_json::from_value::<ProofBundle>(v).is_err());
+        let mut old = b.clone();
+        old.version = "credential-anchor/proof-bundle/v0".into();
+        assert_eq!(
+            check_offline(&old, None).unwrap_err().code(),
+            "unsupported_version"
+        );
+    }
+
+    #[test]
+    fn each_tampering_is_named() {
+        let b = bundle(b"diploma", Some(5));
+        assert_eq!(
+            check_offline(&b, Some(b"diplomA")).unwrap_err().code(),
+            "file_mismatch"
+        );
+
+        let mut t = b.clone();
+        t.fields.serial = Serial::parse("S-2").unwrap();
+        assert_eq!(check_offline(&t, None).unwrap_err().code(), "hash_mismatch");
+
+        let mut t = b.clone();
+        t.issuer_signature.public_key =
+            SigningKey::from_seed(KeyId::parse("k1").unwrap(), &[8; 32])
+                .unwrap()
+                .public_key();
+        assert_eq!(
+            check_offline(&t, None).unwrap_err().code(),
+            "invalid_signature"
+        );
+
+        let mut t = b.clone();
+        if let AnchorMode::Merkle { proof, .. } = &mut t.anchor.mode {
+            proof.steps[0].hash[0] ^= 1;
+        }
+        assert_eq!(
+            check_offline(&t, None).unwrap_err().code(),
+            "bad_merkle_path"
+        );
+
+        let mut t = b.clone();
+        if let AnchorMode::Merkle { count, .. } = &mut t.anchor.mode {
+            *count = 2; // leaf index 2 is out of a 2-leaf batch
+        }
+        assert_eq!(check_offline(&t, None).unwrap_err().code(), "bad_batch");
+
+        let mut t = b.clone();
+        t.anchor.memo.push('x');
+        assert_eq!(check_offline(&t, None).unwrap_err().code(), "memo_mismatch");
+    }
+
+    proptest! {
+        #[test]
+        fn any_flipped_file_byte_is_a_file_mismatch(
+            file in proptest::collection::vec(any::<u8>(), 1..256),
+            at in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let b = bundle(&file, Some(4));
+            prop_assert!(check_offline(&b, Some(&file)).is_ok());
+            let mut bad = file.clone();
+            let i = at.index(bad.len());
+            bad[i] ^= 1 << bit;
+            prop_assert_eq!(check_offline(&b, Some(&bad)).unwrap_err().code(), "file_mismatch");
+        }
+    }
+}
