@@ -16,6 +16,8 @@ pub struct ApiMetrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub credentials_issued: IntCounterVec,
+    pub revocations: IntCounterVec,
+    pub verifications: IntCounterVec,
 }
 
 impl ApiMetrics {
@@ -43,6 +45,22 @@ impl ApiMetrics {
             ),
             &["issuer"],
         )?;
+        let revocations = IntCounterVec::new(
+            Opts::new(
+                "credential_revocations_total",
+                "Revocations recorded (202) by issuer",
+            ),
+            &["issuer"],
+        )?;
+        let verifications = IntCounterVec::new(
+            Opts::new(
+                "credential_verifications_total",
+                "Verifications answered, by verdict",
+            ),
+            &["verdict"],
+        )?;
+        registry.register(Box::new(revocations.clone()))?;
+        registry.register(Box::new(verifications.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(credentials_issued.clone()))?;
@@ -51,6 +69,8 @@ impl ApiMetrics {
             http_requests,
             http_duration,
             credentials_issued,
+            revocations,
+            verifications,
         })
     }
 }

@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::credentials::issue_credential,
         crate::routes::credentials::get_credential,
         crate::routes::credentials::list_credentials,
+        crate::routes::revocations::revoke_credential,
     ),
     components(schemas(
         crate::views::CredentialView,
@@ -18,6 +19,9 @@ use utoipa::{Modify, OpenApi};
         crate::views::CredentialPage,
         crate::error::ErrorBody,
         crate::request::IssueCredentialBody,
+        crate::routes::revocations::RevokeBody,
+        crate::views::RevocationView,
+        crate::views::RevocationStatus,
     )),
     modifiers(&BearerAuth)
 )]

@@ -33,6 +33,11 @@ pub struct CredentialView {
     pub created_at: String,
     pub updated_at: String,
     pub finalized_at: Option<String>,
+    /// The credential's revocation, pending or anchored; absent if it was never revoked.
+    /// `status` stays as it was (e.g. `finalized`) until the revocation memo finalizes, then
+    /// becomes `revoked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<RevocationView>,
 }
 
 /// Where the credential is anchored on chain.
@@ -95,6 +100,60 @@ impl From<&CredentialRecord> for CredentialView {
             last_error: r.last_error.clone(),
             created_at: r.created_at.to_rfc3339(),
             updated_at: r.updated_at.to_rfc3339(),
+            finalized_at: r.finalized_at.map(|t| t.to_rfc3339()),
+            revocation: None,
+        }
+    }
+}
+
+/// A revocation as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RevocationView {
+    pub credential_id: String,
+    /// `pending` until the `ca1:r` memo is finalized on chain, then `anchored`.
+    pub status: RevocationStatus,
+    pub reason: String,
+    pub requested_at: String,
+    /// The finalized revocation transaction (absent while pending).
+    pub anchor: Option<AnchorView>,
+    pub finalized_at: Option<String>,
+}
+
+/// Whether a revocation is anchored yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationStatus {
+    Pending,
+    Anchored,
+}
+
+impl RevocationView {
+    pub fn new(
+        r: &store::revocations::RevocationRecord,
+        explorer: &crate::settings::ExplorerSettings,
+    ) -> Self {
+        let anchor = match (&r.anchor_signature, r.is_anchored()) {
+            (Some(sig), true) => Some(AnchorView {
+                signature: sig.clone(),
+                slot: r.anchor_slot,
+                explorer_url: Some(
+                    explorer
+                        .cluster
+                        .explorer_tx_url(sig, explorer.custom_rpc_url.as_deref()),
+                ),
+            }),
+            _ => None,
+        };
+        RevocationView {
+            credential_id: r.credential_id.to_string(),
+            status: if anchor.is_some() {
+                RevocationStatus::Anchored
+            } else {
+                RevocationStatus::Pending
+            },
+            reason: r.reason.clone(),
+            requested_at: r.requested_at.to_rfc3339(),
+            anchor,
             finalized_at: r.finalized_at.map(|t| t.to_rfc3339()),
         }
     }

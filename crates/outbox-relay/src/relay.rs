@@ -13,7 +13,7 @@ use domain::anchoring::{next_anchor_step, AnchorStep, ChainTxState, LiveTx};
 use domain::memo::Memo;
 use domain::{ErrorClass, RetryDecision, RetryPolicy};
 use futures_util::StreamExt;
-use store::outbox::{ClaimedJob, Fenced, LiveAnchorTx, NewAnchorTx};
+use store::outbox::{ClaimedJob, Fenced, JobKind, LiveAnchorTx, NewAnchorTx};
 use store::{Store, StoreError};
 
 use crate::metrics::RelayMetrics;
@@ -292,10 +292,19 @@ impl Relay {
         note: Option<&str>,
         pass: &PassContext,
     ) -> Result<(), StepError> {
-        let memo = Memo::Credential {
-            issuer: job.issuer.clone(),
-            credential: job.credential_id,
-            hash: job.hash,
+        let memo = match job.kind {
+            JobKind::AnchorCredential => Memo::Credential {
+                issuer: job.issuer.clone(),
+                credential: job.credential_id,
+                hash: job.hash,
+            },
+            // Same facts, `r` tag: the hash says which credential content is revoked; the
+            // reason stays off chain (invariant 5).
+            JobKind::AnchorRevocation => Memo::Revocation {
+                issuer: job.issuer.clone(),
+                credential: job.credential_id,
+                hash: job.hash,
+            },
         }
         .encode();
         let tx = self.chain.build_memo_transaction(&memo).await?;

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod migrate;
 pub mod outbox;
 pub mod reconcile;
+pub mod revocations;
 
 use std::str::FromStr;
 use std::time::Duration;

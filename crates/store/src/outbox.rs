@@ -18,10 +18,37 @@ use uuid::Uuid;
 
 use crate::{Store, StoreError, OUTBOX_CHANNEL};
 
+/// What an outbox job anchors (the `outbox.kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A `ca1:c` memo: the credential's own anchor.
+    AnchorCredential,
+    /// A `ca1:r` memo: the credential's revocation (issue #7).
+    AnchorRevocation,
+}
+
+impl JobKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobKind::AnchorCredential => "anchor_credential",
+            JobKind::AnchorRevocation => "anchor_revocation",
+        }
+    }
+
+    fn parse(s: &str) -> Result<JobKind, StoreError> {
+        match s {
+            "anchor_credential" => Ok(JobKind::AnchorCredential),
+            "anchor_revocation" => Ok(JobKind::AnchorRevocation),
+            other => Err(StoreError::Corrupt(format!("outbox kind {other}"))),
+        }
+    }
+}
+
 /// A job claimed by one worker under a lease.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
     pub outbox_id: i64,
+    pub kind: JobKind,
     pub credential_id: CredentialId,
     pub issuer: IssuerId,
     pub hash: CredentialHash,
@@ -102,6 +129,10 @@ impl Store {
     /// claim concurrently without blocking on each other; the row locks last only for this
     /// statement: what protects the job afterwards is the lease (`locked_until`), never a lock
     /// held across network calls. A crashed worker's jobs come back when its lease ends.
+    ///
+    /// A revocation job is claimed only once its credential is anchored, so the `ca1:r` memo
+    /// always lands after the credential's own anchor (a verifier reading the key's history
+    /// never sees a revocation of something not yet anchored).
     pub async fn claim_due_outbox_rows(
         &self,
         worker: &str,
@@ -114,7 +145,10 @@ impl Store {
                 "WITH due AS ( \
                    SELECT id FROM outbox \
                    WHERE completed_at IS NULL AND dead_at IS NULL AND available_at <= now() \
-                     AND kind = 'anchor_credential' \
+                     AND (kind = 'anchor_credential' \
+                          OR (kind = 'anchor_revocation' AND EXISTS ( \
+                               SELECT 1 FROM credentials rc WHERE rc.id = outbox.credential_id \
+                                 AND rc.status IN ('finalized', 'recovered', 'revoked')))) \
                      AND (locked_until IS NULL OR locked_until < now()) \
                    ORDER BY available_at, id \
                    LIMIT $1 FOR UPDATE SKIP LOCKED) \
@@ -124,7 +158,7 @@ impl Store {
                  FROM due, credentials c \
                  WHERE o.id = due.id AND c.id = o.credential_id \
                  RETURNING o.id, o.credential_id, o.issuer_id, c.credential_hash, o.attempts, \
-                           o.failures, o.created_at",
+                           o.failures, o.created_at, o.kind",
                 &[&i64::from(limit), &ms(lease), &worker],
             )
             .await?;
@@ -136,8 +170,10 @@ impl Store {
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("credential_hash length".into()))?;
                 let issuer: String = r.try_get(2)?;
+                let kind: String = r.try_get(7)?;
                 Ok(ClaimedJob {
                     outbox_id: r.try_get(0)?,
+                    kind: JobKind::parse(&kind)?,
                     credential_id: CredentialId::from_uuid(r.try_get::<_, Uuid>(1)?),
                     issuer: IssuerId::parse(&issuer)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -233,10 +269,16 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
+        // A revocation's transaction leaves the (anchored) credential's status alone.
         db.execute(
             "UPDATE credentials SET status = 'submitted', updated_at = now() \
-             WHERE id = $1 AND status = ANY($2)",
-            &[credential.as_uuid(), &statuses(StatusEvent::TxSubmitted)],
+             WHERE id = $1 AND status = ANY($2) \
+               AND (SELECT kind FROM outbox WHERE id = $3) = 'anchor_credential'",
+            &[
+                credential.as_uuid(),
+                &statuses(StatusEvent::TxSubmitted),
+                &fence.outbox_id,
+            ],
         )
         .await?;
         db.commit().await?;
@@ -310,7 +352,30 @@ impl Store {
             &[&signature, &slot],
         )
         .await?;
-        db.execute(
+        let kind: String = db
+            .query_one("SELECT kind FROM outbox WHERE id = $1", &[&fence.outbox_id])
+            .await?
+            .try_get(0)?;
+        if JobKind::parse(&kind)? == JobKind::AnchorRevocation {
+            // The revocation is anchored: record its transaction and only now move the
+            // credential to `revoked` (its own anchor_signature stays the issuance anchor).
+            db.execute(
+                "UPDATE revocations SET anchor_signature = $2, anchor_slot = $3, \
+                   finalized_at = coalesce(finalized_at, now()) WHERE credential_id = $1",
+                &[credential.as_uuid(), &signature, &slot],
+            )
+            .await?;
+            db.execute(
+                "UPDATE credentials SET status = 'revoked', updated_at = now() \
+                 WHERE id = $1 AND status = ANY($2)",
+                &[
+                    credential.as_uuid(),
+                    &statuses(StatusEvent::RevocationAnchored),
+                ],
+            )
+            .await?;
+        } else {
+            db.execute(
             "UPDATE credentials SET status = 'finalized', anchor_signature = $2, anchor_slot = $3, \
                finalized_at = now(), last_error = NULL, updated_at = now() \
              WHERE id = $1 AND status = ANY($4)",
@@ -322,6 +387,7 @@ impl Store {
             ],
         )
         .await?;
+        }
         db.execute(
             "UPDATE outbox SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
                last_error = NULL, updated_at = now() WHERE id = $1",

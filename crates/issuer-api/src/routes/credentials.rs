@@ -13,7 +13,7 @@ use crate::auth::AuthenticatedIssuer;
 use crate::error::ApiError;
 use crate::request::{self, IssueRequest};
 use crate::state::AppState;
-use crate::views::{CredentialPage, CredentialView};
+use crate::views::{CredentialPage, CredentialView, RevocationView};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
@@ -159,7 +159,7 @@ fn request_fingerprint(new: &NewCredential) -> [u8; 32] {
     out
 }
 
-fn parse_id(raw: &str) -> Result<CredentialId, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<CredentialId, ApiError> {
     raw.parse::<CredentialId>()
         .map_err(|_| ApiError::invalid_field("id", "not a credential id (UUID)"))
 }
@@ -184,7 +184,14 @@ pub async fn get_credential(
         .await
         .map_err(|e| state.store_error(e))?
         .ok_or(ApiError::CredentialNotFound)?;
-    Ok(HttpResponse::Ok().json(CredentialView::with_explorer(&record, &state.explorer)))
+    let revocation = state
+        .store
+        .revocation(&id)
+        .await
+        .map_err(|e| state.store_error(e))?;
+    let mut view = CredentialView::with_explorer(&record, &state.explorer);
+    view.revocation = revocation.map(|r| RevocationView::new(&r, &state.explorer));
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[derive(Debug, Deserialize)]

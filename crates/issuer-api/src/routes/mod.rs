@@ -2,6 +2,7 @@
 
 pub mod credentials;
 pub mod health;
+pub mod revocations;
 
 use actix_web::web;
 
@@ -18,6 +19,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/credentials/{id}")
             .route(web::get().to(credentials::get_credential))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/credentials/{id}/revoke")
+            .route(web::post().to(revocations::revoke_credential))
             .default_service(web::to(method_not_allowed)),
     )
     .route("/healthz", web::get().to(health::healthz))

@@ -4,3 +4,4 @@
 mod anchoring;
 mod faults;
 mod helpers;
+mod revocation;
