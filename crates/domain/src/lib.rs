@@ -14,6 +14,7 @@ pub mod anchoring;
 pub mod api_key;
 pub mod hash;
 pub mod ids;
+pub mod key_validity;
 pub mod memo;
 pub mod merkle;
 pub mod proof;

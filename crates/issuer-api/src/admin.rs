@@ -1,4 +1,5 @@
-//! Operator commands: create an issuer with its API key and signing key, mint a master key.
+//! Operator commands: create an issuer with its API key and signing key, rotate its signing
+//! key, mint a master key.
 
 use domain::api_key::ApiKey;
 use domain::sealed::{seal_seed, MasterKey};
@@ -7,7 +8,7 @@ use domain::{IssuerId, KeyId};
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use store::issuers::{CreateIssuerOutcome, NewIssuer};
+use store::issuers::{CreateIssuerOutcome, NewIssuer, NewSigningKey};
 use store::Store;
 
 use crate::settings::Settings;
@@ -46,10 +47,7 @@ pub async fn create_issuer_in(
     let rng = SystemRandom::new();
     let (api_key, api_key_id, api_key_hash) =
         ApiKey::generate(&rng).map_err(|e| anyhow::anyhow!("api key: {e}"))?;
-    let mut suffix = [0u8; 4];
-    rng.fill(&mut suffix)
-        .map_err(|_| anyhow::anyhow!("no randomness"))?;
-    let key_id = KeyId::parse(&format!("{}-{}", id.as_str(), hex::encode(suffix)))?;
+    let key_id = new_key_id(id, &rng)?;
     let (signing_key, seed) =
         SigningKey::generate(key_id.clone(), &rng).map_err(|e| anyhow::anyhow!("{e}"))?;
     let sealed = seal_seed(master, &seal_aad(id, &key_id), &seed, &rng)
@@ -76,6 +74,77 @@ pub async fn create_issuer_in(
         signing_key_id: key_id.as_str().to_string(),
         signing_public_key: public.to_base58(),
     })
+}
+
+/// What `admin rotate-signing-key` prints.
+#[derive(Debug, Serialize)]
+pub struct RotatedSigningKey {
+    pub issuer_id: String,
+    /// The key that was active until now (absent if the issuer had none).
+    pub retired_key_id: Option<String>,
+    pub new_key_id: String,
+    pub new_public_key: String,
+    /// RFC 3339: the old key's retired_at = the new key's valid_from.
+    pub rotated_at: String,
+}
+
+pub async fn rotate_signing_key(
+    settings: &Settings,
+    issuer: &str,
+) -> anyhow::Result<RotatedSigningKey> {
+    let issuer = IssuerId::parse(issuer)?;
+    let master = MasterKey::from_base64(settings.signing.master_key.expose_secret())
+        .map_err(|e| anyhow::anyhow!("signing.master_key: {e}"))?;
+    let store = Store::connect_lazy(&settings.database)?;
+    store.migrate().await?;
+    rotate_signing_key_in(&store, &master, &issuer).await
+}
+
+/// Retires the issuer's active signing key and creates a new sealed one, in one transaction.
+/// Credentials signed before stay valid; issuance picks the new key up at once (a cached old
+/// key is refused by the store and replaced).
+pub async fn rotate_signing_key_in(
+    store: &Store,
+    master: &MasterKey,
+    issuer: &IssuerId,
+) -> anyhow::Result<RotatedSigningKey> {
+    let rng = SystemRandom::new();
+    let key_id = new_key_id(issuer, &rng)?;
+    let (signing_key, seed) =
+        SigningKey::generate(key_id.clone(), &rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sealed = seal_seed(master, &seal_aad(issuer, &key_id), &seed, &rng)
+        .map_err(|e| anyhow::anyhow!("sealing the signing key: {e}"))?;
+    let public = signing_key.public_key();
+    let rotated = store
+        .rotate_signing_key(
+            issuer,
+            &NewSigningKey {
+                key_id: &key_id,
+                public_key: &public,
+                sealed_seed: &sealed,
+            },
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no issuer {issuer}"))?;
+    Ok(RotatedSigningKey {
+        issuer_id: issuer.as_str().to_string(),
+        retired_key_id: rotated.retired.map(|k| k.as_str().to_string()),
+        new_key_id: key_id.as_str().to_string(),
+        new_public_key: public.to_base58(),
+        rotated_at: rotated.at.to_rfc3339(),
+    })
+}
+
+/// `<issuer>-<8 hex>`: unique per issuer with overwhelming probability, and readable.
+fn new_key_id(issuer: &IssuerId, rng: &SystemRandom) -> anyhow::Result<KeyId> {
+    let mut suffix = [0u8; 4];
+    rng.fill(&mut suffix)
+        .map_err(|_| anyhow::anyhow!("no randomness"))?;
+    Ok(KeyId::parse(&format!(
+        "{}-{}",
+        issuer.as_str(),
+        hex::encode(suffix)
+    ))?)
 }
 
 /// A fresh random master key, base64 (for `APP__SIGNING__MASTER_KEY`).

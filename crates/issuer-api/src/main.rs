@@ -38,6 +38,12 @@ enum AdminCommand {
         #[arg(long)]
         anchor_pubkey: Option<String>,
     },
+    /// Retire the issuer's active signing key and create a new one (one transaction);
+    /// prints the new key id and public key (JSON).
+    RotateSigningKey {
+        #[arg(long)]
+        issuer: String,
+    },
     /// Print a new random master key (base64) for signing.master_key.
     NewMasterKey,
 }
@@ -71,6 +77,10 @@ async fn main() -> anyhow::Result<()> {
             let created =
                 admin::create_issuer(&settings, &id, &name, anchor_pubkey.as_deref()).await?;
             println!("{}", serde_json::to_string_pretty(&created)?);
+        }
+        Command::Admin(AdminCommand::RotateSigningKey { issuer }) => {
+            let rotated = admin::rotate_signing_key(&settings, &issuer).await?;
+            println!("{}", serde_json::to_string_pretty(&rotated)?);
         }
         Command::Admin(AdminCommand::NewMasterKey) => {}
     }

@@ -12,6 +12,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::credentials::get_credential,
         crate::routes::credentials::list_credentials,
         crate::routes::revocations::revoke_credential,
+        crate::routes::issuers::get_issuer,
     ),
     components(schemas(
         crate::views::CredentialView,
@@ -22,6 +23,8 @@ use utoipa::{Modify, OpenApi};
         crate::routes::revocations::RevokeBody,
         crate::views::RevocationView,
         crate::views::RevocationStatus,
+        crate::views::IssuerProfileView,
+        crate::views::SigningKeyView,
     )),
     modifiers(&BearerAuth)
 )]

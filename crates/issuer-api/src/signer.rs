@@ -39,6 +39,13 @@ impl Signer {
         }
     }
 
+    /// Forgets the cached key of `issuer` (it was rotated): the next call reads the store.
+    pub fn invalidate(&self, issuer: &IssuerId) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(issuer);
+        }
+    }
+
     /// The active signing key of `issuer`.
     pub async fn key_for(
         &self,

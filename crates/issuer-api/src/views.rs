@@ -158,3 +158,38 @@ impl RevocationView {
         }
     }
 }
+
+/// The public profile of an issuer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IssuerProfileView {
+    pub id: String,
+    pub name: String,
+    /// Base58 Solana public key that pays for (signs) this issuer's anchors. A verifier
+    /// trusts an anchor only from a transaction whose fee payer is this key.
+    pub anchor_pubkey: Option<String>,
+    /// Every signing key ever used, oldest first.
+    pub signing_keys: Vec<SigningKeyView>,
+}
+
+/// One issuer signing key and its validity window.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SigningKeyView {
+    pub key_id: String,
+    /// Ed25519 public key, base58.
+    pub public_key: String,
+    pub valid_from: String,
+    /// Absent while the key is active. A signature by this key on a credential made at or
+    /// after this time is not valid.
+    pub retired_at: Option<String>,
+}
+
+impl From<&store::issuers::SigningKeyRecord> for SigningKeyView {
+    fn from(k: &store::issuers::SigningKeyRecord) -> Self {
+        SigningKeyView {
+            key_id: k.key_id.as_str().to_string(),
+            public_key: k.public_key.to_base58(),
+            valid_from: k.window.valid_from.to_rfc3339(),
+            retired_at: k.window.retired_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}

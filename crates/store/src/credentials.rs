@@ -158,6 +158,23 @@ impl Store {
             }
         }
 
+        // Key rotation: the signing key must still be active when the credential is recorded.
+        // FOR SHARE makes a concurrent rotation wait for this commit (its retired_at is read
+        // from the clock after the wait, so created_at < retired_at), or makes this check see
+        // the retirement. Either way no credential is recorded under an already retired key.
+        let key_active = tx
+            .query_opt(
+                "SELECT 1 FROM issuer_signing_keys \
+                 WHERE issuer_id = $1 AND key_id = $2 AND retired_at IS NULL FOR SHARE",
+                &[&new.issuer.as_str(), &new.key_id.as_str()],
+            )
+            .await?;
+        if key_active.is_none() {
+            return Err(StoreError::SigningKeyRetired(
+                new.key_id.as_str().to_string(),
+            ));
+        }
+
         let inserted = tx
             .query_opt(
                 &format!(

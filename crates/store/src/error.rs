@@ -20,6 +20,10 @@ pub enum StoreError {
     /// Fault injected by a test failpoint.
     #[error("injected fault: {0}")]
     Injected(String),
+    /// The signing key a credential was signed with was retired (rotated) before the
+    /// credential could be recorded: sign again with the active key. Nothing was written.
+    #[error("signing key {0} was retired")]
+    SigningKeyRetired(String),
     #[error("migration failed: {0}")]
     Migration(String),
     /// Any other database error (constraint violations we did not expect, syntax errors).

@@ -1,6 +1,8 @@
 //! Issuers, their API keys (hashed) and their signing keys (public part + sealed seed).
 
+use chrono::{DateTime, Utc};
 use domain::api_key::{ApiKeyHash, ApiKeyId};
+use domain::key_validity::KeyWindow;
 use domain::signing::PublicKey;
 use domain::{IssuerId, KeyId};
 
@@ -29,6 +31,30 @@ pub struct IssuerRecord {
     pub id: IssuerId,
     pub name: String,
     pub anchor_pubkey: Option<String>,
+}
+
+/// One signing key as the issuer profile publishes it (no seed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub key_id: KeyId,
+    pub public_key: PublicKey,
+    pub window: KeyWindow,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatedKey {
+    /// The key that was active and is now retired (`None` if the issuer had no active key).
+    pub retired: Option<KeyId>,
+    /// The retirement time of the old key = `valid_from` of the new one.
+    pub at: DateTime<Utc>,
+}
+
+/// A new signing key to install by rotation.
+pub struct NewSigningKey<'a> {
+    pub key_id: &'a KeyId,
+    pub public_key: &'a PublicKey,
+    pub sealed_seed: &'a [u8],
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -139,6 +165,99 @@ impl Store {
             name: row.try_get(1)?,
             anchor_pubkey: row.try_get(2)?,
         }))
+    }
+}
+
+impl Store {
+    /// Every signing key of `issuer`, oldest first (the issuer profile).
+    pub async fn signing_keys(
+        &self,
+        issuer: &IssuerId,
+    ) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT key_id, public_key, valid_from, retired_at FROM issuer_signing_keys \
+                 WHERE issuer_id = $1 ORDER BY valid_from, key_id",
+                &[&issuer.as_str()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let key_id: String = row.try_get(0)?;
+                let public: Vec<u8> = row.try_get(1)?;
+                Ok(SigningKeyRecord {
+                    key_id: parse_key_id(&key_id)?,
+                    public_key: parse_public_key(&public)?,
+                    window: KeyWindow {
+                        valid_from: row.try_get(2)?,
+                        retired_at: row.try_get(3)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Retires the issuer's active signing key and installs `new` in ONE transaction; the
+    /// old key's `retired_at` equals the new key's `valid_from`. `None` if there is no such
+    /// issuer.
+    pub async fn rotate_signing_key(
+        &self,
+        issuer: &IssuerId,
+        new: &NewSigningKey<'_>,
+    ) -> Result<Option<RotatedKey>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM issuers WHERE id = $1 FOR UPDATE",
+                &[&issuer.as_str()],
+            )
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        // Lock the active key first (waiting for in-flight issuances holding it FOR SHARE),
+        // THEN read the clock: every credential recorded under the old key committed before
+        // this instant (see `issue_credential`).
+        let old = tx
+            .query_opt(
+                "SELECT key_id FROM issuer_signing_keys \
+                 WHERE issuer_id = $1 AND retired_at IS NULL FOR UPDATE",
+                &[&issuer.as_str()],
+            )
+            .await?;
+        let at: DateTime<Utc> = tx
+            .query_one("SELECT clock_timestamp()", &[])
+            .await?
+            .try_get(0)?;
+        let retired = match old {
+            Some(row) => {
+                let key_id: String = row.try_get(0)?;
+                tx.execute(
+                    "UPDATE issuer_signing_keys SET retired_at = $3 \
+                     WHERE issuer_id = $1 AND key_id = $2",
+                    &[&issuer.as_str(), &key_id, &at],
+                )
+                .await?;
+                Some(parse_key_id(&key_id)?)
+            }
+            None => None,
+        };
+        tx.execute(
+            "INSERT INTO issuer_signing_keys (issuer_id, key_id, public_key, sealed_seed, valid_from) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &issuer.as_str(),
+                &new.key_id.as_str(),
+                &new.public_key.as_bytes().as_slice(),
+                &new.sealed_seed,
+                &at,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(RotatedKey { retired, at }))
     }
 }
 

@@ -66,35 +66,51 @@ pub async fn issue_credential(
         issued_at: parsed.issued_at,
         serial: parsed.serial.clone(),
     });
-    let key = state
-        .signer
-        .key_for(&state.store, &issuer, state.retry_after_secs)
-        .await?;
-    let new = NewCredential {
-        id: CredentialId::new_v7(),
-        issuer: issuer.clone(),
-        serial: parsed.serial,
-        recipient: parsed.recipient,
-        issued_at: parsed.issued_at,
-        credential_type: parsed.credential_type,
-        title: parsed.title,
-        metadata: parsed.metadata,
-        file_digest,
-        hash,
-        key_id: key.key_id().clone(),
-        signature: key.sign_credential(&hash),
-    };
-    let fingerprint = request_fingerprint(&new);
-    let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
-        key,
-        request_hash: &fingerprint,
-    });
+    // A cached key may have been rotated meanwhile: the store refuses to record under a
+    // retired key, so forget it and sign once more with the active one.
+    let mut attempt = 0;
+    let outcome = loop {
+        attempt += 1;
+        let key = state
+            .signer
+            .key_for(&state.store, &issuer, state.retry_after_secs)
+            .await?;
+        let new = NewCredential {
+            id: CredentialId::new_v7(),
+            issuer: issuer.clone(),
+            serial: parsed.serial.clone(),
+            recipient: parsed.recipient.clone(),
+            issued_at: parsed.issued_at,
+            credential_type: parsed.credential_type.clone(),
+            title: parsed.title.clone(),
+            metadata: parsed.metadata.clone(),
+            file_digest,
+            hash,
+            key_id: key.key_id().clone(),
+            signature: key.sign_credential(&hash),
+        };
+        let fingerprint = request_fingerprint(&new);
+        let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
+            key,
+            request_hash: &fingerprint,
+        });
 
-    let outcome = state
-        .store
-        .issue_credential(&new, idempotency, render_outcome)
-        .await
-        .map_err(|e| state.store_error(e))?;
+        match state
+            .store
+            .issue_credential(&new, idempotency, render_outcome)
+            .await
+        {
+            Ok(outcome) => break outcome,
+            Err(store::StoreError::SigningKeyRetired(key_id)) if attempt < 2 => {
+                tracing::info!(issuer = %issuer, %key_id, "signing key rotated meanwhile: signing again");
+                state.signer.invalidate(&issuer);
+            }
+            Err(store::StoreError::SigningKeyRetired(_)) => {
+                return Err(ApiError::SigningUnavailable)
+            }
+            Err(e) => return Err(state.store_error(e)),
+        }
+    };
     let (status, body) = match &outcome {
         IssueOutcome::IdempotencyKeyReused => return Err(ApiError::IdempotencyKeyReused),
         IssueOutcome::Replayed { status, body } => (*status, body.clone()),

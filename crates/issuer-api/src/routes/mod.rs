@@ -2,6 +2,7 @@
 
 pub mod credentials;
 pub mod health;
+pub mod issuers;
 pub mod revocations;
 
 use actix_web::web;
@@ -24,6 +25,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/credentials/{id}/revoke")
             .route(web::post().to(revocations::revoke_credential))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/issuers/{id}")
+            .route(web::get().to(issuers::get_issuer))
             .default_service(web::to(method_not_allowed)),
     )
     .route("/healthz", web::get().to(health::healthz))

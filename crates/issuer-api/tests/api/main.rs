@@ -7,3 +7,4 @@ mod idempotency;
 mod issue;
 mod listing;
 mod ops;
+mod rotation;
