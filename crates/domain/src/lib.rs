@@ -23,6 +23,7 @@ pub mod retry;
 pub mod sealed;
 pub mod signing;
 pub mod status;
+pub mod verdict;
 
 pub use api_key::{ApiKey, ApiKeyError, ApiKeyHash, ApiKeyId, ApiKeySecret};
 pub use hash::{credential_hash, CredentialFields, CredentialHash, FileDigest, HashParseError};
