@@ -284,7 +284,7 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
         Ok(memo) => memo.encode(),
         Err(err) => return Verdict::new(K::Tampered, err.code(), err.to_string()),
     };
-    if !tx.memos.iter().any(|m| *m == expected_memo) {
+    if !tx.memos.contains(&expected_memo) {
         return Verdict::new(
             K::Tampered,
             "anchor_memo_mismatch",
