@@ -44,6 +44,8 @@ pub enum ApiError {
     SerialConflict { existing_id: String },
     #[error("the issuer has no usable signing key")]
     SigningUnavailable,
+    #[error("the chain RPC node is unavailable; retry later")]
+    ChainUnavailable { retry_after_secs: u64 },
     #[error("the database is unavailable; retry later")]
     DatabaseUnavailable { retry_after_secs: u64 },
     #[error("internal error")]
@@ -84,6 +86,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::SerialConflict { .. } => "serial_conflict",
             ApiError::SigningUnavailable => "signing_unavailable",
+            ApiError::ChainUnavailable { .. } => "chain_unavailable",
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",
             ApiError::Internal => "internal_error",
         }
@@ -146,9 +149,9 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::SerialConflict { .. } => StatusCode::CONFLICT,
-            ApiError::SigningUnavailable | ApiError::DatabaseUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::SigningUnavailable
+            | ApiError::DatabaseUnavailable { .. }
+            | ApiError::ChainUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -156,7 +159,8 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut builder = HttpResponse::build(self.status_code());
         match self {
-            ApiError::DatabaseUnavailable { retry_after_secs } => {
+            ApiError::DatabaseUnavailable { retry_after_secs }
+            | ApiError::ChainUnavailable { retry_after_secs } => {
                 builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             ApiError::Unauthorized => {
@@ -187,5 +191,6 @@ pub const ALL_CODES: &[&str] = &[
     "serial_conflict",
     "signing_unavailable",
     "database_unavailable",
+    "chain_unavailable",
     "internal_error",
 ];

@@ -16,6 +16,7 @@ pub mod settings;
 pub mod signer;
 pub mod startup;
 pub mod state;
+pub mod verify;
 pub mod views;
 
 pub use settings::Settings;

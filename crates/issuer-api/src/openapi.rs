@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::credentials::list_credentials,
         crate::routes::revocations::revoke_credential,
         crate::routes::issuers::get_issuer,
+        crate::routes::verify::verify_json,
     ),
     components(schemas(
         crate::views::CredentialView,
@@ -25,6 +26,10 @@ use utoipa::{Modify, OpenApi};
         crate::views::RevocationStatus,
         crate::views::IssuerProfileView,
         crate::views::SigningKeyView,
+        crate::verify::VerificationView,
+        crate::verify::VerifiedIssuer,
+        crate::verify::VerifiedAnchor,
+        crate::verify::VerifiedRevocation,
     )),
     modifiers(&BearerAuth)
 )]

@@ -15,6 +15,35 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub explorer: ExplorerSettings,
+    /// The RPC node `POST /v1/verify` reads anchors from (read-only: the API never signs).
+    #[serde(default)]
+    pub chain: ChainSettings,
+}
+
+/// Where verification reads the chain. The cluster is `explorer.cluster`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChainSettings {
+    #[serde(default = "default_rpc_url")]
+    pub rpc_url: String,
+    /// Per-request RPC timeout; a slower node makes verification answer `chain_unavailable`.
+    #[serde(default = "default_rpc_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_rpc_url() -> String {
+    "http://127.0.0.1:8899".into()
+}
+fn default_rpc_timeout_ms() -> u64 {
+    10_000
+}
+
+impl Default for ChainSettings {
+    fn default() -> Self {
+        Self {
+            rpc_url: default_rpc_url(),
+            request_timeout_ms: default_rpc_timeout_ms(),
+        }
+    }
 }
 
 /// Which Solana network anchors live on, for explorer links in responses.
@@ -118,6 +147,8 @@ mod tests {
         assert_eq!(s.http.port, 8080);
         assert_eq!(s.http.body_limit_bytes, 10 * 1024 * 1024);
         assert_eq!(s.log.format, service_shell::telemetry::LogFormat::Json);
+        assert_eq!(s.chain.rpc_url, "http://127.0.0.1:8899");
+        assert_eq!(s.chain.request_timeout_ms, 10_000);
         // Secrets never show up in Debug output.
         let debug = format!("{s:?}");
         assert!(

@@ -42,6 +42,12 @@ impl Application {
             body_limit_bytes: settings.http.body_limit_bytes,
             retry_after_secs: settings.http.retry_after_secs,
             explorer: settings.explorer.clone(),
+            chain: chain::ChainClient::read_only(chain::ChainConfig {
+                request_timeout: std::time::Duration::from_millis(
+                    settings.chain.request_timeout_ms,
+                ),
+                ..chain::ChainConfig::new(settings.chain.rpc_url.clone(), settings.explorer.cluster)
+            }),
         });
         let mut server = HttpServer::new(move || {
             App::new()

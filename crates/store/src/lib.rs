@@ -17,6 +17,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod reconcile;
 pub mod revocations;
+pub mod verification;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -4,6 +4,7 @@ pub mod credentials;
 pub mod health;
 pub mod issuers;
 pub mod revocations;
+pub mod verify;
 
 use actix_web::web;
 
@@ -30,6 +31,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/issuers/{id}")
             .route(web::get().to(issuers::get_issuer))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/verify")
+            .route(web::post().to(verify::verify_json))
             .default_service(web::to(method_not_allowed)),
     )
     .route("/healthz", web::get().to(health::healthz))

@@ -35,6 +35,7 @@ pub fn settings_for(db_url: &str, master: &MasterKey) -> Settings {
         },
         log: Default::default(),
         explorer: Default::default(),
+        chain: Default::default(),
     }
 }
 

@@ -5,3 +5,4 @@ mod anchoring;
 mod faults;
 mod helpers;
 mod revocation;
+mod verify;

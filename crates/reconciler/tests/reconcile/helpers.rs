@@ -47,6 +47,7 @@ pub async fn world() -> World {
         },
         log: Default::default(),
         explorer: Default::default(),
+        chain: Default::default(),
     };
     let app = issuer_api::Application::build(settings).await.unwrap();
     let api = format!("http://127.0.0.1:{}", app.port());

@@ -1,0 +1,366 @@
+//! Public verification: gathers the evidence for `domain::verdict::derive_verdict` — the
+//! issuer's published profile and revocation state from PostgreSQL, and the anchor
+//! transaction from the chain over RPC — and renders the answer. Shared by `POST /v1/verify`
+//! (JSON) and `POST /verify` (the HTML page), so both always agree.
+//!
+//! The anchor is checked ON CHAIN (transaction exists, `err == null`, finalized, fee payer =
+//! the issuer's anchoring key, memo = the bundle's expected memo): the database is trusted
+//! only for what the issuer says about itself (its profile, its revocations), never for the
+//! fact that something was anchored.
+
+use bytes::Bytes;
+use chain::{ChainError, Commitment, FetchedTx};
+use chrono::{DateTime, Utc};
+use domain::hash::{CredentialFields, FileDigest};
+use domain::proof::{AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V1};
+use domain::verdict::{
+    derive_verdict, ChainAnchor, Evidence, IssuerFacts, PublishedKey, RevocationState, SeenTx,
+    VerdictKind,
+};
+use domain::{IssuedAt, IssuerId, RecipientId, Serial};
+use serde::{Deserialize, Serialize};
+use store::credentials::CredentialRecord;
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What the verifier brought along with the file.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// A proof bundle (`GET /v1/credentials/{id}/proof`, schema v1).
+    Bundle(Box<ProofBundle>),
+    /// The hash inputs the credential claims; looked up by hash among the issuer's.
+    Fields {
+        issuer: IssuerId,
+        recipient: RecipientId,
+        issued_at: IssuedAt,
+        serial: Serial,
+    },
+}
+
+/// The verification answer (JSON of `POST /v1/verify`; the page renders the same facts).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VerificationView {
+    /// valid | revoked | revocation_pending | not_anchored_yet | tampered | unknown_issuer |
+    /// invalid_signature
+    #[schema(value_type = String)]
+    pub verdict: VerdictKind,
+    /// Stable code of the precise reason (e.g. `file_mismatch`, `anchor_wrong_fee_payer`).
+    pub reason: String,
+    /// The verdict in one sentence for people.
+    pub message: String,
+    /// What exactly was found.
+    pub detail: String,
+    pub credential_id: Option<String>,
+    pub issuer: Option<VerifiedIssuer>,
+    /// RFC 3339, as hashed.
+    pub issued_at: Option<String>,
+    /// Hex.
+    pub credential_hash: Option<String>,
+    pub anchor: Option<VerifiedAnchor>,
+    pub revocation: Option<VerifiedRevocation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VerifiedIssuer {
+    pub id: String,
+    /// Display name from the issuer profile (absent for an unknown issuer).
+    pub name: Option<String>,
+    /// The signing key id the credential names.
+    pub key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VerifiedAnchor {
+    pub signature: String,
+    /// Slot as read from the chain (the bundle's claim when the chain does not have it).
+    pub slot: Option<u64>,
+    /// Read from the chain at `finalized` commitment.
+    pub finalized: bool,
+    pub block_time: Option<String>,
+    pub explorer_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VerifiedRevocation {
+    /// pending | anchored
+    pub status: String,
+    pub reason: String,
+    pub requested_at: String,
+    pub signature: Option<String>,
+}
+
+/// Runs every check and returns the verdict. Errors are only for "could not check"
+/// (database or chain unavailable, malformed bundle signature), never for a bad credential.
+pub async fn verify(
+    state: &AppState,
+    file: &Bytes,
+    claim: Claim,
+) -> Result<VerificationView, ApiError> {
+    let store_err = |e| state.store_error(e);
+    let issuer_id = match &claim {
+        Claim::Bundle(b) => b.fields.issuer.clone(),
+        Claim::Fields { issuer, .. } => issuer.clone(),
+    };
+    let issuer_record = state.store.issuer(&issuer_id).await.map_err(store_err)?;
+    let facts = match &issuer_record {
+        Some(i) => {
+            let keys = state.store.signing_keys(&i.id).await.map_err(store_err)?;
+            Some(IssuerFacts {
+                anchor_pubkey: i.anchor_pubkey.clone(),
+                signing_keys: keys
+                    .into_iter()
+                    .map(|k| PublishedKey {
+                        key_id: k.key_id,
+                        public_key: k.public_key,
+                        window: k.window,
+                    })
+                    .collect(),
+            })
+        }
+        None => None,
+    };
+    let (bundle, record) = match claim {
+        Claim::Bundle(bundle) => {
+            let record = state
+                .store
+                .credential_by_id(&bundle.credential_id)
+                .await
+                .map_err(store_err)?
+                // Only our record of THIS credential (same issuer, same hash) is evidence.
+                .filter(|r| r.issuer == bundle.fields.issuer && r.hash == bundle.credential_hash);
+            (*bundle, record)
+        }
+        Claim::Fields {
+            issuer,
+            recipient,
+            issued_at,
+            serial,
+        } => {
+            let fields = CredentialFields {
+                file_digest: FileDigest::of(file),
+                issuer: issuer.clone(),
+                recipient,
+                issued_at,
+                serial,
+            };
+            let (Some(issuer_record), Some(facts)) = (&issuer_record, &facts) else {
+                return no_match(state, &fields, None);
+            };
+            let record = state
+                .store
+                .credential_by_hash(&issuer, &fields.hash())
+                .await
+                .map_err(store_err)?;
+            let bundle = record
+                .as_ref()
+                .and_then(|r| bundle_from_record(r, fields.clone(), issuer_record, facts, state));
+            match bundle {
+                Some(bundle) => (bundle, record),
+                // Nothing issued matches, or only a row backfilled from the chain that has no
+                // signature to check.
+                None => return no_match(state, &fields, Some(&issuer_record.name)),
+            }
+        }
+    };
+
+    let revocation = match &record {
+        Some(r) => state.store.revocation(&r.id).await.map_err(store_err)?,
+        None => None,
+    };
+    let revocation_state = match &revocation {
+        None => RevocationState::NotRevoked,
+        Some(r) if r.is_anchored() => RevocationState::Anchored,
+        Some(_) => RevocationState::Pending,
+    };
+    let chain = if bundle.anchor.signature.is_empty() {
+        ChainAnchor::NotSubmitted
+    } else {
+        read_anchor(state, &bundle.anchor.signature).await?
+    };
+    let verdict = derive_verdict(&Evidence {
+        bundle: &bundle,
+        file: Some(file),
+        issuer: facts.as_ref(),
+        recorded_at: record.as_ref().map(|r| r.created_at),
+        chain: &chain,
+        revocation: &revocation_state,
+    });
+    state
+        .metrics
+        .verifications
+        .with_label_values(&[verdict.kind.as_str()])
+        .inc();
+
+    let seen = match &chain {
+        ChainAnchor::Seen(tx) => Some(tx),
+        _ => None,
+    };
+    let anchor = (!bundle.anchor.signature.is_empty()).then(|| VerifiedAnchor {
+        signature: bundle.anchor.signature.clone(),
+        slot: seen.map(|t| t.slot).or(Some(bundle.anchor.slot)),
+        finalized: seen.is_some_and(|t| t.finalized),
+        block_time: seen.and_then(|t| t.block_time).map(|t| t.to_rfc3339()),
+        explorer_url: explorer_url(state, &bundle.anchor.signature),
+    });
+    Ok(VerificationView {
+        verdict: verdict.kind,
+        reason: verdict.reason.to_string(),
+        message: verdict.kind.headline().to_string(),
+        detail: verdict.detail,
+        credential_id: Some(bundle.credential_id.to_string()),
+        issuer: Some(VerifiedIssuer {
+            id: bundle.fields.issuer.as_str().to_string(),
+            name: issuer_record.map(|i| i.name),
+            key_id: Some(bundle.issuer_signature.key_id.as_str().to_string()),
+        }),
+        issued_at: Some(bundle.fields.issued_at.canonical()),
+        credential_hash: Some(bundle.credential_hash.to_hex()),
+        anchor,
+        revocation: revocation.map(|r| VerifiedRevocation {
+            status: if r.is_anchored() {
+                "anchored"
+            } else {
+                "pending"
+            }
+            .to_string(),
+            reason: r.reason.clone(),
+            requested_at: r.requested_at.to_rfc3339(),
+            signature: r.anchor_signature.clone(),
+        }),
+    })
+}
+
+/// Nothing this issuer issued has this hash: an unknown issuer (`issuer_name` is `None`),
+/// or a file and details that do not match anything it issued (tampered).
+fn no_match(
+    state: &AppState,
+    fields: &CredentialFields,
+    issuer_name: Option<&str>,
+) -> Result<VerificationView, ApiError> {
+    let (kind, reason, detail) = match issuer_name {
+        None => (
+            VerdictKind::UnknownIssuer,
+            "unknown_issuer",
+            format!("issuer {:?} is not known", fields.issuer.as_str()),
+        ),
+        Some(_) => (
+            VerdictKind::Tampered,
+            "no_matching_credential",
+            "no credential of this issuer has this file with these details".to_string(),
+        ),
+    };
+    state
+        .metrics
+        .verifications
+        .with_label_values(&[kind.as_str()])
+        .inc();
+    Ok(VerificationView {
+        verdict: kind,
+        reason: reason.to_string(),
+        message: kind.headline().to_string(),
+        detail,
+        credential_id: None,
+        issuer: Some(VerifiedIssuer {
+            id: fields.issuer.as_str().to_string(),
+            name: issuer_name.map(str::to_string),
+            key_id: None,
+        }),
+        issued_at: Some(fields.issued_at.canonical()),
+        credential_hash: Some(fields.hash().to_hex()),
+        anchor: None,
+        revocation: None,
+    })
+}
+
+/// The single-mode bundle our database implies for `record` (claimed-fields path). The
+/// memo is rebuilt from the facts by `expected_memo`, never read from the row.
+fn bundle_from_record(
+    record: &CredentialRecord,
+    fields: CredentialFields,
+    issuer: &store::issuers::IssuerRecord,
+    facts: &IssuerFacts,
+    state: &AppState,
+) -> Option<ProofBundle> {
+    let key_id = record.key_id.clone()?;
+    // The public key as the issuer publishes it (the verdict checks the window).
+    let public_key = facts
+        .signing_keys
+        .iter()
+        .find(|k| k.key_id == key_id)?
+        .public_key;
+    let mut bundle = ProofBundle {
+        version: PROOF_BUNDLE_V1.to_string(),
+        credential_id: record.id,
+        issuer_name: issuer.name.clone(),
+        fields,
+        credential_hash: record.hash,
+        issuer_signature: BundleSignature {
+            key_id,
+            public_key,
+            signature: record.signature?,
+        },
+        anchor: BundleAnchor {
+            cluster: state.explorer.cluster.as_str().to_string(),
+            signature: record.anchor_signature.clone().unwrap_or_default(),
+            slot: record.anchor_slot.unwrap_or(0),
+            anchor_pubkey: issuer.anchor_pubkey.clone().unwrap_or_default(),
+            memo: String::new(),
+            mode: AnchorMode::Single,
+        },
+    };
+    bundle.anchor.memo = bundle.expected_memo().ok()?.encode();
+    Some(bundle)
+}
+
+/// The anchor transaction as the chain has it: at `finalized`, else at `confirmed`.
+async fn read_anchor(state: &AppState, signature: &str) -> Result<ChainAnchor, ApiError> {
+    let unavailable = |e: ChainError| {
+        tracing::warn!(error = %e, "chain read for verification failed");
+        ApiError::ChainUnavailable {
+            retry_after_secs: state.retry_after_secs,
+        }
+    };
+    let invalid =
+        |_| ApiError::invalid_field("proof", "anchor.signature is not a transaction signature");
+    match state
+        .chain
+        .fetch_transaction(signature, Commitment::Finalized)
+        .await
+    {
+        Ok(Some(tx)) => return Ok(ChainAnchor::Seen(seen(tx, true))),
+        Ok(None) => {}
+        Err(e @ ChainError::InvalidArgument(_)) => return Err(invalid(e)),
+        Err(e) => return Err(unavailable(e)),
+    }
+    match state
+        .chain
+        .fetch_transaction(signature, Commitment::Confirmed)
+        .await
+    {
+        Ok(Some(tx)) => Ok(ChainAnchor::Seen(seen(tx, false))),
+        Ok(None) => Ok(ChainAnchor::NotFound),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+fn seen(tx: FetchedTx, finalized: bool) -> SeenTx {
+    SeenTx {
+        slot: tx.slot,
+        block_time: tx
+            .block_time
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
+        finalized,
+        succeeded: tx.succeeded,
+        fee_payer: tx.fee_payer,
+        memos: tx.memos,
+    }
+}
+
+fn explorer_url(state: &AppState, signature: &str) -> String {
+    state
+        .explorer
+        .cluster
+        .explorer_tx_url(signature, state.explorer.custom_rpc_url.as_deref())
+}

@@ -1,0 +1,308 @@
+//! `POST /v1/verify` against the real chain (issue #7): verdicts for genuine, tampered,
+//! forged-anchor, unknown-issuer and revoked credentials, checked on chain over RPC.
+
+use std::time::Duration;
+
+use chain::{AnchorKeypair, ChainClient, ChainConfig, Cluster, Commitment};
+use domain::hash::{CredentialFields, CredentialHash, FileDigest};
+use domain::proof::{AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V1};
+use domain::signing::{IssuerSignature, PublicKey};
+use domain::{CredentialId, IssuedAt, IssuerId, KeyId, RecipientId, Serial};
+use outbox_relay::Application;
+use serde_json::{json, Value};
+
+use crate::helpers::{world, World};
+
+/// The file `World::issue(serial)` uploads.
+pub fn file_of(serial: &str) -> Vec<u8> {
+    format!("%PDF diploma {serial}").into_bytes()
+}
+
+pub async fn verify_fields(w: &World, file: Vec<u8>, issuer: &str, serial: &str) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(file).file_name("diploma.pdf"),
+        )
+        .text("issuer_id", issuer.to_string())
+        .text("recipient_id", format!("student-{serial}"))
+        .text("issued_at", "2026-06-30T12:00:00Z")
+        .text("serial", serial.to_string());
+    post_verify(w, form).await
+}
+
+pub async fn verify_bundle(w: &World, file: Vec<u8>, bundle: &ProofBundle) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(file).file_name("diploma.pdf"),
+        )
+        .text("proof", serde_json::to_string(bundle).unwrap());
+    post_verify(w, form).await
+}
+
+async fn post_verify(w: &World, form: reqwest::multipart::Form) -> (u16, Value) {
+    // Public: no API key.
+    let resp = w
+        .client
+        .post(format!("{}/v1/verify", w.api))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// A single-mode bundle built from the API's view of a finalized credential and the issuer
+/// profile (what `GET /v1/credentials/{id}/proof` returns once issue #6 lands).
+pub async fn bundle_for(w: &World, id: &str) -> ProofBundle {
+    let c = w.credential(id).await;
+    let profile: Value = w
+        .client
+        .get(format!(
+            "{}/v1/issuers/{}",
+            w.api,
+            c["issuer_id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_id = c["key_id"].as_str().unwrap();
+    let key = profile["signing_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == key_id)
+        .unwrap();
+    let fields = CredentialFields {
+        file_digest: FileDigest::from_hex(c["file_digest"].as_str().unwrap()).unwrap(),
+        issuer: IssuerId::parse(c["issuer_id"].as_str().unwrap()).unwrap(),
+        recipient: RecipientId::parse(c["recipient_id"].as_str().unwrap()).unwrap(),
+        issued_at: IssuedAt::parse_rfc3339(c["issued_at"].as_str().unwrap()).unwrap(),
+        serial: Serial::parse(c["serial"].as_str().unwrap()).unwrap(),
+    };
+    let mut bundle = ProofBundle {
+        version: PROOF_BUNDLE_V1.into(),
+        credential_id: id.parse::<CredentialId>().unwrap(),
+        issuer_name: profile["name"].as_str().unwrap().into(),
+        fields,
+        credential_hash: CredentialHash::from_hex(c["credential_hash"].as_str().unwrap()).unwrap(),
+        issuer_signature: BundleSignature {
+            key_id: KeyId::parse(key_id).unwrap(),
+            public_key: PublicKey::from_base58(key["public_key"].as_str().unwrap()).unwrap(),
+            signature: IssuerSignature::from_base58(c["signature"].as_str().unwrap()).unwrap(),
+        },
+        anchor: BundleAnchor {
+            cluster: "localnet".into(),
+            signature: c["anchor"]["signature"].as_str().unwrap_or("").into(),
+            slot: c["anchor"]["slot"].as_u64().unwrap_or(0),
+            anchor_pubkey: profile["anchor_pubkey"].as_str().unwrap().into(),
+            memo: String::new(),
+            mode: AnchorMode::Single,
+        },
+    };
+    bundle.anchor.memo = bundle.expected_memo().unwrap().encode();
+    bundle
+}
+
+pub async fn pass_until(app: &Application, w: &World, id: &str, status: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let _ = app.relay().run_pass().await;
+        let body = w.credential(id).await;
+        if body["status"] == status {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "not {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Sends `memo` paid by a key that is NOT the issuer's, and waits until it is finalized.
+async fn forged_anchor(w: &World, memo: &str) -> String {
+    let forger = AnchorKeypair::generate();
+    testkit::validator::airdrop(
+        w.chain_env.rpc_url(),
+        &forger.pubkey_base58(),
+        1_000_000_000,
+    )
+    .await
+    .unwrap();
+    let chain = ChainClient::new(
+        ChainConfig::new(w.chain_env.rpc_url(), Cluster::Localnet),
+        forger,
+    );
+    let tx = chain.build_memo_transaction(memo).await.unwrap();
+    chain.send_transaction_bytes(&tx.bytes).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while chain
+        .fetch_transaction(&tx.signature, Commitment::Finalized)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "forged tx not finalized"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tx.signature
+}
+
+#[tokio::test]
+async fn verify_answers_from_the_chain_for_genuine_tampered_forged_and_revoked_credentials() {
+    let w = world().await;
+    let app = Application::build(w.relay_settings(w.chain_env.rpc_url(), "relay-verify"))
+        .await
+        .unwrap();
+    let issuer = "uni-relay";
+    let id = w.issue("S-VER-1").await;
+
+    // Queued: genuine, not anchored yet.
+    let (status, v) = verify_fields(&w, file_of("S-VER-1"), issuer, "S-VER-1").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["verdict"], "not_anchored_yet", "{v}");
+
+    pass_until(&app, &w, &id, "finalized").await;
+    let credential = w.credential(&id).await;
+    let signature = credential["anchor"]["signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Genuine file + claimed fields: valid, with everything a verifier needs.
+    let (_, v) = verify_fields(&w, file_of("S-VER-1"), issuer, "S-VER-1").await;
+    assert_eq!(v["verdict"], "valid", "{v}");
+    assert_eq!(v["credential_id"], id.as_str());
+    assert_eq!(v["issuer"]["name"], "Relay University");
+    assert_eq!(v["issuer"]["key_id"], credential["key_id"]);
+    assert_eq!(v["issued_at"], "2026-06-30T12:00:00Z");
+    assert_eq!(v["anchor"]["signature"], signature.as_str());
+    assert_eq!(v["anchor"]["finalized"], true);
+    assert_eq!(v["anchor"]["slot"], credential["anchor"]["slot"]);
+    assert!(v["anchor"]["explorer_url"]
+        .as_str()
+        .unwrap()
+        .contains(&signature));
+    assert!(v["revocation"].is_null());
+
+    // One byte changed: nothing issued matches.
+    let mut tampered = file_of("S-VER-1");
+    tampered[0] ^= 1;
+    let (_, v) = verify_fields(&w, tampered.clone(), issuer, "S-VER-1").await;
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("tampered"), Some("no_matching_credential")),
+        "{v}"
+    );
+    // Right file, wrong claimed details.
+    let (_, v) = verify_fields(&w, file_of("S-VER-1"), issuer, "S-VER-2").await;
+    assert_eq!(v["verdict"], "tampered", "{v}");
+    let (_, v) = verify_fields(&w, file_of("S-VER-1"), "nobody", "S-VER-1").await;
+    assert_eq!(v["verdict"], "unknown_issuer", "{v}");
+
+    // Proof bundle path.
+    let bundle = bundle_for(&w, &id).await;
+    let (_, v) = verify_bundle(&w, file_of("S-VER-1"), &bundle).await;
+    assert_eq!(v["verdict"], "valid", "{v}");
+    let (_, v) = verify_bundle(&w, tampered, &bundle).await;
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("tampered"), Some("file_mismatch")),
+        "{v}"
+    );
+    // A bundle pointing at a real transaction that carries another memo.
+    let other = w.issue("S-VER-OTHER").await;
+    pass_until(&app, &w, &other, "finalized").await;
+    let mut swapped = bundle.clone();
+    swapped.anchor.signature = w.credential(&other).await["anchor"]["signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, v) = verify_bundle(&w, file_of("S-VER-1"), &swapped).await;
+    assert_eq!(v["reason"], "anchor_memo_mismatch", "{v}");
+    assert_eq!(v["verdict"], "tampered");
+    // The exact memo, written on chain by someone else's key: refused (invariant 4).
+    let forged_sig = forged_anchor(&w, &bundle.anchor.memo).await;
+    let mut forged = bundle.clone();
+    forged.anchor.signature = forged_sig;
+    let (_, v) = verify_bundle(&w, file_of("S-VER-1"), &forged).await;
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("tampered"), Some("anchor_wrong_fee_payer")),
+        "{v}"
+    );
+    // A signature that is not on chain at all.
+    let mut missing = bundle.clone();
+    missing.anchor.signature = bs58_signature();
+    let (_, v) = verify_bundle(&w, file_of("S-VER-1"), &missing).await;
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("not_anchored_yet"), Some("anchor_not_found")),
+        "{v}"
+    );
+
+    // Revocation: pending until its memo finalizes, then revoked.
+    let resp = w
+        .client
+        .post(format!("{}/v1/credentials/{id}/revoke", w.api))
+        .bearer_auth(&w.api_key)
+        .json(&json!({"reason": "degree withdrawn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let (_, v) = verify_bundle(&w, file_of("S-VER-1"), &bundle).await;
+    assert_eq!(v["verdict"], "revocation_pending", "{v}");
+    assert_eq!(v["revocation"]["reason"], "degree withdrawn");
+    pass_until(&app, &w, &id, "revoked").await;
+    let (_, v) = verify_fields(&w, file_of("S-VER-1"), issuer, "S-VER-1").await;
+    assert_eq!(v["verdict"], "revoked", "{v}");
+    assert_eq!(v["revocation"]["status"], "anchored");
+    assert!(v["revocation"]["signature"].is_string());
+}
+
+fn bs58_signature() -> String {
+    // 64 bytes that no transaction has: a well-formed signature text, absent from the chain.
+    bs58::encode((0..64u8).collect::<Vec<u8>>()).into_string()
+}
+
+#[tokio::test]
+async fn verify_rejects_bad_input_with_stable_codes() {
+    let w = world().await;
+    let resp = w
+        .client
+        .post(format!("{}/v1/verify", w.api))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+    let form = reqwest::multipart::Form::new().text("serial", "S-1");
+    let (status, v) = post_verify(&w, form).await;
+    assert_eq!(
+        (status, v["code"].as_str(), v["field"].as_str()),
+        (400, Some("missing_field"), Some("file"))
+    );
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(b"x".to_vec()))
+        .text("proof", "{\"version\": \"nope\"}");
+    let (status, v) = post_verify(&w, form).await;
+    assert_eq!(
+        (status, v["code"].as_str(), v["field"].as_str()),
+        (400, Some("invalid_field"), Some("proof"))
+    );
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(b"x".to_vec()))
+        .text("password", "x");
+    let (status, v) = post_verify(&w, form).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("invalid_multipart"))
+    );
+}
