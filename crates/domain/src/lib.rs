@@ -12,6 +12,7 @@
 
 pub mod anchoring;
 pub mod api_key;
+pub mod batching;
 pub mod hash;
 pub mod ids;
 pub mod memo;
@@ -45,3 +46,4 @@ pub use proof::{
 /// Randomness sources accepted by the key-generating functions, re-exported so callers need
 /// no direct `ring` dependency just to construct a `SystemRandom`.
 pub use ring::rand::{SecureRandom, SystemRandom};
+pub use batching::AnchoringMode;

@@ -11,6 +11,10 @@ use utoipa::{Modify, OpenApi};
         crate::routes::credentials::issue_credential,
         crate::routes::credentials::get_credential,
         crate::routes::credentials::list_credentials,
+        crate::proofs::get_proof,
+        crate::routes::batches::issue_batch,
+        crate::routes::batches::get_batch,
+        crate::routes::batches::get_batch_proofs,
     ),
     components(schemas(
         crate::views::CredentialView,
@@ -18,6 +22,11 @@ use utoipa::{Modify, OpenApi};
         crate::views::CredentialPage,
         crate::error::ErrorBody,
         crate::request::IssueCredentialBody,
+        crate::bulk::BulkItemBody,
+        crate::bulk::BulkBody,
+        crate::routes::batches::BulkResponse,
+        crate::routes::batches::BulkItemResult,
+        crate::routes::batches::CredentialBatchView,
     )),
     modifiers(&BearerAuth)
 )]
