@@ -43,7 +43,9 @@ impl FromStr for AnchoringMode {
         match s {
             "single" => Ok(AnchoringMode::Single),
             "merkle" => Ok(AnchoringMode::Merkle),
-            other => Err(format!("unknown anchoring mode {other:?} (single or merkle)")),
+            other => Err(format!(
+                "unknown anchoring mode {other:?} (single or merkle)"
+            )),
         }
     }
 }

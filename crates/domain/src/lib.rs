@@ -39,6 +39,7 @@ pub use status::{
     allowed_sources, transition, CredentialStatus, InvalidTransition, StatusEvent, UnknownStatus,
 };
 
+pub use batching::AnchoringMode;
 pub use proof::{
     check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle, ProofCheckError,
     PROOF_BUNDLE_V1,
@@ -46,4 +47,3 @@ pub use proof::{
 /// Randomness sources accepted by the key-generating functions, re-exported so callers need
 /// no direct `ring` dependency just to construct a `SystemRandom`.
 pub use ring::rand::{SecureRandom, SystemRandom};
-pub use batching::AnchoringMode;

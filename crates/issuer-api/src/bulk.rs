@@ -181,13 +181,20 @@ mod tests {
         sha["file_sha256"] = FileDigest::of(b"hello").to_hex().into();
         let mut wrong_type = item("S-5");
         wrong_type["title"] = 5.into();
-        let body = serde_json::json!({"credentials": [item("S-1"), bad_date, both, sha, wrong_type, 7]});
+        let body =
+            serde_json::json!({"credentials": [item("S-1"), bad_date, both, sha, wrong_type, 7]});
         let parsed = parse_json(body.to_string().as_bytes()).unwrap();
         assert_eq!(parsed.len(), 6);
         let first = parsed[0].as_ref().unwrap();
         assert_eq!(first.file_digest, FileDigest::of(b"hello"));
-        assert_eq!(err_of(&parsed[1]), ("invalid_field", Some("issued_at".into())));
-        assert_eq!(err_of(&parsed[2]), ("invalid_field", Some("file_sha256".into())));
+        assert_eq!(
+            err_of(&parsed[1]),
+            ("invalid_field", Some("issued_at".into()))
+        );
+        assert_eq!(
+            err_of(&parsed[2]),
+            ("invalid_field", Some("file_sha256".into()))
+        );
         // The digest form hashes the same as sending the bytes.
         assert_eq!(parsed[3].as_ref().unwrap().file_digest, first.file_digest);
         assert_eq!(err_of(&parsed[4]), ("invalid_field", Some("title".into())));
@@ -207,13 +214,22 @@ mod tests {
     fn empty_oversized_and_malformed_documents_are_refused_whole() {
         let e = parse_json(br#"{"credentials": []}"#).unwrap_err();
         assert_eq!(e.body().field.as_deref(), Some("credentials"));
-        let many: Vec<Value> = (0..=MAX_BULK_ITEMS).map(|i| item(&format!("S{i}"))).collect();
-        let e = parse_json(serde_json::json!({ "credentials": many }).to_string().as_bytes())
-            .unwrap_err();
+        let many: Vec<Value> = (0..=MAX_BULK_ITEMS)
+            .map(|i| item(&format!("S{i}")))
+            .collect();
+        let e = parse_json(
+            serde_json::json!({ "credentials": many })
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "invalid_field");
         assert_eq!(parse_json(b"[1,2]").unwrap_err().code(), "invalid_json");
         assert_eq!(parse_json(b"{").unwrap_err().code(), "invalid_json");
         assert_eq!(parse_ndjson(b"\n \n").unwrap_err().code(), "invalid_field");
-        assert_eq!(parse_ndjson(&[0xff, 0xfe]).unwrap_err().code(), "invalid_json");
+        assert_eq!(
+            parse_ndjson(&[0xff, 0xfe]).unwrap_err().code(),
+            "invalid_json"
+        );
     }
 }

@@ -366,7 +366,10 @@ pub enum BulkItemOutcome {
 pub enum BulkOutcome {
     /// One outcome per item, in order.
     Done(Vec<BulkItemOutcome>),
-    Replayed { status: u16, body: Value },
+    Replayed {
+        status: u16,
+        body: Value,
+    },
     IdempotencyKeyReused,
 }
 

@@ -149,12 +149,13 @@ fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}")))
 }
 
-
 /// Which credentials a job's status changes apply to (`$1` is the job's id).
 fn credential_scope(key: JobKey) -> &'static str {
     match key {
         JobKey::Outbox(_) => "id = (SELECT credential_id FROM outbox WHERE id = $1)",
-        JobKey::Batch(_) => "id IN (SELECT credential_id FROM anchor_batch_members WHERE batch_id = $1)",
+        JobKey::Batch(_) => {
+            "id IN (SELECT credential_id FROM anchor_batch_members WHERE batch_id = $1)"
+        }
     }
 }
 
@@ -323,7 +324,9 @@ impl Store {
                 let key = match (outbox, batch) {
                     (Some(id), _) => JobKey::Outbox(id),
                     (None, Some(id)) => JobKey::Batch(BatchId::from_uuid(id)),
-                    (None, None) => return Err(StoreError::Corrupt("ownerless transaction".into())),
+                    (None, None) => {
+                        return Err(StoreError::Corrupt("ownerless transaction".into()))
+                    }
                 };
                 Ok((
                     key,

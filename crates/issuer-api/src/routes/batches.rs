@@ -9,7 +9,9 @@ use ring::digest;
 use serde::Serialize;
 use serde_json::{json, Value};
 use store::batches::ProofScope;
-use store::credentials::{BulkItemOutcome, BulkOutcome, IdempotencyRequest, NewBulk, NewCredential};
+use store::credentials::{
+    BulkItemOutcome, BulkOutcome, IdempotencyRequest, NewBulk, NewCredential,
+};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -141,8 +143,7 @@ pub async fn issue_batch(
         request_id,
         issuer: &issuer,
         submitted: i32::try_from(submitted).unwrap_or(i32::MAX),
-        invalid: i32::try_from(rejected.iter().filter(|r| r.is_some()).count())
-            .unwrap_or(i32::MAX),
+        invalid: i32::try_from(rejected.iter().filter(|r| r.is_some()).count()).unwrap_or(i32::MAX),
         items: &items,
     };
     let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
@@ -402,8 +403,7 @@ pub async fn get_batch_proofs(
         .await
         .map_err(|e| state.store_error(e))?
         .ok_or(ApiError::CredentialBatchNotFound)?;
-    let bundles =
-        crate::proofs::bundles_for(&state, &issuer.0, ProofScope::Request(&id)).await?;
+    let bundles = crate::proofs::bundles_for(&state, &issuer.0, ProofScope::Request(&id)).await?;
     let mut out = Vec::with_capacity(bundles.len() * 1024);
     for bundle in bundles.into_iter().flatten() {
         serde_json::to_writer(&mut out, &bundle).map_err(|_| ApiError::Internal)?;

@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anchoring;
+mod batching;
 mod faults;
 mod helpers;
