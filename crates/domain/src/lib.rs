@@ -12,6 +12,7 @@
 
 pub mod anchoring;
 pub mod api_key;
+pub mod batching;
 pub mod hash;
 pub mod ids;
 pub mod key_validity;
@@ -40,6 +41,7 @@ pub use status::{
     allowed_sources, transition, CredentialStatus, InvalidTransition, StatusEvent, UnknownStatus,
 };
 
+pub use batching::AnchoringMode;
 pub use proof::{
     check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle, ProofCheckError,
     PROOF_BUNDLE_V1,

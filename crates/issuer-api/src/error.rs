@@ -18,6 +18,10 @@ pub enum ApiError {
     CredentialNotFound,
     #[error("issuer not found")]
     IssuerNotFound,
+    #[error("credential batch not found")]
+    CredentialBatchNotFound,
+    #[error("no proof bundle yet: {reason}")]
+    ProofNotAvailable { reason: String },
     #[error("route not found")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -73,6 +77,8 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::CredentialNotFound => "credential_not_found",
             ApiError::IssuerNotFound => "issuer_not_found",
+            ApiError::CredentialBatchNotFound => "credential_batch_not_found",
+            ApiError::ProofNotAvailable { .. } => "proof_not_available",
             ApiError::RouteNotFound => "route_not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::InvalidJson { .. } => "invalid_json",
@@ -135,9 +141,11 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::CredentialNotFound | ApiError::IssuerNotFound | ApiError::RouteNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::CredentialNotFound
+            | ApiError::IssuerNotFound
+            | ApiError::CredentialBatchNotFound
+            | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::ProofNotAvailable { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidJson { .. }
             | ApiError::InvalidMultipart { .. }
@@ -177,6 +185,8 @@ pub const ALL_CODES: &[&str] = &[
     "unauthorized",
     "credential_not_found",
     "issuer_not_found",
+    "credential_batch_not_found",
+    "proof_not_available",
     "route_not_found",
     "method_not_allowed",
     "invalid_json",

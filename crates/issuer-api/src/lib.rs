@@ -7,9 +7,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bulk;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod proofs;
 pub mod request;
 pub mod routes;
 pub mod settings;

@@ -14,6 +14,10 @@ use utoipa::{Modify, OpenApi};
         crate::routes::revocations::revoke_credential,
         crate::routes::issuers::get_issuer,
         crate::routes::verify::verify_json,
+        crate::proofs::get_proof,
+        crate::routes::batches::issue_batch,
+        crate::routes::batches::get_batch,
+        crate::routes::batches::get_batch_proofs,
     ),
     components(schemas(
         crate::views::CredentialView,
@@ -30,6 +34,11 @@ use utoipa::{Modify, OpenApi};
         crate::verify::VerifiedIssuer,
         crate::verify::VerifiedAnchor,
         crate::verify::VerifiedRevocation,
+        crate::bulk::BulkItemBody,
+        crate::bulk::BulkBody,
+        crate::routes::batches::BulkResponse,
+        crate::routes::batches::BulkItemResult,
+        crate::routes::batches::CredentialBatchView,
     )),
     modifiers(&BearerAuth)
 )]

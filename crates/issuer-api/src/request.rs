@@ -184,7 +184,7 @@ fn multipart_error(e: actix_multipart::MultipartError) -> ApiError {
     }
 }
 
-fn missing(field: &str) -> ApiError {
+pub(crate) fn missing(field: &str) -> ApiError {
     ApiError::MissingField {
         field: field.to_string(),
     }
@@ -198,6 +198,31 @@ fn finish(
     if file.is_empty() {
         return Err(ApiError::invalid_field(file_field, "the file is empty"));
     }
+    let f = parse_fields(body)?;
+    Ok(IssueRequest {
+        recipient: f.recipient,
+        issued_at: f.issued_at,
+        serial: f.serial,
+        credential_type: f.credential_type,
+        title: f.title,
+        metadata: f.metadata,
+        file,
+    })
+}
+
+/// The described (non-file) fields of one credential, parsed.
+#[derive(Debug, Clone)]
+pub struct ParsedFields {
+    pub recipient: RecipientId,
+    pub issued_at: IssuedAt,
+    pub serial: Serial,
+    pub credential_type: String,
+    pub title: String,
+    pub metadata: Value,
+}
+
+/// Parses every field but the file (shared by single and bulk issuance).
+pub fn parse_fields(body: IssueCredentialBody) -> Result<ParsedFields, ApiError> {
     let recipient = body.recipient_id.ok_or_else(|| missing("recipient_id"))?;
     let recipient = RecipientId::parse(&recipient)
         .map_err(|e| ApiError::invalid_field("recipient_id", e.to_string()))?;
@@ -237,14 +262,13 @@ fn finish(
         }
         Some(_) => return Err(ApiError::invalid_field("metadata", "must be a JSON object")),
     };
-    Ok(IssueRequest {
+    Ok(ParsedFields {
         recipient,
         issued_at,
         serial,
         credential_type,
         title,
         metadata,
-        file,
     })
 }
 

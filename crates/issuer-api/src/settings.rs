@@ -78,6 +78,10 @@ pub struct HttpSettings {
     /// Largest accepted request body (a diploma PDF plus metadata). Larger → 413.
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// Largest accepted bulk request (`POST /v1/credential-batches`). Send `file_sha256`
+    /// instead of `file_base64` to issue thousands of large files in one request.
+    #[serde(default = "default_bulk_body_limit")]
+    pub bulk_body_limit_bytes: usize,
     /// actix workers; defaults to the number of cores.
     #[serde(default)]
     pub workers: Option<usize>,
@@ -106,6 +110,9 @@ fn default_host() -> String {
 fn default_port() -> u16 {
     8080
 }
+fn default_bulk_body_limit() -> usize {
+    64 * 1024 * 1024
+}
 fn default_body_limit() -> usize {
     10 * 1024 * 1024
 }
@@ -125,6 +132,7 @@ impl Default for HttpSettings {
             host: default_host(),
             port: default_port(),
             body_limit_bytes: default_body_limit(),
+            bulk_body_limit_bytes: default_bulk_body_limit(),
             workers: None,
             shutdown_timeout_secs: default_shutdown_timeout(),
             retry_after_secs: default_retry_after(),

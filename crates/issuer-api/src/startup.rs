@@ -40,6 +40,7 @@ impl Application {
             signer: Signer::new(master),
             metrics,
             body_limit_bytes: settings.http.body_limit_bytes,
+            bulk_body_limit_bytes: settings.http.bulk_body_limit_bytes,
             retry_after_secs: settings.http.retry_after_secs,
             explorer: settings.explorer.clone(),
             chain: chain::ChainClient::read_only(chain::ChainConfig {

@@ -12,6 +12,7 @@ pub struct AppState {
     pub signer: Signer,
     pub metrics: Arc<ApiMetrics>,
     pub body_limit_bytes: usize,
+    pub bulk_body_limit_bytes: usize,
     pub retry_after_secs: u64,
     pub explorer: crate::settings::ExplorerSettings,
     /// Read-only RPC client for verification.

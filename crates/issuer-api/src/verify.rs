@@ -19,6 +19,7 @@ use domain::verdict::{
 };
 use domain::{IssuedAt, IssuerId, RecipientId, Serial};
 use serde::{Deserialize, Serialize};
+use store::batches::{BatchMembership, ProofScope};
 use store::credentials::CredentialRecord;
 use utoipa::ToSchema;
 
@@ -153,9 +154,21 @@ pub async fn verify(
                 .credential_by_hash(&issuer, &fields.hash())
                 .await
                 .map_err(store_err)?;
-            let bundle = record
-                .as_ref()
-                .and_then(|r| bundle_from_record(r, fields.clone(), issuer_record, facts, state));
+            // Its batch membership, if it was anchored in a Merkle batch.
+            let membership = match &record {
+                Some(r) => state
+                    .store
+                    .proof_records(&issuer, ProofScope::Credential(&r.id))
+                    .await
+                    .map_err(store_err)?
+                    .into_iter()
+                    .next()
+                    .and_then(|p| p.membership),
+                None => None,
+            };
+            let bundle = record.as_ref().and_then(|r| {
+                bundle_from_record(r, membership, fields.clone(), issuer_record, facts, state)
+            });
             match bundle {
                 Some(bundle) => (bundle, record),
                 // Nothing issued matches, or only a row backfilled from the chain that has no
@@ -274,10 +287,12 @@ fn no_match(
     })
 }
 
-/// The single-mode bundle our database implies for `record` (claimed-fields path). The
-/// memo is rebuilt from the facts by `expected_memo`, never read from the row.
+/// The bundle our database implies for `record` (claimed-fields path), at any status: an
+/// unanchored credential gets an empty anchor signature (the verdict says "not anchored
+/// yet"). The memo is rebuilt from the facts by `expected_memo`, never read from the row.
 fn bundle_from_record(
     record: &CredentialRecord,
+    membership: Option<BatchMembership>,
     fields: CredentialFields,
     issuer: &store::issuers::IssuerRecord,
     facts: &IssuerFacts,
@@ -307,7 +322,15 @@ fn bundle_from_record(
             slot: record.anchor_slot.unwrap_or(0),
             anchor_pubkey: issuer.anchor_pubkey.clone().unwrap_or_default(),
             memo: String::new(),
-            mode: AnchorMode::Single,
+            mode: match membership {
+                None => AnchorMode::Single,
+                Some(m) => AnchorMode::Merkle {
+                    batch_id: m.batch_id,
+                    count: m.count,
+                    root: m.root,
+                    proof: m.proof,
+                },
+            },
         },
     };
     bundle.anchor.memo = bundle.expected_memo().ok()?.encode();

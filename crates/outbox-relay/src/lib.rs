@@ -54,6 +54,9 @@ impl Application {
                 lease: Duration::from_millis(settings.relay.lease_ms.max(1_000)),
                 track_interval: Duration::from_millis(settings.relay.track_interval_ms),
                 retry: settings.relay.retry,
+                mode: settings.relay.mode,
+                batch_max_members: settings.relay.batch_max_members,
+                batch_max_wait: Duration::from_millis(settings.relay.batch_max_wait_ms),
             },
             metrics,
         );

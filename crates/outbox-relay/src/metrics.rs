@@ -14,6 +14,8 @@ pub struct RelayMetrics {
     pub lamports_spent: IntCounter,
     pub pass_duration: Histogram,
     pub last_success: Gauge,
+    pub batches_sealed: IntCounter,
+    pub credentials_batched: IntCounter,
 }
 
 impl RelayMetrics {
@@ -54,7 +56,17 @@ impl RelayMetrics {
                 "relay_last_success_timestamp_seconds",
                 "Unix time of the last pass that completed without error",
             )?,
+            batches_sealed: IntCounter::new(
+                "relay_batches_sealed_total",
+                "Merkle batches sealed (members and root fixed)",
+            )?,
+            credentials_batched: IntCounter::new(
+                "relay_batched_credentials_total",
+                "Credentials sealed into Merkle batches",
+            )?,
         };
+        registry.register(Box::new(m.batches_sealed.clone()))?;
+        registry.register(Box::new(m.credentials_batched.clone()))?;
         registry.register(Box::new(m.end_to_end.clone()))?;
         registry.register(Box::new(m.sends.clone()))?;
         registry.register(Box::new(m.steps.clone()))?;

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use chain::{ChainClient, ChainError, Confirmation};
 use domain::anchoring::{next_anchor_step, AnchorStep, ChainTxState, LiveTx};
-use domain::memo::Memo;
-use domain::{ErrorClass, RetryDecision, RetryPolicy};
+use domain::batching::MAX_BATCH_MEMBERS;
+use domain::{AnchoringMode, ErrorClass, RetryDecision, RetryPolicy};
 use futures_util::StreamExt;
-use store::outbox::{ClaimedJob, Fenced, JobKind, LiveAnchorTx, NewAnchorTx};
+use store::outbox::{ClaimedJob, Fenced, JobKey, LiveAnchorTx, NewAnchorTx};
 use store::{Store, StoreError};
 
 use crate::metrics::RelayMetrics;
@@ -63,6 +63,10 @@ pub struct RelayConfig {
     pub lease: Duration,
     pub track_interval: Duration,
     pub retry: RetryPolicy,
+    /// Mode of issuers without their own.
+    pub mode: AnchoringMode,
+    pub batch_max_members: u32,
+    pub batch_max_wait: Duration,
 }
 
 #[derive(Clone)]
@@ -101,24 +105,36 @@ impl Relay {
         self.metrics.last_success.set(chrono_now() as f64 / 1000.0);
     }
 
-    /// Claims up to `batch_size` due jobs and advances each one step. Returns how many jobs
-    /// were claimed (a full batch means more may be due right away).
+    /// Seals due Merkle batches, then claims up to `batch_size` due jobs (single-mode
+    /// credentials and sealed batches) and advances each one step. Returns how many jobs
+    /// were claimed (a full claim means more may be due right away).
     pub async fn run_pass(&self) -> Result<usize, StepError> {
         let started = Instant::now();
-        let jobs = self
+        self.seal_batches().await?;
+        let mut jobs = self
             .store
             .claim_due_outbox_rows(
                 &self.config.worker,
                 self.config.batch_size,
                 self.config.lease,
+                self.config.mode.as_str(),
             )
             .await?;
+        jobs.extend(
+            self.store
+                .claim_due_batches(
+                    &self.config.worker,
+                    self.config.batch_size,
+                    self.config.lease,
+                )
+                .await?,
+        );
         if jobs.is_empty() {
             return Ok(0);
         }
         let claimed = jobs.len();
-        let ids: Vec<i64> = jobs.iter().map(|j| j.outbox_id).collect();
-        let mut live: HashMap<i64, LiveAnchorTx> = self
+        let ids: Vec<JobKey> = jobs.iter().map(|j| j.key).collect();
+        let mut live: HashMap<JobKey, LiveAnchorTx> = self
             .store
             .live_anchor_txs(&ids)
             .await?
@@ -151,7 +167,7 @@ impl Relay {
         let pass = PassContext::default();
         let pass = &pass;
         let work = jobs.into_iter().map(|job| {
-            let live_tx = live.remove(&job.outbox_id);
+            let live_tx = live.remove(&job.key);
             let state = live_tx
                 .as_ref()
                 .and_then(|t| states.get(&t.signature).cloned())
@@ -171,7 +187,7 @@ impl Relay {
                 match self.advance(&job, live_tx.as_ref(), step, pass).await {
                     Ok(()) => {}
                     Err(StepError::Crash(at)) => {
-                        tracing::warn!(credential_id = %job.credential_id, at, "simulated crash");
+                        tracing::warn!(job = %job.key, at, "simulated crash");
                     }
                     Err(e) => self.fail_step(&job, &e).await,
                 }
@@ -185,6 +201,30 @@ impl Relay {
             .pass_duration
             .observe(started.elapsed().as_secs_f64());
         Ok(claimed)
+    }
+
+    /// Seals every Merkle batch that is due (full, or its oldest member waited
+    /// `batch_max_wait`) for issuers in merkle mode. Sealing fixes members and root in one
+    /// commit; anchoring the batch is then an ordinary job.
+    async fn seal_batches(&self) -> Result<(), StepError> {
+        let max = self.config.batch_max_members.clamp(1, MAX_BATCH_MEMBERS);
+        for issuer in self.store.issuers_with_unbatched(self.config.mode).await? {
+            while let Some(batch) = self
+                .store
+                .seal_due_batch(&issuer, max, self.config.batch_max_wait)
+                .await?
+            {
+                self.metrics.batches_sealed.inc();
+                self.metrics
+                    .credentials_batched
+                    .inc_by(u64::from(batch.members));
+                tracing::info!(batch_id = %batch.id, issuer = %batch.issuer, members = batch.members, root = %batch.root.to_hex(), "Merkle batch sealed");
+                if batch.members < max {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn chain_view(
@@ -227,7 +267,7 @@ impl Relay {
         match (step, live) {
             (AnchorStep::SignAndSend, _) => self.sign_and_send(job, None, None, pass).await,
             (AnchorStep::ExpireAndResign, Some(tx)) => {
-                tracing::info!(credential_id = %job.credential_id, signature = %tx.signature, "blockhash expired and never landed: re-signing");
+                tracing::info!(job = %job.key, signature = %tx.signature, "blockhash expired and never landed: re-signing");
                 // Counted as a failure: a key that cannot get transactions landed must not
                 // loop silently forever.
                 self.sign_and_send(
@@ -239,7 +279,7 @@ impl Relay {
                 .await
             }
             (AnchorStep::RecordFailureAndResign { error }, Some(tx)) => {
-                tracing::warn!(credential_id = %job.credential_id, signature = %tx.signature, %error, "anchor transaction failed on chain: re-signing");
+                tracing::warn!(job = %job.key, signature = %tx.signature, %error, "anchor transaction failed on chain: re-signing");
                 self.sign_and_send(
                     job,
                     Some((&tx.signature, "failed", Some(&error))),
@@ -257,7 +297,7 @@ impl Relay {
             (AnchorStep::Wait, _) => self.release(job, track, None).await,
             (AnchorStep::MarkConfirmed { slot }, Some(tx)) => {
                 self.store
-                    .mark_tx_confirmed(&job.credential_id, &tx.signature, slot)
+                    .mark_tx_confirmed(job.key, &tx.signature, slot)
                     .await?;
                 self.release(job, track, None).await
             }
@@ -267,13 +307,14 @@ impl Relay {
                 )));
                 let done = self
                     .store
-                    .complete_finalized(fence, &job.credential_id, &tx.signature, slot)
+                    .complete_finalized(fence, &tx.signature, slot)
                     .await?;
-                if done == Fenced::Done {
-                    let age = (chrono_now() - job.created_at.timestamp_millis()) as f64 / 1000.0;
-                    self.metrics.end_to_end.observe(age.max(0.0));
+                if let Some(ages) = done {
+                    for age in &ages {
+                        self.metrics.end_to_end.observe(age.max(0.0));
+                    }
                     self.metrics.lamports_spent.inc_by(tx.fee_lamports);
-                    tracing::info!(credential_id = %job.credential_id, signature = %tx.signature, slot, "anchor finalized");
+                    tracing::info!(job = %job.key, signature = %tx.signature, slot, credentials = ages.len(), "anchor finalized");
                 }
                 Ok(())
             }
@@ -292,21 +333,7 @@ impl Relay {
         note: Option<&str>,
         pass: &PassContext,
     ) -> Result<(), StepError> {
-        let memo = match job.kind {
-            JobKind::AnchorCredential => Memo::Credential {
-                issuer: job.issuer.clone(),
-                credential: job.credential_id,
-                hash: job.hash,
-            },
-            // Same facts, `r` tag: the hash says which credential content is revoked; the
-            // reason stays off chain (invariant 5).
-            JobKind::AnchorRevocation => Memo::Revocation {
-                issuer: job.issuer.clone(),
-                credential: job.credential_id,
-                hash: job.hash,
-            },
-        }
-        .encode();
+        let memo = job.memo()?.encode();
         let tx = self.chain.build_memo_transaction(&memo).await?;
         // With preflight skipped (rebroadcasts must be harmless), an unfunded payer's
         // transaction would be silently dropped: check the balance so the failure is visible.
@@ -328,7 +355,6 @@ impl Relay {
             .store
             .record_signed_tx(
                 job.fence(&self.config.worker),
-                &job.credential_id,
                 &NewAnchorTx {
                     signature: &tx.signature,
                     memo: &memo,
@@ -340,7 +366,7 @@ impl Relay {
             )
             .await?;
         if stored == Fenced::LostLease {
-            tracing::info!(credential_id = %job.credential_id, "lease lost before storing the transaction; not sending");
+            tracing::info!(job = %job.key, "lease lost before storing the transaction; not sending");
             return Ok(());
         }
         fail::fail_point!("relay::after_persist", |_| Err(StepError::Crash(
@@ -355,7 +381,7 @@ impl Relay {
         }
         fail::fail_point!("relay::after_send", |_| Err(StepError::Crash("after_send")));
         self.store.mark_tx_sent(&tx.signature).await?;
-        tracing::info!(credential_id = %job.credential_id, signature = %tx.signature, "anchor transaction sent");
+        tracing::info!(job = %job.key, signature = %tx.signature, "anchor transaction sent");
         self.release(job, self.config.track_interval, note).await
     }
 
@@ -382,16 +408,16 @@ impl Relay {
         let decision = self.config.retry.decide(failures, class, fastrand::f64());
         let result = match decision {
             RetryDecision::RetryAfter(delay) => {
-                tracing::warn!(credential_id = %job.credential_id, failures, delay_ms = delay.as_millis() as u64, error = %message, "step failed; backing off");
+                tracing::warn!(job = %job.key, failures, delay_ms = delay.as_millis() as u64, error = %message, "step failed; backing off");
                 self.store
                     .release_job(job.fence(&self.config.worker), delay, Some(&message))
                     .await
             }
             RetryDecision::DeadLetter => {
-                tracing::error!(credential_id = %job.credential_id, failures, error = %message, "dead-lettering job");
+                tracing::error!(job = %job.key, failures, error = %message, "dead-lettering job");
                 let r = self
                     .store
-                    .dead_letter(job.fence(&self.config.worker), &job.credential_id, &message)
+                    .dead_letter(job.fence(&self.config.worker), &message)
                     .await;
                 if matches!(r, Ok(Fenced::Done)) {
                     self.metrics.dead_letters.inc();
@@ -401,7 +427,7 @@ impl Relay {
         };
         if let Err(e) = result {
             // The lease will expire and the job come back: nothing is lost.
-            tracing::warn!(credential_id = %job.credential_id, error = %e, "could not record step failure");
+            tracing::warn!(job = %job.key, error = %e, "could not record step failure");
         }
     }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chain::{ChainConfig, Cluster};
-use domain::RetryPolicy;
+use domain::{AnchoringMode, RetryPolicy};
 use serde::Deserialize;
 pub use service_shell::probes::ProbeSettings;
 use service_shell::telemetry::LogSettings;
@@ -92,6 +92,24 @@ pub struct RelaySettings {
     /// Worker identity for leases; defaults to $HOSTNAME plus a random suffix.
     #[serde(default)]
     pub worker_id: Option<String>,
+    /// Anchoring mode of issuers without their own (`issuers.anchor_mode`): `single` (one
+    /// memo per credential) or `merkle` (one memo per sealed batch). Keep it the same on
+    /// every replica.
+    #[serde(default)]
+    pub mode: AnchoringMode,
+    /// Merkle mode: most credentials sealed into one batch (1..=10,000).
+    #[serde(default = "default_batch_members")]
+    pub batch_max_members: u32,
+    /// Merkle mode: the longest a due credential waits for its batch to fill.
+    #[serde(default = "default_batch_wait_ms")]
+    pub batch_max_wait_ms: u64,
+}
+
+fn default_batch_members() -> u32 {
+    1_000
+}
+fn default_batch_wait_ms() -> u64 {
+    2_000
 }
 
 fn default_batch() -> u32 {
@@ -124,6 +142,9 @@ impl Default for RelaySettings {
             retry: RetryPolicy::default(),
             shutdown_grace_secs: default_grace(),
             worker_id: None,
+            mode: AnchoringMode::default(),
+            batch_max_members: default_batch_members(),
+            batch_max_wait_ms: default_batch_wait_ms(),
         }
     }
 }

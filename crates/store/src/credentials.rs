@@ -366,3 +366,329 @@ fn bytes32(b: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
     b.try_into()
         .map_err(|_| StoreError::Corrupt(format!("{what} length")))
 }
+
+/// One item of a bulk issuance, as the store decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkItemOutcome {
+    /// Inserted with its outbox row.
+    Created(CredentialId),
+    /// The same (issuer, serial) with identical content already exists.
+    Duplicate(CredentialId),
+    /// The serial is taken by a credential with different content.
+    SerialConflict(CredentialId),
+}
+
+/// What a bulk issuing call did.
+#[derive(Debug, Clone)]
+pub enum BulkOutcome {
+    /// One outcome per item, in order.
+    Done(Vec<BulkItemOutcome>),
+    Replayed {
+        status: u16,
+        body: Value,
+    },
+    IdempotencyKeyReused,
+}
+
+/// A bulk request to write: its id and counts for `credential_batches`, and the valid items
+/// (hashed and signed, serials unique within the request).
+pub struct NewBulk<'a> {
+    pub request_id: Uuid,
+    pub issuer: &'a IssuerId,
+    pub submitted: i32,
+    /// Items refused before reaching the store (parse errors, repeated serials).
+    pub invalid: i32,
+    pub items: &'a [NewCredential],
+}
+
+enum IdempotencyClaim {
+    Fresh,
+    Replayed { status: u16, body: Value },
+    Reused,
+}
+
+/// Claims an Idempotency-Key inside `tx` (see `issue_credential`).
+async fn claim_idempotency(
+    tx: &deadpool_postgres::Transaction<'_>,
+    issuer: &IssuerId,
+    idem: IdempotencyRequest<'_>,
+) -> Result<IdempotencyClaim, StoreError> {
+    let claimed = tx
+        .execute(
+            "INSERT INTO idempotency_keys (issuer_id, key, request_hash) \
+             VALUES ($1, $2, $3) ON CONFLICT (issuer_id, key) DO NOTHING",
+            &[&issuer.as_str(), &idem.key, &idem.request_hash.as_slice()],
+        )
+        .await?;
+    if claimed == 1 {
+        return Ok(IdempotencyClaim::Fresh);
+    }
+    let row = tx
+        .query_one(
+            "SELECT request_hash, response_status, response_body \
+             FROM idempotency_keys WHERE issuer_id = $1 AND key = $2",
+            &[&issuer.as_str(), &idem.key],
+        )
+        .await?;
+    let stored_hash: Vec<u8> = row.try_get(0)?;
+    if stored_hash.as_slice() != idem.request_hash.as_slice() {
+        return Ok(IdempotencyClaim::Reused);
+    }
+    let status: Option<i16> = row.try_get(1)?;
+    let body: Option<Value> = row.try_get(2)?;
+    match (status, body) {
+        (Some(status), Some(body)) => Ok(IdempotencyClaim::Replayed {
+            status: u16::try_from(status)
+                .map_err(|_| StoreError::Corrupt("idempotency status".into()))?,
+            body,
+        }),
+        _ => Err(StoreError::Corrupt(
+            "idempotency key without response".into(),
+        )),
+    }
+}
+
+impl Store {
+    /// Writes many credentials and their outbox rows in ONE transaction (multi-row
+    /// `INSERT ... SELECT FROM unnest(...)`, a few statements whatever the count), records
+    /// the request in `credential_batches`, notifies the relay once, and stores the response
+    /// under the Idempotency-Key in that same transaction. An item whose serial exists is a
+    /// duplicate (same content) or a conflict; it never aborts the others.
+    pub async fn issue_bulk<F>(
+        &self,
+        bulk: &NewBulk<'_>,
+        idempotency: Option<IdempotencyRequest<'_>>,
+        render: F,
+    ) -> Result<BulkOutcome, StoreError>
+    where
+        F: FnOnce(&[BulkItemOutcome]) -> (u16, Value),
+    {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if let Some(idem) = idempotency {
+            match claim_idempotency(&tx, bulk.issuer, idem).await? {
+                IdempotencyClaim::Fresh => {}
+                IdempotencyClaim::Reused => return Ok(BulkOutcome::IdempotencyKeyReused),
+                IdempotencyClaim::Replayed { status, body } => {
+                    return Ok(BulkOutcome::Replayed { status, body })
+                }
+            }
+        }
+        let issuer = bulk.issuer.as_str();
+        tx.execute(
+            "INSERT INTO credential_batches (id, issuer_id, submitted, accepted, duplicates, invalid) \
+             VALUES ($1, $2, $3, 0, 0, $4)",
+            &[&bulk.request_id, &issuer, &bulk.submitted, &bulk.invalid],
+        )
+        .await?;
+
+        let items = bulk.items;
+        let n = items.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut serials = Vec::with_capacity(n);
+        let mut recipients = Vec::with_capacity(n);
+        let mut issued = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
+        let mut titles = Vec::with_capacity(n);
+        let mut metadata = Vec::with_capacity(n);
+        let mut digests = Vec::with_capacity(n);
+        let mut hashes = Vec::with_capacity(n);
+        let mut key_ids = Vec::with_capacity(n);
+        let mut signatures = Vec::with_capacity(n);
+        for c in items {
+            ids.push(*c.id.as_uuid());
+            serials.push(c.serial.as_str());
+            recipients.push(c.recipient.as_str());
+            issued.push(*c.issued_at.as_datetime());
+            types.push(c.credential_type.as_str());
+            titles.push(c.title.as_str());
+            metadata.push(&c.metadata);
+            digests.push(c.file_digest.as_bytes().as_slice());
+            hashes.push(c.hash.as_bytes().as_slice());
+            key_ids.push(c.key_id.as_str());
+            signatures.push(c.signature.as_bytes().as_slice());
+        }
+        let inserted: std::collections::HashSet<Uuid> = tx
+            .query(
+                "INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
+                   credential_type, title, metadata, file_digest, credential_hash, \
+                   signing_key_id, signature, status, request_batch_id) \
+                 SELECT u.id, $1, u.serial, u.recipient, u.issued, u.ctype, u.title, u.meta, \
+                   u.digest, u.hash, u.key_id, u.sig, 'queued', $2 \
+                 FROM unnest($3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], \
+                   $8::text[], $9::jsonb[], $10::bytea[], $11::bytea[], $12::text[], $13::bytea[]) \
+                   AS u(id, serial, recipient, issued, ctype, title, meta, digest, hash, key_id, sig) \
+                 ON CONFLICT (issuer_id, serial) DO NOTHING RETURNING id",
+                &[
+                    &issuer,
+                    &bulk.request_id,
+                    &ids,
+                    &serials,
+                    &recipients,
+                    &issued,
+                    &types,
+                    &titles,
+                    &metadata,
+                    &digests,
+                    &hashes,
+                    &key_ids,
+                    &signatures,
+                ],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let created: Vec<Uuid> = ids
+            .iter()
+            .filter(|id| inserted.contains(id))
+            .copied()
+            .collect();
+        tx.execute(
+            "INSERT INTO outbox (kind, credential_id, issuer_id) \
+             SELECT 'anchor_credential', id, $1 FROM unnest($2::uuid[]) AS u(id)",
+            &[&issuer, &created],
+        )
+        .await?;
+        // Serials that were already taken: duplicate or conflict, decided against the row.
+        let taken: Vec<&str> = items
+            .iter()
+            .filter(|c| !inserted.contains(c.id.as_uuid()))
+            .map(|c| c.serial.as_str())
+            .collect();
+        let mut existing = std::collections::HashMap::new();
+        if !taken.is_empty() {
+            for row in tx
+                .query(
+                    &format!(
+                        "SELECT {CREDENTIAL_COLUMNS} FROM credentials \
+                         WHERE issuer_id = $1 AND serial = ANY($2)"
+                    ),
+                    &[&issuer, &taken],
+                )
+                .await?
+            {
+                let record = credential_from_row(&row)?;
+                if let Some(serial) = record.serial.clone() {
+                    existing.insert(serial.as_str().to_string(), record);
+                }
+            }
+        }
+        let mut outcomes = Vec::with_capacity(n);
+        for c in items {
+            if inserted.contains(c.id.as_uuid()) {
+                outcomes.push(BulkItemOutcome::Created(c.id));
+                continue;
+            }
+            let record = existing
+                .get(c.serial.as_str())
+                .ok_or_else(|| StoreError::Corrupt("conflicting serial vanished".into()))?;
+            outcomes.push(if record.same_content_as(c) {
+                BulkItemOutcome::Duplicate(record.id)
+            } else {
+                BulkItemOutcome::SerialConflict(record.id)
+            });
+        }
+        let accepted = i32::try_from(created.len()).unwrap_or(i32::MAX);
+        let duplicates = outcomes
+            .iter()
+            .filter(|o| matches!(o, BulkItemOutcome::Duplicate(_)))
+            .count();
+        let conflicts = outcomes.len() - created.len() - duplicates;
+        tx.execute(
+            "UPDATE credential_batches SET accepted = $2, duplicates = $3, invalid = invalid + $4 \
+             WHERE id = $1",
+            &[
+                &bulk.request_id,
+                &accepted,
+                &i32::try_from(duplicates).unwrap_or(i32::MAX),
+                &i32::try_from(conflicts).unwrap_or(i32::MAX),
+            ],
+        )
+        .await?;
+        if !created.is_empty() {
+            tx.execute("SELECT pg_notify($1, $2)", &[&OUTBOX_CHANNEL, &issuer])
+                .await?;
+        }
+        if let Some(idem) = idempotency {
+            let (status, body) = render(&outcomes);
+            let status = i16::try_from(status).unwrap_or(500);
+            tx.execute(
+                "UPDATE idempotency_keys SET response_status = $3, response_body = $4 \
+                 WHERE issuer_id = $1 AND key = $2",
+                &[&issuer, &idem.key, &status, &body],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(BulkOutcome::Done(outcomes))
+    }
+
+    /// A bulk request of `issuer` and its credentials' counts by status.
+    pub async fn credential_batch(
+        &self,
+        issuer: &IssuerId,
+        id: &Uuid,
+    ) -> Result<Option<CredentialBatchSummary>, StoreError> {
+        let client = self.client().await?;
+        let Some(row) = client
+            .query_opt(
+                "SELECT submitted, accepted, duplicates, invalid, created_at \
+                 FROM credential_batches WHERE id = $1 AND issuer_id = $2",
+                &[id, &issuer.as_str()],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let counts = client
+            .query(
+                "SELECT status, count(*) FROM credentials WHERE request_batch_id = $1 \
+                 GROUP BY status ORDER BY status",
+                &[id],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(CredentialBatchSummary {
+            submitted: row.try_get(0)?,
+            accepted: row.try_get(1)?,
+            duplicates: row.try_get(2)?,
+            invalid: row.try_get(3)?,
+            created_at: row.try_get(4)?,
+            by_status: counts,
+        }))
+    }
+
+    /// Ids of the credentials a bulk request created, in id order.
+    pub async fn credential_batch_members(
+        &self,
+        issuer: &IssuerId,
+        id: &Uuid,
+    ) -> Result<Vec<CredentialId>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT id FROM credentials WHERE request_batch_id = $1 AND issuer_id = $2 \
+                 ORDER BY id",
+                &[id, &issuer.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok(CredentialId::from_uuid(r.try_get(0)?)))
+            .collect()
+    }
+}
+
+/// `GET /v1/credential-batches/{id}`.
+#[derive(Debug, Clone)]
+pub struct CredentialBatchSummary {
+    pub submitted: i32,
+    pub accepted: i32,
+    pub duplicates: i32,
+    pub invalid: i32,
+    pub created_at: DateTime<Utc>,
+    /// (status, count) of the credentials the request created.
+    pub by_status: Vec<(String, i64)>,
+}

@@ -259,6 +259,23 @@ impl Store {
         tx.commit().await?;
         Ok(Some(RotatedKey { retired, at }))
     }
+
+    /// Sets (or clears, with `None`) an issuer's own anchoring mode. Credentials already
+    /// sealed into a batch or sent in single mode finish the way they started.
+    pub async fn set_anchor_mode(
+        &self,
+        issuer: &IssuerId,
+        mode: Option<domain::AnchoringMode>,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE issuers SET anchor_mode = $2 WHERE id = $1",
+                &[&issuer.as_str(), &mode.map(|m| m.as_str())],
+            )
+            .await?;
+        Ok(n == 1)
+    }
 }
 
 pub(crate) fn parse_key_id(s: &str) -> Result<KeyId, StoreError> {

@@ -9,6 +9,7 @@
 //! database could not be reached or dropped the connection (retry later: 503 at the API),
 //! everything else is a definite answer from the database.
 
+pub mod batches;
 pub mod credentials;
 pub mod error;
 pub mod issuers;

@@ -12,51 +12,90 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use domain::hash::CredentialHash;
 use domain::status::{allowed_sources, StatusEvent};
-use domain::{CredentialId, IssuerId};
+use domain::{BatchId, CredentialId, IssuerId, Memo, MerkleRoot};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::{Store, StoreError, OUTBOX_CHANNEL};
 
-/// What an outbox job anchors (the `outbox.kind` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    /// A `ca1:c` memo: the credential's own anchor.
-    AnchorCredential,
-    /// A `ca1:r` memo: the credential's revocation (issue #7).
-    AnchorRevocation,
+/// Which row owns a job's lease and transactions: an outbox row (single mode: one credential)
+/// or a sealed Merkle batch (many credentials, one memo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKey {
+    Outbox(i64),
+    Batch(BatchId),
 }
 
-impl JobKind {
-    pub const fn as_str(self) -> &'static str {
+impl std::fmt::Display for JobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            JobKind::AnchorCredential => "anchor_credential",
-            JobKind::AnchorRevocation => "anchor_revocation",
+            JobKey::Outbox(id) => write!(f, "outbox:{id}"),
+            JobKey::Batch(id) => write!(f, "batch:{id}"),
         }
     }
+}
 
-    fn parse(s: &str) -> Result<JobKind, StoreError> {
-        match s {
-            "anchor_credential" => Ok(JobKind::AnchorCredential),
-            "anchor_revocation" => Ok(JobKind::AnchorRevocation),
-            other => Err(StoreError::Corrupt(format!("outbox kind {other}"))),
-        }
-    }
+/// What a job anchors, i.e. which memo it sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorSubject {
+    Credential {
+        credential_id: CredentialId,
+        hash: CredentialHash,
+    },
+    Batch {
+        batch_id: BatchId,
+        count: u32,
+        root: MerkleRoot,
+    },
+    /// A `ca1:r` memo: the revocation of an anchored credential (issue #7). Same facts as
+    /// `Credential`, different tag; the reason stays off chain (invariant 5).
+    Revocation {
+        credential_id: CredentialId,
+        hash: CredentialHash,
+    },
 }
 
 /// A job claimed by one worker under a lease.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
-    pub outbox_id: i64,
-    pub kind: JobKind,
-    pub credential_id: CredentialId,
+    pub key: JobKey,
     pub issuer: IssuerId,
-    pub hash: CredentialHash,
+    pub subject: AnchorSubject,
     /// Fencing token: the claim number.
     pub attempts: i32,
     /// Consecutive failed steps, for backoff and dead-lettering.
     pub failures: i32,
     pub created_at: DateTime<Utc>,
+}
+
+impl ClaimedJob {
+    /// The memo this job anchors.
+    pub fn memo(&self) -> Result<Memo, StoreError> {
+        match &self.subject {
+            AnchorSubject::Credential {
+                credential_id,
+                hash,
+            } => Ok(Memo::Credential {
+                issuer: self.issuer.clone(),
+                credential: *credential_id,
+                hash: *hash,
+            }),
+            AnchorSubject::Batch {
+                batch_id,
+                count,
+                root,
+            } => Memo::batch(self.issuer.clone(), *batch_id, *count, *root)
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+            AnchorSubject::Revocation {
+                credential_id,
+                hash,
+            } => Ok(Memo::Revocation {
+                issuer: self.issuer.clone(),
+                credential: *credential_id,
+                hash: *hash,
+            }),
+        }
+    }
 }
 
 /// The job's transaction that may still land.
@@ -81,7 +120,7 @@ pub struct NewAnchorTx<'a> {
 /// Identifies the claim a write belongs to.
 #[derive(Debug, Clone, Copy)]
 pub struct Fence<'a> {
-    pub outbox_id: i64,
+    pub key: JobKey,
     pub worker: &'a str,
     pub attempts: i32,
 }
@@ -89,7 +128,7 @@ pub struct Fence<'a> {
 impl ClaimedJob {
     pub fn fence<'a>(&self, worker: &'a str) -> Fence<'a> {
         Fence {
-            outbox_id: self.outbox_id,
+            key: self.key,
             worker,
             attempts: self.attempts,
         }
@@ -124,16 +163,119 @@ fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}")))
 }
 
+/// Which credentials a job's status changes apply to (`$1` is the job's id).
+fn credential_scope(key: JobKey) -> &'static str {
+    match key {
+        // A revocation job's transaction never changes its credential's anchor status
+        // (see `complete_finalized` for what it does change).
+        JobKey::Outbox(_) => {
+            "id = (SELECT credential_id FROM outbox WHERE id = $1 AND kind = 'anchor_credential')"
+        }
+        JobKey::Batch(_) => {
+            "id IN (SELECT credential_id FROM anchor_batch_members WHERE batch_id = $1)"
+        }
+    }
+}
+
+/// The job's id as a query parameter.
+fn key_param(key: &JobKey) -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+    match key {
+        JobKey::Outbox(id) => Box::new(*id),
+        JobKey::Batch(id) => Box::new(*id.as_uuid()),
+    }
+}
+
+fn job_table(key: JobKey) -> &'static str {
+    match key {
+        JobKey::Outbox(_) => "outbox",
+        JobKey::Batch(_) => "anchor_batches",
+    }
+}
+
+fn parse_hash(bytes: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} length")))
+}
+
 impl Store {
-    /// Claims up to `limit` due jobs in one round trip. `FOR UPDATE SKIP LOCKED` lets N relays
-    /// claim concurrently without blocking on each other; the row locks last only for this
-    /// statement: what protects the job afterwards is the lease (`locked_until`), never a lock
-    /// held across network calls. A crashed worker's jobs come back when its lease ends.
+    /// Claims up to `limit` due single-mode jobs in one round trip. `FOR UPDATE SKIP LOCKED`
+    /// lets N relays claim concurrently without blocking on each other; the row locks last
+    /// only for this statement: what protects the job afterwards is the lease
+    /// (`locked_until`), never a lock held across network calls. A crashed worker's jobs come
+    /// back when its lease ends.
     ///
-    /// A revocation job is claimed only once its credential is anchored, so the `ca1:r` memo
-    /// always lands after the credential's own anchor (a verifier reading the key's history
-    /// never sees a revocation of something not yet anchored).
+    /// Rows sealed into a Merkle batch are never claimed here; rows of issuers in merkle mode
+    /// (their `anchor_mode`, else `default_mode`) are left for sealing — unless the row already
+    /// has a single-mode transaction, which then must be carried to its end in single mode.
+    ///
+    /// Revocation jobs (`anchor_revocation`, issue #7) are always single mode, and are claimed
+    /// only once their credential is anchored, so a `ca1:r` memo always lands after the
+    /// credential's own anchor.
     pub async fn claim_due_outbox_rows(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+        default_mode: &str,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "WITH due AS ( \
+                   SELECT o.id FROM outbox o JOIN issuers i ON i.id = o.issuer_id \
+                   WHERE o.completed_at IS NULL AND o.dead_at IS NULL AND o.available_at <= now() \
+                     AND (o.locked_until IS NULL OR o.locked_until < now()) \
+                     AND ((o.kind = 'anchor_credential' AND o.batch_id IS NULL \
+                           AND (coalesce(i.anchor_mode, $4) = 'single' \
+                                OR EXISTS (SELECT 1 FROM anchor_transactions t WHERE t.outbox_id = o.id))) \
+                          OR (o.kind = 'anchor_revocation' AND EXISTS (SELECT 1 FROM credentials rc \
+                                WHERE rc.id = o.credential_id \
+                                  AND rc.status IN ('finalized', 'recovered', 'revoked')))) \
+                   ORDER BY o.available_at, o.id \
+                   LIMIT $1 FOR UPDATE OF o SKIP LOCKED) \
+                 UPDATE outbox o SET attempts = o.attempts + 1, \
+                        locked_until = now() + $2::bigint * interval '1 millisecond', \
+                        locked_by = $3, updated_at = now() \
+                 FROM due, credentials c \
+                 WHERE o.id = due.id AND c.id = o.credential_id \
+                 RETURNING o.id, o.credential_id, o.issuer_id, c.credential_hash, o.attempts, \
+                           o.failures, o.created_at, o.kind",
+                &[&i64::from(limit), &ms(lease), &worker, &default_mode],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let hash: Vec<u8> = r.try_get(3)?;
+                let issuer: String = r.try_get(2)?;
+                let kind: String = r.try_get(7)?;
+                let credential_id = CredentialId::from_uuid(r.try_get::<_, Uuid>(1)?);
+                let hash = CredentialHash::from_bytes(parse_hash(&hash, "credential_hash")?);
+                Ok(ClaimedJob {
+                    key: JobKey::Outbox(r.try_get(0)?),
+                    issuer: IssuerId::parse(&issuer)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    subject: match kind.as_str() {
+                        "anchor_credential" => AnchorSubject::Credential {
+                            credential_id,
+                            hash,
+                        },
+                        "anchor_revocation" => AnchorSubject::Revocation {
+                            credential_id,
+                            hash,
+                        },
+                        other => return Err(StoreError::Corrupt(format!("outbox kind {other}"))),
+                    },
+                    attempts: r.try_get(4)?,
+                    failures: r.try_get(5)?,
+                    created_at: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Claims up to `limit` due sealed batches, exactly as [`Store::claim_due_outbox_rows`].
+    pub async fn claim_due_batches(
         &self,
         worker: &str,
         limit: u32,
@@ -143,41 +285,35 @@ impl Store {
         let rows = client
             .query(
                 "WITH due AS ( \
-                   SELECT id FROM outbox \
+                   SELECT id FROM anchor_batches \
                    WHERE completed_at IS NULL AND dead_at IS NULL AND available_at <= now() \
-                     AND (kind = 'anchor_credential' \
-                          OR (kind = 'anchor_revocation' AND EXISTS ( \
-                               SELECT 1 FROM credentials rc WHERE rc.id = outbox.credential_id \
-                                 AND rc.status IN ('finalized', 'recovered', 'revoked')))) \
                      AND (locked_until IS NULL OR locked_until < now()) \
                    ORDER BY available_at, id \
                    LIMIT $1 FOR UPDATE SKIP LOCKED) \
-                 UPDATE outbox o SET attempts = o.attempts + 1, \
+                 UPDATE anchor_batches b SET attempts = b.attempts + 1, \
                         locked_until = now() + $2::bigint * interval '1 millisecond', \
                         locked_by = $3, updated_at = now() \
-                 FROM due, credentials c \
-                 WHERE o.id = due.id AND c.id = o.credential_id \
-                 RETURNING o.id, o.credential_id, o.issuer_id, c.credential_hash, o.attempts, \
-                           o.failures, o.created_at, o.kind",
+                 FROM due WHERE b.id = due.id \
+                 RETURNING b.id, b.issuer_id, b.member_count, b.root, b.attempts, b.failures, \
+                           b.created_at",
                 &[&i64::from(limit), &ms(lease), &worker],
             )
             .await?;
         rows.iter()
             .map(|r| {
-                let hash: Vec<u8> = r.try_get(3)?;
-                let hash: [u8; 32] = hash
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("credential_hash length".into()))?;
-                let issuer: String = r.try_get(2)?;
-                let kind: String = r.try_get(7)?;
+                let issuer: String = r.try_get(1)?;
+                let root: Vec<u8> = r.try_get(3)?;
+                let count: i32 = r.try_get(2)?;
                 Ok(ClaimedJob {
-                    outbox_id: r.try_get(0)?,
-                    kind: JobKind::parse(&kind)?,
-                    credential_id: CredentialId::from_uuid(r.try_get::<_, Uuid>(1)?),
+                    key: JobKey::Batch(BatchId::from_uuid(r.try_get(0)?)),
                     issuer: IssuerId::parse(&issuer)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    hash: CredentialHash::from_bytes(hash),
+                    subject: AnchorSubject::Batch {
+                        batch_id: BatchId::from_uuid(r.try_get(0)?),
+                        count: u32::try_from(count)
+                            .map_err(|_| StoreError::Corrupt("member_count".into()))?,
+                        root: MerkleRoot::from_bytes(parse_hash(&root, "root")?),
+                    },
                     attempts: r.try_get(4)?,
                     failures: r.try_get(5)?,
                     created_at: r.try_get(6)?,
@@ -186,30 +322,55 @@ impl Store {
             .collect()
     }
 
-    /// The live transactions of the given jobs (at most one each, by the unique index).
+    /// The live transactions of the given jobs (at most one each, by the unique indexes).
     pub async fn live_anchor_txs(
         &self,
-        outbox_ids: &[i64],
-    ) -> Result<Vec<(i64, LiveAnchorTx)>, StoreError> {
+        keys: &[JobKey],
+    ) -> Result<Vec<(JobKey, LiveAnchorTx)>, StoreError> {
+        let outbox_ids: Vec<i64> = keys
+            .iter()
+            .filter_map(|k| match k {
+                JobKey::Outbox(id) => Some(*id),
+                JobKey::Batch(_) => None,
+            })
+            .collect();
+        let batch_ids: Vec<Uuid> = keys
+            .iter()
+            .filter_map(|k| match k {
+                JobKey::Batch(id) => Some(*id.as_uuid()),
+                JobKey::Outbox(_) => None,
+            })
+            .collect();
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT outbox_id, signature, tx_bytes, last_valid_block_height, status, fee_lamports \
+                "SELECT outbox_id, batch_id, signature, tx_bytes, last_valid_block_height, status, \
+                   fee_lamports \
                  FROM anchor_transactions \
-                 WHERE outbox_id = ANY($1) AND status IN ('signed', 'sent', 'confirmed')",
-                &[&outbox_ids],
+                 WHERE (outbox_id = ANY($1) OR batch_id = ANY($2)) \
+                   AND status IN ('signed', 'sent', 'confirmed')",
+                &[&outbox_ids, &batch_ids],
             )
             .await?;
         rows.iter()
             .map(|r| {
+                let outbox: Option<i64> = r.try_get(0)?;
+                let batch: Option<Uuid> = r.try_get(1)?;
+                let key = match (outbox, batch) {
+                    (Some(id), _) => JobKey::Outbox(id),
+                    (None, Some(id)) => JobKey::Batch(BatchId::from_uuid(id)),
+                    (None, None) => {
+                        return Err(StoreError::Corrupt("ownerless transaction".into()))
+                    }
+                };
                 Ok((
-                    r.try_get(0)?,
+                    key,
                     LiveAnchorTx {
-                        signature: r.try_get(1)?,
-                        tx_bytes: r.try_get(2)?,
-                        last_valid_block_height: to_u64(r.try_get(3)?, "block height")?,
-                        status: r.try_get(4)?,
-                        fee_lamports: to_u64(r.try_get(5)?, "fee")?,
+                        signature: r.try_get(2)?,
+                        tx_bytes: r.try_get(3)?,
+                        last_valid_block_height: to_u64(r.try_get(4)?, "block height")?,
+                        status: r.try_get(5)?,
+                        fee_lamports: to_u64(r.try_get(6)?, "fee")?,
                     },
                 ))
             })
@@ -217,12 +378,11 @@ impl Store {
     }
 
     /// Stores a signed transaction before its first send, under the fence, and moves the
-    /// credential to `submitted`. `retire` names a previous live transaction proven unable to
-    /// land (expired or failed), retired in the same commit.
+    /// job's credentials to `submitted`. `retire` names a previous live transaction proven
+    /// unable to land (expired or failed), retired in the same commit.
     pub async fn record_signed_tx(
         &self,
         fence: Fence<'_>,
-        credential: &CredentialId,
         tx: &NewAnchorTx<'_>,
         retire: Option<(&str, &str, Option<&str>)>,
     ) -> Result<Fenced, StoreError> {
@@ -244,15 +404,20 @@ impl Store {
                 return Ok(Fenced::LostLease);
             }
         }
+        let (outbox_id, batch_id): (Option<i64>, Option<Uuid>) = match fence.key {
+            JobKey::Outbox(id) => (Some(id), None),
+            JobKey::Batch(id) => (None, Some(*id.as_uuid())),
+        };
         let inserted = db
             .execute(
-                "INSERT INTO anchor_transactions (signature, outbox_id, credential_id, memo, tx_bytes, \
-                   last_valid_block_height, fee_lamports, status, signed_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'signed', $8)",
+                "INSERT INTO anchor_transactions (signature, outbox_id, credential_id, batch_id, \
+                   memo, tx_bytes, last_valid_block_height, fee_lamports, status, signed_by) \
+                 VALUES ($1, $2, (SELECT credential_id FROM outbox WHERE id = $2), $3, $4, $5, \
+                   $6, $7, 'signed', $8)",
                 &[
                     &tx.signature,
-                    &fence.outbox_id,
-                    credential.as_uuid(),
+                    &outbox_id,
+                    &batch_id,
                     &tx.memo,
                     &tx.tx_bytes,
                     &i64::try_from(tx.last_valid_block_height).unwrap_or(i64::MAX),
@@ -269,16 +434,14 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
-        // A revocation's transaction leaves the (anchored) credential's status alone.
+        let key = key_param(&fence.key);
         db.execute(
-            "UPDATE credentials SET status = 'submitted', updated_at = now() \
-             WHERE id = $1 AND status = ANY($2) \
-               AND (SELECT kind FROM outbox WHERE id = $3) = 'anchor_credential'",
-            &[
-                credential.as_uuid(),
-                &statuses(StatusEvent::TxSubmitted),
-                &fence.outbox_id,
-            ],
+            &format!(
+                "UPDATE credentials SET status = 'submitted', updated_at = now() \
+                 WHERE {} AND status = ANY($2)",
+                credential_scope(fence.key)
+            ),
+            &[key.as_ref(), &statuses(StatusEvent::TxSubmitted)],
         )
         .await?;
         db.commit().await?;
@@ -298,10 +461,10 @@ impl Store {
         Ok(())
     }
 
-    /// Confirmed on chain: recorded on the transaction and the credential.
+    /// Confirmed on chain: recorded on the transaction and the job's credentials.
     pub async fn mark_tx_confirmed(
         &self,
-        credential: &CredentialId,
+        key: JobKey,
         signature: &str,
         slot: u64,
     ) -> Result<(), StoreError> {
@@ -315,11 +478,15 @@ impl Store {
             &[&signature, &slot],
         )
         .await?;
+        let id = key_param(&key);
         db.execute(
-            "UPDATE credentials SET status = 'confirmed', anchor_signature = $2, anchor_slot = $3, \
-               updated_at = now() WHERE id = $1 AND status = ANY($4)",
+            &format!(
+                "UPDATE credentials SET status = 'confirmed', anchor_signature = $2, anchor_slot = $3, \
+                   updated_at = now() WHERE {} AND status = ANY($4)",
+                credential_scope(key)
+            ),
             &[
-                credential.as_uuid(),
+                id.as_ref(),
                 &signature,
                 &slot,
                 &statuses(StatusEvent::TxConfirmed),
@@ -330,19 +497,19 @@ impl Store {
         Ok(())
     }
 
-    /// Finalized: the transaction, the credential (signature, slot) and the outbox job
-    /// complete in ONE commit, fenced. Returns the job's age for the end-to-end histogram.
+    /// Finalized: the transaction, the job's credentials (signature, slot) and its outbox
+    /// rows complete in ONE commit, fenced. Returns the completed outbox rows' ages (seconds)
+    /// for the end-to-end histogram, or `None` when the lease was lost.
     pub async fn complete_finalized(
         &self,
         fence: Fence<'_>,
-        credential: &CredentialId,
         signature: &str,
         slot: u64,
-    ) -> Result<Fenced, StoreError> {
+    ) -> Result<Option<Vec<f64>>, StoreError> {
         let mut client = self.client().await?;
         let db = client.transaction().await?;
         if !fence_holds(&db, fence).await? {
-            return Ok(Fenced::LostLease);
+            return Ok(None);
         }
         let slot = i64::try_from(slot).unwrap_or(i64::MAX);
         db.execute(
@@ -352,50 +519,73 @@ impl Store {
             &[&signature, &slot],
         )
         .await?;
-        let kind: String = db
-            .query_one("SELECT kind FROM outbox WHERE id = $1", &[&fence.outbox_id])
-            .await?
-            .try_get(0)?;
-        if JobKind::parse(&kind)? == JobKind::AnchorRevocation {
-            // The revocation is anchored: record its transaction and only now move the
-            // credential to `revoked` (its own anchor_signature stays the issuance anchor).
-            db.execute(
-                "UPDATE revocations SET anchor_signature = $2, anchor_slot = $3, \
-                   finalized_at = coalesce(finalized_at, now()) WHERE credential_id = $1",
-                &[credential.as_uuid(), &signature, &slot],
-            )
-            .await?;
-            db.execute(
-                "UPDATE credentials SET status = 'revoked', updated_at = now() \
-                 WHERE id = $1 AND status = ANY($2)",
-                &[
-                    credential.as_uuid(),
-                    &statuses(StatusEvent::RevocationAnchored),
-                ],
-            )
-            .await?;
-        } else {
-            db.execute(
-            "UPDATE credentials SET status = 'finalized', anchor_signature = $2, anchor_slot = $3, \
-               finalized_at = now(), last_error = NULL, updated_at = now() \
-             WHERE id = $1 AND status = ANY($4)",
+        let id = key_param(&fence.key);
+        db.execute(
+            &format!(
+                "UPDATE credentials SET status = 'finalized', anchor_signature = $2, anchor_slot = $3, \
+                   finalized_at = now(), last_error = NULL, updated_at = now() \
+                 WHERE {} AND status = ANY($4)",
+                credential_scope(fence.key)
+            ),
             &[
-                credential.as_uuid(),
+                id.as_ref(),
                 &signature,
                 &slot,
                 &statuses(StatusEvent::TxFinalized),
             ],
         )
         .await?;
+        if let JobKey::Outbox(_) = fence.key {
+            // A revocation job: record its transaction and only now move the credential to
+            // `revoked` (its own anchor_signature stays the issuance anchor). Both statements
+            // match nothing for an `anchor_credential` job.
+            let revoked =
+                "(SELECT credential_id FROM outbox WHERE id = $1 AND kind = 'anchor_revocation')";
+            db.execute(
+                &format!(
+                    "UPDATE revocations SET anchor_signature = $2, anchor_slot = $3, \
+                       finalized_at = coalesce(finalized_at, now()) WHERE credential_id = {revoked}"
+                ),
+                &[id.as_ref(), &signature, &slot],
+            )
+            .await?;
+            db.execute(
+                &format!(
+                    "UPDATE credentials SET status = 'revoked', updated_at = now() \
+                     WHERE id = {revoked} AND status = ANY($2)"
+                ),
+                &[id.as_ref(), &statuses(StatusEvent::RevocationAnchored)],
+            )
+            .await?;
         }
-        db.execute(
-            "UPDATE outbox SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
-               last_error = NULL, updated_at = now() WHERE id = $1",
-            &[&fence.outbox_id],
-        )
-        .await?;
+        let completed = match fence.key {
+            JobKey::Outbox(_) => "id = $1",
+            JobKey::Batch(_) => {
+                db.execute(
+                    "UPDATE anchor_batches SET completed_at = now(), locked_until = NULL, \
+                       locked_by = NULL, last_error = NULL, anchor_signature = $2, \
+                       anchor_slot = $3, updated_at = now() WHERE id = $1",
+                    &[id.as_ref(), &signature, &slot],
+                )
+                .await?;
+                "batch_id = $1"
+            }
+        };
+        let ages = db
+            .query(
+                &format!(
+                    "UPDATE outbox SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
+                       last_error = NULL, updated_at = now() WHERE {completed} \
+                     RETURNING extract(epoch FROM now() - created_at)::float8"
+                ),
+                &[id.as_ref()],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get::<_, f64>(0))
+            .collect::<Result<Vec<f64>, _>>()?;
         db.commit().await?;
-        Ok(Fenced::Done)
+        Ok(Some(ages))
     }
 
     /// Ends this worker's lease and makes the job due again after `delay`. `error` counts
@@ -407,15 +597,19 @@ impl Store {
         error: Option<&str>,
     ) -> Result<Fenced, StoreError> {
         let client = self.client().await?;
+        let id = key_param(&fence.key);
         let n = client
             .execute(
-                "UPDATE outbox SET locked_until = NULL, locked_by = NULL, \
-                   available_at = now() + $4::bigint * interval '1 millisecond', \
-                   failures = CASE WHEN $5::text IS NULL THEN 0 ELSE failures + 1 END, \
-                   last_error = coalesce($5, last_error), updated_at = now() \
-                 WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND completed_at IS NULL",
+                &format!(
+                    "UPDATE {} SET locked_until = NULL, locked_by = NULL, \
+                       available_at = now() + $4::bigint * interval '1 millisecond', \
+                       failures = CASE WHEN $5::text IS NULL THEN 0 ELSE failures + 1 END, \
+                       last_error = coalesce($5, last_error), updated_at = now() \
+                     WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND completed_at IS NULL",
+                    job_table(fence.key)
+                ),
                 &[
-                    &fence.outbox_id,
+                    id.as_ref(),
                     &fence.worker,
                     &fence.attempts,
                     &ms(delay),
@@ -430,44 +624,52 @@ impl Store {
         })
     }
 
-    /// Gives up on a job after too many failures: the job leaves the queue and the
-    /// credential becomes `failed` with the error kept. Any live transaction record is kept,
+    /// Gives up on a job after too many failures: the job leaves the queue and its
+    /// credentials become `failed` with the error kept. Any live transaction record is kept,
     /// so a later requeue first checks it and never signs a second one while it could land.
-    pub async fn dead_letter(
-        &self,
-        fence: Fence<'_>,
-        credential: &CredentialId,
-        error: &str,
-    ) -> Result<Fenced, StoreError> {
+    /// A batch stays sealed: requeueing it resends the same batch.
+    pub async fn dead_letter(&self, fence: Fence<'_>, error: &str) -> Result<Fenced, StoreError> {
         let mut client = self.client().await?;
         let db = client.transaction().await?;
+        let id = key_param(&fence.key);
         let n = db
             .execute(
-                "UPDATE outbox SET dead_at = now(), locked_until = NULL, locked_by = NULL, \
-                   failures = failures + 1, last_error = $4, updated_at = now() \
-                 WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND completed_at IS NULL",
-                &[&fence.outbox_id, &fence.worker, &fence.attempts, &error],
+                &format!(
+                    "UPDATE {} SET dead_at = now(), locked_until = NULL, locked_by = NULL, \
+                       failures = failures + 1, last_error = $4, updated_at = now() \
+                     WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND completed_at IS NULL",
+                    job_table(fence.key)
+                ),
+                &[id.as_ref(), &fence.worker, &fence.attempts, &error],
             )
             .await?;
         if n == 0 {
             return Ok(Fenced::LostLease);
         }
+        if let JobKey::Batch(_) = fence.key {
+            // The members' jobs show as dead letters too (backlog gauges, requeue).
+            db.execute(
+                "UPDATE outbox SET dead_at = now(), last_error = $2, updated_at = now() \
+                 WHERE batch_id = $1 AND completed_at IS NULL",
+                &[id.as_ref(), &error],
+            )
+            .await?;
+        }
         db.execute(
-            "UPDATE credentials SET status = 'failed', last_error = $2, updated_at = now() \
-             WHERE id = $1 AND status = ANY($3)",
-            &[
-                credential.as_uuid(),
-                &error,
-                &statuses(StatusEvent::DeadLettered),
-            ],
+            &format!(
+                "UPDATE credentials SET status = 'failed', last_error = $2, updated_at = now() \
+                 WHERE {} AND status = ANY($3)",
+                credential_scope(fence.key)
+            ),
+            &[id.as_ref(), &error, &statuses(StatusEvent::DeadLettered)],
         )
         .await?;
         db.commit().await?;
         Ok(Fenced::Done)
     }
 
-    /// Operator retry: puts dead-lettered jobs (all, or one credential's) back in the queue.
-    /// Returns how many were requeued.
+    /// Operator retry: puts dead-lettered jobs (all, or one credential's) back in the queue;
+    /// a dead batch comes back whole. Returns how many credentials were requeued.
     pub async fn requeue_failed(
         &self,
         credential: Option<&CredentialId>,
@@ -475,13 +677,28 @@ impl Store {
         let mut client = self.client().await?;
         let db = client.transaction().await?;
         let id: Option<Uuid> = credential.map(|c| *c.as_uuid());
+        // A member of a dead batch requeues its whole batch: the batch is the unit anchored.
+        let batches: Vec<Uuid> = db
+            .query(
+                "UPDATE anchor_batches SET dead_at = NULL, failures = 0, available_at = now(), \
+                   updated_at = now() \
+                 WHERE dead_at IS NOT NULL AND completed_at IS NULL \
+                   AND ($1::uuid IS NULL OR id IN \
+                        (SELECT batch_id FROM anchor_batch_members WHERE credential_id = $1)) \
+                 RETURNING id",
+                &[&id],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
         let rows = db
             .query(
                 "UPDATE outbox SET dead_at = NULL, failures = 0, available_at = now(), updated_at = now() \
                  WHERE dead_at IS NOT NULL AND completed_at IS NULL \
-                   AND ($1::uuid IS NULL OR credential_id = $1) \
+                   AND ($1::uuid IS NULL OR credential_id = $1 OR batch_id = ANY($2)) \
                  RETURNING credential_id",
-                &[&id],
+                &[&id, &batches],
             )
             .await?;
         let ids: Vec<Uuid> = rows
@@ -491,7 +708,9 @@ impl Store {
         // A job with a live transaction goes back to `submitted`, one without to `queued`.
         db.execute(
             "UPDATE credentials c SET status = CASE WHEN EXISTS (SELECT 1 FROM anchor_transactions t \
-                 WHERE t.credential_id = c.id AND t.status IN ('signed','sent','confirmed')) \
+                 WHERE (t.credential_id = c.id OR t.batch_id = \
+                        (SELECT m.batch_id FROM anchor_batch_members m WHERE m.credential_id = c.id)) \
+                   AND t.status IN ('signed','sent','confirmed')) \
                THEN 'submitted' ELSE 'queued' END, updated_at = now() \
              WHERE c.id = ANY($1) AND c.status = ANY($2)",
             &[&ids, &statuses(StatusEvent::Requeued)],
@@ -505,7 +724,8 @@ impl Store {
         Ok(ids.len() as u64)
     }
 
-    /// Backlog for the outbox_pending / oldest-age / dead-letter gauges.
+    /// Backlog for the outbox_pending / oldest-age / dead-letter gauges. Members of a sealed
+    /// batch stay pending until the batch finalizes.
     pub async fn outbox_backlog(&self) -> Result<Backlog, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -531,11 +751,15 @@ async fn fence_holds(
     db: &deadpool_postgres::Transaction<'_>,
     fence: Fence<'_>,
 ) -> Result<bool, StoreError> {
+    let id = key_param(&fence.key);
     let row = db
         .query_opt(
-            "SELECT 1 FROM outbox WHERE id = $1 AND locked_by = $2 AND attempts = $3 \
-               AND completed_at IS NULL FOR UPDATE",
-            &[&fence.outbox_id, &fence.worker, &fence.attempts],
+            &format!(
+                "SELECT 1 FROM {} WHERE id = $1 AND locked_by = $2 AND attempts = $3 \
+                   AND completed_at IS NULL FOR UPDATE",
+                job_table(fence.key)
+            ),
+            &[id.as_ref(), &fence.worker, &fence.attempts],
         )
         .await?;
     Ok(row.is_some())

@@ -1,5 +1,6 @@
 //! HTTP routes. Handlers are thin: parse (request.rs), call domain + store, render (views.rs).
 
+pub mod batches;
 pub mod credentials;
 pub mod health;
 pub mod issuers;
@@ -16,6 +17,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .name("credentials")
             .route(web::post().to(credentials::issue_credential))
             .route(web::get().to(credentials::list_credentials))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/credentials/{id}/proof")
+            .route(web::get().to(crate::proofs::get_proof))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/credential-batches")
+            .route(web::post().to(batches::issue_batch))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/credential-batches/{id}")
+            .route(web::get().to(batches::get_batch))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/credential-batches/{id}/proofs")
+            .route(web::get().to(batches::get_batch_proofs))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

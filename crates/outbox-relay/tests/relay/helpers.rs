@@ -122,6 +122,96 @@ impl World {
         }
     }
 
+    /// Relay settings in merkle mode with the given batch bounds.
+    pub fn merkle_settings(
+        &self,
+        rpc_url: &str,
+        worker: &str,
+        max_members: u32,
+        max_wait_ms: u64,
+    ) -> Settings {
+        let mut s = self.relay_settings(rpc_url, worker);
+        s.relay.mode = domain::AnchoringMode::Merkle;
+        s.relay.batch_max_members = max_members;
+        s.relay.batch_max_wait_ms = max_wait_ms;
+        s
+    }
+
+    /// Issues `n` credentials through `POST /v1/credential-batches` (file digests, chunks of
+    /// 5,000); returns their ids in serial order.
+    pub async fn issue_bulk(&self, prefix: &str, n: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(n);
+        let serials: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+        for chunk in serials.chunks(5_000) {
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|serial| {
+                    json!({
+                        "recipient_id": format!("student-{serial}"),
+                        "issued_at": "2026-06-30T12:00:00Z",
+                        "serial": serial,
+                        "credential_type": "diploma",
+                        "title": "BSc Computer Science",
+                        "file_sha256": domain::FileDigest::of(serial.as_bytes()).to_hex(),
+                    })
+                })
+                .collect();
+            let resp = self
+                .client
+                .post(format!("{}/v1/credential-batches", self.api))
+                .bearer_auth(&self.api_key)
+                .json(&json!({ "credentials": items }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 202);
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(
+                v["accepted"].as_u64(),
+                Some(chunk.len() as u64),
+                "{}",
+                v["items"][0]
+            );
+            ids.extend(
+                v["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["id"].as_str().unwrap().to_string()),
+            );
+        }
+        ids
+    }
+
+    /// Finalized successful batch memos the anchoring key signed, scanned from the CHAIN:
+    /// (transaction signature, memo) per transaction.
+    pub async fn batch_anchors_on_chain(&self) -> Vec<(String, Memo)> {
+        let chain = self.chain();
+        let mut found = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let page = chain
+                .signatures_for_address(&self.anchor_pubkey, before.as_deref(), None, 1000)
+                .await
+                .unwrap();
+            for entry in &page {
+                if entry.err {
+                    continue;
+                }
+                for memo in decode_rpc_memo_field(entry.memo.as_deref().unwrap_or("")) {
+                    if matches!(memo, Memo::Batch { .. }) {
+                        found.push((entry.signature.clone(), memo));
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => before = Some(last.signature.clone()),
+                _ => break,
+            }
+        }
+        found
+    }
+
     pub fn chain(&self) -> ChainClient {
         ChainClient::read_only(ChainConfig::new(
             self.chain_env.rpc_url(),

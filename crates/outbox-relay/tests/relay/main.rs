@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anchoring;
+mod batching;
 mod faults;
 mod helpers;
 mod revocation;

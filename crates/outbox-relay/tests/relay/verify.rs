@@ -4,10 +4,7 @@
 use std::time::Duration;
 
 use chain::{AnchorKeypair, ChainClient, ChainConfig, Cluster, Commitment};
-use domain::hash::{CredentialFields, CredentialHash, FileDigest};
-use domain::proof::{AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V1};
-use domain::signing::{IssuerSignature, PublicKey};
-use domain::{CredentialId, IssuedAt, IssuerId, KeyId, RecipientId, Serial};
+use domain::proof::ProofBundle;
 use outbox_relay::Application;
 use serde_json::{json, Value};
 
@@ -54,59 +51,17 @@ async fn post_verify(w: &World, form: reqwest::multipart::Form) -> (u16, Value) 
     (status, resp.json().await.unwrap())
 }
 
-/// A single-mode bundle built from the API's view of a finalized credential and the issuer
-/// profile (what `GET /v1/credentials/{id}/proof` returns once issue #6 lands).
+/// The credential's proof bundle from `GET /v1/credentials/{id}/proof`.
 pub async fn bundle_for(w: &World, id: &str) -> ProofBundle {
-    let c = w.credential(id).await;
-    let profile: Value = w
+    let resp = w
         .client
-        .get(format!(
-            "{}/v1/issuers/{}",
-            w.api,
-            c["issuer_id"].as_str().unwrap()
-        ))
+        .get(format!("{}/v1/credentials/{id}/proof", w.api))
+        .bearer_auth(&w.api_key)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    let key_id = c["key_id"].as_str().unwrap();
-    let key = profile["signing_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["key_id"] == key_id)
-        .unwrap();
-    let fields = CredentialFields {
-        file_digest: FileDigest::from_hex(c["file_digest"].as_str().unwrap()).unwrap(),
-        issuer: IssuerId::parse(c["issuer_id"].as_str().unwrap()).unwrap(),
-        recipient: RecipientId::parse(c["recipient_id"].as_str().unwrap()).unwrap(),
-        issued_at: IssuedAt::parse_rfc3339(c["issued_at"].as_str().unwrap()).unwrap(),
-        serial: Serial::parse(c["serial"].as_str().unwrap()).unwrap(),
-    };
-    let mut bundle = ProofBundle {
-        version: PROOF_BUNDLE_V1.into(),
-        credential_id: id.parse::<CredentialId>().unwrap(),
-        issuer_name: profile["name"].as_str().unwrap().into(),
-        fields,
-        credential_hash: CredentialHash::from_hex(c["credential_hash"].as_str().unwrap()).unwrap(),
-        issuer_signature: BundleSignature {
-            key_id: KeyId::parse(key_id).unwrap(),
-            public_key: PublicKey::from_base58(key["public_key"].as_str().unwrap()).unwrap(),
-            signature: IssuerSignature::from_base58(c["signature"].as_str().unwrap()).unwrap(),
-        },
-        anchor: BundleAnchor {
-            cluster: "localnet".into(),
-            signature: c["anchor"]["signature"].as_str().unwrap_or("").into(),
-            slot: c["anchor"]["slot"].as_u64().unwrap_or(0),
-            anchor_pubkey: profile["anchor_pubkey"].as_str().unwrap().into(),
-            memo: String::new(),
-            mode: AnchorMode::Single,
-        },
-    };
-    bundle.anchor.memo = bundle.expected_memo().unwrap().encode();
-    bundle
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json().await.unwrap()
 }
 
 pub async fn pass_until(app: &Application, w: &World, id: &str, status: &str) {

@@ -1,0 +1,185 @@
+//! Proof bundles (`domain::proof::ProofBundle`, schema v1) assembled from the store: the
+//! credential's hash inputs, its issuer signature and the signing key's public key, and its
+//! anchor (single memo, or batch root plus inclusion path).
+//!
+//! A bundle is only handed out once the anchor is finalized: before that, the transaction it
+//! would name could still be replaced. Every bundle is checked with
+//! `domain::proof::check_offline` before it leaves, so the API never serves a bundle the
+//! offline verifier would reject.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpResponse};
+use domain::proof::{
+    check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V1,
+};
+use domain::signing::PublicKey;
+use domain::{CredentialFields, CredentialStatus, IssuerId};
+use store::batches::{ProofRecord, ProofScope};
+
+use crate::auth::AuthenticatedIssuer;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Bundles of the credentials in `scope`, each or the reason it has none yet.
+pub async fn bundles_for(
+    state: &AppState,
+    issuer: &IssuerId,
+    scope: ProofScope<'_>,
+) -> Result<Vec<Result<ProofBundle, ApiError>>, ApiError> {
+    let store_err = |e| state.store_error(e);
+    let records = state
+        .store
+        .proof_records(issuer, scope)
+        .await
+        .map_err(store_err)?;
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let profile = state
+        .store
+        .issuer(issuer)
+        .await
+        .map_err(store_err)?
+        .ok_or(ApiError::Internal)?;
+    let keys = state
+        .store
+        .signing_public_keys(issuer)
+        .await
+        .map_err(store_err)?;
+    let cluster = state.explorer.cluster.as_str().to_string();
+    Ok(records
+        .into_iter()
+        .map(|r| {
+            bundle_from(
+                r,
+                &profile.name,
+                profile.anchor_pubkey.as_deref(),
+                &keys,
+                &cluster,
+            )
+        })
+        .collect())
+}
+
+fn unavailable(reason: impl Into<String>) -> ApiError {
+    ApiError::ProofNotAvailable {
+        reason: reason.into(),
+    }
+}
+
+/// Pure assembly of one bundle from what the store holds.
+pub fn bundle_from(
+    record: ProofRecord,
+    issuer_name: &str,
+    anchor_pubkey: Option<&str>,
+    keys: &HashMap<String, PublicKey>,
+    cluster: &str,
+) -> Result<ProofBundle, ApiError> {
+    let c = record.credential;
+    // A revoked credential keeps its (finalized) anchor: its bundle still proves what was
+    // issued, and verifiers learn of the revocation separately.
+    if !matches!(
+        c.status,
+        CredentialStatus::Finalized | CredentialStatus::Revoked
+    ) {
+        return Err(unavailable(format!(
+            "the credential is {}; its bundle exists once its anchor is finalized",
+            c.status.as_str()
+        )));
+    }
+    let (Some(serial), Some(recipient), Some(issued_at), Some(file_digest)) =
+        (c.serial, c.recipient, c.issued_at, c.file_digest)
+    else {
+        return Err(unavailable("the credential's hash inputs are not known"));
+    };
+    let (Some(key_id), Some(signature)) = (c.key_id, c.signature) else {
+        return Err(unavailable("the credential has no issuer signature"));
+    };
+    let public_key = *keys
+        .get(key_id.as_str())
+        .ok_or_else(|| unavailable("the signing key is not published"))?;
+    let (Some(tx_signature), Some(slot)) = (c.anchor_signature, c.anchor_slot) else {
+        return Err(unavailable("the anchor is not recorded"));
+    };
+    let anchor_pubkey =
+        anchor_pubkey.ok_or_else(|| unavailable("the issuer has no anchoring key"))?;
+    let mode = match record.membership {
+        None => AnchorMode::Single,
+        Some(m) => AnchorMode::Merkle {
+            batch_id: m.batch_id,
+            count: m.count,
+            root: m.root,
+            proof: m.proof,
+        },
+    };
+    let mut bundle = ProofBundle {
+        version: PROOF_BUNDLE_V1.to_string(),
+        credential_id: c.id,
+        issuer_name: issuer_name.to_string(),
+        fields: CredentialFields {
+            file_digest,
+            issuer: c.issuer,
+            recipient,
+            issued_at,
+            serial,
+        },
+        credential_hash: c.hash,
+        issuer_signature: BundleSignature {
+            key_id,
+            public_key,
+            signature,
+        },
+        anchor: BundleAnchor {
+            cluster: cluster.to_string(),
+            signature: tx_signature,
+            slot,
+            anchor_pubkey: anchor_pubkey.to_string(),
+            memo: String::new(),
+            mode,
+        },
+    };
+    bundle.anchor.memo = bundle
+        .expected_memo()
+        .map_err(|e| {
+            tracing::error!(credential_id = %bundle.credential_id, error = %e, "stored batch cannot form a memo");
+            ApiError::Internal
+        })?
+        .encode();
+    if let Err(e) = check_offline(&bundle, None) {
+        // Stored data that does not verify is corruption: never hand it out.
+        tracing::error!(credential_id = %bundle.credential_id, error = %e, "assembled proof bundle does not verify");
+        return Err(ApiError::Internal);
+    }
+    Ok(bundle)
+}
+
+/// The credential's proof bundle: everything needed to verify it against the chain without
+/// this API.
+#[utoipa::path(
+    get,
+    path = "/v1/credentials/{id}/proof",
+    params(("id" = String, Path, description = "Credential id")),
+    responses(
+        (status = 200, description = "Proof bundle, schema credential-anchor/proof-bundle/v1 (docs/proof-bundle.md)", body = Object),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "Not finalized yet", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_proof(
+    issuer: AuthenticatedIssuer,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path
+        .into_inner()
+        .parse::<domain::CredentialId>()
+        .map_err(|_| ApiError::invalid_field("id", "not a credential id (UUID)"))?;
+    let bundle = bundles_for(&state, &issuer.0, ProofScope::Credential(&id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(ApiError::CredentialNotFound)??;
+    Ok(HttpResponse::Ok().json(bundle))
+}
