@@ -1,0 +1,454 @@
+//! The offline verifier behind `credential-verify`: a credential file plus its proof bundle,
+//! checked against one or more Solana RPC endpoints chosen by the verifier, with no call to
+//! the issuer's API (it may be gone).
+//!
+//! Boundary: depends on `domain` (bundle checks, verdict) and `chain` (RPC reads) only. The
+//! verdict is `domain::verdict::derive_verdict`, the same function the API uses; this crate
+//! only gathers the chain's evidence from every endpoint and refuses to answer when the
+//! endpoints disagree (one lying or lagging node must not decide alone).
+//!
+//! What it can and cannot know offline: the issuer's published signing keys and their
+//! validity windows are not available (the bundle's key is checked alone); a revocation is
+//! found only once anchored (a `ca1:r` memo paid by the anchoring key in the key's finalized
+//! history), never while pending; and the anchoring key is trusted from the bundle unless
+//! the user pins it with `--issuer-key`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chain::{ChainClient, ChainConfig, ChainError, Cluster, Commitment, FetchedTx};
+use chrono::{DateTime, Utc};
+use domain::memo::{decode, Decoded, Memo};
+use domain::proof::ProofBundle;
+use domain::verdict::{
+    derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState, SeenTx, Verdict,
+    VerdictKind,
+};
+use serde::Serialize;
+
+/// Process exit codes: part of the command's contract (README "Verifying a credential").
+pub mod exit {
+    /// Valid.
+    pub const VALID: u8 = 0;
+    /// Revoked (anchored revocation).
+    pub const REVOKED: u8 = 1;
+    /// Bad arguments, unreadable file, malformed bundle.
+    pub const USAGE: u8 = 2;
+    /// The file or the bundle does not match what the chain holds.
+    pub const TAMPERED: u8 = 3;
+    /// The anchor is not (yet) finalized on chain.
+    pub const NOT_ANCHORED: u8 = 4;
+    /// Bad issuer signature, or anchored by another key than the pinned one.
+    pub const INVALID: u8 = 5;
+    /// The RPC endpoints gave different answers: refused.
+    pub const DISAGREEMENT: u8 = 6;
+    /// An RPC endpoint could not be read: nothing was decided.
+    pub const RPC_UNAVAILABLE: u8 = 7;
+}
+
+/// The exit code of a verdict.
+pub fn exit_code(kind: VerdictKind) -> u8 {
+    match kind {
+        VerdictKind::Valid => exit::VALID,
+        VerdictKind::Revoked | VerdictKind::RevocationPending => exit::REVOKED,
+        VerdictKind::Tampered => exit::TAMPERED,
+        VerdictKind::NotAnchoredYet => exit::NOT_ANCHORED,
+        VerdictKind::InvalidSignature | VerdictKind::UnknownIssuer => exit::INVALID,
+    }
+}
+
+/// Why no verdict could be given.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("RPC endpoints disagree: {0}")]
+    Disagreement(String),
+    #[error("RPC endpoint {url} could not be read: {error}")]
+    Rpc { url: String, error: ChainError },
+}
+
+impl VerifyError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            VerifyError::Usage(_) => exit::USAGE,
+            VerifyError::Disagreement(_) => exit::DISAGREEMENT,
+            VerifyError::Rpc { .. } => exit::RPC_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::Usage(_) => "usage",
+            VerifyError::Disagreement(_) => "rpc_disagreement",
+            VerifyError::Rpc { .. } => "rpc_unavailable",
+        }
+    }
+}
+
+/// What one endpoint says about the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub anchor: ChainAnchor,
+    pub revocation: RevocationState,
+}
+
+/// The inputs of one verification.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub file: Vec<u8>,
+    pub bundle: ProofBundle,
+    pub rpcs: Vec<String>,
+    /// Base58 anchoring key the user trusts for this issuer.
+    pub pinned_issuer_key: Option<String>,
+    /// How many pages (1,000 signatures each) of the anchoring key's history to scan for a
+    /// revocation.
+    pub revocation_scan_pages: u32,
+    pub timeout: Duration,
+}
+
+/// The outcome: the verdict and the facts behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub verdict: VerdictKind,
+    pub reason: &'static str,
+    pub message: &'static str,
+    pub detail: String,
+    pub exit_code: u8,
+    pub credential_id: String,
+    pub issuer_id: String,
+    pub issuer_name: String,
+    pub key_id: String,
+    pub issued_at: String,
+    pub anchor_signature: String,
+    pub anchor_pubkey: String,
+    pub slot: Option<u64>,
+    pub finalized: bool,
+    pub block_time: Option<String>,
+    pub revoked: bool,
+    pub explorer_url: String,
+    /// Every endpoint asked (URL path and query hidden: providers put API keys there).
+    pub rpcs: Vec<String>,
+    /// True when the anchoring key came from the bundle, not from `--issuer-key`.
+    pub issuer_key_pinned: bool,
+}
+
+/// Reads the chain from every endpoint, refuses on disagreement, and derives the verdict.
+pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
+    if req.rpcs.is_empty() {
+        return Err(VerifyError::Usage("give at least one --rpc URL".into()));
+    }
+    let cluster = Cluster::from_str(&req.bundle.anchor.cluster).unwrap_or(Cluster::Localnet);
+    let mut observations = Vec::with_capacity(req.rpcs.len());
+    for url in &req.rpcs {
+        let client = ChainClient::read_only(ChainConfig {
+            request_timeout: req.timeout,
+            ..ChainConfig::new(url.clone(), cluster)
+        });
+        let obs = observe(&client, &req.bundle, req.revocation_scan_pages)
+            .await
+            .map_err(|error| VerifyError::Rpc {
+                url: redact(url),
+                error,
+            })?;
+        observations.push((url, obs));
+    }
+    let first = agreed(&observations)?;
+
+    let pinned_ok = req
+        .pinned_issuer_key
+        .as_deref()
+        .is_none_or(|k| k == req.bundle.anchor.anchor_pubkey);
+    let facts = IssuerFacts {
+        anchor_pubkey: req.pinned_issuer_key.clone(),
+        signing_keys: Vec::new(),
+    };
+    let verdict = if pinned_ok {
+        derive_verdict(&Evidence {
+            bundle: &req.bundle,
+            file: Some(&req.file),
+            issuer: Some(&facts),
+            recorded_at: None,
+            chain: &first.anchor,
+            revocation: &first.revocation,
+        })
+    } else {
+        Verdict {
+            kind: VerdictKind::UnknownIssuer,
+            reason: "issuer_key_mismatch",
+            detail: format!(
+                "the bundle's anchoring key {} is not the pinned key",
+                req.bundle.anchor.anchor_pubkey
+            ),
+        }
+    };
+    Ok(report(req, cluster, verdict, first))
+}
+
+/// The single observation all endpoints agree on.
+pub fn agreed<'a>(
+    observations: &'a [(&String, Observation)],
+) -> Result<&'a Observation, VerifyError> {
+    let Some((first_url, first)) = observations.first() else {
+        return Err(VerifyError::Usage("give at least one --rpc URL".into()));
+    };
+    for (url, obs) in &observations[1..] {
+        if obs != first {
+            return Err(VerifyError::Disagreement(format!(
+                "{} says {}, {} says {}",
+                redact(first_url),
+                describe(first),
+                redact(url),
+                describe(obs)
+            )));
+        }
+    }
+    Ok(first)
+}
+
+fn describe(o: &Observation) -> String {
+    let anchor = match &o.anchor {
+        ChainAnchor::NotSubmitted => "no anchor".to_string(),
+        ChainAnchor::NotFound => "transaction not found".to_string(),
+        ChainAnchor::Seen(tx) => format!(
+            "transaction in slot {} ({}, {}, paid by {})",
+            tx.slot,
+            if tx.finalized {
+                "finalized"
+            } else {
+                "confirmed"
+            },
+            if tx.succeeded { "succeeded" } else { "failed" },
+            tx.fee_payer
+        ),
+    };
+    let revocation = match o.revocation {
+        RevocationState::NotRevoked => "not revoked",
+        RevocationState::Pending => "revocation pending",
+        RevocationState::Anchored => "revoked",
+    };
+    format!("{anchor}, {revocation}")
+}
+
+/// One endpoint's view: the anchor transaction (finalized, else confirmed) and whether an
+/// anchored revocation exists in the anchoring key's recent finalized history.
+pub async fn observe(
+    client: &ChainClient,
+    bundle: &ProofBundle,
+    revocation_scan_pages: u32,
+) -> Result<Observation, ChainError> {
+    let anchor = if bundle.anchor.signature.is_empty() {
+        ChainAnchor::NotSubmitted
+    } else {
+        match client
+            .fetch_transaction(&bundle.anchor.signature, Commitment::Finalized)
+            .await?
+        {
+            Some(tx) => ChainAnchor::Seen(seen(tx, true)),
+            None => match client
+                .fetch_transaction(&bundle.anchor.signature, Commitment::Confirmed)
+                .await?
+            {
+                Some(tx) => ChainAnchor::Seen(seen(tx, false)),
+                None => ChainAnchor::NotFound,
+            },
+        }
+    };
+    let revocation = find_revocation(client, bundle, revocation_scan_pages).await?;
+    Ok(Observation { anchor, revocation })
+}
+
+/// Scans the anchoring key's finalized history (newest first) for a `ca1:r` memo of this
+/// credential and hash. The inline memo summary only nominates candidates: a candidate
+/// counts only if its transaction succeeded and was paid by the anchoring key (anyone can
+/// write a memo that mentions the key).
+async fn find_revocation(
+    client: &ChainClient,
+    bundle: &ProofBundle,
+    pages: u32,
+) -> Result<RevocationState, ChainError> {
+    let key = &bundle.anchor.anchor_pubkey;
+    let wanted = Memo::Revocation {
+        issuer: bundle.fields.issuer.clone(),
+        credential: bundle.credential_id,
+        hash: bundle.credential_hash,
+    };
+    let mut before: Option<String> = None;
+    for _ in 0..pages {
+        let page = client
+            .signatures_for_address(key, before.as_deref(), None, 1000)
+            .await?;
+        for entry in &page {
+            let nominated = !entry.err
+                && entry
+                    .inline_memos()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|m| matches!(decode(m), Decoded::Ours(ref memo) if *memo == wanted));
+            if !nominated {
+                continue;
+            }
+            if let Some(tx) = client
+                .fetch_transaction(&entry.signature, Commitment::Finalized)
+                .await?
+            {
+                let text = wanted.encode();
+                if tx.succeeded && tx.fee_payer == *key && tx.memos.contains(&text) {
+                    return Ok(RevocationState::Anchored);
+                }
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => before = Some(last.signature.clone()),
+            _ => break,
+        }
+    }
+    Ok(RevocationState::NotRevoked)
+}
+
+fn seen(tx: FetchedTx, finalized: bool) -> SeenTx {
+    SeenTx {
+        slot: tx.slot,
+        block_time: tx
+            .block_time
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
+        finalized,
+        succeeded: tx.succeeded,
+        fee_payer: tx.fee_payer,
+        memos: tx.memos,
+    }
+}
+
+fn report(req: &Request, cluster: Cluster, verdict: Verdict, obs: &Observation) -> Report {
+    let b = &req.bundle;
+    let tx = match &obs.anchor {
+        ChainAnchor::Seen(tx) => Some(tx),
+        _ => None,
+    };
+    Report {
+        verdict: verdict.kind,
+        reason: verdict.reason,
+        message: verdict.kind.headline(),
+        detail: verdict.detail,
+        exit_code: exit_code(verdict.kind),
+        credential_id: b.credential_id.to_string(),
+        issuer_id: b.fields.issuer.as_str().to_string(),
+        issuer_name: b.issuer_name.clone(),
+        key_id: b.issuer_signature.key_id.as_str().to_string(),
+        issued_at: b.fields.issued_at.canonical(),
+        anchor_signature: b.anchor.signature.clone(),
+        anchor_pubkey: b.anchor.anchor_pubkey.clone(),
+        slot: tx.map(|t| t.slot),
+        finalized: tx.is_some_and(|t| t.finalized),
+        block_time: tx.and_then(|t| t.block_time).map(|t| t.to_rfc3339()),
+        revoked: obs.revocation == RevocationState::Anchored,
+        explorer_url: cluster.explorer_tx_url(&b.anchor.signature, None),
+        rpcs: req.rpcs.iter().map(|u| redact(u)).collect(),
+        issuer_key_pinned: req.pinned_issuer_key.is_some(),
+    }
+}
+
+/// `scheme://host[:port]` only: RPC providers put API keys in paths and queries.
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    if scheme.is_empty() {
+        host.to_string()
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+/// The one-line human verdict.
+pub fn one_line(r: &Report) -> String {
+    let mut line = format!(
+        "{}: {} Credential {} of {} ({}), issued {}",
+        r.verdict.as_str().to_uppercase(),
+        r.message,
+        r.credential_id,
+        r.issuer_name,
+        r.issuer_id,
+        r.issued_at
+    );
+    if let Some(slot) = r.slot {
+        line.push_str(&format!(
+            ", anchor {} in slot {} ({})",
+            r.anchor_signature,
+            slot,
+            if r.finalized {
+                "finalized"
+            } else {
+                "not finalized"
+            }
+        ));
+    }
+    if r.verdict != VerdictKind::Valid {
+        line.push_str(&format!(" [{}: {}]", r.reason, r.detail));
+    }
+    if !r.issuer_key_pinned {
+        line.push_str(" (anchoring key taken from the bundle: pin it with --issuer-key)");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(anchor: ChainAnchor) -> Observation {
+        Observation {
+            anchor,
+            revocation: RevocationState::NotRevoked,
+        }
+    }
+
+    #[test]
+    fn every_verdict_has_a_distinct_exit_code_family() {
+        let codes: Vec<u8> = VerdictKind::ALL.iter().map(|k| exit_code(*k)).collect();
+        assert_eq!(codes, [0, 1, 1, 4, 3, 5, 5]);
+        for e in [
+            VerifyError::Usage("x".into()),
+            VerifyError::Disagreement("x".into()),
+            VerifyError::Rpc {
+                url: "u".into(),
+                error: ChainError::Timeout("t".into()),
+            },
+        ] {
+            assert!(!codes.contains(&e.exit_code()), "{e}");
+        }
+    }
+
+    #[test]
+    fn endpoints_must_all_agree() {
+        let a = "http://a:1/key?x=secret".to_string();
+        let b = "http://b:2".to_string();
+        let same = [
+            (&a, obs(ChainAnchor::NotFound)),
+            (&b, obs(ChainAnchor::NotFound)),
+        ];
+        assert_eq!(agreed(&same).unwrap(), &obs(ChainAnchor::NotFound));
+        let differ = [
+            (&a, obs(ChainAnchor::NotFound)),
+            (&b, obs(ChainAnchor::NotSubmitted)),
+        ];
+        let err = agreed(&differ).unwrap_err();
+        assert_eq!(err.exit_code(), exit::DISAGREEMENT);
+        assert!(!err.to_string().contains("secret"), "{err}");
+        let revoked = Observation {
+            anchor: ChainAnchor::NotFound,
+            revocation: RevocationState::Anchored,
+        };
+        assert!(agreed(&[(&a, obs(ChainAnchor::NotFound)), (&b, revoked)]).is_err());
+        assert!(agreed(&[]).is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted_to_scheme_and_host() {
+        assert_eq!(
+            redact("https://rpc.example.com/v2/KEY?api=1"),
+            "https://rpc.example.com"
+        );
+        assert_eq!(redact("http://127.0.0.1:8899"), "http://127.0.0.1:8899");
+        assert_eq!(redact("host:1/x"), "host:1");
+    }
+}

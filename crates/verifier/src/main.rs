@@ -1,0 +1,100 @@
+//! credential-verify: check a credential file and its proof bundle against Solana RPC
+//! endpoints, without the issuer's API. Exit codes: see `verifier::exit`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use verifier::{exit, one_line, verify, Request, VerifyError};
+
+#[derive(Parser)]
+#[command(
+    name = "credential-verify",
+    about = "Verify a credential file against its proof bundle and the Solana chain",
+    after_help = "Exit codes: 0 valid, 1 revoked, 2 usage or input error, 3 tampered, \
+                  4 not anchored (yet), 5 invalid signature or issuer key mismatch, \
+                  6 RPC endpoints disagree, 7 RPC unavailable."
+)]
+struct Cli {
+    /// The credential file (e.g. the diploma PDF).
+    #[arg(long)]
+    file: PathBuf,
+    /// The proof bundle (JSON, schema credential-anchor/proof-bundle/v1).
+    #[arg(long)]
+    proof: PathBuf,
+    /// A Solana JSON-RPC endpoint; repeat to ask several. All must agree.
+    #[arg(long = "rpc", required = true)]
+    rpcs: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Base58 anchoring public key you trust for this issuer (from its profile or website).
+    #[arg(long)]
+    issuer_key: Option<String>,
+    /// Pages of 1,000 signatures of the anchoring key's history to scan for a revocation.
+    #[arg(long, default_value_t = 5)]
+    revocation_scan_pages: u32,
+    /// Per-request RPC timeout, seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    let json = cli.json;
+    let code = match run(cli) {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                println!("{}", one_line(&report));
+            }
+            report.exit_code
+        }
+        Err(e) => {
+            if json {
+                let body = serde_json::json!({
+                    "verdict": null, "error": e.code(), "message": e.to_string(),
+                    "exit_code": e.exit_code(),
+                });
+                println!("{body}");
+            } else {
+                eprintln!("REFUSED: {e}");
+            }
+            e.exit_code()
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn run(cli: Cli) -> Result<verifier::Report, VerifyError> {
+    let usage = |what: &str, e: &dyn std::fmt::Display| VerifyError::Usage(format!("{what}: {e}"));
+    let file = std::fs::read(&cli.file).map_err(|e| usage(&cli.file.display().to_string(), &e))?;
+    let proof =
+        std::fs::read(&cli.proof).map_err(|e| usage(&cli.proof.display().to_string(), &e))?;
+    let bundle = serde_json::from_slice(&proof)
+        .map_err(|e| usage("the proof is not a proof bundle (schema v1)", &e))?;
+    let request = Request {
+        file,
+        bundle,
+        rpcs: cli.rpcs,
+        pinned_issuer_key: cli.issuer_key,
+        revocation_scan_pages: cli.revocation_scan_pages.max(1),
+        timeout: Duration::from_secs(cli.timeout_secs.max(1)),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage("cannot start the runtime", &e))?;
+    runtime.block_on(verify(&request))
+}
