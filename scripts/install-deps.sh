@@ -30,6 +30,11 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
   apt_install curl
 fi
+# Headless Chromium and its WebDriver: the /verify page test drives a real browser.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "installing chromium and chromium-driver"
+  apt_install chromium chromium-driver
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest"
   cargo install --locked cargo-nextest

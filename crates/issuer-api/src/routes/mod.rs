@@ -4,6 +4,7 @@ pub mod batches;
 pub mod credentials;
 pub mod health;
 pub mod issuers;
+pub mod page;
 pub mod revocations;
 pub mod verify;
 
@@ -57,6 +58,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/verify")
             .route(web::post().to(verify::verify_json))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/verify")
+            .route(web::get().to(page::form))
+            .route(web::post().to(page::submit))
             .default_service(web::to(method_not_allowed)),
     )
     .route("/healthz", web::get().to(health::healthz))
