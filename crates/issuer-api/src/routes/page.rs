@@ -3,7 +3,7 @@
 //! as a plain form, with a keyboard, and behind strict content-security policies.
 //!
 //! Accessibility: every input has a `<label>`, the result is an `aria-live` status region
-//! that receives focus-free announcements, verdicts are told in words and by an icon, not by
+//! (screen readers announce the verdict), verdicts are told in words and by an icon, not by
 //! colour alone, and errors say what to do. The verdict comes from the same
 //! [`crate::verify::verify`] as `POST /v1/verify`.
 

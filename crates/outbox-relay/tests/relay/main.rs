@@ -5,5 +5,6 @@ mod anchoring;
 mod batching;
 mod faults;
 mod helpers;
+mod page;
 mod revocation;
 mod verify;
