@@ -261,3 +261,56 @@ async fn verify_rejects_bad_input_with_stable_codes() {
         (400, Some("invalid_multipart"))
     );
 }
+
+/// Merkle mode: a batch member verifies (claimed fields and its Merkle proof bundle), a
+/// changed file does not, and revoking one member anchors a single `ca1:r` memo even though
+/// the relay's default mode is merkle.
+#[tokio::test]
+async fn batch_members_verify_through_their_merkle_path_and_revoke_alone() {
+    let w = world().await;
+    let app = Application::build(w.merkle_settings(w.chain_env.rpc_url(), "relay-vm", 100, 0))
+        .await
+        .unwrap();
+    let ids = vec![
+        w.issue("S-VM-1").await,
+        w.issue("S-VM-2").await,
+        w.issue("S-VM-3").await,
+    ];
+    for id in &ids {
+        pass_until(&app, &w, id, "finalized").await;
+    }
+    let bundle = bundle_for(&w, &ids[1]).await;
+    assert!(
+        matches!(bundle.anchor.mode, domain::proof::AnchorMode::Merkle { .. }),
+        "{bundle:?}"
+    );
+
+    let (_, v) = verify_fields(&w, file_of("S-VM-2"), "uni-relay", "S-VM-2").await;
+    assert_eq!(v["verdict"], "valid", "{v}");
+    assert_eq!(v["anchor"]["signature"], bundle.anchor.signature.as_str());
+    let (_, v) = verify_bundle(&w, file_of("S-VM-2"), &bundle).await;
+    assert_eq!(v["verdict"], "valid", "{v}");
+    let (_, v) = verify_bundle(&w, file_of("S-VM-3"), &bundle).await;
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("tampered"), Some("file_mismatch")),
+        "{v}"
+    );
+
+    let resp = w
+        .client
+        .post(format!("{}/v1/credentials/{}/revoke", w.api, ids[1]))
+        .bearer_auth(&w.api_key)
+        .json(&json!({"reason": "withdrawn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    pass_until(&app, &w, &ids[1], "revoked").await;
+    let (_, v) = verify_bundle(&w, file_of("S-VM-2"), &bundle).await;
+    assert_eq!(v["verdict"], "revoked", "{v}");
+    // The other members of the batch are untouched.
+    let (_, v) = verify_fields(&w, file_of("S-VM-1"), "uni-relay", "S-VM-1").await;
+    assert_eq!(v["verdict"], "valid", "{v}");
+    assert_eq!(w.credential(&ids[2]).await["status"], "finalized");
+}
