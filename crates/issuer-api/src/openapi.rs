@@ -12,6 +12,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::credentials::get_credential,
         crate::routes::credentials::list_credentials,
         crate::proofs::get_proof,
+        crate::proofs::recover,
         crate::routes::batches::issue_batch,
         crate::routes::batches::get_batch,
         crate::routes::batches::get_batch_proofs,

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use domain::memo::{decode_rpc_memo_field, Memo};
 use domain::reconcile::{classify, is_signature_text, AnchorVerdict, ObservedAnchor};
 use futures_util::{StreamExt, TryStreamExt};
-use store::reconcile::{AnchorKey, Applied, FindingKind, NewFinding, TrustedAnchor};
+use store::reconcile::{AnchorKey, Applied, FindingKind, NewFinding, TrustedAnchor, TrustedBatch};
 use store::Store;
 
 use crate::metrics::ReconcilerMetrics;
@@ -267,42 +267,65 @@ impl Reconciler {
             AnchorVerdict::NotOurs => {}
             AnchorVerdict::Trusted(memos) => {
                 for memo in memos {
-                    let Memo::Credential {
-                        issuer,
-                        credential,
-                        hash,
-                    } = memo
-                    else {
-                        // Batch and revocation anchors are not written by this version.
-                        tracing::debug!(%signature, "non-credential memo skipped");
-                        continue;
-                    };
-                    let (applied, new) = self
-                        .store
-                        .apply_trusted_anchor(&TrustedAnchor {
-                            issuer: &issuer,
+                    let (applied, new, subject) = match memo {
+                        Memo::Credential {
+                            issuer,
                             credential,
                             hash,
-                            signature,
-                            slot,
-                            block_time,
-                        })
-                        .await?;
+                        } => {
+                            let (applied, new) = self
+                                .store
+                                .apply_trusted_anchor(&TrustedAnchor {
+                                    issuer: &issuer,
+                                    credential,
+                                    hash,
+                                    signature,
+                                    slot,
+                                    block_time,
+                                })
+                                .await?;
+                            (applied, new, format!("credential {credential}"))
+                        }
+                        Memo::Batch {
+                            issuer,
+                            batch,
+                            count,
+                            root,
+                        } => {
+                            let (applied, new) = self
+                                .store
+                                .apply_trusted_batch(&TrustedBatch {
+                                    issuer: &issuer,
+                                    batch,
+                                    count,
+                                    root,
+                                    signature,
+                                    slot,
+                                    block_time,
+                                })
+                                .await?;
+                            (applied, new, format!("batch {batch} ({count} credentials)"))
+                        }
+                        Memo::Revocation { .. } => {
+                            tracing::debug!(%signature, "revocation memo skipped");
+                            continue;
+                        }
+                    };
                     match applied {
                         Applied::Finalized => {
                             report.finalized += 1;
-                            tracing::warn!(%credential, %signature, "pending credential was anchored: finalized");
+                            tracing::warn!(%subject, %signature, "pending anchor found on chain: finalized");
                             self.count(FindingKind::PendingAnchored, new);
                         }
                         Applied::Backfilled => {
                             report.backfilled += 1;
                             self.metrics.backfilled.inc();
-                            tracing::warn!(%credential, %signature, "missing credential backfilled as recovered");
+                            tracing::warn!(%subject, %signature, "anchor with no row backfilled as recovered");
                             self.count(FindingKind::MissingRow, new);
                         }
                         Applied::Mismatch => {
                             report.drift += 1;
-                            tracing::error!(%credential, %signature, "row disagrees with its anchor");
+                            tracing::error!(%subject, %signature, "row disagrees with its anchor");
                             self.count(FindingKind::Drift, new);
                         }
                         Applied::Consistent => report.consistent += 1,
