@@ -148,7 +148,8 @@ async fn killed_mid_upload_then_rerun_issues_each_row_once_and_writes_every_proo
     );
 
     // Second run: resumes, waits for finality, writes every proof.
-    let second = tokio::task::spawn_blocking(move || command().output().unwrap())
+    let mut rerun = command();
+    let second = tokio::task::spawn_blocking(move || rerun.output().unwrap())
         .await
         .unwrap();
     let stderr = String::from_utf8_lossy(&second.stderr);
