@@ -40,6 +40,14 @@ enum AdminCommand {
     },
     /// Print a new random master key (base64) for signing.master_key.
     NewMasterKey,
+    /// Set how an issuer's credentials are anchored: `single`, `merkle`, or `default` (the
+    /// relay's `relay.mode`). Credentials already sealed or sent finish the way they started.
+    SetAnchorMode {
+        #[arg(long)]
+        id: String,
+        #[arg(long, value_parser = ["single", "merkle", "default"])]
+        mode: String,
+    },
 }
 
 #[actix_web::main]
@@ -71,6 +79,10 @@ async fn main() -> anyhow::Result<()> {
             let created =
                 admin::create_issuer(&settings, &id, &name, anchor_pubkey.as_deref()).await?;
             println!("{}", serde_json::to_string_pretty(&created)?);
+        }
+        Command::Admin(AdminCommand::SetAnchorMode { id, mode }) => {
+            admin::set_anchor_mode(&settings, &id, &mode).await?;
+            println!("{{\"issuer_id\": \"{id}\", \"anchor_mode\": \"{mode}\"}}");
         }
         Command::Admin(AdminCommand::NewMasterKey) => {}
     }
