@@ -110,7 +110,7 @@ pub fn rows(r: &Results) -> Vec<Row> {
     if let Some(c) = &r.claim {
         out.push(Row {
             scenario: format!("outbox claim latency, {} dead tuples", c.dead_tuples),
-            baseline: format!("0 dead tuples: p99 {} ms", format!("{:.2}", c.clean.p99_ms)),
+            baseline: format!("0 dead tuples: p99 {:.2} ms", c.clean.p99_ms),
             result: format!(
                 "p99 {:.2} ms (p50 {:.2})",
                 c.with_dead.p99_ms, c.with_dead.p50_ms

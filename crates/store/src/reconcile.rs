@@ -77,6 +77,25 @@ pub struct TrustedBatch<'a> {
     pub block_time: Option<DateTime<Utc>>,
 }
 
+/// A credential row as far as an anchor is concerned (`Store::anchored_rows`).
+#[derive(Debug, Clone)]
+pub struct AnchoredRow {
+    pub issuer: String,
+    pub hash: Vec<u8>,
+    pub anchor_signature: Option<String>,
+    pub status: String,
+}
+
+impl AnchoredRow {
+    /// The row already records exactly this anchor: nothing to repair, nothing to report.
+    pub fn agrees_with(&self, issuer: &str, hash: &CredentialHash, signature: &str) -> bool {
+        self.issuer == issuer
+            && self.hash.as_slice() == hash.as_bytes().as_slice()
+            && self.anchor_signature.as_deref() == Some(signature)
+            && matches!(self.status.as_str(), "finalized" | "recovered" | "revoked")
+    }
+}
+
 /// What applying a trusted anchor did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -329,6 +348,38 @@ impl Store {
 }
 
 impl Store {
+    /// The rows of `ids` that exist, for the reconciler's per-page prefilter.
+    pub async fn anchored_rows(
+        &self,
+        ids: &[CredentialId],
+    ) -> Result<std::collections::HashMap<CredentialId, AnchoredRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let uuids: Vec<uuid::Uuid> = ids.iter().map(|c| *c.as_uuid()).collect();
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT id, issuer_id, credential_hash, anchor_signature, status \
+                 FROM credentials WHERE id = ANY($1)",
+                &[&uuids],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    CredentialId::from_uuid(r.try_get(0)?),
+                    AnchoredRow {
+                        issuer: r.try_get(1)?,
+                        hash: r.try_get(2)?,
+                        anchor_signature: r.try_get(3)?,
+                        status: r.try_get(4)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Applies a trusted batch anchor in one transaction: a sealed batch still pending is
     /// finalized with all its members (the relay crashed after sending); a batch with no
     /// record is backfilled as `recovered` (its members are re-linked when their proof
