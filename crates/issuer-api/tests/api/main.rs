@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bulk;
+mod corpus;
 mod errors;
 mod helpers;
 mod idempotency;
