@@ -8,12 +8,13 @@ AGAVE_VERSION ?= 4.2.2
 export SOLANA_TEST_VALIDATOR ?= $(CACHE_DIR)/tools/agave-$(AGAVE_VERSION)/bin/solana-test-validator
 LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
 
-.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e
+.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e bench bench-smoke
 
 help:
 	@echo "make demo   - start Postgres + validator + services locally, issue and anchor a sample credential"
 	@echo "make test   - install what tests need, then fmt/clippy checks, deploy-check and every test"
 	@echo "make deploy-check - offline checks of the Kubernetes manifests, Prometheus rules and dashboard"
+	@echo "make bench  - release build, every performance scenario vs its baseline -> bench/results/<date>.md"
 
 ## System packages and cargo tools the tests need (idempotent, quick when present).
 deps:
@@ -35,6 +36,7 @@ test: validator lint deploy-check
 	cargo build -p testkit --bin localnet
 	$(LOCALNET) exec --validator required -- cargo nextest run --workspace --no-fail-fast
 	@bash scripts/prometheus-e2e.sh
+	@$(MAKE) --no-print-directory bench-smoke
 
 ## Tests without building the validator (chain tests then start their own or fail).
 test-fast: deps
@@ -54,3 +56,18 @@ demo: validator
 
 fmt:
 	cargo fmt --all
+
+## Benchmarks (by hand; never part of the pass/fail of `make test`): release binaries, a fresh
+## PostgreSQL + validator, every scenario with its same-run baseline, report in bench/results/.
+bench: validator
+	cargo build --release --bins -p issuer-api -p outbox-relay -p reconciler -p bench
+	cargo build -p testkit --bin localnet
+	$(LOCALNET) exec --validator required -- $(CARGO_TARGET_DIR)/release/bench \
+	  --bin-dir $(CARGO_TARGET_DIR)/release --out bench/results
+
+## The same scenarios with tiny counts on the debug binaries, so the benchmark cannot rot
+## (last step of `make test`); its report goes to the cache, not the repository.
+bench-smoke: validator
+	cargo build --bins
+	$(LOCALNET) exec --validator required -- $(CARGO_TARGET_DIR)/debug/bench --smoke \
+	  --bin-dir $(CARGO_TARGET_DIR)/debug --out $(CACHE_DIR)/bench-smoke

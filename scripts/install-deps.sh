@@ -27,6 +27,10 @@ fi
 if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi
+# Font for the benchmark plots (plotters renders text with it; no system font library needed).
+if [[ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
+  apt_install fonts-dejavu-core
+fi
 if ! command -v curl >/dev/null 2>&1; then
   apt_install curl
 fi

@@ -87,10 +87,45 @@ pub fn next_anchor_step(
     }
 }
 
+/// How long to leave a job before looking at it again after `step`. A transaction just sent
+/// is checked again after `track` (confirmation takes about a second); one that has just
+/// become confirmed is left for `finality_hint` (finality is ~32 slots, ~13 s, later) and then
+/// checked every `track`, so finality is noticed within `track` without a database write per
+/// job every `track` for 13 s.
+pub fn recheck_after(
+    step: &AnchorStep,
+    already_confirmed: bool,
+    track: std::time::Duration,
+    finality_hint: std::time::Duration,
+) -> std::time::Duration {
+    match step {
+        AnchorStep::MarkConfirmed { .. } if !already_confirmed => finality_hint.max(track),
+        _ => track,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_first_confirmation_waits_for_the_finality_hint_then_polls_at_track() {
+        use std::time::Duration;
+        let (t, h) = (Duration::from_millis(400), Duration::from_secs(10));
+        let confirmed = AnchorStep::MarkConfirmed { slot: 1 };
+        assert_eq!(recheck_after(&confirmed, false, t, h), h);
+        assert_eq!(recheck_after(&confirmed, true, t, h), t);
+        for step in [
+            AnchorStep::SignAndSend,
+            AnchorStep::Rebroadcast,
+            AnchorStep::Wait,
+        ] {
+            assert_eq!(recheck_after(&step, false, t, h), t);
+        }
+        // A hint shorter than the track interval never makes checks more frequent.
+        assert_eq!(recheck_after(&confirmed, false, t, Duration::ZERO), t);
+    }
 
     const LIVE: Option<LiveTx> = Some(LiveTx {
         last_valid_block_height: 100,

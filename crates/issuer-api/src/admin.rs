@@ -37,6 +37,25 @@ pub async fn create_issuer(
     create_issuer_in(&store, &master, &id, name, anchor_pubkey).await
 }
 
+/// `admin set-anchor-mode`: `mode` is `single`, `merkle` or `default` (clears the
+/// issuer's own mode so the relay's `relay.mode` applies).
+pub async fn set_anchor_mode(settings: &Settings, id: &str, mode: &str) -> anyhow::Result<()> {
+    let id = IssuerId::parse(id)?;
+    let mode = match mode {
+        "default" => None,
+        other => Some(
+            other
+                .parse::<domain::AnchoringMode>()
+                .map_err(|e| anyhow::anyhow!(e))?,
+        ),
+    };
+    let store = Store::connect_lazy(&settings.database)?;
+    if !store.set_anchor_mode(&id, mode).await? {
+        anyhow::bail!("no issuer {id}");
+    }
+    Ok(())
+}
+
 pub async fn create_issuer_in(
     store: &Store,
     master: &MasterKey,

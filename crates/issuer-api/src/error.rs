@@ -22,6 +22,12 @@ pub enum ApiError {
     CredentialBatchNotFound,
     #[error("no proof bundle yet: {reason}")]
     ProofNotAvailable { reason: String },
+    #[error("the proof bundle does not verify: {reason}")]
+    InvalidProof { reason: String },
+    #[error("no finalized anchor on record matches this bundle: run `reconciler run-once --since` over its time first")]
+    AnchorNotFound,
+    #[error("the bundle disagrees with a credential on record; nothing was changed")]
+    RelinkConflict,
     #[error("route not found")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -79,6 +85,9 @@ impl ApiError {
             ApiError::IssuerNotFound => "issuer_not_found",
             ApiError::CredentialBatchNotFound => "credential_batch_not_found",
             ApiError::ProofNotAvailable { .. } => "proof_not_available",
+            ApiError::InvalidProof { .. } => "invalid_proof",
+            ApiError::AnchorNotFound => "anchor_not_found",
+            ApiError::RelinkConflict => "relink_conflict",
             ApiError::RouteNotFound => "route_not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::InvalidJson { .. } => "invalid_json",
@@ -145,7 +154,10 @@ impl ResponseError for ApiError {
             | ApiError::IssuerNotFound
             | ApiError::CredentialBatchNotFound
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
-            ApiError::ProofNotAvailable { .. } => StatusCode::CONFLICT,
+            ApiError::ProofNotAvailable { .. }
+            | ApiError::AnchorNotFound
+            | ApiError::RelinkConflict => StatusCode::CONFLICT,
+            ApiError::InvalidProof { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidJson { .. }
             | ApiError::InvalidMultipart { .. }
@@ -187,6 +199,9 @@ pub const ALL_CODES: &[&str] = &[
     "issuer_not_found",
     "credential_batch_not_found",
     "proof_not_available",
+    "invalid_proof",
+    "anchor_not_found",
+    "relink_conflict",
     "route_not_found",
     "method_not_allowed",
     "invalid_json",

@@ -46,6 +46,14 @@ enum AdminCommand {
     },
     /// Print a new random master key (base64) for signing.master_key.
     NewMasterKey,
+    /// Set how an issuer's credentials are anchored: `single`, `merkle`, or `default` (the
+    /// relay's `relay.mode`). Credentials already sealed or sent finish the way they started.
+    SetAnchorMode {
+        #[arg(long)]
+        id: String,
+        #[arg(long, value_parser = ["single", "merkle", "default"])]
+        mode: String,
+    },
 }
 
 #[actix_web::main]
@@ -81,6 +89,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin(AdminCommand::RotateSigningKey { issuer }) => {
             let rotated = admin::rotate_signing_key(&settings, &issuer).await?;
             println!("{}", serde_json::to_string_pretty(&rotated)?);
+        }
+        Command::Admin(AdminCommand::SetAnchorMode { id, mode }) => {
+            admin::set_anchor_mode(&settings, &id, &mode).await?;
+            println!("{{\"issuer_id\": \"{id}\", \"anchor_mode\": \"{mode}\"}}");
         }
         Command::Admin(AdminCommand::NewMasterKey) => {}
     }

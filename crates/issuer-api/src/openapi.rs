@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::issuers::get_issuer,
         crate::routes::verify::verify_json,
         crate::proofs::get_proof,
+        crate::proofs::recover,
         crate::routes::batches::issue_batch,
         crate::routes::batches::get_batch,
         crate::routes::batches::get_batch_proofs,

@@ -183,3 +183,56 @@ pub async fn get_proof(
         .ok_or(ApiError::CredentialNotFound)??;
     Ok(HttpResponse::Ok().json(bundle))
 }
+
+/// Re-links a credential lost by a restore from an older backup, from its proof bundle
+/// (e.g. one `issue-bulk` wrote). The bundle must verify offline and match a finalized
+/// anchor the reconciler (or relay) recorded from the chain; nothing else is trusted.
+#[utoipa::path(
+    post,
+    path = "/v1/credentials/recover",
+    request_body(content = Object, description = "A proof bundle (schema credential-anchor/proof-bundle/v1)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Linked, or already known", body = Object),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 409, description = "anchor_not_found or relink_conflict", body = crate::error::ErrorBody),
+        (status = 422, description = "invalid_proof", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn recover(
+    issuer: AuthenticatedIssuer,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body =
+        crate::request::read_body_limited(req.headers(), payload, state.body_limit_bytes).await?;
+    let bundle: ProofBundle = serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson {
+        message: format!("not a proof bundle: {e}"),
+    })?;
+    if bundle.fields.issuer != issuer.0 {
+        return Err(ApiError::invalid_field(
+            "fields.issuer",
+            "the bundle belongs to another issuer",
+        ));
+    }
+    check_offline(&bundle, None).map_err(|e| ApiError::InvalidProof {
+        reason: e.to_string(),
+    })?;
+    let outcome = state
+        .store
+        .relink_from_bundle(&bundle)
+        .await
+        .map_err(|e| state.store_error(e))?;
+    use store::batches::Relinked;
+    let (id, status) = match outcome {
+        Relinked::Linked(id) => (id, "linked"),
+        Relinked::AlreadyKnown(id) => (id, "already_known"),
+        Relinked::UnknownAnchor => return Err(ApiError::AnchorNotFound),
+        Relinked::Conflict => return Err(ApiError::RelinkConflict),
+    };
+    if status == "linked" {
+        tracing::info!(credential_id = %id, "credential re-linked from its proof bundle");
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"id": id.to_string(), "status": status})))
+}

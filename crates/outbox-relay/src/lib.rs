@@ -53,6 +53,7 @@ impl Application {
                 concurrency: settings.relay.concurrency.max(1),
                 lease: Duration::from_millis(settings.relay.lease_ms.max(1_000)),
                 track_interval: Duration::from_millis(settings.relay.track_interval_ms),
+                finality_hint: Duration::from_millis(settings.relay.finality_hint_ms),
                 retry: settings.relay.retry,
                 mode: settings.relay.mode,
                 batch_max_members: settings.relay.batch_max_members,

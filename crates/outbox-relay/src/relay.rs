@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chain::{ChainClient, ChainError, Confirmation};
-use domain::anchoring::{next_anchor_step, AnchorStep, ChainTxState, LiveTx};
+use domain::anchoring::{next_anchor_step, recheck_after, AnchorStep, ChainTxState, LiveTx};
 use domain::batching::MAX_BATCH_MEMBERS;
 use domain::{AnchoringMode, ErrorClass, RetryDecision, RetryPolicy};
 use futures_util::StreamExt;
@@ -62,6 +62,8 @@ pub struct RelayConfig {
     pub concurrency: usize,
     pub lease: Duration,
     pub track_interval: Duration,
+    /// After a first confirmation, wait this long before the next check (finality ~13 s).
+    pub finality_hint: Duration,
     pub retry: RetryPolicy,
     /// Mode of issuers without their own.
     pub mode: AnchoringMode,
@@ -299,7 +301,13 @@ impl Relay {
                 self.store
                     .mark_tx_confirmed(job.key, &tx.signature, slot)
                     .await?;
-                self.release(job, track, None).await
+                let delay = recheck_after(
+                    &AnchorStep::MarkConfirmed { slot },
+                    tx.status == "confirmed",
+                    track,
+                    self.config.finality_hint,
+                );
+                self.release(job, delay, None).await
             }
             (AnchorStep::Finalize { slot }, Some(tx)) => {
                 fail::fail_point!("relay::before_finalize", |_| Err(StepError::Crash(

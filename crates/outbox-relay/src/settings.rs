@@ -83,6 +83,10 @@ pub struct RelaySettings {
     /// Delay before re-checking a sent transaction's status.
     #[serde(default = "default_track_ms")]
     pub track_interval_ms: u64,
+    /// After a transaction is first seen confirmed, the delay before checking it again:
+    /// finality comes ~32 slots (~13 s) later, so checking earlier only costs writes.
+    #[serde(default = "default_finality_hint_ms")]
+    pub finality_hint_ms: u64,
     #[serde(default)]
     pub retry: RetryPolicy,
     /// Time allowed after SIGTERM to finish the current pass (keep below the pod's
@@ -125,7 +129,10 @@ fn default_poll_ms() -> u64 {
     500
 }
 fn default_track_ms() -> u64 {
-    1_000
+    400
+}
+fn default_finality_hint_ms() -> u64 {
+    10_000
 }
 fn default_grace() -> u64 {
     20
@@ -139,6 +146,7 @@ impl Default for RelaySettings {
             lease_ms: default_lease_ms(),
             poll_interval_ms: default_poll_ms(),
             track_interval_ms: default_track_ms(),
+            finality_hint_ms: default_finality_hint_ms(),
             retry: RetryPolicy::default(),
             shutdown_grace_secs: default_grace(),
             worker_id: None,

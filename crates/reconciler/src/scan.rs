@@ -13,8 +13,9 @@ use chain::{AddressSignature, ChainClient, Commitment};
 use chrono::{DateTime, Utc};
 use domain::memo::{decode_rpc_memo_field, Memo};
 use domain::reconcile::{classify, is_signature_text, AnchorVerdict, ObservedAnchor};
+use domain::CredentialId;
 use futures_util::{StreamExt, TryStreamExt};
-use store::reconcile::{AnchorKey, Applied, FindingKind, NewFinding, TrustedAnchor};
+use store::reconcile::{AnchorKey, Applied, FindingKind, NewFinding, TrustedAnchor, TrustedBatch};
 use store::Store;
 
 use crate::metrics::ReconcilerMetrics;
@@ -23,7 +24,7 @@ use crate::metrics::ReconcilerMetrics;
 pub const PAGE_SIZE: usize = 1_000;
 /// `getTransaction` calls in flight per page: enough to hide RPC latency, few enough not to
 /// be rate limited by a public endpoint.
-const FETCH_CONCURRENCY: usize = 8;
+const FETCH_CONCURRENCY: usize = 32;
 
 /// How far back a run looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +219,19 @@ impl Reconciler {
                 .buffered(FETCH_CONCURRENCY)
                 .try_collect()
                 .await?;
+            // One query per page for the rows these memos name: a row that already records
+            // exactly this anchor needs no per-row transaction (the steady state of every
+            // periodic scan over the last hour).
+            let named: Vec<CredentialId> = fetched
+                .iter()
+                .filter_map(|(_, _, tx)| tx.as_ref())
+                .flat_map(|tx| tx.memos.iter())
+                .filter_map(|m| match domain::memo::decode(m) {
+                    domain::Decoded::Ours(Memo::Credential { credential, .. }) => Some(credential),
+                    _ => None,
+                })
+                .collect();
+            let known = self.store.anchored_rows(&named).await?;
             for (signature, listed_time, tx) in fetched {
                 report.fetched += 1;
                 let Some(tx) = tx else {
@@ -240,7 +254,7 @@ impl Reconciler {
                     .block_time
                     .or(listed_time)
                     .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
-                self.apply(verdict, &tx.signature, tx.slot, block_time, report)
+                self.apply(verdict, &tx.signature, tx.slot, block_time, &known, report)
                     .await?;
             }
             if reached_start || !full {
@@ -261,48 +275,78 @@ impl Reconciler {
         signature: &str,
         slot: u64,
         block_time: Option<DateTime<Utc>>,
+        known: &std::collections::HashMap<CredentialId, store::reconcile::AnchoredRow>,
         report: &mut RunReport,
     ) -> anyhow::Result<()> {
         match verdict {
             AnchorVerdict::NotOurs => {}
             AnchorVerdict::Trusted(memos) => {
                 for memo in memos {
-                    let Memo::Credential {
-                        issuer,
-                        credential,
-                        hash,
-                    } = memo
-                    else {
-                        // Batch and revocation anchors are not written by this version.
-                        tracing::debug!(%signature, "non-credential memo skipped");
-                        continue;
-                    };
-                    let (applied, new) = self
-                        .store
-                        .apply_trusted_anchor(&TrustedAnchor {
-                            issuer: &issuer,
+                    let (applied, new, subject) = match memo {
+                        Memo::Credential {
+                            issuer,
                             credential,
                             hash,
-                            signature,
-                            slot,
-                            block_time,
-                        })
-                        .await?;
+                        } => {
+                            if known.get(&credential).is_some_and(|row| {
+                                row.agrees_with(issuer.as_str(), &hash, signature)
+                            }) {
+                                report.consistent += 1;
+                                continue;
+                            }
+                            let (applied, new) = self
+                                .store
+                                .apply_trusted_anchor(&TrustedAnchor {
+                                    issuer: &issuer,
+                                    credential,
+                                    hash,
+                                    signature,
+                                    slot,
+                                    block_time,
+                                })
+                                .await?;
+                            (applied, new, format!("credential {credential}"))
+                        }
+                        Memo::Batch {
+                            issuer,
+                            batch,
+                            count,
+                            root,
+                        } => {
+                            let (applied, new) = self
+                                .store
+                                .apply_trusted_batch(&TrustedBatch {
+                                    issuer: &issuer,
+                                    batch,
+                                    count,
+                                    root,
+                                    signature,
+                                    slot,
+                                    block_time,
+                                })
+                                .await?;
+                            (applied, new, format!("batch {batch} ({count} credentials)"))
+                        }
+                        Memo::Revocation { .. } => {
+                            tracing::debug!(%signature, "revocation memo skipped");
+                            continue;
+                        }
+                    };
                     match applied {
                         Applied::Finalized => {
                             report.finalized += 1;
-                            tracing::warn!(%credential, %signature, "pending credential was anchored: finalized");
+                            tracing::warn!(%subject, %signature, "pending anchor found on chain: finalized");
                             self.count(FindingKind::PendingAnchored, new);
                         }
                         Applied::Backfilled => {
                             report.backfilled += 1;
                             self.metrics.backfilled.inc();
-                            tracing::warn!(%credential, %signature, "missing credential backfilled as recovered");
+                            tracing::warn!(%subject, %signature, "anchor with no row backfilled as recovered");
                             self.count(FindingKind::MissingRow, new);
                         }
                         Applied::Mismatch => {
                             report.drift += 1;
-                            tracing::error!(%credential, %signature, "row disagrees with its anchor");
+                            tracing::error!(%subject, %signature, "row disagrees with its anchor");
                             self.count(FindingKind::Drift, new);
                         }
                         Applied::Consistent => report.consistent += 1,

@@ -293,3 +293,229 @@ impl Store {
             .collect()
     }
 }
+
+/// What presenting a proof bundle did ([`Store::relink_from_bundle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relinked {
+    /// The credential's row now carries the bundle's hash inputs and its anchor.
+    Linked(CredentialId),
+    /// Already known with this anchor: nothing to do.
+    AlreadyKnown(CredentialId),
+    /// No finalized anchor record matches the bundle (run the reconciler first).
+    UnknownAnchor,
+    /// The bundle disagrees with what the database holds (another hash, another batch, a
+    /// serial taken by another credential): left for a human.
+    Conflict,
+}
+
+impl Store {
+    /// Re-links a credential from its proof bundle after a restore lost it. The bundle's
+    /// anchor must match a finalized record the relay or the reconciler wrote (single: the
+    /// backfilled row; merkle: the batch with the same root, size and signature), so a bundle
+    /// can only restore what the chain already proves. The caller has checked the bundle
+    /// offline (hash, signature, Merkle path) and that its issuer is the caller.
+    pub async fn relink_from_bundle(
+        &self,
+        bundle: &domain::proof::ProofBundle,
+    ) -> Result<Relinked, StoreError> {
+        use domain::proof::AnchorMode;
+        let mut client = self.client().await?;
+        let db = client.transaction().await?;
+        let f = &bundle.fields;
+        let id = bundle.credential_id.as_uuid();
+        let issuer = f.issuer.as_str();
+        let hash = bundle.credential_hash.as_bytes().as_slice();
+        let slot = i64::try_from(bundle.anchor.slot).unwrap_or(i64::MAX);
+        let sig = bundle.issuer_signature.signature.as_bytes().as_slice();
+        let key_id = bundle.issuer_signature.key_id.as_str();
+        let digest = f.file_digest.as_bytes().as_slice();
+        // Without the signing key's row the FK refuses the fields: treat as unknown anchor
+        // material rather than half-writing.
+        let key_known = db
+            .query_opt(
+                "SELECT 1 FROM issuer_signing_keys WHERE issuer_id = $1 AND key_id = $2",
+                &[&issuer, &key_id],
+            )
+            .await?
+            .is_some();
+        if !key_known {
+            return Ok(Relinked::Conflict);
+        }
+        let row = db
+            .query_opt(
+                "SELECT issuer_id, credential_hash, status, serial IS NULL, anchor_signature \
+                 FROM credentials WHERE id = $1 FOR UPDATE",
+                &[id],
+            )
+            .await?;
+        if let Some(r) = &row {
+            let row_issuer: String = r.try_get(0)?;
+            let row_hash: Vec<u8> = r.try_get(1)?;
+            if row_issuer != issuer || row_hash != hash {
+                return Ok(Relinked::Conflict);
+            }
+        }
+        let outcome = match &bundle.anchor.mode {
+            AnchorMode::Single => {
+                let Some(r) = row else {
+                    return Ok(Relinked::UnknownAnchor);
+                };
+                let status: String = r.try_get(2)?;
+                let bare: bool = r.try_get(3)?;
+                let anchor: Option<String> = r.try_get(4)?;
+                if anchor.as_deref() != Some(bundle.anchor.signature.as_str()) {
+                    return Ok(Relinked::UnknownAnchor);
+                }
+                if status == "recovered" && bare {
+                    if !fill_fields(&db, bundle, id, digest, key_id, sig).await? {
+                        return Ok(Relinked::Conflict);
+                    }
+                    Relinked::Linked(bundle.credential_id)
+                } else {
+                    Relinked::AlreadyKnown(bundle.credential_id)
+                }
+            }
+            AnchorMode::Merkle {
+                batch_id,
+                count,
+                root,
+                proof,
+            } => {
+                let batch = db
+                    .query_opt(
+                        "SELECT 1 FROM anchor_batches WHERE id = $1 AND issuer_id = $2 \
+                           AND member_count = $3 AND root = $4 AND anchor_signature = $5 \
+                           AND completed_at IS NOT NULL",
+                        &[
+                            batch_id.as_uuid(),
+                            &issuer,
+                            &i32::try_from(*count).unwrap_or(i32::MAX),
+                            &root.as_bytes().as_slice(),
+                            &bundle.anchor.signature,
+                        ],
+                    )
+                    .await?;
+                if batch.is_none() {
+                    return Ok(Relinked::UnknownAnchor);
+                }
+                let member = db
+                    .query_opt(
+                        "SELECT batch_id FROM anchor_batch_members WHERE credential_id = $1",
+                        &[id],
+                    )
+                    .await?;
+                if let Some(m) = member {
+                    let existing: Uuid = m.try_get(0)?;
+                    if existing == *batch_id.as_uuid() {
+                        db.commit().await?;
+                        return Ok(Relinked::AlreadyKnown(bundle.credential_id));
+                    }
+                    return Ok(Relinked::Conflict);
+                }
+                match row {
+                    None => {
+                        let inserted = db
+                            .execute(
+                                "INSERT INTO credentials (id, issuer_id, serial, recipient_id, \
+                                   issued_at, file_digest, credential_hash, signing_key_id, \
+                                   signature, status, anchor_signature, anchor_slot, finalized_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'recovered', $10, \
+                                   $11, now()) ON CONFLICT DO NOTHING",
+                                &[
+                                    id,
+                                    &issuer,
+                                    &f.serial.as_str(),
+                                    &f.recipient.as_str(),
+                                    f.issued_at.as_datetime(),
+                                    &digest,
+                                    &hash,
+                                    &key_id,
+                                    &sig,
+                                    &bundle.anchor.signature,
+                                    &slot,
+                                ],
+                            )
+                            .await?;
+                        if inserted == 0 {
+                            // The serial belongs to another credential.
+                            return Ok(Relinked::Conflict);
+                        }
+                    }
+                    Some(_) => {
+                        // A row restored from a backup taken before the batch was sealed:
+                        // it is anchored already, so finish it and its job here, or the
+                        // relay would seal it into a second batch.
+                        db.execute(
+                            "UPDATE credentials SET status = 'finalized', anchor_signature = $2, \
+                               anchor_slot = $3, finalized_at = coalesce(finalized_at, now()), \
+                               last_error = NULL, updated_at = now() \
+                             WHERE id = $1 AND status IN ('queued', 'submitted', 'confirmed', 'failed')",
+                            &[id, &bundle.anchor.signature, &slot],
+                        )
+                        .await?;
+                        db.execute(
+                            "UPDATE outbox SET completed_at = now(), locked_until = NULL, \
+                               locked_by = NULL, updated_at = now() \
+                             WHERE credential_id = $1 AND kind = 'anchor_credential' \
+                               AND completed_at IS NULL AND batch_id IS NULL",
+                            &[id],
+                        )
+                        .await?;
+                    }
+                }
+                let proof =
+                    serde_json::to_value(proof).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                db.execute(
+                    "INSERT INTO anchor_batch_members (batch_id, leaf_index, credential_id, proof) \
+                     VALUES ($1, $2, $3, $4)",
+                    &[
+                        batch_id.as_uuid(),
+                        &i32::try_from(proof_index(&proof)).unwrap_or(i32::MAX),
+                        id,
+                        &proof,
+                    ],
+                )
+                .await?;
+                Relinked::Linked(bundle.credential_id)
+            }
+        };
+        db.commit().await?;
+        Ok(outcome)
+    }
+}
+
+fn proof_index(proof: &Value) -> i64 {
+    proof["leaf_index"].as_i64().unwrap_or(0)
+}
+
+async fn fill_fields(
+    db: &deadpool_postgres::Transaction<'_>,
+    bundle: &domain::proof::ProofBundle,
+    id: &Uuid,
+    digest: &[u8],
+    key_id: &str,
+    sig: &[u8],
+) -> Result<bool, StoreError> {
+    let f = &bundle.fields;
+    let updated = db
+        .execute(
+        "UPDATE credentials SET serial = $2, recipient_id = $3, issued_at = $4, file_digest = $5, \
+           signing_key_id = $6, signature = $7, updated_at = now() WHERE id = $1",
+        &[
+            id,
+            &f.serial.as_str(),
+            &f.recipient.as_str(),
+            f.issued_at.as_datetime(),
+            &digest,
+            &key_id,
+            &sig,
+        ],
+    )
+    .await;
+    match updated {
+        Ok(_) => Ok(true),
+        // The serial belongs to another credential.
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

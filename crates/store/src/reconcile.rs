@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::hash::CredentialHash;
-use domain::{CredentialId, IssuerId};
+use domain::{BatchId, CredentialId, IssuerId, MerkleRoot};
 
 use crate::{Store, StoreError};
 
@@ -63,6 +63,37 @@ pub struct TrustedAnchor<'a> {
     pub signature: &'a str,
     pub slot: u64,
     pub block_time: Option<DateTime<Utc>>,
+}
+
+/// A trusted on-chain batch anchor (`ca1:b` memo).
+#[derive(Debug, Clone)]
+pub struct TrustedBatch<'a> {
+    pub issuer: &'a IssuerId,
+    pub batch: BatchId,
+    pub count: u32,
+    pub root: MerkleRoot,
+    pub signature: &'a str,
+    pub slot: u64,
+    pub block_time: Option<DateTime<Utc>>,
+}
+
+/// A credential row as far as an anchor is concerned (`Store::anchored_rows`).
+#[derive(Debug, Clone)]
+pub struct AnchoredRow {
+    pub issuer: String,
+    pub hash: Vec<u8>,
+    pub anchor_signature: Option<String>,
+    pub status: String,
+}
+
+impl AnchoredRow {
+    /// The row already records exactly this anchor: nothing to repair, nothing to report.
+    pub fn agrees_with(&self, issuer: &str, hash: &CredentialHash, signature: &str) -> bool {
+        self.issuer == issuer
+            && self.hash.as_slice() == hash.as_bytes().as_slice()
+            && self.anchor_signature.as_deref() == Some(signature)
+            && matches!(self.status.as_str(), "finalized" | "recovered" | "revoked")
+    }
 }
 
 /// What applying a trusted anchor did.
@@ -314,6 +345,185 @@ impl Store {
             })
             .collect())
     }
+}
+
+impl Store {
+    /// The rows of `ids` that exist, for the reconciler's per-page prefilter.
+    pub async fn anchored_rows(
+        &self,
+        ids: &[CredentialId],
+    ) -> Result<std::collections::HashMap<CredentialId, AnchoredRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let uuids: Vec<uuid::Uuid> = ids.iter().map(|c| *c.as_uuid()).collect();
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT id, issuer_id, credential_hash, anchor_signature, status \
+                 FROM credentials WHERE id = ANY($1)",
+                &[&uuids],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    CredentialId::from_uuid(r.try_get(0)?),
+                    AnchoredRow {
+                        issuer: r.try_get(1)?,
+                        hash: r.try_get(2)?,
+                        anchor_signature: r.try_get(3)?,
+                        status: r.try_get(4)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Applies a trusted batch anchor in one transaction: a sealed batch still pending is
+    /// finalized with all its members (the relay crashed after sending); a batch with no
+    /// record is backfilled as `recovered` (its members are re-linked when their proof
+    /// bundles are presented); a record that disagrees with the memo is drift.
+    pub async fn apply_trusted_batch(
+        &self,
+        anchor: &TrustedBatch<'_>,
+    ) -> Result<(Applied, bool), StoreError> {
+        let mut client = self.client().await?;
+        let db = client.transaction().await?;
+        let id = anchor.batch.as_uuid();
+        let slot = slot_i64(anchor.slot);
+        let count = i32::try_from(anchor.count).unwrap_or(i32::MAX);
+        let finding = |kind, detail: &'static str| NewFinding {
+            kind,
+            signature: anchor.signature,
+            slot: Some(anchor.slot),
+            credential: None,
+            issuer: Some(anchor.issuer.as_str()),
+            detail,
+        };
+        let row = db
+            .query_opt(
+                "SELECT issuer_id, member_count, root, completed_at IS NOT NULL, anchor_signature \
+                 FROM anchor_batches WHERE id = $1 FOR UPDATE",
+                &[id],
+            )
+            .await?;
+        let (applied, new) = match row {
+            None => {
+                db.execute(
+                    "INSERT INTO anchor_batches (id, issuer_id, member_count, root, origin, \
+                       completed_at, anchor_signature, anchor_slot) \
+                     VALUES ($1, $2, $3, $4, 'recovered', coalesce($5, now()), $6, $7) \
+                     ON CONFLICT (id) DO NOTHING",
+                    &[
+                        id,
+                        &anchor.issuer.as_str(),
+                        &count,
+                        &anchor.root.as_bytes().as_slice(),
+                        &anchor.block_time,
+                        &anchor.signature,
+                        &slot,
+                    ],
+                )
+                .await?;
+                let new = insert_finding(
+                    &db,
+                    &finding(
+                        FindingKind::MissingRow,
+                        "batch backfilled as recovered; members are re-linked from their proof bundles",
+                    ),
+                )
+                .await?;
+                (Applied::Backfilled, new)
+            }
+            Some(row) => {
+                let issuer: String = row.try_get(0)?;
+                let members: i32 = row.try_get(1)?;
+                let root: Vec<u8> = row.try_get(2)?;
+                let completed: bool = row.try_get(3)?;
+                let recorded: Option<String> = row.try_get(4)?;
+                if issuer != anchor.issuer.as_str()
+                    || members != count
+                    || root != anchor.root.as_bytes().as_slice()
+                {
+                    let new = insert_finding(
+                        &db,
+                        &finding(
+                            FindingKind::Drift,
+                            "batch record disagrees with its on-chain memo",
+                        ),
+                    )
+                    .await?;
+                    (Applied::Mismatch, new)
+                } else if !completed {
+                    finalize_pending_batch(&db, anchor, slot).await?;
+                    let new = insert_finding(
+                        &db,
+                        &finding(
+                            FindingKind::PendingAnchored,
+                            "batch finalized by the reconciler",
+                        ),
+                    )
+                    .await?;
+                    (Applied::Finalized, new)
+                } else if recorded.is_some_and(|r| r != anchor.signature) {
+                    let new = insert_finding(
+                        &db,
+                        &finding(FindingKind::Drift, "a second anchor of an anchored batch"),
+                    )
+                    .await?;
+                    (Applied::Mismatch, new)
+                } else {
+                    (Applied::Consistent, false)
+                }
+            }
+        };
+        db.commit().await?;
+        Ok((applied, new))
+    }
+}
+
+/// Finalizes a sealed batch found on chain: the batch, its members' credentials and outbox
+/// rows, and its transactions (the landed one finalized, any other live one retired).
+async fn finalize_pending_batch(
+    db: &deadpool_postgres::Transaction<'_>,
+    anchor: &TrustedBatch<'_>,
+    slot: i64,
+) -> Result<(), StoreError> {
+    let id = anchor.batch.as_uuid();
+    db.execute(
+        "UPDATE anchor_batches SET completed_at = coalesce($4, now()), anchor_signature = $2, \
+           anchor_slot = $3, locked_until = NULL, locked_by = NULL, dead_at = NULL, \
+           last_error = NULL, updated_at = now() WHERE id = $1",
+        &[id, &anchor.signature, &slot, &anchor.block_time],
+    )
+    .await?;
+    db.execute(
+        "UPDATE credentials SET status = 'finalized', anchor_signature = $2, anchor_slot = $3, \
+           finalized_at = coalesce($4, now()), last_error = NULL, updated_at = now() \
+         WHERE id IN (SELECT credential_id FROM anchor_batch_members WHERE batch_id = $1) \
+           AND status IN ('queued', 'submitted', 'confirmed', 'failed')",
+        &[id, &anchor.signature, &slot, &anchor.block_time],
+    )
+    .await?;
+    db.execute(
+        "UPDATE anchor_transactions SET \
+           status = CASE WHEN signature = $2 THEN 'finalized' ELSE 'expired' END, \
+           slot = CASE WHEN signature = $2 THEN $3 ELSE slot END, \
+           finalized_at = CASE WHEN signature = $2 THEN now() ELSE finalized_at END, \
+           error = CASE WHEN signature = $2 THEN error ELSE 'superseded: reconciler found the anchor' END \
+         WHERE batch_id = $1 AND (signature = $2 OR status IN ('signed', 'sent', 'confirmed'))",
+        &[id, &anchor.signature, &slot],
+    )
+    .await?;
+    db.execute(
+        "UPDATE outbox SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
+           dead_at = NULL, last_error = NULL, updated_at = now() \
+         WHERE batch_id = $1 AND completed_at IS NULL",
+        &[id],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Finalizes a pending credential with the anchor found on chain, completes its open outbox

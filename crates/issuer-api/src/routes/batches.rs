@@ -160,6 +160,7 @@ pub async fn issue_batch(
         .issue_bulk(&new_bulk, idempotency, render_stored)
         .await
         .map_err(|e| state.store_error(e))?;
+    let replayed = matches!(outcome, BulkOutcome::Replayed { .. });
     let (status, body) = match outcome {
         BulkOutcome::IdempotencyKeyReused => return Err(ApiError::IdempotencyKeyReused),
         BulkOutcome::Replayed { status, body } => (status, body),
@@ -178,6 +179,10 @@ pub async fn issue_batch(
     let mut response = HttpResponse::build(status);
     if let Some(id) = body.get("id").and_then(Value::as_str) {
         response.insert_header((header::LOCATION, format!("/v1/credential-batches/{id}")));
+    }
+    if replayed {
+        // The stored answer of an earlier request with this Idempotency-Key.
+        response.insert_header(("Idempotent-Replayed", "true"));
     }
     Ok(response.json(body))
 }

@@ -21,6 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/v1/credentials/recover")
+            .route(web::post().to(crate::proofs::recover))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/v1/credentials/{id}/proof")
             .route(web::get().to(crate::proofs::get_proof))
             .default_service(web::to(method_not_allowed)),

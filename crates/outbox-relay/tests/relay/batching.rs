@@ -223,3 +223,40 @@ async fn an_issuer_in_single_mode_is_not_batched_under_a_merkle_default() {
         assert_eq!(counts.get(id), Some(&1));
     }
 }
+
+/// Graduation-day measurement (by hand: `cargo nextest run -p outbox-relay --run-ignored
+/// only forty`): 40,000 credentials through the bulk API and merkle mode. It prints the
+/// figures quoted in the README; it asserts correctness only, never time.
+#[tokio::test]
+#[ignore = "measurement, run by hand"]
+async fn forty_thousand_credentials_measured() {
+    let w = world().await;
+    const N: usize = 40_000;
+    let started = std::time::Instant::now();
+    let app =
+        Application::build(w.merkle_settings(w.chain_env.rpc_url(), "relay-40k", 1_000, 2_000))
+            .await
+            .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    let issue_started = std::time::Instant::now();
+    let ids = w.issue_bulk("FORTY", N).await;
+    let issue_secs = issue_started.elapsed().as_secs_f64();
+    w.wait_all_finalized(N as i64, Duration::from_secs(600))
+        .await;
+    let total_secs = started.elapsed().as_secs_f64();
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+    let txs = w.batch_anchors_on_chain().await.len();
+    let fees = w
+        .query_i64("SELECT coalesce(sum(fee_lamports), 0)::bigint FROM anchor_transactions WHERE status = 'finalized'")
+        .await;
+    assert_eq!(ids.len(), N);
+    eprintln!(
+        "MEASURED n={N} issue_secs={issue_secs:.2} rows_per_sec={:.0} issue_to_all_finalized_secs={total_secs:.1} anchor_txs={txs} lamports_total={fees} lamports_per_credential={:.3}",
+        N as f64 / issue_secs,
+        fees as f64 / N as f64
+    );
+}

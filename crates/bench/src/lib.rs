@@ -1,0 +1,78 @@
+//! `make bench`: every performance claim measured against a baseline in the same run, on the
+//! same machine, and written to `bench/results/<date>.{md,json}` with PNG plots.
+//!
+//! The harness (`localnet exec`) provides a PostgreSQL server and a local validator; this
+//! binary creates a fresh database, runs the real service binaries as processes (so memory is
+//! each service's own), and drives the scenarios of issue #10. `--smoke` runs every scenario
+//! with small counts so CI keeps the benchmark working; its figures are not the report's.
+//!
+//! The HTTP load generator is our own (tokio + reqwest) rather than `oha`/`wrk`: every
+//! issuance needs a unique serial, which fixed-body generators cannot produce, and the open-loop
+//! mode measures latency from each request's scheduled start (no coordinated omission).
+
+pub mod plot;
+pub mod procs;
+pub mod report;
+pub mod scenarios;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Sizes of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub smoke: bool,
+    pub bin_dir: PathBuf,
+    pub out_dir: PathBuf,
+    /// Concurrent clients for the single-issuance scenario (and pgbench's `-c`).
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Credentials for the bulk (Postgres) scenario and its COPY baseline.
+    pub bulk_n: usize,
+    /// Credentials issued and anchored in merkle mode.
+    pub anchor_n: usize,
+    /// Credentials followed to confirmed/finalized in single mode (and airdrops).
+    pub latency_n: usize,
+    /// Extra single-mode anchors so the reconciler has history to scan.
+    pub reconcile_n: usize,
+    pub dead_tuples: usize,
+    pub claims: usize,
+    pub wakeups: usize,
+}
+
+impl Config {
+    pub fn full(bin_dir: PathBuf, out_dir: PathBuf) -> Config {
+        Config {
+            smoke: false,
+            bin_dir,
+            out_dir,
+            concurrency: 8,
+            duration: Duration::from_secs(15),
+            bulk_n: 40_000,
+            anchor_n: 40_000,
+            latency_n: 20,
+            reconcile_n: 1_000,
+            dead_tuples: 50_000,
+            claims: 1_000,
+            wakeups: 300,
+        }
+    }
+
+    pub fn smoke(bin_dir: PathBuf, out_dir: PathBuf) -> Config {
+        Config {
+            smoke: true,
+            bin_dir,
+            out_dir,
+            concurrency: 4,
+            duration: Duration::from_secs(2),
+            bulk_n: 2_000,
+            anchor_n: 2_000,
+            latency_n: 2,
+            reconcile_n: 20,
+            dead_tuples: 2_000,
+            claims: 100,
+            wakeups: 30,
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! `bench [--smoke] --bin-dir DIR --out DIR`: run under `localnet exec` (see the Makefile's
+//! `bench` and `bench-smoke` targets). See the library docs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use bench::scenarios::{self, Memory, Results, World};
+use bench::{plot, procs, report, Config};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Cli {
+    /// Small counts: keeps the benchmark working in CI; its figures are not a report.
+    #[arg(long)]
+    smoke: bool,
+    /// Directory with the issuer-api, outbox-relay and reconciler binaries to measure.
+    #[arg(long)]
+    bin_dir: PathBuf,
+    /// Where the report (`<date>.md`, `.json`, plots) is written.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn run_text(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn proc_field(file: &str, key: &str) -> String {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cfg = if cli.smoke {
+        Config::smoke(cli.bin_dir.clone(), cli.out.clone())
+    } else {
+        Config::full(cli.bin_dir.clone(), cli.out.clone())
+    };
+    let rpc_url = std::env::var("SOLANA_RPC_URL")
+        .context("SOLANA_RPC_URL: run under `localnet exec --validator required`")?;
+    std::fs::create_dir_all(&cfg.out_dir)?;
+    let work = tempfile_dir()?;
+
+    let env = testkit::PgEnv::from_env_or_start()?;
+    let db_url = env.create_database().await?;
+    let store = store::Store::connect_lazy(&store::DatabaseSettings::new(&db_url))?;
+    store.migrate().await?;
+    let master = domain::sealed::MasterKey::generate(&ring::rand::SystemRandom::new())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keypair = chain::AnchorKeypair::generate();
+    let keypair_path = work.join("anchor.json");
+    std::fs::write(&keypair_path, keypair.to_json_string())?;
+    testkit::validator::airdrop(&rpc_url, &keypair.pubkey_base58(), 20_000_000_000).await?;
+    let mut keys = std::collections::HashMap::new();
+    for (id, anchored, mode) in [
+        ("bench-http", false, None),
+        ("bench-pgbench", false, None),
+        ("bench-bulk", false, None),
+        ("bench-copy", false, None),
+        ("bench-merkle", true, Some(domain::AnchoringMode::Merkle)),
+        ("bench-single", true, Some(domain::AnchoringMode::Single)),
+    ] {
+        let pubkey = keypair.pubkey_base58();
+        let created = issuer_api::admin::create_issuer_in(
+            &store,
+            &master,
+            &domain::IssuerId::parse(id)?,
+            id,
+            anchored.then_some(pubkey.as_str()),
+        )
+        .await?;
+        store
+            .set_anchor_mode(&domain::IssuerId::parse(id)?, mode)
+            .await?;
+        keys.insert(id, created);
+    }
+    let api_port = procs::free_port()?;
+    let mut w = World {
+        cfg: cfg.clone(),
+        db_url: db_url.clone(),
+        rpc_url: rpc_url.clone(),
+        store: store.clone(),
+        api: format!("http://127.0.0.1:{api_port}"),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?,
+        keys,
+        anchor_keypair: keypair_path,
+        master_b64: master.to_base64(),
+        work: work.clone(),
+    };
+    let mut results = Results::default();
+
+    eprintln!("bench: starting issuer-api and reconciler");
+    let api = scenarios::start(
+        &w,
+        "issuer-api",
+        &["serve"],
+        &[
+            ("APP__HTTP__PORT", api_port.to_string()),
+            ("APP__HTTP__HOST", "127.0.0.1".into()),
+        ],
+    )
+    .await?;
+    let reconciler = scenarios::start(&w, "reconciler", &["serve"], &[]).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let api_idle = api.rss_mib().0;
+    let reconciler_idle = reconciler.rss_mib().0;
+
+    eprintln!("bench: single issuance vs pgbench");
+    results.single = Some(scenarios::single_issue(&w).await?);
+    eprintln!("bench: bulk issuance vs COPY");
+    results.bulk = Some(scenarios::bulk(&w).await?);
+
+    eprintln!("bench: starting outbox-relay");
+    let relay = scenarios::start(&w, "outbox-relay", &["serve"], &[]).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let relay_idle = relay.rss_mib().0;
+    eprintln!("bench: {} credentials in merkle mode", cfg.anchor_n);
+    results.anchor40k = Some(scenarios::anchor_merkle(&w).await?);
+    eprintln!("bench: claim latency with dead tuples");
+    results.claim = Some(scenarios::claim(&w).await?);
+    eprintln!("bench: NOTIFY wake-up vs polling");
+    results.wakeup = Some(scenarios::wakeup(&w).await?);
+    eprintln!("bench: issue → confirmed / finalized vs airdrops");
+    results.chain_latency = Some(scenarios::chain_latency(&w).await?);
+    eprintln!("bench: reconciler scan");
+    let (rec, run_once_peak) = scenarios::reconcile(&w).await?;
+    results.reconcile = Some(rec);
+    results.cost = Some(scenarios::cost(&w).await?);
+    results.memory = vec![
+        Memory {
+            service: "issuer-api".into(),
+            idle_mib: api_idle,
+            peak_mib: api.rss_mib().1,
+        },
+        Memory {
+            service: "outbox-relay".into(),
+            idle_mib: relay_idle,
+            peak_mib: relay.rss_mib().1,
+        },
+        Memory {
+            service: "reconciler".into(),
+            idle_mib: reconciler_idle,
+            peak_mib: reconciler.rss_mib().1.max(run_once_peak),
+        },
+    ];
+    drop((api, relay, reconciler));
+    w.http = reqwest::Client::new();
+
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let postgres: String = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
+        .await
+        .map(|(c, conn)| {
+            tokio::spawn(conn);
+            c
+        })?
+        .query_one("SHOW server_version", &[])
+        .await?
+        .get(0);
+    let validator_bin = testkit::validator::validator_binary()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let facts = report::Facts {
+        date: date.clone(),
+        mode: if cfg.smoke { "smoke" } else { "full" },
+        profile: cfg
+            .bin_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        memory_gib: proc_field("/proc/meminfo", "MemTotal")
+            .trim_end_matches(" kB")
+            .parse::<f64>()
+            .unwrap_or(0.0)
+            / 1024.0
+            / 1024.0,
+        cpu: proc_field("/proc/cpuinfo", "model name"),
+        rustc: run_text("rustc", &["-V"]),
+        postgres,
+        validator: run_text(&validator_bin, &["--version"]),
+        commit: run_text("git", &["rev-parse", "--short", "HEAD"]),
+    };
+    let rows = report::rows(&results);
+    let mut plots = Vec::new();
+    if plot::init_font() {
+        if let Some(s) = &results.single {
+            let file = format!("{date}-latency.png");
+            plot::latency_cdf(
+                &cfg.out_dir.join(&file),
+                &s.samples_ms,
+                "POST /v1/credentials latency at half the max rate",
+            )?;
+            plots.push(("issuance latency CDF".to_string(), file));
+        }
+        if let Some(a) = &results.anchor40k {
+            let file = format!("{date}-merkle.png");
+            plot::progress(
+                &cfg.out_dir.join(&file),
+                &a.progress,
+                a.n,
+                &format!("{} credentials, merkle mode: finalized over time", a.n),
+            )?;
+            plots.push(("merkle-mode progress".to_string(), file));
+        }
+    } else {
+        eprintln!("bench: DejaVu font missing (fonts-dejavu-core): no plots");
+    }
+    let md = report::markdown(&facts, &rows, &plots);
+    std::fs::write(cfg.out_dir.join(format!("{date}.md")), &md)?;
+    std::fs::write(
+        cfg.out_dir.join(format!("{date}.json")),
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "facts": facts, "rows": rows, "results": results,
+        }))?,
+    )?;
+    println!("{md}");
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("credential-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,0 +1,154 @@
+//! The services under test as real processes (the release binaries, configured through
+//! `APP__*` variables like in production), their readiness, and what /proc says about them:
+//! resident memory (current and peak) and CPU time, plus the validator's CPU use so each
+//! report says how much CPU was left to the services.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+/// A running service; killed on drop.
+pub struct Service {
+    pub name: &'static str,
+    pub child: Child,
+    pub probe_url: String,
+}
+
+impl Service {
+    pub fn spawn(
+        name: &'static str,
+        bin: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+        probe_url: String,
+        log: &Path,
+    ) -> anyhow::Result<Service> {
+        let log = std::fs::File::create(log)?;
+        let child = Command::new(bin)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(Service {
+            name,
+            child,
+            probe_url,
+        })
+    }
+
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(&self.probe_url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{} not ready", self.name);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// (current RSS, peak RSS) in MiB.
+    pub fn rss_mib(&self) -> (f64, f64) {
+        rss_of(self.pid())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// (VmRSS, VmHWM) in MiB.
+pub fn rss_of(pid: u32) -> (f64, f64) {
+    (
+        status_kib(pid, "VmRSS:") / 1024.0,
+        status_kib(pid, "VmHWM:") / 1024.0,
+    )
+}
+
+/// User + system CPU seconds a process has used.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SC_CLK_TCK is 100 on Linux x86_64.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The pid of the local validator (its command name starts with "solana-test-val").
+pub fn validator_pid() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        comm.starts_with("solana-test-val").then_some(pid)
+    })
+}
+
+/// Measures the validator's CPU use (in cores) over a scenario.
+pub struct CpuMeter {
+    pid: Option<u32>,
+    start_cpu: f64,
+    start: Instant,
+}
+
+impl CpuMeter {
+    pub fn start() -> CpuMeter {
+        let pid = validator_pid();
+        CpuMeter {
+            pid,
+            start_cpu: pid.map(cpu_seconds).unwrap_or(0.0),
+            start: Instant::now(),
+        }
+    }
+
+    /// Cores the validator used on average since `start`.
+    pub fn validator_cores(&self) -> f64 {
+        let Some(pid) = self.pid else { return 0.0 };
+        let wall = self.start.elapsed().as_secs_f64().max(1e-3);
+        (cpu_seconds(pid) - self.start_cpu) / wall
+    }
+}
+
+/// A free TCP port on localhost.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(testkit::ports::free_port()?)
+}
+
+/// Where the service binaries are.
+pub fn bin(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

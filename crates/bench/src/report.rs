@@ -1,0 +1,247 @@
+//! The report: machine facts, one row per scenario with its baseline, the ratio and the
+//! target, and whether the target was met. Targets are judged here, from the measured figures
+//! only (pure function [`rows`]), so the markdown and the JSON always agree.
+
+use serde::Serialize;
+
+use crate::scenarios::Results;
+
+/// Facts about the machine and software of a run.
+#[derive(Debug, Serialize)]
+pub struct Facts {
+    pub date: String,
+    pub mode: &'static str,
+    pub profile: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub cpu: String,
+    pub rustc: String,
+    pub postgres: String,
+    pub validator: String,
+    pub commit: String,
+}
+
+/// One line of the report.
+#[derive(Debug, Serialize, Clone)]
+pub struct Row {
+    pub scenario: String,
+    pub baseline: String,
+    pub result: String,
+    pub ratio: String,
+    pub target: String,
+    /// None: no target, or not measured.
+    pub met: Option<bool>,
+}
+
+fn f0(v: f64) -> String {
+    format!("{v:.0}")
+}
+fn f1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// The report's rows from the results.
+pub fn rows(r: &Results) -> Vec<Row> {
+    let mut out = Vec::new();
+    if let Some(s) = &r.single {
+        let ratio = s.max_rps / s.pgbench_tps.max(1e-9);
+        out.push(Row {
+            scenario: format!(
+                "single `POST /v1/credentials`, {} clients (validator used {:.2} cores)",
+                s.concurrency, s.validator_cores
+            ),
+            baseline: format!("pgbench same tx: {} tx/s", f0(s.pgbench_tps)),
+            result: format!("{} req/s ({} errors)", f0(s.max_rps), s.errors),
+            ratio: format!("{:.0} %", ratio * 100.0),
+            target: "≥ 60 % of pgbench".into(),
+            met: Some(ratio >= 0.6),
+        });
+        out.push(Row {
+            scenario: format!(
+                "  latency at half the max rate ({} req/s)",
+                f0(s.half_rate_rps)
+            ),
+            baseline: "—".into(),
+            result: format!(
+                "p50 {} ms, p99 {} ms (n={})",
+                f1(s.latency.p50_ms),
+                f1(s.latency.p99_ms),
+                s.latency.n
+            ),
+            ratio: "—".into(),
+            target: "p99 < 20 ms".into(),
+            met: Some(s.latency.n > 0 && s.latency.p99_ms < 20.0),
+        });
+    }
+    if let Some(b) = &r.bulk {
+        out.push(Row {
+            scenario: format!(
+                "bulk issuance into PostgreSQL, {} credentials (validator {:.2} cores)",
+                b.n, b.validator_cores
+            ),
+            baseline: format!("psql COPY same rows: {} rows/s", f0(b.copy_rows_per_sec)),
+            result: format!("{} credentials/s", f0(b.api_rows_per_sec)),
+            ratio: format!(
+                "{:.0} %",
+                100.0 * b.api_rows_per_sec / b.copy_rows_per_sec.max(1e-9)
+            ),
+            target: "≥ 20,000 credentials/s".into(),
+            met: Some(b.api_rows_per_sec >= 20_000.0),
+        });
+    }
+    if let Some(a) = &r.anchor40k {
+        out.push(Row {
+            scenario: format!(
+                "{} credentials issued and anchored, merkle mode (validator {:.2} cores)",
+                a.n, a.validator_cores
+            ),
+            baseline: "—".into(),
+            result: format!(
+                "{} s wall ({} s issuing), {} transactions",
+                f1(a.wall_secs),
+                f1(a.issue_secs),
+                a.transactions
+            ),
+            ratio: "—".into(),
+            target: "< 120 s".into(),
+            met: Some(a.wall_secs < 120.0),
+        });
+    }
+    if let Some(c) = &r.claim {
+        out.push(Row {
+            scenario: format!("outbox claim latency, {} dead tuples", c.dead_tuples),
+            baseline: format!("0 dead tuples: p99 {:.2} ms", c.clean.p99_ms),
+            result: format!(
+                "p99 {:.2} ms (p50 {:.2})",
+                c.with_dead.p99_ms, c.with_dead.p50_ms
+            ),
+            ratio: format!("{:.1}×", c.with_dead.p99_ms / c.clean.p99_ms.max(1e-9)),
+            target: "p99 < 10 ms".into(),
+            met: Some(c.with_dead.p99_ms < 10.0),
+        });
+    }
+    if let Some(wk) = &r.wakeup {
+        out.push(Row {
+            scenario: "NOTIFY → relay wake-up".into(),
+            baseline: format!(
+                "{} ms poll: p99 {} ms",
+                wk.poll_interval_ms,
+                f0(wk.poll.p99_ms)
+            ),
+            result: format!(
+                "p50 {:.2} ms, p99 {:.2} ms",
+                wk.notify.p50_ms, wk.notify.p99_ms
+            ),
+            ratio: format!("{:.0}× faster", wk.poll.p99_ms / wk.notify.p99_ms.max(1e-9)),
+            target: "p99 < 25 ms".into(),
+            met: Some(wk.notify.p99_ms < 25.0),
+        });
+    }
+    if let Some(l) = &r.chain_latency {
+        out.push(Row {
+            scenario: format!("issue → confirmed, single mode (n={})", l.n),
+            baseline: format!(
+                "airdrop confirms: p50 {} ms",
+                f0(l.airdrop_confirmed.p50_ms)
+            ),
+            result: format!(
+                "p50 {} ms, p99 {} ms",
+                f0(l.confirmed.p50_ms),
+                f0(l.confirmed.p99_ms)
+            ),
+            ratio: format!(
+                "{:.1}×",
+                l.confirmed.p50_ms / l.airdrop_confirmed.p50_ms.max(1e-9)
+            ),
+            target: "p50 < 1,500 ms".into(),
+            met: Some(l.confirmed.p50_ms < 1_500.0),
+        });
+        let overhead = l.finalized.p50_ms - l.airdrop_finalized.p50_ms;
+        out.push(Row {
+            scenario: format!("issue → finalized, single mode (n={})", l.n),
+            baseline: format!(
+                "airdrop finalizes: p50 {} ms",
+                f0(l.airdrop_finalized.p50_ms)
+            ),
+            result: format!(
+                "p50 {} ms (overhead {} ms)",
+                f0(l.finalized.p50_ms),
+                f0(overhead)
+            ),
+            ratio: format!(
+                "{:.2}×",
+                l.finalized.p50_ms / l.airdrop_finalized.p50_ms.max(1e-9)
+            ),
+            target: "overhead < 1,000 ms at p50".into(),
+            met: Some(overhead < 1_000.0),
+        });
+    }
+    if let Some(c) = &r.cost {
+        out.push(Row {
+            scenario: "chain cost per credential".into(),
+            baseline: format!(
+                "single mode: {} lamports",
+                f0(c.single_lamports_per_credential)
+            ),
+            result: format!("merkle: {:.2} lamports", c.merkle_lamports_per_credential),
+            ratio: format!(
+                "1/{:.0}",
+                c.single_lamports_per_credential / c.merkle_lamports_per_credential.max(1e-9)
+            ),
+            target: "merkle ≤ 10 lamports".into(),
+            met: Some(
+                c.merkle_lamports_per_credential > 0.0 && c.merkle_lamports_per_credential <= 10.0,
+            ),
+        });
+    }
+    if let Some(rc) = &r.reconcile {
+        out.push(Row {
+            scenario: format!("reconciler scan ({} transactions)", rc.transactions),
+            baseline: "—".into(),
+            result: format!("{} tx/s ({} ms)", f0(rc.tx_per_sec), rc.elapsed_ms),
+            ratio: "—".into(),
+            target: "≥ 500 tx/s".into(),
+            met: Some(rc.tx_per_sec >= 500.0),
+        });
+    }
+    for m in &r.memory {
+        out.push(Row {
+            scenario: format!("memory: {}", m.service),
+            baseline: "—".into(),
+            result: format!("idle {} MiB, peak {} MiB", f1(m.idle_mib), f1(m.peak_mib)),
+            ratio: "—".into(),
+            target: "idle < 50 MiB, peak < 200 MiB".into(),
+            met: Some(m.idle_mib < 50.0 && m.peak_mib < 200.0),
+        });
+    }
+    out
+}
+
+pub fn markdown(facts: &Facts, rows: &[Row], plots: &[(String, String)]) -> String {
+    let mut md = String::new();
+    md.push_str(&format!(
+        "# Benchmark report {} ({})\n\n",
+        facts.date, facts.mode
+    ));
+    md.push_str(&format!(
+        "Machine: {} cores ({}), {:.1} GiB RAM. Build profile: {}. {}. PostgreSQL: {}. Validator: {}. Commit {}.\n\n",
+        facts.cores, facts.cpu, facts.memory_gib, facts.profile, facts.rustc, facts.postgres, facts.validator, facts.commit
+    ));
+    md.push_str("Every figure was measured in this run, on this machine; baselines ran in the same run. The local validator shares the 2 cores with the services: the \"validator used N cores\" figure says how much CPU it took during a scenario.\n\n");
+    md.push_str("| scenario | baseline (same run) | result | ratio | target | met |\n|---|---|---|---|---|---|\n");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "—",
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.scenario, r.baseline, r.result, r.ratio, r.target, met
+        ));
+    }
+    for (title, file) in plots {
+        md.push_str(&format!("\n![{title}]({file})\n"));
+    }
+    md
+}

@@ -1,0 +1,820 @@
+//! The scenarios of issue #10, each with its baseline. Every function returns what it measured;
+//! targets are judged in `report`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::procs::{self, CpuMeter, Service};
+use crate::stats::{summarize, Summary};
+use crate::Config;
+
+/// Everything one run measured.
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    pub single: Option<SingleIssue>,
+    pub bulk: Option<Bulk>,
+    pub anchor40k: Option<Anchoring>,
+    pub claim: Option<Claim>,
+    pub wakeup: Option<Wakeup>,
+    pub chain_latency: Option<ChainLatency>,
+    pub cost: Option<Cost>,
+    pub reconcile: Option<Reconcile>,
+    pub memory: Vec<Memory>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SingleIssue {
+    pub concurrency: usize,
+    pub max_rps: f64,
+    pub errors: usize,
+    pub pgbench_tps: f64,
+    pub half_rate_rps: f64,
+    pub latency: Summary,
+    pub validator_cores: f64,
+    #[serde(skip)]
+    pub samples_ms: Vec<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Bulk {
+    pub n: usize,
+    pub api_rows_per_sec: f64,
+    pub copy_rows_per_sec: f64,
+    pub validator_cores: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Anchoring {
+    pub n: usize,
+    pub issue_secs: f64,
+    pub wall_secs: f64,
+    pub transactions: i64,
+    pub validator_cores: f64,
+    /// (seconds since start, finalized count).
+    pub progress: Vec<(f64, i64)>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Claim {
+    pub dead_tuples: usize,
+    pub clean: Summary,
+    pub with_dead: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Wakeup {
+    pub notify: Summary,
+    pub poll_interval_ms: u64,
+    pub poll: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChainLatency {
+    pub n: usize,
+    pub confirmed: Summary,
+    pub finalized: Summary,
+    pub airdrop_confirmed: Summary,
+    pub airdrop_finalized: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Cost {
+    pub single_lamports_per_credential: f64,
+    pub merkle_lamports_per_credential: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Reconcile {
+    pub transactions: u64,
+    pub elapsed_ms: u64,
+    pub tx_per_sec: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Memory {
+    pub service: String,
+    pub idle_mib: f64,
+    pub peak_mib: f64,
+}
+
+/// The world a run works in.
+pub struct World {
+    pub cfg: Config,
+    pub db_url: String,
+    pub rpc_url: String,
+    pub store: store::Store,
+    pub api: String,
+    pub http: reqwest::Client,
+    pub keys: std::collections::HashMap<&'static str, issuer_api::admin::CreatedIssuer>,
+    pub anchor_keypair: PathBuf,
+    pub master_b64: String,
+    pub work: PathBuf,
+}
+
+use std::path::PathBuf;
+
+async fn sql(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+async fn count(url: &str, q: &str) -> anyhow::Result<i64> {
+    Ok(sql(url).await?.query_one(q, &[]).await?.get(0))
+}
+
+fn item(serial: &str) -> Value {
+    json!({
+        "recipient_id": format!("student-{serial}"),
+        "issued_at": "2026-06-30T12:00:00Z",
+        "serial": serial,
+        "credential_type": "diploma",
+        "title": "BSc Computer Science",
+        "file_sha256": domain::FileDigest::of(serial.as_bytes()).to_hex(),
+    })
+}
+
+impl World {
+    fn key(&self, issuer: &str) -> &str {
+        self.keys
+            .get(issuer)
+            .map(|c| c.api_key.as_str())
+            .unwrap_or("")
+    }
+
+    /// Env of a service process.
+    pub fn service_env(&self, probe_port: u16) -> Vec<(String, String)> {
+        vec![
+            ("APP__DATABASE__URL".into(), self.db_url.clone()),
+            ("APP__SIGNING__MASTER_KEY".into(), self.master_b64.clone()),
+            ("APP__LOG__FILTER".into(), "warn".into()),
+            ("APP__CHAIN__RPC_URL".into(), self.rpc_url.clone()),
+            (
+                "APP__CHAIN__KEYPAIR_PATH".into(),
+                self.anchor_keypair.display().to_string(),
+            ),
+            ("APP__PROBES__HOST".into(), "127.0.0.1".into()),
+            ("APP__PROBES__PORT".into(), probe_port.to_string()),
+        ]
+    }
+
+    async fn post_bulk(&self, issuer: &str, items: &[Value]) -> anyhow::Result<()> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/credential-batches", self.api))
+            .bearer_auth(self.key(issuer))
+            .json(&json!({ "credentials": items }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().as_u16() == 202,
+            "bulk answered {}",
+            resp.status()
+        );
+        Ok(())
+    }
+
+    /// Bench filler rows must not be anchored (cost, time): complete their outbox jobs.
+    async fn retire_outbox(&self, issuer: &str) -> anyhow::Result<()> {
+        sql(&self.db_url)
+            .await?
+            .execute(
+                "UPDATE outbox SET completed_at = now() WHERE issuer_id = $1 AND completed_at IS NULL",
+                &[&issuer],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Single `POST /v1/credentials`: closed loop at `concurrency` for the max rate, then open
+/// loop at half that rate for latency; baseline: pgbench running the same transaction.
+pub async fn single_issue(w: &World) -> anyhow::Result<SingleIssue> {
+    let issuer = "bench-http";
+    let cpu = CpuMeter::start();
+    let ok = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + w.cfg.duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let file = base64_file();
+    for worker in 0..w.cfg.concurrency {
+        let (http, api, key, ok, errors, file) = (
+            w.http.clone(),
+            w.api.clone(),
+            w.key(issuer).to_string(),
+            ok.clone(),
+            errors.clone(),
+            file.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                i += 1;
+                let r = post_one(&http, &api, &key, &format!("MAX-{worker}-{i}"), &file).await;
+                if r.is_ok() {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let max_rps = ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+
+    // Open loop at half the max rate: latency from each request's scheduled start.
+    let rate = (max_rps / 2.0).max(1.0);
+    let n = (rate * w.cfg.duration.as_secs_f64()) as usize;
+    let t0 = Instant::now();
+    let limit = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let at = t0 + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(at.into()).await;
+        let permit = limit.clone().acquire_owned().await?;
+        let (http, api, key, file) = (
+            w.http.clone(),
+            w.api.clone(),
+            w.key(issuer).to_string(),
+            file.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = post_one(&http, &api, &key, &format!("HALF-{i}"), &file).await;
+            drop(permit);
+            r.map(|_| at.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut samples = Vec::with_capacity(n);
+    let mut half_errors = 0;
+    for t in tasks {
+        match t.await? {
+            Ok(ms) => samples.push(ms),
+            Err(_) => half_errors += 1,
+        }
+    }
+    let half_rate_rps = samples.len() as f64 / t0.elapsed().as_secs_f64();
+    let validator_cores = cpu.validator_cores();
+    w.retire_outbox(issuer).await?;
+
+    let pgbench_tps = pgbench(w).await?;
+    w.retire_outbox("bench-pgbench").await?;
+    Ok(SingleIssue {
+        concurrency: w.cfg.concurrency,
+        max_rps,
+        errors: errors.load(Ordering::Relaxed) + half_errors,
+        pgbench_tps,
+        half_rate_rps,
+        latency: summarize(&samples),
+        validator_cores,
+        samples_ms: samples,
+    })
+}
+
+fn base64_file() -> String {
+    use base64::Engine;
+    // A 20 KB "PDF", as in the foundation's latency figures.
+    base64::engine::general_purpose::STANDARD.encode(vec![b'%'; 20 * 1024])
+}
+
+async fn post_one(
+    http: &reqwest::Client,
+    api: &str,
+    key: &str,
+    serial: &str,
+    file_b64: &str,
+) -> anyhow::Result<()> {
+    let body = json!({
+        "recipient_id": format!("student-{serial}"),
+        "issued_at": "2026-06-30T12:00:00Z",
+        "serial": serial,
+        "credential_type": "diploma",
+        "title": "BSc Computer Science",
+        "file_base64": file_b64,
+    });
+    let resp = http
+        .post(format!("{api}/v1/credentials"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().as_u16() == 202, "{}", resp.status());
+    Ok(())
+}
+
+/// pgbench running the issuing transaction itself (credential + outbox + NOTIFY) at the same
+/// concurrency: the ceiling the API could reach if HTTP, JSON, hashing and signing were free.
+async fn pgbench(w: &World) -> anyhow::Result<f64> {
+    let key_id = &w.keys["bench-pgbench"].signing_key_id;
+    let script = w.work.join("issue.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "BEGIN;\n\
+             WITH c AS (INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
+             credential_type, title, metadata, file_digest, credential_hash, signing_key_id, \
+             signature, status) VALUES (gen_random_uuid(), 'bench-pgbench', gen_random_uuid()::text, \
+             'student', now(), 'diploma', 'BSc Computer Science', '{{}}', \
+             sha256(random()::text::bytea), sha256(random()::text::bytea), '{key_id}', \
+             sha256('a') || sha256('b'), 'queued') RETURNING id) \
+             INSERT INTO outbox (kind, credential_id, issuer_id) \
+             SELECT 'anchor_credential', id, 'bench-pgbench' FROM c;\n\
+             SELECT pg_notify('outbox_new', 'bench-pgbench');\n\
+             END;\n"
+        ),
+    )?;
+    let out = tokio::process::Command::new("pgbench")
+        .args(["-n", "-j", "2", "-c"])
+        .arg(w.cfg.concurrency.to_string())
+        .arg("-T")
+        .arg(w.cfg.duration.as_secs().max(1).to_string())
+        .arg("-f")
+        .arg(&script)
+        .arg(&w.db_url)
+        .output()
+        .await
+        .context("running pgbench")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench failed: {}{}",
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .context("no tps in pgbench output")
+}
+
+/// Bulk issuance into PostgreSQL (no relay running) vs psql `\copy` of the same rows.
+pub async fn bulk(w: &World) -> anyhow::Result<Bulk> {
+    let n = w.cfg.bulk_n;
+    let chunk = if w.cfg.smoke { 1_000 } else { 10_000 };
+    let cpu = CpuMeter::start();
+    let started = Instant::now();
+    let serials: Vec<String> = (0..n).map(|i| format!("BULK-{i}")).collect();
+    for part in serials.chunks(chunk) {
+        let items: Vec<Value> = part.iter().map(|s| item(s)).collect();
+        w.post_bulk("bench-bulk", &items).await?;
+    }
+    let api_secs = started.elapsed().as_secs_f64();
+    let validator_cores = cpu.validator_cores();
+    w.retire_outbox("bench-bulk").await?;
+
+    // Baseline: the same number of credential + outbox rows by COPY.
+    let key_id = &w.keys["bench-copy"].signing_key_id;
+    let creds = w.work.join("credentials.csv");
+    let outbox = w.work.join("outbox.csv");
+    {
+        use std::io::Write;
+        let mut c = std::io::BufWriter::new(std::fs::File::create(&creds)?);
+        let mut o = std::io::BufWriter::new(std::fs::File::create(&outbox)?);
+        let hex32 = "ab".repeat(32);
+        let hex64 = "cd".repeat(64);
+        for i in 0..n {
+            let id = uuid::Uuid::now_v7();
+            writeln!(
+                c,
+                "{id},bench-copy,COPY-{i},student-{i},2026-06-30 12:00:00+00,diploma,BSc Computer Science,{{}},\\x{hex32},\\x{hex32},{key_id},\\x{hex64},queued"
+            )?;
+            writeln!(o, "anchor_credential,{id},bench-copy")?;
+        }
+    }
+    let copy = format!(
+        "\\copy credentials (id, issuer_id, serial, recipient_id, issued_at, credential_type, title, metadata, file_digest, credential_hash, signing_key_id, signature, status) FROM '{}' CSV\n\
+         \\copy outbox (kind, credential_id, issuer_id) FROM '{}' CSV\n",
+        creds.display(),
+        outbox.display()
+    );
+    let script = w.work.join("copy.sql");
+    std::fs::write(&script, copy)?;
+    let started = Instant::now();
+    let out = tokio::process::Command::new("psql")
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-1", "-d", &w.db_url, "-f"])
+        .arg(&script)
+        .output()
+        .await
+        .context("running psql")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "psql copy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copy_secs = started.elapsed().as_secs_f64();
+    w.retire_outbox("bench-copy").await?;
+    Ok(Bulk {
+        n,
+        api_rows_per_sec: n as f64 / api_secs,
+        copy_rows_per_sec: n as f64 / copy_secs,
+        validator_cores,
+    })
+}
+
+/// N credentials issued through the bulk API and anchored in merkle mode, wall time from the
+/// first request to the last finalization (the relay is running).
+pub async fn anchor_merkle(w: &World) -> anyhow::Result<Anchoring> {
+    let n = w.cfg.anchor_n;
+    let chunk = if w.cfg.smoke { 1_000 } else { 10_000 };
+    let cpu = CpuMeter::start();
+    let started = Instant::now();
+    let serials: Vec<String> = (0..n).map(|i| format!("GRAD-{i}")).collect();
+    for part in serials.chunks(chunk) {
+        let items: Vec<Value> = part.iter().map(|s| item(s)).collect();
+        w.post_bulk("bench-merkle", &items).await?;
+    }
+    let issue_secs = started.elapsed().as_secs_f64();
+    let mut progress = vec![(issue_secs, 0)];
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        let done = count(
+            &w.db_url,
+            "SELECT count(*) FROM credentials WHERE issuer_id = 'bench-merkle' AND status = 'finalized'",
+        )
+        .await?;
+        progress.push((started.elapsed().as_secs_f64(), done));
+        if done >= n as i64 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "merkle anchoring did not finish: {done}/{n}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let wall_secs = started.elapsed().as_secs_f64();
+    let transactions = count(
+        &w.db_url,
+        "SELECT count(*) FROM anchor_transactions t JOIN anchor_batches b ON b.id = t.batch_id \
+         WHERE b.issuer_id = 'bench-merkle' AND t.status = 'finalized'",
+    )
+    .await?;
+    Ok(Anchoring {
+        n,
+        issue_secs,
+        wall_secs,
+        transactions,
+        validator_cores: cpu.validator_cores(),
+        progress,
+    })
+}
+
+/// Claim latency of the relay's claim statement, clean vs with dead tuples in the outbox.
+pub async fn claim(w: &World) -> anyhow::Result<Claim> {
+    // Its own database: dead tuples must not leak into the other scenarios.
+    let env = testkit::PgEnv::from_env_or_start()?;
+    let url = env.create_database().await?;
+    let store = store::Store::connect_lazy(&store::DatabaseSettings::new(&url))?;
+    store.migrate().await?;
+    let master = domain::sealed::MasterKey::generate(&ring::rand::SystemRandom::new())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let created = issuer_api::admin::create_issuer_in(
+        &store,
+        &master,
+        &domain::IssuerId::parse("bench-claim")?,
+        "Claim",
+        None,
+    )
+    .await?;
+    let db = sql(&url).await?;
+    let pending = w.cfg.claims as i64 + 10;
+    fill(&db, &created.signing_key_id, "P", pending).await?;
+    let clean = claims(&store, w.cfg.claims).await?;
+
+    db.batch_execute("ALTER TABLE outbox SET (autovacuum_enabled = false)")
+        .await?;
+    fill(
+        &db,
+        &created.signing_key_id,
+        "DEAD",
+        w.cfg.dead_tuples as i64,
+    )
+    .await?;
+    db.execute(
+        "UPDATE outbox SET completed_at = now() WHERE credential_id IN \
+         (SELECT id FROM credentials WHERE serial LIKE 'DEAD-%')",
+        &[],
+    )
+    .await?;
+    db.execute(
+        "UPDATE outbox SET locked_until = NULL, locked_by = NULL WHERE completed_at IS NULL",
+        &[],
+    )
+    .await?;
+    let with_dead = claims(&store, w.cfg.claims).await?;
+    Ok(Claim {
+        dead_tuples: w.cfg.dead_tuples,
+        clean,
+        with_dead,
+    })
+}
+
+async fn fill(
+    db: &tokio_postgres::Client,
+    key_id: &str,
+    prefix: &str,
+    n: i64,
+) -> anyhow::Result<()> {
+    db.execute(
+        "WITH c AS (INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
+           credential_type, title, file_digest, credential_hash, signing_key_id, signature, status) \
+         SELECT gen_random_uuid(), 'bench-claim', $1 || '-' || g, 'r', now(), 'd', 't', \
+           sha256(g::text::bytea), sha256(g::text::bytea), $2, sha256('a') || sha256('b'), 'queued' \
+         FROM generate_series(1, $3::bigint) g RETURNING id) \
+         INSERT INTO outbox (kind, credential_id, issuer_id) SELECT 'anchor_credential', id, 'bench-claim' FROM c",
+        &[&prefix, &key_id, &n],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn claims(store: &store::Store, n: usize) -> anyhow::Result<Summary> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let jobs = store
+            .claim_due_outbox_rows("bench", 1, Duration::from_secs(3600), "single")
+            .await?;
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(jobs.len() == 1, "claim found no due row");
+    }
+    Ok(summarize(&samples))
+}
+
+/// Commit-to-wake latency of LISTEN/NOTIFY (what the relay uses) vs polling every 500 ms.
+pub async fn wakeup(w: &World) -> anyhow::Result<Wakeup> {
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let listener = store::listener::spawn_outbox_listener(w.db_url.clone().into(), wake.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut db = sql(&w.db_url).await?;
+    let mut notify = Vec::new();
+    for _ in 0..w.cfg.wakeups {
+        // Drop a stored permit (e.g. the listener's connect wake-up) before measuring.
+        let _ = tokio::time::timeout(Duration::from_millis(1), wake.notified()).await;
+        let tx = db.transaction().await?;
+        tx.execute("SELECT pg_notify('outbox_new', 'bench')", &[])
+            .await?;
+        let t = Instant::now();
+        tx.commit().await?;
+        tokio::time::timeout(Duration::from_secs(5), wake.notified())
+            .await
+            .context("no NOTIFY wake-up")?;
+        notify.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    listener.abort();
+
+    // Baseline: a poller checking every 500 ms sees a commit made at a random moment.
+    let poll_ms = 500u64;
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::new(tokio::sync::Notify::new());
+    let (f2, s2) = (flag.clone(), seen.clone());
+    let poller = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(poll_ms));
+        loop {
+            tick.tick().await;
+            if f2.swap(false, Ordering::SeqCst) {
+                s2.notify_one();
+            }
+        }
+    });
+    let mut poll = Vec::new();
+    for i in 0..(w.cfg.wakeups / 10).max(3) {
+        tokio::time::sleep(Duration::from_millis(37 * (i as u64 % 13) + 5)).await;
+        let t = Instant::now();
+        flag.store(true, Ordering::SeqCst);
+        seen.notified().await;
+        poll.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    poller.abort();
+    Ok(Wakeup {
+        notify: summarize(&notify),
+        poll_interval_ms: poll_ms,
+        poll: summarize(&poll),
+    })
+}
+
+/// Single mode: issue → confirmed and → finalized, vs an airdrop's own confirmation and
+/// finality on the same validator at the same time.
+pub async fn chain_latency(w: &World) -> anyhow::Result<ChainLatency> {
+    let n = w.cfg.latency_n;
+    let file = base64_file();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (http, api, key, file) = (
+            w.http.clone(),
+            w.api.clone(),
+            w.key("bench-single").to_string(),
+            file.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let serial = format!("LAT-{i}");
+            let t = Instant::now();
+            let resp: Value = http
+                .post(format!("{api}/v1/credentials"))
+                .bearer_auth(&key)
+                .json(&json!({"recipient_id": "student", "issued_at": "2026-06-30T12:00:00Z",
+                    "serial": serial, "credential_type": "diploma", "title": "BSc", "file_base64": file}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let id = resp["id"].as_str().context("no id")?.to_string();
+            let mut confirmed = None;
+            loop {
+                let v: Value = http
+                    .get(format!("{api}/v1/credentials/{id}"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let status = v["status"].as_str().unwrap_or("");
+                if confirmed.is_none() && (status == "confirmed" || status == "finalized") {
+                    confirmed = Some(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                if status == "finalized" {
+                    let c = confirmed.unwrap_or(0.0);
+                    return anyhow::Ok((c, t.elapsed().as_secs_f64() * 1000.0));
+                }
+                anyhow::ensure!(t.elapsed() < Duration::from_secs(120), "not finalized");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let rpc = solana_client::nonblocking::rpc_client::RpcClient::new(w.rpc_url.clone());
+    let mut airdrops = Vec::new();
+    for _ in 0..n {
+        let to = solana_sdk::pubkey::Pubkey::new_unique();
+        let t = Instant::now();
+        let sig = rpc.request_airdrop(&to, 1_000_000).await?;
+        let mut confirmed = None;
+        loop {
+            let st = rpc.get_signature_statuses(&[sig]).await?.value;
+            if let Some(Some(s)) = st.first() {
+                use solana_client::rpc_response::TransactionConfirmationStatus as C;
+                let level = s.confirmation_status.clone();
+                if confirmed.is_none() && matches!(level, Some(C::Confirmed | C::Finalized)) {
+                    confirmed = Some(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                if matches!(level, Some(C::Finalized)) {
+                    airdrops.push((confirmed.unwrap_or(0.0), t.elapsed().as_secs_f64() * 1000.0));
+                    break;
+                }
+            }
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(120),
+                "airdrop not finalized"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    let mut creds = Vec::new();
+    for t in tasks {
+        creds.push(t.await??);
+    }
+    let pick = |v: &[(f64, f64)], first: bool| -> Vec<f64> {
+        v.iter().map(|p| if first { p.0 } else { p.1 }).collect()
+    };
+    Ok(ChainLatency {
+        n,
+        confirmed: summarize(&pick(&creds, true)),
+        finalized: summarize(&pick(&creds, false)),
+        airdrop_confirmed: summarize(&pick(&airdrops, true)),
+        airdrop_finalized: summarize(&pick(&airdrops, false)),
+    })
+}
+
+/// Lamports per credential in each mode, from the finalized transactions' fees.
+pub async fn cost(w: &World) -> anyhow::Result<Cost> {
+    let db = sql(&w.db_url).await?;
+    let single: f64 = db
+        .query_one(
+            "SELECT coalesce(avg(fee_lamports), 0)::float8 FROM anchor_transactions \
+             WHERE status = 'finalized' AND outbox_id IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    let merkle: f64 = db
+        .query_one(
+            "SELECT coalesce(sum(t.fee_lamports)::float8 / nullif(sum(b.member_count), 0), 0)::float8 \
+             FROM anchor_transactions t JOIN anchor_batches b ON b.id = t.batch_id \
+             WHERE t.status = 'finalized'",
+            &[],
+        )
+        .await?
+        .get(0);
+    Ok(Cost {
+        single_lamports_per_credential: single,
+        merkle_lamports_per_credential: merkle,
+    })
+}
+
+/// Anchors `reconcile_n` more single-mode credentials so the history is long, then times
+/// `reconciler run-once` over it (the real binary). Returns the figures and the run's peak RSS.
+pub async fn reconcile(w: &World) -> anyhow::Result<(Reconcile, f64)> {
+    let n = w.cfg.reconcile_n;
+    let serials: Vec<String> = (0..n).map(|i| format!("REC-{i}")).collect();
+    for part in serials.chunks(1_000) {
+        let items: Vec<Value> = part.iter().map(|s| item(s)).collect();
+        w.post_bulk("bench-single", &items).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let left = count(
+            &w.db_url,
+            "SELECT count(*) FROM credentials WHERE issuer_id = 'bench-single' AND status <> 'finalized'",
+        )
+        .await?;
+        if left == 0 {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{left} single-mode anchors left");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut child = tokio::process::Command::new(procs::bin(&w.cfg.bin_dir, "reconciler"))
+        .args(["run-once", "--since", "2h"])
+        .envs(w.service_env(procs::free_port()?))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id().unwrap_or(0);
+    let mut peak = 0f64;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s).await;
+        s
+    });
+    loop {
+        peak = peak.max(procs::rss_of(pid).1);
+        if let Some(status) = child.try_wait()? {
+            anyhow::ensure!(status.success(), "reconciler run-once failed");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = reader.await?;
+    let field = |name: &str| -> u64 {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name}:")))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().trim_end_matches(',').to_string())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let transactions = field("transactions");
+    let elapsed_ms = field("elapsed_ms").max(1);
+    Ok((
+        Reconcile {
+            transactions,
+            elapsed_ms,
+            tx_per_sec: transactions as f64 * 1000.0 / elapsed_ms as f64,
+        },
+        peak,
+    ))
+}
+
+/// Starts a service and waits for its readiness probe.
+pub async fn start(
+    w: &World,
+    name: &'static str,
+    args: &[&str],
+    extra: &[(&str, String)],
+) -> anyhow::Result<Service> {
+    let port = procs::free_port()?;
+    let mut env = w.service_env(port);
+    for (k, v) in extra {
+        env.push(((*k).to_string(), v.clone()));
+    }
+    let probe = if name == "issuer-api" {
+        let http_port = extra
+            .iter()
+            .find(|(k, _)| *k == "APP__HTTP__PORT")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        format!("http://127.0.0.1:{http_port}/readyz")
+    } else {
+        format!("http://127.0.0.1:{port}/readyz")
+    };
+    let s = Service::spawn(
+        name,
+        &procs::bin(&w.cfg.bin_dir, name),
+        args,
+        &env,
+        probe,
+        &w.work.join(format!("{name}.log")),
+    )?;
+    s.wait_ready(Duration::from_secs(60)).await?;
+    Ok(s)
+}
