@@ -34,6 +34,7 @@ async fn killed_mid_upload_then_rerun_issues_each_row_once_and_writes_every_proo
         },
         log: Default::default(),
         explorer: Default::default(),
+        chain: Default::default(),
     })
     .await
     .unwrap();
