@@ -119,6 +119,18 @@ async fn revocation_is_pending_until_its_memo_finalizes_then_revoked_on_chain() 
         0
     );
 
+    // A revoked credential keeps its proof bundle (its issuance anchor is still on chain).
+    let proof = w
+        .client
+        .get(format!("{}/v1/credentials/{id}/proof", w.api))
+        .bearer_auth(&w.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proof.status().as_u16(), 200);
+    let proof: Value = proof.json().await.unwrap();
+    assert_eq!(proof["anchor"]["signature"], issuance_sig.as_str());
+
     // Revoking again after anchoring is still the same revocation.
     let (status, last) = revoke(&w, &id, &w.api_key, "x").await;
     assert_eq!(status, 200);
