@@ -97,6 +97,25 @@ if [[ ${#ANCHOR_ARGS[@]} -gt 0 ]]; then
   FINDINGS="$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM reconciliation_findings")"
   echo "reconciliation findings: $FINDINGS (0 = the database and the chain agree)"
   [[ "$FINDINGS" == "0" ]] || exit 1
+
+  say "verifying like an employer would: the proof bundle, POST /v1/verify, and offline"
+  curl -fsS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID/proof" > "$WORK/diploma.proof.json"
+  echo "proof bundle: $WORK/diploma.proof.json ($(json 'd["anchor"]["mode"]' < "$WORK/diploma.proof.json") mode)"
+  VERDICT="$(curl -sS -F "file=@$WORK/diploma.pdf" -F "proof=@$WORK/diploma.proof.json;type=application/json" \
+    "http://127.0.0.1:$API_PORT/v1/verify" | json 'd["verdict"]')"
+  echo "POST /v1/verify with the genuine file: $VERDICT"
+  [[ "$VERDICT" == "valid" ]] || exit 1
+  echo "credential-verify (no call to our API, only the Solana RPC):"
+  "$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
+    --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY"
+  printf 'X' | dd of="$WORK/diploma.pdf" bs=1 seek=10 conv=notrunc status=none
+  set +e
+  "$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
+    --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY"
+  CODE=$?
+  set -e
+  echo "the same file with one byte changed: exit code $CODE (3 = tampered)"
+  [[ "$CODE" == "3" ]] || exit 1
 else
   [[ "$STATUS" == "queued" ]] || exit 1
   say "credential is signed and queued for anchoring"
