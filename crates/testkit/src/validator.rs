@@ -133,6 +133,10 @@ impl TestValidator {
             .arg("--ledger")
             .arg(&ledger)
             .args(["--reset", "--quiet", "--bind-address", "127.0.0.1"])
+            // The default keeps only 10,000 shreds: a busy test run purges transactions a
+            // minute old, and tests (verifier, reconciler) read old transactions back. Keep
+            // the whole run's ledger (tens of MB).
+            .args(["--limit-ledger-size", "50000000"])
             .args(["--rpc-port", &rpc_port.to_string()])
             .args(["--faucet-port", &faucet_port.to_string()])
             .args(["--gossip-port", &gossip_port.to_string()])
