@@ -650,32 +650,43 @@ pub async fn chain_latency(w: &World) -> anyhow::Result<ChainLatency> {
         }));
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    let rpc = solana_client::nonblocking::rpc_client::RpcClient::new(w.rpc_url.clone());
-    let mut airdrops = Vec::new();
+    // Airdrops at the same pace, followed in parallel like the credentials.
+    let mut drops = Vec::new();
     for _ in 0..n {
-        let to = solana_sdk::pubkey::Pubkey::new_unique();
-        let t = Instant::now();
-        let sig = rpc.request_airdrop(&to, 1_000_000).await?;
-        let mut confirmed = None;
-        loop {
-            let st = rpc.get_signature_statuses(&[sig]).await?.value;
-            if let Some(Some(s)) = st.first() {
-                use solana_client::rpc_response::TransactionConfirmationStatus as C;
-                let level = s.confirmation_status.clone();
-                if confirmed.is_none() && matches!(level, Some(C::Confirmed | C::Finalized)) {
-                    confirmed = Some(t.elapsed().as_secs_f64() * 1000.0);
+        let url = w.rpc_url.clone();
+        drops.push(tokio::spawn(async move {
+            let rpc = solana_client::nonblocking::rpc_client::RpcClient::new(url);
+            let to = solana_sdk::pubkey::Pubkey::new_unique();
+            let t = Instant::now();
+            let sig = rpc.request_airdrop(&to, 1_000_000).await?;
+            let mut confirmed = None;
+            loop {
+                let st = rpc.get_signature_statuses(&[sig]).await?.value;
+                if let Some(Some(s)) = st.first() {
+                    use solana_client::rpc_response::TransactionConfirmationStatus as C;
+                    let level = s.confirmation_status.clone();
+                    if confirmed.is_none() && matches!(level, Some(C::Confirmed | C::Finalized)) {
+                        confirmed = Some(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    if matches!(level, Some(C::Finalized)) {
+                        return anyhow::Ok((
+                            confirmed.unwrap_or(0.0),
+                            t.elapsed().as_secs_f64() * 1000.0,
+                        ));
+                    }
                 }
-                if matches!(level, Some(C::Finalized)) {
-                    airdrops.push((confirmed.unwrap_or(0.0), t.elapsed().as_secs_f64() * 1000.0));
-                    break;
-                }
+                anyhow::ensure!(
+                    t.elapsed() < Duration::from_secs(120),
+                    "airdrop not finalized"
+                );
+                tokio::time::sleep(Duration::from_millis(25)).await;
             }
-            anyhow::ensure!(
-                t.elapsed() < Duration::from_secs(120),
-                "airdrop not finalized"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        }));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let mut airdrops = Vec::new();
+    for d in drops {
+        airdrops.push(d.await??);
     }
     let mut creds = Vec::new();
     for t in tasks {
