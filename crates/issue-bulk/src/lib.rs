@@ -200,21 +200,19 @@ pub struct Report {
     pub request_ids: Vec<String>,
     pub proofs_written: usize,
     pub finalized: bool,
+    /// The wait for finality ran out (`--no-wait` never waits, so never times out).
+    pub timed_out: bool,
 }
 
 impl Report {
     pub fn exit_code(&self) -> i32 {
-        if self.wait_timed_out() {
+        if self.timed_out {
             exit::TIMEOUT
         } else if !self.refused.is_empty() {
             exit::SOME_REFUSED
         } else {
             exit::OK
         }
-    }
-
-    fn wait_timed_out(&self) -> bool {
-        !self.finalized && self.proofs_written == 0 && self.accepted + self.duplicates > 0
     }
 }
 
@@ -304,6 +302,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     bar.finish_and_clear();
     if opts.wait {
         report.finalized = wait_finalized(&client, opts, &report.request_ids).await?;
+        report.timed_out = !report.finalized;
         if report.finalized {
             report.proofs_written = write_proofs(&client, opts, &report.request_ids).await?;
         }

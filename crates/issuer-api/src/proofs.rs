@@ -42,11 +42,14 @@ pub async fn bundles_for(
         .await
         .map_err(store_err)?
         .ok_or(ApiError::Internal)?;
-    let keys = state
+    let keys: HashMap<String, PublicKey> = state
         .store
-        .signing_public_keys(issuer)
+        .signing_keys(issuer)
         .await
-        .map_err(store_err)?;
+        .map_err(store_err)?
+        .into_iter()
+        .map(|k| (k.key_id.as_str().to_string(), k.public_key))
+        .collect();
     let cluster = state.explorer.cluster.as_str().to_string();
     Ok(records
         .into_iter()
@@ -172,10 +175,7 @@ pub async fn get_proof(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path
-        .into_inner()
-        .parse::<domain::CredentialId>()
-        .map_err(|_| ApiError::invalid_field("id", "not a credential id (UUID)"))?;
+    let id = crate::routes::credentials::parse_id(&path.into_inner())?;
     let bundle = bundles_for(&state, &issuer.0, ProofScope::Credential(&id))
         .await?
         .into_iter()

@@ -157,37 +157,6 @@ impl Store {
             members: due,
         }))
     }
-
-    /// The batch a credential was sealed into, with its inclusion proof.
-    pub async fn batch_membership(
-        &self,
-        credential: &CredentialId,
-    ) -> Result<Option<BatchMembership>, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT b.id, b.member_count, b.root, m.proof \
-                 FROM anchor_batch_members m JOIN anchor_batches b ON b.id = m.batch_id \
-                 WHERE m.credential_id = $1",
-                &[credential.as_uuid()],
-            )
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let root: Vec<u8> = row.try_get(2)?;
-        let root: [u8; 32] = root
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("root length".into()))?;
-        let count: i32 = row.try_get(1)?;
-        let proof: Value = row.try_get(3)?;
-        Ok(Some(BatchMembership {
-            batch_id: BatchId::from_uuid(row.try_get(0)?),
-            count: u32::try_from(count).map_err(|_| StoreError::Corrupt("member_count".into()))?,
-            root: MerkleRoot::from_bytes(root),
-            proof: serde_json::from_value(proof)
-                .map_err(|e| StoreError::Corrupt(format!("stored proof: {e}")))?,
-        }))
-    }
 }
 
 /// Which credentials [`Store::proof_records`] reads.
@@ -262,33 +231,6 @@ impl Store {
                     credential,
                     membership,
                 })
-            })
-            .collect()
-    }
-
-    /// Every signing public key of an issuer, by key id (active and retired).
-    pub async fn signing_public_keys(
-        &self,
-        issuer: &IssuerId,
-    ) -> Result<std::collections::HashMap<String, domain::signing::PublicKey>, StoreError> {
-        let client = self.client().await?;
-        client
-            .query(
-                "SELECT key_id, public_key FROM issuer_signing_keys WHERE issuer_id = $1",
-                &[&issuer.as_str()],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                let key: Vec<u8> = r.try_get(1)?;
-                let key: [u8; 32] = key
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("public key length".into()))?;
-                Ok((
-                    r.try_get::<_, String>(0)?,
-                    domain::signing::PublicKey::from_bytes(key),
-                ))
             })
             .collect()
     }

@@ -660,25 +660,6 @@ impl Store {
             by_status: counts,
         }))
     }
-
-    /// Ids of the credentials a bulk request created, in id order.
-    pub async fn credential_batch_members(
-        &self,
-        issuer: &IssuerId,
-        id: &Uuid,
-    ) -> Result<Vec<CredentialId>, StoreError> {
-        let client = self.client().await?;
-        client
-            .query(
-                "SELECT id FROM credentials WHERE request_batch_id = $1 AND issuer_id = $2 \
-                 ORDER BY id",
-                &[id, &issuer.as_str()],
-            )
-            .await?
-            .iter()
-            .map(|r| Ok(CredentialId::from_uuid(r.try_get(0)?)))
-            .collect()
-    }
 }
 
 /// `GET /v1/credential-batches/{id}`.
