@@ -21,6 +21,10 @@ struct Cli {
     /// Where the report (`<date>.md`, `.json`, plots) is written.
     #[arg(long)]
     out: PathBuf,
+    /// Run only these scenarios (comma-separated: single, bulk, merkle, claim, wakeup,
+    /// latency, reconcile), e.g. to profile one of them under `perf record -a`.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 fn run_text(cmd: &str, args: &[&str]) -> String {
@@ -121,27 +125,46 @@ async fn main() -> anyhow::Result<()> {
     let api_idle = api.rss_mib().0;
     let reconciler_idle = reconciler.rss_mib().0;
 
-    eprintln!("bench: single issuance vs pgbench");
-    results.single = Some(scenarios::single_issue(&w).await?);
-    eprintln!("bench: bulk issuance vs COPY");
-    results.bulk = Some(scenarios::bulk(&w).await?);
+    let wanted = |name: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == name);
+    if wanted("single") {
+        eprintln!("bench: single issuance vs pgbench");
+        results.single = Some(scenarios::single_issue(&w).await?);
+    }
+    if wanted("bulk") {
+        eprintln!("bench: bulk issuance vs COPY");
+        results.bulk = Some(scenarios::bulk(&w).await?);
+    }
 
     eprintln!("bench: starting outbox-relay");
     let relay = scenarios::start(&w, "outbox-relay", &["serve"], &[]).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let relay_idle = relay.rss_mib().0;
-    eprintln!("bench: {} credentials in merkle mode", cfg.anchor_n);
-    results.anchor40k = Some(scenarios::anchor_merkle(&w).await?);
-    eprintln!("bench: claim latency with dead tuples");
-    results.claim = Some(scenarios::claim(&w).await?);
-    eprintln!("bench: NOTIFY wake-up vs polling");
-    results.wakeup = Some(scenarios::wakeup(&w).await?);
-    eprintln!("bench: issue → confirmed / finalized vs airdrops");
-    results.chain_latency = Some(scenarios::chain_latency(&w).await?);
-    eprintln!("bench: reconciler scan");
-    let (rec, run_once_peak) = scenarios::reconcile(&w).await?;
-    results.reconcile = Some(rec);
-    results.cost = Some(scenarios::cost(&w).await?);
+    if wanted("merkle") {
+        eprintln!("bench: {} credentials in merkle mode", cfg.anchor_n);
+        results.anchor40k = Some(scenarios::anchor_merkle(&w).await?);
+    }
+    if wanted("claim") {
+        eprintln!("bench: claim latency with dead tuples");
+        results.claim = Some(scenarios::claim(&w).await?);
+    }
+    if wanted("wakeup") {
+        eprintln!("bench: NOTIFY wake-up vs polling");
+        results.wakeup = Some(scenarios::wakeup(&w).await?);
+    }
+    if wanted("latency") {
+        eprintln!("bench: issue → confirmed / finalized vs airdrops");
+        results.chain_latency = Some(scenarios::chain_latency(&w).await?);
+    }
+    let mut run_once_peak = 0.0;
+    if wanted("reconcile") {
+        eprintln!("bench: reconciler scan");
+        let (rec, peak) = scenarios::reconcile(&w).await?;
+        results.reconcile = Some(rec);
+        run_once_peak = peak;
+    }
+    if wanted("merkle") && (wanted("latency") || wanted("reconcile")) {
+        results.cost = Some(scenarios::cost(&w).await?);
+    }
     results.memory = vec![
         Memory {
             service: "issuer-api".into(),

@@ -505,7 +505,9 @@ pub async fn claim(w: &World) -> anyhow::Result<Claim> {
     )
     .await?;
     db.execute(
-        "UPDATE outbox SET locked_until = NULL, locked_by = NULL WHERE completed_at IS NULL",
+        // The clean phase's leases expire: due again, after the dead tuples in index order.
+        "UPDATE outbox SET locked_until = NULL, locked_by = NULL, available_at = now() \
+         WHERE completed_at IS NULL",
         &[],
     )
     .await?;

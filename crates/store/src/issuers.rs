@@ -112,12 +112,13 @@ impl Store {
         key_id: &ApiKeyId,
     ) -> Result<Option<(IssuerId, ApiKeyHash)>, StoreError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
+        // Every authenticated request runs this: prepared once per connection.
+        let stmt = client
+            .prepare_cached(
                 "SELECT issuer_id, secret_hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
-                &[&key_id.as_str()],
             )
             .await?;
+        let row = client.query_opt(&stmt, &[&key_id.as_str()]).await?;
         let Some(row) = row else { return Ok(None) };
         let issuer: String = row.try_get(0)?;
         let hash: Vec<u8> = row.try_get(1)?;

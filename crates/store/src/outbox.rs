@@ -212,6 +212,14 @@ impl Store {
     /// Revocation jobs (`anchor_revocation`, issue #7) are always single mode, and are claimed
     /// only once their credential is anchored, so a `ca1:r` memo always lands after the
     /// credential's own anchor.
+    ///
+    /// Cost: the claim walks the partial index `outbox_due (available_at, id)` in order and
+    /// stops at the first `limit` lockable rows, so it does not grow with the backlog. Two
+    /// things keep it that way: `batch_id IS NULL` is a top-level condition (only credential
+    /// rows are ever sealed, so this is the same filter, but now it matches the index
+    /// predicate), and the claim moves `available_at` to the lease's end, so leased rows leave
+    /// the due range instead of being skipped one by one by every later claim. A crashed
+    /// worker's row becomes due exactly when its lease ends, as before.
     pub async fn claim_due_outbox_rows(
         &self,
         worker: &str,
@@ -224,9 +232,10 @@ impl Store {
             .query(
                 "WITH due AS ( \
                    SELECT o.id FROM outbox o JOIN issuers i ON i.id = o.issuer_id \
-                   WHERE o.completed_at IS NULL AND o.dead_at IS NULL AND o.available_at <= now() \
+                   WHERE o.completed_at IS NULL AND o.dead_at IS NULL AND o.batch_id IS NULL \
+                     AND o.available_at <= now() \
                      AND (o.locked_until IS NULL OR o.locked_until < now()) \
-                     AND ((o.kind = 'anchor_credential' AND o.batch_id IS NULL \
+                     AND ((o.kind = 'anchor_credential' \
                            AND (coalesce(i.anchor_mode, $4) = 'single' \
                                 OR EXISTS (SELECT 1 FROM anchor_transactions t WHERE t.outbox_id = o.id))) \
                           OR (o.kind = 'anchor_revocation' AND EXISTS (SELECT 1 FROM credentials rc \
@@ -236,11 +245,12 @@ impl Store {
                    LIMIT $1 FOR UPDATE OF o SKIP LOCKED) \
                  UPDATE outbox o SET attempts = o.attempts + 1, \
                         locked_until = now() + $2::bigint * interval '1 millisecond', \
+                        available_at = now() + $2::bigint * interval '1 millisecond', \
                         locked_by = $3, updated_at = now() \
-                 FROM due, credentials c \
-                 WHERE o.id = due.id AND c.id = o.credential_id \
-                 RETURNING o.id, o.credential_id, o.issuer_id, c.credential_hash, o.attempts, \
-                           o.failures, o.created_at, o.kind",
+                 FROM due WHERE o.id = due.id \
+                 RETURNING o.id, o.credential_id, o.issuer_id, \
+                           (SELECT c.credential_hash FROM credentials c WHERE c.id = o.credential_id), \
+                           o.attempts, o.failures, o.created_at, o.kind",
                 &[&i64::from(limit), &ms(lease), &worker, &default_mode],
             )
             .await?;
@@ -292,6 +302,7 @@ impl Store {
                    LIMIT $1 FOR UPDATE SKIP LOCKED) \
                  UPDATE anchor_batches b SET attempts = b.attempts + 1, \
                         locked_until = now() + $2::bigint * interval '1 millisecond', \
+                        available_at = now() + $2::bigint * interval '1 millisecond', \
                         locked_by = $3, updated_at = now() \
                  FROM due WHERE b.id = due.id \
                  RETURNING b.id, b.issuer_id, b.member_count, b.root, b.attempts, b.failures, \

@@ -294,6 +294,10 @@ async fn two_reconcilers_at_once_one_skips_and_the_result_is_a_single_runs() {
     let again = a.run_once(HOUR, false).await.unwrap();
     assert_eq!(again.backfilled, 0);
     assert_eq!(again.consistent, 2);
+    // The first run had to fetch both transactions to prove them; the second sees rows that
+    // already record exactly these signatures and skips the fetch (the steady-state scan).
+    assert_eq!(worker.fetched, 2, "{worker:?}");
+    assert_eq!(again.fetched, 0, "{again:?}");
     assert_eq!(
         w.query_i64("SELECT count(*) FROM reconciliation_findings")
             .await,
