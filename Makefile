@@ -8,13 +8,14 @@ AGAVE_VERSION ?= 4.2.2
 export SOLANA_TEST_VALIDATOR ?= $(CACHE_DIR)/tools/agave-$(AGAVE_VERSION)/bin/solana-test-validator
 LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
 
-.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e bench bench-smoke
+.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e bench bench-smoke fuzz
 
 help:
 	@echo "make demo   - start Postgres + validator + services locally, issue and anchor a sample credential"
 	@echo "make test   - install what tests need, then fmt/clippy checks, deploy-check and every test"
 	@echo "make deploy-check - offline checks of the Kubernetes manifests, Prometheus rules and dashboard"
 	@echo "make bench  - release build, every performance scenario vs its baseline -> bench/results/<date>.md"
+	@echo "make fuzz   - cargo-fuzz (nightly) on every target, FUZZ_SECONDS each (default 600)"
 
 ## System packages and cargo tools the tests need (idempotent, quick when present).
 deps:
@@ -71,3 +72,16 @@ bench-smoke: validator
 	cargo build --bins
 	$(LOCALNET) exec --validator required -- $(CARGO_TARGET_DIR)/debug/bench --smoke \
 	  --bin-dir $(CARGO_TARGET_DIR)/debug --out $(CACHE_DIR)/bench-smoke
+
+## Fuzzing by hand (nightly + cargo-fuzz, installed into the cache): FUZZ_SECONDS per target.
+## Findings land in fuzz/artifacts/<target>/; copy each into fuzz/regressions/<target>/ once
+## fixed, where `make test` replays it on stable (crates/domain/tests/fuzz_regressions.rs).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= memo_decode proof_bundle api_key
+fuzz:
+	@test -x $(CACHE_DIR)/tools/bin/cargo-fuzz || cargo install --locked cargo-fuzz --root $(CACHE_DIR)/tools
+	@export PATH="$(CACHE_DIR)/tools/bin:$$PATH" CARGO_TARGET_DIR=$(CACHE_DIR)/fuzz-target; cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t && cp -n regressions/$$t/* corpus/$$t/ ; \
+	  cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 2>&1 | tee $(CACHE_DIR)/fuzz-$$t.log | tail -n 15 || exit 1; \
+	done

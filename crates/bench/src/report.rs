@@ -156,17 +156,21 @@ pub fn rows(r: &Results) -> Vec<Row> {
             target: "p50 < 1,500 ms".into(),
             met: Some(l.confirmed.p50_ms < 1_500.0),
         });
-        let overhead = l.finalized.p50_ms - l.airdrop_finalized.p50_ms;
+        // The overhead is measured per credential against the validator's finality of that
+        // credential's own transaction; airdrops (sent at other moments, while the chain's
+        // slot pace varies) are shown for scale only.
+        let overhead = l.finality_overhead.p50_ms;
         out.push(Row {
             scenario: format!("issue → finalized, single mode (n={})", l.n),
             baseline: format!(
-                "airdrop finalizes: p50 {} ms",
+                "validator reports the same tx finalized; airdrop finalizes: p50 {} ms",
                 f0(l.airdrop_finalized.p50_ms)
             ),
             result: format!(
-                "p50 {} ms (overhead {} ms)",
+                "p50 {} ms; overhead over the tx's own finality p50 {} ms, p99 {} ms",
                 f0(l.finalized.p50_ms),
-                f0(overhead)
+                f0(overhead),
+                f0(l.finality_overhead.p99_ms)
             ),
             ratio: format!(
                 "{:.2}×",

@@ -13,6 +13,7 @@
 pub mod anchoring;
 pub mod api_key;
 pub mod batching;
+pub mod fuzzing;
 pub mod hash;
 pub mod ids;
 pub mod key_validity;

@@ -262,6 +262,22 @@ mod tests {
         b
     }
 
+    /// Regenerates the fuzzer's seed bundles (`fuzz/regressions/proof_bundle/seed-*.json`),
+    /// which the stable suite replays: `cargo test -p domain write_fuzz_seeds -- --ignored`.
+    #[test]
+    #[ignore = "writes seed files; run by hand"]
+    fn write_fuzz_seeds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/proof_bundle");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, batch) in [("single", None), ("merkle", Some(5))] {
+            let b = bundle(b"%PDF seed", batch);
+            assert!(check_offline(&b, Some(b"%PDF seed")).is_ok());
+            let text = serde_json::to_vec_pretty(&b).unwrap();
+            std::fs::write(dir.join(format!("seed-{name}.json")), text).unwrap();
+        }
+    }
+
     #[test]
     fn genuine_bundles_check_in_both_modes_and_round_trip_through_json() {
         for mode in [None, Some(1), Some(7), Some(1000)] {

@@ -38,7 +38,15 @@ impl FromRequest for AuthenticatedIssuer {
                 .await
                 .map_err(|e| state.store_error(e))?;
             match found {
-                Some((issuer, hash)) if hash.matches(&secret) => Ok(AuthenticatedIssuer(issuer)),
+                Some((issuer, hash)) if hash.matches(&secret) => {
+                    // After authentication, so only real keys take limiter memory; before
+                    // the handler reads the body, so a limited request writes nothing.
+                    state
+                        .limiter
+                        .check(key_id.as_str())
+                        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+                    Ok(AuthenticatedIssuer(issuer))
+                }
                 _ => Err(ApiError::Unauthorized),
             }
         })

@@ -58,6 +58,8 @@ pub enum ApiError {
     ChainUnavailable { retry_after_secs: u64 },
     #[error("the database is unavailable; retry later")]
     DatabaseUnavailable { retry_after_secs: u64 },
+    #[error("too many requests for this API key; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("internal error")]
     Internal,
 }
@@ -103,6 +105,7 @@ impl ApiError {
             ApiError::SigningUnavailable => "signing_unavailable",
             ApiError::ChainUnavailable { .. } => "chain_unavailable",
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal => "internal_error",
         }
     }
@@ -172,6 +175,7 @@ impl ResponseError for ApiError {
             ApiError::SigningUnavailable
             | ApiError::DatabaseUnavailable { .. }
             | ApiError::ChainUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -180,7 +184,8 @@ impl ResponseError for ApiError {
         let mut builder = HttpResponse::build(self.status_code());
         match self {
             ApiError::DatabaseUnavailable { retry_after_secs }
-            | ApiError::ChainUnavailable { retry_after_secs } => {
+            | ApiError::ChainUnavailable { retry_after_secs }
+            | ApiError::RateLimited { retry_after_secs } => {
                 builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             ApiError::Unauthorized => {
@@ -216,6 +221,7 @@ pub const ALL_CODES: &[&str] = &[
     "serial_conflict",
     "signing_unavailable",
     "database_unavailable",
+    "rate_limited",
     "chain_unavailable",
     "internal_error",
 ];

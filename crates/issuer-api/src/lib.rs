@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod proofs;
+pub mod ratelimit;
 pub mod request;
 pub mod routes;
 pub mod settings;

@@ -92,6 +92,13 @@ pub struct HttpSettings {
     /// Seconds a client is told to wait (Retry-After) when the database is unavailable.
     #[serde(default = "default_retry_after")]
     pub retry_after_secs: u64,
+    /// Sustained requests per second allowed per API key (429 + Retry-After beyond it);
+    /// 0 turns limiting off. Bulk issuance is one request per up to 10,000 credentials.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_second: u32,
+    /// Requests a key may make at once above the sustained rate.
+    #[serde(default = "default_rate_burst")]
+    pub rate_limit_burst: u32,
     /// Whether to apply pending migrations at start-up (the Kubernetes migration Job does it
     /// otherwise).
     #[serde(default = "default_true")]
@@ -122,6 +129,12 @@ fn default_shutdown_timeout() -> u64 {
 fn default_retry_after() -> u64 {
     2
 }
+fn default_rate_limit() -> u32 {
+    200
+}
+fn default_rate_burst() -> u32 {
+    400
+}
 fn default_true() -> bool {
     true
 }
@@ -136,6 +149,8 @@ impl Default for HttpSettings {
             workers: None,
             shutdown_timeout_secs: default_shutdown_timeout(),
             retry_after_secs: default_retry_after(),
+            rate_limit_per_second: default_rate_limit(),
+            rate_limit_burst: default_rate_burst(),
             migrate_on_start: true,
         }
     }

@@ -42,6 +42,10 @@ impl Application {
             body_limit_bytes: settings.http.body_limit_bytes,
             bulk_body_limit_bytes: settings.http.bulk_body_limit_bytes,
             retry_after_secs: settings.http.retry_after_secs,
+            limiter: crate::ratelimit::KeyLimiter::new(
+                settings.http.rate_limit_per_second,
+                settings.http.rate_limit_burst,
+            ),
             explorer: settings.explorer.clone(),
             chain: chain::ChainClient::read_only(chain::ChainConfig {
                 request_timeout: std::time::Duration::from_millis(

@@ -14,6 +14,8 @@ pub struct AppState {
     pub body_limit_bytes: usize,
     pub bulk_body_limit_bytes: usize,
     pub retry_after_secs: u64,
+    /// Per-API-key request budget.
+    pub limiter: crate::ratelimit::KeyLimiter,
     pub explorer: crate::settings::ExplorerSettings,
     /// Read-only RPC client for verification.
     pub chain: chain::ChainClient,

@@ -81,6 +81,7 @@ fn invalid(index: usize, serial: Option<String>, e: &ApiError) -> BulkItemResult
         (status = 202, description = "At least one item accepted; per-item results", body = BulkResponse),
         (status = 200, description = "Nothing new accepted (all duplicate or invalid)", body = BulkResponse),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody),
         (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
         (status = 422, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody),
     ),

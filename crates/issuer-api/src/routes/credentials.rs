@@ -28,6 +28,7 @@ const MAX_PAGE: u32 = 500;
         (status = 202, description = "Accepted and queued for anchoring", body = CredentialView),
         (status = 200, description = "Same serial and content already issued", body = CredentialView),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
         (status = 415, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
         (status = 503, body = crate::error::ErrorBody),

@@ -62,6 +62,7 @@ pub fn parse_reason(body: &[u8]) -> Result<String, ApiError> {
         (status = 202, description = "Recorded; its memo is queued for anchoring", body = RevocationView),
         (status = 200, description = "Already revoked: the existing revocation", body = RevocationView),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
         (status = 503, body = crate::error::ErrorBody),
     ),

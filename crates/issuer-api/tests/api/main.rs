@@ -9,4 +9,5 @@ mod idempotency;
 mod issue;
 mod listing;
 mod ops;
+mod ratelimit;
 mod rotation;

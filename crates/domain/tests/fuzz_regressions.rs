@@ -1,0 +1,37 @@
+//! Replays every input kept under `fuzz/regressions/<target>/` (findings of `make fuzz` and
+//! seed inputs) through the same property functions the fuzz targets run, on stable, in
+//! `make test`: a fixed finding can never come back unnoticed.
+
+use std::path::Path;
+
+fn replay(target: &str, check: fn(&[u8])) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions")
+        .join(target);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .path();
+        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let outcome = std::panic::catch_unwind(|| check(&data));
+        assert!(outcome.is_ok(), "{} fails again", path.display());
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn memo_decode_findings_stay_fixed() {
+    assert!(replay("memo_decode", domain::fuzzing::memo_decode) > 0);
+}
+
+#[test]
+fn proof_bundle_findings_stay_fixed() {
+    assert!(replay("proof_bundle", domain::fuzzing::proof_bundle) > 0);
+}
+
+#[test]
+fn api_key_findings_stay_fixed() {
+    assert!(replay("api_key", domain::fuzzing::api_key) > 0);
+}

@@ -1,0 +1,92 @@
+//! Per-API-key rate limiting: over the budget a key gets 429 `rate_limited` with
+//! Retry-After and nothing is written; other keys are unaffected; the budget comes back.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{credential_json, error_code, spawn_app_with};
+
+#[tokio::test]
+async fn a_key_over_its_budget_gets_429_with_retry_after_and_writes_nothing() {
+    let app = spawn_app_with(|s| {
+        s.http.rate_limit_per_second = 1;
+        s.http.rate_limit_burst = 3;
+    })
+    .await;
+    let other = app.second_issuer("uni-b").await;
+
+    let start = app.row_counts().await;
+    // The burst: three requests pass (two reads, one issuance).
+    for path in ["/v1/credentials", "/v1/credentials"] {
+        assert_eq!(app.get(path, &app.issuer.api_key).await.status(), 200);
+    }
+    assert_eq!(
+        app.post_json(&credential_json("RL-1"), None).await.status(),
+        202
+    );
+    let before = (start.0 + 1, start.1 + 1);
+
+    // Over the budget: an issuance is refused before its body is read.
+    let resp = app.post_json(&credential_json("RL-2"), None).await;
+    let retry_after: u64 = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After on 429");
+    let (status, body) = error_code(resp).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")));
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Reads are limited too, for this key only (asked at once: the budget refills in 1 s).
+    let (status, _) = error_code(app.get("/v1/credentials", &app.issuer.api_key).await).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        app.row_counts().await,
+        before,
+        "a limited request wrote rows"
+    );
+    let list = app.get("/v1/credentials", &other.api_key).await;
+    assert_eq!(
+        list.status(),
+        200,
+        "another issuer's key must not be limited"
+    );
+
+    // A wrong key is still 401, not 429: the limiter only sees authenticated keys.
+    let (status, body) = error_code(
+        app.get(
+            "/v1/credentials",
+            "cak_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+
+    // After Retry-After the key may issue again, and the retried request lands once.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let resp = app.post_json(&credential_json("RL-2"), None).await;
+    assert_eq!(resp.status(), 202);
+    let created: Value = resp.json().await.unwrap();
+    assert!(created["id"].is_string());
+    assert_eq!(app.row_counts().await, (before.0 + 1, before.1 + 1));
+}
+
+#[tokio::test]
+async fn zero_turns_the_limit_off() {
+    let app = spawn_app_with(|s| {
+        s.http.rate_limit_per_second = 0;
+        s.http.rate_limit_burst = 1;
+    })
+    .await;
+    // With any limit at burst 1 the second request would be refused.
+    for _ in 0..20 {
+        assert_eq!(
+            app.get("/v1/credentials", &app.issuer.api_key)
+                .await
+                .status(),
+            200
+        );
+    }
+}
