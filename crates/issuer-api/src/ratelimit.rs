@@ -4,32 +4,31 @@
 //!
 //! The limiter is keyed by the API key id and consulted only after the key authenticated, so
 //! its memory is bounded by the number of real keys: unauthenticated garbage cannot grow it.
+//! A limited request still costs the key lookup (one indexed read), never a write or the
+//! issuance work.
 //! Limits are per process: with N replicas an issuer gets N times the rate, which is what an
 //! operator scaling the API for graduation day wants anyway.
 
 use std::num::NonZeroU32;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// `None` when disabled (`rate_limit_per_second = 0`).
 pub struct KeyLimiter {
     inner: Option<DefaultKeyedRateLimiter<String>>,
-    clock: DefaultClock,
 }
 
 impl KeyLimiter {
-    /// `per_second` sustained requests per key with bursts of `burst` (at least
-    /// `per_second`); `per_second == 0` disables limiting.
+    /// `per_second` sustained requests per key; `burst` is the bucket size, i.e. how many
+    /// requests a rested key may make at once (at least `per_second`); `per_second == 0`
+    /// disables limiting.
     pub fn new(per_second: u32, burst: u32) -> Self {
         let inner = NonZeroU32::new(per_second).map(|rate| {
             let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
-        Self {
-            inner,
-            clock: DefaultClock::default(),
-        }
+        Self { inner }
     }
 
     /// `Ok` when `key_id` may make a request now, else the whole seconds to wait (at least
@@ -39,7 +38,7 @@ impl KeyLimiter {
             return Ok(());
         };
         limiter.check_key(&key_id.to_string()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
+            let wait = not_until.wait_time_from(limiter.clock().now());
             (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
         })
     }

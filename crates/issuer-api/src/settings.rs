@@ -96,7 +96,7 @@ pub struct HttpSettings {
     /// 0 turns limiting off. Bulk issuance is one request per up to 10,000 credentials.
     #[serde(default = "default_rate_limit")]
     pub rate_limit_per_second: u32,
-    /// Requests a key may make at once above the sustained rate.
+    /// Bucket size: how many requests a rested key may make at once (at least the rate).
     #[serde(default = "default_rate_burst")]
     pub rate_limit_burst: u32,
     /// Whether to apply pending migrations at start-up (the Kubernetes migration Job does it

@@ -205,8 +205,11 @@ impl Reconciler {
             // exactly this signature. Such an entry is the very transaction the database
             // trusted earlier (from the relay's own send or an earlier verified fetch), so
             // fetching it again can teach nothing: it is counted consistent without a
-            // `getTransaction`. Anything else (unknown row, other signature, other hash,
-            // batch memos) is fetched and judged on the transaction itself, as before.
+            // `getTransaction`. Anything else (unknown row, other signature, other hash, a
+            // failed entry, batch memos) is fetched and judged on the transaction itself.
+            // What this gives up: a row whose recorded signature was tampered with in the
+            // database to name another payer's transaction is not re-judged here; anchor
+            // signatures are written only from the relay's own sends and verified fetches.
             // Profiling the benchmark showed the fetches were the whole cost of a scan.
             let hinted_ids: Vec<CredentialId> = hinted
                 .iter()
@@ -219,16 +222,19 @@ impl Reconciler {
             let known_before = self.store.anchored_rows(&hinted_ids).await?;
             let mut candidates: Vec<(String, Option<i64>)> = Vec::with_capacity(hinted.len());
             for (entry, memos) in hinted {
-                let already = memos.iter().all(|m| match m {
-                    Memo::Credential {
-                        issuer,
-                        credential,
-                        hash,
-                    } => known_before.get(credential).is_some_and(|row| {
-                        row.agrees_with(issuer.as_str(), hash, &entry.signature)
-                    }),
-                    _ => false,
-                });
+                // A listed failure is always fetched and judged: a row that records a failed
+                // transaction as its anchor is a finding, never "consistent".
+                let already = !entry.err
+                    && memos.iter().all(|m| match m {
+                        Memo::Credential {
+                            issuer,
+                            credential,
+                            hash,
+                        } => known_before.get(credential).is_some_and(|row| {
+                            row.agrees_with(issuer.as_str(), hash, &entry.signature)
+                        }),
+                        _ => false,
+                    });
                 if already {
                     report.consistent += memos.len() as u64;
                 } else {

@@ -219,7 +219,10 @@ impl Store {
     /// rows are ever sealed, so this is the same filter, but now it matches the index
     /// predicate), and the claim moves `available_at` to the lease's end, so leased rows leave
     /// the due range instead of being skipped one by one by every later claim. A crashed
-    /// worker's row becomes due exactly when its lease ends, as before.
+    /// worker's row becomes due exactly when its lease ends, as before. Rows that stay due
+    /// but are not claimable here (unbatched rows of merkle-mode issuers waiting to be
+    /// sealed, revocations whose credential is not anchored yet) are still stepped over; there
+    /// are few of them in practice (sealing drains the first within `batch_max_wait`).
     pub async fn claim_due_outbox_rows(
         &self,
         worker: &str,
