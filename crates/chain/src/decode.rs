@@ -36,6 +36,23 @@ pub struct FetchedTx {
     pub memos: Vec<String>,
 }
 
+impl FetchedTx {
+    /// The transaction as the verification verdict sees it (`domain::verdict`); `finalized`
+    /// is the commitment it was read at. One conversion for the API and `credential-verify`.
+    pub fn into_seen(self, finalized: bool) -> domain::verdict::SeenTx {
+        domain::verdict::SeenTx {
+            slot: self.slot,
+            block_time: self
+                .block_time
+                .and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)),
+            finalized,
+            succeeded: self.succeeded,
+            fee_payer: self.fee_payer,
+            memos: self.memos,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawConfirmedTx {

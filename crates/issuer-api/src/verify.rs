@@ -9,13 +9,11 @@
 //! fact that something was anchored.
 
 use bytes::Bytes;
-use chain::{ChainError, Commitment, FetchedTx};
-use chrono::{DateTime, Utc};
+use chain::{ChainError, Commitment};
 use domain::hash::{CredentialFields, FileDigest};
 use domain::proof::{AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V1};
 use domain::verdict::{
-    derive_verdict, ChainAnchor, Evidence, IssuerFacts, PublishedKey, RevocationState, SeenTx,
-    VerdictKind,
+    derive_verdict, ChainAnchor, Evidence, IssuerFacts, PublishedKey, RevocationState, VerdictKind,
 };
 use domain::{IssuedAt, IssuerId, RecipientId, Serial};
 use serde::{Deserialize, Serialize};
@@ -352,7 +350,7 @@ async fn read_anchor(state: &AppState, signature: &str) -> Result<ChainAnchor, A
         .fetch_transaction(signature, Commitment::Finalized)
         .await
     {
-        Ok(Some(tx)) => return Ok(ChainAnchor::Seen(seen(tx, true))),
+        Ok(Some(tx)) => return Ok(ChainAnchor::Seen(tx.into_seen(true))),
         Ok(None) => {}
         Err(e @ ChainError::InvalidArgument(_)) => return Err(invalid(e)),
         Err(e) => return Err(unavailable(e)),
@@ -362,22 +360,9 @@ async fn read_anchor(state: &AppState, signature: &str) -> Result<ChainAnchor, A
         .fetch_transaction(signature, Commitment::Confirmed)
         .await
     {
-        Ok(Some(tx)) => Ok(ChainAnchor::Seen(seen(tx, false))),
+        Ok(Some(tx)) => Ok(ChainAnchor::Seen(tx.into_seen(false))),
         Ok(None) => Ok(ChainAnchor::NotFound),
         Err(e) => Err(unavailable(e)),
-    }
-}
-
-fn seen(tx: FetchedTx, finalized: bool) -> SeenTx {
-    SeenTx {
-        slot: tx.slot,
-        block_time: tx
-            .block_time
-            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
-        finalized,
-        succeeded: tx.succeeded,
-        fee_payer: tx.fee_payer,
-        memos: tx.memos,
     }
 }
 

@@ -257,10 +257,12 @@ impl Reconciler {
                 .buffered(FETCH_CONCURRENCY)
                 .try_collect()
                 .await?;
-            // One query per page for the rows these memos name: a row that already records
-            // exactly this anchor needs no per-row transaction (the steady state of every
-            // periodic scan over the last hour).
-            let named: Vec<CredentialId> = fetched
+            // The rows these memos name were read above from the hints; only a memo the hint
+            // did not show (a truncated or odd summary) needs one more query. A row that
+            // already records exactly this anchor then needs no per-row transaction.
+            let hinted_set: std::collections::HashSet<CredentialId> =
+                hinted_ids.into_iter().collect();
+            let unseen: Vec<CredentialId> = fetched
                 .iter()
                 .filter_map(|(_, _, tx)| tx.as_ref())
                 .flat_map(|tx| tx.memos.iter())
@@ -268,8 +270,12 @@ impl Reconciler {
                     domain::Decoded::Ours(Memo::Credential { credential, .. }) => Some(credential),
                     _ => None,
                 })
+                .filter(|id| !hinted_set.contains(id))
                 .collect();
-            let known = self.store.anchored_rows(&named).await?;
+            let mut known = known_before;
+            if !unseen.is_empty() {
+                known.extend(self.store.anchored_rows(&unseen).await?);
+            }
             for (signature, listed_time, tx) in fetched {
                 report.fetched += 1;
                 let Some(tx) = tx else {

@@ -16,13 +16,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chain::{ChainClient, ChainConfig, ChainError, Cluster, Commitment, FetchedTx};
-use chrono::{DateTime, Utc};
+use chain::{ChainClient, ChainConfig, ChainError, Cluster, Commitment};
 use domain::memo::{decode, Decoded, Memo};
 use domain::proof::ProofBundle;
 use domain::verdict::{
-    derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState, SeenTx, Verdict,
-    VerdictKind,
+    derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState, Verdict, VerdictKind,
 };
 use serde::Serialize;
 
@@ -244,12 +242,12 @@ pub async fn observe(
             .fetch_transaction(&bundle.anchor.signature, Commitment::Finalized)
             .await?
         {
-            Some(tx) => ChainAnchor::Seen(seen(tx, true)),
+            Some(tx) => ChainAnchor::Seen(tx.into_seen(true)),
             None => match client
                 .fetch_transaction(&bundle.anchor.signature, Commitment::Confirmed)
                 .await?
             {
-                Some(tx) => ChainAnchor::Seen(seen(tx, false)),
+                Some(tx) => ChainAnchor::Seen(tx.into_seen(false)),
                 None => ChainAnchor::NotFound,
             },
         }
@@ -304,19 +302,6 @@ async fn find_revocation(
         }
     }
     Ok(RevocationState::NotRevoked)
-}
-
-fn seen(tx: FetchedTx, finalized: bool) -> SeenTx {
-    SeenTx {
-        slot: tx.slot,
-        block_time: tx
-            .block_time
-            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
-        finalized,
-        succeeded: tx.succeeded,
-        fee_payer: tx.fee_payer,
-        memos: tx.memos,
-    }
 }
 
 fn report(req: &Request, cluster: Cluster, verdict: Verdict, obs: &Observation) -> Report {
