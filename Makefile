@@ -8,13 +8,14 @@ AGAVE_VERSION ?= 4.2.2
 export SOLANA_TEST_VALIDATOR ?= $(CACHE_DIR)/tools/agave-$(AGAVE_VERSION)/bin/solana-test-validator
 LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
 
-.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e bench bench-smoke fuzz
+.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e bench bench-smoke fuzz chaos
 
 help:
 	@echo "make demo   - start Postgres + validator + services locally, issue and anchor a sample credential"
 	@echo "make test   - install what tests need, then fmt/clippy checks, deploy-check and every test"
 	@echo "make deploy-check - offline checks of the Kubernetes manifests, Prometheus rules and dashboard"
 	@echo "make bench  - release build, every performance scenario vs its baseline -> bench/results/<date>.md"
+	@echo "make chaos  - crash suite: relay/API SIGKILLed at each failpoint CRASH_ITERATIONS times (default 50)"
 	@echo "make fuzz   - cargo-fuzz (nightly) on every target, FUZZ_SECONDS each (default 600)"
 
 ## System packages and cargo tools the tests need (idempotent, quick when present).
@@ -85,3 +86,15 @@ fuzz:
 	  cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
 	    -print_final_stats=1 2>&1 | tee $(CACHE_DIR)/fuzz-$$t.log | tail -n 15 || exit 1; \
 	done
+
+## Crash suite at full length (by hand; `make test` runs it with CRASH_ITERATIONS=3):
+## kill -9 at each failpoint under continuous issuance, then the chain-counted figures go
+## into docs/reliability.md.
+CRASH_ITERATIONS ?= 50
+chaos: validator
+	cargo build -p testkit --bin localnet
+	rm -rf $(CACHE_DIR)/chaos && mkdir -p $(CACHE_DIR)/chaos
+	CRASH_ITERATIONS=$(CRASH_ITERATIONS) CRASH_REPORT_DIR=$(CACHE_DIR)/chaos \
+	  $(LOCALNET) exec --validator required -- cargo nextest run --workspace --profile chaos \
+	  -E 'binary(crash)'
+	python3 scripts/chaos-report.py $(CACHE_DIR)/chaos docs/reliability.md

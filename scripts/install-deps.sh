@@ -31,6 +31,10 @@ fi
 if [[ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
   apt_install fonts-dejavu-core
 fi
+# python3: scripts/chaos-report.py and the schemathesis virtualenv.
+if ! command -v python3 >/dev/null 2>&1; then
+  apt_install python3
+fi
 if ! command -v curl >/dev/null 2>&1; then
   apt_install curl
 fi

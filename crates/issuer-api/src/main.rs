@@ -67,6 +67,11 @@ async fn main() -> anyhow::Result<()> {
     service_shell::telemetry::init(&settings.log);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            // Test builds only: the crash suite arms `return(kill)` failpoints this way.
+            let armed = crashpoint::arm_from_env()?;
+            if armed > 0 {
+                tracing::warn!(armed, "failpoints armed from FAILPOINTS");
+            }
             Application::build(settings)
                 .await?
                 .run_until_stopped()

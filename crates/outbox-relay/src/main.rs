@@ -88,6 +88,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let settings: Settings = service_shell::settings::load(cli.config.as_deref())?;
             service_shell::telemetry::init(&settings.log);
+            // Test builds only: the crash suite arms `return(kill)` failpoints this way.
+            let armed = crashpoint::arm_from_env()?;
+            if armed > 0 {
+                tracing::warn!(armed, "failpoints armed from FAILPOINTS");
+            }
             let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "relay probes listening");
             app.run_until(service_shell::shutdown::signal()).await?;

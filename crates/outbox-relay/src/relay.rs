@@ -134,6 +134,8 @@ impl Relay {
         if jobs.is_empty() {
             return Ok(0);
         }
+        fail::fail_point!("relay::after_claim", |arg| crash("after_claim", arg)
+            .map(|()| 0));
         let claimed = jobs.len();
         let ids: Vec<JobKey> = jobs.iter().map(|j| j.key).collect();
         let mut live: HashMap<JobKey, LiveAnchorTx> = self
@@ -310,9 +312,10 @@ impl Relay {
                 self.release(job, delay, None).await
             }
             (AnchorStep::Finalize { slot }, Some(tx)) => {
-                fail::fail_point!("relay::before_finalize", |_| Err(StepError::Crash(
-                    "before_finalize"
-                )));
+                fail::fail_point!("relay::before_finalize", |arg| crash(
+                    "before_finalize",
+                    arg
+                ));
                 let done = self
                     .store
                     .complete_finalized(fence, &tx.signature, slot)
@@ -356,9 +359,7 @@ impl Relay {
                 return Err(StepError::InsufficientFunds { balance, needed });
             }
         }
-        fail::fail_point!("relay::before_persist", |_| Err(StepError::Crash(
-            "before_persist"
-        )));
+        fail::fail_point!("relay::before_persist", |arg| crash("before_persist", arg));
         let stored = self
             .store
             .record_signed_tx(
@@ -377,9 +378,7 @@ impl Relay {
             tracing::info!(job = %job.key, "lease lost before storing the transaction; not sending");
             return Ok(());
         }
-        fail::fail_point!("relay::after_persist", |_| Err(StepError::Crash(
-            "after_persist"
-        )));
+        fail::fail_point!("relay::after_persist", |arg| crash("after_persist", arg));
         match self.chain.send_transaction_bytes(&tx.bytes).await {
             Ok(_) => self.metrics.sends.with_label_values(&["ok"]).inc(),
             Err(e) => {
@@ -387,7 +386,7 @@ impl Relay {
                 return Err(e.into());
             }
         }
-        fail::fail_point!("relay::after_send", |_| Err(StepError::Crash("after_send")));
+        fail::fail_point!("relay::after_send", |arg| crash("after_send", arg));
         self.store.mark_tx_sent(&tx.signature).await?;
         tracing::info!(job = %job.key, signature = %tx.signature, "anchor transaction sent");
         self.release(job, self.config.track_interval, note).await
@@ -447,6 +446,16 @@ impl Relay {
             .set(b.pending, b.dead, b.oldest_pending_age_seconds);
         Ok(())
     }
+}
+
+/// A failpoint fired: `return(kill)` SIGKILLs the process right here (the crash suite);
+/// plain `return` simulates the crash in-process as an early error, which the pass logs and
+/// leaves to the lease to clean up, exactly as it would a dead worker.
+// Unused in builds without failpoints (the macro expands to nothing there).
+#[allow(dead_code)]
+fn crash(at: &'static str, arg: Option<String>) -> Result<(), StepError> {
+    crashpoint::hit(arg.as_deref());
+    Err(StepError::Crash(at))
 }
 
 fn chrono_now() -> i64 {

@@ -213,9 +213,14 @@ impl Store {
 
         let outcome = match inserted {
             Some(row) => {
-                fail::fail_point!("store::issue::after_credential_insert", |_| Err(
-                    StoreError::Injected("after credential insert".into())
-                ));
+                // `return(kill)` SIGKILLs the API here, inside the open transaction (the
+                // crash suite); plain `return` fails the request instead.
+                fail::fail_point!("store::issue::after_credential_insert", |arg: Option<
+                    String,
+                >| {
+                    crashpoint::hit(arg.as_deref());
+                    Err(StoreError::Injected("after credential insert".into()))
+                });
                 // The outbox row and the relay's wake-up in one statement. The NOTIFY is
                 // delivered only on commit, so the relay never wakes for an uncommitted row.
                 let enqueue = tx

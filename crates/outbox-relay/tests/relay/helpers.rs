@@ -30,6 +30,9 @@ pub struct World {
     _dir: tempfile::TempDir,
     #[allow(dead_code)]
     pub issuer: CreatedIssuer,
+    /// The API's master key (base64), for starting more issuer-api processes on this world.
+    #[allow(dead_code)]
+    pub master_key_b64: String,
 }
 
 pub async fn world() -> World {
@@ -87,6 +90,7 @@ pub async fn world() -> World {
         _dir: dir,
         issuer,
         chain_env,
+        master_key_b64: master.to_base64(),
     }
 }
 

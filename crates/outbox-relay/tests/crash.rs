@@ -1,0 +1,443 @@
+//! Crash suite (#9): real `outbox-relay` and `issuer-api` processes are killed with SIGKILL
+//! *at* each failpoint (the failpoint itself raises the signal, see the `crashpoint` crate)
+//! while credentials are issued continuously, then restarted; after every iteration the
+//! survivors must have lost nothing and anchored nothing twice. Both are counted on the
+//! CHAIN (memos read back from the anchoring key's history), not in the database.
+//!
+//! `CRASH_ITERATIONS` sets the kills per failpoint: `make test` runs a few, `make chaos`
+//! runs 50. With `CRASH_REPORT_DIR` set, each test writes its figures there as JSON, which
+//! `scripts/chaos-report.sh` turns into the table in docs/reliability.md.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+#[path = "relay/helpers.rs"]
+mod helpers;
+
+use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use helpers::{world, World};
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+const DEFAULT_ITERATIONS: usize = 3;
+
+fn iterations() -> usize {
+    std::env::var("CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_ITERATIONS)
+}
+
+fn relay_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_outbox-relay"))
+}
+
+/// The issuer-api binary of the same build (a workspace test build makes every binary with
+/// the same features, failpoints included). A binary without failpoints refuses FAILPOINTS
+/// at startup, so the test fails loudly instead of passing without a crash.
+fn api_bin() -> PathBuf {
+    let bin = relay_bin().with_file_name("issuer-api");
+    assert!(
+        bin.exists(),
+        "{} missing: run through `cargo nextest run --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// `FAILPOINTS` value that lets the point pass `skip` times, then kills the process there.
+/// Varying `skip` lands the kill in different states of the pipeline.
+fn kill_spec(point: &str, skip: usize) -> String {
+    if skip == 0 {
+        format!("{point}=return(kill)")
+    } else {
+        format!("{point}={skip}*off->return(kill)")
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> std::fs::File {
+    std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()
+}
+
+fn spawn_relay(w: &World, logs: &Path, worker: &str, failpoints: Option<&str>) -> Child {
+    let mut cmd = Command::new(relay_bin());
+    cmd.arg("serve")
+        .env("APP__DATABASE__URL", &w.db.url)
+        .env("APP__CHAIN__RPC_URL", w.chain_env.rpc_url())
+        .env("APP__CHAIN__KEYPAIR_PATH", &w.keypair_path)
+        .env("APP__CHAIN__REQUEST_TIMEOUT_MS", "3000")
+        .env("APP__RELAY__WORKER_ID", worker)
+        // A killed relay's leases come back after this long.
+        .env("APP__RELAY__LEASE_MS", "2000")
+        .env("APP__RELAY__POLL_INTERVAL_MS", "200")
+        .env("APP__RELAY__TRACK_INTERVAL_MS", "500")
+        .env("APP__RELAY__FINALITY_HINT_MS", "2000")
+        .env("APP__RELAY__RETRY__BASE_MS", "200")
+        .env("APP__RELAY__RETRY__CAP_MS", "2000")
+        .env("APP__PROBES__HOST", "127.0.0.1")
+        .env("APP__PROBES__PORT", "0")
+        .env("APP__LOG__FILTER", "info")
+        .env_remove("FAILPOINTS")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log_file(logs, worker))
+        .stderr(log_file(logs, &format!("{worker}.err")))
+        .kill_on_drop(true);
+    if let Some(spec) = failpoints {
+        cmd.env("FAILPOINTS", spec);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits for a process armed with a kill point to die of SIGKILL (and nothing else).
+async fn expect_killed(child: &mut Child, what: &str, within: Duration) {
+    let status = tokio::time::timeout(within, child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("{what} never reached its failpoint within {within:?}"))
+        .unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "{what} was not killed at its failpoint: {status:?} (see its log)"
+    );
+}
+
+/// Issues credentials over HTTP, one after another, until `stop`; returns the ids that were
+/// acknowledged (202).
+fn issue_continuously(
+    w: Arc<World>,
+    prefix: &'static str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut ids = Vec::new();
+        let mut i = 0usize;
+        while !stop.load(Ordering::SeqCst) {
+            ids.push(w.issue(&format!("{prefix}-{i}")).await);
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ids
+    })
+}
+
+/// What a run proved, as counted at the end.
+#[derive(Debug, serde::Serialize)]
+struct Figures {
+    process: &'static str,
+    failpoint: String,
+    iterations: usize,
+    kills_observed: usize,
+    acknowledged: usize,
+    anchored_once: usize,
+    lost: usize,
+    duplicated: usize,
+    seconds: f64,
+}
+
+impl Figures {
+    fn report(&self) {
+        println!("CRASH-SUITE {}", serde_json::to_string(self).unwrap());
+        if let Ok(dir) = std::env::var("CRASH_REPORT_DIR") {
+            std::fs::create_dir_all(&dir).unwrap();
+            let name = self.failpoint.replace("::", "-");
+            std::fs::write(
+                Path::new(&dir).join(format!("{name}.json")),
+                serde_json::to_vec_pretty(self).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// The end state every run must reach: each acknowledged credential finalized, and on the
+/// chain exactly one memo per acknowledged credential and none for anything else.
+async fn settle_and_count(w: &World, logs: &Path, acked: &[String]) -> (usize, usize, usize) {
+    // A clean relay (no failpoint) drains what the killed ones left.
+    let mut clean = spawn_relay(w, logs, "clean", None);
+    w.wait_all_finalized(acked.len() as i64, Duration::from_secs(180))
+        .await;
+    clean.kill().await.unwrap();
+
+    let on_chain: HashMap<String, usize> = w.anchors_on_chain().await;
+    let anchored_once = acked
+        .iter()
+        .filter(|id| on_chain.get(*id) == Some(&1))
+        .count();
+    let lost = acked
+        .iter()
+        .filter(|id| !on_chain.contains_key(*id))
+        .count();
+    let duplicated = on_chain.values().filter(|n| **n > 1).count();
+    let acked_set: std::collections::HashSet<&String> = acked.iter().collect();
+    let strangers = on_chain.keys().filter(|id| !acked_set.contains(id)).count();
+    assert_eq!(
+        strangers, 0,
+        "memos on chain for credentials never acknowledged"
+    );
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM credentials").await,
+        acked.len() as i64,
+        "the database holds exactly the acknowledged credentials"
+    );
+    (anchored_once, lost, duplicated)
+}
+
+/// Kill the relay at `point`, `iterations()` times, under continuous issuance.
+async fn relay_killed_at(point: &str) {
+    let started = Instant::now();
+    let w = Arc::new(world().await);
+    let logs = tempfile::tempdir().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let issuing: Vec<_> = ["CRASH-A", "CRASH-B"]
+        .into_iter()
+        .map(|prefix| issue_continuously(w.clone(), prefix, stop.clone()))
+        .collect();
+    let n = iterations();
+    let mut kills = 0;
+    for i in 0..n {
+        // Die at the 1st..16th evaluation, so kills land early and late in a relay's life.
+        let spec = kill_spec(point, (i * 7) % 16);
+        let mut relay = spawn_relay(&w, logs.path(), &format!("relay-{i}"), Some(&spec));
+        // before_finalize needs a transaction to reach finality first (~13 s on the local
+        // validator), the others a few hundred milliseconds.
+        expect_killed(
+            &mut relay,
+            &format!("relay #{i} ({spec})"),
+            Duration::from_secs(120),
+        )
+        .await;
+        kills += 1;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = Vec::new();
+    for task in issuing {
+        acked.extend(task.await.unwrap());
+    }
+    assert!(
+        acked.len() >= n,
+        "issuance kept running: {} acknowledged",
+        acked.len()
+    );
+    let (anchored_once, lost, duplicated) = settle_and_count(&w, logs.path(), &acked).await;
+    let figures = Figures {
+        process: "outbox-relay",
+        failpoint: point.to_string(),
+        iterations: n,
+        kills_observed: kills,
+        acknowledged: acked.len(),
+        anchored_once,
+        lost,
+        duplicated,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    figures.report();
+    assert_eq!((lost, duplicated), (0, 0), "{figures:?}");
+    assert_eq!(anchored_once, acked.len(), "{figures:?}");
+}
+
+#[tokio::test]
+async fn relay_killed_after_claim_loses_nothing_and_anchors_once() {
+    relay_killed_at("relay::after_claim").await;
+}
+
+#[tokio::test]
+async fn relay_killed_after_persisting_the_signed_tx_loses_nothing_and_anchors_once() {
+    relay_killed_at("relay::after_persist").await;
+}
+
+#[tokio::test]
+async fn relay_killed_after_send_loses_nothing_and_anchors_once() {
+    relay_killed_at("relay::after_send").await;
+}
+
+#[tokio::test]
+async fn relay_killed_before_the_finalized_status_update_loses_nothing_and_anchors_once() {
+    relay_killed_at("relay::before_finalize").await;
+}
+
+fn spawn_api(w: &World, logs: &Path, port: u16, name: &str, failpoints: Option<&str>) -> Child {
+    let mut cmd = Command::new(api_bin());
+    cmd.arg("serve")
+        .env("APP__DATABASE__URL", &w.db.url)
+        .env("APP__SIGNING__MASTER_KEY", &w.master_key_b64)
+        .env("APP__HTTP__HOST", "127.0.0.1")
+        .env("APP__HTTP__PORT", port.to_string())
+        .env("APP__HTTP__WORKERS", "2")
+        .env("APP__HTTP__RATE_LIMIT_PER_SECOND", "0")
+        .env("APP__CHAIN__RPC_URL", w.chain_env.rpc_url())
+        .env("APP__LOG__FILTER", "info")
+        .env_remove("FAILPOINTS")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log_file(logs, name))
+        .stderr(log_file(logs, &format!("{name}.err")))
+        .kill_on_drop(true);
+    if let Some(spec) = failpoints {
+        cmd.env("FAILPOINTS", spec);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// One client of the registrar's portal: issues serials one by one, each with its own
+/// Idempotency-Key, and retries the SAME request (same key, same body) on a connection
+/// error or a 5xx until it is acknowledged, as the README tells clients to.
+fn portal_client(
+    base: String,
+    api_key: String,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+    retries: Arc<Mutex<usize>>,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut ids = Vec::new();
+        let mut i = 0usize;
+        while !stop.load(Ordering::SeqCst) {
+            let serial = format!("{prefix}-{i}");
+            let body = json!({
+                "recipient_id": format!("student-{serial}"),
+                "issued_at": "2026-06-30T12:00:00Z",
+                "serial": serial,
+                "credential_type": "diploma",
+                "title": "BSc Computer Science",
+                "file_base64": base64::engine::general_purpose::STANDARD
+                    .encode(format!("%PDF diploma {serial}")),
+            });
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let id = loop {
+                assert!(Instant::now() < deadline, "{serial} never acknowledged");
+                let sent = client
+                    .post(format!("{base}/v1/credentials"))
+                    .bearer_auth(&api_key)
+                    .header("Idempotency-Key", format!("key-{serial}"))
+                    .json(&body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(resp) if resp.status().as_u16() == 202 => {
+                        let v: Value = resp.json().await.unwrap();
+                        break v["id"].as_str().unwrap().to_string();
+                    }
+                    Ok(resp) if resp.status().is_server_error() => {}
+                    Ok(resp) => {
+                        let status = resp.status();
+                        panic!(
+                            "{serial}: {status} {}",
+                            resp.text().await.unwrap_or_default()
+                        )
+                    }
+                    Err(_) => {}
+                }
+                *retries.lock().unwrap() += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            ids.push(id);
+            i += 1;
+        }
+        ids
+    })
+}
+
+/// Kill the API inside the issuance transaction (credential row written, outbox row not
+/// yet), `iterations()` times, while four portal clients issue and retry with their
+/// Idempotency-Keys. Every acknowledged credential must be anchored exactly once, and the
+/// database must hold nothing else: the killed transactions left no half-written row.
+#[tokio::test]
+async fn api_killed_between_credential_and_outbox_insert_loses_nothing_and_duplicates_nothing() {
+    let point = "store::issue::after_credential_insert";
+    let started = Instant::now();
+    let w = Arc::new(world().await);
+    let logs = tempfile::tempdir().unwrap();
+    let port = testkit::ports::free_port().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    // The relay runs throughout, unarmed: anchoring goes on while the API dies.
+    let mut relay = spawn_relay(&w, logs.path(), "relay", None);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let retries = Arc::new(Mutex::new(0usize));
+    let n = iterations();
+    let mut api = spawn_api(&w, logs.path(), port, "api-0", Some(&kill_spec(point, 3)));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            portal_client(
+                base.clone(),
+                w.api_key.clone(),
+                format!("API-CRASH-{c}"),
+                stop.clone(),
+                retries.clone(),
+            )
+        })
+        .collect();
+    let mut kills = 0;
+    for i in 0..n {
+        expect_killed(
+            &mut api,
+            &format!("issuer-api #{i}"),
+            Duration::from_secs(60),
+        )
+        .await;
+        kills += 1;
+        let next = if i + 1 < n {
+            Some(kill_spec(point, 3 + i % 5))
+        } else {
+            None
+        };
+        api = spawn_api(
+            &w,
+            logs.path(),
+            port,
+            &format!("api-{}", i + 1),
+            next.as_deref(),
+        );
+    }
+    // Let the clients get a few more through the unarmed API, then stop them.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = Vec::new();
+    for c in clients {
+        acked.extend(c.await.unwrap());
+    }
+    let unique: std::collections::HashSet<&String> = acked.iter().collect();
+    assert_eq!(unique.len(), acked.len(), "one id per acknowledged serial");
+    let retried = *retries.lock().unwrap();
+    assert!(
+        retried >= n,
+        "the kills were seen by clients: {retried} retries"
+    );
+    relay.kill().await.unwrap();
+    api.kill().await.unwrap();
+
+    let (anchored_once, lost, duplicated) = settle_and_count(&w, logs.path(), &acked).await;
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM outbox WHERE kind = 'anchor_credential'")
+            .await,
+        acked.len() as i64,
+        "one outbox row per credential"
+    );
+    let figures = Figures {
+        process: "issuer-api",
+        failpoint: point.to_string(),
+        iterations: n,
+        kills_observed: kills,
+        acknowledged: acked.len(),
+        anchored_once,
+        lost,
+        duplicated,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    figures.report();
+    assert_eq!((lost, duplicated), (0, 0), "{figures:?}");
+    assert_eq!(anchored_once, acked.len(), "{figures:?}");
+}

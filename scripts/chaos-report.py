@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Turns the crash suite's JSON figures (CRASH_REPORT_DIR) into the table between the
+chaos markers of docs/reliability.md, so the document shows what the last `make chaos` run
+measured rather than what someone typed."""
+import datetime
+import json
+import pathlib
+import sys
+
+report_dir = pathlib.Path(sys.argv[1])
+doc = pathlib.Path(sys.argv[2])
+rows = []
+for path in sorted(report_dir.glob("*.json")):
+    f = json.loads(path.read_text())
+    held = f["lost"] == 0 and f["duplicated"] == 0 and f["anchored_once"] == f["acknowledged"]
+    rows.append(
+        f"| `{f['process']}` | `{f['failpoint']}` | {f['kills_observed']} of {f['iterations']} "
+        f"| {f['acknowledged']:,} | {f['anchored_once']:,} | {f['lost']} | {f['duplicated']} "
+        f"| {f['seconds']:.0f} s | {'held' if held else '**FAILED**'} |"
+    )
+if not rows:
+    sys.exit(f"no crash-suite figures in {report_dir}")
+table = "\n".join(
+    [
+        f"Last `make chaos` run: {datetime.date.today().isoformat()} (SIGKILL raised at the failpoint; "
+        "counts read from the chain).",
+        "",
+        "| process | failpoint | kills | acknowledged | anchored exactly once (chain) | lost | duplicated | time | result |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+)
+text = doc.read_text()
+begin, end = "<!-- chaos:begin -->", "<!-- chaos:end -->"
+if begin not in text or end not in text:
+    sys.exit(f"{doc} has no {begin} ... {end} markers")
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+doc.write_text(f"{head}{begin}\n{table}\n{end}{tail}")
+print(table)
