@@ -78,7 +78,7 @@ bench-smoke: validator
 ## Findings land in fuzz/artifacts/<target>/; copy each into fuzz/regressions/<target>/ once
 ## fixed, where `make test` replays it on stable (crates/domain/tests/fuzz_regressions.rs).
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= memo_decode proof_bundle api_key
+FUZZ_TARGETS ?= memo_decode proof_bundle api_key issue_request
 fuzz:
 	@test -x $(CACHE_DIR)/tools/bin/cargo-fuzz || cargo install --locked cargo-fuzz --root $(CACHE_DIR)/tools
 	@export PATH="$(CACHE_DIR)/tools/bin:$$PATH" CARGO_TARGET_DIR=$(CACHE_DIR)/fuzz-target; cd fuzz && for t in $(FUZZ_TARGETS); do \

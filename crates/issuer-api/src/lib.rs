@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod bulk;
 pub mod error;
+pub mod fuzzing;
 pub mod metrics;
 pub mod openapi;
 pub mod proofs;

@@ -46,6 +46,9 @@ fn is_transient(state: &SqlState) -> bool {
         || *state == SqlState::T_R_SERIALIZATION_FAILURE
         || *state == SqlState::T_R_DEADLOCK_DETECTED
         || *state == SqlState::READ_ONLY_SQL_TRANSACTION // failover to a replica in progress
+        // The database is being restored or swapped (restore into a new database, then
+        // rename): it comes back under the same name.
+        || *state == SqlState::INVALID_CATALOG_NAME
 }
 
 fn has_io_source(e: &tokio_postgres::Error) -> bool {

@@ -139,6 +139,29 @@ impl TestPostgres {
         self.pg_ctl_start()
     }
 
+    /// `pg_ctl restart -m fast`: every session is terminated, the server comes back on the
+    /// same port (what an operator's restart or a failover does to the services).
+    pub fn restart(&self) -> anyhow::Result<()> {
+        // pg_ctl restart reuses the options of the last start (postmaster.opts); the log
+        // file must be given again or the server would write to our pipe.
+        self.run(
+            &pg_bin("pg_ctl"),
+            &[
+                "-D",
+                path_str(&self.data_dir())?,
+                "-l",
+                path_str(&self.log_file())?,
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
+        )
+        .with_context(|| format!("pg_ctl restart; log:\n{}", self.log_tail()))
+    }
+
     fn stop_with_mode(&self, mode: &str) -> anyhow::Result<()> {
         self.run(
             &pg_bin("pg_ctl"),

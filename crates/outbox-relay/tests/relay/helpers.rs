@@ -36,7 +36,11 @@ pub struct World {
 }
 
 pub async fn world() -> World {
-    let db = testkit::test_db().await.unwrap();
+    world_on(testkit::test_db().await.unwrap()).await
+}
+
+/// A world on a given database (e.g. on a PostgreSQL server of the test's own, to restart).
+pub async fn world_on(db: TestDb) -> World {
     let chain_env = testkit::validator::chain_env().await.unwrap();
     let master = MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap();
     let settings = issuer_api::Settings {

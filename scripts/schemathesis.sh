@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# schemathesis (PyPI) against the running issuer-api's own /openapi.json (issue #9, item 7).
+# Starts a throw-away PostgreSQL + solana-test-validator (localnet), the API and the relay,
+# issues one credential so reads have something to find, then lets schemathesis generate
+# requests for every documented operation (valid and invalid) with the checks:
+#   not_a_server_error, status_code_conformance, content_type_conformance,
+#   response_headers_conformance, response_schema_conformance.
+# The verdict is schemathesis' own exit code; its JUnit report lands in $OUT.
+# Usage: bash scripts/schemathesis.sh   (ST_MAX_EXAMPLES, default 30; SKIP_BUILD=1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${CARGO_TARGET_DIR:=$HOME/.cache/credential-anchor/target}"
+export CARGO_TARGET_DIR
+CACHE_DIR="${CACHE_DIR:-$HOME/.cache/credential-anchor}"
+BIN="$CARGO_TARGET_DIR/debug"
+VENV="$CACHE_DIR/tools/schemathesis-venv"
+ST_VERSION="${ST_VERSION:-4.32.5}"
+OUT="${OUT:-$CACHE_DIR/schemathesis}"
+WORK="$(mktemp -d /tmp/credential-st.XXXXXX)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ -n "${KEEP_WORK:-}" ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+say() { printf '\n== %s\n' "$*"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+if [[ ! -x "$VENV/bin/st" ]] || [[ "$("$VENV/bin/st" --version 2>/dev/null)" != *"$ST_VERSION"* ]]; then
+  say "installing schemathesis $ST_VERSION into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "schemathesis==$ST_VERSION"
+fi
+[[ -n "${SKIP_BUILD:-}" ]] || cargo build --bins -q
+
+say "PostgreSQL + solana-test-validator"
+"$BIN/localnet" up --validator required --env-file "$WORK/env" 2>"$WORK/localnet.log" &
+PIDS+=($!)
+for _ in $(seq 1 180); do [[ -s "$WORK/env" ]] && break; sleep 1; done
+[[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; exit 1; }
+# shellcheck disable=SC1090
+source "$WORK/env"
+
+API_PORT=$(free_port); RELAY_PORT=$(free_port)
+export APP__DATABASE__URL="$DATABASE_URL" APP__HTTP__PORT="$API_PORT" APP__HTTP__HOST=127.0.0.1
+export APP__SIGNING__MASTER_KEY="$("$BIN/issuer-api" admin new-master-key)"
+export APP__LOG__FILTER=warn APP__CHAIN__RPC_URL="$SOLANA_RPC_URL"
+# Thousands of generated requests in a minute: the per-key limit would answer most with 429.
+export APP__HTTP__RATE_LIMIT_PER_SECOND=0
+"$BIN/outbox-relay" keygen --out "$WORK/anchor.json" >/dev/null
+ANCHOR_PUBKEY="$("$BIN/outbox-relay" pubkey --keypair "$WORK/anchor.json")"
+"$BIN/outbox-relay" airdrop --keypair "$WORK/anchor.json" --sol 10 >/dev/null
+"$BIN/issuer-api" admin create-issuer --id st-university --name "Schemathesis University" --anchor-pubkey "$ANCHOR_PUBKEY" > "$WORK/issuer.json"
+API_KEY="$(json 'd["api_key"]' < "$WORK/issuer.json")"
+"$BIN/issuer-api" serve >"$WORK/api.log" 2>&1 & PIDS+=($!)
+APP__CHAIN__KEYPAIR_PATH="$WORK/anchor.json" APP__PROBES__PORT="$RELAY_PORT" \
+  "$BIN/outbox-relay" serve >"$WORK/relay.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 1 60); do curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
+API="http://127.0.0.1:$API_PORT"
+curl -fsS -X POST "$API/v1/credentials" -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \
+  -d '{"recipient_id":"student-1","issued_at":"2026-06-30T12:00:00Z","serial":"ST-1","credential_type":"diploma","title":"BSc","file_base64":"JVBERi0xLjcK"}' >/dev/null
+
+say "schemathesis against $API/openapi.json"
+mkdir -p "$OUT"
+set +e
+"$VENV/bin/st" run "$API/openapi.json" \
+  -H "Authorization: Bearer $API_KEY" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --max-examples "${ST_MAX_EXAMPLES:-30}" --seed "${ST_SEED:-20261123}" \
+  --workers 2 --request-timeout 20 --no-color \
+  --report junit --report-junit-path "$OUT/junit.xml" 2>&1 | tee "$OUT/output.txt"
+rc=${PIPESTATUS[0]}
+set -e
+if [[ $rc -ne 0 ]]; then
+  echo "schemathesis found failures (exit $rc); API log tail:"; tail -20 "$WORK/api.log"
+fi
+exit "$rc"
