@@ -217,7 +217,9 @@ async fn relay_killed_at(point: &str) {
         expect_killed(
             &mut relay,
             &format!("relay #{i} ({spec})"),
-            Duration::from_secs(120),
+            // A liveness bound, not a speed claim: on a loaded 2-core machine the validator's
+            // slots slow down and the first finality can take minutes.
+            Duration::from_secs(300),
         )
         .await;
         kills += 1;
@@ -335,7 +337,8 @@ fn portal_client(
                 "file_base64": base64::engine::general_purpose::STANDARD
                     .encode(format!("%PDF diploma {serial}")),
             });
-            let deadline = Instant::now() + Duration::from_secs(120);
+            // Long enough to retry through a lost database and its restore.
+            let deadline = Instant::now() + Duration::from_secs(600);
             let id = loop {
                 assert!(Instant::now() < deadline, "{serial} never acknowledged");
                 let sent = client
@@ -627,6 +630,22 @@ fn backup(w: &World, path: &Path) {
     assert!(status.success(), "pg_dump failed");
 }
 
+/// The disaster: the live database is gone (its sessions ended with it). From here the API
+/// answers 503 until the restore brings a database back under the same name.
+async fn lose_database(w: &World) {
+    let (admin_url, name) = w.db.url.rsplit_once('/').unwrap();
+    let name = name.split('?').next().unwrap().to_string();
+    let (admin, conn) =
+        tokio_postgres::connect(&format!("{admin_url}/postgres"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
 /// Restores `path` into a new database, then swaps it in under the live name (DROP …
 /// WITH (FORCE) ends the API's sessions), so the API never sees a half-restored schema:
 /// only a short "database unavailable" window, which its clients retry through.
@@ -653,7 +672,7 @@ async fn restore_swapping(w: &World, path: &Path) {
         .unwrap();
     assert!(status.success(), "psql restore failed");
     admin
-        .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .await
         .unwrap();
     admin
@@ -664,9 +683,59 @@ async fn restore_swapping(w: &World, path: &Path) {
         .unwrap();
 }
 
+/// The transactions the relay stored that may still land: (signatures, last valid heights).
+async fn in_flight(w: &World) -> (Vec<String>, Vec<u64>) {
+    let (client, conn) = tokio_postgres::connect(&w.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT signature, last_valid_block_height FROM anchor_transactions \
+             WHERE status IN ('signed', 'sent', 'confirmed')",
+            &[],
+        )
+        .await
+        .unwrap();
+    (
+        rows.iter().map(|r| r.get(0)).collect(),
+        rows.iter().map(|r| r.get::<_, i64>(1) as u64).collect(),
+    )
+}
+
+/// Waits until every one of those transactions has either finalized or can no longer land
+/// (the finalized block height passed its `lastValidBlockHeight`), so the reconciler that
+/// runs next sees the chain's final record (the README's restore runbook says the same).
+async fn settle_in_flight(w: &World, (signatures, valid_until): (Vec<String>, Vec<u64>)) {
+    let chain = w.chain();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let statuses = chain.signature_statuses(&signatures).await.unwrap();
+        let height = chain.finalized_block_height().await.unwrap();
+        let open = statuses
+            .iter()
+            .zip(&valid_until)
+            .filter(|(st, until)| {
+                let finalized =
+                    matches!(st, Some(s) if s.confirmation == chain::Confirmation::Finalized);
+                !finalized && height <= **until
+            })
+            .count();
+        if open == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} transactions still in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Restore from an older backup *under load* (#9), following the README's runbook: the
-/// relay is stopped, the backup restored while portal clients keep issuing (they retry
-/// through the swap), `reconciler run-once` covers the gap, then the relay comes back.
+/// database is lost while portal clients issue (they get 503 and keep retrying), the relay
+/// is stopped and its last transactions let land, the backup is restored, `reconciler
+/// run-once` covers the gap, then the relay comes back while the clients still issue.
 /// Every credential whose anchor is on the chain must be back in the database (100 %), no
 /// credential anchored twice, and everything acknowledged after the restore anchored once.
 /// Credentials acknowledged after the backup but never sent before the disaster are gone
@@ -699,21 +768,10 @@ async fn restore_from_an_older_backup_under_load_recovers_every_anchored_credent
     // Disaster: the relay is scaled to 0, and everything it sent is let land (or expire)
     // so the chain's record is complete before we compare.
     relay.kill().await.unwrap();
-    let horizon = w
-        .query_i64(
-            "SELECT coalesce(max(last_valid_block_height), 0)::bigint FROM anchor_transactions",
-        )
-        .await as u64;
-    let chain = w.chain();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while chain.finalized_block_height().await.unwrap() <= horizon {
-        assert!(
-            Instant::now() < deadline,
-            "block height never passed {horizon}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
     let rows_before_disaster = w.query_i64("SELECT count(*) FROM credentials").await;
+    let sent = in_flight(&w).await;
+    lose_database(&w).await;
+    settle_in_flight(&w, sent).await;
 
     restore_swapping(&w, &dump).await;
     let run = std::process::Command::new(relay_bin().with_file_name("reconciler"))
