@@ -8,7 +8,7 @@ AGAVE_VERSION ?= 4.2.2
 export SOLANA_TEST_VALIDATOR ?= $(CACHE_DIR)/tools/agave-$(AGAVE_VERSION)/bin/solana-test-validator
 LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
 
-.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e bench bench-smoke fuzz chaos
+.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e bench bench-smoke fuzz chaos schemathesis
 
 help:
 	@echo "make demo   - start Postgres + validator + services locally, issue and anchor a sample credential"
@@ -38,6 +38,7 @@ test: validator lint deploy-check
 	cargo build -p testkit --bin localnet
 	$(LOCALNET) exec --validator required -- cargo nextest run --workspace --no-fail-fast
 	@bash scripts/prometheus-e2e.sh
+	@bash scripts/schemathesis.sh
 	@$(MAKE) --no-print-directory bench-smoke
 
 ## Tests without building the validator (chain tests then start their own or fail).
@@ -98,3 +99,8 @@ chaos: validator
 	  $(LOCALNET) exec --validator required -- cargo nextest run --workspace --profile chaos \
 	  -E 'binary(crash)'
 	python3 scripts/chaos-report.py $(CACHE_DIR)/chaos docs/reliability.md
+
+## schemathesis (PyPI, in a venv under the cache) against the running API's /openapi.json:
+## no 5xx, every status, header, content type and body as documented (part of `make test`).
+schemathesis: validator
+	@bash scripts/schemathesis.sh

@@ -35,6 +35,9 @@ fi
 if ! command -v python3 >/dev/null 2>&1; then
   apt_install python3
 fi
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  apt_install python3-venv
+fi
 if ! command -v curl >/dev/null 2>&1; then
   apt_install curl
 fi
