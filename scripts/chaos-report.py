@@ -14,7 +14,7 @@ for path in sorted(report_dir.glob("*.json")):
     f = json.loads(path.read_text())
     held = f["lost"] == 0 and f["duplicated"] == 0 and f["anchored_once"] == f["acknowledged"]
     rows.append(
-        f"| `{f['process']}` | `{f['failpoint']}` | {f['kills_observed']} of {f['iterations']} "
+        f"| `{f['process']}` | `{f['failpoint']}` | {f['kills_observed']} of {f['iterations']}{' restarts' if f['process'] == 'postgres' else ''} "
         f"| {f['acknowledged']:,} | {f['anchored_once']:,} | {f['lost']} | {f['duplicated']} "
         f"| {f['seconds']:.0f} s | {'held' if held else '**FAILED**'} |"
     )
