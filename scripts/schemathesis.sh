@@ -69,7 +69,7 @@ set +e
   -H "Authorization: Bearer $API_KEY" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
   --max-examples "${ST_MAX_EXAMPLES:-30}" --seed "${ST_SEED:-20261123}" \
-  --workers 2 --request-timeout 20 --no-color \
+  --workers 2 --request-timeout 20 --no-color --generation-database none \
   --report junit --report-junit-path "$OUT/junit.xml" 2>&1 | tee "$OUT/output.txt"
 rc=${PIPESTATUS[0]}
 set -e
