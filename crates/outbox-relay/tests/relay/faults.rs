@@ -1,11 +1,12 @@
-//! Faults: a relay dying after send, an RPC outage, an expired blockhash.
+//! Faults: a relay dying after send, an RPC outage (refused, black-holed, reset, slow), an
+//! expired blockhash.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use outbox_relay::Application;
-use testkit::proxy::TcpProxy;
+use testkit::proxy::{ProxyMode, TcpProxy};
 
-use crate::helpers::world;
+use crate::helpers::{world, World};
 
 async fn pass_until_finalized(app: &Application, w: &crate::helpers::World, id: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
@@ -107,6 +108,254 @@ async fn rpc_outage_backs_off_without_dead_letters_then_drains() {
     for id in &ids {
         assert_eq!(counts.get(id), Some(&1));
     }
+}
+
+/// A relay whose RPC goes through a proxy the test controls, with one credential already
+/// anchored through it in `Forward` and left in flight (sent, not yet finalized). So when the
+/// fault starts, the RPC client holds a pooled keep-alive connection (a fault that spared open
+/// connections would go unseen) and a sent transaction has to be tracked across the fault.
+/// Returns the proxy, the relay and the in-flight credential's id.
+async fn relay_behind_proxy(
+    w: &World,
+    worker: &str,
+    serial: &str,
+) -> (TcpProxy, Application, String) {
+    let target = w
+        .chain_env
+        .rpc_url()
+        .trim_start_matches("http://")
+        .to_string();
+    let proxy = TcpProxy::start(target).await.unwrap();
+    let app = Application::build(w.relay_settings(&proxy.url(), worker))
+        .await
+        .unwrap();
+    let id = w.issue(serial).await;
+    assert_eq!(app.relay().run_pass().await.unwrap(), 1);
+    assert_eq!(w.credential(&id).await["status"], "submitted");
+    assert!(proxy.accepted() >= 1, "the RPC went through the proxy");
+    (proxy, app, id)
+}
+
+/// Runs passes 100 ms apart for `window`; returns the number of polls and how long each pass
+/// that claimed jobs took. A pass whose chain view fails backs its jobs off and then returns
+/// an error: it claimed too, so anything but `Ok(0)` counts.
+async fn passes_for(app: &Application, window: Duration) -> (u32, Vec<Duration>) {
+    let mut polls = 0;
+    let mut claiming = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < window {
+        polls += 1;
+        let pass = Instant::now();
+        if !matches!(app.relay().run_pass().await, Ok(0)) {
+            claiming.push(pass.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (polls, claiming)
+}
+
+/// The outbox rows as text (attempts, failures, dead, last error), for assertion messages.
+async fn outbox_rows(w: &World) -> String {
+    let (client, conn) = tokio_postgres::connect(&w.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT attempts, failures, dead_at IS NOT NULL, coalesce(last_error, '') \
+             FROM outbox ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            format!(
+                "\n  attempts {} failures {} dead {} last_error {}",
+                r.get::<_, i32>(0),
+                r.get::<_, i32>(1),
+                r.get::<_, bool>(2),
+                r.get::<_, String>(3)
+            )
+        })
+        .collect()
+}
+
+/// During a fault: every job failed and backed off, none dead-lettered, nothing new signed.
+async fn assert_waiting_out_the_fault(w: &World, kind: &str) {
+    let rows = outbox_rows(w).await;
+    assert!(
+        w.query_i64("SELECT min(failures)::bigint FROM outbox")
+            .await
+            >= 1,
+        "{rows}"
+    );
+    assert!(
+        w.query_i64("SELECT max(failures)::bigint FROM outbox")
+            .await
+            >= 2,
+        "{rows}"
+    );
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL")
+            .await,
+        0,
+        "{rows}"
+    );
+    // The fault is what was recorded: `last_error` reads "rpc <method> failed (<kind>): ...".
+    assert_eq!(
+        w.query_i64(&format!(
+            "SELECT count(*) FROM outbox WHERE last_error LIKE '%({kind})%'"
+        ))
+        .await,
+        3,
+        "{rows}"
+    );
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM credentials WHERE status = 'queued'")
+            .await,
+        2
+    );
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM anchor_transactions")
+            .await,
+        1,
+        "no transaction signed without the RPC"
+    );
+}
+
+/// After the fault: everything finalizes, each credential anchored exactly once on chain,
+/// the in-flight transaction followed rather than re-signed.
+async fn assert_drains_once(app: &Application, w: &World, ids: &[String]) {
+    for id in ids {
+        pass_until_finalized(app, w, id).await;
+    }
+    let counts = w.anchors_on_chain().await;
+    for id in ids {
+        assert_eq!(counts.get(id), Some(&1), "{id}");
+    }
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM anchor_transactions")
+            .await,
+        3
+    );
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn rpc_black_hole_times_out_backs_off_without_dead_letters_then_drains() {
+    let w = world().await;
+    let (proxy, app, in_flight) = relay_behind_proxy(&w, "relay-black-hole", "S-BH-0").await;
+    let ids = vec![in_flight, w.issue("S-BH-1").await, w.issue("S-BH-2").await];
+
+    proxy.set_mode(ProxyMode::BlackHole);
+    // Each claiming pass now blocks until the 3 s RPC timeout (relay_settings), so the window
+    // is long enough for three of them: the first at 0 s, the next two once the short backoff
+    // (at most 0.2 s, then 0.4 s) is over, at about 3.1 s and 6.2 s.
+    let (polls, claiming) = passes_for(&app, Duration::from_secs(8)).await;
+    assert!(claiming.len() >= 2, "polls {polls}, passes {claiming:?}");
+    for took in &claiming {
+        // Stalled (not refused, not answered) until the client's own timeout ended it: never
+        // shorter than the timeout; the upper bound only leaves room for a loaded machine.
+        assert!(
+            (Duration::from_secs(3)..Duration::from_secs(9)).contains(took),
+            "passes {claiming:?}"
+        );
+    }
+    assert_waiting_out_the_fault(&w, "timeout").await;
+
+    proxy.set_mode(ProxyMode::Forward);
+    assert_drains_once(&app, &w, &ids).await;
+}
+
+#[tokio::test]
+async fn rpc_connection_resets_back_off_without_dead_letters_then_drain() {
+    let w = world().await;
+    let (proxy, app, in_flight) = relay_behind_proxy(&w, "relay-reset", "S-RST-0").await;
+    let ids = vec![
+        in_flight,
+        w.issue("S-RST-1").await,
+        w.issue("S-RST-2").await,
+    ];
+
+    proxy.set_mode(ProxyMode::Reset);
+    let (polls, claiming) = passes_for(&app, Duration::from_secs(4)).await;
+    // Resets fail at once. No bound on the pass time (a loaded machine stretches it), but
+    // every job's last error is a transport error below, never a timeout.
+    assert!(claiming.len() >= 2, "polls {polls}, passes {claiming:?}");
+    // Fewer claims than polls: the jobs waited out a growing backoff. Without it, each new
+    // job would be claimed at every poll (and dead-lettered after 10 failures).
+    let max_claims = w
+        .query_i64(
+            "SELECT max(o.attempts)::bigint FROM outbox o \
+             JOIN credentials c ON c.id = o.credential_id WHERE c.status = 'queued'",
+        )
+        .await;
+    assert!(
+        max_claims < i64::from(polls),
+        "claims {max_claims}, polls {polls}"
+    );
+    assert_waiting_out_the_fault(&w, "transport").await;
+
+    proxy.set_mode(ProxyMode::Forward);
+    assert_drains_once(&app, &w, &ids).await;
+}
+
+#[tokio::test]
+async fn slow_rpc_below_the_timeout_anchors_once_without_failures() {
+    let w = world().await;
+    let (proxy, app, in_flight) = relay_behind_proxy(&w, "relay-slow", "S-SLOW-0").await;
+    let ids = vec![
+        in_flight,
+        w.issue("S-SLOW-1").await,
+        w.issue("S-SLOW-2").await,
+    ];
+
+    // Every chunk held 300 ms each way: a JSON-RPC call takes at least 600 ms instead of ~1 ms,
+    // well below the 3 s request timeout. Signing and sending is four calls in a row (about
+    // 2.4 s, longer than relay_settings' 2 s lease: harmless with one relay, whose fence is its
+    // worker id and claim count, not the clock).
+    let delay = Duration::from_millis(300);
+    proxy.set_mode(ProxyMode::Delay(delay));
+    let pass = Instant::now();
+    assert!(app.relay().run_pass().await.unwrap() >= 2);
+    // At least blockhash then fees, one after the other, each delayed both ways.
+    assert!(pass.elapsed() >= delay * 4, "{:?}", pass.elapsed());
+
+    for id in &ids {
+        pass_until_finalized(&app, &w, id).await;
+    }
+    let counts = w.anchors_on_chain().await;
+    for id in &ids {
+        assert_eq!(counts.get(id), Some(&1), "{id}");
+    }
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM anchor_transactions")
+            .await,
+        3,
+        "nothing re-signed"
+    );
+    // No step ever failed: `failures` is reset by a later success, but `last_error` is kept
+    // once written, so it shows any failure along the way.
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM outbox WHERE last_error IS NOT NULL")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.query_i64("SELECT max(failures)::bigint FROM outbox")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
