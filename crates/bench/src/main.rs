@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     let wanted = |name: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == name);
     if wanted("single") {
         eprintln!("bench: single issuance vs pgbench");
-        results.single = Some(scenarios::single_issue(&w).await?);
+        results.single = Some(scenarios::single_issue(&w, api.pid()).await?);
     }
     if wanted("bulk") {
         eprintln!("bench: bulk issuance vs COPY");

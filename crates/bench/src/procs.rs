@@ -109,6 +109,28 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// (run-queue wait, CPU time) in ms, summed over a process's threads: the second and first
+/// fields of `/proc/<pid>/task/<tid>/schedstat` (ns). Threads that exited are not counted,
+/// so take both readings while the same threads live (actix and tokio keep theirs).
+pub fn run_queue_and_cpu_ms(pid: u32) -> (f64, f64) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0.0, 0.0);
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|text| parse_schedstat(&text))
+        .fold((0.0, 0.0), |(w, c), (cpu, wait)| (w + wait, c + cpu))
+}
+
+/// `schedstat` is `cpu_ns wait_ns timeslices`; returns (cpu, wait) in ms.
+pub fn parse_schedstat(text: &str) -> Option<(f64, f64)> {
+    let mut it = text.split_whitespace();
+    let cpu: f64 = it.next()?.parse().ok()?;
+    let wait: f64 = it.next()?.parse().ok()?;
+    Some((cpu / 1e6, wait / 1e6))
+}
+
 /// The pid of the local validator (its command name starts with "solana-test-val").
 pub fn validator_pid() -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
@@ -151,4 +173,19 @@ pub fn free_port() -> anyhow::Result<u16> {
 /// Where the service binaries are.
 pub fn bin(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedstat_fields_are_cpu_then_wait() {
+        assert_eq!(parse_schedstat("2000000 5000000 7\n"), Some((2.0, 5.0)));
+        assert_eq!(parse_schedstat("garbage"), None);
+        assert_eq!(parse_schedstat(""), None);
+        // Our own process has at least one thread with a readable schedstat.
+        let (_wait, cpu) = run_queue_and_cpu_ms(std::process::id());
+        assert!(cpu > 0.0);
+    }
 }

@@ -61,14 +61,24 @@ pub fn rows(r: &Results) -> Vec<Row> {
                 "  latency at half the max rate ({} req/s)",
                 f0(s.half_rate_rps)
             ),
-            baseline: "—".into(),
+            baseline: format!(
+                "pgbench same tx at that rate: p50 {} ms, p99 {} ms",
+                f1(s.pgbench_at_rate.p50_ms),
+                f1(s.pgbench_at_rate.p99_ms)
+            ),
             result: format!(
-                "p50 {} ms, p99 {} ms (n={})",
+                "p50 {} ms, p99 {} ms (n={}); driver lag p99 {} ms; API waited {:.2} ms for a CPU per request (used {:.2} ms)",
                 f1(s.latency.p50_ms),
                 f1(s.latency.p99_ms),
-                s.latency.n
+                s.latency.n,
+                f1(s.driver_lag.p99_ms),
+                s.api_run_queue_ms_per_request,
+                s.api_cpu_ms_per_request,
             ),
-            ratio: "—".into(),
+            ratio: format!(
+                "p99 {:.1}×",
+                s.latency.p99_ms / s.pgbench_at_rate.p99_ms.max(1e-9)
+            ),
             target: "p99 < 20 ms".into(),
             met: Some(s.latency.n > 0 && s.latency.p99_ms < 20.0),
         });

@@ -35,6 +35,17 @@ pub struct SingleIssue {
     pub pgbench_tps: f64,
     pub half_rate_rps: f64,
     pub latency: Summary,
+    /// pgbench running the same transaction at the same rate (`-R`, latency from each
+    /// transaction's scheduled start, like ours): what PostgreSQL alone gives on this machine.
+    pub pgbench_at_rate: Summary,
+    /// How late the load driver itself dispatched each request (scheduled start → send):
+    /// counted in `latency`, but not the service's doing.
+    pub driver_lag: Summary,
+    /// Time the issuer-api's threads sat runnable waiting for a CPU during the open loop
+    /// (`/proc/<pid>/task/*/schedstat`), per request: CPU contention, not work.
+    pub api_run_queue_ms_per_request: f64,
+    /// CPU time the issuer-api used per request in the open loop.
+    pub api_cpu_ms_per_request: f64,
     pub validator_cores: f64,
     #[serde(skip)]
     pub samples_ms: Vec<f64>,
@@ -199,7 +210,7 @@ impl World {
 
 /// Single `POST /v1/credentials`: closed loop at `concurrency` for the max rate, then open
 /// loop at half that rate for latency; baseline: pgbench running the same transaction.
-pub async fn single_issue(w: &World) -> anyhow::Result<SingleIssue> {
+pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue> {
     let issuer = "bench-http";
     let cpu = CpuMeter::start();
     let ok = Arc::new(AtomicUsize::new(0));
@@ -241,10 +252,13 @@ pub async fn single_issue(w: &World) -> anyhow::Result<SingleIssue> {
     let t0 = Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(256));
     let mut tasks = Vec::with_capacity(n);
+    let mut lags = Vec::with_capacity(n);
+    let sched_before = procs::run_queue_and_cpu_ms(api_pid);
     for i in 0..n {
         let at = t0 + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(at.into()).await;
         let permit = limit.clone().acquire_owned().await?;
+        lags.push(at.elapsed().as_secs_f64() * 1000.0);
         let (http, api, key, file) = (
             w.http.clone(),
             w.api.clone(),
@@ -266,10 +280,17 @@ pub async fn single_issue(w: &World) -> anyhow::Result<SingleIssue> {
         }
     }
     let half_rate_rps = samples.len() as f64 / t0.elapsed().as_secs_f64();
+    let sched_after = procs::run_queue_and_cpu_ms(api_pid);
+    let per_request = |after: f64, before: f64| (after - before) / n.max(1) as f64;
+    let api_run_queue_ms_per_request = per_request(sched_after.0, sched_before.0);
+    let api_cpu_ms_per_request = per_request(sched_after.1, sched_before.1);
     let validator_cores = cpu.validator_cores();
     w.retire_outbox(issuer).await?;
 
-    let pgbench_tps = pgbench(w).await?;
+    // The database alone at the same rate and with the same clients.
+    let at_rate = pgbench(w, Some(half_rate_rps)).await?;
+    w.retire_outbox("bench-pgbench").await?;
+    let pgbench_tps = pgbench(w, None).await?.tps;
     w.retire_outbox("bench-pgbench").await?;
     Ok(SingleIssue {
         concurrency: w.cfg.concurrency,
@@ -278,6 +299,10 @@ pub async fn single_issue(w: &World) -> anyhow::Result<SingleIssue> {
         pgbench_tps,
         half_rate_rps,
         latency: summarize(&samples),
+        pgbench_at_rate: summarize(&at_rate.latency_ms),
+        driver_lag: summarize(&lags),
+        api_run_queue_ms_per_request,
+        api_cpu_ms_per_request,
         validator_cores,
         samples_ms: samples,
     })
@@ -314,9 +339,17 @@ async fn post_one(
     Ok(())
 }
 
+struct PgbenchRun {
+    tps: f64,
+    /// Per-transaction latency from `-l` (only with a rate).
+    latency_ms: Vec<f64>,
+}
+
 /// pgbench running the issuing transaction itself (credential + outbox + NOTIFY) at the same
 /// concurrency: the ceiling the API could reach if HTTP, JSON, hashing and signing were free.
-async fn pgbench(w: &World) -> anyhow::Result<f64> {
+/// With `rate`, throttled (`-R`) and logged (`-l`): its latency is measured from each
+/// transaction's scheduled start, as the open loop measures ours.
+async fn pgbench(w: &World, rate: Option<f64>) -> anyhow::Result<PgbenchRun> {
     let key_id = &w.keys["bench-pgbench"].signing_key_id;
     let script = w.work.join("issue.sql");
     std::fs::write(
@@ -335,13 +368,23 @@ async fn pgbench(w: &World) -> anyhow::Result<f64> {
              END;\n"
         ),
     )?;
-    let out = tokio::process::Command::new("pgbench")
-        .args(["-n", "-j", "2", "-c"])
+    let log_dir = w.work.join(format!("pgbench-log-{}", rate.is_some()));
+    let _ = std::fs::remove_dir_all(&log_dir);
+    std::fs::create_dir_all(&log_dir)?;
+    let mut cmd = tokio::process::Command::new("pgbench");
+    cmd.args(["-n", "-j", "2", "-c"])
         .arg(w.cfg.concurrency.to_string())
         .arg("-T")
         .arg(w.cfg.duration.as_secs().max(1).to_string())
         .arg("-f")
-        .arg(&script)
+        .arg(&script);
+    if let Some(rate) = rate {
+        cmd.arg("-R")
+            .arg(format!("{:.0}", rate.max(1.0)))
+            .arg("-l")
+            .arg(format!("--log-prefix={}", log_dir.join("tx").display()));
+    }
+    let out = cmd
         .arg(&w.db_url)
         .output()
         .await
@@ -353,11 +396,26 @@ async fn pgbench(w: &World) -> anyhow::Result<f64> {
         text,
         String::from_utf8_lossy(&out.stderr)
     );
-    text.lines()
+    let tps = text
+        .lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|v| v.parse().ok())
-        .context("no tps in pgbench output")
+        .context("no tps in pgbench output")?;
+    let mut latency_ms = Vec::new();
+    for entry in std::fs::read_dir(&log_dir)? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        latency_ms.extend(text.lines().filter_map(pgbench_log_latency_ms));
+    }
+    Ok(PgbenchRun { tps, latency_ms })
+}
+
+/// A pgbench `-l` line is `client_id transaction_no time script_no time_epoch time_us
+/// [schedule_lag]`; `time` (µs) runs from the scheduled start when throttled. Skipped
+/// transactions log `skipped` and are not latencies.
+pub fn pgbench_log_latency_ms(line: &str) -> Option<f64> {
+    let us: f64 = line.split_whitespace().nth(2)?.parse().ok()?;
+    Some(us / 1000.0)
 }
 
 /// Bulk issuance into PostgreSQL (no relay running) vs psql `\copy` of the same rows.
@@ -856,4 +914,22 @@ pub async fn start(
     )?;
     s.wait_ready(Duration::from_secs(60)).await?;
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgbench_log_lines_give_latency_and_skip_the_rest() {
+        assert_eq!(
+            pgbench_log_latency_ms("0 199 2241 0 1175850568 995598 1500"),
+            Some(2.241)
+        );
+        assert_eq!(
+            pgbench_log_latency_ms("3 12 skipped 0 1175850569 10007"),
+            None
+        );
+        assert_eq!(pgbench_log_latency_ms(""), None);
+    }
 }

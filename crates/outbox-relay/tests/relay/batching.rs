@@ -216,7 +216,7 @@ async fn an_issuer_in_single_mode_is_not_batched_under_a_merkle_default() {
     let app = Application::build(w.merkle_settings(w.chain_env.rpc_url(), "relay-s", 100, 0))
         .await
         .unwrap();
-    run_relay_until_finalized(&w, app, 3, Duration::from_secs(90)).await;
+    run_relay_until_finalized(&w, app, 3, Duration::from_secs(180)).await;
     assert_eq!(w.query_i64("SELECT count(*) FROM anchor_batches").await, 0);
     let counts = w.anchors_on_chain().await;
     for id in &ids {

@@ -115,10 +115,13 @@ impl World {
                 lease_ms: 2_000,
                 poll_interval_ms: 200,
                 track_interval_ms: 500,
+                // A budget of about a minute of continuous transient failures: the full suite
+                // shares one validator with the crash tests, and a starved RPC must not
+                // dead-letter a test's rows (tests of the budget itself set their own).
                 retry: RetryPolicy {
                     base: Duration::from_millis(200),
                     cap: Duration::from_secs(2),
-                    max_attempts: 10,
+                    max_attempts: 30,
                 },
                 ..Default::default()
             },
@@ -274,7 +277,9 @@ impl World {
         client.query_one(sql, &[]).await.unwrap().get(0)
     }
 
-    /// Waits until every credential is finalized (or the timeout).
+    /// Waits until every credential is finalized (or the timeout). A dead-lettered job can
+    /// never finalize, so it fails at once; either failure prints the open outbox rows and
+    /// their anchor transactions, so a red CI run says why instead of only "not in time".
     pub async fn wait_all_finalized(&self, expected: i64, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -284,12 +289,67 @@ impl World {
             if n >= expected {
                 return;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {n} of {expected} finalized in time"
-            );
+            let dead = self
+                .query_i64("SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL")
+                .await;
+            if dead > 0 || tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "only {n} of {expected} finalized ({dead} dead-lettered) after {timeout:?}\n{}",
+                    self.outbox_diagnostics().await
+                );
+            }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// The open (or dead) outbox rows with their attempts, failures and last error, and every
+    /// anchor transaction's status: what a failed wait prints.
+    pub async fn outbox_diagnostics(&self) -> String {
+        let (client, conn) = tokio_postgres::connect(&self.db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut out = String::new();
+        let rows = client
+            .query(
+                "SELECT o.id, o.kind, o.attempts, o.failures, o.dead_at IS NOT NULL, \
+                        coalesce(o.locked_by, ''), coalesce(o.last_error, ''), \
+                        (extract(epoch FROM o.available_at - now()))::float8 \
+                 FROM outbox o WHERE o.completed_at IS NULL ORDER BY o.id LIMIT 20",
+                &[],
+            )
+            .await
+            .unwrap();
+        for r in rows {
+            out.push_str(&format!(
+                "outbox {} {} attempts={} failures={} dead={} locked_by={:?} due_in={:.1}s last_error={:?}\n",
+                r.get::<_, i64>(0),
+                r.get::<_, String>(1),
+                r.get::<_, i32>(2),
+                r.get::<_, i32>(3),
+                r.get::<_, bool>(4),
+                r.get::<_, String>(5),
+                r.get::<_, f64>(7),
+                r.get::<_, String>(6),
+            ));
+        }
+        let txs = client
+            .query(
+                "SELECT signature, status, coalesce(error, '') FROM anchor_transactions \
+                 ORDER BY created_at DESC LIMIT 20",
+                &[],
+            )
+            .await
+            .unwrap();
+        for r in txs {
+            out.push_str(&format!(
+                "tx {} {} {:?}\n",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+            ));
+        }
+        out
     }
 
     /// Counts, per credential id, the finalized successful memo transactions the anchoring key
