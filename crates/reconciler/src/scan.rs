@@ -1,6 +1,7 @@
 //! One reconciliation run: page each anchoring key's finalized history, classify every
 //! transaction that carries a memo of ours (`domain::reconcile`), apply trusted anchors to
-//! PostgreSQL (`store::reconcile`), then ask the chain about rows that claim an anchor.
+//! PostgreSQL (`store::reconcile`), then the trusted revocations (a restore loses those too),
+//! then ask the chain about rows that claim an anchor.
 //!
 //! Only one run at a time does work: the run holds a PostgreSQL advisory lock, so two
 //! replicas (or an operator's `run-once` next to the loop) cannot interleave repairs. Every
@@ -15,7 +16,9 @@ use domain::memo::{decode_rpc_memo_field, Memo};
 use domain::reconcile::{classify, is_signature_text, AnchorVerdict, ObservedAnchor};
 use domain::CredentialId;
 use futures_util::{StreamExt, TryStreamExt};
-use store::reconcile::{AnchorKey, Applied, FindingKind, NewFinding, TrustedAnchor, TrustedBatch};
+use store::reconcile::{
+    AnchorKey, Applied, FindingKind, NewFinding, TrustedAnchor, TrustedBatch, TrustedRevocation,
+};
 use store::Store;
 
 use crate::metrics::ReconcilerMetrics;
@@ -64,6 +67,17 @@ impl FromStr for Since {
         };
         Ok(Since::Window(Duration::from_secs(secs)))
     }
+}
+
+/// A trusted revocation memo seen during the scan, applied once every anchor is.
+#[derive(Debug, Clone)]
+struct DeferredRevocation {
+    issuer: domain::IssuerId,
+    credential: CredentialId,
+    hash: domain::hash::CredentialHash,
+    signature: String,
+    slot: u64,
+    block_time: Option<DateTime<Utc>>,
 }
 
 /// What one run saw and did.
@@ -132,9 +146,23 @@ impl Reconciler {
         };
         let keys = self.store.anchor_keys().await?;
         report.keys = keys.len();
+        let mut revocations = Vec::new();
         for key in &keys {
-            self.scan_key(key, cutoff, min_slot, use_checkpoints, &mut report)
-                .await?;
+            self.scan_key(
+                key,
+                cutoff,
+                min_slot,
+                use_checkpoints,
+                &mut revocations,
+                &mut report,
+            )
+            .await?;
+        }
+        // Revocations last: the scan runs newest first, so a revocation is seen before the
+        // (older) anchor of its credential, which a restore may have lost too. Oldest first
+        // here, so a credential revoked twice on chain keeps its first revocation.
+        for revocation in revocations.iter().rev() {
+            self.apply_revocation(revocation, &mut report).await?;
         }
         self.check_drift(cutoff, min_slot, &mut report).await?;
         report.elapsed_ms = started.elapsed().as_millis();
@@ -152,6 +180,7 @@ impl Reconciler {
         cutoff: Option<DateTime<Utc>>,
         min_slot: Option<u64>,
         use_checkpoints: bool,
+        revocations: &mut Vec<DeferredRevocation>,
         report: &mut RunReport,
     ) -> anyhow::Result<()> {
         let until = if use_checkpoints {
@@ -298,8 +327,16 @@ impl Reconciler {
                     .block_time
                     .or(listed_time)
                     .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
-                self.apply(verdict, &tx.signature, tx.slot, block_time, &known, report)
-                    .await?;
+                self.apply(
+                    verdict,
+                    &tx.signature,
+                    tx.slot,
+                    block_time,
+                    &known,
+                    revocations,
+                    report,
+                )
+                .await?;
             }
             if reached_start || !full {
                 break;
@@ -320,6 +357,7 @@ impl Reconciler {
         slot: u64,
         block_time: Option<DateTime<Utc>>,
         known: &std::collections::HashMap<CredentialId, store::reconcile::AnchoredRow>,
+        revocations: &mut Vec<DeferredRevocation>,
         report: &mut RunReport,
     ) -> anyhow::Result<()> {
         match verdict {
@@ -371,30 +409,23 @@ impl Reconciler {
                                 .await?;
                             (applied, new, format!("batch {batch} ({count} credentials)"))
                         }
-                        Memo::Revocation { .. } => {
-                            tracing::debug!(%signature, "revocation memo skipped");
+                        Memo::Revocation {
+                            issuer,
+                            credential,
+                            hash,
+                        } => {
+                            revocations.push(DeferredRevocation {
+                                issuer,
+                                credential,
+                                hash,
+                                signature: signature.to_string(),
+                                slot,
+                                block_time,
+                            });
                             continue;
                         }
                     };
-                    match applied {
-                        Applied::Finalized => {
-                            report.finalized += 1;
-                            tracing::warn!(%subject, %signature, "pending anchor found on chain: finalized");
-                            self.count(FindingKind::PendingAnchored, new);
-                        }
-                        Applied::Backfilled => {
-                            report.backfilled += 1;
-                            self.metrics.backfilled.inc();
-                            tracing::warn!(%subject, %signature, "anchor with no row backfilled as recovered");
-                            self.count(FindingKind::MissingRow, new);
-                        }
-                        Applied::Mismatch => {
-                            report.drift += 1;
-                            tracing::error!(%subject, %signature, "row disagrees with its anchor");
-                            self.count(FindingKind::Drift, new);
-                        }
-                        Applied::Consistent => report.consistent += 1,
-                    }
+                    self.tally(applied, new, &subject, signature, report);
                 }
             }
             AnchorVerdict::Forged(memos) => {
@@ -422,6 +453,58 @@ impl Reconciler {
             }
         }
         Ok(())
+    }
+
+    /// Applies one trusted revocation (deferred to the end of the run, see `run_once`).
+    async fn apply_revocation(
+        &self,
+        r: &DeferredRevocation,
+        report: &mut RunReport,
+    ) -> anyhow::Result<()> {
+        let (applied, new) = self
+            .store
+            .apply_trusted_revocation(&TrustedRevocation {
+                issuer: &r.issuer,
+                credential: r.credential,
+                hash: r.hash,
+                signature: &r.signature,
+                slot: r.slot,
+                block_time: r.block_time,
+            })
+            .await?;
+        let subject = format!("revocation of {}", r.credential);
+        self.tally(applied, new, &subject, &r.signature, report);
+        Ok(())
+    }
+
+    /// Counts what applying one trusted memo did, in the report, the logs and the metrics.
+    fn tally(
+        &self,
+        applied: Applied,
+        new: bool,
+        subject: &str,
+        signature: &str,
+        report: &mut RunReport,
+    ) {
+        match applied {
+            Applied::Finalized => {
+                report.finalized += 1;
+                tracing::warn!(%subject, %signature, "pending anchor found on chain: finalized");
+                self.count(FindingKind::PendingAnchored, new);
+            }
+            Applied::Backfilled => {
+                report.backfilled += 1;
+                self.metrics.backfilled.inc();
+                tracing::warn!(%subject, %signature, "anchor with no row backfilled from the chain");
+                self.count(FindingKind::MissingRow, new);
+            }
+            Applied::Mismatch => {
+                report.drift += 1;
+                tracing::error!(%subject, %signature, "row disagrees with its anchor");
+                self.count(FindingKind::Drift, new);
+            }
+            Applied::Consistent => report.consistent += 1,
+        }
     }
 
     async fn record_each(

@@ -151,7 +151,7 @@ pub struct Backlog {
     pub oldest_pending_age_seconds: f64,
 }
 
-fn statuses(event: StatusEvent) -> Vec<&'static str> {
+pub(crate) fn statuses(event: StatusEvent) -> Vec<&'static str> {
     allowed_sources(event).iter().map(|s| s.as_str()).collect()
 }
 

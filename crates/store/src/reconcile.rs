@@ -1,5 +1,5 @@
 //! The reconciler's queries: anchoring keys to scan, scan checkpoints, findings, and the
-//! repairs (finalize a pending row, backfill a missing one) applied in one transaction each.
+//! repairs (finalize a pending row or revocation, backfill a missing one) applied in one transaction each.
 //!
 //! Every repair is idempotent and guarded by the row's current status, so two overlapping
 //! scans (or a scan racing the relay) converge on the same rows; findings are deduplicated
@@ -9,6 +9,9 @@ use chrono::{DateTime, Utc};
 use domain::hash::CredentialHash;
 use domain::{BatchId, CredentialId, IssuerId, MerkleRoot};
 
+use domain::StatusEvent;
+
+use crate::outbox::statuses;
 use crate::{Store, StoreError};
 
 /// Names the reconciler's session advisory lock (pg advisory locks are keyed by i64).
@@ -76,6 +79,22 @@ pub struct TrustedBatch<'a> {
     pub slot: u64,
     pub block_time: Option<DateTime<Utc>>,
 }
+
+/// A trusted on-chain revocation (`ca1:r` memo from the anchoring key).
+#[derive(Debug, Clone)]
+pub struct TrustedRevocation<'a> {
+    pub issuer: &'a IssuerId,
+    pub credential: CredentialId,
+    pub hash: CredentialHash,
+    pub signature: &'a str,
+    pub slot: u64,
+    pub block_time: Option<DateTime<Utc>>,
+}
+
+/// The reason stored for a revocation rebuilt from the chain: the reason itself is never
+/// written on chain (invariant 5), so a restore cannot bring it back.
+pub const RECOVERED_REVOCATION_REASON: &str =
+    "recovered from the chain by the reconciler (the reason is never written on chain)";
 
 /// A credential row as far as an anchor is concerned (`Store::anchored_rows`).
 #[derive(Debug, Clone)]
@@ -317,6 +336,165 @@ impl Store {
         Ok((applied, new))
     }
 
+    /// Applies a trusted revocation memo in one transaction: a pending revocation is
+    /// finalized with it (its open job completed, its other live transactions retired), a
+    /// missing one (lost with a restore) is rebuilt, and the credential becomes `revoked`.
+    /// Call it after the run's credential and batch anchors are applied: a revocation is
+    /// only ever sent for an anchored credential, so its credential row must say anchored.
+    pub async fn apply_trusted_revocation(
+        &self,
+        revocation: &TrustedRevocation<'_>,
+    ) -> Result<(Applied, bool), StoreError> {
+        let mut client = self.client().await?;
+        let db = client.transaction().await?;
+        let id = revocation.credential.as_uuid();
+        let slot = slot_i64(revocation.slot);
+        let finding = |kind, detail: &'static str| NewFinding {
+            kind,
+            signature: revocation.signature,
+            slot: Some(revocation.slot),
+            credential: Some(revocation.credential),
+            issuer: Some(revocation.issuer.as_str()),
+            detail,
+        };
+        let credential = db
+            .query_opt(
+                "SELECT status, issuer_id, credential_hash FROM credentials WHERE id = $1 FOR UPDATE",
+                &[id],
+            )
+            .await?;
+        let Some(credential) = credential else {
+            // Its anchor is older than the scanned window (or was never ours to find): a
+            // wider `run-once --since` rebuilds the credential first, then this.
+            let new = insert_finding(
+                &db,
+                &finding(
+                    FindingKind::Drift,
+                    "revocation on chain for a credential with no row: widen the scan window",
+                ),
+            )
+            .await?;
+            db.commit().await?;
+            return Ok((Applied::Mismatch, new));
+        };
+        let status: String = credential.get(0);
+        let issuer: String = credential.get(1);
+        let hash: Vec<u8> = credential.get(2);
+        let revocable = statuses(StatusEvent::RevocationAnchored);
+        let mismatch = if issuer != revocation.issuer.as_str()
+            || hash != revocation.hash.as_bytes().as_slice()
+        {
+            Some("row disagrees with its on-chain revocation memo")
+        } else if !revocable.contains(&status.as_str()) {
+            Some("revocation on chain for a credential not anchored here: widen the scan window")
+        } else {
+            None
+        };
+        if let Some(detail) = mismatch {
+            let new = insert_finding(&db, &finding(FindingKind::Drift, detail)).await?;
+            db.commit().await?;
+            return Ok((Applied::Mismatch, new));
+        }
+        let existing: Option<Option<String>> = db
+            .query_opt(
+                "SELECT anchor_signature FROM revocations WHERE credential_id = $1 FOR UPDATE",
+                &[id],
+            )
+            .await?
+            .map(|r| r.get(0));
+        let (applied, new) = match existing {
+            Some(Some(recorded)) if recorded == revocation.signature => {
+                if status == "revoked" {
+                    (Applied::Consistent, false)
+                } else {
+                    set_revoked(&db, id, &revocable).await?;
+                    let new = insert_finding(
+                        &db,
+                        &finding(
+                            FindingKind::PendingAnchored,
+                            "anchored revocation's credential was not revoked",
+                        ),
+                    )
+                    .await?;
+                    (Applied::Finalized, new)
+                }
+            }
+            Some(Some(_)) => {
+                let new = insert_finding(
+                    &db,
+                    &finding(FindingKind::Drift, "a second revocation anchor of a credential"),
+                )
+                .await?;
+                (Applied::Mismatch, new)
+            }
+            Some(None) => {
+                db.execute(
+                    "UPDATE revocations SET anchor_signature = $2, anchor_slot = $3, \
+                       finalized_at = coalesce($4, now()) WHERE credential_id = $1",
+                    &[id, &revocation.signature, &slot, &revocation.block_time],
+                )
+                .await?;
+                // The transaction that landed is the anchor; any other live one of the
+                // revocation job is retired so the relay never rebroadcasts or re-signs.
+                db.execute(
+                    "UPDATE anchor_transactions SET \
+                       status = CASE WHEN signature = $2 THEN 'finalized' ELSE 'expired' END, \
+                       slot = CASE WHEN signature = $2 THEN $3 ELSE slot END, \
+                       confirmed_at = CASE WHEN signature = $2 THEN coalesce(confirmed_at, now()) ELSE confirmed_at END, \
+                       finalized_at = CASE WHEN signature = $2 THEN now() ELSE finalized_at END, \
+                       error = CASE WHEN signature = $2 THEN error ELSE 'superseded: reconciler found the anchor' END \
+                     WHERE outbox_id IN (SELECT o.id FROM outbox o WHERE o.credential_id = $1 \
+                                          AND o.kind = 'anchor_revocation') \
+                       AND (signature = $2 OR status IN ('signed', 'sent', 'confirmed'))",
+                    &[id, &revocation.signature, &slot],
+                )
+                .await?;
+                db.execute(
+                    "UPDATE outbox SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
+                       dead_at = NULL, last_error = NULL, updated_at = now() \
+                     WHERE credential_id = $1 AND kind = 'anchor_revocation' AND completed_at IS NULL",
+                    &[id],
+                )
+                .await?;
+                set_revoked(&db, id, &revocable).await?;
+                let new = insert_finding(
+                    &db,
+                    &finding(
+                        FindingKind::PendingAnchored,
+                        "revocation finalized by the reconciler",
+                    ),
+                )
+                .await?;
+                (Applied::Finalized, new)
+            }
+            None => {
+                db.execute(
+                    "INSERT INTO revocations (credential_id, issuer_id, reason, requested_at, \
+                       anchor_signature, anchor_slot, finalized_at) \
+                     VALUES ($1, $2, $3, coalesce($6, now()), $4, $5, coalesce($6, now()))",
+                    &[
+                        id,
+                        &revocation.issuer.as_str(),
+                        &RECOVERED_REVOCATION_REASON,
+                        &revocation.signature,
+                        &slot,
+                        &revocation.block_time,
+                    ],
+                )
+                .await?;
+                set_revoked(&db, id, &revocable).await?;
+                let new = insert_finding(
+                    &db,
+                    &finding(FindingKind::MissingRow, "revocation rebuilt from the chain"),
+                )
+                .await?;
+                (Applied::Backfilled, new)
+            }
+        };
+        db.commit().await?;
+        Ok((applied, new))
+    }
+
     /// Credentials that claim an anchor, finalized since `since_time` or anchored at or after
     /// `since_slot` (whichever is given): the drift check asks the chain about each.
     pub async fn finalized_rows_since(
@@ -521,6 +699,22 @@ async fn finalize_pending_batch(
            dead_at = NULL, last_error = NULL, updated_at = now() \
          WHERE batch_id = $1 AND completed_at IS NULL",
         &[id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The credential of an anchored revocation becomes `revoked` (from any status the event
+/// allows; `revoked` itself is a no-op).
+async fn set_revoked(
+    db: &deadpool_postgres::Transaction<'_>,
+    id: &uuid::Uuid,
+    revocable: &[&str],
+) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE credentials SET status = 'revoked', updated_at = now() \
+         WHERE id = $1 AND status = ANY($2) AND status <> 'revoked'",
+        &[id, &revocable],
     )
     .await?;
     Ok(())

@@ -194,29 +194,48 @@ impl World {
             .map(|r| (r.get(0), r.get(1)))
     }
 
-    /// Runs relay passes until every listed credential is finalized (90 s).
+    /// Runs relay passes until every listed credential is finalized (180 s).
     pub async fn anchor_all(&self, relay: &outbox_relay::Application, ids: &[String]) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        self.relay_until(relay, ids, "finalized").await
+    }
+
+    /// Runs relay passes until every listed credential has `status` (180 s: generous, the
+    /// full suite shares one validator with the crash tests).
+    pub async fn relay_until(&self, relay: &outbox_relay::Application, ids: &[String], status: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
         loop {
             let _ = relay.relay().run_pass().await;
             let mut done = true;
             for id in ids {
-                if self.row(id).await.map(|r| r.0) != Some("finalized".into()) {
+                if self.row(id).await.map(|r| r.0).as_deref() != Some(status) {
                     done = false;
                 }
             }
             if done {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "not all finalized");
+            assert!(std::time::Instant::now() < deadline, "not all {status}");
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 
-    /// Waits until `signature` is finalized on chain (60 s).
+    /// `POST /v1/credentials/{id}/revoke`; returns the HTTP status.
+    pub async fn revoke(&self, id: &str, reason: &str) -> u16 {
+        self.client
+            .post(format!("{}/v1/credentials/{id}/revoke", self.api))
+            .bearer_auth(&self.api_key)
+            .json(&json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Waits until `signature` is finalized on chain (120 s).
     pub async fn wait_finalized_on_chain(&self, signature: &str) {
         let chain = self.chain();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
         loop {
             if chain
                 .fetch_transaction(signature, Commitment::Finalized)
@@ -280,6 +299,24 @@ impl World {
     /// Counts, per credential id, the finalized successful memo transactions in the
     /// anchoring key's history, scanning the CHAIN, not the database.
     pub async fn anchors_on_chain(&self) -> HashMap<String, usize> {
+        self.count_on_chain(|m| match m {
+            Memo::Credential { credential, .. } => Some(credential.to_string()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Counts, per credential id, the successful revocation (`ca1:r`) transactions in the
+    /// anchoring key's history, scanning the CHAIN.
+    pub async fn revocations_on_chain(&self) -> HashMap<String, usize> {
+        self.count_on_chain(|m| match m {
+            Memo::Revocation { credential, .. } => Some(credential.to_string()),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn count_on_chain(&self, key: impl Fn(Memo) -> Option<String>) -> HashMap<String, usize> {
         let chain = self.chain();
         let mut counts = HashMap::new();
         let mut before: Option<String> = None;
@@ -293,8 +330,8 @@ impl World {
                     continue;
                 }
                 for memo in decode_rpc_memo_field(entry.memo.as_deref().unwrap_or("")) {
-                    if let Memo::Credential { credential, .. } = memo {
-                        *counts.entry(credential.to_string()).or_insert(0) += 1;
+                    if let Some(k) = key(memo) {
+                        *counts.entry(k).or_insert(0) += 1;
                     }
                 }
             }

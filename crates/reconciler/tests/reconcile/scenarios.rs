@@ -66,6 +66,94 @@ async fn restore_from_dump_taken_before_issuance_recovers_every_anchor() {
     assert!(r.metrics().last_success.get() > 0);
 }
 
+/// A restore loses revocations too: one whose memo landed after the backup (the row is gone)
+/// and one that was pending in the backup (its memo landed after). The reconciler rebuilds the
+/// first and finalizes the second from the chain; the relay then has nothing to resend, and a
+/// second run finds everything consistent.
+#[tokio::test]
+async fn restore_loses_revocations_and_the_reconciler_restores_both_from_the_chain() {
+    let w = world().await;
+    let gone = w.issue("S-REV-GONE").await;
+    let pending = w.issue("S-REV-PENDING").await;
+    let ids = vec![gone.clone(), pending.clone()];
+    let relay = w.relay("relay-revoke").await;
+    w.anchor_all(&relay, &ids).await;
+    assert_eq!(w.revoke(&pending, "degree rescinded by the senate").await, 202);
+    // The backup: both anchored, `pending`'s revocation requested and not yet sent.
+    let dump = w.dir.path().join("mid-revocation.sql");
+    w.dump(&dump);
+    assert_eq!(w.revoke(&gone, "issued in error").await, 202);
+    w.relay_until(&relay, &ids, "revoked").await;
+    drop(relay);
+
+    w.restore(&dump).await;
+    assert_eq!(w.row(&gone).await.unwrap().0, "finalized");
+    assert_eq!(w.row(&pending).await.unwrap().0, "finalized");
+    let r = w.reconciler().await;
+    let report = r.run_once(HOUR, false).await.unwrap();
+    assert_eq!((report.backfilled, report.finalized, report.drift), (1, 1, 0), "{report:?}");
+    for id in &ids {
+        assert_eq!(w.row(id).await.unwrap().0, "revoked", "{id}");
+    }
+    let db = w.sql().await;
+    let revocation = |id: &str| {
+        let id: uuid::Uuid = id.parse().unwrap();
+        let db = &db;
+        async move {
+            db.query_one(
+                "SELECT reason, anchor_signature IS NOT NULL, finalized_at IS NOT NULL                  FROM revocations WHERE credential_id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let rebuilt = revocation(&gone).await;
+    assert_eq!(
+        rebuilt.get::<_, String>(0),
+        store::reconcile::RECOVERED_REVOCATION_REASON
+    );
+    assert!(rebuilt.get::<_, bool>(1) && rebuilt.get::<_, bool>(2));
+    let finalized = revocation(&pending).await;
+    // The backup's own reason survives: only the anchor came from the chain.
+    assert_eq!(finalized.get::<_, String>(0), "degree rescinded by the senate");
+    assert!(finalized.get::<_, bool>(1) && finalized.get::<_, bool>(2));
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM outbox WHERE completed_at IS NULL")
+            .await,
+        0
+    );
+    assert_eq!(w.findings("missing_row").await, 1);
+    assert_eq!(w.findings("pending_anchored").await, 1);
+
+    // The relay resumes: nothing left to send, so each revocation stays on chain once.
+    let relay = w.relay("relay-after").await;
+    for _ in 0..3 {
+        assert_eq!(relay.relay().run_pass().await.unwrap(), 0);
+    }
+    assert_eq!(
+        w.query_i64(
+            "SELECT count(*) FROM anchor_transactions t JOIN outbox o ON o.id = t.outbox_id \
+             WHERE o.kind = 'anchor_revocation'"
+        )
+        .await,
+        0,
+        "the restored database had sent no revocation, and none was sent since"
+    );
+    let on_chain = w.revocations_on_chain().await;
+    assert_eq!((on_chain.get(&gone), on_chain.get(&pending)), (Some(&1), Some(&1)));
+
+    // A second run: everything agrees, nothing new is recorded.
+    let again = r.run_once(HOUR, false).await.unwrap();
+    assert_eq!(
+        (again.backfilled, again.finalized, again.drift),
+        (0, 0, 0),
+        "{again:?}"
+    );
+    assert_eq!(w.findings("missing_row").await, 1);
+    assert_eq!(w.findings("pending_anchored").await, 1);
+}
+
 #[tokio::test]
 async fn relay_dying_after_send_is_finalized_by_the_reconciler_and_never_resent() {
     let w = world().await;
