@@ -28,6 +28,9 @@ pub struct Config {
     /// Concurrent clients for the single-issuance scenario (and pgbench's `-c`).
     pub concurrency: usize,
     pub duration: Duration,
+    /// Alternating rounds of the API's closed loop and pgbench: both swing from run to run
+    /// on a shared 2-core machine, so the ratio is the median of the per-round ratios.
+    pub rounds: usize,
     /// Credentials for the bulk (Postgres) scenario and its COPY baseline.
     pub bulk_n: usize,
     /// Credentials issued and anchored in merkle mode.
@@ -49,6 +52,7 @@ impl Config {
             out_dir,
             concurrency: 8,
             duration: Duration::from_secs(15),
+            rounds: 3,
             bulk_n: 40_000,
             anchor_n: 40_000,
             latency_n: 20,
@@ -66,6 +70,7 @@ impl Config {
             out_dir,
             concurrency: 4,
             duration: Duration::from_secs(2),
+            rounds: 1,
             bulk_n: 2_000,
             anchor_n: 2_000,
             latency_n: 2,

@@ -27,12 +27,27 @@ pub struct Results {
     pub memory: Vec<Memory>,
 }
 
+/// One round of the throughput comparison.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Round {
+    pub api_rps: f64,
+    pub pgbench_tps: f64,
+}
+
+impl Round {
+    pub fn ratio(&self) -> f64 {
+        self.api_rps / self.pgbench_tps.max(1e-9)
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct SingleIssue {
     pub concurrency: usize,
+    /// Of the median round (see `median_round`).
     pub max_rps: f64,
     pub errors: usize,
     pub pgbench_tps: f64,
+    pub rounds: Vec<Round>,
     pub half_rate_rps: f64,
     pub latency: Summary,
     /// pgbench running the same transaction at the same rate (`-R`, latency from each
@@ -213,38 +228,21 @@ impl World {
 pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue> {
     let issuer = "bench-http";
     let cpu = CpuMeter::start();
-    let ok = Arc::new(AtomicUsize::new(0));
-    let errors = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + w.cfg.duration;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
     let file = base64_file();
-    for worker in 0..w.cfg.concurrency {
-        let (http, api, key, ok, errors, file) = (
-            w.http.clone(),
-            w.api.clone(),
-            w.key(issuer).to_string(),
-            ok.clone(),
-            errors.clone(),
-            file.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                i += 1;
-                let r = post_one(&http, &api, &key, &format!("MAX-{worker}-{i}"), &file).await;
-                if r.is_ok() {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
+    let mut rounds = Vec::with_capacity(w.cfg.rounds.max(1));
+    let mut errors = 0;
+    for round in 0..w.cfg.rounds.max(1) {
+        let (rps, errs) = closed_loop(w, issuer, round, &file).await?;
+        w.retire_outbox(issuer).await?;
+        let tps = pgbench(w, None).await?.tps;
+        w.retire_outbox("bench-pgbench").await?;
+        errors += errs;
+        rounds.push(Round {
+            api_rps: rps,
+            pgbench_tps: tps,
+        });
     }
-    for t in tasks {
-        t.await?;
-    }
-    let max_rps = ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let (max_rps, pgbench_tps) = median_round(&rounds);
 
     // Open loop at half the max rate: latency from each request's scheduled start.
     let rate = (max_rps / 2.0).max(1.0);
@@ -290,13 +288,12 @@ pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue
     // The database alone at the same rate and with the same clients.
     let at_rate = pgbench(w, Some(half_rate_rps)).await?;
     w.retire_outbox("bench-pgbench").await?;
-    let pgbench_tps = pgbench(w, None).await?.tps;
-    w.retire_outbox("bench-pgbench").await?;
     Ok(SingleIssue {
         concurrency: w.cfg.concurrency,
         max_rps,
-        errors: errors.load(Ordering::Relaxed) + half_errors,
+        errors: errors + half_errors,
         pgbench_tps,
+        rounds,
         half_rate_rps,
         latency: summarize(&samples),
         pgbench_at_rate: summarize(&at_rate.latency_ms),
@@ -306,6 +303,62 @@ pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue
         validator_cores,
         samples_ms: samples,
     })
+}
+
+/// The closed loop: `concurrency` clients issuing back to back for `duration`. Returns
+/// (accepted per second, errors).
+async fn closed_loop(
+    w: &World,
+    issuer: &str,
+    round: usize,
+    file: &str,
+) -> anyhow::Result<(f64, usize)> {
+    let ok = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + w.cfg.duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..w.cfg.concurrency {
+        let (http, api, key, ok, errors, file) = (
+            w.http.clone(),
+            w.api.clone(),
+            w.key(issuer).to_string(),
+            ok.clone(),
+            errors.clone(),
+            file.to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                i += 1;
+                let serial = format!("MAX-{round}-{worker}-{i}");
+                let r = post_one(&http, &api, &key, &serial, &file).await;
+                if r.is_ok() {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok((
+        ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(),
+        errors.load(Ordering::Relaxed),
+    ))
+}
+
+/// The round whose API/pgbench ratio is the median (upper median for an even count):
+/// (API req/s, pgbench tx/s) of that one round, so the two figures stay a same-round pair.
+pub fn median_round(rounds: &[Round]) -> (f64, f64) {
+    let mut sorted: Vec<&Round> = rounds.iter().collect();
+    sorted.sort_by(|a, b| a.ratio().total_cmp(&b.ratio()));
+    sorted
+        .get(sorted.len() / 2)
+        .map(|r| (r.api_rps, r.pgbench_tps))
+        .unwrap_or((0.0, 0.0))
 }
 
 fn base64_file() -> String {
@@ -931,5 +984,19 @@ mod tests {
             None
         );
         assert_eq!(pgbench_log_latency_ms(""), None);
+    }
+
+    #[test]
+    fn the_median_round_keeps_its_own_pair() {
+        let r = |api_rps, pgbench_tps| Round {
+            api_rps,
+            pgbench_tps,
+        };
+        assert_eq!(
+            median_round(&[r(600.0, 1000.0), r(900.0, 1000.0), r(500.0, 2000.0)]),
+            (600.0, 1000.0)
+        );
+        assert_eq!(median_round(&[r(1.0, 2.0)]), (1.0, 2.0));
+        assert_eq!(median_round(&[]), (0.0, 0.0));
     }
 }

@@ -32,13 +32,24 @@ impl FromRequest for AuthenticatedIssuer {
             let state = state.ok_or(ApiError::Internal)?;
             let token = token.ok_or(ApiError::Unauthorized)?;
             let (key_id, secret) = ApiKey::parse(&token).map_err(|_| ApiError::Unauthorized)?;
-            let found = state
-                .store
-                .find_api_key(&key_id)
-                .await
-                .map_err(|e| state.store_error(e))?;
+            let now = std::time::Instant::now();
+            let cached = state.api_keys.get(&key_id, now);
+            let from_cache = cached.is_some();
+            let found = match cached {
+                Some(row) => Some(row),
+                None => state
+                    .store
+                    .find_api_key(&key_id)
+                    .await
+                    .map_err(|e| state.store_error(e))?,
+            };
             match found {
                 Some((issuer, hash)) if hash.matches(&secret) => {
+                    // Only a fresh lookup is stored: refreshing on a hit would keep a revoked
+                    // key alive for as long as it is used.
+                    if !from_cache {
+                        state.api_keys.put(&key_id, &issuer, hash, now);
+                    }
                     // After authentication, so only real keys take limiter memory; before
                     // the handler reads the body, so a limited request writes nothing.
                     state

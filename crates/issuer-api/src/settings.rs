@@ -99,6 +99,10 @@ pub struct HttpSettings {
     /// Bucket size: how many requests a rested key may make at once (at least the rate).
     #[serde(default = "default_rate_burst")]
     pub rate_limit_burst: u32,
+    /// Seconds an authenticated API key's row is reused without a database lookup; a key
+    /// revoked in the database stops working within this long. 0 looks every request up.
+    #[serde(default = "default_api_key_cache_secs")]
+    pub api_key_cache_secs: u64,
     /// Whether to apply pending migrations at start-up (the Kubernetes migration Job does it
     /// otherwise).
     #[serde(default = "default_true")]
@@ -135,6 +139,9 @@ fn default_rate_limit() -> u32 {
 fn default_rate_burst() -> u32 {
     400
 }
+fn default_api_key_cache_secs() -> u64 {
+    5
+}
 fn default_true() -> bool {
     true
 }
@@ -151,6 +158,7 @@ impl Default for HttpSettings {
             retry_after_secs: default_retry_after(),
             rate_limit_per_second: default_rate_limit(),
             rate_limit_burst: default_rate_burst(),
+            api_key_cache_secs: default_api_key_cache_secs(),
             migrate_on_start: true,
         }
     }

@@ -46,6 +46,9 @@ impl Application {
                 settings.http.rate_limit_per_second,
                 settings.http.rate_limit_burst,
             ),
+            api_keys: crate::keycache::ApiKeyCache::new(std::time::Duration::from_secs(
+                settings.http.api_key_cache_secs,
+            )),
             explorer: settings.explorer.clone(),
             chain: chain::ChainClient::read_only(chain::ChainConfig {
                 request_timeout: std::time::Duration::from_millis(

@@ -16,6 +16,8 @@ pub struct AppState {
     pub retry_after_secs: u64,
     /// Per-API-key request budget.
     pub limiter: crate::ratelimit::KeyLimiter,
+    /// Recently authenticated API keys (see `keycache`).
+    pub api_keys: crate::keycache::ApiKeyCache,
     pub explorer: crate::settings::ExplorerSettings,
     /// Read-only RPC client for verification.
     pub chain: chain::ChainClient,

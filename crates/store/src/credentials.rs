@@ -173,15 +173,6 @@ impl Store {
                  WHERE issuer_id = $1 AND key_id = $2 AND retired_at IS NULL FOR SHARE",
             )
             .await?;
-        let key_active = tx
-            .query_opt(&key_check, &[&new.issuer.as_str(), &new.key_id.as_str()])
-            .await?;
-        if key_active.is_none() {
-            return Err(StoreError::SigningKeyRetired(
-                new.key_id.as_str().to_string(),
-            ));
-        }
-
         let insert = tx
             .prepare_cached(&format!(
                 "INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
@@ -191,25 +182,36 @@ impl Store {
                  ON CONFLICT (issuer_id, serial) DO NOTHING RETURNING {CREDENTIAL_COLUMNS}"
             ))
             .await?;
-        let inserted = tx
-            .query_opt(
-                &insert,
-                &[
-                    new.id.as_uuid(),
-                    &new.issuer.as_str(),
-                    &new.serial.as_str(),
-                    &new.recipient.as_str(),
-                    new.issued_at.as_datetime(),
-                    &new.credential_type,
-                    &new.title,
-                    &new.metadata,
-                    &new.file_digest.as_bytes().as_slice(),
-                    &new.hash.as_bytes().as_slice(),
-                    &new.key_id.as_str(),
-                    &new.signature.as_bytes().as_slice(),
-                ],
-            )
-            .await?;
+        let params_issuer = new.issuer.as_str();
+        let params_key = new.key_id.as_str();
+        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+            new.id.as_uuid(),
+            &params_issuer,
+            &new.serial.as_str(),
+            &new.recipient.as_str(),
+            new.issued_at.as_datetime(),
+            &new.credential_type,
+            &new.title,
+            &new.metadata,
+            &new.file_digest.as_bytes().as_slice(),
+            &new.hash.as_bytes().as_slice(),
+            &params_key,
+            &new.signature.as_bytes().as_slice(),
+        ];
+        // The key check and the insert are pipelined (issue #10: one round trip fewer per
+        // issuance): tokio-postgres writes both at once, the server runs them in order, so
+        // the FOR SHARE lock is held before the row is inserted, and a retired key returns
+        // before the commit, dropping the transaction and the inserted row with it.
+        let (key_active, inserted) = futures_util::future::try_join(
+            tx.query_opt(&key_check, &[&params_issuer, &params_key]),
+            tx.query_opt(&insert, &insert_params),
+        )
+        .await?;
+        if key_active.is_none() {
+            return Err(StoreError::SigningKeyRetired(
+                new.key_id.as_str().to_string(),
+            ));
+        }
 
         let outcome = match inserted {
             Some(row) => {

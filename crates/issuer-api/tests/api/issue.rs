@@ -222,3 +222,57 @@ impl<F: std::future::Future<Output = reqwest::Response>> AwaitJson for F {
         resp.json().await.unwrap()
     }
 }
+
+/// Authenticated keys are cached for `http.api_key_cache_secs` (one lookup fewer per
+/// request); a key revoked in the database stops working once its entry expires, even while
+/// it keeps being used (a hit never extends the entry).
+#[tokio::test]
+async fn a_revoked_api_key_stops_working_within_the_cache_ttl() {
+    let app = crate::helpers::spawn_app_with(|s| s.http.api_key_cache_secs = 1).await;
+    let key = app.issuer.api_key.clone();
+    assert_eq!(app.get("/v1/credentials", &key).await.status(), 200);
+    let (client, conn) = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let revoked = client
+        .execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE issuer_id = 'uni-a'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked, 1);
+    // Keep using the key: within a second it is refused, and stays refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = app.get("/v1/credentials", &key).await.status().as_u16();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a revoked key still works after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.get("/v1/credentials", &key).await.status(), 401);
+}
+
+/// With the cache off every request is looked up: revocation takes effect at once.
+#[tokio::test]
+async fn with_the_key_cache_off_revocation_is_immediate() {
+    let app = crate::helpers::spawn_app_with(|s| s.http.api_key_cache_secs = 0).await;
+    let key = app.issuer.api_key.clone();
+    assert_eq!(app.get("/v1/credentials", &key).await.status(), 200);
+    let (client, conn) = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .execute("UPDATE api_keys SET revoked_at = now()", &[])
+        .await
+        .unwrap();
+    assert_eq!(app.get("/v1/credentials", &key).await.status(), 401);
+}
