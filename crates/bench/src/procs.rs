@@ -131,6 +131,41 @@ pub fn parse_schedstat(text: &str) -> Option<(f64, f64)> {
     Some((cpu / 1e6, wait / 1e6))
 }
 
+/// Machine-wide CPU time from the first line of `/proc/stat`, in ticks: (busy, idle, steal).
+/// Busy is user + nice + system + irq + softirq; idle includes iowait; steal is time the
+/// hypervisor ran something else while we had work.
+pub fn machine_cpu_ticks() -> (f64, f64, f64) {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().next().map(parse_proc_stat_cpu))
+        .unwrap_or((0.0, 0.0, 0.0))
+}
+
+/// (busy, idle, steal) from a `cpu  user nice system idle iowait irq softirq steal ...` line.
+pub fn parse_proc_stat_cpu(line: &str) -> (f64, f64, f64) {
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    let at = |i: usize| v.get(i).copied().unwrap_or(0.0);
+    (
+        at(0) + at(1) + at(2) + at(5) + at(6),
+        at(3) + at(4),
+        at(7),
+    )
+}
+
+/// Shares of the machine's CPU between two `machine_cpu_ticks` readings, in percent:
+/// (busy, steal).
+pub fn cpu_shares(before: (f64, f64, f64), after: (f64, f64, f64)) -> (f64, f64) {
+    let busy = after.0 - before.0;
+    let idle = after.1 - before.1;
+    let steal = after.2 - before.2;
+    let total = (busy + idle + steal).max(1e-9);
+    (100.0 * busy / total, 100.0 * steal / total)
+}
+
 /// The pid of the local validator (its command name starts with "solana-test-val").
 pub fn validator_pid() -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
@@ -178,6 +213,15 @@ pub fn bin(dir: &Path, name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_stat_splits_busy_idle_and_steal() {
+        let line = "cpu  100 5 50 800 20 3 2 10 0 0";
+        assert_eq!(parse_proc_stat_cpu(line), (160.0, 820.0, 10.0));
+        let (busy, steal) = cpu_shares((0.0, 0.0, 0.0), (160.0, 820.0, 20.0));
+        assert!((busy - 16.0).abs() < 1e-9 && (steal - 2.0).abs() < 1e-9);
+        assert_eq!(parse_proc_stat_cpu("cpu"), (0.0, 0.0, 0.0));
+    }
 
     #[test]
     fn schedstat_fields_are_cpu_then_wait() {

@@ -80,13 +80,15 @@ pub fn rows(r: &Results) -> Vec<Row> {
                 f1(s.pgbench_at_rate.p99_ms)
             ),
             result: format!(
-                "p50 {} ms, p99 {} ms (n={}); driver lag p99 {} ms; API waited {:.2} ms for a CPU per request (used {:.2} ms)",
+                "p50 {} ms, p99 {} ms (n={}); driver lag p99 {} ms; API waited {:.2} ms for a CPU per request (used {:.2} ms); machine {:.0} % busy, {:.1} % stolen",
                 f1(s.latency.p50_ms),
                 f1(s.latency.p99_ms),
                 s.latency.n,
                 f1(s.driver_lag.p99_ms),
                 s.api_run_queue_ms_per_request,
                 s.api_cpu_ms_per_request,
+                s.open_loop_busy_pct,
+                s.open_loop_steal_pct,
             ),
             ratio: format!(
                 "p99 {:.1}×",

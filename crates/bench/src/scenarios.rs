@@ -61,6 +61,9 @@ pub struct SingleIssue {
     pub api_run_queue_ms_per_request: f64,
     /// CPU time the issuer-api used per request in the open loop.
     pub api_cpu_ms_per_request: f64,
+    /// The whole machine during the open loop: busy and stolen (hypervisor) CPU, percent.
+    pub open_loop_busy_pct: f64,
+    pub open_loop_steal_pct: f64,
     pub validator_cores: f64,
     #[serde(skip)]
     pub samples_ms: Vec<f64>,
@@ -252,6 +255,7 @@ pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue
     let mut tasks = Vec::with_capacity(n);
     let mut lags = Vec::with_capacity(n);
     let sched_before = procs::run_queue_and_cpu_ms(api_pid);
+    let machine_before = procs::machine_cpu_ticks();
     for i in 0..n {
         let at = t0 + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(at.into()).await;
@@ -279,6 +283,8 @@ pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue
     }
     let half_rate_rps = samples.len() as f64 / t0.elapsed().as_secs_f64();
     let sched_after = procs::run_queue_and_cpu_ms(api_pid);
+    let (open_loop_busy_pct, open_loop_steal_pct) =
+        procs::cpu_shares(machine_before, procs::machine_cpu_ticks());
     let per_request = |after: f64, before: f64| (after - before) / n.max(1) as f64;
     let api_run_queue_ms_per_request = per_request(sched_after.0, sched_before.0);
     let api_cpu_ms_per_request = per_request(sched_after.1, sched_before.1);
@@ -300,6 +306,8 @@ pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue
         driver_lag: summarize(&lags),
         api_run_queue_ms_per_request,
         api_cpu_ms_per_request,
+        open_loop_busy_pct,
+        open_loop_steal_pct,
         validator_cores,
         samples_ms: samples,
     })
