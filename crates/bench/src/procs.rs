@@ -149,11 +149,7 @@ pub fn parse_proc_stat_cpu(line: &str) -> (f64, f64, f64) {
         .map(|f| f.parse().unwrap_or(0.0))
         .collect();
     let at = |i: usize| v.get(i).copied().unwrap_or(0.0);
-    (
-        at(0) + at(1) + at(2) + at(5) + at(6),
-        at(3) + at(4),
-        at(7),
-    )
+    (at(0) + at(1) + at(2) + at(5) + at(6), at(3) + at(4), at(7))
 }
 
 /// Shares of the machine's CPU between two `machine_cpu_ticks` readings, in percent:

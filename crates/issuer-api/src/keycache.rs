@@ -79,10 +79,15 @@ mod tests {
         let t0 = Instant::now();
         assert!(cache.get(&id, t0).is_none());
         cache.put(&id, &issuer, hash, t0);
-        assert_eq!(cache.get(&id, t0 + Duration::from_secs(4)).map(|e| e.0), Some(issuer));
+        assert_eq!(
+            cache.get(&id, t0 + Duration::from_secs(4)).map(|e| e.0),
+            Some(issuer)
+        );
         assert!(cache.get(&id, t0 + Duration::from_secs(5)).is_none());
         // A clock reading from before the entry is not "expired by underflow".
-        assert!(cache.get(&id, t0.checked_sub(Duration::from_secs(1)).unwrap_or(t0)).is_some());
+        assert!(cache
+            .get(&id, t0.checked_sub(Duration::from_secs(1)).unwrap_or(t0))
+            .is_some());
     }
 
     #[test]

@@ -69,6 +69,13 @@ impl FromStr for Since {
     }
 }
 
+/// Where a fetched transaction landed.
+struct Landed<'a> {
+    signature: &'a str,
+    slot: u64,
+    block_time: Option<DateTime<Utc>>,
+}
+
 /// A trusted revocation memo seen during the scan, applied once every anchor is.
 #[derive(Debug, Clone)]
 struct DeferredRevocation {
@@ -329,9 +336,11 @@ impl Reconciler {
                     .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
                 self.apply(
                     verdict,
-                    &tx.signature,
-                    tx.slot,
-                    block_time,
+                    Landed {
+                        signature: &tx.signature,
+                        slot: tx.slot,
+                        block_time,
+                    },
                     &known,
                     revocations,
                     report,
@@ -353,13 +362,16 @@ impl Reconciler {
     async fn apply(
         &self,
         verdict: AnchorVerdict,
-        signature: &str,
-        slot: u64,
-        block_time: Option<DateTime<Utc>>,
+        landed: Landed<'_>,
         known: &std::collections::HashMap<CredentialId, store::reconcile::AnchoredRow>,
         revocations: &mut Vec<DeferredRevocation>,
         report: &mut RunReport,
     ) -> anyhow::Result<()> {
+        let Landed {
+            signature,
+            slot,
+            block_time,
+        } = landed;
         match verdict {
             AnchorVerdict::NotOurs => {}
             AnchorVerdict::Trusted(memos) => {

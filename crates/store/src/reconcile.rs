@@ -422,7 +422,10 @@ impl Store {
             Some(Some(_)) => {
                 let new = insert_finding(
                     &db,
-                    &finding(FindingKind::Drift, "a second revocation anchor of a credential"),
+                    &finding(
+                        FindingKind::Drift,
+                        "a second revocation anchor of a credential",
+                    ),
                 )
                 .await?;
                 (Applied::Mismatch, new)

@@ -201,7 +201,12 @@ impl World {
 
     /// Runs relay passes until every listed credential has `status` (180 s: generous, the
     /// full suite shares one validator with the crash tests).
-    pub async fn relay_until(&self, relay: &outbox_relay::Application, ids: &[String], status: &str) {
+    pub async fn relay_until(
+        &self,
+        relay: &outbox_relay::Application,
+        ids: &[String],
+        status: &str,
+    ) {
         let deadline = std::time::Instant::now() + Duration::from_secs(180);
         loop {
             let _ = relay.relay().run_pass().await;

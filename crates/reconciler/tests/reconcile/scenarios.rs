@@ -78,7 +78,10 @@ async fn restore_loses_revocations_and_the_reconciler_restores_both_from_the_cha
     let ids = vec![gone.clone(), pending.clone()];
     let relay = w.relay("relay-revoke").await;
     w.anchor_all(&relay, &ids).await;
-    assert_eq!(w.revoke(&pending, "degree rescinded by the senate").await, 202);
+    assert_eq!(
+        w.revoke(&pending, "degree rescinded by the senate").await,
+        202
+    );
     // The backup: both anchored, `pending`'s revocation requested and not yet sent.
     let dump = w.dir.path().join("mid-revocation.sql");
     w.dump(&dump);
@@ -91,7 +94,11 @@ async fn restore_loses_revocations_and_the_reconciler_restores_both_from_the_cha
     assert_eq!(w.row(&pending).await.unwrap().0, "finalized");
     let r = w.reconciler().await;
     let report = r.run_once(HOUR, false).await.unwrap();
-    assert_eq!((report.backfilled, report.finalized, report.drift), (1, 1, 0), "{report:?}");
+    assert_eq!(
+        (report.backfilled, report.finalized, report.drift),
+        (1, 1, 0),
+        "{report:?}"
+    );
     for id in &ids {
         assert_eq!(w.row(id).await.unwrap().0, "revoked", "{id}");
     }
@@ -116,7 +123,10 @@ async fn restore_loses_revocations_and_the_reconciler_restores_both_from_the_cha
     assert!(rebuilt.get::<_, bool>(1) && rebuilt.get::<_, bool>(2));
     let finalized = revocation(&pending).await;
     // The backup's own reason survives: only the anchor came from the chain.
-    assert_eq!(finalized.get::<_, String>(0), "degree rescinded by the senate");
+    assert_eq!(
+        finalized.get::<_, String>(0),
+        "degree rescinded by the senate"
+    );
     assert!(finalized.get::<_, bool>(1) && finalized.get::<_, bool>(2));
     assert_eq!(
         w.query_i64("SELECT count(*) FROM outbox WHERE completed_at IS NULL")
@@ -141,7 +151,10 @@ async fn restore_loses_revocations_and_the_reconciler_restores_both_from_the_cha
         "the restored database had sent no revocation, and none was sent since"
     );
     let on_chain = w.revocations_on_chain().await;
-    assert_eq!((on_chain.get(&gone), on_chain.get(&pending)), (Some(&1), Some(&1)));
+    assert_eq!(
+        (on_chain.get(&gone), on_chain.get(&pending)),
+        (Some(&1), Some(&1))
+    );
 
     // A second run: everything agrees, nothing new is recorded.
     let again = r.run_once(HOUR, false).await.unwrap();
