@@ -259,8 +259,9 @@ pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue
     for i in 0..n {
         let at = t0 + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(at.into()).await;
-        let permit = limit.clone().acquire_owned().await?;
+        // Before the in-flight limit: a wait for a permit is the service's backpressure.
         lags.push(at.elapsed().as_secs_f64() * 1000.0);
+        let permit = limit.clone().acquire_owned().await?;
         let (http, api, key, file) = (
             w.http.clone(),
             w.api.clone(),
@@ -292,7 +293,7 @@ pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue
     w.retire_outbox(issuer).await?;
 
     // The database alone at the same rate and with the same clients.
-    let at_rate = pgbench(w, Some(half_rate_rps)).await?;
+    let at_rate = pgbench(w, Some(rate)).await?;
     w.retire_outbox("bench-pgbench").await?;
     Ok(SingleIssue {
         concurrency: w.cfg.concurrency,

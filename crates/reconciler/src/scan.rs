@@ -104,6 +104,9 @@ pub struct RunReport {
     pub drift: u64,
     /// Rows already in agreement with the chain.
     pub consistent: u64,
+    /// Revocations finalized or rebuilt from their `ca1:r` memo (not in `finalized` or
+    /// `backfilled`, which count credentials and batches).
+    pub revocations: u64,
     pub elapsed_ms: u128,
 }
 
@@ -154,22 +157,35 @@ impl Reconciler {
         let keys = self.store.anchor_keys().await?;
         report.keys = keys.len();
         let mut revocations = Vec::new();
+        let mut checkpoints = Vec::new();
         for key in &keys {
-            self.scan_key(
-                key,
-                cutoff,
-                min_slot,
-                use_checkpoints,
-                &mut revocations,
-                &mut report,
-            )
-            .await?;
+            if let Some(newest) = self
+                .scan_key(
+                    key,
+                    cutoff,
+                    min_slot,
+                    use_checkpoints,
+                    &mut revocations,
+                    &mut report,
+                )
+                .await?
+            {
+                checkpoints.push((key.pubkey.clone(), newest));
+            }
         }
         // Revocations last: the scan runs newest first, so a revocation is seen before the
         // (older) anchor of its credential, which a restore may have lost too. Oldest first
-        // here, so a credential revoked twice on chain keeps its first revocation.
-        for revocation in revocations.iter().rev() {
+        // across all keys, so a credential revoked twice on chain keeps its first revocation.
+        revocations.sort_by(|a, b| (a.slot, &a.signature).cmp(&(b.slot, &b.signature)));
+        for revocation in &revocations {
             self.apply_revocation(revocation, &mut report).await?;
+        }
+        // Only now, with every memo of the window applied: a run that fails before this point
+        // leaves the checkpoints where they were, so the next run sees the same memos again.
+        for (pubkey, (signature, slot)) in checkpoints {
+            self.store
+                .save_reconciler_checkpoint(&pubkey, &signature, slot)
+                .await?;
         }
         self.check_drift(cutoff, min_slot, &mut report).await?;
         report.elapsed_ms = started.elapsed().as_millis();
@@ -189,7 +205,7 @@ impl Reconciler {
         use_checkpoints: bool,
         revocations: &mut Vec<DeferredRevocation>,
         report: &mut RunReport,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<(String, u64)>> {
         let until = if use_checkpoints {
             self.store.reconciler_checkpoint(&key.pubkey).await?
         } else {
@@ -351,12 +367,8 @@ impl Reconciler {
                 break;
             }
         }
-        if let (Some((signature, slot)), false) = (newest, incomplete) {
-            self.store
-                .save_reconciler_checkpoint(&key.pubkey, &signature, slot)
-                .await?;
-        }
-        Ok(())
+        // The checkpoint to save once the whole run is applied (see `run_once`).
+        Ok(if incomplete { None } else { newest })
     }
 
     async fn apply(
@@ -485,7 +497,20 @@ impl Reconciler {
             })
             .await?;
         let subject = format!("revocation of {}", r.credential);
-        self.tally(applied, new, &subject, &r.signature, report);
+        match applied {
+            // Counted apart from anchors: dashboards read `backfilled` as credentials.
+            Applied::Finalized | Applied::Backfilled => {
+                report.revocations += 1;
+                tracing::warn!(%subject, signature = %r.signature, ?applied, "revocation repaired from the chain");
+                let kind = if applied == Applied::Finalized {
+                    FindingKind::PendingAnchored
+                } else {
+                    FindingKind::MissingRow
+                };
+                self.count(kind, new);
+            }
+            other => self.tally(other, new, &subject, &r.signature, report),
+        }
         Ok(())
     }
 

@@ -357,6 +357,14 @@ impl Store {
             issuer: Some(revocation.issuer.as_str()),
             detail,
         };
+        // Lock order as the relay's `complete_finalized` (the open job's outbox row first):
+        // both finalizing the same revocation at once queue here instead of deadlocking.
+        db.execute(
+            "SELECT 1 FROM outbox WHERE credential_id = $1 AND kind = 'anchor_revocation' \
+               AND completed_at IS NULL FOR UPDATE",
+            &[id],
+        )
+        .await?;
         let credential = db
             .query_opt(
                 "SELECT status, issuer_id, credential_hash FROM credentials WHERE id = $1 FOR UPDATE",
@@ -364,13 +372,15 @@ impl Store {
             )
             .await?;
         let Some(credential) = credential else {
-            // Its anchor is older than the scanned window (or was never ours to find): a
-            // wider `run-once --since` rebuilds the credential first, then this.
+            // Its own anchor was not rebuilt: older than the scanned window, or a member of a
+            // batch (members come back only with their proof bundles). Rebuild the credential
+            // (`run-once --since` over its anchor, or `POST /v1/credentials/recover`), then
+            // `run-once` over this memo again: a checkpointed loop will not see it twice.
             let new = insert_finding(
                 &db,
                 &finding(
                     FindingKind::Drift,
-                    "revocation on chain for a credential with no row: widen the scan window",
+                    "revocation on chain for a credential with no row: rebuild the credential, then run-once again",
                 ),
             )
             .await?;
@@ -386,7 +396,7 @@ impl Store {
         {
             Some("row disagrees with its on-chain revocation memo")
         } else if !revocable.contains(&status.as_str()) {
-            Some("revocation on chain for a credential not anchored here: widen the scan window")
+            Some("revocation on chain for a credential not anchored here: rebuild its anchor, then run-once again")
         } else {
             None
         };

@@ -66,18 +66,18 @@ async fn restore_from_dump_taken_before_issuance_recovers_every_anchor() {
     assert!(r.metrics().last_success.get() > 0);
 }
 
-/// A restore loses revocations too: one whose memo landed after the backup (the row is gone)
-/// and one that was pending in the backup (its memo landed after). The reconciler rebuilds the
-/// first and finalizes the second from the chain; the relay then has nothing to resend, and a
+/// A restore loses revocations too: one anchored after the backup (its row is gone), one
+/// pending in the backup (its memo landed after), and one of a credential issued, anchored and
+/// revoked after the backup (both rows gone). One reconciler run rebuilds the missing ones and
+/// finalizes the pending one from the chain; the relay then has nothing to resend, and a
 /// second run finds everything consistent.
 #[tokio::test]
-async fn restore_loses_revocations_and_the_reconciler_restores_both_from_the_chain() {
+async fn restore_loses_revocations_and_the_reconciler_restores_them_from_the_chain() {
     let w = world().await;
     let gone = w.issue("S-REV-GONE").await;
     let pending = w.issue("S-REV-PENDING").await;
-    let ids = vec![gone.clone(), pending.clone()];
     let relay = w.relay("relay-revoke").await;
-    w.anchor_all(&relay, &ids).await;
+    w.anchor_all(&relay, &[gone.clone(), pending.clone()]).await;
     assert_eq!(
         w.revoke(&pending, "degree rescinded by the senate").await,
         202
@@ -86,41 +86,65 @@ async fn restore_loses_revocations_and_the_reconciler_restores_both_from_the_cha
     let dump = w.dir.path().join("mid-revocation.sql");
     w.dump(&dump);
     assert_eq!(w.revoke(&gone, "issued in error").await, 202);
+    let lost = w.issue("S-REV-LOST").await;
+    w.anchor_all(&relay, std::slice::from_ref(&lost)).await;
+    assert_eq!(w.revoke(&lost, "duplicate record").await, 202);
+    let ids = vec![gone.clone(), pending.clone(), lost.clone()];
     w.relay_until(&relay, &ids, "revoked").await;
     drop(relay);
 
     w.restore(&dump).await;
     assert_eq!(w.row(&gone).await.unwrap().0, "finalized");
     assert_eq!(w.row(&pending).await.unwrap().0, "finalized");
+    assert_eq!(w.row(&lost).await, None);
     let r = w.reconciler().await;
     let report = r.run_once(HOUR, false).await.unwrap();
+    // `lost`: its credential row (backfilled) and its revocation come back in this one run.
     assert_eq!(
-        (report.backfilled, report.finalized, report.drift),
-        (1, 1, 0),
+        (
+            report.revocations,
+            report.backfilled,
+            report.finalized,
+            report.drift
+        ),
+        (3, 1, 0, 0),
         "{report:?}"
     );
     for id in &ids {
         assert_eq!(w.row(id).await.unwrap().0, "revoked", "{id}");
     }
     let db = w.sql().await;
+    // A recovered row holds only what its memo proves (no serial, no recipient); revoked, it
+    // keeps that shape (migration V6).
+    let lost_row = db
+        .query_one(
+            "SELECT serial IS NULL, recipient_id IS NULL FROM credentials WHERE id = $1",
+            &[&lost.parse::<uuid::Uuid>().unwrap()],
+        )
+        .await
+        .unwrap();
+    assert!(lost_row.get::<_, bool>(0) && lost_row.get::<_, bool>(1));
     let revocation = |id: &str| {
         let id: uuid::Uuid = id.parse().unwrap();
         let db = &db;
         async move {
             db.query_one(
-                "SELECT reason, anchor_signature IS NOT NULL, finalized_at IS NOT NULL                  FROM revocations WHERE credential_id = $1",
+                "SELECT reason, anchor_signature IS NOT NULL, finalized_at IS NOT NULL \
+                 FROM revocations WHERE credential_id = $1",
                 &[&id],
             )
             .await
             .unwrap()
         }
     };
-    let rebuilt = revocation(&gone).await;
-    assert_eq!(
-        rebuilt.get::<_, String>(0),
-        store::reconcile::RECOVERED_REVOCATION_REASON
-    );
-    assert!(rebuilt.get::<_, bool>(1) && rebuilt.get::<_, bool>(2));
+    for rebuilt in [&gone, &lost] {
+        let row = revocation(rebuilt).await;
+        assert_eq!(
+            row.get::<_, String>(0),
+            store::reconcile::RECOVERED_REVOCATION_REASON
+        );
+        assert!(row.get::<_, bool>(1) && row.get::<_, bool>(2));
+    }
     let finalized = revocation(&pending).await;
     // The backup's own reason survives: only the anchor came from the chain.
     assert_eq!(
@@ -133,7 +157,9 @@ async fn restore_loses_revocations_and_the_reconciler_restores_both_from_the_cha
             .await,
         0
     );
-    assert_eq!(w.findings("missing_row").await, 1);
+    // Missing rows: `lost`'s credential and revocation, `gone`'s revocation; pending and
+    // anchored: `pending`'s revocation.
+    assert_eq!(w.findings("missing_row").await, 3);
     assert_eq!(w.findings("pending_anchored").await, 1);
 
     // The relay resumes: nothing left to send, so each revocation stays on chain once.
@@ -151,19 +177,23 @@ async fn restore_loses_revocations_and_the_reconciler_restores_both_from_the_cha
         "the restored database had sent no revocation, and none was sent since"
     );
     let on_chain = w.revocations_on_chain().await;
-    assert_eq!(
-        (on_chain.get(&gone), on_chain.get(&pending)),
-        (Some(&1), Some(&1))
-    );
+    for id in &ids {
+        assert_eq!(on_chain.get(id), Some(&1), "{id}");
+    }
 
     // A second run: everything agrees, nothing new is recorded.
     let again = r.run_once(HOUR, false).await.unwrap();
     assert_eq!(
-        (again.backfilled, again.finalized, again.drift),
-        (0, 0, 0),
+        (
+            again.revocations,
+            again.backfilled,
+            again.finalized,
+            again.drift
+        ),
+        (0, 0, 0, 0),
         "{again:?}"
     );
-    assert_eq!(w.findings("missing_row").await, 1);
+    assert_eq!(w.findings("missing_row").await, 3);
     assert_eq!(w.findings("pending_anchored").await, 1);
 }
 
