@@ -26,6 +26,8 @@ async fn killed_mid_upload_then_rerun_issues_each_row_once_and_writes_every_proo
             host: "127.0.0.1".into(),
             port: 0,
             workers: Some(2),
+            // The per-key limit has its own tests; here clients issue as fast as they can.
+            rate_limit_per_second: 0,
             ..Default::default()
         },
         database: DatabaseSettings::new(&db.url),

@@ -300,6 +300,7 @@ struct Retries {
     connection_errors: usize,
     unavailable: usize,
     unavailable_with_retry_after: usize,
+    rate_limited: usize,
     other_5xx: Vec<String>,
 }
 
@@ -311,7 +312,8 @@ impl Retries {
 
 /// One client of the registrar's portal: issues serials one by one, each with its own
 /// Idempotency-Key, and retries the SAME request (same key, same body) on a connection
-/// error or a 5xx until it is acknowledged, as the README tells clients to.
+/// error, a 5xx or a 429 (after its Retry-After) until it is acknowledged, as the README
+/// tells clients to.
 fn portal_client(
     base: String,
     api_key: String,
@@ -352,6 +354,17 @@ fn portal_client(
                     Ok(resp) if resp.status().as_u16() == 202 => {
                         let v: Value = resp.json().await.unwrap();
                         break v["id"].as_str().unwrap().to_string();
+                    }
+                    // Over the per-key budget: wait as told, then the same request again.
+                    Ok(resp) if resp.status().as_u16() == 429 => {
+                        let wait = resp
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .expect("429 without Retry-After");
+                        retries.lock().unwrap().rate_limited += 1;
+                        tokio::time::sleep(Duration::from_secs(wait)).await;
                     }
                     Ok(resp) if resp.status().as_u16() == 503 => {
                         let mut r = retries.lock().unwrap();
