@@ -64,6 +64,14 @@ async fn restore_from_dump_taken_before_issuance_recovers_every_anchor() {
     );
     assert!(r.metrics().transactions.get() >= 3);
     assert!(r.metrics().last_success.get() > 0);
+
+    // A recovered credential can still be revoked: the relay anchors the revocation and the
+    // row, holding only what its memo proved, becomes `revoked` (migration V6).
+    assert_eq!(w.revoke(&ids[0], "issued in error").await, 202);
+    let relay = w.relay("relay-revoke-recovered").await;
+    w.relay_until(&relay, &ids[..1], "revoked").await;
+    assert_eq!(w.revocations_on_chain().await.get(&ids[0]), Some(&1));
+    assert_eq!(w.row(&ids[1]).await.unwrap().0, "recovered");
 }
 
 /// A restore loses revocations too: one anchored after the backup (its row is gone), one
