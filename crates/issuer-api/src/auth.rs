@@ -38,7 +38,7 @@ impl FromRequest for AuthenticatedIssuer {
             let found = match cached {
                 Some(row) => Some(row),
                 None => state
-                    .store
+                    .store()
                     .find_api_key(&key_id)
                     .await
                     .map_err(|e| state.store_error(e))?,

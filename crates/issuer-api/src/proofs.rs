@@ -29,7 +29,7 @@ pub async fn bundles_for(
 ) -> Result<Vec<Result<ProofBundle, ApiError>>, ApiError> {
     let store_err = |e| state.store_error(e);
     let records = state
-        .store
+        .store()
         .proof_records(issuer, scope)
         .await
         .map_err(store_err)?;
@@ -37,13 +37,13 @@ pub async fn bundles_for(
         return Ok(Vec::new());
     }
     let profile = state
-        .store
+        .store()
         .issuer(issuer)
         .await
         .map_err(store_err)?
         .ok_or(ApiError::Internal)?;
     let keys: HashMap<String, PublicKey> = state
-        .store
+        .store()
         .signing_keys(issuer)
         .await
         .map_err(store_err)?
@@ -220,7 +220,7 @@ pub async fn recover(
         reason: e.to_string(),
     })?;
     let outcome = state
-        .store
+        .store()
         .relink_from_bundle(&bundle)
         .await
         .map_err(|e| state.store_error(e))?;

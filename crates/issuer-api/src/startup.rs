@@ -35,8 +35,17 @@ impl Application {
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
         let port = listener.local_addr()?.port();
         let metrics = Arc::new(ApiMetrics::new()?);
+        let workers = settings
+            .http
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        // Each worker gets its own pool (see `state::install_worker_store`), together no more
+        // connections than `database.max_connections`.
+        let mut per_worker = settings.database.clone();
+        per_worker.max_connections = settings.database.max_connections.div_ceil(workers).max(1);
         let state = web::Data::new(AppState {
-            store: store.clone(),
+            shared_store: store.clone(),
             signer: Signer::new(master),
             metrics,
             body_limit_bytes: settings.http.body_limit_bytes,
@@ -57,7 +66,12 @@ impl Application {
                 ..chain::ChainConfig::new(settings.chain.rpc_url.clone(), settings.explorer.cluster)
             }),
         });
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
+            // The URL was checked when the shared pool was made; should this still fail,
+            // the worker falls back to the shared pool.
+            if let Ok(own) = Store::connect_lazy(&per_worker) {
+                crate::state::install_worker_store(own);
+            }
             App::new()
                 .wrap(from_fn(track_http))
                 .wrap(TracingLogger::default())
@@ -68,10 +82,8 @@ impl Application {
                 .configure(crate::routes::configure)
                 .default_service(web::to(crate::routes::route_not_found))
         })
-        .shutdown_timeout(settings.http.shutdown_timeout_secs);
-        if let Some(workers) = settings.http.workers {
-            server = server.workers(workers.max(1));
-        }
+        .shutdown_timeout(settings.http.shutdown_timeout_secs)
+        .workers(workers);
         let server = server.listen(listener)?.run();
         tracing::info!(port, "issuer-api listening");
         Ok(Self {

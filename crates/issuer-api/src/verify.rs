@@ -102,10 +102,10 @@ pub async fn verify(
         Claim::Bundle(b) => b.fields.issuer.clone(),
         Claim::Fields { issuer, .. } => issuer.clone(),
     };
-    let issuer_record = state.store.issuer(&issuer_id).await.map_err(store_err)?;
+    let issuer_record = state.store().issuer(&issuer_id).await.map_err(store_err)?;
     let facts = match &issuer_record {
         Some(i) => {
-            let keys = state.store.signing_keys(&i.id).await.map_err(store_err)?;
+            let keys = state.store().signing_keys(&i.id).await.map_err(store_err)?;
             Some(IssuerFacts {
                 anchor_pubkey: i.anchor_pubkey.clone(),
                 signing_keys: keys
@@ -123,7 +123,7 @@ pub async fn verify(
     let (bundle, record) = match claim {
         Claim::Bundle(bundle) => {
             let record = state
-                .store
+                .store()
                 .credential_by_id(&bundle.credential_id)
                 .await
                 .map_err(store_err)?
@@ -148,14 +148,14 @@ pub async fn verify(
                 return no_match(state, &fields, None);
             };
             let record = state
-                .store
+                .store()
                 .credential_by_hash(&issuer, &fields.hash())
                 .await
                 .map_err(store_err)?;
             // Its batch membership, if it was anchored in a Merkle batch.
             let membership = match &record {
                 Some(r) => state
-                    .store
+                    .store()
                     .proof_records(&issuer, ProofScope::Credential(&r.id))
                     .await
                     .map_err(store_err)?
@@ -177,7 +177,7 @@ pub async fn verify(
     };
 
     let revocation = match &record {
-        Some(r) => state.store.revocation(&r.id).await.map_err(store_err)?,
+        Some(r) => state.store().revocation(&r.id).await.map_err(store_err)?,
         None => None,
     };
     let revocation_state = match &revocation {

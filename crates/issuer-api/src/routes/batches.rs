@@ -118,7 +118,7 @@ pub async fn issue_batch(
     };
     let key = state
         .signer
-        .key_for(&state.store, &issuer, state.retry_after_secs)
+        .key_for(&state.store(), &issuer, state.retry_after_secs)
         .await?;
     // Parsing, hashing and signing 10,000 items is CPU work: off the async workers.
     let worker_issuer = issuer.clone();
@@ -157,7 +157,7 @@ pub async fn issue_batch(
         ))
     };
     let outcome = state
-        .store
+        .store()
         .issue_bulk(&new_bulk, idempotency, render_stored)
         .await
         .map_err(|e| state.store_error(e))?;
@@ -361,7 +361,7 @@ pub async fn get_batch(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_request_id(&path.into_inner())?;
     let summary = state
-        .store
+        .store()
         .credential_batch(&issuer.0, &id)
         .await
         .map_err(|e| state.store_error(e))?
@@ -404,7 +404,7 @@ pub async fn get_batch_proofs(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_request_id(&path.into_inner())?;
     state
-        .store
+        .store()
         .credential_batch(&issuer.0, &id)
         .await
         .map_err(|e| state.store_error(e))?

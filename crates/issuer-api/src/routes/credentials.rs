@@ -74,7 +74,7 @@ pub async fn issue_credential(
         attempt += 1;
         let key = state
             .signer
-            .key_for(&state.store, &issuer, state.retry_after_secs)
+            .key_for(&state.store(), &issuer, state.retry_after_secs)
             .await?;
         let new = NewCredential {
             id: CredentialId::new_v7(),
@@ -97,7 +97,7 @@ pub async fn issue_credential(
         });
 
         match state
-            .store
+            .store()
             .issue_credential(&new, idempotency, render_outcome)
             .await
         {
@@ -196,13 +196,13 @@ pub async fn get_credential(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path.into_inner())?;
     let record = state
-        .store
+        .store()
         .credential(&issuer.0, &id)
         .await
         .map_err(|e| state.store_error(e))?
         .ok_or(ApiError::CredentialNotFound)?;
     let revocation = state
-        .store
+        .store()
         .revocation(&id)
         .await
         .map_err(|e| state.store_error(e))?;
@@ -268,7 +268,7 @@ pub async fn list_credentials(
         .map_err(|_| invalid("cursor", "not a cursor returned by this API".into()))?;
     let filter = ListFilter { recipient, status };
     let records = state
-        .store
+        .store()
         .list_credentials(&issuer.0, &filter, limit, cursor.as_ref())
         .await
         .map_err(|e| state.store_error(e))?;

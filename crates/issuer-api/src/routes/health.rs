@@ -13,7 +13,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness: the database answers and its schema is current.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let reason = match state.store.migrations_current().await {
+    let reason = match state.store().migrations_current().await {
         Ok(true) => return HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Ok(false) => "database schema is behind this build: run migrations".to_string(),
         Err(e) if e.is_unavailable() => "database unavailable".to_string(),

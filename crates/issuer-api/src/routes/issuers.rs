@@ -22,13 +22,13 @@ pub async fn get_issuer(
     let id = IssuerId::parse(&path.into_inner())
         .map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
     let issuer = state
-        .store
+        .store()
         .issuer(&id)
         .await
         .map_err(|e| state.store_error(e))?
         .ok_or(ApiError::IssuerNotFound)?;
     let keys = state
-        .store
+        .store()
         .signing_keys(&id)
         .await
         .map_err(|e| state.store_error(e))?;

@@ -79,7 +79,7 @@ pub async fn revoke_credential(
     let body = request::read_body_limited(req.headers(), payload, REVOKE_BODY_LIMIT).await?;
     let reason = parse_reason(&body)?;
     let outcome = state
-        .store
+        .store()
         .revoke_credential(&issuer.0, &id, &reason)
         .await
         .map_err(|e| state.store_error(e))?;
