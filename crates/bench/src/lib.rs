@@ -31,6 +31,8 @@ pub struct Config {
     /// Alternating rounds of the API's closed loop and pgbench: both swing from run to run
     /// on a shared 2-core machine, so the ratio is the median of the per-round ratios.
     pub rounds: usize,
+    /// A moderate fixed rate (req/s) for a second latency measurement, below saturation.
+    pub fixed_rate: f64,
     /// Credentials for the bulk (Postgres) scenario and its COPY baseline.
     pub bulk_n: usize,
     /// Credentials issued and anchored in merkle mode.
@@ -53,6 +55,7 @@ impl Config {
             concurrency: 8,
             duration: Duration::from_secs(15),
             rounds: 3,
+            fixed_rate: 500.0,
             bulk_n: 40_000,
             anchor_n: 40_000,
             latency_n: 20,
@@ -71,6 +74,7 @@ impl Config {
             concurrency: 4,
             duration: Duration::from_secs(2),
             rounds: 1,
+            fixed_rate: 20.0,
             bulk_n: 2_000,
             anchor_n: 2_000,
             latency_n: 2,

@@ -98,6 +98,32 @@ pub fn rows(r: &Results) -> Vec<Row> {
             met: Some(s.latency.n > 0 && s.latency.p99_ms < 20.0),
         });
     }
+    if let Some(s) = &r.single {
+        out.push(Row {
+            scenario: format!(
+                "  latency at a fixed {} req/s (machine {:.0} % busy)",
+                f0(s.fixed_rate_rps),
+                s.fixed_busy_pct
+            ),
+            baseline: format!(
+                "pgbench same tx at that rate: p50 {} ms, p99 {} ms",
+                f1(s.fixed_pgbench.p50_ms),
+                f1(s.fixed_pgbench.p99_ms)
+            ),
+            result: format!(
+                "p50 {} ms, p99 {} ms (n={})",
+                f1(s.fixed_latency.p50_ms),
+                f1(s.fixed_latency.p99_ms),
+                s.fixed_latency.n
+            ),
+            ratio: format!(
+                "p99 {:.1}×",
+                s.fixed_latency.p99_ms / s.fixed_pgbench.p99_ms.max(1e-9)
+            ),
+            target: "— (context for the row above)".into(),
+            met: None,
+        });
+    }
     if let Some(b) = &r.bulk {
         out.push(Row {
             scenario: format!(

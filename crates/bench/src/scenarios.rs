@@ -64,6 +64,12 @@ pub struct SingleIssue {
     /// The whole machine during the open loop: busy and stolen (hypervisor) CPU, percent.
     pub open_loop_busy_pct: f64,
     pub open_loop_steal_pct: f64,
+    /// Open loop at `Config::fixed_rate` (or the half rate, if lower).
+    pub fixed_rate_rps: f64,
+    pub fixed_latency: Summary,
+    /// pgbench at that fixed rate.
+    pub fixed_pgbench: Summary,
+    pub fixed_busy_pct: f64,
     pub validator_cores: f64,
     #[serde(skip)]
     pub samples_ms: Vec<f64>,
@@ -249,68 +255,114 @@ pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue
 
     // Open loop at half the max rate: latency from each request's scheduled start.
     let rate = (max_rps / 2.0).max(1.0);
+    let half = open_loop(w, issuer, api_pid, rate, "HALF", &file).await?;
+    let validator_cores = cpu.validator_cores();
+    w.retire_outbox(issuer).await?;
+    // The database alone at the same rate and with the same clients.
+    let at_rate = pgbench(w, Some(rate)).await?;
+    w.retire_outbox("bench-pgbench").await?;
+
+    // The same at a fixed, moderate rate, where the machine is not saturated: what a portal
+    // sees on an ordinary day. Its baseline is pgbench at that rate too.
+    let fixed_rate = w.cfg.fixed_rate.min(rate);
+    let fixed = open_loop(w, issuer, api_pid, fixed_rate, "FIXED", &file).await?;
+    w.retire_outbox(issuer).await?;
+    let fixed_pg = pgbench(w, Some(fixed_rate)).await?;
+    w.retire_outbox("bench-pgbench").await?;
+
+    Ok(SingleIssue {
+        concurrency: w.cfg.concurrency,
+        max_rps,
+        errors: errors + half.errors + fixed.errors,
+        pgbench_tps,
+        rounds,
+        half_rate_rps: half.achieved_rps,
+        latency: summarize(&half.samples_ms),
+        pgbench_at_rate: summarize(&at_rate.latency_ms),
+        driver_lag: summarize(&half.lags_ms),
+        api_run_queue_ms_per_request: half.run_queue_ms_per_request,
+        api_cpu_ms_per_request: half.cpu_ms_per_request,
+        open_loop_busy_pct: half.busy_pct,
+        open_loop_steal_pct: half.steal_pct,
+        fixed_rate_rps: fixed.achieved_rps,
+        fixed_latency: summarize(&fixed.samples_ms),
+        fixed_pgbench: summarize(&fixed_pg.latency_ms),
+        fixed_busy_pct: fixed.busy_pct,
+        validator_cores,
+        samples_ms: half.samples_ms,
+    })
+}
+
+/// What one open-loop phase measured.
+struct OpenLoop {
+    samples_ms: Vec<f64>,
+    lags_ms: Vec<f64>,
+    errors: usize,
+    achieved_rps: f64,
+    run_queue_ms_per_request: f64,
+    cpu_ms_per_request: f64,
+    busy_pct: f64,
+    steal_pct: f64,
+}
+
+/// Requests sent on a fixed schedule at `rate` for `duration`, whatever the answers: latency
+/// from each request's scheduled start (no coordinated omission), the driver's own lag, and
+/// the API's CPU and run-queue time per request.
+async fn open_loop(
+    w: &World,
+    issuer: &str,
+    api_pid: u32,
+    rate: f64,
+    tag: &str,
+    file: &str,
+) -> anyhow::Result<OpenLoop> {
     let n = (rate * w.cfg.duration.as_secs_f64()) as usize;
     let t0 = Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(256));
     let mut tasks = Vec::with_capacity(n);
-    let mut lags = Vec::with_capacity(n);
+    let mut lags_ms = Vec::with_capacity(n);
     let sched_before = procs::run_queue_and_cpu_ms(api_pid);
     let machine_before = procs::machine_cpu_ticks();
     for i in 0..n {
         let at = t0 + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(at.into()).await;
         // Before the in-flight limit: a wait for a permit is the service's backpressure.
-        lags.push(at.elapsed().as_secs_f64() * 1000.0);
+        lags_ms.push(at.elapsed().as_secs_f64() * 1000.0);
         let permit = limit.clone().acquire_owned().await?;
         let (http, api, key, file) = (
             w.http.clone(),
             w.api.clone(),
             w.key(issuer).to_string(),
-            file.clone(),
+            file.to_string(),
         );
+        let serial = format!("{tag}-{i}");
         tasks.push(tokio::spawn(async move {
-            let r = post_one(&http, &api, &key, &format!("HALF-{i}"), &file).await;
+            let r = post_one(&http, &api, &key, &serial, &file).await;
             drop(permit);
             r.map(|_| at.elapsed().as_secs_f64() * 1000.0)
         }));
     }
-    let mut samples = Vec::with_capacity(n);
-    let mut half_errors = 0;
+    let mut samples_ms = Vec::with_capacity(n);
+    let mut errors = 0;
     for t in tasks {
         match t.await? {
-            Ok(ms) => samples.push(ms),
-            Err(_) => half_errors += 1,
+            Ok(ms) => samples_ms.push(ms),
+            Err(_) => errors += 1,
         }
     }
-    let half_rate_rps = samples.len() as f64 / t0.elapsed().as_secs_f64();
+    let achieved_rps = samples_ms.len() as f64 / t0.elapsed().as_secs_f64();
     let sched_after = procs::run_queue_and_cpu_ms(api_pid);
-    let (open_loop_busy_pct, open_loop_steal_pct) =
-        procs::cpu_shares(machine_before, procs::machine_cpu_ticks());
+    let (busy_pct, steal_pct) = procs::cpu_shares(machine_before, procs::machine_cpu_ticks());
     let per_request = |after: f64, before: f64| (after - before) / n.max(1) as f64;
-    let api_run_queue_ms_per_request = per_request(sched_after.0, sched_before.0);
-    let api_cpu_ms_per_request = per_request(sched_after.1, sched_before.1);
-    let validator_cores = cpu.validator_cores();
-    w.retire_outbox(issuer).await?;
-
-    // The database alone at the same rate and with the same clients.
-    let at_rate = pgbench(w, Some(rate)).await?;
-    w.retire_outbox("bench-pgbench").await?;
-    Ok(SingleIssue {
-        concurrency: w.cfg.concurrency,
-        max_rps,
-        errors: errors + half_errors,
-        pgbench_tps,
-        rounds,
-        half_rate_rps,
-        latency: summarize(&samples),
-        pgbench_at_rate: summarize(&at_rate.latency_ms),
-        driver_lag: summarize(&lags),
-        api_run_queue_ms_per_request,
-        api_cpu_ms_per_request,
-        open_loop_busy_pct,
-        open_loop_steal_pct,
-        validator_cores,
-        samples_ms: samples,
+    Ok(OpenLoop {
+        run_queue_ms_per_request: per_request(sched_after.0, sched_before.0),
+        cpu_ms_per_request: per_request(sched_after.1, sched_before.1),
+        samples_ms,
+        lags_ms,
+        errors,
+        achieved_rps,
+        busy_pct,
+        steal_pct,
     })
 }
 
