@@ -447,19 +447,14 @@ impl Store {
                     &[id, &revocation.signature, &slot, &revocation.block_time],
                 )
                 .await?;
-                // The transaction that landed is the anchor; any other live one of the
-                // revocation job is retired so the relay never rebroadcasts or re-signs.
-                db.execute(
-                    "UPDATE anchor_transactions SET \
-                       status = CASE WHEN signature = $2 THEN 'finalized' ELSE 'expired' END, \
-                       slot = CASE WHEN signature = $2 THEN $3 ELSE slot END, \
-                       confirmed_at = CASE WHEN signature = $2 THEN coalesce(confirmed_at, now()) ELSE confirmed_at END, \
-                       finalized_at = CASE WHEN signature = $2 THEN now() ELSE finalized_at END, \
-                       error = CASE WHEN signature = $2 THEN error ELSE 'superseded: reconciler found the anchor' END \
-                     WHERE outbox_id IN (SELECT o.id FROM outbox o WHERE o.credential_id = $1 \
-                                          AND o.kind = 'anchor_revocation') \
-                       AND (signature = $2 OR status IN ('signed', 'sent', 'confirmed'))",
-                    &[id, &revocation.signature, &slot],
+                // Only the revocation job's transactions: the issuance anchor stays.
+                retire_live_txs(
+                    &db,
+                    "outbox_id IN (SELECT o.id FROM outbox o WHERE o.credential_id = $1 \
+                       AND o.kind = 'anchor_revocation')",
+                    id,
+                    revocation.signature,
+                    slot,
                 )
                 .await?;
                 db.execute(
@@ -733,6 +728,32 @@ async fn set_revoked(
     Ok(())
 }
 
+/// Among the anchor transactions `scope` selects (SQL over `$1` = `id`), the one that landed
+/// (`signature`) is finalized and every other still-live one retired as expired, so the
+/// relay never rebroadcasts or re-signs.
+async fn retire_live_txs(
+    db: &deadpool_postgres::Transaction<'_>,
+    scope: &str,
+    id: &uuid::Uuid,
+    signature: &str,
+    slot: i64,
+) -> Result<(), StoreError> {
+    db.execute(
+        &format!(
+            "UPDATE anchor_transactions SET \
+               status = CASE WHEN signature = $2 THEN 'finalized' ELSE 'expired' END, \
+               slot = CASE WHEN signature = $2 THEN $3 ELSE slot END, \
+               confirmed_at = CASE WHEN signature = $2 THEN coalesce(confirmed_at, now()) ELSE confirmed_at END, \
+               finalized_at = CASE WHEN signature = $2 THEN now() ELSE finalized_at END, \
+               error = CASE WHEN signature = $2 THEN error ELSE 'superseded: reconciler found the anchor' END \
+             WHERE {scope} AND (signature = $2 OR status IN ('signed', 'sent', 'confirmed'))"
+        ),
+        &[id, &signature, &slot],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Finalizes a pending credential with the anchor found on chain, completes its open outbox
 /// job and retires its live transactions, so the relay has nothing left to send.
 async fn finalize_pending(
@@ -748,19 +769,7 @@ async fn finalize_pending(
         &[id, &anchor.signature, &slot, &anchor.block_time],
     )
     .await?;
-    // The transaction that landed is the anchor; any other still-live one of the same
-    // credential is retired as expired so the relay never rebroadcasts or re-signs.
-    db.execute(
-        "UPDATE anchor_transactions SET \
-           status = CASE WHEN signature = $2 THEN 'finalized' ELSE 'expired' END, \
-           slot = CASE WHEN signature = $2 THEN $3 ELSE slot END, \
-           confirmed_at = CASE WHEN signature = $2 THEN coalesce(confirmed_at, now()) ELSE confirmed_at END, \
-           finalized_at = CASE WHEN signature = $2 THEN now() ELSE finalized_at END, \
-           error = CASE WHEN signature = $2 THEN error ELSE 'superseded: reconciler found the anchor' END \
-         WHERE credential_id = $1 AND (signature = $2 OR status IN ('signed', 'sent', 'confirmed'))",
-        &[id, &anchor.signature, &slot],
-    )
-    .await?;
+    retire_live_txs(db, "credential_id = $1", id, anchor.signature, slot).await?;
     db.execute(
         "UPDATE outbox SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
            last_error = NULL, updated_at = now() \

@@ -137,13 +137,33 @@ impl TestApp {
             .unwrap()
     }
 
-    /// (credentials, outbox rows) in the whole database.
-    pub async fn row_counts(&self) -> (i64, i64) {
+    /// A plain connection to the test database.
+    pub async fn sql(&self) -> tokio_postgres::Client {
         let (client, conn) = tokio_postgres::connect(&self.db.url, tokio_postgres::NoTls)
             .await
             .unwrap();
         tokio::spawn(conn);
-        let row = client
+        client
+    }
+
+    /// Revokes the first issuer's API key in the database, as an operator would; returns the
+    /// number of keys revoked.
+    pub async fn revoke_api_key(&self) -> u64 {
+        self.sql()
+            .await
+            .execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE issuer_id = 'uni-a'",
+                &[],
+            )
+            .await
+            .unwrap()
+    }
+
+    /// (credentials, outbox rows) in the whole database.
+    pub async fn row_counts(&self) -> (i64, i64) {
+        let row = self
+            .sql()
+            .await
             .query_one(
                 "SELECT (SELECT count(*) FROM credentials), (SELECT count(*) FROM outbox)",
                 &[],

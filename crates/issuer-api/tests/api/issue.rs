@@ -231,18 +231,7 @@ async fn a_revoked_api_key_stops_working_within_the_cache_ttl() {
     let app = crate::helpers::spawn_app_with(|s| s.http.api_key_cache_secs = 1).await;
     let key = app.issuer.api_key.clone();
     assert_eq!(app.get("/v1/credentials", &key).await.status(), 200);
-    let (client, conn) = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let revoked = client
-        .execute(
-            "UPDATE api_keys SET revoked_at = now() WHERE issuer_id = 'uni-a'",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(revoked, 1);
+    assert_eq!(app.revoke_api_key().await, 1);
     // Keep using the key: within a second it is refused, and stays refused.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -266,13 +255,6 @@ async fn with_the_key_cache_off_revocation_is_immediate() {
     let app = crate::helpers::spawn_app_with(|s| s.http.api_key_cache_secs = 0).await;
     let key = app.issuer.api_key.clone();
     assert_eq!(app.get("/v1/credentials", &key).await.status(), 200);
-    let (client, conn) = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .execute("UPDATE api_keys SET revoked_at = now()", &[])
-        .await
-        .unwrap();
+    assert_eq!(app.revoke_api_key().await, 1);
     assert_eq!(app.get("/v1/credentials", &key).await.status(), 401);
 }

@@ -154,36 +154,10 @@ async fn passes_for(app: &Application, window: Duration) -> (u32, Vec<Duration>)
     (polls, claiming)
 }
 
-/// The outbox rows as text (attempts, failures, dead, last error), for assertion messages.
-async fn outbox_rows(w: &World) -> String {
-    let (client, conn) = tokio_postgres::connect(&w.db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let rows = client
-        .query(
-            "SELECT attempts, failures, dead_at IS NOT NULL, coalesce(last_error, '') \
-             FROM outbox ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| {
-            format!(
-                "\n  attempts {} failures {} dead {} last_error {}",
-                r.get::<_, i32>(0),
-                r.get::<_, i32>(1),
-                r.get::<_, bool>(2),
-                r.get::<_, String>(3)
-            )
-        })
-        .collect()
-}
-
 /// During a fault: every job failed and backed off, none dead-lettered, nothing new signed.
 async fn assert_waiting_out_the_fault(w: &World, kind: &str) {
-    let rows = outbox_rows(w).await;
+    // Every job is open during the fault, so the diagnostics list them all.
+    let rows = w.outbox_diagnostics().await;
     assert!(
         w.query_i64("SELECT min(failures)::bigint FROM outbox")
             .await
