@@ -255,6 +255,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         .with_context(|| format!("creating {}", opts.out.display()))?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
+        // Below the API's keep-alive (75 s) and common load balancers' (60 s): a pooled
+        // connection is never reused just as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(30))
         .build()?;
     let chunks = chunk_bodies(&rows, opts.chunk_size);
     let bar = progress(

@@ -103,6 +103,12 @@ pub struct HttpSettings {
     /// revoked in the database stops working within this long. 0 looks every request up.
     #[serde(default = "default_api_key_cache_secs")]
     pub api_key_cache_secs: u64,
+    /// Seconds an idle keep-alive connection stays open. Keep it above the idle timeout of
+    /// every client and proxy in front (load balancers commonly use 60 s): if the server
+    /// closes first, a request sent on the closing connection fails on the client
+    /// (a 502 at the ingress, `IncompleteMessage` in reqwest). 0 turns keep-alive off.
+    #[serde(default = "default_keep_alive_secs")]
+    pub keep_alive_secs: u64,
     /// Whether to apply pending migrations at start-up (the Kubernetes migration Job does it
     /// otherwise).
     #[serde(default = "default_true")]
@@ -142,6 +148,9 @@ fn default_rate_burst() -> u32 {
 fn default_api_key_cache_secs() -> u64 {
     5
 }
+fn default_keep_alive_secs() -> u64 {
+    75
+}
 fn default_true() -> bool {
     true
 }
@@ -159,6 +168,7 @@ impl Default for HttpSettings {
             rate_limit_per_second: default_rate_limit(),
             rate_limit_burst: default_rate_burst(),
             api_key_cache_secs: default_api_key_cache_secs(),
+            keep_alive_secs: default_keep_alive_secs(),
             migrate_on_start: true,
         }
     }

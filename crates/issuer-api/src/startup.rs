@@ -4,6 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use domain::sealed::MasterKey;
@@ -83,6 +84,12 @@ impl Application {
                 .default_service(web::to(crate::routes::route_not_found))
         })
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
+        // actix closes idle connections after 5 s by default, shorter than most clients'
+        // and proxies' idle timeouts: a request racing that close is lost in transit.
+        .keep_alive(match settings.http.keep_alive_secs {
+            0 => KeepAlive::Disabled,
+            secs => KeepAlive::Timeout(std::time::Duration::from_secs(secs)),
+        })
         .workers(workers);
         let server = server.listen(listener)?.run();
         tracing::info!(port, "issuer-api listening");

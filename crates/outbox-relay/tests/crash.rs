@@ -324,6 +324,7 @@ fn portal_client(
     tokio::spawn(async move {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap();
         let mut ids = Vec::new();

@@ -73,7 +73,11 @@ pub async fn spawn_app_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Test
         db,
         issuer,
         master,
-        client: reqwest::Client::new(),
+        // Idle connections are dropped well before the server's keep-alive closes them.
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap(),
         server: handle,
     }
 }

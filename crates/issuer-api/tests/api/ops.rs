@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{credential_json, error_code, spawn_app, spawn_app_on};
+use crate::helpers::{credential_json, error_code, spawn_app, spawn_app_on, spawn_app_with};
 
 #[tokio::test]
 async fn health_ready_metrics_and_openapi_are_served() {
@@ -115,4 +115,68 @@ async fn database_outage_gives_503_with_retry_after_then_recovers() {
     let (status, _) = error_code(app.post_json(&credential_json("S-O2"), Some("o-2")).await).await;
     assert_eq!(status, 202);
     assert_eq!(app.row_counts().await, (2, 2));
+}
+
+/// One `GET path` on an open connection; `None` when the server has closed it.
+async fn get_on(stream: &mut tokio::net::TcpStream, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return Some(text);
+            }
+        }
+    }
+}
+
+/// actix closes idle connections after 5 s by default; clients (reqwest keeps them 90 s) and
+/// load balancers (often 60 s) reuse them longer, and a request racing the close is lost
+/// (`IncompleteMessage`, a 502 at the ingress). The default keeps them open longer than
+/// those, and the setting is what the server applies.
+#[tokio::test]
+async fn idle_keep_alive_connections_outlive_the_actix_default_and_follow_the_setting() {
+    let default = spawn_app().await;
+    let short = spawn_app_with(|s| s.http.keep_alive_secs = 1).await;
+    let address =
+        |app: &crate::helpers::TestApp| app.url("").trim_start_matches("http://").to_string();
+    let mut kept = tokio::net::TcpStream::connect(address(&default))
+        .await
+        .unwrap();
+    let mut closed = tokio::net::TcpStream::connect(address(&short))
+        .await
+        .unwrap();
+    for stream in [&mut kept, &mut closed] {
+        let first = get_on(stream, "/healthz").await.expect("first response");
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    }
+
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+
+    let again = get_on(&mut kept, "/healthz")
+        .await
+        .expect("the default keeps an idle connection open past 5 s");
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    assert_eq!(
+        get_on(&mut closed, "/healthz").await,
+        None,
+        "keep_alive_secs = 1 closes the idle connection"
+    );
 }

@@ -92,7 +92,11 @@ pub async fn world_on(db: TestDb) -> World {
         store,
         keypair_path,
         anchor_pubkey,
-        client: reqwest::Client::new(),
+        // Idle connections are dropped well before the server's keep-alive closes them.
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap(),
         _dir: dir,
         issuer,
         chain_env,

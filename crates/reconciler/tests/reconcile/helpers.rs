@@ -79,7 +79,11 @@ pub async fn world() -> World {
         api_key: issuer.api_key.clone(),
         keypair_path,
         anchor_pubkey,
-        client: reqwest::Client::new(),
+        // Idle connections are dropped well before the server's keep-alive closes them.
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap(),
         dir,
         chain_env,
     }
