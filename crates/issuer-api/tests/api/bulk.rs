@@ -246,3 +246,89 @@ async fn malformed_empty_and_foreign_requests_are_refused_whole_with_stable_code
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
 }
+
+/// Bulk requests look up taken serials, then stream the rest with COPY. Two requests racing
+/// over the same serials both find them free (the failpoint holds each after its lookup);
+/// the loser's COPY fails on the unique serial, and its row-wise fallback reports each item
+/// as a duplicate or a conflict. Every serial is written once, with one outbox row.
+#[tokio::test]
+async fn racing_bulk_requests_over_the_same_serials_write_each_once_and_name_the_rest() {
+    let app = spawn_app().await;
+    fail::cfg("store::bulk::after_lookup", "return(700)").unwrap();
+    let serials: Vec<String> = (0..300).map(|i| format!("RACE-{i}")).collect();
+    let same: Vec<Value> = serials.iter().map(|s| item(s)).collect();
+    // The second request: the same serials, every tenth with a different title, plus
+    // serials of its own.
+    let mut other: Vec<Value> = same.clone();
+    for (i, v) in other.iter_mut().enumerate() {
+        if i % 10 == 0 {
+            v["title"] = "MSc".into();
+        }
+    }
+    other.extend((0..50).map(|i| item(&format!("OWN-{i}"))));
+    let (before, _) = app.row_counts().await;
+
+    let (a, b) = tokio::join!(
+        post_batch(&app, json_body(&same), "application/json", None),
+        post_batch(&app, json_body(&other), "application/json", None),
+    );
+    fail::remove("store::bulk::after_lookup");
+    let (a_status, b_status) = (a.status().as_u16(), b.status().as_u16());
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    // 202 when something new was accepted, 200 when nothing was.
+    for (status, v) in [(a_status, &a), (b_status, &b)] {
+        let expected = if v["accepted"].as_u64() > Some(0) {
+            202
+        } else {
+            200
+        };
+        assert_eq!(status, expected, "{v}");
+    }
+
+    // 300 shared serials + 50 own: each created exactly once, with its outbox row.
+    assert_eq!(app.row_counts().await, (before + 350, before + 350));
+    let accepted = a["accepted"].as_u64().unwrap() + b["accepted"].as_u64().unwrap();
+    assert_eq!(accepted, 350, "{a}\n{b}");
+    // Whichever lost the race reports the shared serials it did not write.
+    let statuses = |v: &Value, pick: &dyn Fn(usize) -> bool| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| pick(*i))
+            .map(|(_, r)| {
+                r["status"]
+                    .as_str()
+                    .filter(|s| *s != "invalid")
+                    .or(r["code"].as_str())
+                    .unwrap_or("?")
+                    .to_string()
+            })
+            .collect()
+    };
+    let a_shared = statuses(&a, &|_| true);
+    let b_shared = statuses(&b, &|i| i < 300);
+    if a["accepted"] == 300 {
+        // `b` lost: identical items are duplicates, retitled ones conflicts.
+        for (i, s) in b_shared.iter().enumerate() {
+            let expected = if i % 10 == 0 {
+                "serial_conflict"
+            } else {
+                "duplicate"
+            };
+            assert_eq!(s, expected, "item {i}: {b}");
+        }
+        assert!(statuses(&b, &|i| i >= 300).iter().all(|s| s == "accepted"));
+    } else {
+        assert_eq!(b["accepted"], 350, "{a}\n{b}");
+        for (i, s) in a_shared.iter().enumerate() {
+            let expected = if i % 10 == 0 {
+                "serial_conflict"
+            } else {
+                "duplicate"
+            };
+            assert_eq!(s, expected, "item {i}: {a}");
+        }
+    }
+}
