@@ -127,11 +127,23 @@ pub fn rows(r: &Results) -> Vec<Row> {
     if let Some(b) = &r.bulk {
         out.push(Row {
             scenario: format!(
-                "bulk issuance into PostgreSQL, {} credentials (validator {:.2} cores)",
-                b.n, b.validator_cores
+                "bulk issuance into PostgreSQL, {} credentials, {} requests in flight (validator {:.2} cores)",
+                b.n, b.in_flight, b.validator_cores
             ),
-            baseline: format!("psql COPY same rows: {} rows/s", f0(b.copy_rows_per_sec)),
-            result: format!("{} credentials/s", f0(b.api_rows_per_sec)),
+            baseline: format!(
+                "psql COPY same rows: {} rows/s (median of {} alternating rounds)",
+                f0(b.copy_rows_per_sec),
+                b.rounds.len()
+            ),
+            result: format!(
+                "{} credentials/s (median); per round {}",
+                f0(b.api_rows_per_sec),
+                b.rounds
+                    .iter()
+                    .map(|r| f0(r.api_rows_per_sec))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             ratio: format!(
                 "{:.0} %",
                 100.0 * b.api_rows_per_sec / b.copy_rows_per_sec.max(1e-9)

@@ -507,41 +507,38 @@ impl Store {
 
         let items = bulk.items;
         let n = items.len();
-        // Serials already taken are looked up first: they decide duplicate vs conflict, and
-        // the rest can then be streamed with COPY, which costs PostgreSQL about half what a
-        // multi-row `INSERT ... ON CONFLICT` does per row (issue #10).
-        let all_serials: Vec<&str> = items.iter().map(|c| c.serial.as_str()).collect();
-        let mut existing = existing_by_serial(&tx, issuer, &all_serials).await?;
-        let fresh: Vec<&NewCredential> = items
-            .iter()
-            .filter(|c| !existing.contains_key(c.serial.as_str()))
-            .collect();
+        // Optimistic: the whole request is streamed with COPY, which costs PostgreSQL about
+        // half what a multi-row `INSERT ... ON CONFLICT` does per row (issue #10), and new
+        // serials are the rule (a retried request replays through its Idempotency-Key). A
+        // serial already taken fails the COPY; the savepoint is rolled back and the row-wise
+        // path below decides each item.
+        let all: Vec<&NewCredential> = items.iter().collect();
         #[cfg(feature = "failpoints")]
-        if let Some(Some(ms)) = fail::eval("store::bulk::after_lookup", |arg| {
+        if let Some(Some(ms)) = fail::eval("store::bulk::before_copy", |arg| {
             arg.and_then(|a| a.parse::<u64>().ok())
         }) {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
-        let inserted: std::collections::HashSet<Uuid> =
-            match copy_fresh(&mut tx, issuer, bulk.request_id, &fresh).await {
-                Ok(()) => fresh.iter().map(|c| *c.id.as_uuid()).collect(),
-                Err(e) if lost_a_race(&e) => {
-                    // A concurrent request took one of these serials after the lookup (COPY
-                    // waited for it to commit), or the two waited on each other. The savepoint
-                    // is rolled back (its locks with it); the row-wise path decides each item,
-                    // and the serials it skipped are looked up again.
-                    let inserted =
-                        insert_skipping_taken(&tx, issuer, bulk.request_id, &fresh).await?;
-                    let taken: Vec<&str> = fresh
-                        .iter()
-                        .filter(|c| !inserted.contains(c.id.as_uuid()))
-                        .map(|c| c.serial.as_str())
-                        .collect();
-                    existing.extend(existing_by_serial(&tx, issuer, &taken).await?);
-                    inserted
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let (inserted, existing) = match copy_all(&mut tx, issuer, bulk.request_id, &all).await {
+            Ok(()) => (
+                all.iter().map(|c| *c.id.as_uuid()).collect(),
+                std::collections::HashMap::new(),
+            ),
+            Err(e) if serial_taken(&e) => {
+                // A serial was taken before, or by a concurrent request (COPY waited for it
+                // to commit), or the two waited on each other. The savepoint is rolled back
+                // (its locks with it); the row-wise path skips taken serials, and those are
+                // then looked up to tell duplicates from conflicts.
+                let inserted = insert_skipping_taken(&tx, issuer, bulk.request_id, &all).await?;
+                let taken: Vec<&str> = all
+                    .iter()
+                    .filter(|c| !inserted.contains(c.id.as_uuid()))
+                    .map(|c| c.serial.as_str())
+                    .collect();
+                (inserted, existing_by_serial(&tx, issuer, &taken).await?)
+            }
+            Err(e) => return Err(e.into()),
+        };
         let created: Vec<Uuid> = ids_in_order(items, &inserted);
         let mut outcomes = Vec::with_capacity(n);
         for c in items {
@@ -671,8 +668,9 @@ async fn existing_by_serial(
     Ok(existing)
 }
 
-/// Whether a COPY failed because a concurrent request wrote the same serials.
-fn lost_a_race(e: &tokio_postgres::Error) -> bool {
+/// Whether a COPY failed on a serial that is taken (or on a deadlock with a concurrent
+/// request writing the same serials).
+fn serial_taken(e: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
     matches!(
         e.code(),
@@ -689,17 +687,17 @@ fn ids_in_order(items: &[NewCredential], inserted: &std::collections::HashSet<Uu
         .collect()
 }
 
-/// Streams `fresh` and their outbox rows with binary COPY inside a savepoint, so a failure
-/// (a serial taken since the lookup) leaves the surrounding transaction usable.
-async fn copy_fresh(
+/// Streams `items` and their outbox rows with binary COPY inside a savepoint, so a failure
+/// (a serial already taken) leaves the surrounding transaction usable.
+async fn copy_all(
     tx: &mut deadpool_postgres::Transaction<'_>,
     issuer: &str,
     request_id: Uuid,
-    fresh: &[&NewCredential],
+    items: &[&NewCredential],
 ) -> Result<(), tokio_postgres::Error> {
     use tokio_postgres::binary_copy::BinaryCopyInWriter;
     use tokio_postgres::types::{ToSql, Type};
-    if fresh.is_empty() {
+    if items.is_empty() {
         return Ok(());
     }
     let sp = tx.savepoint("bulk_copy").await?;
@@ -730,7 +728,7 @@ async fn copy_fresh(
         ],
     );
     futures_util::pin_mut!(writer);
-    for c in fresh {
+    for c in items {
         let row: [&(dyn ToSql + Sync); 14] = [
             c.id.as_uuid(),
             &issuer,
@@ -756,7 +754,7 @@ async fn copy_fresh(
         .await?;
     let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::UUID, Type::TEXT]);
     futures_util::pin_mut!(writer);
-    for c in fresh {
+    for c in items {
         writer
             .as_mut()
             .write(&[&"anchor_credential", c.id.as_uuid(), &issuer])

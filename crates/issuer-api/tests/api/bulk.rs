@@ -247,14 +247,14 @@ async fn malformed_empty_and_foreign_requests_are_refused_whole_with_stable_code
     assert_eq!(resp.status().as_u16(), 401);
 }
 
-/// Bulk requests look up taken serials, then stream the rest with COPY. Two requests racing
-/// over the same serials both find them free (the failpoint holds each after its lookup);
-/// the loser's COPY fails on the unique serial, and its row-wise fallback reports each item
-/// as a duplicate or a conflict. Every serial is written once, with one outbox row.
+/// Bulk requests stream their rows with COPY. Two requests racing over the same serials (the
+/// failpoint holds both just before): the loser's COPY waits for the winner's commit, fails on
+/// the unique serial, and its row-wise fallback reports each shared item as a duplicate or a
+/// conflict. Every serial is written once, with one outbox row.
 #[tokio::test]
 async fn racing_bulk_requests_over_the_same_serials_write_each_once_and_name_the_rest() {
     let app = spawn_app().await;
-    fail::cfg("store::bulk::after_lookup", "return(700)").unwrap();
+    fail::cfg("store::bulk::before_copy", "return(700)").unwrap();
     let serials: Vec<String> = (0..300).map(|i| format!("RACE-{i}")).collect();
     let same: Vec<Value> = serials.iter().map(|s| item(s)).collect();
     // The second request: the same serials, every tenth with a different title, plus
@@ -272,7 +272,7 @@ async fn racing_bulk_requests_over_the_same_serials_write_each_once_and_name_the
         post_batch(&app, json_body(&same), "application/json", None),
         post_batch(&app, json_body(&other), "application/json", None),
     );
-    fail::remove("store::bulk::after_lookup");
+    fail::remove("store::bulk::before_copy");
     let (a_status, b_status) = (a.status().as_u16(), b.status().as_u16());
     let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
     // 202 when something new was accepted, 200 when nothing was.
