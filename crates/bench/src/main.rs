@@ -108,6 +108,16 @@ async fn main() -> anyhow::Result<()> {
         work: work.clone(),
     };
     let mut results = Results::default();
+    let validator_nice = match procs::nice_validator(VALIDATOR_NICE) {
+        Ok(threads) => {
+            eprintln!("bench: validator at nice {VALIDATOR_NICE} ({threads} threads)");
+            Some(VALIDATOR_NICE)
+        }
+        Err(e) => {
+            eprintln!("bench: could not lower the validator's priority: {e:#}");
+            None
+        }
+    };
 
     eprintln!("bench: starting issuer-api and reconciler");
     let api = scenarios::start(
@@ -199,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let facts = report::Facts {
+        validator_nice,
         date: date.clone(),
         mode: if cfg.smoke { "smoke" } else { "full" },
         profile: cfg
@@ -264,3 +275,5 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
+/// The validator's priority during the bench (see `procs::nice_validator`).
+const VALIDATOR_NICE: i32 = 19;

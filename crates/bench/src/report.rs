@@ -18,6 +18,8 @@ pub struct Facts {
     pub rustc: String,
     pub postgres: String,
     pub validator: String,
+    /// The validator's nice value during the run, if it was lowered.
+    pub validator_nice: Option<i32>,
     pub commit: String,
 }
 
@@ -294,7 +296,11 @@ pub fn markdown(facts: &Facts, rows: &[Row], plots: &[(String, String)]) -> Stri
         "Machine: {} cores ({}), {:.1} GiB RAM. Build profile: {}. {}. PostgreSQL: {}. Validator: {}. Commit {}.\n\n",
         facts.cores, facts.cpu, facts.memory_gib, facts.profile, facts.rustc, facts.postgres, facts.validator, facts.commit
     ));
-    md.push_str("Every figure was measured in this run, on this machine; baselines ran in the same run. The local validator shares the 2 cores with the services: the \"validator used N cores\" figure says how much CPU it took during a scenario.\n\n");
+    md.push_str("Every figure was measured in this run, on this machine; baselines ran in the same run. The local validator shares the 2 cores with the services: the \"validator used N cores\" figure says how much CPU it took during a scenario.");
+    match facts.validator_nice {
+        Some(n) => md.push_str(&format!(" It ran at nice {n}: a test fixture (in production the chain is elsewhere), it yields the CPU to the services and to the baselines alike, and takes what they leave idle.\n\n")),
+        None => md.push_str(" It ran at normal priority (lowering it failed), so its bursts preempt the services.\n\n"),
+    }
     md.push_str("| scenario | baseline (same run) | result | ratio | target | met |\n|---|---|---|---|---|---|\n");
     for r in rows {
         let met = match r.met {
