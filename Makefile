@@ -65,7 +65,7 @@ fmt:
 bench: validator
 	cargo build --release --bins -p issuer-api -p outbox-relay -p reconciler -p bench
 	cargo build -p testkit --bin localnet
-	$(LOCALNET) exec --validator required -- $(CARGO_TARGET_DIR)/release/bench \
+	$(LOCALNET) exec --validator required --validator-nice 19 -- $(CARGO_TARGET_DIR)/release/bench \
 	  --bin-dir $(CARGO_TARGET_DIR)/release --out bench/results
 
 ## The same scenarios with tiny counts on the debug binaries, so the benchmark cannot rot

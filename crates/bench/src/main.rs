@@ -108,16 +108,21 @@ async fn main() -> anyhow::Result<()> {
         work: work.clone(),
     };
     let mut results = Results::default();
-    let validator_nice = match procs::nice_validator(VALIDATOR_NICE) {
-        Ok(threads) => {
-            eprintln!("bench: validator at nice {VALIDATOR_NICE} ({threads} threads)");
-            Some(VALIDATOR_NICE)
-        }
-        Err(e) => {
-            eprintln!("bench: could not lower the validator's priority: {e:#}");
-            None
-        }
+    // Own scheduling group (`make bench`: localnet --validator-nice) or, failing that, the
+    // validator's threads reniced within the group it shares with us.
+    let validator_scheduling = match procs::validator_own_group_nice() {
+        Some(nice) => report::ValidatorScheduling::OwnGroup { nice },
+        None => match procs::nice_validator(VALIDATOR_NICE) {
+            Ok(_) => report::ValidatorScheduling::SharedGroup {
+                nice: VALIDATOR_NICE,
+            },
+            Err(e) => {
+                eprintln!("bench: could not lower the validator's priority: {e:#}");
+                report::ValidatorScheduling::Normal
+            }
+        },
     };
+    eprintln!("bench: validator scheduling: {validator_scheduling:?}");
 
     eprintln!("bench: starting issuer-api and reconciler");
     let api = scenarios::start(
@@ -209,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let facts = report::Facts {
-        validator_nice,
+        validator_scheduling,
         date: date.clone(),
         mode: if cfg.smoke { "smoke" } else { "full" },
         profile: cfg
@@ -275,5 +280,6 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
-/// The validator's priority during the bench (see `procs::nice_validator`).
+/// The validator's threads' nice value when it shares our scheduling group (see
+/// `procs::nice_validator`).
 const VALIDATOR_NICE: i32 = 19;

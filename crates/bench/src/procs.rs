@@ -193,6 +193,17 @@ pub fn nice_validator(nice: i32) -> anyhow::Result<usize> {
     Ok(tids.len())
 }
 
+/// How the validator is scheduled against this process: its autogroup's nice value, if it
+/// has a group of its own (`localnet exec --validator-nice`), else `None`.
+pub fn validator_own_group_nice() -> Option<i32> {
+    let pid = validator_pid()?;
+    let theirs = std::fs::read_to_string(format!("/proc/{pid}/autogroup")).ok()?;
+    let ours = std::fs::read_to_string("/proc/self/autogroup").ok()?;
+    let (their_group, nice) = testkit::validator::parse_autogroup(&theirs)?;
+    let (our_group, _) = testkit::validator::parse_autogroup(&ours)?;
+    (their_group != our_group).then_some(nice)
+}
+
 /// Measures the validator's CPU use (in cores) over a scenario.
 pub struct CpuMeter {
     pid: Option<u32>,

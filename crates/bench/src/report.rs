@@ -18,9 +18,19 @@ pub struct Facts {
     pub rustc: String,
     pub postgres: String,
     pub validator: String,
-    /// The validator's nice value during the run, if it was lowered.
-    pub validator_nice: Option<i32>,
+    pub validator_scheduling: ValidatorScheduling,
     pub commit: String,
+}
+
+/// How the local validator (a fixture sharing the cores) was scheduled during the run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum ValidatorScheduling {
+    /// In a scheduling group (autogroup) of its own at this nice value.
+    OwnGroup { nice: i32 },
+    /// In the bench's own group, its threads at this nice value.
+    SharedGroup { nice: i32 },
+    /// At normal priority.
+    Normal,
 }
 
 /// One line of the report.
@@ -82,10 +92,13 @@ pub fn rows(r: &Results) -> Vec<Row> {
                 f1(s.pgbench_at_rate.p99_ms)
             ),
             result: format!(
-                "p50 {} ms, p99 {} ms (n={}); driver lag p99 {} ms; API waited {:.2} ms for a CPU per request (used {:.2} ms); machine {:.0} % busy, {:.1} % stolen",
+                "p50 {} ms, p99 {} ms (n={}); over 20 ms: {} requests, {} of them sent in the worst {} seconds; driver lag p99 {} ms; API waited {:.2} ms for a CPU per request (used {:.2} ms); machine {:.0} % busy, {:.1} % stolen",
                 f1(s.latency.p50_ms),
                 f1(s.latency.p99_ms),
                 s.latency.n,
+                s.slow.slow,
+                s.slow.in_worst_windows,
+                s.slow.windows,
                 f1(s.driver_lag.p99_ms),
                 s.api_run_queue_ms_per_request,
                 s.api_cpu_ms_per_request,
@@ -297,9 +310,10 @@ pub fn markdown(facts: &Facts, rows: &[Row], plots: &[(String, String)]) -> Stri
         facts.cores, facts.cpu, facts.memory_gib, facts.profile, facts.rustc, facts.postgres, facts.validator, facts.commit
     ));
     md.push_str("Every figure was measured in this run, on this machine; baselines ran in the same run. The local validator shares the 2 cores with the services: the \"validator used N cores\" figure says how much CPU it took during a scenario.");
-    match facts.validator_nice {
-        Some(n) => md.push_str(&format!(" It ran at nice {n}: a test fixture (in production the chain is elsewhere), it yields the CPU to the services and to the baselines alike, and takes what they leave idle.\n\n")),
-        None => md.push_str(" It ran at normal priority (lowering it failed), so its bursts preempt the services.\n\n"),
+    match facts.validator_scheduling {
+        ValidatorScheduling::OwnGroup { nice } => md.push_str(&format!(" It ran in a scheduling group of its own at nice {nice}: a test fixture (in production the chain is elsewhere), it yields the CPU to the services and to the baselines alike, and takes what they leave idle.\n\n")),
+        ValidatorScheduling::SharedGroup { nice } => md.push_str(&format!(" Its threads ran at nice {nice} in the bench's scheduling group (PostgreSQL has its own group, so the validator still competes with the database).\n\n")),
+        ValidatorScheduling::Normal => md.push_str(" It ran at normal priority (lowering it failed), so its bursts preempt the services.\n\n"),
     }
     md.push_str("| scenario | baseline (same run) | result | ratio | target | met |\n|---|---|---|---|---|---|\n");
     for r in rows {

@@ -60,6 +60,10 @@ pub struct SingleIssue {
     /// Time the issuer-api's threads sat runnable waiting for a CPU during the open loop
     /// (`/proc/<pid>/task/*/schedstat`), per request: CPU contention, not work.
     pub api_run_queue_ms_per_request: f64,
+    /// Requests over `SLOW_MS` in the open loop and how many fell in the worst
+    /// `SLOW_WINDOWS` one-second windows: a stall (of the machine, not the request's own
+    /// work) puts most of them in a few seconds.
+    pub slow: SlowSpread,
     /// CPU time the issuer-api used per request in the open loop.
     pub api_cpu_ms_per_request: f64,
     /// The whole machine during the open loop: busy and stolen (hypervisor) CPU, percent.
@@ -304,6 +308,7 @@ pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue
         latency: summarize(&half.samples_ms),
         pgbench_at_rate: summarize(&at_rate.latency_ms),
         driver_lag: summarize(&half.lags_ms),
+        slow: slow_spread(&half.sent_at_s, &half.samples_ms, SLOW_MS, SLOW_WINDOWS),
         api_run_queue_ms_per_request: half.run_queue_ms_per_request,
         api_cpu_ms_per_request: half.cpu_ms_per_request,
         open_loop_busy_pct: half.busy_pct,
@@ -317,9 +322,49 @@ pub async fn single_issue(w: &World, api_pid: u32) -> anyhow::Result<SingleIssue
     })
 }
 
+/// The latency budget of the open-loop target, for `SlowSpread`.
+pub const SLOW_MS: f64 = 20.0;
+/// How many of the worst one-second windows `SlowSpread` counts.
+pub const SLOW_WINDOWS: usize = 3;
+
+/// Where the slow requests of an open loop fell in time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SlowSpread {
+    /// Requests slower than the threshold.
+    pub slow: usize,
+    /// Of those, how many were sent in the worst `windows` one-second windows.
+    pub in_worst_windows: usize,
+    pub windows: usize,
+}
+
+/// Counts the samples over `threshold_ms` and how many of them were sent within the
+/// `windows` one-second windows that hold the most (`sent_at_s[i]` pairs with `latency_ms[i]`).
+pub fn slow_spread(
+    sent_at_s: &[f64],
+    latency_ms: &[f64],
+    threshold_ms: f64,
+    windows: usize,
+) -> SlowSpread {
+    let mut per_second = std::collections::HashMap::<u64, usize>::new();
+    for (at, ms) in sent_at_s.iter().zip(latency_ms) {
+        if *ms > threshold_ms {
+            *per_second.entry(at.max(0.0) as u64).or_default() += 1;
+        }
+    }
+    let mut counts: Vec<usize> = per_second.into_values().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    SlowSpread {
+        slow: counts.iter().sum(),
+        in_worst_windows: counts.iter().take(windows).sum(),
+        windows,
+    }
+}
+
 /// What one open-loop phase measured.
 struct OpenLoop {
     samples_ms: Vec<f64>,
+    /// Each sample's scheduled send time, seconds from the loop's start.
+    sent_at_s: Vec<f64>,
     lags_ms: Vec<f64>,
     errors: usize,
     achieved_rps: f64,
@@ -367,10 +412,14 @@ async fn open_loop(
         }));
     }
     let mut samples_ms = Vec::with_capacity(n);
+    let mut sent_at_s = Vec::with_capacity(n);
     let mut errors = 0;
-    for t in tasks {
+    for (i, t) in tasks.into_iter().enumerate() {
         match t.await? {
-            Ok(ms) => samples_ms.push(ms),
+            Ok(ms) => {
+                samples_ms.push(ms);
+                sent_at_s.push(i as f64 / rate);
+            }
             Err(_) => errors += 1,
         }
     }
@@ -382,6 +431,7 @@ async fn open_loop(
         run_queue_ms_per_request: per_request(sched_after.0, sched_before.0),
         cpu_ms_per_request: per_request(sched_after.1, sched_before.1),
         samples_ms,
+        sent_at_s,
         lags_ms,
         errors,
         achieved_rps,
@@ -1120,6 +1170,28 @@ mod tests {
             None
         );
         assert_eq!(pgbench_log_latency_ms(""), None);
+    }
+
+    #[test]
+    fn slow_spread_counts_the_slow_and_the_share_in_the_worst_seconds() {
+        // Seconds 0..4 at 4 req/s; second 2 stalls (all slow), one slow request in second 0.
+        let sent: Vec<f64> = (0..16).map(|i| i as f64 / 4.0).collect();
+        let mut ms = vec![5.0; 16];
+        ms[1] = 25.0;
+        for m in &mut ms[8..12] {
+            *m = 300.0;
+        }
+        ms[12] = 20.0; // at the threshold: not slow
+        assert_eq!(
+            slow_spread(&sent, &ms, 20.0, 1),
+            SlowSpread {
+                slow: 5,
+                in_worst_windows: 4,
+                windows: 1
+            }
+        );
+        assert_eq!(slow_spread(&sent, &ms, 20.0, 3).in_worst_windows, 5);
+        assert_eq!(slow_spread(&[], &[], 20.0, 3).slow, 0);
     }
 
     #[test]

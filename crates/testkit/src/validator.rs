@@ -89,6 +89,15 @@ impl TestValidator {
     /// Blocking (it polls with plain `std::net` HTTP, so it needs no runtime): from async
     /// code call it through `tokio::task::spawn_blocking`, as [`chain_env`] does.
     pub fn start() -> anyhow::Result<TestValidator> {
+        Self::start_with(None)
+    }
+
+    /// `start`, optionally in a session of its own whose scheduling group (Linux autogroup)
+    /// runs at `own_group_nice`. The benchmark uses it: the validator is a fixture sharing the
+    /// cores with the services measured, and a nice value only orders threads within one
+    /// group, while PostgreSQL's server runs in a group of its own anyway. With its own group
+    /// at nice 19, the validator yields the CPU to everything else and takes what is idle.
+    pub fn start_with(own_group_nice: Option<i32>) -> anyhow::Result<TestValidator> {
         let binary = validator_binary().ok_or_else(|| {
             anyhow!(
                 "solana-test-validator not found: set SOLANA_TEST_VALIDATOR, run \
@@ -97,7 +106,7 @@ impl TestValidator {
         })?;
         let mut last_error = None;
         for attempt in 1..=START_ATTEMPTS {
-            match Self::start_once(&binary) {
+            match Self::start_once(&binary, own_group_nice) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "solana-test-validator did not start");
@@ -108,7 +117,7 @@ impl TestValidator {
         Err(last_error.unwrap_or_else(|| anyhow!("solana-test-validator did not start")))
     }
 
-    fn start_once(binary: &Path) -> anyhow::Result<TestValidator> {
+    fn start_once(binary: &Path, own_group_nice: Option<i32>) -> anyhow::Result<TestValidator> {
         let ports = PortReservation::reserve()?;
         let dir = tempfile::Builder::new()
             .prefix("test-validator-")
@@ -124,7 +133,21 @@ impl TestValidator {
         // this process dies without running `Drop` (Ctrl-C, a test-runner timeout, SIGKILL),
         // the watchdog sees it within a second and kills the validator, so no orphan keeps a
         // core and the ports busy. `Drop` kills the whole group.
-        let child = Command::new("sh")
+        // In its own session (`setsid` execs in place: the spawned pid stays the group
+        // leader `Drop` kills) when it gets a scheduling group of its own.
+        let mut command = match own_group_nice {
+            Some(_) => {
+                let mut c = Command::new("setsid");
+                c.arg("sh");
+                c
+            }
+            None => {
+                let mut c = Command::new("sh");
+                c.process_group(0);
+                c
+            }
+        };
+        let child = command
             .arg("-c")
             .arg(WATCHDOG_SCRIPT)
             .arg("sh")
@@ -141,7 +164,6 @@ impl TestValidator {
             .args(["--faucet-port", &faucet_port.to_string()])
             .args(["--gossip-port", &gossip_port.to_string()])
             .args(["--dynamic-port-range", &dynamic])
-            .process_group(0)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -157,6 +179,14 @@ impl TestValidator {
             dir,
         };
         validator.wait_until_ready()?;
+        if let Some(nice) = own_group_nice {
+            // After readiness, so `setsid` has long run: the group is then the validator's
+            // alone, never this process's. Not fatal: the benchmark reports what it finds.
+            if let Err(e) = set_own_group_nice(validator.child.id(), nice) {
+                tracing::warn!(error = %format!("{e:#}"), "validator left at normal priority");
+                eprintln!("localnet: validator left at normal priority: {e:#}");
+            }
+        }
         tracing::info!(rpc_url = %validator.rpc_url, "solana-test-validator ready");
         Ok(validator)
     }
@@ -343,6 +373,31 @@ pub async fn airdrop(rpc_url: &str, pubkey_base58: &str, lamports: u64) -> anyho
     }
 }
 
+/// The autogroup line of `/proc/<pid>/autogroup` ("/autogroup-123 nice 0"): (group, nice).
+pub fn parse_autogroup(line: &str) -> Option<(&str, i32)> {
+    let mut parts = line.split_whitespace();
+    let group = parts.next()?;
+    (parts.next()? == "nice").then_some(())?;
+    Some((group, parts.next()?.parse().ok()?))
+}
+
+/// Sets the nice value of `pid`'s autogroup, refusing when that group is also this
+/// process's (it would slow the caller down too).
+fn set_own_group_nice(pid: u32, nice: i32) -> anyhow::Result<()> {
+    let path = format!("/proc/{pid}/autogroup");
+    let theirs = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path} (kernel without autogroups?)"))?;
+    let ours = std::fs::read_to_string("/proc/self/autogroup")?;
+    let (their_group, _) =
+        parse_autogroup(&theirs).with_context(|| format!("unexpected {path}: {theirs:?}"))?;
+    let (our_group, _) =
+        parse_autogroup(&ours).with_context(|| format!("unexpected autogroup: {ours:?}"))?;
+    if their_group == our_group {
+        bail!("the validator shares this process's scheduling group {our_group}");
+    }
+    std::fs::write(&path, nice.to_string()).with_context(|| format!("writing {path}"))
+}
+
 fn http_client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -503,6 +558,20 @@ mod tests {
         let b = PortReservation::reserve().unwrap();
         assert!(a.base + PORT_BLOCK <= b.base || b.base + PORT_BLOCK <= a.base);
         assert!(a.base >= PORT_SEARCH_START && a.base + PORT_BLOCK <= PORT_SEARCH_END);
+    }
+
+    #[test]
+    fn autogroup_lines_parse_into_group_and_nice() {
+        assert_eq!(
+            parse_autogroup("/autogroup-54450 nice 19\n"),
+            Some(("/autogroup-54450", 19))
+        );
+        assert_eq!(
+            parse_autogroup("/autogroup-1 nice -5"),
+            Some(("/autogroup-1", -5))
+        );
+        assert_eq!(parse_autogroup("/autogroup-1 weight 3"), None);
+        assert_eq!(parse_autogroup(""), None);
     }
 
     #[test]

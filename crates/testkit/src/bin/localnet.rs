@@ -33,6 +33,10 @@ enum Cmd {
     Exec {
         #[arg(long, value_enum, default_value = "auto")]
         validator: ValidatorMode,
+        /// Run the validator in a scheduling group of its own at this nice value (the
+        /// benchmark: the fixture then yields the CPU to the services it shares it with).
+        #[arg(long, allow_hyphen_values = true)]
+        validator_nice: Option<i32>,
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
@@ -51,7 +55,7 @@ struct Servers {
     vars: Vec<(String, String)>,
 }
 
-fn start(mode: ValidatorMode) -> anyhow::Result<Servers> {
+fn start(mode: ValidatorMode, nice: Option<i32>) -> anyhow::Result<Servers> {
     let pg = TestPostgres::start().context("starting PostgreSQL")?;
     let mut vars = vec![("DATABASE_URL".to_string(), pg.admin_url())];
     eprintln!("localnet: PostgreSQL on port {}", pg.port());
@@ -65,7 +69,7 @@ fn start(mode: ValidatorMode) -> anyhow::Result<Servers> {
             None
         }
         (_, Some(_)) => {
-            let v = TestValidator::start().context("starting solana-test-validator")?;
+            let v = TestValidator::start_with(nice).context("starting solana-test-validator")?;
             eprintln!("localnet: validator RPC at {}", v.rpc_url());
             vars.push(("SOLANA_RPC_URL".to_string(), v.rpc_url().to_string()));
             Some(v)
@@ -91,8 +95,13 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Exec { validator, command } => {
-            let servers = tokio::task::spawn_blocking(move || start(validator)).await??;
+        Cmd::Exec {
+            validator,
+            validator_nice,
+            command,
+        } => {
+            let servers =
+                tokio::task::spawn_blocking(move || start(validator, validator_nice)).await??;
             let Some((program, args)) = command.split_first() else {
                 bail!("no command given");
             };
@@ -116,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
             validator,
             env_file,
         } => {
-            let servers = tokio::task::spawn_blocking(move || start(validator)).await??;
+            let servers = tokio::task::spawn_blocking(move || start(validator, None)).await??;
             let mut file = std::fs::File::create(&env_file)
                 .with_context(|| format!("creating {}", env_file.display()))?;
             for (k, v) in &servers.vars {
