@@ -146,7 +146,7 @@ pub fn rows(r: &Results) -> Vec<Row> {
                 b.n, b.in_flight, b.validator_cores
             ),
             baseline: format!(
-                "psql COPY same rows: {} rows/s (median of {} alternating rounds)",
+                "psql COPY same rows: {} rows/s (the API's median round of {} alternating rounds)",
                 f0(b.copy_rows_per_sec),
                 b.rounds.len()
             ),

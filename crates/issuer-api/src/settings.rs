@@ -106,7 +106,9 @@ pub struct HttpSettings {
     /// Seconds an idle keep-alive connection stays open. Keep it above the idle timeout of
     /// every client and proxy in front (load balancers commonly use 60 s): if the server
     /// closes first, a request sent on the closing connection fails on the client
-    /// (a 502 at the ingress, `IncompleteMessage` in reqwest). 0 turns keep-alive off.
+    /// (a 502 at the ingress, `IncompleteMessage` in reqwest). 0 turns keep-alive off;
+    /// capped at an hour. A graceful stop waits for open connections, idle ones included, up
+    /// to `shutdown_timeout_secs`.
     #[serde(default = "default_keep_alive_secs")]
     pub keep_alive_secs: u64,
     /// Whether to apply pending migrations at start-up (the Kubernetes migration Job does it

@@ -24,6 +24,21 @@ pub struct Application {
     store: Store,
 }
 
+/// Longest idle keep-alive honoured: actix adds the timeout to an `Instant`, which would
+/// overflow (and panic) on an absurd configured value.
+pub const MAX_KEEP_ALIVE_SECS: u64 = 3_600;
+
+/// `http.keep_alive_secs` as actix wants it: 0 is off, anything else capped at
+/// `MAX_KEEP_ALIVE_SECS`.
+pub fn keep_alive(secs: u64) -> KeepAlive {
+    match secs {
+        0 => KeepAlive::Disabled,
+        secs => KeepAlive::Timeout(std::time::Duration::from_secs(
+            secs.min(MAX_KEEP_ALIVE_SECS),
+        )),
+    }
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let master = MasterKey::from_base64(settings.signing.master_key.expose_secret())
@@ -86,10 +101,7 @@ impl Application {
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
         // actix closes idle connections after 5 s by default, shorter than most clients'
         // and proxies' idle timeouts: a request racing that close is lost in transit.
-        .keep_alive(match settings.http.keep_alive_secs {
-            0 => KeepAlive::Disabled,
-            secs => KeepAlive::Timeout(std::time::Duration::from_secs(secs)),
-        })
+        .keep_alive(keep_alive(settings.http.keep_alive_secs))
         .workers(workers);
         let server = server.listen(listener)?.run();
         tracing::info!(port, "issuer-api listening");
@@ -117,5 +129,23 @@ impl Application {
     /// The server handle, for tests that stop it.
     pub fn into_server(self) -> Server {
         self.server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_zero_is_off_and_huge_values_are_capped() {
+        assert_eq!(keep_alive(0), KeepAlive::Disabled);
+        assert_eq!(
+            keep_alive(75),
+            KeepAlive::Timeout(std::time::Duration::from_secs(75))
+        );
+        assert_eq!(
+            keep_alive(u64::MAX),
+            KeepAlive::Timeout(std::time::Duration::from_secs(MAX_KEEP_ALIVE_SECS))
+        );
     }
 }
