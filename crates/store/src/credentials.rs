@@ -498,6 +498,23 @@ impl Store {
             }
         }
         let issuer = bulk.issuer.as_str();
+        // The items' signing key must still be active, held FOR SHARE until the commit so a
+        // rotation waits for this transaction (the rule of `issue_credential`). All items of
+        // a request are signed with one key.
+        if let Some(first) = bulk.items.first() {
+            let active = tx
+                .query_opt(
+                    "SELECT 1 FROM issuer_signing_keys \
+                     WHERE issuer_id = $1 AND key_id = $2 AND retired_at IS NULL FOR SHARE",
+                    &[&issuer, &first.key_id.as_str()],
+                )
+                .await?;
+            if active.is_none() {
+                return Err(StoreError::SigningKeyRetired(
+                    first.key_id.as_str().to_string(),
+                ));
+            }
+        }
         tx.execute(
             "INSERT INTO credential_batches (id, issuer_id, submitted, accepted, duplicates, invalid) \
              VALUES ($1, $2, $3, 0, 0, $4)",

@@ -116,51 +116,68 @@ pub async fn issue_batch(
         out.copy_from_slice(d.as_ref());
         out
     };
-    let key = state
-        .signer
-        .key_for(&state.store(), &issuer, state.retry_after_secs)
-        .await?;
-    // Parsing, hashing and signing 10,000 items is CPU work: off the async workers.
-    let worker_issuer = issuer.clone();
-    let prepared = web::block(move || {
-        let parsed = if ndjson {
-            bulk::parse_ndjson(&body)
-        } else {
-            bulk::parse_json(&body)
-        }?;
-        Ok::<_, ApiError>(prepare(&worker_issuer, &key, parsed))
-    })
-    .await
-    .map_err(|_| ApiError::Internal)??;
-    let Prepared {
-        items,
-        positions,
-        rejected,
-        submitted,
-    } = prepared;
-
-    let request_id = Uuid::now_v7();
-    let new_bulk = NewBulk {
-        request_id,
-        issuer: &issuer,
-        submitted: i32::try_from(submitted).unwrap_or(i32::MAX),
-        invalid: i32::try_from(rejected.iter().filter(|r| r.is_some()).count()).unwrap_or(i32::MAX),
-        items: &items,
-    };
-    let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
-        key,
-        request_hash: &fingerprint,
-    });
-    let render_stored = |outcomes: &[BulkItemOutcome]| {
-        render(&assemble(
-            request_id, &items, &positions, &rejected, outcomes,
-        ))
-    };
-    let outcome = state
-        .store()
-        .issue_bulk(&new_bulk, idempotency, render_stored)
+    // A signing key rotated between the signer's cache and the commit is refused by the
+    // store (as for single credentials): the items are signed again with the new key, once.
+    let mut attempt = 0;
+    let (outcome, request_id, items, positions, rejected, submitted) = loop {
+        attempt += 1;
+        let key = state
+            .signer
+            .key_for(&state.store(), &issuer, state.retry_after_secs)
+            .await?;
+        // Parsing, hashing and signing 10,000 items is CPU work: off the async workers.
+        let (worker_issuer, worker_body) = (issuer.clone(), body.clone());
+        let prepared = web::block(move || {
+            let parsed = if ndjson {
+                bulk::parse_ndjson(&worker_body)
+            } else {
+                bulk::parse_json(&worker_body)
+            }?;
+            Ok::<_, ApiError>(prepare(&worker_issuer, &key, parsed))
+        })
         .await
-        .map_err(|e| state.store_error(e))?;
+        .map_err(|_| ApiError::Internal)??;
+        let Prepared {
+            items,
+            positions,
+            rejected,
+            submitted,
+        } = prepared;
+
+        let request_id = Uuid::now_v7();
+        let new_bulk = NewBulk {
+            request_id,
+            issuer: &issuer,
+            submitted: i32::try_from(submitted).unwrap_or(i32::MAX),
+            invalid: i32::try_from(rejected.iter().filter(|r| r.is_some()).count())
+                .unwrap_or(i32::MAX),
+            items: &items,
+        };
+        let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
+            key,
+            request_hash: &fingerprint,
+        });
+        let render_stored = |outcomes: &[BulkItemOutcome]| {
+            render(&assemble(
+                request_id, &items, &positions, &rejected, outcomes,
+            ))
+        };
+        match state
+            .store()
+            .issue_bulk(&new_bulk, idempotency, render_stored)
+            .await
+        {
+            Ok(outcome) => break (outcome, request_id, items, positions, rejected, submitted),
+            Err(store::StoreError::SigningKeyRetired(key_id)) if attempt < 2 => {
+                tracing::info!(issuer = %issuer, %key_id, "signing key rotated meanwhile: signing the batch again");
+                state.signer.invalidate(&issuer);
+            }
+            Err(store::StoreError::SigningKeyRetired(_)) => {
+                return Err(ApiError::SigningUnavailable)
+            }
+            Err(e) => return Err(state.store_error(e)),
+        }
+    };
     let replayed = matches!(outcome, BulkOutcome::Replayed { .. });
     let (status, body) = match outcome {
         BulkOutcome::IdempotencyKeyReused => return Err(ApiError::IdempotencyKeyReused),

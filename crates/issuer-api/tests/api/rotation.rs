@@ -141,3 +141,43 @@ async fn issuer_profile_errors_are_stable_codes() {
             .is_err()
     );
 }
+
+/// Bulk issuance follows the same rule: a batch signed with a key rotated meanwhile (the API's
+/// cache still holds it) is refused by the store and signed again with the new key.
+#[tokio::test]
+async fn a_bulk_request_signed_with_a_rotated_key_is_signed_again_with_the_new_one() {
+    let app = spawn_app().await;
+    // Warm the signer's cache with the current key.
+    assert_eq!(
+        app.post_json(&credential_json("BULK-ROT-0"), None)
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
+    let rotated = rotate_signing_key_in(&app.store, &app.master, &"uni-a".parse().unwrap())
+        .await
+        .unwrap();
+    let body = serde_json::json!({ "credentials": [credential_json("BULK-ROT-1"), credential_json("BULK-ROT-2")] });
+    let resp = app
+        .client
+        .post(app.url("/v1/credential-batches"))
+        .bearer_auth(&app.issuer.api_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["accepted"], 2, "{v}");
+    for item in v["items"].as_array().unwrap() {
+        let id = item["id"].as_str().unwrap();
+        let stored: Value = app
+            .get(&format!("/v1/credentials/{id}"), &app.issuer.api_key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stored["key_id"], rotated.new_key_id.as_str(), "{stored}");
+    }
+}
