@@ -92,6 +92,11 @@ pub struct ListFilter {
     pub status: Option<CredentialStatus>,
 }
 
+/// The signing key ($1 issuer, $2 key id) is still active; locked `FOR SHARE` until commit, so
+/// a rotation waits for the issuing transaction. Single and bulk issuance both check it.
+const ACTIVE_KEY_FOR_SHARE: &str = "SELECT 1 FROM issuer_signing_keys \
+     WHERE issuer_id = $1 AND key_id = $2 AND retired_at IS NULL FOR SHARE";
+
 pub(crate) const CREDENTIAL_COLUMNS: &str = "id, issuer_id, serial, recipient_id, issued_at, \
      credential_type, title, metadata, file_digest, credential_hash, signing_key_id, signature, \
      status, anchor_signature, anchor_slot, last_error, created_at, updated_at, finalized_at";
@@ -167,12 +172,7 @@ impl Store {
         // (`prepare_cached`): an unprepared query costs a Parse round trip and a planning
         // pass in PostgreSQL on every request, which the benchmark's profile showed to be
         // most of the database's CPU per issuance (issue #10).
-        let key_check = tx
-            .prepare_cached(
-                "SELECT 1 FROM issuer_signing_keys \
-                 WHERE issuer_id = $1 AND key_id = $2 AND retired_at IS NULL FOR SHARE",
-            )
-            .await?;
+        let key_check = tx.prepare_cached(ACTIVE_KEY_FOR_SHARE).await?;
         let insert = tx
             .prepare_cached(&format!(
                 "INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
@@ -503,11 +503,7 @@ impl Store {
         // a request are signed with one key.
         if let Some(first) = bulk.items.first() {
             let active = tx
-                .query_opt(
-                    "SELECT 1 FROM issuer_signing_keys \
-                     WHERE issuer_id = $1 AND key_id = $2 AND retired_at IS NULL FOR SHARE",
-                    &[&issuer, &first.key_id.as_str()],
-                )
+                .query_opt(ACTIVE_KEY_FOR_SHARE, &[&issuer, &first.key_id.as_str()])
                 .await?;
             if active.is_none() {
                 return Err(StoreError::SigningKeyRetired(
