@@ -40,6 +40,8 @@ test: validator lint deploy-check
 	@bash scripts/prometheus-e2e.sh
 	@bash scripts/schemathesis.sh
 	@$(MAKE) --no-print-directory bench-smoke
+	@# The README's first command, end to end, with a tripwire on every default port.
+	@DEMO_GUARD_DEFAULT_PORTS=1 bash scripts/demo.sh
 
 ## Tests without building the validator (chain tests then start their own or fail).
 test-fast: deps

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # make demo: start a throw-away PostgreSQL and local Solana validator, run the services,
-# bootstrap an issuer, issue a sample diploma, follow it to the chain and print the proof.
+# bootstrap an issuer, issue a sample diploma, follow it to the chain, verify it three ways
+# (POST /v1/verify, the /verify page, the offline CLI) and show that one changed byte is caught.
 # Everything is stopped and deleted on exit.
+#
+# Every setting every service needs is exported BEFORE the first service starts, and every
+# port is chosen free at run time: the demo relies on no default port. With
+# DEMO_GUARD_DEFAULT_PORTS=1 (what `make test` uses) a tripwire listens on the services'
+# default ports (RPC 8899/8900, API 8080, probes 9100-9102) and the demo fails if anything
+# connected to it, so a setting forgotten again cannot hide behind a machine that happens to
+# have a validator on 8899.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,105 +26,154 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
+die() { printf '\033[31mdemo failed: %s\033[0m\n' "$*" >&2; exit 1; }
+# json EXPR < file: one value of a JSON document; a clear message (not a traceback) otherwise.
+json() {
+  python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+    print(eval(sys.argv[1], {}, {"d": d}))
+except Exception as e:
+    sys.exit("could not read %s from the answer: %s" % (sys.argv[1], e))
+' "$1"
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# http EXPECTED_STATUS URL [curl args...]: prints the body; any other status (or no answer)
+# stops the demo with the status and the body.
+http() {
+  local expected="$1" url="$2" out="$WORK/http.body" status
+  shift 2
+  status="$(curl -sS -o "$out" -w '%{http_code}' "$@" "$url")" || die "no answer from $url"
+  if [[ "$status" != "$expected" ]]; then
+    printf 'HTTP %s from %s (expected %s):\n' "$status" "$url" "$expected" >&2
+    cat "$out" >&2
+    echo >&2
+    [[ -f "$WORK/api.log" ]] && { echo "--- issuer-api log (last 20 lines)" >&2; tail -20 "$WORK/api.log" >&2; }
+    exit 1
+  fi
+  cat "$out"
+}
 
 say "building the services"
 cargo build --bins -q
 
-say "starting PostgreSQL and solana-test-validator"
-"$BIN/localnet" up --validator "${DEMO_VALIDATOR:-required}" --env-file "$WORK/env" 2>"$WORK/localnet.log" &
+if [[ "${DEMO_GUARD_DEFAULT_PORTS:-0}" == "1" ]]; then
+  python3 scripts/port-tripwire.py --log "$WORK/tripwire.log" --ready "$WORK/tripwire.ready" \
+    8899 8900 8080 9100 9101 9102 &
+  PIDS+=($!)
+  for _ in $(seq 1 50); do [[ -f "$WORK/tripwire.ready" ]] && break; sleep 0.1; done
+  echo "tripwire on the default ports: $(cat "$WORK/tripwire.ready")"
+fi
+
+say "starting PostgreSQL and solana-test-validator (free ports)"
+"$BIN/localnet" up --validator required --env-file "$WORK/env" 2>"$WORK/localnet.log" &
 PIDS+=($!)
 for _ in $(seq 1 120); do [[ -s "$WORK/env" ]] && break; sleep 1; done
-[[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; echo "localnet did not start"; exit 1; }
+[[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; die "localnet did not start"; }
 # shellcheck disable=SC1091
 source "$WORK/env"
+[[ -n "${SOLANA_RPC_URL:-}" ]] || die "localnet started no validator"
 
+# Every setting of every service, before any of them starts.
 API_PORT="$(free_port)"
 export APP__DATABASE__URL="$DATABASE_URL"
 export APP__SIGNING__MASTER_KEY="$("$BIN/issuer-api" admin new-master-key)"
 export APP__HTTP__PORT="$API_PORT"
 export APP__HTTP__HOST="127.0.0.1"
-export APP__LOG__FILTER="warn"
-export APP__EXPLORER__CUSTOM_RPC_URL="${SOLANA_RPC_URL:-}"
+export APP__LOG__FILTER="warn,issuer_api=info"
+export APP__CHAIN__RPC_URL="$SOLANA_RPC_URL"
+export APP__EXPLORER__CUSTOM_RPC_URL="$SOLANA_RPC_URL"
+export APP__CHAIN__KEYPAIR_PATH="$WORK/anchor.json"
+export APP__PROBES__PORT="$(free_port)"
+API="http://127.0.0.1:$API_PORT"
+echo "database $DATABASE_URL, RPC $SOLANA_RPC_URL, API $API"
 
-ANCHOR_ARGS=()
-if [[ -n "${SOLANA_RPC_URL:-}" && -x "$BIN/outbox-relay" ]] && "$BIN/outbox-relay" --help 2>/dev/null | grep -q keygen; then
-  "$BIN/outbox-relay" keygen --out "$WORK/anchor.json" >/dev/null
-  ANCHOR_PUBKEY="$("$BIN/outbox-relay" pubkey --keypair "$WORK/anchor.json")"
-  ANCHOR_ARGS=(--anchor-pubkey "$ANCHOR_PUBKEY")
-fi
+"$BIN/outbox-relay" keygen --out "$WORK/anchor.json" >/dev/null
+ANCHOR_PUBKEY="$("$BIN/outbox-relay" pubkey --keypair "$WORK/anchor.json")"
 
 say "bootstrapping an issuer (the API key is printed once)"
-"$BIN/issuer-api" admin create-issuer --id demo-university --name "Demo University" "${ANCHOR_ARGS[@]}" | tee "$WORK/issuer.json"
+"$BIN/issuer-api" admin create-issuer --id demo-university --name "Demo University" \
+  --anchor-pubkey "$ANCHOR_PUBKEY" | tee "$WORK/issuer.json"
 API_KEY="$(json 'd["api_key"]' < "$WORK/issuer.json")"
+AUTH=(-H "Authorization: Bearer $API_KEY")
 
 say "starting issuer-api on port $API_PORT"
 "$BIN/issuer-api" serve >"$WORK/api.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 60); do curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
-curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { cat "$WORK/api.log"; exit 1; }
+for _ in $(seq 1 60); do curl -fsS "$API/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
+READY="$(http 200 "$API/readyz")"
+echo "readyz: $READY"
+grep -m1 'verification reads the chain' "$WORK/api.log" || true
+[[ "$(json 'd["chain"]["reachable"]' <<<"$READY")" == "True" ]] \
+  || die "issuer-api cannot reach the chain it verifies against"
 
-if [[ ${#ANCHOR_ARGS[@]} -gt 0 ]]; then
-  say "funding the anchoring key and starting outbox-relay"
-  export APP__CHAIN__RPC_URL="$SOLANA_RPC_URL"
-  export APP__CHAIN__KEYPAIR_PATH="$WORK/anchor.json"
-  export APP__PROBES__PORT="$(free_port)"
-  "$BIN/outbox-relay" airdrop --keypair "$WORK/anchor.json" --sol 10 >/dev/null
-  "$BIN/outbox-relay" serve >"$WORK/relay.log" 2>&1 &
-  PIDS+=($!)
-fi
+say "funding the anchoring key and starting outbox-relay"
+"$BIN/outbox-relay" airdrop --keypair "$WORK/anchor.json" --sol 10 >/dev/null
+"$BIN/outbox-relay" serve >"$WORK/relay.log" 2>&1 &
+PIDS+=($!)
 
 say "issuing a sample diploma"
 printf '%%PDF-1.7\nDiploma: Demo Graduate, BSc Computer Science, with honours\n' > "$WORK/diploma.pdf"
-curl -sS -X POST "http://127.0.0.1:$API_PORT/v1/credentials" \
-  -H "Authorization: Bearer $API_KEY" -H "Idempotency-Key: demo-1" \
+http 202 "$API/v1/credentials" -X POST "${AUTH[@]}" -H "Idempotency-Key: demo-1" \
   -F "metadata={\"recipient_id\":\"student-42\",\"issued_at\":\"2026-06-30T12:00:00Z\",\"serial\":\"DEMO-2026-0001\",\"credential_type\":\"diploma\",\"title\":\"BSc Computer Science\"};type=application/json" \
   -F "file=@$WORK/diploma.pdf;type=application/pdf" | tee "$WORK/issued.json"
 echo
 ID="$(json 'd["id"]' < "$WORK/issued.json")"
 
 say "status of credential $ID"
-if [[ ${#ANCHOR_ARGS[@]} -gt 0 ]]; then
-  for _ in $(seq 1 90); do
-    STATUS="$(curl -sS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID" | json 'd["status"]')"
-    printf '\r  status: %-12s' "$STATUS"
-    [[ "$STATUS" == "finalized" || "$STATUS" == "failed" ]] && break
-    sleep 1
-  done
-  echo
-fi
-curl -sS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID" | python3 -m json.tool
-STATUS="$(curl -sS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID" | json 'd["status"]')"
-if [[ ${#ANCHOR_ARGS[@]} -gt 0 ]]; then
-  [[ "$STATUS" == "finalized" ]] || { echo "credential did not finalize; relay log:"; tail -30 "$WORK/relay.log"; exit 1; }
-  SIG="$(curl -sS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID" | json 'd["anchor"]["signature"]')"
-  say "anchored on chain in transaction $SIG"
-  say "cross-checking PostgreSQL against the chain (reconciler run-once)"
-  "$BIN/reconciler" run-once --since 10m
-  FINDINGS="$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM reconciliation_findings")"
-  echo "reconciliation findings: $FINDINGS (0 = the database and the chain agree)"
-  [[ "$FINDINGS" == "0" ]] || exit 1
+STATUS=""
+for _ in $(seq 1 90); do
+  STATUS="$(http 200 "$API/v1/credentials/$ID" "${AUTH[@]}" | json 'd["status"]')"
+  printf '\r  status: %-12s' "$STATUS"
+  [[ "$STATUS" == "finalized" || "$STATUS" == "failed" ]] && break
+  sleep 1
+done
+echo
+http 200 "$API/v1/credentials/$ID" "${AUTH[@]}" > "$WORK/credential.json"
+python3 -m json.tool < "$WORK/credential.json"
+[[ "$STATUS" == "finalized" ]] || { tail -30 "$WORK/relay.log"; die "credential did not finalize (status $STATUS)"; }
+SIG="$(json 'd["anchor"]["signature"]' < "$WORK/credential.json")"
+say "anchored on chain in transaction $SIG"
 
-  say "verifying like an employer would: the proof bundle, POST /v1/verify, and offline"
-  curl -fsS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_PORT/v1/credentials/$ID/proof" > "$WORK/diploma.proof.json"
-  echo "proof bundle: $WORK/diploma.proof.json ($(json 'd["anchor"]["mode"]' < "$WORK/diploma.proof.json") mode)"
-  VERDICT="$(curl -sS -F "file=@$WORK/diploma.pdf" -F "proof=@$WORK/diploma.proof.json;type=application/json" \
-    "http://127.0.0.1:$API_PORT/v1/verify" | json 'd["verdict"]')"
-  echo "POST /v1/verify with the genuine file: $VERDICT"
-  [[ "$VERDICT" == "valid" ]] || exit 1
-  echo "credential-verify (no call to our API, only the Solana RPC):"
-  "$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
-    --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY"
-  printf 'X' | dd of="$WORK/diploma.pdf" bs=1 seek=10 conv=notrunc status=none
-  set +e
-  "$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
-    --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY"
-  CODE=$?
-  set -e
-  echo "the same file with one byte changed: exit code $CODE (3 = tampered)"
-  [[ "$CODE" == "3" ]] || exit 1
-else
-  [[ "$STATUS" == "queued" ]] || exit 1
-  say "credential is signed and queued for anchoring"
+say "cross-checking PostgreSQL against the chain (reconciler run-once)"
+"$BIN/reconciler" run-once --since 10m
+FINDINGS="$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM reconciliation_findings")"
+echo "reconciliation findings: $FINDINGS (0 = the database and the chain agree)"
+[[ "$FINDINGS" == "0" ]] || die "the reconciler found disagreements"
+
+say "verifying like an employer would: the proof bundle, POST /v1/verify, the page, offline"
+http 200 "$API/v1/credentials/$ID/proof" "${AUTH[@]}" > "$WORK/diploma.proof.json"
+echo "proof bundle: $WORK/diploma.proof.json ($(json 'd["anchor"]["mode"]' < "$WORK/diploma.proof.json") mode)"
+VERDICT="$(http 200 "$API/v1/verify" -F "file=@$WORK/diploma.pdf" \
+  -F "proof=@$WORK/diploma.proof.json;type=application/json" | json 'd["verdict"]')"
+echo "POST /v1/verify with the genuine file: $VERDICT"
+[[ "$VERDICT" == "valid" ]] || die "expected verdict valid, got $VERDICT"
+http 200 "$API/verify" -F "file=@$WORK/diploma.pdf" \
+  -F "proof=@$WORK/diploma.proof.json;type=application/json" > "$WORK/page.html"
+grep -q 'Valid: issued by this issuer' "$WORK/page.html" || die "the /verify page did not say valid"
+echo "the /verify page says: Valid"
+echo "credential-verify (no call to our API, only the Solana RPC):"
+"$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
+  --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY" || die "credential-verify did not say valid"
+printf 'X' | dd of="$WORK/diploma.pdf" bs=1 seek=10 conv=notrunc status=none
+set +e
+"$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
+  --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY"
+CODE=$?
+set -e
+echo "the same file with one byte changed: exit code $CODE (3 = tampered)"
+[[ "$CODE" == "3" ]] || die "a changed byte was not reported as tampered"
+VERDICT="$(http 200 "$API/v1/verify" -F "file=@$WORK/diploma.pdf" \
+  -F "proof=@$WORK/diploma.proof.json;type=application/json" | json 'd["verdict"]')"
+echo "POST /v1/verify with the changed file: $VERDICT"
+[[ "$VERDICT" == "tampered" ]] || die "expected verdict tampered, got $VERDICT"
+
+if [[ -f "$WORK/tripwire.ready" ]]; then
+  if [[ -s "$WORK/tripwire.log" ]]; then
+    cat "$WORK/tripwire.log"
+    die "a service connected to a default port: a setting is missing"
+  fi
+  echo "no service touched a default port"
 fi
+say "demo passed"

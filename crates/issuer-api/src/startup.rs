@@ -82,6 +82,13 @@ impl Application {
                 ..chain::ChainConfig::new(settings.chain.rpc_url.clone(), settings.explorer.cluster)
             }),
         });
+        // Which node verification trusts is the first thing to know when verdicts turn
+        // into `chain_unavailable` (the demo once read a default nobody listened on).
+        tracing::info!(
+            rpc = %chain::redact_urls(&settings.chain.rpc_url),
+            cluster = settings.explorer.cluster.as_str(),
+            "verification reads the chain from this RPC endpoint"
+        );
         let server = HttpServer::new(move || {
             // The URL was checked when the shared pool was made; should this still fail,
             // the worker falls back to the shared pool.

@@ -11,10 +11,24 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers and its schema is current.
+/// How long readiness waits for the RPC endpoint before calling it unreachable: a probe
+/// must answer well within the kubelet's probe timeout even when the node black-holes.
+const CHAIN_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Readiness: the database answers and its schema is current (else 503: issuance cannot
+/// work). The RPC endpoint verification reads is reported beside it, never as a reason to
+/// be unready: without it only verification degrades (`chain_unavailable`), issuance and
+/// proofs go on, and taking every pod out of service for it would stop issuing too.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let reason = match state.store().migrations_current().await {
-        Ok(true) => return HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Ok(true) => {
+            let chain = chain_readiness(&state).await;
+            let mut body = serde_json::json!({"status": "ready", "chain": chain});
+            if chain["reachable"] == false {
+                body["degraded"] = serde_json::json!(["verify"]);
+            }
+            return HttpResponse::Ok().json(body);
+        }
         Ok(false) => "database schema is behind this build: run migrations".to_string(),
         Err(e) if e.is_unavailable() => "database unavailable".to_string(),
         Err(e) => {
@@ -24,6 +38,22 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     HttpResponse::ServiceUnavailable()
         .json(serde_json::json!({"code": "not_ready", "message": reason}))
+}
+
+/// `{"rpc": <endpoint, path and query hidden>, "reachable": bool, "error"?: text}`.
+async fn chain_readiness(state: &AppState) -> serde_json::Value {
+    let rpc = chain::redact_urls(&state.chain.config().rpc_url);
+    match tokio::time::timeout(CHAIN_PROBE_TIMEOUT, state.chain.health()).await {
+        Ok(Ok(())) => serde_json::json!({"rpc": rpc, "reachable": true}),
+        Ok(Err(e)) => {
+            serde_json::json!({"rpc": rpc, "reachable": false, "error": e.to_string()})
+        }
+        Err(_) => serde_json::json!({
+            "rpc": rpc,
+            "reachable": false,
+            "error": format!("no answer within {} s", CHAIN_PROBE_TIMEOUT.as_secs()),
+        }),
+    }
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -4,6 +4,38 @@ use serde_json::Value;
 
 use crate::helpers::{credential_json, error_code, spawn_app, spawn_app_on, spawn_app_with};
 
+/// An RPC endpoint nobody listens on (a real closed port, as the demo once hit) degrades
+/// verification only: readiness stays 200 so issuance keeps its pods, and says which
+/// endpoint is unreachable, with the path (where providers put API keys) hidden.
+#[tokio::test]
+async fn readiness_names_an_unreachable_rpc_endpoint_without_becoming_unready() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let app = spawn_app_with(|s| {
+        s.chain.rpc_url = format!("http://127.0.0.1:{port}/secret-api-key");
+        s.chain.request_timeout_ms = 1_000;
+    })
+    .await;
+    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["chain"]["reachable"], false, "{body}");
+    assert_eq!(body["degraded"], serde_json::json!(["verify"]));
+    let rpc = body["chain"]["rpc"].as_str().unwrap();
+    assert!(rpc.contains(&format!("127.0.0.1:{port}")), "{rpc}");
+    assert!(!body.to_string().contains("secret-api-key"), "{body}");
+    // Issuance is unaffected.
+    assert_eq!(
+        app.post_json(&credential_json("S-RPC1"), None)
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
+}
+
 #[tokio::test]
 async fn health_ready_metrics_and_openapi_are_served() {
     let app = spawn_app().await;
