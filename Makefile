@@ -8,7 +8,7 @@ AGAVE_VERSION ?= 4.2.2
 export SOLANA_TEST_VALIDATOR ?= $(CACHE_DIR)/tools/agave-$(AGAVE_VERSION)/bin/solana-test-validator
 LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
 
-.PHONY: help deps validator build lint test test-fast demo fmt clean-cache deploy-check prometheus-e2e bench bench-smoke fuzz chaos schemathesis
+.PHONY: help deps validator build lint test test-fast demo fmt deploy-check prometheus-e2e bench bench-smoke fuzz chaos schemathesis
 
 help:
 	@echo "make demo   - start Postgres + validator + services locally, issue and anchor a sample credential"

@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             let store = store::Store::connect_lazy(&settings.database)?;
             let applied = store.migrate().await?;
-            println!("{{\"applied_migrations\": {applied}}}");
+            println!("{}", serde_json::json!({"applied_migrations": applied}));
         }
         Command::Admin(AdminCommand::CreateIssuer {
             id,
@@ -97,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Admin(AdminCommand::SetAnchorMode { id, mode }) => {
             admin::set_anchor_mode(&settings, &id, &mode).await?;
-            println!("{{\"issuer_id\": \"{id}\", \"anchor_mode\": \"{mode}\"}}");
+            println!(
+                "{}",
+                serde_json::json!({"issuer_id": id, "anchor_mode": mode})
+            );
         }
         Command::Admin(AdminCommand::NewMasterKey) => {}
     }

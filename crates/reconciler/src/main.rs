@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
                 !report.skipped,
                 "another reconciler is running: nothing done"
             );
-            println!("{report:#?}");
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
     }

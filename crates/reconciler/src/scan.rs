@@ -87,8 +87,8 @@ struct DeferredRevocation {
     block_time: Option<DateTime<Utc>>,
 }
 
-/// What one run saw and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What one run saw and did (`run-once` prints it as JSON for scripts and runbooks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RunReport {
     /// Another reconciler held the lock: this run did nothing.
     pub skipped: bool,
