@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::key_validity::{check_key_validity, KeyWindow, SigningEvidence};
 use crate::proof::{check_offline, ProofBundle, ProofCheckError};
 use crate::signing::PublicKey;
-use crate::KeyId;
+use crate::{CredentialId, KeyId};
 
 /// The answer, as the API, the page and the CLI name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -152,7 +152,14 @@ pub struct Evidence<'a> {
     /// When our database recorded the credential, if the caller knows (exact signing
     /// evidence, see `key_validity`).
     pub recorded_at: Option<DateTime<Utc>>,
+    /// The id under which the issuer recorded the credential with this issuer and hash, if
+    /// the caller knows it (the API finds its record by what the bundle proves: issuer and
+    /// credential hash). A bundle naming another id was edited: in merkle mode the id is
+    /// covered by neither the hash, the signature nor the memo, so only this catches it.
+    pub recorded_id: Option<CredentialId>,
     pub chain: &'a ChainAnchor,
+    /// The revocation state of the credential with this issuer and hash (never looked up
+    /// by the bundle's id alone, which the holder can edit).
     pub revocation: &'a RevocationState,
 }
 
@@ -193,6 +200,9 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
             _ => K::Tampered,
         };
         return Verdict::new(kind, err.code(), err.to_string());
+    }
+    if let Err(v) = check_recorded_id(b, e.recorded_id) {
+        return v;
     }
 
     // The signing key must be one the issuer published, with the same public key, and valid
@@ -320,6 +330,25 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
     }
 }
 
+/// The bundle's `credential_id` must be the one the issuer recorded for this issuer and
+/// hash (when known): `tampered` [`credential_id_mismatch`] otherwise.
+pub fn check_recorded_id(
+    bundle: &ProofBundle,
+    recorded_id: Option<CredentialId>,
+) -> Result<(), Verdict> {
+    match recorded_id {
+        Some(recorded) if recorded != bundle.credential_id => Err(Verdict::new(
+            VerdictKind::Tampered,
+            "credential_id_mismatch",
+            format!(
+                "the bundle names credential {}, but the issuer recorded this credential as {recorded}",
+                bundle.credential_id
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,7 +357,6 @@ mod tests {
     use crate::merkle::MerkleTree;
     use crate::proof::{AnchorMode, BundleAnchor, BundleSignature, PROOF_BUNDLE_V1};
     use crate::signing::SigningKey;
-    use crate::CredentialId;
 
     const FILE: &[u8] = b"%PDF diploma";
     const PAYER: &str = "Payer11111111111111111111111111111111111111";
@@ -428,6 +456,7 @@ mod tests {
             file,
             issuer,
             recorded_at: None,
+            recorded_id: None,
             chain,
             revocation,
         })
@@ -543,6 +572,7 @@ mod tests {
             file: None,
             issuer: Some(&i),
             recorded_at: Some(t("2026-07-01T00:00:01Z")),
+            recorded_id: None,
             chain: &c,
             revocation: &none,
         });
@@ -553,6 +583,7 @@ mod tests {
             file: None,
             issuer: Some(&i),
             recorded_at: Some(t("2026-06-30T12:00:01Z")),
+            recorded_id: Some(b.credential_id),
             chain: &c,
             revocation: &none,
         });
@@ -643,6 +674,69 @@ mod tests {
             reason(verdict(&b, None, Some(&other), &seen(&b), &none)),
             (VerdictKind::Tampered, "anchor_key_mismatch")
         );
+    }
+
+    #[test]
+    fn a_bundle_naming_another_id_than_recorded_is_tampered_even_when_revoked() {
+        for merkle in [false, true] {
+            let b = bundle(merkle);
+            let i = issuer();
+            let c = seen(&b);
+            let recorded = b.credential_id;
+            // The holder edits the id: in merkle mode nothing else in the bundle covers it,
+            // so the chain still backs it. Whatever the revocation state, never valid.
+            let mut edited = b.clone();
+            edited.credential_id = CredentialId::new_v7();
+            if !merkle {
+                // Single mode: keep the memo consistent with the edit (the chain then says
+                // the anchor carries another memo; the recorded id decides first).
+                edited.anchor.memo = edited.expected_memo().unwrap().encode();
+            }
+            for rev in [
+                RevocationState::NotRevoked,
+                RevocationState::Pending,
+                RevocationState::Anchored,
+            ] {
+                let v = derive_verdict(&Evidence {
+                    bundle: &edited,
+                    file: Some(FILE),
+                    issuer: Some(&i),
+                    recorded_at: None,
+                    recorded_id: Some(recorded),
+                    chain: &c,
+                    revocation: &rev,
+                });
+                assert_eq!(
+                    reason(v),
+                    (VerdictKind::Tampered, "credential_id_mismatch"),
+                    "merkle={merkle} {rev:?}"
+                );
+                // The genuine bundle with the same evidence is unaffected.
+                let v = derive_verdict(&Evidence {
+                    bundle: &b,
+                    file: Some(FILE),
+                    issuer: Some(&i),
+                    recorded_at: None,
+                    recorded_id: Some(recorded),
+                    chain: &c,
+                    revocation: &rev,
+                });
+                assert_ne!(v.reason, "credential_id_mismatch");
+            }
+        }
+    }
+
+    #[test]
+    fn check_recorded_id_only_refuses_a_known_different_id() {
+        let b = bundle(true);
+        assert!(check_recorded_id(&b, None).is_ok());
+        assert!(check_recorded_id(&b, Some(b.credential_id)).is_ok());
+        let err = check_recorded_id(&b, Some(CredentialId::new_v7())).unwrap_err();
+        assert_eq!(
+            (err.kind, err.reason),
+            (VerdictKind::Tampered, "credential_id_mismatch")
+        );
+        assert!(err.detail.contains(&b.credential_id.to_string()));
     }
 
     #[test]

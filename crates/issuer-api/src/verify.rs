@@ -85,7 +85,11 @@ pub struct VerifiedAnchor {
 pub struct VerifiedRevocation {
     /// pending | anchored
     pub status: String,
-    pub reason: String,
+    /// Why it was revoked. Private to the issuer: always absent from the public verdict
+    /// (`POST /v1/verify`, the `/verify` page); the issuer sees it in
+    /// `GET /v1/credentials/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub requested_at: String,
     pub signature: Option<String>,
 }
@@ -122,13 +126,16 @@ pub async fn verify(
     };
     let (bundle, record) = match claim {
         Claim::Bundle(bundle) => {
+            // Our record of what the bundle PROVES (issuer and credential hash, both covered
+            // by the issuer's signature and the anchor), never of the id it names: in merkle
+            // mode nothing covers `credential_id`, so a holder could edit it to dodge the
+            // record and its revocation. A record under another id makes the verdict
+            // `tampered` (`credential_id_mismatch`).
             let record = state
                 .store()
-                .credential_by_id(&bundle.credential_id)
+                .credential_by_hash(&bundle.fields.issuer, &bundle.credential_hash)
                 .await
-                .map_err(store_err)?
-                // Only our record of THIS credential (same issuer, same hash) is evidence.
-                .filter(|r| r.issuer == bundle.fields.issuer && r.hash == bundle.credential_hash);
+                .map_err(store_err)?;
             (*bundle, record)
         }
         Claim::Fields {
@@ -176,6 +183,7 @@ pub async fn verify(
         }
     };
 
+    // The revocation of that record: keyed by (issuer, hash) in effect.
     let revocation = match &record {
         Some(r) => state.store().revocation(&r.id).await.map_err(store_err)?,
         None => None,
@@ -195,6 +203,7 @@ pub async fn verify(
         file: Some(file),
         issuer: facts.as_ref(),
         recorded_at: record.as_ref().map(|r| r.created_at),
+        recorded_id: record.as_ref().map(|r| r.id),
         chain: &chain,
         revocation: &revocation_state,
     });
@@ -236,7 +245,8 @@ pub async fn verify(
                 "pending"
             }
             .to_string(),
-            reason: r.reason.clone(),
+            // Private by default: the public verdict says revoked and when, not why.
+            reason: None,
             requested_at: r.requested_at.to_rfc3339(),
             signature: r.anchor_signature.clone(),
         }),

@@ -167,6 +167,8 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
             file: Some(&req.file),
             issuer: Some(&facts),
             recorded_at: None,
+            // Offline there is no record of the id (the revocation is matched by hash).
+            recorded_id: None,
             chain: &first.anchor,
             revocation: &first.revocation,
         })
@@ -257,20 +259,18 @@ pub async fn observe(
 }
 
 /// Scans the anchoring key's finalized history (newest first) for a `ca1:r` memo of this
-/// credential and hash. The inline memo summary only nominates candidates: a candidate
-/// counts only if its transaction succeeded and was paid by the anchoring key (anyone can
-/// write a memo that mentions the key).
+/// issuer and credential hash. It matches on what the bundle PROVES (issuer and hash, covered
+/// by the issuer's signature and the anchor), never on the credential id the memo names: in
+/// merkle mode nothing covers the bundle's `credential_id`, so an edited id must not hide a
+/// revocation. The inline memo summary only nominates candidates: a candidate counts only if
+/// its transaction succeeded, was paid by the anchoring key (anyone can write a memo that
+/// mentions the key) and carries such a memo.
 async fn find_revocation(
     client: &ChainClient,
     bundle: &ProofBundle,
     pages: u32,
 ) -> Result<RevocationState, ChainError> {
     let key = &bundle.anchor.anchor_pubkey;
-    let wanted = Memo::Revocation {
-        issuer: bundle.fields.issuer.clone(),
-        credential: bundle.credential_id,
-        hash: bundle.credential_hash,
-    };
     let mut before: Option<String> = None;
     for _ in 0..pages {
         let page = client
@@ -282,7 +282,7 @@ async fn find_revocation(
                     .inline_memos()
                     .unwrap_or_default()
                     .iter()
-                    .any(|m| matches!(decode(m), Decoded::Ours(ref memo) if *memo == wanted));
+                    .any(|m| revokes(bundle, m));
             if !nominated {
                 continue;
             }
@@ -290,8 +290,10 @@ async fn find_revocation(
                 .fetch_transaction(&entry.signature, Commitment::Finalized)
                 .await?
             {
-                let text = wanted.encode();
-                if tx.succeeded && tx.fee_payer == *key && tx.memos.contains(&text) {
+                if tx.succeeded
+                    && tx.fee_payer == *key
+                    && tx.memos.iter().any(|m| revokes(bundle, m))
+                {
                     return Ok(RevocationState::Anchored);
                 }
             }
@@ -302,6 +304,16 @@ async fn find_revocation(
         }
     }
     Ok(RevocationState::NotRevoked)
+}
+
+/// Whether memo text `m` is a `ca1:r` revocation of the bundle's issuer and credential hash,
+/// whatever credential id it names.
+pub fn revokes(bundle: &ProofBundle, m: &str) -> bool {
+    matches!(
+        decode(m),
+        Decoded::Ours(Memo::Revocation { ref issuer, ref hash, .. })
+            if *issuer == bundle.fields.issuer && *hash == bundle.credential_hash
+    )
 }
 
 fn report(req: &Request, cluster: Cluster, verdict: Verdict, obs: &Observation) -> Report {

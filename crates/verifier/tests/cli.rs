@@ -11,7 +11,7 @@ use domain::hash::{CredentialFields, FileDigest};
 use domain::memo::Memo;
 use domain::proof::{AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V1};
 use domain::signing::SigningKey;
-use domain::{CredentialId, IssuedAt, IssuerId, KeyId, RecipientId, Serial};
+use domain::{BatchId, CredentialId, IssuedAt, IssuerId, KeyId, MerkleTree, RecipientId, Serial};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -57,6 +57,12 @@ async fn send_memo(rpc: &str, payer: &AnchorKeypair, memo: &str) -> (String, u64
 
 /// A credential signed by an issuer key and anchored (single mode) by `payer`.
 async fn anchored() -> Anchored {
+    anchored_in(false).await
+}
+
+/// A credential signed by an issuer key and anchored by `payer`: alone (single mode) or as
+/// the second leaf of a two-member Merkle batch.
+async fn anchored_in(merkle: bool) -> Anchored {
     let env = testkit::validator::chain_env().await.unwrap();
     let rpc = env.rpc_url().to_string();
     let payer = funded(&rpc).await;
@@ -89,6 +95,20 @@ async fn anchored() -> Anchored {
             mode: AnchorMode::Single,
         },
     };
+    if merkle {
+        let sibling = CredentialFields {
+            serial: Serial::parse("CLI-2").unwrap(),
+            ..bundle.fields.clone()
+        }
+        .hash();
+        let tree = MerkleTree::build(&[sibling, hash]).unwrap();
+        bundle.anchor.mode = AnchorMode::Merkle {
+            batch_id: BatchId::new_v7(),
+            count: 2,
+            root: tree.root(),
+            proof: tree.proof(1).unwrap(),
+        };
+    }
     bundle.anchor.memo = bundle.expected_memo().unwrap().encode();
     let (signature, slot) = send_memo(&rpc, &payer, &bundle.anchor.memo).await;
     bundle.anchor.signature = signature;
@@ -293,6 +313,49 @@ async fn only_a_revocation_paid_by_the_anchoring_key_revokes() {
     let v = json(&out);
     assert_eq!(v["verdict"], "revoked");
     assert_eq!(v["revoked"], true);
+}
+
+/// Issue #17: the revocation is found by what the bundle proves (issuer and hash), so editing
+/// the bundle's `credential_id` (covered by nothing in merkle mode) cannot hide it, in either
+/// anchoring mode. Without the fix the merkle row answered `valid` (exit 0).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edited_credential_id_never_hides_a_revocation_offline() {
+    for (merkle, expected_code, expected_verdict) in [(true, 1, "revoked"), (false, 3, "tampered")]
+    {
+        let a = anchored_in(merkle).await;
+        let dir = tempfile::tempdir().unwrap();
+        let rpc = a.rpc.as_str();
+        let revocation = Memo::Revocation {
+            issuer: a.bundle.fields.issuer.clone(),
+            credential: a.bundle.credential_id,
+            hash: a.bundle.credential_hash,
+        }
+        .encode();
+        send_memo(rpc, &a.payer, &revocation).await;
+
+        let (code, out) = run(dir.path(), FILE, &a.bundle, &["--rpc", rpc, "--json"]);
+        assert_eq!(
+            (code, json(&out)["verdict"].clone()),
+            (1, "revoked".into()),
+            "merkle={merkle}: {out}"
+        );
+
+        // One hex digit of the id edited (and, for single mode, the memo kept consistent).
+        let mut edited = a.bundle.clone();
+        let mut text = edited.credential_id.to_string();
+        let last = text.pop().unwrap();
+        text.push(if last == '0' { '1' } else { '0' });
+        edited.credential_id = text.parse().unwrap();
+        edited.anchor.memo = edited.expected_memo().unwrap().encode();
+        let (code, out) = run(dir.path(), FILE, &edited, &["--rpc", rpc, "--json"]);
+        let v = json(&out);
+        assert_eq!(
+            (code, v["verdict"].as_str()),
+            (expected_code, Some(expected_verdict)),
+            "merkle={merkle}: {out}"
+        );
+        assert_ne!(v["verdict"], "valid", "{out}");
+    }
 }
 
 async fn forge_in_key_history(rpc: &str, anchor_key: &str, memo: &str) {

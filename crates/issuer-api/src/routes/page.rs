@@ -129,17 +129,17 @@ pub fn render_verdict(v: &VerificationView) -> String {
         ));
     }
     if let Some(r) = &v.revocation {
+        // Revoked and since when; never why (the reason is private to the issuer).
         rows.push_str(&row(
             "Revocation",
             &format!(
-                "{} since {}: {}",
+                "{} since {}",
                 if r.status == "anchored" {
                     "revoked"
                 } else {
                     "revocation pending"
                 },
                 escape(&r.requested_at),
-                escape(&r.reason)
             ),
         ));
     }
@@ -261,5 +261,37 @@ mod tests {
             1,
         );
         assert!(e.contains("proof file"), "{e}");
+    }
+
+    #[test]
+    fn a_revocation_shows_status_and_date_but_never_a_reason() {
+        let mut v = VerificationView {
+            verdict: VerdictKind::Revoked,
+            reason: "revoked".into(),
+            message: VerdictKind::Revoked.headline().into(),
+            detail: "anchored".into(),
+            credential_id: None,
+            issuer: None,
+            issued_at: None,
+            credential_hash: None,
+            anchor: None,
+            revocation: Some(crate::verify::VerifiedRevocation {
+                status: "anchored".into(),
+                reason: None,
+                requested_at: "2026-07-01T00:00:00+00:00".into(),
+                signature: None,
+            }),
+        };
+        let html = render_verdict(&v);
+        assert!(
+            html.contains("revoked since 2026-07-01T00:00:00+00:00"),
+            "{html}"
+        );
+        // Even a view that carried one would not print it on the public page.
+        if let Some(r) = v.revocation.as_mut() {
+            r.reason = Some("private: fraud investigation".into());
+        }
+        let html = render_verdict(&v);
+        assert!(!html.contains("fraud investigation"), "{html}");
     }
 }

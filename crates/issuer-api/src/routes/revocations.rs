@@ -11,7 +11,8 @@ use crate::request;
 use crate::state::AppState;
 use crate::views::RevocationView;
 
-/// Longest accepted reason (characters). It is stored, shown to verifiers, never put on chain.
+/// Longest accepted reason (characters). It is stored and shown to the issuer only (never in
+/// the public verdict of `POST /v1/verify` or the `/verify` page), never put on chain.
 pub const MAX_REASON_CHARS: usize = 500;
 /// A revoke body is tiny; refuse anything bigger before buffering it.
 const REVOKE_BODY_LIMIT: usize = 8 * 1024;

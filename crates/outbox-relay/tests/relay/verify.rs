@@ -214,7 +214,9 @@ async fn verify_answers_from_the_chain_for_genuine_tampered_forged_and_revoked_c
     assert_eq!(resp.status().as_u16(), 202);
     let (_, v) = verify_bundle(&w, file_of("S-VER-1"), &bundle).await;
     assert_eq!(v["verdict"], "revocation_pending", "{v}");
-    assert_eq!(v["revocation"]["reason"], "degree withdrawn");
+    // The public verdict says revoked and when, never why (issue #17).
+    assert!(v["revocation"]["reason"].is_null(), "{v}");
+    assert!(v["revocation"]["requested_at"].is_string(), "{v}");
     pass_until(&app, &w, &id, "revoked").await;
     let (_, v) = verify_fields(&w, file_of("S-VER-1"), issuer, "S-VER-1").await;
     assert_eq!(v["verdict"], "revoked", "{v}");
@@ -313,4 +315,191 @@ async fn batch_members_verify_through_their_merkle_path_and_revoke_alone() {
     let (_, v) = verify_fields(&w, file_of("S-VM-1"), "uni-relay", "S-VM-1").await;
     assert_eq!(v["verdict"], "valid", "{v}");
     assert_eq!(w.credential(&ids[2]).await["status"], "finalized");
+}
+
+/// `POST /verify` (the HTML page) with the file and the bundle: the verdict it shows
+/// (`data-verdict`) and the whole page.
+pub async fn page_verdict(w: &World, file: Vec<u8>, bundle: &ProofBundle) -> (String, String) {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(file).file_name("diploma.pdf"),
+        )
+        .text("proof", serde_json::to_string(bundle).unwrap());
+    let html = w
+        .client
+        .post(format!("{}/verify", w.api))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let kind = html
+        .split_once("data-verdict=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(kind, _)| kind.to_string())
+        .unwrap_or_else(|| panic!("no verdict on the page: {html}"));
+    (kind, html)
+}
+
+/// One edit a holder can make to proof.json, and the (verdict, reason) expected in merkle
+/// and in single mode. `sibling` is the bundle of another, unrevoked credential of the
+/// same issuer.
+struct Edit {
+    name: &'static str,
+    apply: fn(&mut ProofBundle, &ProofBundle),
+    merkle: (&'static str, &'static str),
+    single: (&'static str, &'static str),
+}
+
+const TAMPERED: &str = "tampered";
+
+const EDITS: &[Edit] = &[
+    Edit {
+        name: "credential_id, one hex digit",
+        apply: |b, _| {
+            let mut text = b.credential_id.to_string();
+            let last = text.pop().unwrap();
+            text.push(if last == '0' { '1' } else { '0' });
+            b.credential_id = text.parse().unwrap();
+        },
+        merkle: (TAMPERED, "credential_id_mismatch"),
+        // The single memo names the id: the bundle's own memo no longer matches it.
+        single: (TAMPERED, "memo_mismatch"),
+    },
+    Edit {
+        name: "credential_id, another credential's",
+        apply: |b, sibling| b.credential_id = sibling.credential_id,
+        merkle: (TAMPERED, "credential_id_mismatch"),
+        single: (TAMPERED, "memo_mismatch"),
+    },
+    Edit {
+        name: "credential_id and the memo, kept consistent",
+        apply: |b, _| {
+            b.credential_id = domain::CredentialId::new_v7();
+            b.anchor.memo = b.expected_memo().unwrap().encode();
+        },
+        merkle: (TAMPERED, "credential_id_mismatch"),
+        single: (TAMPERED, "credential_id_mismatch"),
+    },
+    Edit {
+        name: "serial",
+        apply: |b, _| b.fields.serial = domain::Serial::parse("S-EDITED").unwrap(),
+        merkle: (TAMPERED, "hash_mismatch"),
+        single: (TAMPERED, "hash_mismatch"),
+    },
+    Edit {
+        name: "recipient",
+        apply: |b, _| b.fields.recipient = domain::RecipientId::parse("student-x").unwrap(),
+        merkle: (TAMPERED, "hash_mismatch"),
+        single: (TAMPERED, "hash_mismatch"),
+    },
+    Edit {
+        name: "issued_at",
+        apply: |b, _| {
+            b.fields.issued_at = domain::IssuedAt::parse_rfc3339("2026-07-01T12:00:00Z").unwrap()
+        },
+        merkle: (TAMPERED, "hash_mismatch"),
+        single: (TAMPERED, "hash_mismatch"),
+    },
+    Edit {
+        name: "anchor memo",
+        apply: |b, _| b.anchor.memo.push('x'),
+        merkle: (TAMPERED, "memo_mismatch"),
+        single: (TAMPERED, "memo_mismatch"),
+    },
+    Edit {
+        name: "issuer signature, another credential's",
+        apply: |b, sibling| b.issuer_signature.signature = sibling.issuer_signature.signature,
+        merkle: ("invalid_signature", "invalid_signature"),
+        single: ("invalid_signature", "invalid_signature"),
+    },
+];
+
+/// Issue #17: a revoked credential never verifies `valid`, whatever field of its proof bundle
+/// the holder edits, in merkle and in single mode, through `POST /v1/verify` and the page.
+/// Before the fix, editing one hex digit of `credential_id` of a merkle-anchored revoked
+/// credential answered `valid` (the record was looked up by that id, found nothing, and
+/// "no record" meant "not revoked"). The genuine bundle answers `revoked`, without the
+/// revocation's reason (private to the issuer, who still sees it).
+#[tokio::test]
+async fn an_edited_bundle_of_a_revoked_credential_is_never_valid_in_either_mode() {
+    for merkle in [true, false] {
+        let w = world().await;
+        // Let the chain's clock pass the signing key's `valid_from` (block times have
+        // one-second granularity): without a record, the key window is judged from the
+        // anchor's block time, and an anchor in the key's first second would answer
+        // `key_not_yet_valid` and hide the bug this test is about (the old code's `valid`).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rpc = w.chain_env.rpc_url().to_string();
+        let settings = if merkle {
+            w.merkle_settings(&rpc, "relay-edit-m", 100, 0)
+        } else {
+            w.relay_settings(&rpc, "relay-edit-s")
+        };
+        let app = Application::build(settings).await.unwrap();
+        let mode = if merkle { "merkle" } else { "single" };
+        let serial = format!("S-EDIT-{mode}-1");
+        let id = w.issue(&serial).await;
+        let sibling_id = w.issue(&format!("S-EDIT-{mode}-2")).await;
+        pass_until(&app, &w, &id, "finalized").await;
+        pass_until(&app, &w, &sibling_id, "finalized").await;
+        let bundle = bundle_for(&w, &id).await;
+        let sibling = bundle_for(&w, &sibling_id).await;
+        assert_eq!(
+            matches!(bundle.anchor.mode, domain::proof::AnchorMode::Merkle { .. }),
+            merkle,
+            "{bundle:?}"
+        );
+        let (_, v) = verify_bundle(&w, file_of(&serial), &bundle).await;
+        assert_eq!(v["verdict"], "valid", "{mode}: {v}");
+
+        let secret = "private: academic misconduct inquiry";
+        let resp = w
+            .client
+            .post(format!("{}/v1/credentials/{id}/revoke", w.api))
+            .bearer_auth(&w.api_key)
+            .json(&json!({ "reason": secret }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+        pass_until(&app, &w, &id, "revoked").await;
+        // The issuer (authenticated) still sees its reason.
+        assert_eq!(w.credential(&id).await["revocation"]["reason"], secret);
+
+        // The genuine bundle: revoked, with when but not why, on the API and the page.
+        let (_, v) = verify_bundle(&w, file_of(&serial), &bundle).await;
+        assert_eq!(v["verdict"], "revoked", "{mode}: {v}");
+        assert_eq!(v["revocation"]["status"], "anchored", "{v}");
+        assert!(v["revocation"]["requested_at"].is_string(), "{v}");
+        assert!(v["revocation"].get("reason").is_none(), "{mode}: {v}");
+        assert!(!v.to_string().contains("misconduct"), "{mode}: {v}");
+        let (kind, html) = page_verdict(&w, file_of(&serial), &bundle).await;
+        assert_eq!(kind, "revoked", "{mode}");
+        assert!(html.contains("revoked since"), "{mode}: {html}");
+        assert!(!html.contains("misconduct"), "{mode}: {html}");
+
+        for edit in EDITS {
+            let mut edited = bundle.clone();
+            (edit.apply)(&mut edited, &sibling);
+            let (status, v) = verify_bundle(&w, file_of(&serial), &edited).await;
+            assert_eq!(status, 200, "{mode} / {}: {v}", edit.name);
+            let expected = if merkle { edit.merkle } else { edit.single };
+            assert_eq!(
+                (v["verdict"].as_str(), v["reason"].as_str()),
+                (Some(expected.0), Some(expected.1)),
+                "{mode} / {}: {v}",
+                edit.name
+            );
+            let (kind, html) = page_verdict(&w, file_of(&serial), &edited).await;
+            assert_eq!(kind, expected.0, "{mode} / {} (page)", edit.name);
+            assert!(!html.contains("misconduct"), "{mode} / {}", edit.name);
+        }
+        // The sibling is untouched by the revocation.
+        let (_, v) = verify_bundle(&w, file_of(&format!("S-EDIT-{mode}-2")), &sibling).await;
+        assert_eq!(v["verdict"], "valid", "{mode}: {v}");
+    }
 }
