@@ -22,6 +22,7 @@ pub mod merkle;
 pub mod proof;
 pub mod reconcile;
 pub mod retry;
+pub mod revocation_scan;
 pub mod sealed;
 pub mod signing;
 pub mod status;

@@ -42,10 +42,14 @@ pub enum VerdictKind {
     UnknownIssuer,
     /// The issuer signature does not verify, or the key was not valid when it signed.
     InvalidSignature,
+    /// Everything else holds, but whether it was revoked could not be established (the
+    /// offline verifier could not read the anchoring key's history back to the anchor):
+    /// not valid, try another RPC endpoint or ask later.
+    Inconclusive,
 }
 
 impl VerdictKind {
-    pub const ALL: [VerdictKind; 7] = [
+    pub const ALL: [VerdictKind; 8] = [
         VerdictKind::Valid,
         VerdictKind::Revoked,
         VerdictKind::RevocationPending,
@@ -53,6 +57,7 @@ impl VerdictKind {
         VerdictKind::Tampered,
         VerdictKind::UnknownIssuer,
         VerdictKind::InvalidSignature,
+        VerdictKind::Inconclusive,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -64,6 +69,7 @@ impl VerdictKind {
             VerdictKind::Tampered => "tampered",
             VerdictKind::UnknownIssuer => "unknown_issuer",
             VerdictKind::InvalidSignature => "invalid_signature",
+            VerdictKind::Inconclusive => "inconclusive",
         }
     }
 
@@ -84,6 +90,9 @@ impl VerdictKind {
             VerdictKind::UnknownIssuer => "Unknown issuer: this issuer is not known here.",
             VerdictKind::InvalidSignature => {
                 "Invalid signature: the issuer's signature on this credential does not hold."
+            }
+            VerdictKind::Inconclusive => {
+                "Inconclusive: genuine and anchored, but whether it was revoked could not be checked. Do not accept it as valid yet."
             }
         }
     }
@@ -139,6 +148,9 @@ pub enum RevocationState {
     Pending,
     /// Its `ca1:r` memo is finalized (by the issuer's anchoring key).
     Anchored,
+    /// Not found, but the search could not cover everything after the anchor
+    /// (`revocation_scan`): the credential may be revoked.
+    Unknown,
 }
 
 /// Everything the verdict depends on.
@@ -322,6 +334,11 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
             "revocation_pending",
             "the issuer has revoked this credential; its revocation is not final on chain yet",
         ),
+        RevocationState::Unknown => Verdict::new(
+            K::Inconclusive,
+            "revocation_unknown",
+            "no revocation was found, but the anchoring key's history could not be read back to the anchor",
+        ),
         RevocationState::NotRevoked => Verdict::new(
             K::Valid,
             "valid",
@@ -476,12 +493,28 @@ mod tests {
                 (RevocationState::NotRevoked, VerdictKind::Valid),
                 (RevocationState::Pending, VerdictKind::RevocationPending),
                 (RevocationState::Anchored, VerdictKind::Revoked),
+                (RevocationState::Unknown, VerdictKind::Inconclusive),
             ];
             for (rev, kind) in cases {
                 assert_eq!(verdict(&b, Some(FILE), Some(&i), &c, &rev).kind, kind);
                 // The bundle alone (no file) reaches the same verdict.
                 assert_eq!(verdict(&b, None, Some(&i), &c, &rev).kind, kind);
             }
+        }
+    }
+
+    /// An incomplete revocation search only ever turns `valid` into `inconclusive`: a
+    /// tampered file or an unfinalized anchor keeps its own verdict.
+    #[test]
+    fn an_unknown_revocation_state_never_yields_valid() {
+        for merkle in [false, true] {
+            let b = bundle(merkle);
+            let i = issuer();
+            let c = seen(&b);
+            let v = verdict(&b, Some(FILE), Some(&i), &c, &RevocationState::Unknown);
+            assert_eq!(reason(v), (VerdictKind::Inconclusive, "revocation_unknown"));
+            let v = verdict(&b, Some(b"other"), Some(&i), &c, &RevocationState::Unknown);
+            assert_eq!(v.kind, VerdictKind::Tampered);
         }
     }
 
@@ -751,7 +784,8 @@ mod tests {
                 "not_anchored_yet",
                 "tampered",
                 "unknown_issuer",
-                "invalid_signature"
+                "invalid_signature",
+                "inconclusive"
             ]
         );
         for k in VerdictKind::ALL {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use chain::{ChainClient, ChainConfig, ChainError, Cluster, Commitment};
 use domain::memo::{decode, Decoded, Memo};
 use domain::proof::ProofBundle;
+use domain::revocation_scan::{self, ScanStep};
 use domain::verdict::{
     derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState, Verdict, VerdictKind,
 };
@@ -42,6 +43,13 @@ pub mod exit {
     pub const DISAGREEMENT: u8 = 6;
     /// An RPC endpoint could not be read: nothing was decided.
     pub const RPC_UNAVAILABLE: u8 = 7;
+    /// Genuine and anchored, but the anchoring key's history could not be read back to the
+    /// anchor's slot, so a revocation may have been missed: not valid.
+    pub const INCONCLUSIVE: u8 = 8;
+    /// Every check holds, but the anchoring key was taken from the bundle itself (no
+    /// `--issuer-key`): anyone can anchor a bundle with a key of their own, so this is not
+    /// the unqualified "valid" of exit 0.
+    pub const VALID_UNPINNED: u8 = 9;
 }
 
 /// The exit code of a verdict.
@@ -52,6 +60,7 @@ pub fn exit_code(kind: VerdictKind) -> u8 {
         VerdictKind::Tampered => exit::TAMPERED,
         VerdictKind::NotAnchoredYet => exit::NOT_ANCHORED,
         VerdictKind::InvalidSignature | VerdictKind::UnknownIssuer => exit::INVALID,
+        VerdictKind::Inconclusive => exit::INCONCLUSIVE,
     }
 }
 
@@ -84,11 +93,31 @@ impl VerifyError {
     }
 }
 
-/// What one endpoint says about the bundle.
+/// What one endpoint says about the bundle. Endpoints must agree on all of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
     pub anchor: ChainAnchor,
+    /// `Unknown` when the search could not reach the anchor's slot.
     pub revocation: RevocationState,
+}
+
+/// How far one endpoint's revocation search reached (`--json`: `revocation_scan`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScanReport {
+    /// The endpoint, path and query hidden.
+    pub rpc: String,
+    /// Pages of the anchoring key's history read (1,000 signatures each).
+    pub pages: u32,
+    /// The anchor's slot as the chain reports it: the search must reach it.
+    pub anchor_slot: Option<u64>,
+    /// The oldest slot the search read.
+    pub reached_slot: Option<u64>,
+    /// Every transaction of the key from the anchor's slot onwards was read (or the
+    /// revocation was found).
+    pub complete: bool,
+    /// Why it stopped short: `history_unavailable`, `page_limit`, or `no_anchor` (nothing
+    /// on chain to search back to; the verdict is then not valid anyway).
+    pub stopped: Option<&'static str>,
 }
 
 /// The inputs of one verification.
@@ -99,9 +128,9 @@ pub struct Request {
     pub rpcs: Vec<String>,
     /// Base58 anchoring key the user trusts for this issuer.
     pub pinned_issuer_key: Option<String>,
-    /// How many pages (1,000 signatures each) of the anchoring key's history to scan for a
-    /// revocation.
-    pub revocation_scan_pages: u32,
+    /// The most pages (1,000 signatures each) of the anchoring key's history to read while
+    /// searching back to the anchor's slot for a revocation; running out is inconclusive.
+    pub max_history_pages: u32,
     pub timeout: Duration,
 }
 
@@ -127,8 +156,10 @@ pub struct Report {
     pub explorer_url: String,
     /// Every endpoint asked (URL path and query hidden: providers put API keys there).
     pub rpcs: Vec<String>,
-    /// True when the anchoring key came from the bundle, not from `--issuer-key`.
+    /// True when the anchoring key came from `--issuer-key`, not from the bundle.
     pub issuer_key_pinned: bool,
+    /// How far each endpoint's revocation search reached.
+    pub revocation_scan: Vec<ScanReport>,
 }
 
 /// Reads the chain from every endpoint, refuses on disagreement, and derives the verdict.
@@ -138,18 +169,21 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
     }
     let cluster = Cluster::from_str(&req.bundle.anchor.cluster).unwrap_or(Cluster::Localnet);
     let mut observations = Vec::with_capacity(req.rpcs.len());
+    let mut scans = Vec::with_capacity(req.rpcs.len());
     for url in &req.rpcs {
         let client = ChainClient::read_only(ChainConfig {
             request_timeout: req.timeout,
             ..ChainConfig::new(url.clone(), cluster)
         });
-        let obs = observe(&client, &req.bundle, req.revocation_scan_pages)
+        let (obs, mut scan) = observe(&client, &req.bundle, req.max_history_pages)
             .await
             .map_err(|error| VerifyError::Rpc {
                 url: redact(url),
                 error,
             })?;
+        scan.rpc = redact(url);
         observations.push((url, obs));
+        scans.push(scan);
     }
     let first = agreed(&observations)?;
 
@@ -182,7 +216,7 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
             ),
         }
     };
-    Ok(report(req, cluster, verdict, first))
+    Ok(report(req, cluster, verdict, first, scans))
 }
 
 /// The single observation all endpoints agree on.
@@ -224,6 +258,7 @@ fn describe(o: &Observation) -> String {
     };
     let revocation = match o.revocation {
         RevocationState::NotRevoked => "not revoked",
+        RevocationState::Unknown => "revocation unknown (history not read back to the anchor)",
         RevocationState::Pending => "revocation pending",
         RevocationState::Anchored => "revoked",
     };
@@ -231,12 +266,12 @@ fn describe(o: &Observation) -> String {
 }
 
 /// One endpoint's view: the anchor transaction (finalized, else confirmed) and whether an
-/// anchored revocation exists in the anchoring key's recent finalized history.
+/// anchored revocation exists in the anchoring key's finalized history after the anchor.
 pub async fn observe(
     client: &ChainClient,
     bundle: &ProofBundle,
-    revocation_scan_pages: u32,
-) -> Result<Observation, ChainError> {
+    max_history_pages: u32,
+) -> Result<(Observation, ScanReport), ChainError> {
     let anchor = if bundle.anchor.signature.is_empty() {
         ChainAnchor::NotSubmitted
     } else {
@@ -254,28 +289,53 @@ pub async fn observe(
             },
         }
     };
-    let revocation = find_revocation(client, bundle, revocation_scan_pages).await?;
-    Ok(Observation { anchor, revocation })
+    let anchor_slot = match &anchor {
+        ChainAnchor::Seen(tx) => Some(tx.slot),
+        _ => None,
+    };
+    let (revocation, scan) =
+        find_revocation(client, bundle, anchor_slot, max_history_pages).await?;
+    Ok((Observation { anchor, revocation }, scan))
 }
 
-/// Scans the anchoring key's finalized history (newest first) for a `ca1:r` memo of this
-/// issuer and credential hash. It matches on what the bundle PROVES (issuer and hash, covered
-/// by the issuer's signature and the anchor), never on the credential id the memo names: in
-/// merkle mode nothing covers the bundle's `credential_id`, so an edited id must not hide a
-/// revocation. The inline memo summary only nominates candidates: a candidate counts only if
-/// its transaction succeeded, was paid by the anchoring key (anyone can write a memo that
-/// mentions the key) and carries such a memo.
+/// Searches the anchoring key's finalized history (newest first) for a `ca1:r` memo of this
+/// issuer and credential hash, back to the anchor's slot (`domain::revocation_scan`: a fixed
+/// number of pages could be outrun by cheap traffic to the key). It matches on what the
+/// bundle PROVES (issuer and hash, covered by the issuer's signature and the anchor), never
+/// on the credential id the memo names: in merkle mode nothing covers the bundle's
+/// `credential_id`, so an edited id must not hide a revocation. The inline memo summary only
+/// nominates candidates: a candidate counts only if its transaction succeeded, was paid by
+/// the anchoring key (anyone can write a memo that mentions the key) and carries such a memo.
 async fn find_revocation(
     client: &ChainClient,
     bundle: &ProofBundle,
-    pages: u32,
-) -> Result<RevocationState, ChainError> {
+    anchor_slot: Option<u64>,
+    max_pages: u32,
+) -> Result<(RevocationState, ScanReport), ChainError> {
+    const PAGE: usize = 1000;
+    let mut scan = ScanReport {
+        rpc: String::new(),
+        pages: 0,
+        anchor_slot,
+        reached_slot: None,
+        complete: false,
+        stopped: None,
+    };
+    let Some(anchor_slot) = anchor_slot else {
+        // Nothing anchored to search back to: the verdict is not valid whatever we find.
+        scan.stopped = Some("no_anchor");
+        return Ok((RevocationState::NotRevoked, scan));
+    };
     let key = &bundle.anchor.anchor_pubkey;
     let mut before: Option<String> = None;
-    for _ in 0..pages {
+    loop {
         let page = client
-            .signatures_for_address(key, before.as_deref(), None, 1000)
+            .signatures_for_address(key, before.as_deref(), None, PAGE)
             .await?;
+        scan.pages += 1;
+        if let Some(last) = page.last() {
+            scan.reached_slot = Some(last.slot);
+        }
         for entry in &page {
             let nominated = !entry.err
                 && entry
@@ -294,16 +354,30 @@ async fn find_revocation(
                     && tx.fee_payer == *key
                     && tx.memos.iter().any(|m| revokes(bundle, m))
                 {
-                    return Ok(RevocationState::Anchored);
+                    scan.complete = true;
+                    return Ok((RevocationState::Anchored, scan));
                 }
             }
         }
-        match page.last() {
-            Some(last) if page.len() == 1000 => before = Some(last.signature.clone()),
-            _ => break,
+        let oldest = page.last().map(|e| e.slot);
+        match revocation_scan::after_page(
+            anchor_slot,
+            scan.pages,
+            max_pages,
+            oldest,
+            page.len() == PAGE,
+        ) {
+            ScanStep::NextPage => before = page.last().map(|e| e.signature.clone()),
+            ScanStep::Covered => {
+                scan.complete = true;
+                return Ok((RevocationState::NotRevoked, scan));
+            }
+            ScanStep::Stop(why) => {
+                scan.stopped = Some(why.code());
+                return Ok((RevocationState::Unknown, scan));
+            }
         }
     }
-    Ok(RevocationState::NotRevoked)
 }
 
 /// Whether memo text `m` is a `ca1:r` revocation of the bundle's issuer and credential hash,
@@ -316,7 +390,13 @@ pub fn revokes(bundle: &ProofBundle, m: &str) -> bool {
     )
 }
 
-fn report(req: &Request, cluster: Cluster, verdict: Verdict, obs: &Observation) -> Report {
+fn report(
+    req: &Request,
+    cluster: Cluster,
+    verdict: Verdict,
+    obs: &Observation,
+    revocation_scan: Vec<ScanReport>,
+) -> Report {
     let b = &req.bundle;
     let tx = match &obs.anchor {
         ChainAnchor::Seen(tx) => Some(tx),
@@ -327,7 +407,10 @@ fn report(req: &Request, cluster: Cluster, verdict: Verdict, obs: &Observation) 
         reason: verdict.reason,
         message: verdict.kind.headline(),
         detail: verdict.detail,
-        exit_code: exit_code(verdict.kind),
+        exit_code: match verdict.kind {
+            VerdictKind::Valid if req.pinned_issuer_key.is_none() => exit::VALID_UNPINNED,
+            kind => exit_code(kind),
+        },
         credential_id: b.credential_id.to_string(),
         issuer_id: b.fields.issuer.as_str().to_string(),
         issuer_name: b.issuer_name.clone(),
@@ -342,13 +425,57 @@ fn report(req: &Request, cluster: Cluster, verdict: Verdict, obs: &Observation) 
         explorer_url: cluster.explorer_tx_url(&b.anchor.signature, None),
         rpcs: req.rpcs.iter().map(|u| redact(u)).collect(),
         issuer_key_pinned: req.pinned_issuer_key.is_some(),
+        revocation_scan,
     }
+    .printable()
+}
+
+impl Report {
+    /// Every string that came from the bundle or the chain, with control and bidi
+    /// characters escaped: a bundle's `issuer_name` could otherwise carry terminal escape
+    /// sequences that redraw a REVOKED line as VALID.
+    fn printable(mut self) -> Report {
+        for text in [
+            &mut self.detail,
+            &mut self.credential_id,
+            &mut self.issuer_id,
+            &mut self.issuer_name,
+            &mut self.key_id,
+            &mut self.issued_at,
+            &mut self.anchor_signature,
+            &mut self.anchor_pubkey,
+            &mut self.explorer_url,
+        ] {
+            *text = printable(text);
+        }
+        self
+    }
+}
+
+/// `text` with every control character (C0, C1, DEL) and every Unicode bidi control
+/// escaped as `\u{..}`, so what a terminal draws is what the text says.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        );
+        if c.is_control() || bidi {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `scheme://host[:port]` only: RPC providers put API keys in paths and queries.
 pub fn redact(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // `user:key@host`: the userinfo is a secret too.
+    let host = authority.rsplit('@').next().unwrap_or(authority);
     if scheme.is_empty() {
         host.to_string()
     } else {
@@ -385,6 +512,18 @@ pub fn one_line(r: &Report) -> String {
     if !r.issuer_key_pinned {
         line.push_str(" (anchoring key taken from the bundle: pin it with --issuer-key)");
     }
+    if r.verdict == VerdictKind::Inconclusive {
+        for scan in &r.revocation_scan {
+            line.push_str(&format!(
+                " [{}: {} pages read back to slot {}, the anchor is in slot {}; stopped: {}]",
+                scan.rpc,
+                scan.pages,
+                scan.reached_slot.map_or("-".into(), |s| s.to_string()),
+                scan.anchor_slot.map_or("-".into(), |s| s.to_string()),
+                scan.stopped.unwrap_or("-"),
+            ));
+        }
+    }
     line
 }
 
@@ -402,7 +541,8 @@ mod tests {
     #[test]
     fn every_verdict_has_a_distinct_exit_code_family() {
         let codes: Vec<u8> = VerdictKind::ALL.iter().map(|k| exit_code(*k)).collect();
-        assert_eq!(codes, [0, 1, 1, 4, 3, 5, 5]);
+        assert_eq!(codes, [0, 1, 1, 4, 3, 5, 5, 8]);
+        assert!(!codes.contains(&exit::VALID_UNPINNED));
         for e in [
             VerifyError::Usage("x".into()),
             VerifyError::Disagreement("x".into()),
@@ -447,5 +587,19 @@ mod tests {
         );
         assert_eq!(redact("http://127.0.0.1:8899"), "http://127.0.0.1:8899");
         assert_eq!(redact("host:1/x"), "host:1");
+        assert_eq!(
+            redact("https://user:secret@rpc.example.com/k"),
+            "https://rpc.example.com"
+        );
+    }
+
+    #[test]
+    fn printable_escapes_control_and_bidi_characters_only() {
+        assert_eq!(printable("Université de Genève"), "Université de Genève");
+        assert_eq!(printable("a\u{1b}[2Kb"), "a\\u{1b}[2Kb");
+        assert_eq!(
+            printable("x\ry\u{202e}z\u{7f}"),
+            "x\\u{d}y\\u{202e}z\\u{7f}"
+        );
     }
 }

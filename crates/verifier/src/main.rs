@@ -14,7 +14,9 @@ use verifier::{exit, one_line, verify, Request, VerifyError};
     about = "Verify a credential file against its proof bundle and the Solana chain",
     after_help = "Exit codes: 0 valid, 1 revoked, 2 usage or input error, 3 tampered, \
                   4 not anchored (yet), 5 invalid signature or issuer key mismatch, \
-                  6 RPC endpoints disagree, 7 RPC unavailable."
+                  6 RPC endpoints disagree, 7 RPC unavailable, 8 inconclusive (the anchoring \
+                  key's history could not be read back to the anchor: a revocation may be \
+                  missed), 9 valid but the anchoring key was not pinned with --issuer-key."
 )]
 struct Cli {
     /// The credential file (e.g. the diploma PDF).
@@ -32,9 +34,11 @@ struct Cli {
     /// Base58 anchoring public key you trust for this issuer (from its profile or website).
     #[arg(long)]
     issuer_key: Option<String>,
-    /// Pages of 1,000 signatures of the anchoring key's history to scan for a revocation.
-    #[arg(long, default_value_t = 5)]
-    revocation_scan_pages: u32,
+    /// The most pages (1,000 signatures each) of the anchoring key's history to read while
+    /// searching back to the anchor's slot for a revocation; running out is inconclusive
+    /// (exit 8), never "not revoked".
+    #[arg(long, alias = "revocation-scan-pages", default_value_t = 200)]
+    max_history_pages: u32,
     /// Per-request RPC timeout, seconds.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
@@ -89,7 +93,7 @@ fn run(cli: Cli) -> Result<verifier::Report, VerifyError> {
         bundle,
         rpcs: cli.rpcs,
         pinned_issuer_key: cli.issuer_key,
-        revocation_scan_pages: cli.revocation_scan_pages.max(1),
+        max_history_pages: cli.max_history_pages.max(1),
         timeout: Duration::from_secs(cli.timeout_secs.max(1)),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

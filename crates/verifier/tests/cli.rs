@@ -65,14 +65,21 @@ async fn anchored() -> Anchored {
 async fn anchored_in(merkle: bool) -> Anchored {
     let env = testkit::validator::chain_env().await.unwrap();
     let rpc = env.rpc_url().to_string();
+    // Keep the validator env alive for the whole test process.
+    std::mem::forget(env);
     let payer = funded(&rpc).await;
+    anchored_by(rpc, payer, merkle, "CLI-1").await
+}
+
+/// A credential with serial `serial` anchored by `payer` (several may share one payer).
+async fn anchored_by(rpc: String, payer: AnchorKeypair, merkle: bool, serial: &str) -> Anchored {
     let key = SigningKey::from_seed(KeyId::parse("cli-k1").unwrap(), &[42; 32]).unwrap();
     let fields = CredentialFields {
         file_digest: FileDigest::of(FILE),
         issuer: IssuerId::parse("uni-cli").unwrap(),
         recipient: RecipientId::parse("student-7").unwrap(),
         issued_at: IssuedAt::parse_rfc3339("2026-06-30T12:00:00Z").unwrap(),
-        serial: Serial::parse("CLI-1").unwrap(),
+        serial: Serial::parse(serial).unwrap(),
     };
     let hash = fields.hash();
     let mut bundle = ProofBundle {
@@ -113,8 +120,6 @@ async fn anchored_in(merkle: bool) -> Anchored {
     let (signature, slot) = send_memo(&rpc, &payer, &bundle.anchor.memo).await;
     bundle.anchor.signature = signature;
     bundle.anchor.slot = slot;
-    // Keep the validator env alive for the whole test process.
-    std::mem::forget(env);
     Anchored { bundle, payer, rpc }
 }
 
@@ -206,9 +211,12 @@ async fn genuine_tampered_pinned_and_disagreeing_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     let rpc = a.rpc.as_str();
 
+    // Not pinned: every check holds, but the anchoring key is the bundle's own word, so
+    // the exit code is 9, never the unqualified 0.
     let (code, out) = run(dir.path(), FILE, &a.bundle, &["--rpc", rpc]);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 9, "{out}");
     assert!(out.starts_with("VALID:"), "{out}");
+    assert!(out.contains("pin it with --issuer-key"), "{out}");
 
     let pinned = a.payer.pubkey_base58();
     let (code, out) = run(
@@ -304,7 +312,13 @@ async fn only_a_revocation_paid_by_the_anchoring_key_revokes() {
     // anchoring key (a 0-lamport transfer to it), so it shows up in the key's history: it
     // must be ignored, because the anchoring key did not pay for it.
     forge_in_key_history(rpc, &a.payer.pubkey_base58(), &revocation).await;
-    let (code, out) = run(dir.path(), FILE, &a.bundle, &["--rpc", rpc]);
+    let pinned = a.payer.pubkey_base58();
+    let (code, out) = run(
+        dir.path(),
+        FILE,
+        &a.bundle,
+        &["--rpc", rpc, "--issuer-key", &pinned],
+    );
     assert_eq!(code, 0, "a forged revocation is ignored: {out}");
 
     send_memo(rpc, &a.payer, &revocation).await;
@@ -427,4 +441,297 @@ async fn forge_in_key_history(rpc: &str, anchor_key: &str, memo: &str) {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Issue #17: the revocation search reads the anchoring key's history back to the anchor's
+/// own slot, not a fixed number of pages, so burying a revocation under 6,000 later
+/// transactions to the key (about 0.03 SOL of transfers) does not hide it, in either mode;
+/// and when the history cannot be read that far (page budget, or a node without history)
+/// the answer is inconclusive (exit 8), never valid.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_buried_under_6000_later_transactions_is_still_found() {
+    let env = testkit::validator::chain_env().await.unwrap();
+    let rpc = env.rpc_url().to_string();
+    std::mem::forget(env);
+    let payer = funded(&rpc).await;
+    let copy = |k: &AnchorKeypair| AnchorKeypair::from_json_str(&k.to_json_string()).unwrap();
+    let single = anchored_by(rpc.clone(), copy(&payer), false, "PAD-1").await;
+    let merkle = anchored_by(rpc.clone(), copy(&payer), true, "PAD-2").await;
+    for a in [&single, &merkle] {
+        let revocation = Memo::Revocation {
+            issuer: a.bundle.fields.issuer.clone(),
+            credential: a.bundle.credential_id,
+            hash: a.bundle.credential_hash,
+        }
+        .encode();
+        send_memo(&rpc, &payer, &revocation).await;
+    }
+    let padded = pad_history(&rpc, &payer.pubkey_base58(), 6_000).await;
+    assert!(padded >= 6_000, "only {padded} padding transactions landed");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = payer.pubkey_base58();
+    let no_history = rpc_without_history(rpc.clone()).await;
+    for (mode, a) in [("single", &single), ("merkle", &merkle)] {
+        let (code, out) = run(
+            dir.path(),
+            FILE,
+            &a.bundle,
+            &["--rpc", &rpc, "--issuer-key", &pinned, "--json"],
+        );
+        let v = json(&out);
+        assert_eq!(
+            (code, v["verdict"].as_str()),
+            (1, Some("revoked")),
+            "{mode}: {out}"
+        );
+        let scan = &v["revocation_scan"][0];
+        assert_eq!(scan["complete"], true, "{mode}: {out}");
+        assert!(scan["pages"].as_u64().unwrap() >= 7, "{mode}: {out}");
+
+        // A page budget too small to reach the anchor: inconclusive, and it says why.
+        let (code, out) = run(
+            dir.path(),
+            FILE,
+            &a.bundle,
+            &[
+                "--rpc",
+                &rpc,
+                "--issuer-key",
+                &pinned,
+                "--json",
+                "--max-history-pages",
+                "2",
+            ],
+        );
+        let v = json(&out);
+        assert_eq!(
+            (code, v["verdict"].as_str()),
+            (8, Some("inconclusive")),
+            "{mode}: {out}"
+        );
+        assert_eq!(
+            v["revocation_scan"][0]["stopped"], "page_limit",
+            "{mode}: {out}"
+        );
+        assert_eq!(v["revocation_scan"][0]["pages"], 2, "{mode}: {out}");
+
+        // A node that serves transactions but no address history (pruned, or started from
+        // a recent snapshot): inconclusive. The fake forwards every other call to the real
+        // validator; no real local node can be made to drop its history on demand.
+        let (code, out) = run(
+            dir.path(),
+            FILE,
+            &a.bundle,
+            &["--rpc", &no_history, "--issuer-key", &pinned, "--json"],
+        );
+        let v = json(&out);
+        assert_eq!(
+            (code, v["verdict"].as_str()),
+            (8, Some("inconclusive")),
+            "{mode}: {out}"
+        );
+        assert_eq!(
+            v["revocation_scan"][0]["stopped"], "history_unavailable",
+            "{mode}: {out}"
+        );
+        let (_, text) = run(
+            dir.path(),
+            FILE,
+            &a.bundle,
+            &["--rpc", &no_history, "--issuer-key", &pinned],
+        );
+        assert!(text.starts_with("INCONCLUSIVE:"), "{mode}: {text}");
+    }
+}
+
+/// Strings from the bundle are printed with control and bidi characters escaped: an
+/// `issuer_name` with terminal escapes cannot redraw the verdict line.
+#[tokio::test(flavor = "multi_thread")]
+async fn control_characters_from_the_bundle_are_escaped_in_the_output() {
+    let a = anchored().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bundle = a.bundle.clone();
+    bundle.issuer_name = "Evil\u{1b}[2K\rVALID: fine\u{202e}".into();
+    let pinned = a.payer.pubkey_base58();
+    let (_, out) = run(
+        dir.path(),
+        FILE,
+        &bundle,
+        &["--rpc", &a.rpc, "--issuer-key", &pinned],
+    );
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\r') && !out.contains('\u{202e}'),
+        "{out:?}"
+    );
+    assert!(out.contains("\\u{1b}"), "{out}");
+}
+
+/// Sends `count` distinct 0..count-lamport transfers to `to` from a fresh key and returns how
+/// many of them reached the finalized history of `to`.
+async fn pad_history(rpc: &str, to: &str, count: u64) -> usize {
+    use std::str::FromStr;
+
+    use base64::Engine;
+    use solana_sdk::hash::Hash;
+    use solana_sdk::instruction::{AccountMeta, Instruction};
+    use solana_sdk::pubkey::Pubkey;
+    use solana_sdk::signature::Keypair;
+    use solana_sdk::signer::Signer;
+    use solana_sdk::transaction::Transaction;
+
+    let padder = Keypair::new();
+    testkit::validator::airdrop(rpc, &padder.pubkey().to_string(), 1_000_000_000)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let call = |method: &'static str, params: Value| {
+        let http = http.clone();
+        let rpc = rpc.to_string();
+        async move {
+            http.post(&rpc)
+                .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let v = call(
+        "getLatestBlockhash",
+        serde_json::json!([{"commitment": "confirmed"}]),
+    )
+    .await;
+    let blockhash = Hash::from_str(v["result"]["value"]["blockhash"].as_str().unwrap()).unwrap();
+    let to = Pubkey::from_str(to).unwrap();
+    let txs: Vec<String> = (0..count)
+        .map(|i| {
+            let mut data = 2u32.to_le_bytes().to_vec();
+            data.extend_from_slice(&i.to_le_bytes());
+            let transfer = Instruction {
+                program_id: Pubkey::from_str("11111111111111111111111111111111").unwrap(),
+                accounts: vec![
+                    AccountMeta::new(padder.pubkey(), true),
+                    AccountMeta::new(to, false),
+                ],
+                data,
+            };
+            let tx = Transaction::new_signed_with_payer(
+                &[transfer],
+                Some(&padder.pubkey()),
+                &[&padder],
+                blockhash,
+            );
+            base64::engine::general_purpose::STANDARD.encode(bincode::serialize(&tx).unwrap())
+        })
+        .collect();
+    let send_all = |txs: Vec<String>| async move {
+        futures_util::stream::iter(txs)
+            .for_each_concurrent(32, |tx| async move {
+                let _ = call(
+                    "sendTransaction",
+                    serde_json::json!([tx, {"encoding": "base64", "skipPreflight": true}]),
+                )
+                .await;
+            })
+            .await;
+    };
+    use futures_util::StreamExt;
+    send_all(txs.clone()).await;
+    let client = ChainClient::read_only(ChainConfig::new(rpc, Cluster::Localnet));
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    let mut resent = false;
+    loop {
+        // Count the padder's finalized transactions in `to`'s history.
+        let mut landed = 0usize;
+        let mut before: Option<String> = None;
+        loop {
+            let page = client
+                .signatures_for_address(&to.to_string(), before.as_deref(), None, 1000)
+                .await
+                .unwrap();
+            landed += page.iter().filter(|e| e.memo.is_none() && !e.err).count();
+            match page.last() {
+                Some(last) if page.len() == 1000 => before = Some(last.signature.clone()),
+                _ => break,
+            }
+        }
+        if landed as u64 >= count {
+            return landed;
+        }
+        if std::time::Instant::now() > deadline {
+            return landed;
+        }
+        if !resent && std::time::Instant::now() + Duration::from_secs(200) < deadline {
+            // Rebroadcast once: a busy local validator may drop some (same signatures, so
+            // nothing lands twice).
+            send_all(txs.clone()).await;
+            resent = true;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
+/// A JSON-RPC endpoint that forwards every call to `upstream` except
+/// `getSignaturesForAddress`, which it answers with an empty history.
+async fn rpc_without_history(upstream: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let http = reqwest::Client::new();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let http = http.clone();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() < len {
+                        continue;
+                    }
+                    let req: Value = serde_json::from_str(&body[..len]).unwrap_or(Value::Null);
+                    let resp = if req["method"] == "getSignaturesForAddress" {
+                        serde_json::json!({"jsonrpc": "2.0", "id": req["id"], "result": []})
+                            .to_string()
+                    } else {
+                        let Ok(r) = http.post(&upstream).json(&req).send().await else {
+                            return;
+                        };
+                        r.text().await.unwrap_or_default()
+                    };
+                    let http_resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",
+                        resp.len()
+                    );
+                    let _ = sock.write_all(http_resp.as_bytes()).await;
+                    buf.clear();
+                }
+            });
+        }
+    });
+    url
 }

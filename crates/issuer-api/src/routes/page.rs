@@ -74,7 +74,7 @@ pub fn escape(text: &str) -> String {
 fn tone(kind: VerdictKind) -> (&'static str, &'static str) {
     match kind {
         VerdictKind::Valid => ("ok", "✔"),
-        VerdictKind::NotAnchoredYet => ("wait", "⏳"),
+        VerdictKind::NotAnchoredYet | VerdictKind::Inconclusive => ("wait", "⏳"),
         VerdictKind::UnknownIssuer => ("unknown", "?"),
         VerdictKind::Revoked
         | VerdictKind::RevocationPending
