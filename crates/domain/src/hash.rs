@@ -1,11 +1,24 @@
 //! The credential hash: the single value that is signed, batched and anchored on chain.
 //!
-//! `credential_hash` binds the diploma file (through its SHA-256 digest) to the issuer, the
-//! recipient, the issuance time and the serial. Every field is length-prefixed so that moving
-//! bytes between adjacent fields (`"ab"+"c"` vs `"a"+"bc"`) always changes the hash, and the
-//! whole input is prefixed with a version tag so a future format can never collide with v1.
-//! Fixed test vectors live in `tests/vectors/credential_hash_v1.json`; any change to this
-//! function that breaks them breaks every credential ever issued.
+//! The hash binds the diploma file (through its SHA-256 digest) to the issuer, the recipient,
+//! the issuance time and the serial. Every field is length-prefixed so that moving bytes
+//! between adjacent fields (`"ab"+"c"` vs `"a"+"bc"`) always changes the hash, and the whole
+//! input is prefixed with a version tag so two formats can never collide.
+//!
+//! Two formats exist ([`ProofFormat`]); every credential keeps the one it was issued in:
+//! - **v1** ([`credential_hash`]) hashes those five fields only. Its weaknesses, which v2
+//!   fixes: the credential id is outside the hash (so nothing signed or anchored in Merkle mode
+//!   names the credential), and the inputs carry little entropy (a student id, a date, a
+//!   serial and a PDF rendered from a template), so anyone who can guess them can confirm the
+//!   guess against the public chain.
+//! - **v2** ([`credential_hash_v2`], issued since issue #17) puts the credential id and a
+//!   random 32-byte per-credential [`Salt`] first. The id then travels inside everything the
+//!   hash enters: the issuer signature, the Merkle leaf, the memo. The salt makes a guess
+//!   uncheckable without it, and deleting it (from the database and every bundle) makes the
+//!   on-chain hash unlinkable to the person: crypto-shredding for erasure requests.
+//!
+//! Fixed test vectors live in `tests/vectors/credential_hash_v{1,2}.json`, computed
+//! independently in Python; any change that breaks them breaks every credential ever issued.
 //!
 //! This module also holds the fixed-size byte encodings (hex, base58) shared by the other
 //! 32- and 64-byte newtypes of the crate.
@@ -13,10 +26,135 @@
 use ring::digest::{Context, SHA256};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{IssuedAt, IssuerId, RecipientId, Serial};
+use crate::ids::{CredentialId, IssuedAt, IssuerId, RecipientId, Serial};
 
 /// Domain-separation tag of the v1 credential hash.
 pub const CREDENTIAL_HASH_V1_TAG: &[u8] = b"credential-anchor/v1";
+/// Domain-separation tag of the v2 credential hash.
+pub const CREDENTIAL_HASH_V2_TAG: &[u8] = b"credential-anchor/v2";
+
+/// The proof format of a credential: which hash, which signature message and which bundle
+/// schema it uses. Fixed at issuance; new credentials are [`ProofFormat::CURRENT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProofFormat {
+    V1,
+    V2,
+}
+
+impl ProofFormat {
+    /// The format every new credential is issued in.
+    pub const CURRENT: ProofFormat = ProofFormat::V2;
+
+    /// The number stored in the database (`credentials.proof_format`).
+    pub const fn number(self) -> i16 {
+        match self {
+            ProofFormat::V1 => 1,
+            ProofFormat::V2 => 2,
+        }
+    }
+
+    pub fn from_number(number: i16) -> Option<ProofFormat> {
+        match number {
+            1 => Some(ProofFormat::V1),
+            2 => Some(ProofFormat::V2),
+            _ => None,
+        }
+    }
+}
+
+/// A random 32-byte per-credential salt (v2): hex in JSON. It is as sensitive as the
+/// recipient id it protects, so `Debug` does not print it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Salt([u8; 32]);
+
+impl Salt {
+    /// 32 bytes from `rng` (a `SystemRandom` in the service).
+    pub fn generate(rng: &dyn ring::rand::SecureRandom) -> Result<Salt, SaltError> {
+        let mut bytes = [0u8; 32];
+        rng.fill(&mut bytes).map_err(|_| SaltError)?;
+        Ok(Salt(bytes))
+    }
+
+    pub const fn from_bytes(bytes: [u8; 32]) -> Salt {
+        Salt(bytes)
+    }
+
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Result<Salt, HashParseError> {
+        decode_hex_fixed(text).map(Salt)
+    }
+}
+
+impl std::fmt::Debug for Salt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Salt(<redacted>)")
+    }
+}
+
+impl TryFrom<String> for Salt {
+    type Error = HashParseError;
+    fn try_from(value: String) -> Result<Salt, HashParseError> {
+        Salt::from_hex(&value)
+    }
+}
+
+impl From<Salt> for String {
+    fn from(value: Salt) -> String {
+        value.to_hex()
+    }
+}
+
+/// The random number generator failed while drawing a salt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the random number generator failed while drawing a salt")]
+pub struct SaltError;
+
+/// How a credential's hash is computed: its format and, for v2, what it binds besides the
+/// fields. Everything that hashes a credential (issuance, proof bundles, recovery) goes
+/// through [`HashScheme::hash`], so the format decision lives in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashScheme {
+    V1,
+    V2 {
+        credential_id: CredentialId,
+        salt: Salt,
+    },
+}
+
+impl HashScheme {
+    pub fn format(&self) -> ProofFormat {
+        match self {
+            HashScheme::V1 => ProofFormat::V1,
+            HashScheme::V2 { .. } => ProofFormat::V2,
+        }
+    }
+
+    pub fn hash(&self, fields: &CredentialFields) -> CredentialHash {
+        match self {
+            HashScheme::V1 => credential_hash(fields),
+            HashScheme::V2 {
+                credential_id,
+                salt,
+            } => credential_hash_v2(credential_id, salt, fields),
+        }
+    }
+
+    /// The salt, if this scheme has one.
+    pub fn salt(&self) -> Option<Salt> {
+        match self {
+            HashScheme::V1 => None,
+            HashScheme::V2 { salt, .. } => Some(*salt),
+        }
+    }
+}
 
 /// Why a hex or base58 text did not decode to a fixed-size byte value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,7 +320,8 @@ pub struct CredentialFields {
 }
 
 impl CredentialFields {
-    /// Convenience for `credential_hash(self)`.
+    /// The v1 hash, `credential_hash(self)`; use [`HashScheme::hash`] for a credential whose
+    /// format is not known to be v1.
     pub fn hash(&self) -> CredentialHash {
         credential_hash(self)
     }
@@ -194,24 +333,53 @@ fn length_prefix(bytes: &[u8]) -> [u8; 4] {
     u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes()
 }
 
-/// `SHA-256("credential-anchor/v1" || for each field: u32-BE length || bytes)` over
-/// (file digest raw bytes, issuer, recipient, issued_at canonical text, serial).
-pub fn credential_hash(fields: &CredentialFields) -> CredentialHash {
-    let issued_at = fields.issued_at.canonical();
-    let parts: [&[u8]; 5] = [
-        fields.file_digest.as_bytes(),
-        fields.issuer.as_str().as_bytes(),
-        fields.recipient.as_str().as_bytes(),
-        issued_at.as_bytes(),
-        fields.serial.as_str().as_bytes(),
-    ];
+/// `SHA-256(tag || for each part: u32-BE length || bytes)`.
+fn tagged_hash(tag: &[u8], parts: &[&[u8]]) -> CredentialHash {
     let mut context = Context::new(&SHA256);
-    context.update(CREDENTIAL_HASH_V1_TAG);
+    context.update(tag);
     for part in parts {
         context.update(&length_prefix(part));
         context.update(part);
     }
     CredentialHash(digest_to_array(context.finish()))
+}
+
+/// v1: `SHA-256("credential-anchor/v1" || for each field: u32-BE length || bytes)` over
+/// (file digest raw bytes, issuer, recipient, issued_at canonical text, serial).
+pub fn credential_hash(fields: &CredentialFields) -> CredentialHash {
+    let issued_at = fields.issued_at.canonical();
+    tagged_hash(
+        CREDENTIAL_HASH_V1_TAG,
+        &[
+            fields.file_digest.as_bytes(),
+            fields.issuer.as_str().as_bytes(),
+            fields.recipient.as_str().as_bytes(),
+            issued_at.as_bytes(),
+            fields.serial.as_str().as_bytes(),
+        ],
+    )
+}
+
+/// v2: `SHA-256("credential-anchor/v2" || for each part: u32-BE length || bytes)` over
+/// (credential id as 16 raw UUID bytes, salt 32 raw bytes, then the v1 fields in v1 order).
+pub fn credential_hash_v2(
+    credential_id: &CredentialId,
+    salt: &Salt,
+    fields: &CredentialFields,
+) -> CredentialHash {
+    let issued_at = fields.issued_at.canonical();
+    tagged_hash(
+        CREDENTIAL_HASH_V2_TAG,
+        &[
+            credential_id.as_uuid().as_bytes(),
+            salt.as_bytes(),
+            fields.file_digest.as_bytes(),
+            fields.issuer.as_str().as_bytes(),
+            fields.recipient.as_str().as_bytes(),
+            issued_at.as_bytes(),
+            fields.serial.as_str().as_bytes(),
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -283,7 +451,70 @@ mod tests {
         assert_ne!(credential_hash(&f), h);
     }
 
+    #[test]
+    fn v2_binds_the_id_and_the_salt_and_never_equals_v1() {
+        let f = fields("uni", "r1", "s1");
+        let id = CredentialId::new_v7();
+        let salt = Salt::from_bytes([9; 32]);
+        let v2 = HashScheme::V2 {
+            credential_id: id,
+            salt,
+        };
+        let h = v2.hash(&f);
+        assert_eq!(h, credential_hash_v2(&id, &salt, &f));
+        assert_ne!(h, HashScheme::V1.hash(&f));
+        assert_ne!(credential_hash_v2(&CredentialId::new_v7(), &salt, &f), h);
+        assert_ne!(credential_hash_v2(&id, &Salt::from_bytes([8; 32]), &f), h);
+        assert_eq!(v2.format(), ProofFormat::V2);
+        assert_eq!(v2.salt(), Some(salt));
+        assert_eq!(HashScheme::V1.salt(), None);
+    }
+
+    #[test]
+    fn salts_are_random_hex_in_json_and_hidden_from_debug() {
+        let rng = ring::rand::SystemRandom::new();
+        let a = Salt::generate(&rng).unwrap();
+        let b = Salt::generate(&rng).unwrap();
+        assert_ne!(a, b);
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(json, format!("\"{}\"", a.to_hex()));
+        assert_eq!(serde_json::from_str::<Salt>(&json).unwrap(), a);
+        assert!(!format!("{a:?}").contains(&a.to_hex()));
+        assert!(serde_json::from_str::<Salt>("\"abcd\"").is_err());
+    }
+
+    #[test]
+    fn proof_format_numbers_round_trip() {
+        for f in [ProofFormat::V1, ProofFormat::V2] {
+            assert_eq!(ProofFormat::from_number(f.number()), Some(f));
+        }
+        assert_eq!(ProofFormat::from_number(0), None);
+        assert_eq!(ProofFormat::from_number(3), None);
+        assert_eq!(ProofFormat::CURRENT, ProofFormat::V2);
+    }
+
     proptest! {
+        /// v2: any change of id, salt or a field changes the hash (sampled).
+        #[test]
+        fn v2_hash_changes_with_every_input(
+            salt in any::<[u8; 32]>(),
+            other in any::<[u8; 32]>(),
+            id in any::<u128>(),
+            id2 in any::<u128>(),
+        ) {
+            let f = fields("uni", "r1", "s1");
+            let id = CredentialId::from_uuid(uuid::Uuid::from_u128(id));
+            let h = credential_hash_v2(&id, &Salt::from_bytes(salt), &f);
+            if other != salt {
+                prop_assert_ne!(credential_hash_v2(&id, &Salt::from_bytes(other), &f), h);
+            }
+            let id2 = CredentialId::from_uuid(uuid::Uuid::from_u128(id2));
+            if id2 != id {
+                prop_assert_ne!(credential_hash_v2(&id2, &Salt::from_bytes(salt), &f), h);
+            }
+            prop_assert_ne!(credential_hash_v2(&id, &Salt::from_bytes(salt), &fields("uni", "r1", "s2")), h);
+        }
+
         /// Moving the boundary between issuer and recipient changes the hash.
         #[test]
         fn moving_bytes_between_issuer_and_recipient_changes_hash(

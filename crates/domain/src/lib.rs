@@ -29,7 +29,10 @@ pub mod status;
 pub mod verdict;
 
 pub use api_key::{ApiKey, ApiKeyError, ApiKeyHash, ApiKeyId, ApiKeySecret};
-pub use hash::{credential_hash, CredentialFields, CredentialHash, FileDigest, HashParseError};
+pub use hash::{
+    credential_hash, credential_hash_v2, CredentialFields, CredentialHash, FileDigest,
+    HashParseError, HashScheme, ProofFormat, Salt, SaltError,
+};
 pub use ids::*;
 pub use memo::{Decoded, Memo, MemoError, MAX_MEMO_LEN, MEMO_PREFIX};
 pub use merkle::{MerkleError, MerkleProof, MerkleRoot, MerkleTree, ProofStep, Side};
@@ -45,8 +48,8 @@ pub use status::{
 
 pub use batching::AnchoringMode;
 pub use proof::{
-    check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle, ProofCheckError,
-    PROOF_BUNDLE_V1,
+    bundle_version, check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle,
+    ProofCheckError, PROOF_BUNDLE_V1, PROOF_BUNDLE_V2,
 };
 /// Randomness sources accepted by the key-generating functions, re-exported so callers need
 /// no direct `ring` dependency just to construct a `SystemRandom`.

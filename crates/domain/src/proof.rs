@@ -13,20 +13,33 @@
 //! is finalized, was paid by the anchoring key and carries that memo — is left to the verifier's
 //! RPC calls, which compare the chain against [`ProofBundle::expected_memo`].
 //!
-//! The schema is versioned by `version`; a verifier refuses versions it does not know rather
-//! than guessing. Unknown fields are rejected too, so a bundle cannot smuggle claims a verifier
+//! The schema is versioned by `version`, which also names the credential's proof format
+//! (`hash::ProofFormat`): a v1 bundle hashes the five fields, a v2 bundle also the credential
+//! id and the `salt` it carries, and the signature message is tagged with the same version.
+//! Both versions verify forever; new credentials are v2. A verifier refuses versions it does
+//! not know rather than guessing. Unknown fields are rejected too, so a bundle cannot smuggle claims a verifier
 //! silently ignores. The format is documented in `docs/proof-bundle.md`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{CredentialFields, CredentialHash, FileDigest};
+use crate::hash::{CredentialFields, CredentialHash, FileDigest, HashScheme, ProofFormat, Salt};
 use crate::ids::{BatchId, CredentialId, KeyId};
 use crate::memo::Memo;
 use crate::merkle::{MerkleProof, MerkleRoot};
 use crate::signing::{verify_credential_signature, IssuerSignature, PublicKey};
 
-/// The only bundle schema this code writes and accepts.
+/// The bundle schema of v1 credentials (no salt, the id outside the hash).
 pub const PROOF_BUNDLE_V1: &str = "credential-anchor/proof-bundle/v1";
+/// The bundle schema of v2 credentials (salted, the id inside the hash).
+pub const PROOF_BUNDLE_V2: &str = "credential-anchor/proof-bundle/v2";
+
+/// The bundle schema string of a proof format.
+pub const fn bundle_version(format: ProofFormat) -> &'static str {
+    match format {
+        ProofFormat::V1 => PROOF_BUNDLE_V1,
+        ProofFormat::V2 => PROOF_BUNDLE_V2,
+    }
+}
 
 /// How the credential's hash reached the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,13 +85,18 @@ pub struct BundleAnchor {
     pub mode: AnchorMode,
 }
 
-/// A proof bundle, schema v1.
+/// A proof bundle, schema v1 or v2.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProofBundle {
-    /// Always [`PROOF_BUNDLE_V1`].
+    /// [`PROOF_BUNDLE_V1`] or [`PROOF_BUNDLE_V2`].
     pub version: String,
+    /// In v2 a hash input: editing it breaks the hash. In v1 informational (the verify API
+    /// finds the record by issuer and hash and calls a differing id tampered).
     pub credential_id: CredentialId,
+    /// v2 only: the per-credential salt, a hash input. Absent from v1 bundles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<Salt>,
     /// The issuer's display name when the bundle was made (informational, not hashed).
     pub issuer_name: String,
     /// Hash inputs, the file excepted (its digest is here).
@@ -91,8 +109,12 @@ pub struct ProofBundle {
 /// Why a bundle does not hold, before any chain lookup.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofCheckError {
-    #[error("unsupported proof bundle version {0:?} (this verifier knows {PROOF_BUNDLE_V1:?})")]
+    #[error(
+        "unsupported proof bundle version {0:?} (this verifier knows {PROOF_BUNDLE_V1:?} and {PROOF_BUNDLE_V2:?})"
+    )]
     UnsupportedVersion(String),
+    #[error("a v2 bundle must carry a salt and a v1 bundle must not")]
+    SaltMismatch,
     #[error(
         "the file does not match the bundle: its SHA-256 is {actual}, the bundle says {expected}"
     )]
@@ -117,6 +139,7 @@ impl ProofCheckError {
     pub fn code(&self) -> &'static str {
         match self {
             ProofCheckError::UnsupportedVersion(_) => "unsupported_version",
+            ProofCheckError::SaltMismatch => "salt_mismatch",
             ProofCheckError::FileMismatch { .. } => "file_mismatch",
             ProofCheckError::HashMismatch => "hash_mismatch",
             ProofCheckError::BadSignature(_) => "invalid_signature",
@@ -128,6 +151,28 @@ impl ProofCheckError {
 }
 
 impl ProofBundle {
+    /// The proof format the bundle's `version` names.
+    pub fn format(&self) -> Result<ProofFormat, ProofCheckError> {
+        match self.version.as_str() {
+            PROOF_BUNDLE_V1 => Ok(ProofFormat::V1),
+            PROOF_BUNDLE_V2 => Ok(ProofFormat::V2),
+            other => Err(ProofCheckError::UnsupportedVersion(other.to_string())),
+        }
+    }
+
+    /// How this bundle's credential hash is computed: the version decides, and the salt must
+    /// be present exactly when the version is v2.
+    pub fn scheme(&self) -> Result<HashScheme, ProofCheckError> {
+        match (self.format()?, self.salt) {
+            (ProofFormat::V1, None) => Ok(HashScheme::V1),
+            (ProofFormat::V2, Some(salt)) => Ok(HashScheme::V2 {
+                credential_id: self.credential_id,
+                salt,
+            }),
+            _ => Err(ProofCheckError::SaltMismatch),
+        }
+    }
+
     /// The memo the anchoring transaction must carry if this bundle is genuine. Built from
     /// the checked facts (fields, hash, batch root), never copied from `anchor.memo`.
     pub fn expected_memo(&self) -> Result<Memo, ProofCheckError> {
@@ -151,9 +196,7 @@ impl ProofBundle {
 /// Every check that needs no network, in order of the most useful message first. `file`:
 /// the credential file's bytes, or `None` to check the bundle alone.
 pub fn check_offline(bundle: &ProofBundle, file: Option<&[u8]>) -> Result<(), ProofCheckError> {
-    if bundle.version != PROOF_BUNDLE_V1 {
-        return Err(ProofCheckError::UnsupportedVersion(bundle.version.clone()));
-    }
+    let scheme = bundle.scheme()?;
     if let Some(bytes) = file {
         let actual = FileDigest::of(bytes);
         if actual != bundle.fields.file_digest {
@@ -163,11 +206,12 @@ pub fn check_offline(bundle: &ProofBundle, file: Option<&[u8]>) -> Result<(), Pr
             });
         }
     }
-    if bundle.fields.hash() != bundle.credential_hash {
+    if scheme.hash(&bundle.fields) != bundle.credential_hash {
         return Err(ProofCheckError::HashMismatch);
     }
     let sig = &bundle.issuer_signature;
     verify_credential_signature(
+        scheme.format(),
         &sig.public_key,
         &sig.key_id,
         &bundle.credential_hash,
@@ -218,10 +262,21 @@ mod tests {
     }
 
     fn bundle(file: &[u8], mode_batch: Option<usize>) -> ProofBundle {
+        bundle_in(ProofFormat::V2, file, mode_batch)
+    }
+
+    fn bundle_in(format: ProofFormat, file: &[u8], mode_batch: Option<usize>) -> ProofBundle {
         let f = fields(file, "S-1");
-        let hash = f.hash();
-        let key = key();
         let credential_id = CredentialId::new_v7();
+        let scheme = match format {
+            ProofFormat::V1 => HashScheme::V1,
+            ProofFormat::V2 => HashScheme::V2 {
+                credential_id,
+                salt: Salt::from_bytes([3; 32]),
+            },
+        };
+        let hash = scheme.hash(&f);
+        let key = key();
         let mode = match mode_batch {
             None => AnchorMode::Single,
             Some(n) => {
@@ -239,15 +294,16 @@ mod tests {
             }
         };
         let mut b = ProofBundle {
-            version: PROOF_BUNDLE_V1.into(),
+            version: bundle_version(format).into(),
             credential_id,
+            salt: scheme.salt(),
             issuer_name: "University".into(),
             fields: f,
             credential_hash: hash,
             issuer_signature: BundleSignature {
                 key_id: key.key_id().clone(),
                 public_key: key.public_key(),
-                signature: key.sign_credential(&hash),
+                signature: key.sign_credential(format, &hash),
             },
             anchor: BundleAnchor {
                 cluster: "localnet".into(),
@@ -280,8 +336,11 @@ mod tests {
 
     #[test]
     fn genuine_bundles_check_in_both_modes_and_round_trip_through_json() {
-        for mode in [None, Some(1), Some(7), Some(1000)] {
-            let b = bundle(b"diploma", mode);
+        for (format, mode) in [ProofFormat::V1, ProofFormat::V2]
+            .into_iter()
+            .flat_map(|f| [None, Some(1), Some(7), Some(1000)].map(|m| (f, m)))
+        {
+            let b = bundle_in(format, b"diploma", mode);
             check_offline(&b, Some(b"diploma")).unwrap();
             check_offline(&b, None).unwrap();
             let json = serde_json::to_string(&b).unwrap();
@@ -294,11 +353,14 @@ mod tests {
     fn json_shape_is_flat_and_documented() {
         let b = bundle(b"diploma", Some(3));
         let v = serde_json::to_value(&b).unwrap();
-        assert_eq!(v["version"], PROOF_BUNDLE_V1);
         assert_eq!(v["anchor"]["mode"], "merkle");
         assert!(v["anchor"]["proof"]["steps"].is_array());
         assert!(v["anchor"]["root"].is_string());
         assert_eq!(v["fields"]["serial"], "S-1");
+        assert_eq!(v["version"], PROOF_BUNDLE_V2);
+        assert_eq!(v["salt"], hex::encode([3u8; 32]));
+        let v1 = serde_json::to_value(bundle_in(ProofFormat::V1, b"d", None)).unwrap();
+        assert!(v1.get("salt").is_none(), "a v1 bundle keeps its v1 shape");
         let single = serde_json::to_value(bundle(b"d", None)).unwrap();
         assert_eq!(single["anchor"]["mode"], "single");
         assert!(single["anchor"].get("proof").is_none());
@@ -316,6 +378,40 @@ mod tests {
             check_offline(&old, None).unwrap_err().code(),
             "unsupported_version"
         );
+    }
+
+    #[test]
+    fn v2_binds_the_id_and_the_salt_and_refuses_a_downgrade() {
+        for mode in [None, Some(5)] {
+            let b = bundle(b"diploma", mode);
+            let mut t = b.clone();
+            t.credential_id = CredentialId::new_v7();
+            assert_eq!(check_offline(&t, None).unwrap_err().code(), "hash_mismatch");
+            let mut t = b.clone();
+            t.salt = Some(Salt::from_bytes([4; 32]));
+            assert_eq!(check_offline(&t, None).unwrap_err().code(), "hash_mismatch");
+            let mut t = b.clone();
+            t.salt = None;
+            assert_eq!(check_offline(&t, None).unwrap_err().code(), "salt_mismatch");
+            // Relabelled as v1 without its salt: the v1 hash of the fields is another value.
+            t.version = PROOF_BUNDLE_V1.into();
+            assert_eq!(check_offline(&t, None).unwrap_err().code(), "hash_mismatch");
+            // A v1 bundle that grew a salt is refused, not silently ignored.
+            let mut v1 = bundle_in(ProofFormat::V1, b"diploma", mode);
+            v1.salt = Some(Salt::from_bytes([3; 32]));
+            assert_eq!(
+                check_offline(&v1, None).unwrap_err().code(),
+                "salt_mismatch"
+            );
+            // The signature is version-tagged: a v1 signature over the v2 hash is refused.
+            let mut t = b.clone();
+            t.issuer_signature.signature =
+                key().sign_credential(ProofFormat::V1, &b.credential_hash);
+            assert_eq!(
+                check_offline(&t, None).unwrap_err().code(),
+                "invalid_signature"
+            );
+        }
     }
 
     #[test]

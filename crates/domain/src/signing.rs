@@ -1,7 +1,8 @@
 //! Issuer signatures over credential hashes (Ed25519 via `ring`).
 //!
 //! The issuer signs a domain-separated message, never a bare hash: the message starts with
-//! `credential-anchor/v1/issuer-signature`, so a signing key can never be tricked into signing
+//! `credential-anchor/v1/issuer-signature` (or `.../v2/...` for a v2 credential, so a signature
+//! made for one format can never be presented as one of the other), so a signing key can never be tricked into signing
 //! a Solana transaction (whose message starts with a compact header, never this text) or any
 //! other protocol's payload. The key id is part of the message so a signature cannot be
 //! re-attributed to another key of the same issuer, and so keys can rotate while old
@@ -16,11 +17,20 @@ use ring::rand::SecureRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 
-use crate::hash::CredentialHash;
+use crate::hash::{CredentialHash, ProofFormat};
 use crate::ids::KeyId;
 
-/// Domain-separation tag of issuer signature messages.
+/// Domain-separation tag of v1 issuer signature messages.
 pub const SIGNATURE_MESSAGE_TAG: &[u8] = b"credential-anchor/v1/issuer-signature";
+/// Domain-separation tag of v2 issuer signature messages.
+pub const SIGNATURE_MESSAGE_TAG_V2: &[u8] = b"credential-anchor/v2/issuer-signature";
+
+const fn signature_tag(format: ProofFormat) -> &'static [u8] {
+    match format {
+        ProofFormat::V1 => SIGNATURE_MESSAGE_TAG,
+        ProofFormat::V2 => SIGNATURE_MESSAGE_TAG_V2,
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigningError {
@@ -50,14 +60,15 @@ pub struct IssuerSignature([u8; 64]);
 
 crate::hash::fixed_bytes_newtype!(IssuerSignature, 64, to_base58, from_base58);
 
-/// `tag || u32-BE len(key_id) || key_id || hash (32 bytes)`. The length prefix keeps the
-/// key id / hash boundary unambiguous.
-pub fn signature_message(key_id: &KeyId, hash: &CredentialHash) -> Vec<u8> {
+/// `tag(format) || u32-BE len(key_id) || key_id || hash (32 bytes)`. The length prefix keeps
+/// the key id / hash boundary unambiguous.
+pub fn signature_message(format: ProofFormat, key_id: &KeyId, hash: &CredentialHash) -> Vec<u8> {
+    let tag = signature_tag(format);
     let key_id = key_id.as_str().as_bytes();
     // A KeyId is at most 64 ASCII characters, so the saturation is unreachable.
     let key_id_len = u32::try_from(key_id.len()).unwrap_or(u32::MAX);
-    let mut message = Vec::with_capacity(SIGNATURE_MESSAGE_TAG.len() + 4 + key_id.len() + 32);
-    message.extend_from_slice(SIGNATURE_MESSAGE_TAG);
+    let mut message = Vec::with_capacity(tag.len() + 4 + key_id.len() + 32);
+    message.extend_from_slice(tag);
     message.extend_from_slice(&key_id_len.to_be_bytes());
     message.extend_from_slice(key_id);
     message.extend_from_slice(hash.as_bytes());
@@ -138,8 +149,10 @@ impl SigningKey {
         &self.seed
     }
 
-    pub fn sign_credential(&self, hash: &CredentialHash) -> IssuerSignature {
-        let signature = self.pair.sign(&signature_message(&self.key_id, hash));
+    pub fn sign_credential(&self, format: ProofFormat, hash: &CredentialHash) -> IssuerSignature {
+        let signature = self
+            .pair
+            .sign(&signature_message(format, &self.key_id, hash));
         // Ed25519 signatures are always 64 bytes; copying through zip keeps this total.
         let mut out = [0u8; 64];
         for (o, b) in out.iter_mut().zip(signature.as_ref()) {
@@ -159,15 +172,16 @@ impl fmt::Debug for SigningKey {
     }
 }
 
-/// Checks `sig` against `public` for the message `signature_message(key_id, hash)`.
+/// Checks `sig` against `public` for the message `signature_message(format, key_id, hash)`.
 pub fn verify_credential_signature(
+    format: ProofFormat,
     public: &PublicKey,
     key_id: &KeyId,
     hash: &CredentialHash,
     sig: &IssuerSignature,
 ) -> Result<(), SigningError> {
     UnparsedPublicKey::new(&ED25519, public.as_bytes())
-        .verify(&signature_message(key_id, hash), sig.as_bytes())
+        .verify(&signature_message(format, key_id, hash), sig.as_bytes())
         .map_err(|_| SigningError::BadSignature)
 }
 
@@ -175,6 +189,7 @@ pub fn verify_credential_signature(
 mod tests {
     use super::*;
     use ring::rand::SystemRandom;
+    use ProofFormat::{V1, V2};
 
     // RFC 8032, section 7.1, test 1.
     const RFC8032_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
@@ -204,47 +219,66 @@ mod tests {
     #[test]
     fn signature_message_is_domain_separated_and_length_prefixed() {
         let hash = CredentialHash::from_bytes([7; 32]);
-        let message = signature_message(&key_id("k1"), &hash);
-        let mut expected = b"credential-anchor/v1/issuer-signature".to_vec();
-        expected.extend_from_slice(&[0, 0, 0, 2]);
-        expected.extend_from_slice(b"k1");
-        expected.extend_from_slice(&[7; 32]);
-        assert_eq!(message, expected);
+        for (format, tag) in [
+            (
+                ProofFormat::V1,
+                &b"credential-anchor/v1/issuer-signature"[..],
+            ),
+            (
+                ProofFormat::V2,
+                &b"credential-anchor/v2/issuer-signature"[..],
+            ),
+        ] {
+            let message = signature_message(format, &key_id("k1"), &hash);
+            let mut expected = tag.to_vec();
+            expected.extend_from_slice(&[0, 0, 0, 2]);
+            expected.extend_from_slice(b"k1");
+            expected.extend_from_slice(&[7; 32]);
+            assert_eq!(message, expected);
+        }
     }
 
     #[test]
     fn sign_then_verify_and_reject_any_change() {
         let key = SigningKey::from_seed(key_id("issuer-2024"), &seed()).unwrap();
         let hash = CredentialHash::from_bytes([1; 32]);
-        let sig = key.sign_credential(&hash);
+        let sig = key.sign_credential(V2, &hash);
         let public = key.public_key();
         assert_eq!(
-            verify_credential_signature(&public, key.key_id(), &hash, &sig),
+            verify_credential_signature(V2, &public, key.key_id(), &hash, &sig),
             Ok(())
         );
+        // A v2 signature is no v1 signature of the same hash, and the reverse.
+        assert!(verify_credential_signature(V1, &public, key.key_id(), &hash, &sig).is_err());
+        let v1 = key.sign_credential(V1, &hash);
+        assert!(verify_credential_signature(V1, &public, key.key_id(), &hash, &v1).is_ok());
+        assert!(verify_credential_signature(V2, &public, key.key_id(), &hash, &v1).is_err());
         let other_hash = CredentialHash::from_bytes([2; 32]);
         assert_eq!(
-            verify_credential_signature(&public, key.key_id(), &other_hash, &sig),
+            verify_credential_signature(V2, &public, key.key_id(), &other_hash, &sig),
             Err(SigningError::BadSignature)
         );
-        assert!(verify_credential_signature(&public, &key_id("issuer-2025"), &hash, &sig).is_err());
+        assert!(
+            verify_credential_signature(V2, &public, &key_id("issuer-2025"), &hash, &sig).is_err()
+        );
         let mut bytes = *sig.as_bytes();
         bytes[10] ^= 1;
         let tampered = IssuerSignature::from_bytes(bytes);
-        assert!(verify_credential_signature(&public, key.key_id(), &hash, &tampered).is_err());
+        assert!(verify_credential_signature(V2, &public, key.key_id(), &hash, &tampered).is_err());
         let stranger = SigningKey::from_seed(key_id("issuer-2024"), &[9; 32]).unwrap();
         assert!(
-            verify_credential_signature(&stranger.public_key(), key.key_id(), &hash, &sig).is_err()
+            verify_credential_signature(V2, &stranger.public_key(), key.key_id(), &hash, &sig)
+                .is_err()
         );
         // An invalid point as public key is an error, not a panic.
         let bogus = PublicKey::from_bytes([0xff; 32]);
-        assert!(verify_credential_signature(&bogus, key.key_id(), &hash, &sig).is_err());
+        assert!(verify_credential_signature(V2, &bogus, key.key_id(), &hash, &sig).is_err());
     }
 
     #[test]
     fn signature_encodings_round_trip() {
         let key = SigningKey::from_seed(key_id("k"), &seed()).unwrap();
-        let sig = key.sign_credential(&CredentialHash::from_bytes([3; 32]));
+        let sig = key.sign_credential(V2, &CredentialHash::from_bytes([3; 32]));
         assert_eq!(IssuerSignature::from_base58(&sig.to_base58()).unwrap(), sig);
         assert_eq!(IssuerSignature::from_hex(&sig.to_hex()).unwrap(), sig);
         let json = serde_json::to_string(&sig).unwrap();
@@ -259,8 +293,10 @@ mod tests {
         assert_eq!(key.seed_bytes(), &seed);
         assert_eq!(ed25519_public_from_seed(&seed).unwrap(), key.public_key());
         let hash = CredentialHash::from_bytes([4; 32]);
-        let sig = key.sign_credential(&hash);
-        assert!(verify_credential_signature(&key.public_key(), key.key_id(), &hash, &sig).is_ok());
+        let sig = key.sign_credential(V2, &hash);
+        assert!(
+            verify_credential_signature(V2, &key.public_key(), key.key_id(), &hash, &sig).is_ok()
+        );
         let debug = format!("{key:?}");
         assert!(!debug.contains(&hex::encode(seed)));
         assert!(!debug.contains(&format!("{seed:?}")));

@@ -415,13 +415,14 @@ mod tests {
         let mut b = ProofBundle {
             version: PROOF_BUNDLE_V1.into(),
             credential_id: CredentialId::new_v7(),
+            salt: None,
             issuer_name: "Uni".into(),
             fields,
             credential_hash: hash,
             issuer_signature: BundleSignature {
                 key_id: k.key_id().clone(),
                 public_key: k.public_key(),
-                signature: k.sign_credential(&hash),
+                signature: k.sign_credential(crate::hash::ProofFormat::V1, &hash),
             },
             anchor: BundleAnchor {
                 cluster: "localnet".into(),
@@ -550,7 +551,8 @@ mod tests {
             (VerdictKind::Tampered, "hash_mismatch")
         );
         let mut t = b.clone();
-        t.issuer_signature.signature = key(2).sign_credential(&b.credential_hash);
+        t.issuer_signature.signature =
+            key(2).sign_credential(crate::hash::ProofFormat::V1, &b.credential_hash);
         assert_eq!(
             reason(verdict(&t, None, Some(&i), &c, &none)),
             (VerdictKind::InvalidSignature, "invalid_signature")
@@ -574,7 +576,7 @@ mod tests {
         b.issuer_signature = BundleSignature {
             key_id: rogue.key_id().clone(),
             public_key: rogue.public_key(),
-            signature: rogue.sign_credential(&b.credential_hash),
+            signature: rogue.sign_credential(crate::hash::ProofFormat::V1, &b.credential_hash),
         };
         let c = seen(&b);
         assert_eq!(
