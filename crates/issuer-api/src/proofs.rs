@@ -11,10 +11,10 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
 use domain::proof::{
-    check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V1,
+    bundle_version, check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle,
 };
 use domain::signing::PublicKey;
-use domain::{CredentialFields, CredentialStatus, IssuerId};
+use domain::{CredentialFields, CredentialStatus, IssuerId, ProofFormat};
 use store::batches::{ProofRecord, ProofScope};
 
 use crate::auth::AuthenticatedIssuer;
@@ -99,6 +99,17 @@ pub fn bundle_from(
     let (Some(key_id), Some(signature)) = (c.key_id, c.signature) else {
         return Err(unavailable("the credential has no issuer signature"));
     };
+    let format = c
+        .proof_format
+        .ok_or_else(|| unavailable("the credential's proof format is not known"))?;
+    // A v2 credential whose salt was erased (crypto-shredding) can no longer be proven by
+    // anyone, this API included: that is the point of erasing it.
+    let salt = match format {
+        ProofFormat::V1 => None,
+        ProofFormat::V2 => Some(c.salt.ok_or_else(|| {
+            unavailable("the credential's salt was erased; its hash can no longer be opened")
+        })?),
+    };
     let public_key = *keys
         .get(key_id.as_str())
         .ok_or_else(|| unavailable("the signing key is not published"))?;
@@ -117,8 +128,9 @@ pub fn bundle_from(
         },
     };
     let mut bundle = ProofBundle {
-        version: PROOF_BUNDLE_V1.to_string(),
+        version: bundle_version(format).to_string(),
         credential_id: c.id,
+        salt,
         issuer_name: issuer_name.to_string(),
         fields: CredentialFields {
             file_digest,
@@ -164,7 +176,7 @@ pub fn bundle_from(
     path = "/v1/credentials/{id}/proof",
     params(("id" = String, Path, description = "Credential id")),
     responses(
-        (status = 200, description = "Proof bundle, schema credential-anchor/proof-bundle/v1 (docs/proof-bundle.md)", body = Object),
+        (status = 200, description = "Proof bundle, schema credential-anchor/proof-bundle/v2 (v1 for credentials issued before it; docs/proof-bundle.md)", body = Object),
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, description = "Not finalized yet", body = crate::error::ErrorBody),
     ),

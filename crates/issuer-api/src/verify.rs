@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use chain::{ChainError, Commitment};
 use domain::hash::{CredentialFields, FileDigest};
-use domain::proof::{AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V1};
+use domain::proof::{bundle_version, AnchorMode, BundleAnchor, BundleSignature, ProofBundle};
 use domain::verdict::{
     derive_verdict, ChainAnchor, Evidence, IssuerFacts, PublishedKey, RevocationState, VerdictKind,
 };
@@ -154,11 +154,18 @@ pub async fn verify(
             let (Some(issuer_record), Some(facts)) = (&issuer_record, &facts) else {
                 return no_match(state, &fields, None);
             };
+            // The claimed fields cannot be hashed alone: a v2 hash also covers the record's
+            // id and secret salt. So the record is found by its serial and kept only if the
+            // claimed fields, hashed under that record's own scheme, give its hash.
             let record = state
                 .store()
-                .credential_by_hash(&issuer, &fields.hash())
+                .credential_by_serial(&issuer, &fields.serial)
                 .await
-                .map_err(store_err)?;
+                .map_err(store_err)?
+                .filter(|r| {
+                    r.hash_scheme()
+                        .is_some_and(|scheme| scheme.hash(&fields) == r.hash)
+                });
             // Its batch membership, if it was anchored in a Merkle batch.
             let membership = match &record {
                 Some(r) => state
@@ -289,7 +296,8 @@ fn no_match(
             key_id: None,
         }),
         issued_at: Some(fields.issued_at.canonical()),
-        credential_hash: Some(fields.hash().to_hex()),
+        // Without a matching record there is no salt, so no hash to name.
+        credential_hash: None,
         anchor: None,
         revocation: None,
     })
@@ -313,9 +321,11 @@ fn bundle_from_record(
         .iter()
         .find(|k| k.key_id == key_id)?
         .public_key;
+    let scheme = record.hash_scheme()?;
     let mut bundle = ProofBundle {
-        version: PROOF_BUNDLE_V1.to_string(),
+        version: bundle_version(scheme.format()).to_string(),
         credential_id: record.id,
+        salt: scheme.salt(),
         issuer_name: issuer.name.clone(),
         fields,
         credential_hash: record.hash,

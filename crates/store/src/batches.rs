@@ -271,6 +271,12 @@ impl Store {
         let sig = bundle.issuer_signature.signature.as_bytes().as_slice();
         let key_id = bundle.issuer_signature.key_id.as_str();
         let digest = f.file_digest.as_bytes().as_slice();
+        // The caller checked the bundle offline, so its version and salt agree.
+        let scheme = bundle
+            .scheme()
+            .map_err(|e| StoreError::Corrupt(format!("bundle not checked: {e}")))?;
+        let format = scheme.format().number();
+        let salt: Option<Vec<u8>> = scheme.salt().map(|s| s.as_bytes().to_vec());
         // Without the signing key's row the FK refuses the fields: treat as unknown anchor
         // material rather than half-writing.
         let key_known = db
@@ -309,7 +315,7 @@ impl Store {
                     return Ok(Relinked::UnknownAnchor);
                 }
                 if status == "recovered" && bare {
-                    if !fill_fields(&db, bundle, id, digest, key_id, sig).await? {
+                    if !fill_fields(&db, bundle, id, digest, key_id, sig, format, &salt).await? {
                         return Ok(Relinked::Conflict);
                     }
                     Relinked::Linked(bundle.credential_id)
@@ -360,9 +366,10 @@ impl Store {
                             .execute(
                                 "INSERT INTO credentials (id, issuer_id, serial, recipient_id, \
                                    issued_at, file_digest, credential_hash, signing_key_id, \
-                                   signature, status, anchor_signature, anchor_slot, finalized_at) \
+                                   signature, status, anchor_signature, anchor_slot, finalized_at, \
+                                   proof_format, salt) \
                                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'recovered', $10, \
-                                   $11, now()) ON CONFLICT DO NOTHING",
+                                   $11, now(), $12, $13) ON CONFLICT DO NOTHING",
                                 &[
                                     id,
                                     &issuer,
@@ -375,6 +382,8 @@ impl Store {
                                     &sig,
                                     &bundle.anchor.signature,
                                     &slot,
+                                    &format,
+                                    &salt,
                                 ],
                             )
                             .await?;
@@ -430,6 +439,7 @@ fn proof_index(proof: &Value) -> i64 {
     proof["leaf_index"].as_i64().unwrap_or(0)
 }
 
+#[allow(clippy::too_many_arguments)] // one UPDATE's parameters, named at the call site
 async fn fill_fields(
     db: &deadpool_postgres::Transaction<'_>,
     bundle: &domain::proof::ProofBundle,
@@ -437,12 +447,15 @@ async fn fill_fields(
     digest: &[u8],
     key_id: &str,
     sig: &[u8],
+    format: i16,
+    salt: &Option<Vec<u8>>,
 ) -> Result<bool, StoreError> {
     let f = &bundle.fields;
     let updated = db
         .execute(
         "UPDATE credentials SET serial = $2, recipient_id = $3, issued_at = $4, file_digest = $5, \
-           signing_key_id = $6, signature = $7, updated_at = now() WHERE id = $1",
+           signing_key_id = $6, signature = $7, proof_format = $8, salt = $9, updated_at = now() \
+         WHERE id = $1",
         &[
             id,
             &f.serial.as_str(),
@@ -451,6 +464,8 @@ async fn fill_fields(
             &digest,
             &key_id,
             &sig,
+            &format,
+            salt,
         ],
     )
     .await;

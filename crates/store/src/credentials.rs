@@ -2,7 +2,7 @@
 //! reads, and keyset-paginated listing.
 
 use chrono::{DateTime, Utc};
-use domain::hash::{CredentialHash, FileDigest};
+use domain::hash::{CredentialHash, FileDigest, HashScheme, ProofFormat, Salt};
 use domain::signing::IssuerSignature;
 use domain::{CredentialId, CredentialStatus, IssuedAt, IssuerId, KeyId, RecipientId, Serial};
 use serde_json::Value;
@@ -24,9 +24,25 @@ pub struct NewCredential {
     pub title: String,
     pub metadata: Value,
     pub file_digest: FileDigest,
+    /// How `hash` was computed (v2 for everything the service issues; v1 only for rows an
+    /// older version wrote, or a test standing in for it).
+    pub scheme: HashScheme,
     pub hash: CredentialHash,
     pub key_id: KeyId,
     pub signature: IssuerSignature,
+}
+
+impl NewCredential {
+    fn format_number(&self) -> i16 {
+        self.scheme.format().number()
+    }
+
+    fn salt_bytes(&self) -> Option<&[u8]> {
+        match &self.scheme {
+            HashScheme::V1 => None,
+            HashScheme::V2 { salt, .. } => Some(salt.as_bytes().as_slice()),
+        }
+    }
 }
 
 /// A credential as stored. Hash inputs are optional only for rows backfilled from the chain.
@@ -42,6 +58,10 @@ pub struct CredentialRecord {
     pub metadata: Value,
     pub file_digest: Option<FileDigest>,
     pub hash: CredentialHash,
+    /// `None` only for rows backfilled from the chain (no hash inputs known).
+    pub proof_format: Option<ProofFormat>,
+    /// v2 only; `None` also after the salt was shredded for an erasure request.
+    pub salt: Option<Salt>,
     pub key_id: Option<KeyId>,
     pub signature: Option<IssuerSignature>,
     pub status: CredentialStatus,
@@ -54,9 +74,25 @@ pub struct CredentialRecord {
 }
 
 impl CredentialRecord {
+    /// How this credential's hash was computed, from its stored format and salt. `None` for a
+    /// row backfilled from the chain (format unknown) or a v2 row whose salt was erased.
+    pub fn hash_scheme(&self) -> Option<HashScheme> {
+        match self.proof_format? {
+            ProofFormat::V1 => Some(HashScheme::V1),
+            ProofFormat::V2 => Some(HashScheme::V2 {
+                credential_id: self.id,
+                salt: self.salt?,
+            }),
+        }
+    }
+
     /// Same logical credential as `new` (the content a duplicate (issuer, serial) must match).
+    /// The hash cannot decide it: in v2 it includes the fresh id and salt of each attempt, so
+    /// the hash inputs are compared instead (the serial is equal by construction).
     pub fn same_content_as(&self, new: &NewCredential) -> bool {
-        self.hash == new.hash
+        self.file_digest == Some(new.file_digest)
+            && self.recipient.as_ref() == Some(&new.recipient)
+            && self.issued_at == Some(new.issued_at)
             && self.credential_type.as_deref() == Some(new.credential_type.as_str())
             && self.title.as_deref() == Some(new.title.as_str())
             && self.metadata == new.metadata
@@ -98,8 +134,8 @@ const ACTIVE_KEY_FOR_SHARE: &str = "SELECT 1 FROM issuer_signing_keys \
      WHERE issuer_id = $1 AND key_id = $2 AND retired_at IS NULL FOR SHARE";
 
 pub(crate) const CREDENTIAL_COLUMNS: &str = "id, issuer_id, serial, recipient_id, issued_at, \
-     credential_type, title, metadata, file_digest, credential_hash, signing_key_id, signature, \
-     status, anchor_signature, anchor_slot, last_error, created_at, updated_at, finalized_at";
+     credential_type, title, metadata, file_digest, credential_hash, proof_format, salt, \
+     signing_key_id, signature, status, anchor_signature, anchor_slot, last_error, created_at, updated_at, finalized_at";
 
 impl Store {
     /// Writes a credential and its outbox row in ONE transaction, notifies the relay, and
@@ -177,14 +213,16 @@ impl Store {
             .prepare_cached(&format!(
                 "INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
                  credential_type, title, metadata, file_digest, credential_hash, \
-                 signing_key_id, signature, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued') \
+                 signing_key_id, signature, proof_format, salt, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued') \
                  ON CONFLICT (issuer_id, serial) DO NOTHING RETURNING {CREDENTIAL_COLUMNS}"
             ))
             .await?;
         let params_issuer = new.issuer.as_str();
         let params_key = new.key_id.as_str();
-        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+        let format = new.format_number();
+        let salt = new.salt_bytes();
+        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
             new.id.as_uuid(),
             &params_issuer,
             &new.serial.as_str(),
@@ -197,6 +235,8 @@ impl Store {
             &new.hash.as_bytes().as_slice(),
             &params_key,
             &new.signature.as_bytes().as_slice(),
+            &format,
+            &salt,
         ];
         // The key check and the insert are pipelined (issue #10: one round trip fewer per
         // issuance): tokio-postgres writes both at once, the server runs them in order, so
@@ -339,6 +379,8 @@ pub(crate) fn credential_from_row(row: &Row) -> Result<CredentialRecord, StoreEr
     let issued_at: Option<DateTime<Utc>> = row.try_get("issued_at")?;
     let file_digest: Option<Vec<u8>> = row.try_get("file_digest")?;
     let hash: Vec<u8> = row.try_get("credential_hash")?;
+    let proof_format: Option<i16> = row.try_get("proof_format")?;
+    let salt: Option<Vec<u8>> = row.try_get("salt")?;
     let key_id: Option<String> = row.try_get("signing_key_id")?;
     let signature: Option<Vec<u8>> = row.try_get("signature")?;
     let status: String = row.try_get("status")?;
@@ -365,6 +407,15 @@ pub(crate) fn credential_from_row(row: &Row) -> Result<CredentialRecord, StoreEr
             .map(|b| bytes32(&b, "file_digest").map(FileDigest::from_bytes))
             .transpose()?,
         hash: CredentialHash::from_bytes(bytes32(&hash, "credential_hash")?),
+        proof_format: proof_format
+            .map(|n| {
+                ProofFormat::from_number(n)
+                    .ok_or_else(|| StoreError::Corrupt(format!("proof_format {n}")))
+            })
+            .transpose()?,
+        salt: salt
+            .map(|b| bytes32(&b, "salt").map(Salt::from_bytes))
+            .transpose()?,
         key_id: key_id.map(|k| parse_key_id(&k)).transpose()?,
         signature: signature
             .map(|b| {
@@ -718,7 +769,7 @@ async fn copy_all(
         .copy_in(
             "COPY credentials (id, issuer_id, serial, recipient_id, issued_at, credential_type, \
                title, metadata, file_digest, credential_hash, signing_key_id, signature, status, \
-               request_batch_id) FROM STDIN BINARY",
+               request_batch_id, proof_format, salt) FROM STDIN BINARY",
         )
         .await?;
     let writer = BinaryCopyInWriter::new(
@@ -738,11 +789,15 @@ async fn copy_all(
             Type::BYTEA,
             Type::TEXT,
             Type::UUID,
+            Type::INT2,
+            Type::BYTEA,
         ],
     );
     futures_util::pin_mut!(writer);
     for c in items {
-        let row: [&(dyn ToSql + Sync); 14] = [
+        let format = c.format_number();
+        let salt = c.salt_bytes();
+        let row: [&(dyn ToSql + Sync); 16] = [
             c.id.as_uuid(),
             &issuer,
             &c.serial.as_str(),
@@ -757,6 +812,8 @@ async fn copy_all(
             &c.signature.as_bytes().as_slice(),
             &"queued",
             &request_id,
+            &format,
+            &salt,
         ];
         writer.as_mut().write(&row).await?;
     }
@@ -797,6 +854,8 @@ async fn insert_skipping_taken(
     let mut hashes = Vec::with_capacity(n);
     let mut key_ids = Vec::with_capacity(n);
     let mut signatures = Vec::with_capacity(n);
+    let mut formats = Vec::with_capacity(n);
+    let mut salts = Vec::with_capacity(n);
     for c in items {
         ids.push(*c.id.as_uuid());
         serials.push(c.serial.as_str());
@@ -809,17 +868,21 @@ async fn insert_skipping_taken(
         hashes.push(c.hash.as_bytes().as_slice());
         key_ids.push(c.key_id.as_str());
         signatures.push(c.signature.as_bytes().as_slice());
+        formats.push(c.format_number());
+        salts.push(c.salt_bytes());
     }
     let inserted: std::collections::HashSet<Uuid> = tx
         .query(
             "INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
                credential_type, title, metadata, file_digest, credential_hash, \
-               signing_key_id, signature, status, request_batch_id) \
+               signing_key_id, signature, status, request_batch_id, proof_format, salt) \
              SELECT u.id, $1, u.serial, u.recipient, u.issued, u.ctype, u.title, u.meta, \
-               u.digest, u.hash, u.key_id, u.sig, 'queued', $2 \
+               u.digest, u.hash, u.key_id, u.sig, 'queued', $2, u.format, u.salt \
              FROM unnest($3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], \
-               $8::text[], $9::jsonb[], $10::bytea[], $11::bytea[], $12::text[], $13::bytea[]) \
-               AS u(id, serial, recipient, issued, ctype, title, meta, digest, hash, key_id, sig) \
+               $8::text[], $9::jsonb[], $10::bytea[], $11::bytea[], $12::text[], $13::bytea[], \
+               $14::int2[], $15::bytea[]) \
+               AS u(id, serial, recipient, issued, ctype, title, meta, digest, hash, key_id, sig, \
+                 format, salt) \
              ON CONFLICT (issuer_id, serial) DO NOTHING RETURNING id",
             &[
                 &issuer,
@@ -835,6 +898,8 @@ async fn insert_skipping_taken(
                 &hashes,
                 &key_ids,
                 &signatures,
+                &formats,
+                &salts,
             ],
         )
         .await?

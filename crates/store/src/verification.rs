@@ -28,6 +28,25 @@ impl Store {
         row.as_ref().map(credential_from_row).transpose()
     }
 
+    /// The credential of `issuer` with this serial (unique per issuer).
+    pub async fn credential_by_serial(
+        &self,
+        issuer: &IssuerId,
+        serial: &domain::Serial,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {CREDENTIAL_COLUMNS} FROM credentials \
+                     WHERE issuer_id = $1 AND serial = $2"
+                ),
+                &[&issuer.as_str(), &serial.as_str()],
+            )
+            .await?;
+        row.as_ref().map(credential_from_row).transpose()
+    }
+
     /// A credential by id, whatever its issuer (a proof bundle names both; the caller checks
     /// they agree).
     pub async fn credential_by_id(

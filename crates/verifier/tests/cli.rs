@@ -7,9 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use chain::{AnchorKeypair, ChainClient, ChainConfig, Cluster, Commitment};
-use domain::hash::{CredentialFields, FileDigest};
+use domain::hash::{CredentialFields, FileDigest, HashScheme, ProofFormat, Salt};
 use domain::memo::Memo;
-use domain::proof::{AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V1};
+use domain::proof::{AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V2};
 use domain::signing::SigningKey;
 use domain::{BatchId, CredentialId, IssuedAt, IssuerId, KeyId, MerkleTree, RecipientId, Serial};
 use serde_json::Value;
@@ -81,17 +81,24 @@ async fn anchored_by(rpc: String, payer: AnchorKeypair, merkle: bool, serial: &s
         issued_at: IssuedAt::parse_rfc3339("2026-06-30T12:00:00Z").unwrap(),
         serial: Serial::parse(serial).unwrap(),
     };
-    let hash = fields.hash();
+    // The current format (v2): the id and a salt inside the hash.
+    let credential_id = CredentialId::new_v7();
+    let scheme = HashScheme::V2 {
+        credential_id,
+        salt: Salt::from_bytes([serial.len() as u8; 32]),
+    };
+    let hash = scheme.hash(&fields);
     let mut bundle = ProofBundle {
-        version: PROOF_BUNDLE_V1.into(),
-        credential_id: CredentialId::new_v7(),
+        version: PROOF_BUNDLE_V2.into(),
+        credential_id,
+        salt: scheme.salt(),
         issuer_name: "CLI University".into(),
         fields,
         credential_hash: hash,
         issuer_signature: BundleSignature {
             key_id: key.key_id().clone(),
             public_key: key.public_key(),
-            signature: key.sign_credential(&hash),
+            signature: key.sign_credential(ProofFormat::V2, &hash),
         },
         anchor: BundleAnchor {
             cluster: "localnet".into(),

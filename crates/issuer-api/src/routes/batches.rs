@@ -3,8 +3,8 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::hash::{credential_hash, CredentialFields};
-use domain::CredentialId;
+use domain::hash::{CredentialFields, HashScheme, Salt};
+use domain::{CredentialId, SystemRandom};
 use ring::digest;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -133,7 +133,7 @@ pub async fn issue_batch(
             } else {
                 bulk::parse_json(&worker_body)
             }?;
-            Ok::<_, ApiError>(prepare(&worker_issuer, &key, parsed))
+            prepare(&worker_issuer, &key, parsed)
         })
         .await
         .map_err(|_| ApiError::Internal)??;
@@ -228,7 +228,7 @@ fn prepare(
     issuer: &domain::IssuerId,
     key: &domain::signing::SigningKey,
     parsed: bulk::ParsedItems,
-) -> Prepared {
+) -> Result<Prepared, ApiError> {
     use rayon::prelude::*;
     let submitted = parsed.len();
     let mut valid = Vec::with_capacity(submitted);
@@ -273,14 +273,21 @@ fn prepare(
                     file_digest,
                 },
             )| {
-                let hash = credential_hash(&CredentialFields {
+                // A failing system RNG is not recoverable per item: the request fails whole
+                // (checked below) rather than issuing unsalted credentials.
+                let salt = Salt::generate(&SystemRandom::new()).ok()?;
+                let scheme = HashScheme::V2 {
+                    credential_id: id,
+                    salt,
+                };
+                let hash = scheme.hash(&CredentialFields {
                     file_digest,
                     issuer: issuer.clone(),
                     recipient: fields.recipient.clone(),
                     issued_at: fields.issued_at,
                     serial: fields.serial.clone(),
                 });
-                NewCredential {
+                Some(NewCredential {
                     id,
                     issuer: issuer.clone(),
                     serial: fields.serial,
@@ -290,19 +297,21 @@ fn prepare(
                     title: fields.title,
                     metadata: fields.metadata,
                     file_digest,
+                    scheme,
                     hash,
                     key_id: key.key_id().clone(),
-                    signature: key.sign_credential(&hash),
-                }
+                    signature: key.sign_credential(scheme.format(), &hash),
+                })
             },
         )
-        .collect();
-    Prepared {
+        .collect::<Option<Vec<_>>>()
+        .ok_or(ApiError::Internal)?;
+    Ok(Prepared {
         items,
         positions,
         rejected,
         submitted,
-    }
+    })
 }
 
 fn assemble(

@@ -2,8 +2,8 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::hash::{credential_hash, CredentialFields, FileDigest};
-use domain::{CredentialId, CredentialStatus, RecipientId};
+use domain::hash::{CredentialFields, FileDigest, HashScheme, Salt};
+use domain::{CredentialId, CredentialStatus, RecipientId, SystemRandom};
 use ring::digest;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -60,7 +60,12 @@ pub async fn issue_credential(
     };
 
     let file_digest = FileDigest::of(&parsed.file);
-    let hash = credential_hash(&CredentialFields {
+    let id = CredentialId::new_v7();
+    let scheme = HashScheme::V2 {
+        credential_id: id,
+        salt: Salt::generate(&SystemRandom::new()).map_err(|_| ApiError::Internal)?,
+    };
+    let hash = scheme.hash(&CredentialFields {
         file_digest,
         issuer: issuer.clone(),
         recipient: parsed.recipient.clone(),
@@ -77,7 +82,7 @@ pub async fn issue_credential(
             .key_for(&state.store(), &issuer, state.retry_after_secs)
             .await?;
         let new = NewCredential {
-            id: CredentialId::new_v7(),
+            id,
             issuer: issuer.clone(),
             serial: parsed.serial.clone(),
             recipient: parsed.recipient.clone(),
@@ -86,9 +91,10 @@ pub async fn issue_credential(
             title: parsed.title.clone(),
             metadata: parsed.metadata.clone(),
             file_digest,
+            scheme,
             hash,
             key_id: key.key_id().clone(),
-            signature: key.sign_credential(&hash),
+            signature: key.sign_credential(scheme.format(), &hash),
         };
         let fingerprint = request_fingerprint(&new);
         let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {

@@ -1,8 +1,10 @@
 //! Issuing credentials: JSON and multipart, hash and signature, rows written, auth scoping.
 
-use domain::hash::{credential_hash, CredentialFields, FileDigest};
+use domain::hash::{
+    credential_hash, credential_hash_v2, CredentialFields, FileDigest, ProofFormat, Salt,
+};
 use domain::signing::{verify_credential_signature, IssuerSignature, PublicKey};
-use domain::{CredentialHash, IssuedAt, IssuerId, KeyId, RecipientId, Serial};
+use domain::{CredentialHash, CredentialId, IssuedAt, IssuerId, KeyId, RecipientId, Serial};
 use serde_json::Value;
 
 use crate::helpers::{credential_json, error_code, spawn_app, FILE};
@@ -20,15 +22,21 @@ async fn issue_json_answers_202_with_a_signed_queued_credential_and_writes_both_
         format!("/v1/credentials/{}", body["id"].as_str().unwrap())
     );
 
-    // The hash is exactly the domain's hash of the submitted fields.
-    let expected = credential_hash(&CredentialFields {
+    // The hash is exactly the domain's v2 hash of the id, the salt and the submitted fields.
+    let fields = CredentialFields {
         file_digest: FileDigest::of(FILE),
         issuer: IssuerId::parse("uni-a").unwrap(),
         recipient: RecipientId::parse("student-0001").unwrap(),
         issued_at: IssuedAt::parse_rfc3339("2026-06-30T12:00:00Z").unwrap(),
         serial: Serial::parse("S-0001").unwrap(),
-    });
+    };
+    assert_eq!(body["proof_format"], 2);
+    let id: CredentialId = body["id"].as_str().unwrap().parse().unwrap();
+    let salt = Salt::from_hex(body["salt"].as_str().unwrap()).unwrap();
+    let expected = credential_hash_v2(&id, &salt, &fields);
     assert_eq!(body["credential_hash"], expected.to_hex());
+    // Salted: the unsalted v1 hash of the same fields is not what was anchored.
+    assert_ne!(body["credential_hash"], credential_hash(&fields).to_hex());
     assert_eq!(body["file_digest"], FileDigest::of(FILE).to_hex());
 
     // The signature verifies with the issuer's published key and the returned key id.
@@ -36,9 +44,11 @@ async fn issue_json_answers_202_with_a_signed_queued_credential_and_writes_both_
     let sig = IssuerSignature::from_base58(body["signature"].as_str().unwrap()).unwrap();
     let key_id = KeyId::parse(body["key_id"].as_str().unwrap()).unwrap();
     assert_eq!(key_id.as_str(), app.issuer.signing_key_id);
-    verify_credential_signature(&public, &key_id, &expected, &sig).unwrap();
+    verify_credential_signature(ProofFormat::V2, &public, &key_id, &expected, &sig).unwrap();
     let tampered = CredentialHash::from_bytes([7u8; 32]);
-    assert!(verify_credential_signature(&public, &key_id, &tampered, &sig).is_err());
+    assert!(
+        verify_credential_signature(ProofFormat::V2, &public, &key_id, &tampered, &sig).is_err()
+    );
 
     assert_eq!(app.row_counts().await, (1, 1));
 }

@@ -34,7 +34,8 @@ fn check_against_profile(credential: &Value, key: &Value) -> Result<(), String> 
     let key_id = KeyId::parse(key["key_id"].as_str().unwrap()).unwrap();
     let hash = CredentialHash::from_hex(credential["credential_hash"].as_str().unwrap()).unwrap();
     let sig = IssuerSignature::from_base58(credential["signature"].as_str().unwrap()).unwrap();
-    verify_credential_signature(&public, &key_id, &hash, &sig).map_err(|e| e.to_string())?;
+    verify_credential_signature(domain::ProofFormat::V2, &public, &key_id, &hash, &sig)
+        .map_err(|e| e.to_string())?;
     let window = KeyWindow {
         valid_from: time(&key["valid_from"]),
         retired_at: key["retired_at"].as_str().map(|_| time(&key["retired_at"])),
