@@ -70,7 +70,9 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&keypair_path, keypair.to_json_string())?;
     testkit::validator::airdrop(&rpc_url, &keypair.pubkey_base58(), 20_000_000_000).await?;
     let mut keys = std::collections::HashMap::new();
-    for (id, anchored, mode) in [
+    // Every issuer gets the relay's key: an issuer without an anchoring key cannot be
+    // created (the reconciler scans it once for all of them).
+    for (id, _anchored, mode) in [
         ("bench-http", false, None),
         ("bench-pgbench", false, None),
         ("bench-bulk", false, None),
@@ -84,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
             &master,
             &domain::IssuerId::parse(id)?,
             id,
-            anchored.then_some(pubkey.as_str()),
+            &pubkey,
         )
         .await?;
         store

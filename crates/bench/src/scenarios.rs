@@ -848,7 +848,7 @@ pub async fn claim(w: &World) -> anyhow::Result<Claim> {
         &master,
         &domain::IssuerId::parse("bench-claim")?,
         "Claim",
-        None,
+        &domain::signing::PublicKey::from_bytes([0x11; 32]).to_base58(),
     )
     .await?;
     let db = sql(&url).await?;

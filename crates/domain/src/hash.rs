@@ -11,9 +11,11 @@
 //!   names the credential), and the inputs carry little entropy (a student id, a date, a
 //!   serial and a PDF rendered from a template), so anyone who can guess them can confirm the
 //!   guess against the public chain.
-//! - **v2** ([`credential_hash_v2`], issued since issue #17) puts the credential id and a
-//!   random 32-byte per-credential [`Salt`] first. The id then travels inside everything the
-//!   hash enters: the issuer signature, the Merkle leaf, the memo. The salt makes a guess
+//! - **v2** ([`credential_hash_v2`], issued since issue #17) puts the credential id, a random
+//!   32-byte per-credential [`Salt`] and the signing key (key id and Ed25519 public key) first.
+//!   They then travel inside everything the hash enters: the issuer signature, the Merkle
+//!   leaf, the memo. So the id a bundle names and the key that signed it are proven by the
+//!   anchor itself, offline, without trusting the bundle or our API. The salt makes a guess
 //!   uncheckable without it, and deleting it (from the database and every bundle) makes the
 //!   on-chain hash unlinkable to the person: crypto-shredding for erasure requests.
 //!
@@ -26,7 +28,8 @@
 use ring::digest::{Context, SHA256};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CredentialId, IssuedAt, IssuerId, RecipientId, Serial};
+use crate::ids::{CredentialId, IssuedAt, IssuerId, KeyId, RecipientId, Serial};
+use crate::signing::PublicKey;
 
 /// Domain-separation tag of the v1 credential hash.
 pub const CREDENTIAL_HASH_V1_TAG: &[u8] = b"credential-anchor/v1";
@@ -120,12 +123,15 @@ pub struct SaltError;
 /// How a credential's hash is computed: its format and, for v2, what it binds besides the
 /// fields. Everything that hashes a credential (issuance, proof bundles, recovery) goes
 /// through [`HashScheme::hash`], so the format decision lives in one place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HashScheme {
     V1,
     V2 {
         credential_id: CredentialId,
         salt: Salt,
+        /// The signing key that signs this hash: bound into it.
+        key_id: KeyId,
+        public_key: PublicKey,
     },
 }
 
@@ -143,7 +149,9 @@ impl HashScheme {
             HashScheme::V2 {
                 credential_id,
                 salt,
-            } => credential_hash_v2(credential_id, salt, fields),
+                key_id,
+                public_key,
+            } => credential_hash_v2(credential_id, salt, key_id, public_key, fields),
         }
     }
 
@@ -361,10 +369,13 @@ pub fn credential_hash(fields: &CredentialFields) -> CredentialHash {
 }
 
 /// v2: `SHA-256("credential-anchor/v2" || for each part: u32-BE length || bytes)` over
-/// (credential id as 16 raw UUID bytes, salt 32 raw bytes, then the v1 fields in v1 order).
+/// (credential id as 16 raw UUID bytes, salt 32 raw bytes, signing key id, signing public key
+/// 32 raw bytes, then the v1 fields in v1 order).
 pub fn credential_hash_v2(
     credential_id: &CredentialId,
     salt: &Salt,
+    key_id: &KeyId,
+    public_key: &PublicKey,
     fields: &CredentialFields,
 ) -> CredentialHash {
     let issued_at = fields.issued_at.canonical();
@@ -373,6 +384,8 @@ pub fn credential_hash_v2(
         &[
             credential_id.as_uuid().as_bytes(),
             salt.as_bytes(),
+            key_id.as_str().as_bytes(),
+            public_key.as_bytes(),
             fields.file_digest.as_bytes(),
             fields.issuer.as_str().as_bytes(),
             fields.recipient.as_str().as_bytes(),
@@ -386,6 +399,10 @@ pub fn credential_hash_v2(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn key_id(s: &str) -> KeyId {
+        KeyId::parse(s).unwrap()
+    }
 
     fn fields(issuer: &str, recipient: &str, serial: &str) -> CredentialFields {
         CredentialFields {
@@ -456,15 +473,29 @@ mod tests {
         let f = fields("uni", "r1", "s1");
         let id = CredentialId::new_v7();
         let salt = Salt::from_bytes([9; 32]);
+        let (k, p) = (key_id("k1"), PublicKey::from_bytes([5; 32]));
         let v2 = HashScheme::V2 {
             credential_id: id,
             salt,
+            key_id: k.clone(),
+            public_key: p,
         };
         let h = v2.hash(&f);
-        assert_eq!(h, credential_hash_v2(&id, &salt, &f));
+        assert_eq!(h, credential_hash_v2(&id, &salt, &k, &p, &f));
         assert_ne!(h, HashScheme::V1.hash(&f));
-        assert_ne!(credential_hash_v2(&CredentialId::new_v7(), &salt, &f), h);
-        assert_ne!(credential_hash_v2(&id, &Salt::from_bytes([8; 32]), &f), h);
+        assert_ne!(
+            credential_hash_v2(&CredentialId::new_v7(), &salt, &k, &p, &f),
+            h
+        );
+        assert_ne!(
+            credential_hash_v2(&id, &Salt::from_bytes([8; 32]), &k, &p, &f),
+            h
+        );
+        assert_ne!(credential_hash_v2(&id, &salt, &key_id("k2"), &p, &f), h);
+        assert_ne!(
+            credential_hash_v2(&id, &salt, &k, &PublicKey::from_bytes([6; 32]), &f),
+            h
+        );
         assert_eq!(v2.format(), ProofFormat::V2);
         assert_eq!(v2.salt(), Some(salt));
         assert_eq!(HashScheme::V1.salt(), None);
@@ -503,16 +534,20 @@ mod tests {
             id2 in any::<u128>(),
         ) {
             let f = fields("uni", "r1", "s1");
+            let (k, p) = (key_id("k1"), PublicKey::from_bytes([5; 32]));
             let id = CredentialId::from_uuid(uuid::Uuid::from_u128(id));
-            let h = credential_hash_v2(&id, &Salt::from_bytes(salt), &f);
+            let h = credential_hash_v2(&id, &Salt::from_bytes(salt), &k, &p, &f);
             if other != salt {
-                prop_assert_ne!(credential_hash_v2(&id, &Salt::from_bytes(other), &f), h);
+                prop_assert_ne!(credential_hash_v2(&id, &Salt::from_bytes(other), &k, &p, &f), h);
+            }
+            if other != *p.as_bytes() {
+                prop_assert_ne!(credential_hash_v2(&id, &Salt::from_bytes(salt), &k, &PublicKey::from_bytes(other), &f), h);
             }
             let id2 = CredentialId::from_uuid(uuid::Uuid::from_u128(id2));
             if id2 != id {
-                prop_assert_ne!(credential_hash_v2(&id2, &Salt::from_bytes(salt), &f), h);
+                prop_assert_ne!(credential_hash_v2(&id2, &Salt::from_bytes(salt), &k, &p, &f), h);
             }
-            prop_assert_ne!(credential_hash_v2(&id, &Salt::from_bytes(salt), &fields("uni", "r1", "s2")), h);
+            prop_assert_ne!(credential_hash_v2(&id, &Salt::from_bytes(salt), &k, &p, &fields("uni", "r1", "s2")), h);
         }
 
         /// Moving the boundary between issuer and recipient changes the hash.

@@ -10,6 +10,7 @@
 //! That keeps every rule deterministic and testable with unit and property tests, and lets the
 //! adapters (`store`, `chain`) and binaries depend on it without pulling in any runtime.
 
+pub mod anchor_keys;
 pub mod anchoring;
 pub mod api_key;
 pub mod batching;

@@ -168,6 +168,8 @@ impl ProofBundle {
             (ProofFormat::V2, Some(salt)) => Ok(HashScheme::V2 {
                 credential_id: self.credential_id,
                 salt,
+                key_id: self.issuer_signature.key_id.clone(),
+                public_key: self.issuer_signature.public_key,
             }),
             _ => Err(ProofCheckError::SaltMismatch),
         }
@@ -268,15 +270,17 @@ mod tests {
     fn bundle_in(format: ProofFormat, file: &[u8], mode_batch: Option<usize>) -> ProofBundle {
         let f = fields(file, "S-1");
         let credential_id = CredentialId::new_v7();
+        let key = key();
         let scheme = match format {
             ProofFormat::V1 => HashScheme::V1,
             ProofFormat::V2 => HashScheme::V2 {
                 credential_id,
                 salt: Salt::from_bytes([3; 32]),
+                key_id: key.key_id().clone(),
+                public_key: key.public_key(),
             },
         };
         let hash = scheme.hash(&f);
-        let key = key();
         let mode = match mode_batch {
             None => AnchorMode::Single,
             Some(n) => {
@@ -403,6 +407,17 @@ mod tests {
                 check_offline(&v1, None).unwrap_err().code(),
                 "salt_mismatch"
             );
+            // v2 binds the signing key: the same hash re-signed by another key (with its own
+            // id and public key in the bundle) no longer matches the hash.
+            let rogue = SigningKey::from_seed(KeyId::parse("k1").unwrap(), &[9; 32]).unwrap();
+            let mut t = b.clone();
+            t.issuer_signature.public_key = rogue.public_key();
+            t.issuer_signature.signature =
+                rogue.sign_credential(ProofFormat::V2, &b.credential_hash);
+            assert_eq!(check_offline(&t, None).unwrap_err().code(), "hash_mismatch");
+            let mut t = b.clone();
+            t.issuer_signature.key_id = KeyId::parse("k2").unwrap();
+            assert_eq!(check_offline(&t, None).unwrap_err().code(), "hash_mismatch");
             // The signature is version-tagged: a v1 signature over the v2 hash is refused.
             let mut t = b.clone();
             t.issuer_signature.signature =
@@ -426,11 +441,25 @@ mod tests {
         t.fields.serial = Serial::parse("S-2").unwrap();
         assert_eq!(check_offline(&t, None).unwrap_err().code(), "hash_mismatch");
 
+        // Another public key: v2 binds the key into the hash, v1 only fails the signature.
+        for (format, code) in [
+            (ProofFormat::V2, "hash_mismatch"),
+            (ProofFormat::V1, "invalid_signature"),
+        ] {
+            let mut t = bundle_in(format, b"diploma", Some(5));
+            t.issuer_signature.public_key =
+                SigningKey::from_seed(KeyId::parse("k1").unwrap(), &[8; 32])
+                    .unwrap()
+                    .public_key();
+            assert_eq!(check_offline(&t, None).unwrap_err().code(), code);
+        }
         let mut t = b.clone();
-        t.issuer_signature.public_key =
-            SigningKey::from_seed(KeyId::parse("k1").unwrap(), &[8; 32])
-                .unwrap()
-                .public_key();
+        t.issuer_signature.signature = key().sign_credential(ProofFormat::V2, &t.credential_hash);
+        t.issuer_signature.signature = IssuerSignature::from_bytes({
+            let mut bytes = *t.issuer_signature.signature.as_bytes();
+            bytes[0] ^= 1;
+            bytes
+        });
         assert_eq!(
             check_offline(&t, None).unwrap_err().code(),
             "invalid_signature"

@@ -3,10 +3,22 @@
 //! Anyone can write a memo in our format and make it show up in the anchoring key's history
 //! (by listing the key as a read-only account), so a memo is trusted only when the
 //! transaction succeeded, was paid (and so signed) by the anchoring key, and the memo names an
-//! issuer that anchors with that key. Everything else is classified, never trusted.
+//! issuer that anchored with that key when the block was made (a key retired by rotation
+//! vouches only for blocks before its retirement: `anchor_keys`). Everything else is
+//! classified, never trusted.
 
+use chrono::{DateTime, Utc};
+
+use crate::anchor_keys::{check_anchor_key, AnchorKeyCheck, AnchorKeyWindow};
 use crate::memo::{decode, Decoded, Memo};
 use crate::IssuerId;
+
+/// One issuer that anchors (or anchored) with a key, and that key's window for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    pub issuer: IssuerId,
+    pub window: AnchorKeyWindow,
+}
 
 /// What one finalized transaction from an anchoring key's history proves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +28,9 @@ pub enum AnchorVerdict {
     /// A memo of ours written by someone else (wrong fee payer, or an issuer that does not
     /// anchor with this key).
     Forged(Vec<Memo>),
+    /// Paid by the issuer's key after the issuer retired it (or at a time the node does not
+    /// report): whoever holds a retired key no longer speaks for the issuer.
+    RetiredKey(Vec<Memo>),
     /// A transaction with our memo that failed: it anchors nothing.
     Failed(Vec<Memo>),
     /// No memo of ours: unrelated traffic of the key (airdrops, transfers).
@@ -28,19 +43,16 @@ pub struct ObservedAnchor<'a> {
     pub fee_payer: &'a str,
     pub succeeded: bool,
     pub memos: &'a [String],
+    pub block_time: Option<DateTime<Utc>>,
 }
 
-/// Classifies `tx` found in the history of `anchor_key`; `issuers_of_key` are the issuers
-/// whose configured anchoring key is `anchor_key`.
+/// Classifies `tx` found in the history of `anchor_key`; `holders` are the issuers that
+/// anchor or anchored with `anchor_key`, each with the key's window.
 ///
 /// A transaction with several of our memos is trusted only if every one of them is: a
 /// mixed transaction means a key is anchoring for an issuer it does not belong to, which is
 /// a configuration error the operator must see, not something to half-accept.
-pub fn classify(
-    tx: ObservedAnchor<'_>,
-    anchor_key: &str,
-    issuers_of_key: &[IssuerId],
-) -> AnchorVerdict {
+pub fn classify(tx: ObservedAnchor<'_>, anchor_key: &str, holders: &[KeyHolder]) -> AnchorVerdict {
     let ours: Vec<Memo> = tx
         .memos
         .iter()
@@ -55,11 +67,26 @@ pub fn classify(
     if !tx.succeeded {
         return AnchorVerdict::Failed(ours);
     }
-    let issuer_ok = ours.iter().all(|m| issuers_of_key.contains(m.issuer()));
-    if tx.fee_payer == anchor_key && issuer_ok {
+    if tx.fee_payer != anchor_key {
+        return AnchorVerdict::Forged(ours);
+    }
+    let checks: Vec<AnchorKeyCheck> = ours
+        .iter()
+        .map(|m| {
+            let windows: Vec<AnchorKeyWindow> = holders
+                .iter()
+                .filter(|h| &h.issuer == m.issuer())
+                .map(|h| h.window.clone())
+                .collect();
+            check_anchor_key(&windows, tx.fee_payer, tx.block_time)
+        })
+        .collect();
+    if checks.iter().all(|c| *c == AnchorKeyCheck::Trusted) {
         AnchorVerdict::Trusted(ours)
-    } else {
+    } else if checks.contains(&AnchorKeyCheck::NotTheIssuers) {
         AnchorVerdict::Forged(ours)
+    } else {
+        AnchorVerdict::RetiredKey(ours)
     }
 }
 
@@ -92,16 +119,63 @@ mod tests {
         }
     }
 
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).unwrap()
+    }
+
+    fn holder(issuer_id: &str, retired_at: Option<i64>) -> KeyHolder {
+        KeyHolder {
+            issuer: issuer(issuer_id),
+            window: AnchorKeyWindow {
+                pubkey: KEY.into(),
+                valid_from: at(0),
+                retired_at: retired_at.map(at),
+            },
+        }
+    }
+
     fn run(fee_payer: &str, succeeded: bool, memos: &[String]) -> AnchorVerdict {
         classify(
             ObservedAnchor {
                 fee_payer,
                 succeeded,
                 memos,
+                block_time: Some(at(100)),
             },
             KEY,
-            &[issuer("uni-a")],
+            &[holder("uni-a", None)],
         )
+    }
+
+    #[test]
+    fn a_retired_key_is_trusted_only_for_blocks_before_its_retirement() {
+        let m = memo("uni-a");
+        let memos = [m.encode()];
+        let observe = |block_time| ObservedAnchor {
+            fee_payer: KEY,
+            succeeded: true,
+            memos: &memos,
+            block_time,
+        };
+        let holders = [holder("uni-a", Some(100))];
+        assert_eq!(
+            classify(observe(Some(at(99))), KEY, &holders),
+            AnchorVerdict::Trusted(vec![m.clone()])
+        );
+        assert_eq!(
+            classify(observe(Some(at(100))), KEY, &holders),
+            AnchorVerdict::RetiredKey(vec![m.clone()])
+        );
+        assert_eq!(
+            classify(observe(None), KEY, &holders),
+            AnchorVerdict::RetiredKey(vec![m.clone()])
+        );
+        // Another issuer still anchoring with the same key does not lend it to uni-a.
+        let shared = [holder("uni-a", Some(100)), holder("uni-b", None)];
+        assert_eq!(
+            classify(observe(Some(at(150))), KEY, &shared),
+            AnchorVerdict::RetiredKey(vec![m])
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::anchor_keys::{check_anchor_key, AnchorKeyCheck, AnchorKeyWindow};
 use crate::key_validity::{check_key_validity, KeyWindow, SigningEvidence};
 use crate::proof::{check_offline, ProofBundle, ProofCheckError};
 use crate::signing::PublicKey;
@@ -92,7 +93,7 @@ impl VerdictKind {
                 "Invalid signature: the issuer's signature on this credential does not hold."
             }
             VerdictKind::Inconclusive => {
-                "Inconclusive: genuine and anchored, but whether it was revoked could not be checked. Do not accept it as valid yet."
+                "Inconclusive: genuine so far, but part of the proof (whether it was revoked, or when its anchor was made) could not be checked. Do not accept it as valid yet."
             }
         }
     }
@@ -101,8 +102,10 @@ impl VerdictKind {
 /// What the issuer publishes (API: its profile; CLI: the bundle's keys plus a pinned key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerFacts {
-    /// Base58 anchoring key: the only acceptable fee payer.
-    pub anchor_pubkey: Option<String>,
+    /// The issuer's anchoring keys with their windows: the only acceptable fee payers, each
+    /// until its retirement (`anchor_keys::check_anchor_key`). Empty means "not published"
+    /// (offline, nothing pinned): then the bundle's own anchoring key is the reference.
+    pub anchor_keys: Vec<AnchorKeyWindow>,
     /// Published signing keys. Empty means "not published" (offline): then the bundle's own
     /// key is used for the signature check and no validity window is enforced.
     pub signing_keys: Vec<PublishedKey>,
@@ -255,14 +258,15 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
     }
 
     let anchor_key = b.anchor.anchor_pubkey.as_str();
-    if let Some(published) = &issuer.anchor_pubkey {
-        if published != anchor_key {
-            return Verdict::new(
-                K::Tampered,
-                "anchor_key_mismatch",
-                format!("the bundle names anchoring key {anchor_key}, the issuer's is {published}"),
-            );
-        }
+    if !issuer.anchor_keys.is_empty() && !issuer.anchor_keys.iter().any(|k| k.pubkey == anchor_key)
+    {
+        return Verdict::new(
+            K::Tampered,
+            "anchor_key_mismatch",
+            format!(
+                "the bundle names anchoring key {anchor_key}, which is not one of the issuer's"
+            ),
+        );
     }
 
     let tx = match e.chain {
@@ -289,18 +293,52 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
             "the anchor transaction failed on chain: it anchors nothing",
         );
     }
-    // The fee payer is the first signer: only the issuer's key could have paid. With no
-    // published key (offline, nothing pinned) the bundle's own key is the reference.
-    let expected_payer = issuer.anchor_pubkey.as_deref().unwrap_or(anchor_key);
-    if tx.fee_payer != expected_payer {
+    // The fee payer is the first signer: only the issuer's key could have paid. The bundle's
+    // key must be it (with no published keys, offline and nothing pinned, that is all there
+    // is to check), and it must have been the issuer's key when the block was made.
+    if tx.fee_payer != anchor_key {
         return Verdict::new(
             K::Tampered,
             "anchor_wrong_fee_payer",
             format!(
-                "the transaction was paid by {}, not by the issuer's anchoring key {expected_payer}",
+                "the transaction was paid by {}, not by the anchoring key {anchor_key}",
                 tx.fee_payer
             ),
         );
+    }
+    if !issuer.anchor_keys.is_empty() {
+        let check = check_anchor_key(&issuer.anchor_keys, &tx.fee_payer, tx.block_time);
+        match check {
+            AnchorKeyCheck::Trusted => {}
+            AnchorKeyCheck::NotTheIssuers => {
+                return Verdict::new(
+                    K::Tampered,
+                    check.code(),
+                    format!("{} is not an anchoring key of the issuer", tx.fee_payer),
+                )
+            }
+            AnchorKeyCheck::Retired { retired_at } => {
+                return Verdict::new(
+                    K::Tampered,
+                    check.code(),
+                    format!(
+                        "the anchor was paid by {} after the issuer retired that key ({})",
+                        tx.fee_payer,
+                        retired_at.to_rfc3339()
+                    ),
+                )
+            }
+            AnchorKeyCheck::TimeUnknown => {
+                return Verdict::new(
+                    K::Inconclusive,
+                    check.code(),
+                    format!(
+                        "the anchor was paid by the retired key {} and the node gave no block time to place it before the retirement",
+                        tx.fee_payer
+                    ),
+                )
+            }
+        }
     }
     let expected_memo = match b.expected_memo() {
         Ok(memo) => memo.encode(),
@@ -439,7 +477,11 @@ mod tests {
 
     fn issuer() -> IssuerFacts {
         IssuerFacts {
-            anchor_pubkey: Some(PAYER.into()),
+            anchor_keys: vec![AnchorKeyWindow {
+                pubkey: PAYER.into(),
+                valid_from: t("2026-01-01T00:00:00Z"),
+                retired_at: None,
+            }],
             signing_keys: vec![PublishedKey {
                 key_id: KeyId::parse("k1").unwrap(),
                 public_key: key(1).public_key(),
@@ -625,7 +667,7 @@ mod tests {
         assert_eq!(v.kind, VerdictKind::Valid);
         // Without a published key list (offline), the bundle's key is checked alone.
         let offline = IssuerFacts {
-            anchor_pubkey: None,
+            anchor_keys: vec![],
             signing_keys: vec![],
         };
         assert_eq!(
@@ -704,10 +746,41 @@ mod tests {
         }
         // The bundle names another anchoring key than the issuer publishes.
         let mut other = i.clone();
-        other.anchor_pubkey = Some("Other".into());
+        other.anchor_keys[0].pubkey = "Other".into();
         assert_eq!(
             reason(verdict(&b, None, Some(&other), &seen(&b), &none)),
             (VerdictKind::Tampered, "anchor_key_mismatch")
+        );
+    }
+
+    #[test]
+    fn a_retired_anchoring_key_vouches_only_for_blocks_before_its_retirement() {
+        let b = bundle(false);
+        let none = RevocationState::NotRevoked;
+        // `seen` places the block at 2026-07-01T00:00:00Z.
+        let mut i = issuer();
+        i.anchor_keys[0].retired_at = Some(t("2026-07-01T00:00:01Z"));
+        i.anchor_keys.push(AnchorKeyWindow {
+            pubkey: "NewKey".into(),
+            valid_from: t("2026-07-01T00:00:01Z"),
+            retired_at: None,
+        });
+        assert_eq!(
+            verdict(&b, Some(FILE), Some(&i), &seen(&b), &none).kind,
+            VerdictKind::Valid
+        );
+        i.anchor_keys[0].retired_at = Some(t("2026-07-01T00:00:00Z"));
+        assert_eq!(
+            reason(verdict(&b, Some(FILE), Some(&i), &seen(&b), &none)),
+            (VerdictKind::Tampered, "anchor_key_retired")
+        );
+        let mut timeless = seen(&b);
+        if let ChainAnchor::Seen(tx) = &mut timeless {
+            tx.block_time = None;
+        }
+        assert_eq!(
+            reason(verdict(&b, Some(FILE), Some(&i), &timeless, &none)),
+            (VerdictKind::Inconclusive, "anchor_time_unknown")
         );
     }
 

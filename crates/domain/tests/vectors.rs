@@ -142,6 +142,9 @@ struct V2Case {
     name: String,
     credential_id: String,
     salt_hex: String,
+    seed_hex: String,
+    key_id: String,
+    signing_public_key_base58: String,
     file_utf8: Option<String>,
     file_hex: Option<String>,
     issuer: String,
@@ -204,9 +207,14 @@ fn v2_scheme_and_fields(case: &V2Case) -> (HashScheme, CredentialFields) {
         "{}",
         case.name
     );
+    let seed: [u8; 32] = hex::decode(&case.seed_hex).unwrap().try_into().unwrap();
+    let key = SigningKey::from_seed(KeyId::parse(&case.key_id).unwrap(), &seed).unwrap();
+    assert_eq!(key.public_key().to_base58(), case.signing_public_key_base58);
     let scheme = HashScheme::V2 {
         credential_id: case.credential_id.parse::<CredentialId>().unwrap(),
         salt: Salt::from_hex(&case.salt_hex).unwrap(),
+        key_id: key.key_id().clone(),
+        public_key: key.public_key(),
     };
     (scheme, fields)
 }

@@ -60,7 +60,7 @@ async fn killed_mid_upload_then_rerun_issues_each_row_once_and_writes_every_proo
         &master,
         &IssuerId::parse("uni-bulk").unwrap(),
         "Bulk University",
-        Some(&keypair.pubkey_base58()),
+        &keypair.pubkey_base58(),
     )
     .await
     .unwrap();

@@ -1,6 +1,7 @@
-//! Operator commands: create an issuer with its API key and signing key, rotate its signing
-//! key, mint a master key.
+//! Operator commands: create an issuer with its API key, signing key and anchoring key, rotate
+//! its signing or anchoring key, mint a master key.
 
+use domain::anchor_keys::parse_anchor_pubkey;
 use domain::api_key::ApiKey;
 use domain::sealed::{seal_seed, MasterKey};
 use domain::signing::SigningKey;
@@ -27,7 +28,7 @@ pub async fn create_issuer(
     settings: &Settings,
     id: &str,
     name: &str,
-    anchor_pubkey: Option<&str>,
+    anchor_pubkey: &str,
 ) -> anyhow::Result<CreatedIssuer> {
     let id = IssuerId::parse(id)?;
     let master = MasterKey::from_base64(settings.signing.master_key.expose_secret())
@@ -61,8 +62,13 @@ pub async fn create_issuer_in(
     master: &MasterKey,
     id: &IssuerId,
     name: &str,
-    anchor_pubkey: Option<&str>,
+    anchor_pubkey: &str,
 ) -> anyhow::Result<CreatedIssuer> {
+    // Refused before anything is written: a malformed key would make every anchor of the
+    // issuer untrustworthy and once stopped the reconciler's scan of every other issuer.
+    let anchor_pubkey =
+        parse_anchor_pubkey(anchor_pubkey).map_err(|e| anyhow::anyhow!("--anchor-pubkey: {e}"))?;
+    let anchor_pubkey = anchor_pubkey.as_str();
     let rng = SystemRandom::new();
     let (api_key, api_key_id, api_key_hash) =
         ApiKey::generate(&rng).map_err(|e| anyhow::anyhow!("api key: {e}"))?;
@@ -93,6 +99,53 @@ pub async fn create_issuer_in(
         signing_key_id: key_id.as_str().to_string(),
         signing_public_key: public.to_base58(),
     })
+}
+
+/// What `admin rotate-anchor-key` prints.
+#[derive(Debug, Serialize)]
+pub struct RotatedAnchorKey {
+    pub issuer_id: String,
+    /// The key that was active until now (absent if the issuer had none).
+    pub retired_pubkey: Option<String>,
+    pub new_pubkey: String,
+    /// RFC 3339: the old key's retired_at = the new key's valid_from.
+    pub rotated_at: String,
+}
+
+pub async fn rotate_anchor_key(
+    settings: &Settings,
+    issuer: &str,
+    new_pubkey: &str,
+) -> anyhow::Result<RotatedAnchorKey> {
+    let issuer = IssuerId::parse(issuer)?;
+    let store = Store::connect_lazy(&settings.database)?;
+    store.migrate().await?;
+    rotate_anchor_key_in(&store, &issuer, new_pubkey).await
+}
+
+/// Validates `new_pubkey` and rotates (see `Store::rotate_anchor_key`).
+pub async fn rotate_anchor_key_in(
+    store: &Store,
+    issuer: &IssuerId,
+    new_pubkey: &str,
+) -> anyhow::Result<RotatedAnchorKey> {
+    let new_pubkey =
+        parse_anchor_pubkey(new_pubkey).map_err(|e| anyhow::anyhow!("--new-pubkey: {e}"))?;
+    match store.rotate_anchor_key(issuer, &new_pubkey).await? {
+        store::issuers::RotatedAnchorKey::Rotated { retired, at } => Ok(RotatedAnchorKey {
+            issuer_id: issuer.as_str().to_string(),
+            retired_pubkey: retired,
+            new_pubkey,
+            rotated_at: at.to_rfc3339(),
+        }),
+        store::issuers::RotatedAnchorKey::AlreadyActive => {
+            anyhow::bail!("{new_pubkey} is already the active anchoring key of {issuer}")
+        }
+        store::issuers::RotatedAnchorKey::PreviouslyRetired => anyhow::bail!(
+            "{new_pubkey} was an anchoring key of {issuer} and is retired: a retired key never returns"
+        ),
+        store::issuers::RotatedAnchorKey::NoSuchIssuer => anyhow::bail!("no issuer {issuer}"),
+    }
 }
 
 /// What `admin rotate-signing-key` prints.

@@ -34,9 +34,20 @@ enum AdminCommand {
         id: String,
         #[arg(long)]
         name: String,
-        /// Base58 public key of the issuer's Solana anchoring key.
+        /// Base58 public key of the issuer's Solana anchoring key (required: without it no
+        /// anchor could ever be trusted).
         #[arg(long)]
-        anchor_pubkey: Option<String>,
+        anchor_pubkey: String,
+    },
+    /// Retire the issuer's active anchoring key and activate a new one at the same instant
+    /// (one transaction); prints both keys and the instant (JSON). Anchors paid by the old key
+    /// before that instant keep verifying; anything it pays for afterwards is not trusted.
+    RotateAnchorKey {
+        #[arg(long)]
+        issuer: String,
+        /// Base58 public key of the new anchoring key.
+        #[arg(long)]
+        new_pubkey: String,
     },
     /// Retire the issuer's active signing key and create a new one (one transaction);
     /// prints the new key id and public key (JSON).
@@ -87,9 +98,12 @@ async fn main() -> anyhow::Result<()> {
             name,
             anchor_pubkey,
         }) => {
-            let created =
-                admin::create_issuer(&settings, &id, &name, anchor_pubkey.as_deref()).await?;
+            let created = admin::create_issuer(&settings, &id, &name, &anchor_pubkey).await?;
             println!("{}", serde_json::to_string_pretty(&created)?);
+        }
+        Command::Admin(AdminCommand::RotateAnchorKey { issuer, new_pubkey }) => {
+            let rotated = admin::rotate_anchor_key(&settings, &issuer, &new_pubkey).await?;
+            println!("{}", serde_json::to_string_pretty(&rotated)?);
         }
         Command::Admin(AdminCommand::RotateSigningKey { issuer }) => {
             let rotated = admin::rotate_signing_key(&settings, &issuer).await?;

@@ -79,7 +79,11 @@ pub fn bundle_from(
     keys: &HashMap<String, PublicKey>,
     cluster: &str,
 ) -> Result<ProofBundle, ApiError> {
-    let c = record.credential;
+    let ProofRecord {
+        credential: c,
+        membership,
+        anchor_payer,
+    } = record;
     // A revoked credential keeps its (finalized) anchor: its bundle still proves what was
     // issued, and verifiers learn of the revocation separately.
     if !matches!(
@@ -116,9 +120,14 @@ pub fn bundle_from(
     let (Some(tx_signature), Some(slot)) = (c.anchor_signature, c.anchor_slot) else {
         return Err(unavailable("the anchor is not recorded"));
     };
-    let anchor_pubkey =
-        anchor_pubkey.ok_or_else(|| unavailable("the issuer has no anchoring key"))?;
-    let mode = match record.membership {
+    // The key that paid for the anchor (recorded by the relay when it signed), which a
+    // rotation may have retired since; the active key for a row rebuilt from the chain.
+    let anchor_pubkey = anchor_payer
+        .as_deref()
+        .or(anchor_pubkey)
+        .ok_or_else(|| unavailable("the issuer has no anchoring key"))?
+        .to_string();
+    let mode = match membership {
         None => AnchorMode::Single,
         Some(m) => AnchorMode::Merkle {
             batch_id: m.batch_id,
@@ -149,7 +158,7 @@ pub fn bundle_from(
             cluster: cluster.to_string(),
             signature: tx_signature,
             slot,
-            anchor_pubkey: anchor_pubkey.to_string(),
+            anchor_pubkey,
             memo: String::new(),
             mode,
         },

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use chain::{ChainError, Commitment};
 use domain::hash::{CredentialFields, FileDigest};
 use domain::proof::{bundle_version, AnchorMode, BundleAnchor, BundleSignature, ProofBundle};
+use domain::signing::PublicKey;
 use domain::verdict::{
     derive_verdict, ChainAnchor, Evidence, IssuerFacts, PublishedKey, RevocationState, VerdictKind,
 };
@@ -110,8 +111,13 @@ pub async fn verify(
     let facts = match &issuer_record {
         Some(i) => {
             let keys = state.store().signing_keys(&i.id).await.map_err(store_err)?;
+            let anchor_keys = state
+                .store()
+                .anchor_keys_of(&i.id)
+                .await
+                .map_err(store_err)?;
             Some(IssuerFacts {
-                anchor_pubkey: i.anchor_pubkey.clone(),
+                anchor_keys,
                 signing_keys: keys
                     .into_iter()
                     .map(|k| PublishedKey {
@@ -163,23 +169,35 @@ pub async fn verify(
                 .await
                 .map_err(store_err)?
                 .filter(|r| {
-                    r.hash_scheme()
+                    published_key(facts, r)
+                        .and_then(|public_key| r.hash_scheme(public_key))
                         .is_some_and(|scheme| scheme.hash(&fields) == r.hash)
                 });
-            // Its batch membership, if it was anchored in a Merkle batch.
-            let membership = match &record {
+            // Its batch membership (if it was anchored in a Merkle batch) and the key that
+            // paid for its anchor.
+            let proof = match &record {
                 Some(r) => state
                     .store()
                     .proof_records(&issuer, ProofScope::Credential(&r.id))
                     .await
                     .map_err(store_err)?
                     .into_iter()
-                    .next()
-                    .and_then(|p| p.membership),
+                    .next(),
                 None => None,
             };
             let bundle = record.as_ref().and_then(|r| {
-                bundle_from_record(r, membership, fields.clone(), issuer_record, facts, state)
+                let (membership, payer) = proof
+                    .map(|p| (p.membership, p.anchor_payer))
+                    .unwrap_or_default();
+                bundle_from_record(
+                    r,
+                    membership,
+                    payer,
+                    fields.clone(),
+                    issuer_record,
+                    facts,
+                    state,
+                )
             });
             match bundle {
                 Some(bundle) => (bundle, record),
@@ -306,9 +324,21 @@ fn no_match(
 /// The bundle our database implies for `record` (claimed-fields path), at any status: an
 /// unanchored credential gets an empty anchor signature (the verdict says "not anchored
 /// yet"). The memo is rebuilt from the facts by `expected_memo`, never read from the row.
+/// The published public key of the record's signing key.
+fn published_key(facts: &IssuerFacts, record: &CredentialRecord) -> Option<PublicKey> {
+    let key_id = record.key_id.as_ref()?;
+    facts
+        .signing_keys
+        .iter()
+        .find(|k| &k.key_id == key_id)
+        .map(|k| k.public_key)
+}
+
+#[allow(clippy::too_many_arguments)] // the parts of one bundle, named at the single call site
 fn bundle_from_record(
     record: &CredentialRecord,
     membership: Option<BatchMembership>,
+    payer: Option<String>,
     fields: CredentialFields,
     issuer: &store::issuers::IssuerRecord,
     facts: &IssuerFacts,
@@ -316,12 +346,8 @@ fn bundle_from_record(
 ) -> Option<ProofBundle> {
     let key_id = record.key_id.clone()?;
     // The public key as the issuer publishes it (the verdict checks the window).
-    let public_key = facts
-        .signing_keys
-        .iter()
-        .find(|k| k.key_id == key_id)?
-        .public_key;
-    let scheme = record.hash_scheme()?;
+    let public_key = published_key(facts, record)?;
+    let scheme = record.hash_scheme(public_key)?;
     let mut bundle = ProofBundle {
         version: bundle_version(scheme.format()).to_string(),
         credential_id: record.id,
@@ -338,7 +364,11 @@ fn bundle_from_record(
             cluster: state.explorer.cluster.as_str().to_string(),
             signature: record.anchor_signature.clone().unwrap_or_default(),
             slot: record.anchor_slot.unwrap_or(0),
-            anchor_pubkey: issuer.anchor_pubkey.clone().unwrap_or_default(),
+            // The key that paid for this credential's anchor (it may have been rotated out
+            // since); the issuer's active key for an anchor not sent yet.
+            anchor_pubkey: payer
+                .or_else(|| issuer.anchor_pubkey.clone())
+                .unwrap_or_default(),
             memo: String::new(),
             mode: match membership {
                 None => AnchorMode::Single,

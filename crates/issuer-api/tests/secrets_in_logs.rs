@@ -40,6 +40,8 @@ async fn debug_logs_never_contain_keys_file_contents_or_recipients() {
             "uni-logs",
             "--name",
             "Logs University",
+            "--anchor-pubkey",
+            "11111111111111111111111111111112",
         ])
         .envs(env.iter().map(|(k, v)| (*k, v)))
         .output()

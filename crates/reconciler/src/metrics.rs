@@ -58,6 +58,8 @@ impl ReconcilerMetrics {
             FindingKind::Drift,
             FindingKind::Forged,
             FindingKind::FailedTx,
+            FindingKind::RetiredKey,
+            FindingKind::MalformedKey,
         ] {
             inconsistencies.with_label_values(&[kind.as_str()]);
         }

@@ -100,6 +100,10 @@ pub struct RunReport {
     pub finalized: u64,
     pub backfilled: u64,
     pub forged: u64,
+    /// Memos paid by an issuer's anchoring key after the issuer retired it (never trusted).
+    pub retired_key: u64,
+    /// Stored anchoring keys that are not valid public keys: skipped, the others scanned.
+    pub malformed_keys: u64,
     pub failed: u64,
     pub drift: u64,
     /// Rows already in agreement with the chain.
@@ -159,6 +163,27 @@ impl Reconciler {
         let mut revocations = Vec::new();
         let mut checkpoints = Vec::new();
         for key in &keys {
+            // One bad key (written before keys were validated, or by hand) must not stop the
+            // scan of every other issuer's key: it is recorded and skipped.
+            if let Err(e) = domain::anchor_keys::parse_anchor_pubkey(&key.pubkey) {
+                report.malformed_keys += 1;
+                tracing::error!(anchor_pubkey = %key.pubkey, error = %e, "anchoring key cannot be scanned");
+                let issuers: Vec<&str> = key.holders.iter().map(|h| h.issuer.as_str()).collect();
+                let new = self
+                    .store
+                    .record_finding(&NewFinding {
+                        kind: FindingKind::MalformedKey,
+                        // No transaction: the key itself is the subject (one finding per key).
+                        signature: &key.pubkey,
+                        slot: None,
+                        credential: None,
+                        issuer: issuers.first().copied(),
+                        detail: &format!("{e}; held by {}", issuers.join(", ")),
+                    })
+                    .await?;
+                self.count(FindingKind::MalformedKey, new);
+                continue;
+            }
             if let Some(newest) = self
                 .scan_key(
                     key,
@@ -337,19 +362,20 @@ impl Reconciler {
                     incomplete = true;
                     continue;
                 };
+                let block_time = tx
+                    .block_time
+                    .or(listed_time)
+                    .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
                 let verdict = classify(
                     ObservedAnchor {
                         fee_payer: &tx.fee_payer,
                         succeeded: tx.succeeded,
                         memos: &tx.memos,
+                        block_time,
                     },
                     &key.pubkey,
-                    &key.issuers,
+                    &key.holders,
                 );
-                let block_time = tx
-                    .block_time
-                    .or(listed_time)
-                    .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
                 self.apply(
                     verdict,
                     Landed {
@@ -461,6 +487,18 @@ impl Reconciler {
                     signature,
                     slot,
                     "fee payer or issuer does not match the anchoring key",
+                )
+                .await?;
+            }
+            AnchorVerdict::RetiredKey(memos) => {
+                report.retired_key += 1;
+                tracing::warn!(%signature, "memo paid by a retired anchoring key ignored");
+                self.record_each(
+                    FindingKind::RetiredKey,
+                    &memos,
+                    signature,
+                    slot,
+                    "paid by the issuer's anchoring key after the issuer retired it",
                 )
                 .await?;
             }

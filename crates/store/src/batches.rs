@@ -172,6 +172,10 @@ pub enum ProofScope<'a> {
 pub struct ProofRecord {
     pub credential: crate::credentials::CredentialRecord,
     pub membership: Option<BatchMembership>,
+    /// The fee payer (`signed_by`) of the transaction recorded as its anchor: the anchoring
+    /// key of that time, which a rotation may have retired since. `None` for a row rebuilt
+    /// from the chain, whose transaction this database never stored.
+    pub anchor_payer: Option<String>,
 }
 
 impl Store {
@@ -194,7 +198,9 @@ impl Store {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {columns}, b.id AS batch_id, b.member_count, b.root, m.proof \
+                    "SELECT {columns}, b.id AS batch_id, b.member_count, b.root, m.proof, \
+                       (SELECT t.signed_by FROM anchor_transactions t \
+                        WHERE t.signature = c.anchor_signature) AS anchor_payer \
                      FROM credentials c \
                      LEFT JOIN anchor_batch_members m ON m.credential_id = c.id \
                      LEFT JOIN anchor_batches b ON b.id = m.batch_id \
@@ -230,6 +236,7 @@ impl Store {
                 Ok(ProofRecord {
                     credential,
                     membership,
+                    anchor_payer: row.try_get("anchor_payer")?,
                 })
             })
             .collect()

@@ -74,14 +74,17 @@ pub struct CredentialRecord {
 }
 
 impl CredentialRecord {
-    /// How this credential's hash was computed, from its stored format and salt. `None` for a
-    /// row backfilled from the chain (format unknown) or a v2 row whose salt was erased.
-    pub fn hash_scheme(&self) -> Option<HashScheme> {
+    /// How this credential's hash was computed, from its stored format, salt and signing key
+    /// (`public_key`: the published key of `self.key_id`). `None` for a row backfilled from
+    /// the chain (format unknown) or a v2 row whose salt was erased.
+    pub fn hash_scheme(&self, public_key: domain::signing::PublicKey) -> Option<HashScheme> {
         match self.proof_format? {
             ProofFormat::V1 => Some(HashScheme::V1),
             ProofFormat::V2 => Some(HashScheme::V2 {
                 credential_id: self.id,
                 salt: self.salt?,
+                key_id: self.key_id.clone()?,
+                public_key,
             }),
         }
     }

@@ -12,7 +12,8 @@ use crate::{Store, StoreError};
 pub struct NewIssuer<'a> {
     pub id: &'a IssuerId,
     pub name: &'a str,
-    pub anchor_pubkey: Option<&'a str>,
+    /// Base58 anchoring key, validated by the caller (`domain::anchor_keys::parse_anchor_pubkey`).
+    pub anchor_pubkey: &'a str,
     pub api_key_id: &'a ApiKeyId,
     pub api_key_hash: &'a ApiKeyHash,
     pub signing_key_id: &'a KeyId,
@@ -30,7 +31,25 @@ pub struct ActiveSigningKey {
 pub struct IssuerRecord {
     pub id: IssuerId,
     pub name: String,
+    /// The active anchoring key (`issuer_anchor_keys` row not retired), if any.
     pub anchor_pubkey: Option<String>,
+}
+
+/// What an anchoring-key rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotatedAnchorKey {
+    Rotated {
+        /// The key that was active and is now retired (`None` if the issuer had none).
+        retired: Option<String>,
+        /// The old key's `retired_at` = the new key's `valid_from`.
+        at: DateTime<Utc>,
+    },
+    /// The new key is the active key already: nothing changed.
+    AlreadyActive,
+    /// The new key was this issuer's before and was retired: a retired key never returns
+    /// (whoever may hold it since must not regain the issuer's voice).
+    PreviouslyRetired,
+    NoSuchIssuer,
 }
 
 /// One signing key as the issuer profile publishes it (no seed).
@@ -73,14 +92,19 @@ impl Store {
         let tx = client.transaction().await?;
         let inserted = tx
             .execute(
-                "INSERT INTO issuers (id, name, anchor_pubkey) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO NOTHING",
-                &[&new.id.as_str(), &new.name, &new.anchor_pubkey],
+                "INSERT INTO issuers (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                &[&new.id.as_str(), &new.name],
             )
             .await?;
         if inserted == 0 {
             return Ok(CreateIssuerOutcome::AlreadyExists);
         }
+        tx.execute(
+            "INSERT INTO issuer_anchor_keys (issuer_id, pubkey, valid_from) \
+             VALUES ($1, $2, clock_timestamp())",
+            &[&new.id.as_str(), &new.anchor_pubkey],
+        )
+        .await?;
         tx.execute(
             "INSERT INTO issuer_signing_keys (issuer_id, key_id, public_key, sealed_seed) \
              VALUES ($1, $2, $3, $4)",
@@ -155,7 +179,9 @@ impl Store {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT id, name, anchor_pubkey FROM issuers WHERE id = $1",
+                "SELECT i.id, i.name, k.pubkey FROM issuers i \
+                 LEFT JOIN issuer_anchor_keys k ON k.issuer_id = i.id AND k.retired_at IS NULL \
+                 WHERE i.id = $1",
                 &[&id.as_str()],
             )
             .await?;
@@ -170,6 +196,86 @@ impl Store {
 }
 
 impl Store {
+    /// Every anchoring key of `issuer` with its window, oldest first (the issuer profile and
+    /// the verifier's facts).
+    pub async fn anchor_keys_of(
+        &self,
+        issuer: &IssuerId,
+    ) -> Result<Vec<domain::anchor_keys::AnchorKeyWindow>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT pubkey, valid_from, retired_at FROM issuer_anchor_keys \
+                 WHERE issuer_id = $1 ORDER BY valid_from, pubkey",
+                &[&issuer.as_str()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(domain::anchor_keys::AnchorKeyWindow {
+                    pubkey: row.try_get(0)?,
+                    valid_from: row.try_get(1)?,
+                    retired_at: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Retires the issuer's active anchoring key and activates `pubkey` (validated by the
+    /// caller) at the same instant, in ONE transaction.
+    pub async fn rotate_anchor_key(
+        &self,
+        issuer: &IssuerId,
+        pubkey: &str,
+    ) -> Result<RotatedAnchorKey, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM issuers WHERE id = $1 FOR UPDATE",
+                &[&issuer.as_str()],
+            )
+            .await?;
+        if exists.is_none() {
+            return Ok(RotatedAnchorKey::NoSuchIssuer);
+        }
+        let known = tx
+            .query_opt(
+                "SELECT retired_at IS NULL FROM issuer_anchor_keys \
+                 WHERE issuer_id = $1 AND pubkey = $2",
+                &[&issuer.as_str(), &pubkey],
+            )
+            .await?;
+        if let Some(row) = known {
+            let active: bool = row.try_get(0)?;
+            return Ok(if active {
+                RotatedAnchorKey::AlreadyActive
+            } else {
+                RotatedAnchorKey::PreviouslyRetired
+            });
+        }
+        let at: DateTime<Utc> = tx
+            .query_one("SELECT clock_timestamp()", &[])
+            .await?
+            .try_get(0)?;
+        let retired: Option<String> = tx
+            .query_opt(
+                "UPDATE issuer_anchor_keys SET retired_at = $2 \
+                 WHERE issuer_id = $1 AND retired_at IS NULL RETURNING pubkey",
+                &[&issuer.as_str(), &at],
+            )
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        tx.execute(
+            "INSERT INTO issuer_anchor_keys (issuer_id, pubkey, valid_from) VALUES ($1, $2, $3)",
+            &[&issuer.as_str(), &pubkey, &at],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RotatedAnchorKey::Rotated { retired, at })
+    }
+
     /// Every signing key of `issuer`, oldest first (the issuer profile).
     pub async fn signing_keys(
         &self,

@@ -25,6 +25,10 @@ pub enum FindingKind {
     Drift,
     Forged,
     FailedTx,
+    /// A memo paid by an issuer's anchoring key after the issuer retired it.
+    RetiredKey,
+    /// A stored anchoring key that is not a valid public key: its history cannot be read.
+    MalformedKey,
 }
 
 impl FindingKind {
@@ -35,6 +39,8 @@ impl FindingKind {
             FindingKind::Drift => "drift",
             FindingKind::Forged => "forged",
             FindingKind::FailedTx => "failed_tx",
+            FindingKind::RetiredKey => "retired_key",
+            FindingKind::MalformedKey => "malformed_key",
         }
     }
 }
@@ -54,7 +60,8 @@ pub struct NewFinding<'a> {
 #[derive(Debug, Clone)]
 pub struct AnchorKey {
     pub pubkey: String,
-    pub issuers: Vec<IssuerId>,
+    /// The issuers that anchor or anchored with this key, each with its window.
+    pub holders: Vec<domain::reconcile::KeyHolder>,
 }
 
 /// A trusted on-chain credential anchor.
@@ -161,32 +168,39 @@ impl Store {
         Ok(acquired.then_some(ReconcilerLock { _client: client }))
     }
 
-    /// Every distinct anchoring key with its issuers.
+    /// Every distinct anchoring key, active or retired, with the issuers that hold or held
+    /// it and its window for each.
     pub async fn anchor_keys(&self) -> Result<Vec<AnchorKey>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT anchor_pubkey, array_agg(id ORDER BY id) FROM issuers \
-                 WHERE anchor_pubkey IS NOT NULL GROUP BY anchor_pubkey ORDER BY anchor_pubkey",
+                "SELECT pubkey, issuer_id, valid_from, retired_at FROM issuer_anchor_keys \
+                 ORDER BY pubkey, issuer_id",
                 &[],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                let ids: Vec<String> = row.get(1);
-                let issuers = ids
-                    .iter()
-                    .map(|id| {
-                        IssuerId::parse(id)
-                            .map_err(|e| StoreError::Corrupt(format!("issuer id: {e}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(AnchorKey {
-                    pubkey: row.get(0),
-                    issuers,
-                })
-            })
-            .collect()
+        let mut keys: Vec<AnchorKey> = Vec::new();
+        for row in &rows {
+            let pubkey: String = row.try_get(0)?;
+            let issuer: String = row.try_get(1)?;
+            let holder = domain::reconcile::KeyHolder {
+                issuer: IssuerId::parse(&issuer)
+                    .map_err(|e| StoreError::Corrupt(format!("issuer id: {e}")))?,
+                window: domain::anchor_keys::AnchorKeyWindow {
+                    pubkey: pubkey.clone(),
+                    valid_from: row.try_get(2)?,
+                    retired_at: row.try_get(3)?,
+                },
+            };
+            match keys.last_mut() {
+                Some(last) if last.pubkey == pubkey => last.holders.push(holder),
+                _ => keys.push(AnchorKey {
+                    pubkey,
+                    holders: vec![holder],
+                }),
+            }
+        }
+        Ok(keys)
     }
 
     /// The newest signature scanned for `pubkey`, if any.

@@ -17,6 +17,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chain::{ChainClient, ChainConfig, ChainError, Cluster, Commitment};
+use domain::anchor_keys::AnchorKeyWindow;
 use domain::memo::{decode, Decoded, Memo};
 use domain::proof::ProofBundle;
 use domain::revocation_scan::{self, ScanStep};
@@ -191,8 +192,18 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
         .pinned_issuer_key
         .as_deref()
         .is_none_or(|k| k == req.bundle.anchor.anchor_pubkey);
+    // A pin names one key and no window: offline, the holder pins the key the issuer
+    // published for the time of the anchor (a retired key's window is the API's to check).
     let facts = IssuerFacts {
-        anchor_pubkey: req.pinned_issuer_key.clone(),
+        anchor_keys: req
+            .pinned_issuer_key
+            .iter()
+            .map(|pubkey| AnchorKeyWindow {
+                pubkey: pubkey.clone(),
+                valid_from: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+                retired_at: None,
+            })
+            .collect(),
         signing_keys: Vec::new(),
     };
     let verdict = if pinned_ok {

@@ -86,6 +86,8 @@ async fn anchored_by(rpc: String, payer: AnchorKeypair, merkle: bool, serial: &s
     let scheme = HashScheme::V2 {
         credential_id,
         salt: Salt::from_bytes([serial.len() as u8; 32]),
+        key_id: key.key_id().clone(),
+        public_key: key.public_key(),
     };
     let hash = scheme.hash(&fields);
     let mut bundle = ProofBundle {

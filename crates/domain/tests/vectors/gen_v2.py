@@ -36,6 +36,7 @@ V2_SIG_DOMAIN = b"credential-anchor/v2/issuer-signature"
 DEFINITION = (
     'credential_hash_v2 = SHA-256(b"credential-anchor/v2" || for each of '
     "[credential_id (16 raw UUID bytes, big-endian / RFC 4122 order), salt (32 raw bytes), "
+    "signing key_id utf8, signing public key (32 raw Ed25519 bytes), "
     "file_digest (32 raw bytes), issuer utf8, recipient utf8, issued_at canonical utf8 "
     "(%Y-%m-%dT%H:%M:%SZ, UTC), serial utf8]: u32 big-endian byte length || bytes); "
     "file_digest = SHA-256(file bytes)"
@@ -113,13 +114,23 @@ def credential_hash_v1(digest: bytes, issuer: str, recipient: str, issued_at_c: 
 
 
 def credential_hash_v2(
-    cred_id: uuid.UUID, salt: bytes, digest: bytes, issuer: str, recipient: str, issued_at_c: str, serial: str
+    cred_id: uuid.UUID,
+    salt: bytes,
+    key_id: str,
+    public_key: bytes,
+    digest: bytes,
+    issuer: str,
+    recipient: str,
+    issued_at_c: str,
+    serial: str,
 ) -> bytes:
-    assert len(cred_id.bytes) == 16 and len(salt) == 32 and len(digest) == 32
+    assert len(cred_id.bytes) == 16 and len(salt) == 32 and len(digest) == 32 and len(public_key) == 32
     msg = V2_DOMAIN
     for field in (
         cred_id.bytes,
         salt,
+        key_id.encode("utf-8"),
+        public_key,
         digest,
         issuer.encode(),
         recipient.encode(),
@@ -212,6 +223,28 @@ SALT_8 = "243f6a8885a308d313198a2e03707344a4093822299f31d0082efa98ec4e6c89"
 BINARY_FILE_HEX = bytes(range(256)).hex()
 
 CASES_IN = [
+    {
+        "name": "simple, only key_id differs",
+        "credential_id": "0190f1e2-3a4b-7c5d-8e6f-0123456789ab",
+        "salt_hex": "5a1f0c3e9b7d24681357aceb02468ace13579bdf0f1e2d3c4b5a69788796a5b4",
+        "key_id": "uni-graz.2024-02",
+        "file_utf8": "hello diploma",
+        "issuer": "uni-graz",
+        "recipient": "student-0001",
+        "issued_at": "2024-06-30T12:00:00Z",
+        "serial": "BSC-2024-0001",
+    },
+    {
+        "name": "simple, only signing key differs",
+        "credential_id": "0190f1e2-3a4b-7c5d-8e6f-0123456789ab",
+        "salt_hex": "5a1f0c3e9b7d24681357aceb02468ace13579bdf0f1e2d3c4b5a69788796a5b4",
+        "seed_hex": "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100",
+        "file_utf8": "hello diploma",
+        "issuer": "uni-graz",
+        "recipient": "student-0001",
+        "issued_at": "2024-06-30T12:00:00Z",
+        "serial": "BSC-2024-0001",
+    },
     {
         "name": "simple",
         "credential_id": ID_A,
@@ -310,16 +343,26 @@ SEED_1 = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
 SEED_2 = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100"
 RFC8032_TEST1_PUBLIC = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
 
+# The signing key of each case (seed, key id): part of the v2 hash. Default: seed 1 under
+# "uni-graz.2024-01"; a case may name its own.
+OWN_KEYS = {
+    "empty file, offset converted to UTC, non-ASCII recipient": (SEED_2, "tu-wien_key.1-A"),
+    "binary file, shortest fields, earliest year, all-zero salt": (SEED_2, "k"),
+}
+
+
+def case_key(case: dict):
+    if case["name"] in OWN_KEYS:
+        return OWN_KEYS[case["name"]]
+    return case.get("seed_hex", SEED_1), case.get("key_id", "uni-graz.2024-01")
+
+
 SIGNATURES_IN = [
-    {"name": "seed 1, key 2024-01", "case": "simple", "seed_hex": SEED_1, "key_id": "uni-graz.2024-01"},
-    {"name": "seed 1, key 2024-02 (same seed and hash, other key_id)", "case": "simple", "seed_hex": SEED_1, "key_id": "uni-graz.2024-02"},
-    {
-        "name": "seed 2, key id with every allowed punctuation",
-        "case": "empty file, offset converted to UTC, non-ASCII recipient",
-        "seed_hex": SEED_2,
-        "key_id": "tu-wien_key.1-A",
-    },
-    {"name": "seed 2, binary-file case", "case": "binary file, shortest fields, earliest year, all-zero salt", "seed_hex": SEED_2, "key_id": "k"},
+    {"name": "seed 1, key uni-graz.2024-01", "case": "simple"},
+    {"name": "seed 1, other key id (the hash differs too)", "case": "simple, only key_id differs"},
+    {"name": "seed 2, key id with every allowed punctuation", "case": "empty file, offset converted to UTC, non-ASCII recipient"},
+    {"name": "seed 2, one-character key id", "case": "binary file, shortest fields, earliest year, all-zero salt"},
+    {"name": "seed 2, other key of the same id as the simple case (the hash differs)", "case": "simple, only signing key differs"},
 ]
 
 MERKLE_IN = [
@@ -392,10 +435,20 @@ def main() -> None:
         data = file_bytes(c)
         digest = sha256(data)
         canon = canonical_issued_at(c["issued_at"])
-        h2 = credential_hash_v2(cid, salt, digest, c["issuer"], c["recipient"], canon, c["serial"])
+        seed_hex, key_id = case_key(c)
+        sk = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed_hex))
+        pk = sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        h2 = credential_hash_v2(cid, salt, key_id, pk, digest, c["issuer"], c["recipient"], canon, c["serial"])
         h1 = credential_hash_v1(digest, c["issuer"], c["recipient"], canon, c["serial"])
         assert h1 != h2
-        out = {"name": c["name"], "credential_id": c["credential_id"], "salt_hex": c["salt_hex"]}
+        out = {
+            "name": c["name"],
+            "credential_id": c["credential_id"],
+            "salt_hex": c["salt_hex"],
+            "seed_hex": seed_hex,
+            "key_id": key_id,
+            "signing_public_key_base58": b58encode(pk),
+        }
         if "file_utf8" in c:
             out["file_utf8"] = c["file_utf8"]
         else:
@@ -421,6 +474,10 @@ def main() -> None:
 
     sigs_out = []
     for s in SIGNATURES_IN:
+        # The signer is the case's own key: in v2 the key is part of the hash it signs.
+        case = next(c for c in CASES_IN if c["name"] == s["case"])
+        s = dict(s)
+        s["seed_hex"], s["key_id"] = case_key(case)
         sk = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(s["seed_hex"]))
         pk = sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         if s["seed_hex"] == SEED_1:

@@ -279,6 +279,8 @@ fn prepare(
                 let scheme = HashScheme::V2 {
                     credential_id: id,
                     salt,
+                    key_id: key.key_id().clone(),
+                    public_key: key.public_key(),
                 };
                 let hash = scheme.hash(&CredentialFields {
                     file_digest,
@@ -297,10 +299,10 @@ fn prepare(
                     title: fields.title,
                     metadata: fields.metadata,
                     file_digest,
+                    signature: key.sign_credential(scheme.format(), &hash),
                     scheme,
                     hash,
                     key_id: key.key_id().clone(),
-                    signature: key.sign_credential(scheme.format(), &hash),
                 })
             },
         )

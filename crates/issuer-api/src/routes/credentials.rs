@@ -61,19 +61,17 @@ pub async fn issue_credential(
 
     let file_digest = FileDigest::of(&parsed.file);
     let id = CredentialId::new_v7();
-    let scheme = HashScheme::V2 {
-        credential_id: id,
-        salt: Salt::generate(&SystemRandom::new()).map_err(|_| ApiError::Internal)?,
-    };
-    let hash = scheme.hash(&CredentialFields {
+    let salt = Salt::generate(&SystemRandom::new()).map_err(|_| ApiError::Internal)?;
+    let fields = CredentialFields {
         file_digest,
         issuer: issuer.clone(),
         recipient: parsed.recipient.clone(),
         issued_at: parsed.issued_at,
         serial: parsed.serial.clone(),
-    });
+    };
     // A cached key may have been rotated meanwhile: the store refuses to record under a
-    // retired key, so forget it and sign once more with the active one.
+    // retired key, so forget it and sign once more with the active one. The v2 hash binds
+    // the signing key, so it is computed per attempt.
     let mut attempt = 0;
     let outcome = loop {
         attempt += 1;
@@ -81,6 +79,13 @@ pub async fn issue_credential(
             .signer
             .key_for(&state.store(), &issuer, state.retry_after_secs)
             .await?;
+        let scheme = HashScheme::V2 {
+            credential_id: id,
+            salt,
+            key_id: key.key_id().clone(),
+            public_key: key.public_key(),
+        };
+        let hash = scheme.hash(&fields);
         let new = NewCredential {
             id,
             issuer: issuer.clone(),
@@ -91,10 +96,10 @@ pub async fn issue_credential(
             title: parsed.title.clone(),
             metadata: parsed.metadata.clone(),
             file_digest,
+            signature: key.sign_credential(scheme.format(), &hash),
             scheme,
             hash,
             key_id: key.key_id().clone(),
-            signature: key.sign_credential(scheme.format(), &hash),
         };
         let fingerprint = request_fingerprint(&new);
         let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {

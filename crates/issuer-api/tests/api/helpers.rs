@@ -63,7 +63,7 @@ pub async fn spawn_app_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Test
         &master,
         &IssuerId::parse("uni-a").unwrap(),
         "University A",
-        None,
+        &UNUSED_ANCHOR_KEY.to_base58(),
     )
     .await
     .expect("issuer");
@@ -93,7 +93,7 @@ impl TestApp {
             &self.master,
             &IssuerId::parse(id).unwrap(),
             "Other University",
-            None,
+            &UNUSED_ANCHOR_KEY.to_base58(),
         )
         .await
         .unwrap()
@@ -177,6 +177,11 @@ impl TestApp {
         (row.get(0), row.get(1))
     }
 }
+
+/// The anchoring key of the test issuers: these tests run no relay, so nothing is ever paid by
+/// it; create-issuer requires a well-formed one.
+pub const UNUSED_ANCHOR_KEY: domain::signing::PublicKey =
+    domain::signing::PublicKey::from_bytes([0x11; 32]);
 
 pub const FILE: &[u8] = b"%PDF-1.7 Diploma of Ada Lovelace, BSc Computer Science";
 

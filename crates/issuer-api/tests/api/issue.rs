@@ -33,17 +33,17 @@ async fn issue_json_answers_202_with_a_signed_queued_credential_and_writes_both_
     assert_eq!(body["proof_format"], 2);
     let id: CredentialId = body["id"].as_str().unwrap().parse().unwrap();
     let salt = Salt::from_hex(body["salt"].as_str().unwrap()).unwrap();
-    let expected = credential_hash_v2(&id, &salt, &fields);
-    assert_eq!(body["credential_hash"], expected.to_hex());
-    // Salted: the unsalted v1 hash of the same fields is not what was anchored.
-    assert_ne!(body["credential_hash"], credential_hash(&fields).to_hex());
-    assert_eq!(body["file_digest"], FileDigest::of(FILE).to_hex());
-
     // The signature verifies with the issuer's published key and the returned key id.
     let public = PublicKey::from_base58(&app.issuer.signing_public_key).unwrap();
     let sig = IssuerSignature::from_base58(body["signature"].as_str().unwrap()).unwrap();
     let key_id = KeyId::parse(body["key_id"].as_str().unwrap()).unwrap();
     assert_eq!(key_id.as_str(), app.issuer.signing_key_id);
+    // ... over the hash of id, salt, signing key and the submitted fields.
+    let expected = credential_hash_v2(&id, &salt, &key_id, &public, &fields);
+    assert_eq!(body["credential_hash"], expected.to_hex());
+    // Salted: the unsalted v1 hash of the same fields is not what was anchored.
+    assert_ne!(body["credential_hash"], credential_hash(&fields).to_hex());
+    assert_eq!(body["file_digest"], FileDigest::of(FILE).to_hex());
     verify_credential_signature(ProofFormat::V2, &public, &key_id, &expected, &sig).unwrap();
     let tampered = CredentialHash::from_bytes([7u8; 32]);
     assert!(

@@ -81,7 +81,7 @@ pub async fn world_on(db: TestDb) -> World {
         &master,
         &IssuerId::parse("uni-relay").unwrap(),
         "Relay University",
-        Some(&anchor_pubkey),
+        &anchor_pubkey,
     )
     .await
     .unwrap();

@@ -147,7 +147,7 @@ async fn revocation_is_scoped_to_the_issuer_and_validates_its_body() {
         &domain::sealed::MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap(),
         &domain::IssuerId::parse("other-uni").unwrap(),
         "Other University",
-        None,
+        &w.anchor_pubkey,
     )
     .await
     .unwrap();

@@ -69,7 +69,7 @@ pub async fn world() -> World {
         &master,
         &IssuerId::parse(ISSUER).unwrap(),
         "Reconciled University",
-        Some(&anchor_pubkey),
+        &anchor_pubkey,
     )
     .await
     .unwrap();

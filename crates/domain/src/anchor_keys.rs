@@ -1,0 +1,176 @@
+//! Anchoring keys and their windows: which Solana key may pay for an issuer's memos, and until
+//! when.
+//!
+//! An issuer anchors with one key at a time. `issuer-api admin rotate-anchor-key` retires the
+//! active key at an instant and makes the next one active from that instant; every key stays
+//! in the issuer's profile with its window. A memo (anchor, batch or revocation) is trusted only
+//! when its fee payer is one of the issuer's anchoring keys **and the block carrying it was made
+//! before that key was retired**: a retired key may be lost or sold, and nothing it pays for
+//! afterwards speaks for the issuer. Credentials anchored while it was active keep verifying.
+//!
+//! Only the end of a window is enforced. Block times are whole seconds from the validators'
+//! clocks, so a memo sent just after a key was registered can carry a block time a moment
+//! before `valid_from`; refusing it would reject genuine anchors and protect nothing (the
+//! issuer registered the key as its own). A block whose time the node does not report cannot
+//! be placed against a retirement, so a retired key's memo without a time is not trusted.
+//! The same function decides for the verifier (`verdict`) and the reconciler (`reconcile`).
+
+use chrono::{DateTime, Utc};
+
+use crate::signing::PublicKey;
+
+/// One anchoring key of an issuer with its window (what the issuer profile publishes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorKeyWindow {
+    /// Base58 Solana public key.
+    pub pubkey: String,
+    pub valid_from: DateTime<Utc>,
+    /// `None` while the key is the issuer's active one.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// Whether a transaction's fee payer speaks for the issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnchorKeyCheck {
+    /// One of the issuer's keys, and the block predates its retirement (or it is active).
+    Trusted,
+    /// Not a key of this issuer at all.
+    NotTheIssuers,
+    /// The issuer's key, but the block was made at or after its retirement.
+    Retired { retired_at: DateTime<Utc> },
+    /// The issuer's retired key, and the node gave no block time to place the memo.
+    TimeUnknown,
+}
+
+impl AnchorKeyCheck {
+    /// Stable code (verdict reason, reconciler finding).
+    pub const fn code(self) -> &'static str {
+        match self {
+            AnchorKeyCheck::Trusted => "trusted",
+            AnchorKeyCheck::NotTheIssuers => "anchor_wrong_fee_payer",
+            AnchorKeyCheck::Retired { .. } => "anchor_key_retired",
+            AnchorKeyCheck::TimeUnknown => "anchor_time_unknown",
+        }
+    }
+}
+
+/// Decides whether `payer`, in a block made at `block_time`, speaks for the issuer whose
+/// anchoring keys are `keys` (see the module docs).
+pub fn check_anchor_key(
+    keys: &[AnchorKeyWindow],
+    payer: &str,
+    block_time: Option<DateTime<Utc>>,
+) -> AnchorKeyCheck {
+    let Some(key) = keys.iter().find(|k| k.pubkey == payer) else {
+        return AnchorKeyCheck::NotTheIssuers;
+    };
+    match (key.retired_at, block_time) {
+        (None, _) => AnchorKeyCheck::Trusted,
+        (Some(_), None) => AnchorKeyCheck::TimeUnknown,
+        (Some(retired_at), Some(t)) if t < retired_at => AnchorKeyCheck::Trusted,
+        (Some(retired_at), Some(_)) => AnchorKeyCheck::Retired { retired_at },
+    }
+}
+
+/// Why a text is not an anchoring key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a Solana public key (base58 of 32 bytes): {0}")]
+pub struct MalformedAnchorKey(String);
+
+/// Validates the base58 text of an anchoring key (32 bytes) and returns it unchanged; the
+/// message never echoes more than a short prefix of the input.
+pub fn parse_anchor_pubkey(text: &str) -> Result<String, MalformedAnchorKey> {
+    match PublicKey::from_base58(text) {
+        Ok(key) if key.to_base58() == text => Ok(text.to_string()),
+        Ok(_) => Err(MalformedAnchorKey("not in canonical base58".into())),
+        Err(e) => Err(MalformedAnchorKey(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const A: &str = "AnchorKeyOld11111111111111111111111111111111";
+    const B: &str = "AnchorKeyNew11111111111111111111111111111111";
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).unwrap()
+    }
+
+    fn rotated(at_secs: i64) -> Vec<AnchorKeyWindow> {
+        vec![
+            AnchorKeyWindow {
+                pubkey: A.into(),
+                valid_from: at(0),
+                retired_at: Some(at(at_secs)),
+            },
+            AnchorKeyWindow {
+                pubkey: B.into(),
+                valid_from: at(at_secs),
+                retired_at: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn the_old_key_is_trusted_before_its_retirement_and_never_after() {
+        let keys = rotated(1000);
+        assert_eq!(
+            check_anchor_key(&keys, A, Some(at(999))),
+            AnchorKeyCheck::Trusted
+        );
+        assert_eq!(
+            check_anchor_key(&keys, A, Some(at(1000))),
+            AnchorKeyCheck::Retired {
+                retired_at: at(1000)
+            }
+        );
+        assert_eq!(
+            check_anchor_key(&keys, A, None),
+            AnchorKeyCheck::TimeUnknown
+        );
+        assert_eq!(check_anchor_key(&keys, B, None), AnchorKeyCheck::Trusted);
+        assert_eq!(
+            check_anchor_key(&keys, "Stranger", Some(at(5))),
+            AnchorKeyCheck::NotTheIssuers
+        );
+        assert_eq!(
+            check_anchor_key(&[], A, Some(at(5))),
+            AnchorKeyCheck::NotTheIssuers
+        );
+    }
+
+    #[test]
+    fn anchor_pubkeys_are_validated() {
+        let good = PublicKey::from_bytes([7; 32]).to_base58();
+        assert_eq!(parse_anchor_pubkey(&good).unwrap(), good);
+        assert!(parse_anchor_pubkey("").is_err());
+        assert!(parse_anchor_pubkey("not-base58!").is_err());
+        assert!(parse_anchor_pubkey(&bs58::encode([1u8; 31]).into_string()).is_err());
+        assert!(parse_anchor_pubkey(&"1".repeat(200)).is_err());
+        // Leading '1's decode to zero bytes: a non-canonical text of the same key is refused,
+        // so one key always has one text (the reconciler groups and compares by text).
+        let zero = PublicKey::from_bytes([0; 32]).to_base58();
+        assert!(parse_anchor_pubkey(&zero).is_ok());
+    }
+
+    proptest! {
+        /// A key that was never retired is trusted at any time; a retired key exactly before
+        /// its retirement; a key not listed never.
+        #[test]
+        fn the_window_rule_holds_for_any_times(retire in 1i64..4_000_000_000, t in 0i64..4_000_000_000) {
+            let keys = rotated(retire);
+            let old = check_anchor_key(&keys, A, Some(at(t)));
+            prop_assert_eq!(old == AnchorKeyCheck::Trusted, t < retire);
+            prop_assert_eq!(check_anchor_key(&keys, B, Some(at(t))), AnchorKeyCheck::Trusted);
+            prop_assert_eq!(check_anchor_key(&keys, "X", Some(at(t))), AnchorKeyCheck::NotTheIssuers);
+        }
+
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,100}") {
+            let _ = parse_anchor_pubkey(&s);
+        }
+    }
+}
