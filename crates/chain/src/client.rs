@@ -518,6 +518,21 @@ impl ChainClient {
         }
     }
 
+    /// The base58 genesis hash of the node's cluster: which chain it serves (mainnet, devnet
+    /// and testnet have well-known ones; a local validator its own).
+    pub async fn genesis_hash(&self) -> Result<String, ChainError> {
+        let method = "getGenesisHash";
+        self.observed(method, async {
+            self.inner
+                .rpc
+                .get_genesis_hash()
+                .await
+                .map(|hash| hash.to_string())
+                .map_err(|e| ChainError::from_client(method, &e))
+        })
+        .await
+    }
+
     /// `Ok` when the node reports itself healthy (caught up with the cluster).
     pub async fn health(&self) -> Result<(), ChainError> {
         let method = "getHealth";

@@ -61,8 +61,10 @@ pub struct ProofStep {
 /// An inclusion proof from a leaf to the root, bottom-up. Levels where the node was promoted
 /// contribute no step.
 ///
-/// `leaf_index` is informational: `verify` authenticates membership in the tree, not the
-/// position, which `root_for` does not use.
+/// `verify` authenticates membership only; [`MerkleProof::verify_at`] (what proof bundles use)
+/// also authenticates `leaf_index`: in a tree of known size, the index alone fixes on which
+/// side every sibling sits and at which levels the node is promoted, so a proof whose index
+/// was edited no longer fits its own path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MerkleProof {
     pub leaf_index: u64,
@@ -85,6 +87,41 @@ impl MerkleProof {
     pub fn verify(&self, leaf: &CredentialHash, root: &MerkleRoot) -> bool {
         // Roots are public values, so a plain comparison leaks nothing worth protecting.
         self.root_for(leaf) == *root
+    }
+
+    /// Membership AND position: the path must be exactly the one leaf `leaf_index` has in a
+    /// tree of `count` leaves (sides and promoted levels as `MerkleTree::build` makes them),
+    /// and lead to `root`.
+    pub fn verify_at(&self, leaf: &CredentialHash, root: &MerkleRoot, count: u64) -> bool {
+        if count == 0 || self.leaf_index >= count {
+            return false;
+        }
+        let (mut index, mut width) = (self.leaf_index, count);
+        let mut steps = self.steps.iter();
+        let mut current = leaf_hash(leaf);
+        while width > 1 {
+            let promoted = index == width - 1 && width % 2 == 1;
+            if !promoted {
+                let Some(step) = steps.next() else {
+                    return false;
+                };
+                let expected = if index % 2 == 0 {
+                    Side::Right
+                } else {
+                    Side::Left
+                };
+                if step.side != expected {
+                    return false;
+                }
+                current = match step.side {
+                    Side::Left => node_hash(&step.hash, &current),
+                    Side::Right => node_hash(&current, &step.hash),
+                };
+            }
+            index /= 2;
+            width = width.div_ceil(2);
+        }
+        steps.next().is_none() && MerkleRoot(current) == *root
     }
 }
 
@@ -285,14 +322,29 @@ mod tests {
                 raw.into_iter().map(CredentialHash::from_bytes).collect();
             let tree = MerkleTree::build(&hashes).unwrap();
             let root = tree.root();
+            let count = hashes.len() as u64;
             for (index, hash) in hashes.iter().enumerate() {
                 let proof = tree.proof(index).unwrap();
                 prop_assert_eq!(proof.leaf_index, index as u64);
                 prop_assert!(proof.verify(hash, &root));
+                prop_assert!(proof.verify_at(hash, &root, count));
             }
 
             let index = pick.index(hashes.len());
             let proof = tree.proof(index).unwrap();
+
+            // Any other index (or batch size) no longer fits the path.
+            for wrong in [index as u64 + 1, index.wrapping_sub(1) as u64, count, u64::MAX] {
+                let mut moved = proof.clone();
+                moved.leaf_index = wrong;
+                prop_assert!(!moved.verify_at(&hashes[index], &root, count));
+            }
+            if count > 1 {
+                let other_index = (index + 1 + step_pick.index(hashes.len() - 1)) % hashes.len();
+                let mut moved = proof.clone();
+                moved.leaf_index = other_index as u64;
+                prop_assert!(!moved.verify_at(&hashes[index], &root, count), "{} -> {}", index, other_index);
+            }
 
             let mut other = *hashes[index].as_bytes();
             other[bit / 8] ^= 1 << (bit % 8);

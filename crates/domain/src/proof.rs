@@ -227,7 +227,8 @@ pub fn check_offline(bundle: &ProofBundle, file: Option<&[u8]>) -> Result<(), Pr
         if *count == 0 || proof.leaf_index >= u64::from(*count) {
             return Err(ProofCheckError::BadBatch);
         }
-        if !proof.verify(&bundle.credential_hash, root) {
+        // Position too: an edited `leaf_index` no longer fits the path (`verify_at`).
+        if !proof.verify_at(&bundle.credential_hash, root, u64::from(*count)) {
             return Err(ProofCheckError::BadMerklePath);
         }
     }

@@ -173,9 +173,24 @@ pub struct Evidence<'a> {
     /// covered by neither the hash, the signature nor the memo, so only this catches it.
     pub recorded_id: Option<CredentialId>,
     pub chain: &'a ChainAnchor,
+    /// The cluster `chain` was read from (API: its configured cluster; CLI: named by the
+    /// endpoints' genesis hash, [`cluster_of_genesis_hash`]), or `None` when not known. A
+    /// bundle naming another cluster cannot be checked here: inconclusive, never valid.
+    pub chain_cluster: Option<&'a str>,
     /// The revocation state of the credential with this issuer and hash (never looked up
     /// by the bundle's id alone, which the holder can edit).
     pub revocation: &'a RevocationState,
+}
+
+/// The cluster a genesis hash names: the three public Solana clusters by their well-known
+/// genesis hashes, anything else is a local (test) validator.
+pub fn cluster_of_genesis_hash(genesis_hash: &str) -> &'static str {
+    match genesis_hash {
+        "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d" => "mainnet-beta",
+        "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG" => "devnet",
+        "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY" => "testnet",
+        _ => "localnet",
+    }
 }
 
 /// The verdict with the precise reason behind it.
@@ -218,6 +233,18 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
     }
     if let Err(v) = check_recorded_id(b, e.recorded_id) {
         return v;
+    }
+    if let Some(cluster) = e.chain_cluster {
+        if b.anchor.cluster != cluster {
+            return Verdict::new(
+                K::Inconclusive,
+                "cluster_mismatch",
+                format!(
+                    "the bundle's anchor is on {:?}, but this verifier reads {cluster:?}",
+                    b.anchor.cluster
+                ),
+            );
+        }
     }
 
     // The signing key must be one the issuer published, with the same public key, and valid
@@ -518,6 +545,7 @@ mod tests {
             recorded_at: None,
             recorded_id: None,
             chain,
+            chain_cluster: Some("localnet"),
             revocation,
         })
     }
@@ -651,6 +679,7 @@ mod tests {
             recorded_at: Some(t("2026-07-01T00:00:01Z")),
             recorded_id: None,
             chain: &c,
+            chain_cluster: None,
             revocation: &none,
         });
         assert_eq!(reason(v), (VerdictKind::InvalidSignature, "key_retired"));
@@ -662,6 +691,7 @@ mod tests {
             recorded_at: Some(t("2026-06-30T12:00:01Z")),
             recorded_id: Some(b.credential_id),
             chain: &c,
+            chain_cluster: None,
             revocation: &none,
         });
         assert_eq!(v.kind, VerdictKind::Valid);
@@ -754,6 +784,45 @@ mod tests {
     }
 
     #[test]
+    fn a_bundle_for_another_cluster_is_inconclusive_and_genesis_hashes_name_clusters() {
+        let b = bundle(true);
+        let i = issuer();
+        let c = seen(&b);
+        let none = RevocationState::NotRevoked;
+        let at = |cluster| {
+            derive_verdict(&Evidence {
+                bundle: &b,
+                file: Some(FILE),
+                issuer: Some(&i),
+                recorded_at: None,
+                recorded_id: None,
+                chain: &c,
+                chain_cluster: cluster,
+                revocation: &none,
+            })
+        };
+        assert_eq!(at(Some("localnet")).kind, VerdictKind::Valid);
+        assert_eq!(
+            reason(at(Some("mainnet-beta"))),
+            (VerdictKind::Inconclusive, "cluster_mismatch")
+        );
+        assert_eq!(at(None).kind, VerdictKind::Valid);
+        assert_eq!(
+            cluster_of_genesis_hash("5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"),
+            "mainnet-beta"
+        );
+        assert_eq!(
+            cluster_of_genesis_hash("EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG"),
+            "devnet"
+        );
+        assert_eq!(
+            cluster_of_genesis_hash("4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY"),
+            "testnet"
+        );
+        assert_eq!(cluster_of_genesis_hash("anything else"), "localnet");
+    }
+
+    #[test]
     fn a_retired_anchoring_key_vouches_only_for_blocks_before_its_retirement() {
         let b = bundle(false);
         let none = RevocationState::NotRevoked;
@@ -812,6 +881,7 @@ mod tests {
                     recorded_at: None,
                     recorded_id: Some(recorded),
                     chain: &c,
+                    chain_cluster: None,
                     revocation: &rev,
                 });
                 assert_eq!(
@@ -827,6 +897,7 @@ mod tests {
                     recorded_at: None,
                     recorded_id: Some(recorded),
                     chain: &c,
+                    chain_cluster: None,
                     revocation: &rev,
                 });
                 assert_ne!(v.reason, "credential_id_mismatch");

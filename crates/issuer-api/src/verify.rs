@@ -230,6 +230,7 @@ pub async fn verify(
         recorded_at: record.as_ref().map(|r| r.created_at),
         recorded_id: record.as_ref().map(|r| r.id),
         chain: &chain,
+        chain_cluster: Some(state.explorer.cluster.as_str()),
         revocation: &revocation_state,
     });
     state

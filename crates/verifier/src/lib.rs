@@ -22,7 +22,8 @@ use domain::memo::{decode, Decoded, Memo};
 use domain::proof::ProofBundle;
 use domain::revocation_scan::{self, ScanStep};
 use domain::verdict::{
-    derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState, Verdict, VerdictKind,
+    cluster_of_genesis_hash, derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState,
+    Verdict, VerdictKind,
 };
 use serde::Serialize;
 
@@ -97,6 +98,8 @@ impl VerifyError {
 /// What one endpoint says about the bundle. Endpoints must agree on all of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
+    /// The cluster the endpoint serves, named by its genesis hash.
+    pub cluster: &'static str,
     pub anchor: ChainAnchor,
     /// `Unknown` when the search could not reach the anchor's slot.
     pub revocation: RevocationState,
@@ -215,6 +218,8 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
             // Offline there is no record of the id (the revocation is matched by hash).
             recorded_id: None,
             chain: &first.anchor,
+            // The chain the endpoints actually serve, not the one the bundle names.
+            chain_cluster: Some(first.cluster),
             revocation: &first.revocation,
         })
     } else {
@@ -306,7 +311,15 @@ pub async fn observe(
     };
     let (revocation, scan) =
         find_revocation(client, bundle, anchor_slot, max_history_pages).await?;
-    Ok((Observation { anchor, revocation }, scan))
+    let cluster = cluster_of_genesis_hash(&client.genesis_hash().await?);
+    Ok((
+        Observation {
+            cluster,
+            anchor,
+            revocation,
+        },
+        scan,
+    ))
 }
 
 /// Searches the anchoring key's finalized history (newest first) for a `ca1:r` memo of this
@@ -544,6 +557,7 @@ mod tests {
 
     fn obs(anchor: ChainAnchor) -> Observation {
         Observation {
+            cluster: "localnet",
             anchor,
             revocation: RevocationState::NotRevoked,
         }
@@ -583,10 +597,17 @@ mod tests {
         assert_eq!(err.exit_code(), exit::DISAGREEMENT);
         assert!(!err.to_string().contains("secret"), "{err}");
         let revoked = Observation {
+            cluster: "localnet",
             anchor: ChainAnchor::NotFound,
             revocation: RevocationState::Anchored,
         };
         assert!(agreed(&[(&a, obs(ChainAnchor::NotFound)), (&b, revoked)]).is_err());
+        // Endpoints of two different clusters never agree.
+        let devnet = Observation {
+            cluster: "devnet",
+            ..obs(ChainAnchor::NotFound)
+        };
+        assert!(agreed(&[(&a, obs(ChainAnchor::NotFound)), (&b, devnet)]).is_err());
         assert!(agreed(&[]).is_err());
     }
 
