@@ -34,3 +34,8 @@ ALTER TABLE reconciliation_findings DROP CONSTRAINT reconciliation_findings_kind
 ALTER TABLE reconciliation_findings ADD CONSTRAINT reconciliation_findings_kind_check
     CHECK (kind IN ('pending_anchored', 'missing_row', 'drift', 'forged', 'failed_tx',
                     'retired_key', 'malformed_key'));
+
+-- The anchoring key that pays for (and signs) each stored transaction, so a proof bundle names
+-- the key that actually paid even after a rotation. NULL for transactions stored before this
+-- migration: each issuer had exactly one key then, its active key now.
+ALTER TABLE anchor_transactions ADD COLUMN payer text;

@@ -378,6 +378,17 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
             format!("the transaction does not carry the memo {expected_memo:?}"),
         );
     }
+    // The slot the bundle states is a fact about the transaction: it must be the real one.
+    if tx.slot != b.anchor.slot {
+        return Verdict::new(
+            K::Tampered,
+            "anchor_slot_mismatch",
+            format!(
+                "the bundle says slot {}, the transaction is in slot {}",
+                b.anchor.slot, tx.slot
+            ),
+        );
+    }
     if !tx.finalized {
         return Verdict::new(
             K::NotAnchoredYet,
@@ -774,6 +785,13 @@ mod tests {
                 (VerdictKind::NotAnchoredYet, code)
             );
         }
+        // The bundle states another slot than the transaction's.
+        let mut moved = b.clone();
+        moved.anchor.slot += 1;
+        assert_eq!(
+            reason(verdict(&moved, None, Some(&i), &seen(&b), &none)),
+            (VerdictKind::Tampered, "anchor_slot_mismatch")
+        );
         // The bundle names another anchoring key than the issuer publishes.
         let mut other = i.clone();
         other.anchor_keys[0].pubkey = "Other".into();

@@ -346,10 +346,11 @@ impl Relay {
     ) -> Result<(), StepError> {
         let memo = job.memo()?.encode();
         let tx = self.chain.build_memo_transaction(&memo).await?;
+        let payer = self.chain.payer_pubkey();
         // With preflight skipped (rebroadcasts must be harmless), an unfunded payer's
         // transaction would be silently dropped: check the balance so the failure is visible.
         // Read once per pass, not per send: it only has to catch an empty or nearly empty key.
-        if let Some(payer) = self.chain.payer_pubkey() {
+        if let Some(payer) = payer.clone() {
             let balance = *pass
                 .payer_balance
                 .get_or_try_init(|| self.chain.balance(&payer))
@@ -370,6 +371,7 @@ impl Relay {
                     tx_bytes: &tx.bytes,
                     last_valid_block_height: tx.last_valid_block_height,
                     fee_lamports: tx.fee_lamports_estimate(),
+                    payer: payer.as_deref(),
                 },
                 retire,
             )

@@ -172,7 +172,7 @@ pub enum ProofScope<'a> {
 pub struct ProofRecord {
     pub credential: crate::credentials::CredentialRecord,
     pub membership: Option<BatchMembership>,
-    /// The fee payer (`signed_by`) of the transaction recorded as its anchor: the anchoring
+    /// The fee payer of the transaction recorded as its anchor: the anchoring
     /// key of that time, which a rotation may have retired since. `None` for a row rebuilt
     /// from the chain, whose transaction this database never stored.
     pub anchor_payer: Option<String>,
@@ -199,7 +199,7 @@ impl Store {
             .query(
                 &format!(
                     "SELECT {columns}, b.id AS batch_id, b.member_count, b.root, m.proof, \
-                       (SELECT t.signed_by FROM anchor_transactions t \
+                       (SELECT t.payer FROM anchor_transactions t \
                         WHERE t.signature = c.anchor_signature) AS anchor_payer \
                      FROM credentials c \
                      LEFT JOIN anchor_batch_members m ON m.credential_id = c.id \

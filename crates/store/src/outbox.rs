@@ -115,6 +115,8 @@ pub struct NewAnchorTx<'a> {
     pub tx_bytes: &'a [u8],
     pub last_valid_block_height: u64,
     pub fee_lamports: u64,
+    /// Base58 fee payer: the anchoring key that signs it.
+    pub payer: Option<&'a str>,
 }
 
 /// Identifies the claim a write belongs to.
@@ -425,9 +427,10 @@ impl Store {
         let inserted = db
             .execute(
                 "INSERT INTO anchor_transactions (signature, outbox_id, credential_id, batch_id, \
-                   memo, tx_bytes, last_valid_block_height, fee_lamports, status, signed_by) \
+                   memo, tx_bytes, last_valid_block_height, fee_lamports, status, signed_by, \
+                   payer) \
                  VALUES ($1, $2, (SELECT credential_id FROM outbox WHERE id = $2), $3, $4, $5, \
-                   $6, $7, 'signed', $8)",
+                   $6, $7, 'signed', $8, $9)",
                 &[
                     &tx.signature,
                     &outbox_id,
@@ -437,6 +440,7 @@ impl Store {
                     &i64::try_from(tx.last_valid_block_height).unwrap_or(i64::MAX),
                     &i64::try_from(tx.fee_lamports).unwrap_or(i64::MAX),
                     &fence.worker,
+                    &tx.payer,
                 ],
             )
             .await;

@@ -147,6 +147,8 @@ pub struct Report {
     pub detail: String,
     pub exit_code: u8,
     pub credential_id: String,
+    /// False for a v1 Merkle bundle: nothing offline binds its id (see `credential_id_proven`).
+    pub credential_id_proven: bool,
     pub issuer_id: String,
     pub issuer_name: String,
     pub key_id: String,
@@ -436,6 +438,7 @@ fn report(
             kind => exit_code(kind),
         },
         credential_id: b.credential_id.to_string(),
+        credential_id_proven: credential_id_proven(b),
         issuer_id: b.fields.issuer.as_str().to_string(),
         issuer_name: b.issuer_name.clone(),
         key_id: b.issuer_signature.key_id.as_str().to_string(),
@@ -508,12 +511,28 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The one-line human verdict.
+/// Whether the bundle's `credential_id` is proven offline: v2 hashes it; a v1 single-mode
+/// memo names it (and the memo is checked on chain); a v1 Merkle bundle leaves it unproven
+/// (only the issuer's API, which finds its record by hash, can tell it was edited).
+pub fn credential_id_proven(bundle: &ProofBundle) -> bool {
+    matches!(bundle.format(), Ok(domain::ProofFormat::V2))
+        || matches!(bundle.anchor.mode, domain::proof::AnchorMode::Single)
+}
+
 pub fn one_line(r: &Report) -> String {
+    let id = if r.credential_id_proven {
+        r.credential_id.clone()
+    } else {
+        format!(
+            "{} (id claimed by a v1 Merkle bundle, not proven)",
+            r.credential_id
+        )
+    };
     let mut line = format!(
         "{}: {} Credential {} of {} ({}), issued {}",
         r.verdict.as_str().to_uppercase(),
         r.message,
-        r.credential_id,
+        id,
         r.issuer_name,
         r.issuer_id,
         r.issued_at

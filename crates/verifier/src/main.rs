@@ -22,7 +22,7 @@ struct Cli {
     /// The credential file (e.g. the diploma PDF).
     #[arg(long)]
     file: PathBuf,
-    /// The proof bundle (JSON, schema credential-anchor/proof-bundle/v1).
+    /// The proof bundle (JSON, schema credential-anchor/proof-bundle/v2, or v1).
     #[arg(long)]
     proof: PathBuf,
     /// A Solana JSON-RPC endpoint; repeat to ask several. All must agree.

@@ -259,6 +259,64 @@ impl World {
         v["id"].as_str().unwrap().to_string()
     }
 
+    /// Issues `serial` as a **v1** credential, as the service did before proof format v2:
+    /// the store's own issuing transaction with the v1 hash and signature, signed by the
+    /// issuer's active key. It stands in for an older issuer-api binary; the database, the
+    /// relay, the API's verification and the verifiers that then handle it are the real ones.
+    /// Same file and fields as [`World::issue`].
+    pub async fn issue_v1(&self, serial: &str) -> String {
+        use domain::hash::{CredentialFields, FileDigest, HashScheme, ProofFormat};
+        let issuer = IssuerId::parse("uni-relay").unwrap();
+        let active = self
+            .store
+            .active_signing_key(&issuer)
+            .await
+            .unwrap()
+            .unwrap();
+        let master = MasterKey::from_base64(&self.master_key_b64).unwrap();
+        let seed = domain::sealed::open_seed(
+            &master,
+            &issuer_api::signer::seal_aad(&issuer, &active.key_id),
+            active.sealed_seed.as_deref().unwrap(),
+        )
+        .unwrap();
+        let key = domain::signing::SigningKey::from_seed(active.key_id.clone(), &seed).unwrap();
+        let file = format!("%PDF diploma {serial}");
+        let fields = CredentialFields {
+            file_digest: FileDigest::of(file.as_bytes()),
+            issuer: issuer.clone(),
+            recipient: domain::RecipientId::parse(&format!("student-{serial}")).unwrap(),
+            issued_at: domain::IssuedAt::parse_rfc3339("2026-06-30T12:00:00Z").unwrap(),
+            serial: domain::Serial::parse(serial).unwrap(),
+        };
+        let hash = HashScheme::V1.hash(&fields);
+        let new = store::credentials::NewCredential {
+            id: domain::CredentialId::new_v7(),
+            issuer,
+            serial: fields.serial.clone(),
+            recipient: fields.recipient.clone(),
+            issued_at: fields.issued_at,
+            credential_type: "diploma".into(),
+            title: "BSc Computer Science".into(),
+            metadata: json!({}),
+            file_digest: fields.file_digest,
+            scheme: HashScheme::V1,
+            hash,
+            key_id: active.key_id.clone(),
+            signature: key.sign_credential(ProofFormat::V1, &hash),
+        };
+        let outcome = self
+            .store
+            .issue_credential(&new, None, |_| (202, json!({})))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, store::credentials::IssueOutcome::Created(_)),
+            "{outcome:?}"
+        );
+        new.id.to_string()
+    }
+
     pub async fn issue_owned(&self, serial: String) -> String {
         self.issue(&serial).await
     }

@@ -7,4 +7,5 @@ mod faults;
 mod helpers;
 mod page;
 mod revocation;
+mod tampering;
 mod verify;
