@@ -196,6 +196,10 @@ async fn fake_rpc_that_knows_nothing() -> String {
                     let req: Value = serde_json::from_str(&body[..len]).unwrap_or(Value::Null);
                     let result = match req["method"].as_str() {
                         Some("getSignaturesForAddress") => serde_json::json!([]),
+                        // Some local chain: not one of the public clusters' genesis hashes.
+                        Some("getGenesisHash") => {
+                            serde_json::json!("11111111111111111111111111111111")
+                        }
                         _ => Value::Null,
                     };
                     let resp =
@@ -338,12 +342,14 @@ async fn only_a_revocation_paid_by_the_anchoring_key_revokes() {
     assert_eq!(v["revoked"], true);
 }
 
-/// Issue #17: the revocation is found by what the bundle proves (issuer and hash), so editing
-/// the bundle's `credential_id` (covered by nothing in merkle mode) cannot hide it, in either
-/// anchoring mode. Without the fix the merkle row answered `valid` (exit 0).
+/// Issue #17: editing the bundle's `credential_id` cannot hide a revocation, in either
+/// anchoring mode. A v2 bundle hashes its id, so the edit breaks the hash (tampered, exit 3);
+/// the v1 Merkle case, where nothing binds the id and the revocation is found by issuer and
+/// hash instead, is a row of the tampering table (outbox-relay `tampering.rs`, CLI path).
+/// Before the fix the merkle row answered `valid` (exit 0).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edited_credential_id_never_hides_a_revocation_offline() {
-    for (merkle, expected_code, expected_verdict) in [(true, 1, "revoked"), (false, 3, "tampered")]
+    for (merkle, expected_code, expected_verdict) in [(true, 3, "tampered"), (false, 3, "tampered")]
     {
         let a = anchored_in(merkle).await;
         let dir = tempfile::tempdir().unwrap();
@@ -377,6 +383,7 @@ async fn an_edited_credential_id_never_hides_a_revocation_offline() {
             (expected_code, Some(expected_verdict)),
             "merkle={merkle}: {out}"
         );
+        assert_eq!(v["reason"], "hash_mismatch", "{out}");
         assert_ne!(v["verdict"], "valid", "{out}");
     }
 }
