@@ -31,6 +31,7 @@ use utoipa::{Modify, OpenApi};
         crate::views::RevocationStatus,
         crate::views::IssuerProfileView,
         crate::views::SigningKeyView,
+        crate::views::AnchorKeyView,
         crate::verify::VerificationView,
         crate::verify::VerifiedIssuer,
         crate::verify::VerifiedAnchor,

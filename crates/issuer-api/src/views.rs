@@ -175,11 +175,35 @@ impl RevocationView {
 pub struct IssuerProfileView {
     pub id: String,
     pub name: String,
-    /// Base58 Solana public key that pays for (signs) this issuer's anchors. A verifier
-    /// trusts an anchor only from a transaction whose fee payer is this key.
+    /// Base58 Solana public key that pays for (signs) this issuer's anchors now.
     pub anchor_pubkey: Option<String>,
+    /// Every anchoring key ever used, oldest first, with its window. A verifier trusts an
+    /// anchor only from a transaction whose fee payer is one of these keys, in a block made
+    /// before that key's `retired_at`.
+    pub anchor_keys: Vec<AnchorKeyView>,
     /// Every signing key ever used, oldest first.
     pub signing_keys: Vec<SigningKeyView>,
+}
+
+/// One anchoring key of an issuer and its window.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AnchorKeyView {
+    /// Base58 Solana public key.
+    pub pubkey: String,
+    pub valid_from: String,
+    /// Absent while the key is active. Anything it pays for at or after this time is not the
+    /// issuer's.
+    pub retired_at: Option<String>,
+}
+
+impl From<&domain::anchor_keys::AnchorKeyWindow> for AnchorKeyView {
+    fn from(k: &domain::anchor_keys::AnchorKeyWindow) -> Self {
+        AnchorKeyView {
+            pubkey: k.pubkey.clone(),
+            valid_from: k.valid_from.to_rfc3339(),
+            retired_at: k.retired_at.map(|t| t.to_rfc3339()),
+        }
+    }
 }
 
 /// One issuer signing key and its validity window.

@@ -34,6 +34,17 @@ pub enum StepError {
         "anchoring key balance {balance} lamports is below the fee of {needed} lamports: fund it"
     )]
     InsufficientFunds { balance: u64, needed: u64 },
+    /// This relay's keypair is not the issuer's active anchoring key (a rotation happened, or
+    /// the wrong Secret is mounted): anything it paid for would not be trusted, so it signs
+    /// nothing for that issuer. Retryable: deploying the right key resumes the jobs.
+    #[error(
+        "issuer {issuer} anchors with {active}, this relay holds {payer}: mount the issuer's active anchoring key"
+    )]
+    NotTheActiveAnchorKey {
+        issuer: String,
+        active: String,
+        payer: String,
+    },
 }
 
 impl StepError {
@@ -41,9 +52,10 @@ impl StepError {
         match self {
             StepError::Chain(e) => e.class(),
             // Database trouble is transient from the job's point of view.
-            StepError::Store(_) | StepError::Crash(_) | StepError::InsufficientFunds { .. } => {
-                ErrorClass::Retryable
-            }
+            StepError::Store(_)
+            | StepError::Crash(_)
+            | StepError::InsufficientFunds { .. }
+            | StepError::NotTheActiveAnchorKey { .. } => ErrorClass::Retryable,
         }
     }
 }
@@ -344,9 +356,23 @@ impl Relay {
         note: Option<&str>,
         pass: &PassContext,
     ) -> Result<(), StepError> {
-        let memo = job.memo()?.encode();
-        let tx = self.chain.build_memo_transaction(&memo).await?;
+        let memo = job.memo()?;
         let payer = self.chain.payer_pubkey();
+        // Only the issuer's active anchoring key may pay: a memo paid by any other key (a
+        // retired one above all) would never be trusted by a verifier or the reconciler.
+        let issuer = memo.issuer().clone();
+        let active = self.store.active_anchor_key(&issuer).await?;
+        if let (Some(payer), active) = (payer.as_deref(), active) {
+            if active.as_deref() != Some(payer) {
+                return Err(StepError::NotTheActiveAnchorKey {
+                    issuer: issuer.as_str().to_string(),
+                    active: active.unwrap_or_else(|| "no key".into()),
+                    payer: payer.to_string(),
+                });
+            }
+        }
+        let memo = memo.encode();
+        let tx = self.chain.build_memo_transaction(&memo).await?;
         // With preflight skipped (rebroadcasts must be harmless), an unfunded payer's
         // transaction would be silently dropped: check the balance so the failure is visible.
         // Read once per pass, not per send: it only has to catch an empty or nearly empty key.

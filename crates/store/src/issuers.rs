@@ -221,6 +221,21 @@ impl Store {
             .collect()
     }
 
+    /// The issuer's active anchoring key, if it has one (what the relay must sign with).
+    pub async fn active_anchor_key(&self, issuer: &IssuerId) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT pubkey FROM issuer_anchor_keys WHERE issuer_id = $1 AND retired_at IS NULL",
+            )
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&issuer.as_str()])
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?)
+    }
+
     /// Retires the issuer's active anchoring key and activates `pubkey` (validated by the
     /// caller) at the same instant, in ONE transaction.
     pub async fn rotate_anchor_key(

@@ -6,9 +6,9 @@ use domain::IssuerId;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::views::{IssuerProfileView, SigningKeyView};
+use crate::views::{AnchorKeyView, IssuerProfileView, SigningKeyView};
 
-/// The issuer's name, anchoring key and every signing key with its validity window.
+/// The issuer's name, every anchoring key and every signing key with its validity window.
 #[utoipa::path(
     get,
     path = "/v1/issuers/{id}",
@@ -32,10 +32,16 @@ pub async fn get_issuer(
         .signing_keys(&id)
         .await
         .map_err(|e| state.store_error(e))?;
+    let anchor_keys = state
+        .store()
+        .anchor_keys_of(&id)
+        .await
+        .map_err(|e| state.store_error(e))?;
     Ok(HttpResponse::Ok().json(IssuerProfileView {
         id: issuer.id.as_str().to_string(),
         name: issuer.name,
         anchor_pubkey: issuer.anchor_pubkey,
+        anchor_keys: anchor_keys.iter().map(AnchorKeyView::from).collect(),
         signing_keys: keys.iter().map(SigningKeyView::from).collect(),
     }))
 }

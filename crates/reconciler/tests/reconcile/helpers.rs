@@ -49,7 +49,11 @@ pub async fn world() -> World {
         },
         log: Default::default(),
         explorer: Default::default(),
-        chain: Default::default(),
+        // The API's verification reads the same chain (the rotation tests verify through it).
+        chain: issuer_api::settings::ChainSettings {
+            rpc_url: chain_env.rpc_url().to_string(),
+            ..Default::default()
+        },
     };
     let app = issuer_api::Application::build(settings).await.unwrap();
     let api = format!("http://127.0.0.1:{}", app.port());

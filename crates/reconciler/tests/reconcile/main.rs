@@ -3,4 +3,5 @@
 
 mod batches;
 mod helpers;
+mod rotation;
 mod scenarios;

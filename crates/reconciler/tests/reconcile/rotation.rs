@@ -1,0 +1,256 @@
+//! Anchoring keys (issue #17): rotation with validity windows, a retired key's later memos,
+//! and a malformed stored key that must not stop the scan of every other key.
+
+use std::time::Duration;
+
+use chain::{AnchorKeypair, ChainClient, ChainConfig, Cluster};
+use domain::memo::Memo;
+use domain::proof::ProofBundle;
+use domain::IssuerId;
+use reconciler::Since;
+use serde_json::Value;
+use store::{DatabaseSettings, Store};
+
+use crate::helpers::{world, World, ISSUER};
+
+const HOUR: Since = Since::Window(Duration::from_secs(3_600));
+
+async fn proof(w: &World, id: &str) -> ProofBundle {
+    let resp = w
+        .client
+        .get(format!("{}/v1/credentials/{id}/proof", w.api))
+        .bearer_auth(&w.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json().await.unwrap()
+}
+
+async fn verify(w: &World, serial: &str, bundle: &ProofBundle) -> Value {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(format!("%PDF diploma {serial}").into_bytes())
+                .file_name("diploma.pdf"),
+        )
+        .text("proof", serde_json::to_string(bundle).unwrap());
+    w.client
+        .post(format!("{}/v1/verify", w.api))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A credential anchored before and one after an anchoring-key rotation both verify; the
+/// issuer profile publishes both keys with their windows; a relay still holding the old key
+/// signs nothing; and a memo the old key pays for after its retirement is trusted by neither
+/// the reconciler (finding `retired_key`, the credential stays unanchored) nor the verifier
+/// (`tampered`, `anchor_key_retired`).
+#[tokio::test]
+async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards() {
+    let w = world().await;
+    let rpc = w.chain_env.rpc_url().to_string();
+    let store = Store::connect_lazy(&DatabaseSettings::new(&w.db.url)).unwrap();
+    let issuer = IssuerId::parse(ISSUER).unwrap();
+    let old_key = w.anchor_pubkey.clone();
+
+    let before = w.issue("S-ROT-1").await;
+    let relay = w.relay("relay-rot-old").await;
+    w.anchor_all(&relay, std::slice::from_ref(&before)).await;
+    // Block times have one-second granularity: keep the retirement clearly after this anchor.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let new = AnchorKeypair::generate();
+    testkit::validator::airdrop(&rpc, &new.pubkey_base58(), 10_000_000_000)
+        .await
+        .unwrap();
+    let new_path = w.dir.path().join("anchor-new.json");
+    std::fs::write(&new_path, new.to_json_string()).unwrap();
+    let rotated = issuer_api::admin::rotate_anchor_key_in(&store, &issuer, &new.pubkey_base58())
+        .await
+        .unwrap();
+    assert_eq!(rotated.retired_pubkey.as_deref(), Some(old_key.as_str()));
+    // Rotating to the same key again, back to a retired key, or to garbage is refused.
+    for bad in [
+        new.pubkey_base58(),
+        old_key.clone(),
+        "not-a-key".to_string(),
+    ] {
+        assert!(
+            issuer_api::admin::rotate_anchor_key_in(&store, &issuer, &bad)
+                .await
+                .is_err(),
+            "{bad}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // A relay still holding the old key signs nothing for this issuer now.
+    let pending = w.issue("S-ROT-2").await;
+    let _ = relay.relay().run_pass().await;
+    let row = w.sql().await.query_one(
+        "SELECT c.status, o.last_error FROM credentials c JOIN outbox o ON o.credential_id = c.id \
+         WHERE c.id = $1",
+        &[&pending.parse::<uuid::Uuid>().unwrap()],
+    ).await.unwrap();
+    let (status, error): (String, Option<String>) = (row.get(0), row.get(1));
+    assert_eq!(status, "queued");
+    assert!(
+        error.as_deref().unwrap_or("").contains("anchors with"),
+        "{error:?}"
+    );
+    drop(relay);
+
+    // The relay with the new key anchors it.
+    let mut settings = w.relay_settings("relay-rot-new");
+    settings.chain.keypair_path = new_path.clone();
+    let relay = outbox_relay::Application::build(settings).await.unwrap();
+    w.anchor_all(&relay, std::slice::from_ref(&pending)).await;
+
+    // Both verify, each bundle naming the key that paid for it.
+    for (id, serial, key) in [
+        (&before, "S-ROT-1", &old_key),
+        (&pending, "S-ROT-2", &new.pubkey_base58()),
+    ] {
+        let bundle = proof(&w, id).await;
+        assert_eq!(&bundle.anchor.anchor_pubkey, key, "{serial}");
+        let v = verify(&w, serial, &bundle).await;
+        assert_eq!(v["verdict"], "valid", "{serial}: {v}");
+    }
+    // The profile publishes both keys: the old one retired at the new one's start.
+    let profile: Value = w
+        .client
+        .get(format!("{}/v1/issuers/{ISSUER}", w.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = profile["anchor_keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{profile}");
+    assert_eq!(keys[0]["pubkey"], old_key.as_str());
+    assert_eq!(keys[0]["retired_at"], keys[1]["valid_from"]);
+    assert_eq!(keys[1]["pubkey"], new.pubkey_base58());
+    assert!(keys[1]["retired_at"].is_null());
+    assert_eq!(profile["anchor_pubkey"], new.pubkey_base58());
+
+    // Whoever still holds the old key anchors a third credential with it, after retirement.
+    let third = w.issue("S-ROT-3").await;
+    let credential: Value = w
+        .client
+        .get(format!("{}/v1/credentials/{third}", w.api))
+        .bearer_auth(&w.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hash =
+        domain::CredentialHash::from_hex(credential["credential_hash"].as_str().unwrap()).unwrap();
+    let memo = Memo::Credential {
+        issuer: issuer.clone(),
+        credential: third.parse().unwrap(),
+        hash,
+    }
+    .encode();
+    let old = AnchorKeypair::from_json_file(&w.keypair_path).unwrap();
+    let thief = ChainClient::new(ChainConfig::new(&rpc, Cluster::Localnet), old);
+    let tx = thief.build_memo_transaction(&memo).await.unwrap();
+    let signature = thief.send_transaction_bytes(&tx.bytes).await.unwrap();
+    w.wait_finalized_on_chain(&signature).await;
+
+    // The reconciler does not take it as the credential's anchor.
+    let r = w.reconciler().await;
+    let report = r.run_once(HOUR, false).await.unwrap();
+    assert_eq!(report.retired_key, 1, "{report:?}");
+    assert_eq!(report.finalized, 0, "{report:?}");
+    assert_eq!(w.row(&third).await.unwrap().0, "queued");
+    assert_eq!(w.findings("retired_key").await, 1);
+    assert_eq!(
+        r.metrics()
+            .inconsistencies
+            .with_label_values(&["retired_key"])
+            .get(),
+        1
+    );
+    // The earlier anchors, by both keys, are consistent (the old key's history is scanned).
+    assert!(report.consistent >= 2, "{report:?}");
+
+    // Nor does the verifier: a bundle built around that transaction is tampered.
+    let mut bundle = proof(&w, &before).await;
+    let slot = w
+        .chain()
+        .fetch_transaction(&signature, chain::Commitment::Finalized)
+        .await
+        .unwrap()
+        .unwrap()
+        .slot;
+    let salt = domain::Salt::from_hex(credential["salt"].as_str().unwrap()).unwrap();
+    bundle.credential_id = third.parse().unwrap();
+    bundle.salt = Some(salt);
+    bundle.fields.serial = domain::Serial::parse("S-ROT-3").unwrap();
+    bundle.fields.recipient = domain::RecipientId::parse("student-S-ROT-3").unwrap();
+    bundle.fields.file_digest = domain::FileDigest::of(b"%PDF diploma S-ROT-3");
+    bundle.credential_hash = hash;
+    bundle.issuer_signature.signature =
+        domain::IssuerSignature::from_base58(credential["signature"].as_str().unwrap()).unwrap();
+    bundle.anchor.signature = signature.clone();
+    bundle.anchor.slot = slot;
+    bundle.anchor.anchor_pubkey = old_key.clone();
+    bundle.anchor.mode = domain::proof::AnchorMode::Single;
+    bundle.anchor.memo = memo.clone();
+    domain::check_offline(&bundle, Some(b"%PDF diploma S-ROT-3")).unwrap();
+    let v = verify(&w, "S-ROT-3", &bundle).await;
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("tampered"), Some("anchor_key_retired")),
+        "{v}"
+    );
+}
+
+/// A stored anchoring key that is not a public key (written before keys were validated, or
+/// by hand) is recorded as a finding and skipped; every other key is still scanned.
+#[tokio::test]
+async fn a_malformed_anchoring_key_is_skipped_and_the_other_keys_are_scanned() {
+    let w = world().await;
+    let id = w.issue("S-MAL-1").await;
+    let relay = w.relay("relay-mal").await;
+    w.anchor_all(&relay, std::slice::from_ref(&id)).await;
+    drop(relay);
+    // Lose the anchor's record so the scan has something to repair.
+    let db = w.sql().await;
+    db.execute(
+        "UPDATE credentials SET status = 'submitted', anchor_signature = NULL, anchor_slot = NULL, \
+           finalized_at = NULL WHERE id = $1",
+        &[&id.parse::<uuid::Uuid>().unwrap()],
+    )
+    .await
+    .unwrap();
+    // A second issuer whose key is base58 of 31 bytes: shaped like a key, not one.
+    let malformed = bs58::encode([9u8; 31]).into_string();
+    db.batch_execute(&format!(
+        "INSERT INTO issuers (id, name) VALUES ('broken-uni', 'Broken'); \
+         INSERT INTO issuer_anchor_keys (issuer_id, pubkey, valid_from) \
+           VALUES ('broken-uni', '{malformed}', now());"
+    ))
+    .await
+    .unwrap();
+
+    let r = w.reconciler().await;
+    let report = r.run_once(HOUR, false).await.unwrap();
+    assert_eq!(report.malformed_keys, 1, "{report:?}");
+    assert_eq!(report.keys, 2, "{report:?}");
+    assert_eq!(report.finalized, 1, "{report:?}");
+    assert_eq!(w.row(&id).await.unwrap().0, "finalized");
+    assert_eq!(w.findings("malformed_key").await, 1);
+    // Again: still one finding, still a successful run.
+    r.run_once(HOUR, false).await.unwrap();
+    assert_eq!(w.findings("malformed_key").await, 1);
+}
