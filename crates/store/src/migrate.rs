@@ -30,6 +30,18 @@ impl Store {
         Ok(report.applied_migrations().len())
     }
 
+    /// Applies migrations up to and including `version` only. For upgrade tests: they build
+    /// the schema an older release ran, fill it the way that release did, then `migrate`.
+    pub async fn migrate_to(&self, version: u32) -> Result<usize, StoreError> {
+        let mut object = self.client().await?;
+        let client: &mut tokio_postgres::Client = &mut object;
+        let report = embedded::migrations::runner()
+            .set_target(refinery::Target::Version(version))
+            .run_async(client)
+            .await?;
+        Ok(report.applied_migrations().len())
+    }
+
     /// True when every embedded migration has been applied (readiness: a pod running newer
     /// code than the schema must not take traffic).
     pub async fn migrations_current(&self) -> Result<bool, StoreError> {

@@ -182,3 +182,49 @@ async fn a_bulk_request_signed_with_a_rotated_key_is_signed_again_with_the_new_o
         assert_eq!(stored["key_id"], rotated.new_key_id.as_str(), "{stored}");
     }
 }
+
+/// `create-issuer` refuses a missing or malformed anchoring key before writing anything, and
+/// the profile publishes the key it was given with an open window.
+#[tokio::test]
+async fn create_issuer_requires_a_well_formed_anchoring_key() {
+    let app = spawn_app().await;
+    for bad in [
+        "",
+        "not-a-key",
+        "0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OIl",
+        // Base58 of 31 bytes: shaped like a key, not one.
+        "8zUFfLHADcabAoM9YFZYEosLosi2GDmsDuzfcSEkxG",
+    ] {
+        let err = issuer_api::admin::create_issuer_in(
+            &app.store,
+            &app.master,
+            &domain::IssuerId::parse("uni-bad-key").unwrap(),
+            "Bad Key University",
+            bad,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("anchor-pubkey"), "{bad:?}: {err}");
+    }
+    let (status, _) = profile(&app, "uni-bad-key").await;
+    assert_eq!(status, 404, "nothing was written");
+
+    // The command line refuses a missing key outright (usage error, exit 2).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_issuer-api"))
+        .args(["admin", "create-issuer", "--id", "uni-x", "--name", "X"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--anchor-pubkey"));
+
+    let (status, v) = profile(&app, "uni-a").await;
+    assert_eq!(status, 200);
+    let keys = v["anchor_keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{v}");
+    assert_eq!(
+        keys[0]["pubkey"],
+        crate::helpers::UNUSED_ANCHOR_KEY.to_base58()
+    );
+    assert!(keys[0]["retired_at"].is_null());
+    assert_eq!(v["anchor_pubkey"], keys[0]["pubkey"]);
+}

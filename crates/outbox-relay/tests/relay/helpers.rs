@@ -27,7 +27,9 @@ pub struct World {
     pub keypair_path: PathBuf,
     pub anchor_pubkey: String,
     pub client: reqwest::Client,
-    _dir: tempfile::TempDir,
+    /// Holds the keypair file (and anything else a test writes) for the world's lifetime.
+    #[allow(dead_code)]
+    pub dir: tempfile::TempDir,
     #[allow(dead_code)]
     pub issuer: CreatedIssuer,
     /// The API's master key (base64), for starting more issuer-api processes on this world.
@@ -97,7 +99,7 @@ pub async fn world_on(db: TestDb) -> World {
             .pool_idle_timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap(),
-        _dir: dir,
+        dir,
         issuer,
         chain_env,
         master_key_b64: master.to_base64(),

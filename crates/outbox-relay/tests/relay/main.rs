@@ -8,4 +8,5 @@ mod helpers;
 mod page;
 mod revocation;
 mod tampering;
+mod upgrade;
 mod verify;
