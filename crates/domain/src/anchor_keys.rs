@@ -8,16 +8,23 @@
 //! before that key was retired**: a retired key may be lost or sold, and nothing it pays for
 //! afterwards speaks for the issuer. Credentials anchored while it was active keep verifying.
 //!
-//! Only the end of a window is enforced. Block times are whole seconds from the validators'
-//! clocks, so a memo sent just after a key was registered can carry a block time a moment
-//! before `valid_from`; refusing it would reject genuine anchors and protect nothing (the
-//! issuer registered the key as its own). A block whose time the node does not report cannot
-//! be placed against a retirement, so a retired key's memo without a time is not trusted.
-//! The same function decides for the verifier (`verdict`) and the reconciler (`reconcile`).
+//! The start of a window is enforced with [`VALID_FROM_SLACK`]: block times are whole seconds
+//! from the validators' clocks, so a memo sent just after a key was registered can carry a
+//! block time a moment before `valid_from` (PostgreSQL's clock). A key's memos from well before
+//! it became the issuer's (a key another issuer used first, say) are not the issuer's. The end
+//! is exact: `admin rotate-anchor-key` already sets it a grace period after the rotation, so
+//! transactions signed just before it still land inside the window. A block whose time the
+//! node does not report cannot be placed in a window: a retired key's memo without a time is
+//! not trusted. The same function decides for the verifier (`verdict`) and the reconciler
+//! (`reconcile`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::signing::PublicKey;
+
+/// How long before its `valid_from` a key's block may be: validator clocks and PostgreSQL's
+/// disagree by seconds, and block times are whole seconds.
+pub const VALID_FROM_SLACK: TimeDelta = TimeDelta::minutes(10);
 
 /// One anchoring key of an issuer with its window (what the issuer profile publishes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +45,8 @@ pub enum AnchorKeyCheck {
     NotTheIssuers,
     /// The issuer's key, but the block was made at or after its retirement.
     Retired { retired_at: DateTime<Utc> },
+    /// The issuer's key, but the block was made before it became the issuer's.
+    NotYetValid { valid_from: DateTime<Utc> },
     /// The issuer's retired key, and the node gave no block time to place the memo.
     TimeUnknown,
 }
@@ -49,6 +58,7 @@ impl AnchorKeyCheck {
             AnchorKeyCheck::Trusted => "trusted",
             AnchorKeyCheck::NotTheIssuers => "anchor_wrong_fee_payer",
             AnchorKeyCheck::Retired { .. } => "anchor_key_retired",
+            AnchorKeyCheck::NotYetValid { .. } => "anchor_key_not_yet_valid",
             AnchorKeyCheck::TimeUnknown => "anchor_time_unknown",
         }
     }
@@ -65,11 +75,25 @@ pub fn check_anchor_key(
         return AnchorKeyCheck::NotTheIssuers;
     };
     match (key.retired_at, block_time) {
+        (_, Some(t)) if t < key.valid_from - VALID_FROM_SLACK => AnchorKeyCheck::NotYetValid {
+            valid_from: key.valid_from,
+        },
         (None, _) => AnchorKeyCheck::Trusted,
         (Some(_), None) => AnchorKeyCheck::TimeUnknown,
         (Some(retired_at), Some(t)) if t < retired_at => AnchorKeyCheck::Trusted,
         (Some(retired_at), Some(_)) => AnchorKeyCheck::Retired { retired_at },
     }
+}
+
+/// The key that was the issuer's active one at `t`: the newest whose window had started. For
+/// naming the payer of an anchor whose transaction this database never stored (a row rebuilt
+/// from the chain, whose `finalized_at` is its block time). Inside a rotation's grace period
+/// both keys could have paid; this names the newer one (see docs/proof-bundle.md).
+pub fn key_at(keys: &[AnchorKeyWindow], t: DateTime<Utc>) -> Option<&AnchorKeyWindow> {
+    keys.iter()
+        .filter(|k| k.valid_from <= t)
+        .max_by_key(|k| k.valid_from)
+        .or_else(|| keys.iter().min_by_key(|k| k.valid_from))
 }
 
 /// Why a text is not an anchoring key.
@@ -103,7 +127,7 @@ mod tests {
         vec![
             AnchorKeyWindow {
                 pubkey: A.into(),
-                valid_from: at(0),
+                valid_from: at(-1_000_000),
                 retired_at: Some(at(at_secs)),
             },
             AnchorKeyWindow {
@@ -143,6 +167,29 @@ mod tests {
     }
 
     #[test]
+    fn a_key_vouches_from_its_start_give_or_take_the_slack() {
+        let keys = rotated(1000);
+        let slack = VALID_FROM_SLACK.num_seconds();
+        // B became the issuer's at 1000: a block a few seconds earlier is clock skew...
+        assert_eq!(
+            check_anchor_key(&keys, B, Some(at(1000 - 5))),
+            AnchorKeyCheck::Trusted
+        );
+        // ... one from long before is not the issuer's.
+        assert_eq!(
+            check_anchor_key(&keys, B, Some(at(1000 - slack - 1))),
+            AnchorKeyCheck::NotYetValid {
+                valid_from: at(1000)
+            }
+        );
+        assert_eq!(key_at(&keys, at(999)).unwrap().pubkey, A);
+        assert_eq!(key_at(&keys, at(1000)).unwrap().pubkey, B);
+        assert_eq!(key_at(&keys, at(5_000)).unwrap().pubkey, B);
+        assert_eq!(key_at(&keys, at(-9_000_000)).unwrap().pubkey, A);
+        assert!(key_at(&[], at(0)).is_none());
+    }
+
+    #[test]
     fn anchor_pubkeys_are_validated() {
         let good = PublicKey::from_bytes([7; 32]).to_base58();
         assert_eq!(parse_anchor_pubkey(&good).unwrap(), good);
@@ -164,7 +211,11 @@ mod tests {
             let keys = rotated(retire);
             let old = check_anchor_key(&keys, A, Some(at(t)));
             prop_assert_eq!(old == AnchorKeyCheck::Trusted, t < retire);
-            prop_assert_eq!(check_anchor_key(&keys, B, Some(at(t))), AnchorKeyCheck::Trusted);
+            let new = check_anchor_key(&keys, B, Some(at(t)));
+            prop_assert_eq!(
+                new == AnchorKeyCheck::Trusted,
+                t >= retire - VALID_FROM_SLACK.num_seconds()
+            );
             prop_assert_eq!(check_anchor_key(&keys, "X", Some(at(t))), AnchorKeyCheck::NotTheIssuers);
         }
 

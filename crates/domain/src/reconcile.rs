@@ -28,8 +28,9 @@ pub enum AnchorVerdict {
     /// A memo of ours written by someone else (wrong fee payer, or an issuer that does not
     /// anchor with this key).
     Forged(Vec<Memo>),
-    /// Paid by the issuer's key after the issuer retired it (or at a time the node does not
-    /// report): whoever holds a retired key no longer speaks for the issuer.
+    /// Paid by the issuer's key outside its window: after the issuer retired it, before it
+    /// became the issuer's, or at a time the node does not report for a retired key. Whoever
+    /// holds a key outside its window does not speak for the issuer.
     RetiredKey(Vec<Memo>),
     /// A transaction with our memo that failed: it anchors nothing.
     Failed(Vec<Memo>),

@@ -103,9 +103,10 @@ impl VerdictKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerFacts {
     /// The issuer's anchoring keys with their windows: the only acceptable fee payers, each
-    /// until its retirement (`anchor_keys::check_anchor_key`). Empty means "not published"
+    /// until its retirement (`anchor_keys::check_anchor_key`). `None` means "not published"
     /// (offline, nothing pinned): then the bundle's own anchoring key is the reference.
-    pub anchor_keys: Vec<AnchorKeyWindow>,
+    /// `Some(empty)` is an issuer that has no key: nothing it anchors is trusted.
+    pub anchor_keys: Option<Vec<AnchorKeyWindow>>,
     /// Published signing keys. Empty means "not published" (offline): then the bundle's own
     /// key is used for the signature check and no validity window is enforced.
     pub signing_keys: Vec<PublishedKey>,
@@ -285,14 +286,20 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
     }
 
     let anchor_key = b.anchor.anchor_pubkey.as_str();
-    if !issuer.anchor_keys.is_empty() && !issuer.anchor_keys.iter().any(|k| k.pubkey == anchor_key)
+    if let Some(keys) = issuer
+        .anchor_keys
+        .as_ref()
+        .filter(|keys| !keys.iter().any(|k| k.pubkey == anchor_key))
     {
+        let known = if keys.is_empty() {
+            "the issuer publishes no anchoring key"
+        } else {
+            "it is not one of the issuer's"
+        };
         return Verdict::new(
             K::Tampered,
             "anchor_key_mismatch",
-            format!(
-                "the bundle names anchoring key {anchor_key}, which is not one of the issuer's"
-            ),
+            format!("the bundle names anchoring key {anchor_key}, but {known}"),
         );
     }
 
@@ -333,8 +340,8 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
             ),
         );
     }
-    if !issuer.anchor_keys.is_empty() {
-        let check = check_anchor_key(&issuer.anchor_keys, &tx.fee_payer, tx.block_time);
+    if let Some(keys) = &issuer.anchor_keys {
+        let check = check_anchor_key(keys, &tx.fee_payer, tx.block_time);
         match check {
             AnchorKeyCheck::Trusted => {}
             AnchorKeyCheck::NotTheIssuers => {
@@ -352,6 +359,17 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
                         "the anchor was paid by {} after the issuer retired that key ({})",
                         tx.fee_payer,
                         retired_at.to_rfc3339()
+                    ),
+                )
+            }
+            AnchorKeyCheck::NotYetValid { valid_from } => {
+                return Verdict::new(
+                    K::Tampered,
+                    check.code(),
+                    format!(
+                        "the anchor was paid by {} before it became the issuer's key ({})",
+                        tx.fee_payer,
+                        valid_from.to_rfc3339()
                     ),
                 )
             }
@@ -515,11 +533,11 @@ mod tests {
 
     fn issuer() -> IssuerFacts {
         IssuerFacts {
-            anchor_keys: vec![AnchorKeyWindow {
+            anchor_keys: Some(vec![AnchorKeyWindow {
                 pubkey: PAYER.into(),
                 valid_from: t("2026-01-01T00:00:00Z"),
                 retired_at: None,
-            }],
+            }]),
             signing_keys: vec![PublishedKey {
                 key_id: KeyId::parse("k1").unwrap(),
                 public_key: key(1).public_key(),
@@ -708,7 +726,7 @@ mod tests {
         assert_eq!(v.kind, VerdictKind::Valid);
         // Without a published key list (offline), the bundle's key is checked alone.
         let offline = IssuerFacts {
-            anchor_keys: vec![],
+            anchor_keys: None,
             signing_keys: vec![],
         };
         assert_eq!(
@@ -794,9 +812,21 @@ mod tests {
         );
         // The bundle names another anchoring key than the issuer publishes.
         let mut other = i.clone();
-        other.anchor_keys[0].pubkey = "Other".into();
+        other.anchor_keys = Some(vec![AnchorKeyWindow {
+            pubkey: "Other".into(),
+            valid_from: t("2026-01-01T00:00:00Z"),
+            retired_at: None,
+        }]);
         assert_eq!(
             reason(verdict(&b, None, Some(&other), &seen(&b), &none)),
+            (VerdictKind::Tampered, "anchor_key_mismatch")
+        );
+        // An issuer that publishes no anchoring key at all vouches for no anchor (unlike an
+        // offline verifier that was given none, which falls back to the bundle's key).
+        let mut keyless = i.clone();
+        keyless.anchor_keys = Some(vec![]);
+        assert_eq!(
+            reason(verdict(&b, None, Some(&keyless), &seen(&b), &none)),
             (VerdictKind::Tampered, "anchor_key_mismatch")
         );
     }
@@ -846,8 +876,9 @@ mod tests {
         let none = RevocationState::NotRevoked;
         // `seen` places the block at 2026-07-01T00:00:00Z.
         let mut i = issuer();
-        i.anchor_keys[0].retired_at = Some(t("2026-07-01T00:00:01Z"));
-        i.anchor_keys.push(AnchorKeyWindow {
+        let keys = i.anchor_keys.as_mut().unwrap();
+        keys[0].retired_at = Some(t("2026-07-01T00:00:01Z"));
+        keys.push(AnchorKeyWindow {
             pubkey: "NewKey".into(),
             valid_from: t("2026-07-01T00:00:01Z"),
             retired_at: None,
@@ -856,7 +887,7 @@ mod tests {
             verdict(&b, Some(FILE), Some(&i), &seen(&b), &none).kind,
             VerdictKind::Valid
         );
-        i.anchor_keys[0].retired_at = Some(t("2026-07-01T00:00:00Z"));
+        i.anchor_keys.as_mut().unwrap()[0].retired_at = Some(t("2026-07-01T00:00:00Z"));
         assert_eq!(
             reason(verdict(&b, Some(FILE), Some(&i), &seen(&b), &none)),
             (VerdictKind::Tampered, "anchor_key_retired")

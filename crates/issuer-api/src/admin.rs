@@ -107,8 +107,10 @@ pub struct RotatedAnchorKey {
     pub issuer_id: String,
     /// The key that was active until now (absent if the issuer had none).
     pub retired_pubkey: Option<String>,
+    /// RFC 3339: from when the old key vouches for nothing (`rotated_at` + the grace).
+    pub retired_at: Option<String>,
     pub new_pubkey: String,
-    /// RFC 3339: the old key's retired_at = the new key's valid_from.
+    /// RFC 3339: the new key's valid_from.
     pub rotated_at: String,
 }
 
@@ -116,11 +118,12 @@ pub async fn rotate_anchor_key(
     settings: &Settings,
     issuer: &str,
     new_pubkey: &str,
+    grace: std::time::Duration,
 ) -> anyhow::Result<RotatedAnchorKey> {
     let issuer = IssuerId::parse(issuer)?;
     let store = Store::connect_lazy(&settings.database)?;
     store.migrate().await?;
-    rotate_anchor_key_in(&store, &issuer, new_pubkey).await
+    rotate_anchor_key_in(&store, &issuer, new_pubkey, grace).await
 }
 
 /// Validates `new_pubkey` and rotates (see `Store::rotate_anchor_key`).
@@ -128,13 +131,15 @@ pub async fn rotate_anchor_key_in(
     store: &Store,
     issuer: &IssuerId,
     new_pubkey: &str,
+    grace: std::time::Duration,
 ) -> anyhow::Result<RotatedAnchorKey> {
     let new_pubkey =
         parse_anchor_pubkey(new_pubkey).map_err(|e| anyhow::anyhow!("--new-pubkey: {e}"))?;
-    match store.rotate_anchor_key(issuer, &new_pubkey).await? {
+    match store.rotate_anchor_key(issuer, &new_pubkey, grace).await? {
         store::issuers::RotatedAnchorKey::Rotated { retired, at } => Ok(RotatedAnchorKey {
             issuer_id: issuer.as_str().to_string(),
-            retired_pubkey: retired,
+            retired_pubkey: retired.as_ref().map(|(pubkey, _)| pubkey.clone()),
+            retired_at: retired.map(|(_, t)| t.to_rfc3339()),
             new_pubkey,
             rotated_at: at.to_rfc3339(),
         }),

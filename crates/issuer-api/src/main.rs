@@ -39,15 +39,20 @@ enum AdminCommand {
         #[arg(long)]
         anchor_pubkey: String,
     },
-    /// Retire the issuer's active anchoring key and activate a new one at the same instant
-    /// (one transaction); prints both keys and the instant (JSON). Anchors paid by the old key
-    /// before that instant keep verifying; anything it pays for afterwards is not trusted.
+    /// Activate a new anchoring key now and retire the active one after a grace period (one
+    /// transaction); prints both keys and both instants (JSON). Anchors paid by the old key
+    /// before its retirement keep verifying; anything it pays for afterwards is not trusted.
     RotateAnchorKey {
         #[arg(long)]
         issuer: String,
         /// Base58 public key of the new anchoring key.
         #[arg(long)]
         new_pubkey: String,
+        /// Seconds the old key still vouches for anchors after the rotation: transactions the
+        /// relay signed with it just before can land up to a blockhash lifetime (~60-90 s)
+        /// later. 0 when the old key is compromised.
+        #[arg(long, default_value_t = 120)]
+        grace_secs: u64,
     },
     /// Retire the issuer's active signing key and create a new one (one transaction);
     /// prints the new key id and public key (JSON).
@@ -101,8 +106,18 @@ async fn main() -> anyhow::Result<()> {
             let created = admin::create_issuer(&settings, &id, &name, &anchor_pubkey).await?;
             println!("{}", serde_json::to_string_pretty(&created)?);
         }
-        Command::Admin(AdminCommand::RotateAnchorKey { issuer, new_pubkey }) => {
-            let rotated = admin::rotate_anchor_key(&settings, &issuer, &new_pubkey).await?;
+        Command::Admin(AdminCommand::RotateAnchorKey {
+            issuer,
+            new_pubkey,
+            grace_secs,
+        }) => {
+            let rotated = admin::rotate_anchor_key(
+                &settings,
+                &issuer,
+                &new_pubkey,
+                std::time::Duration::from_secs(grace_secs),
+            )
+            .await?;
             println!("{}", serde_json::to_string_pretty(&rotated)?);
         }
         Command::Admin(AdminCommand::RotateSigningKey { issuer }) => {

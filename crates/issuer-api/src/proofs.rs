@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
+use domain::anchor_keys::{key_at, AnchorKeyWindow};
 use domain::proof::{
     bundle_version, check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle,
 };
@@ -50,18 +51,15 @@ pub async fn bundles_for(
         .into_iter()
         .map(|k| (k.key_id.as_str().to_string(), k.public_key))
         .collect();
+    let anchor_keys = state
+        .store()
+        .anchor_keys_of(issuer)
+        .await
+        .map_err(store_err)?;
     let cluster = state.explorer.cluster.as_str().to_string();
     Ok(records
         .into_iter()
-        .map(|r| {
-            bundle_from(
-                r,
-                &profile.name,
-                profile.anchor_pubkey.as_deref(),
-                &keys,
-                &cluster,
-            )
-        })
+        .map(|r| bundle_from(r, &profile.name, &anchor_keys, &keys, &cluster))
         .collect())
 }
 
@@ -75,7 +73,7 @@ fn unavailable(reason: impl Into<String>) -> ApiError {
 pub fn bundle_from(
     record: ProofRecord,
     issuer_name: &str,
-    anchor_pubkey: Option<&str>,
+    anchor_keys: &[AnchorKeyWindow],
     keys: &HashMap<String, PublicKey>,
     cluster: &str,
 ) -> Result<ProofBundle, ApiError> {
@@ -121,12 +119,15 @@ pub fn bundle_from(
         return Err(unavailable("the anchor is not recorded"));
     };
     // The key that paid for the anchor (recorded by the relay when it signed), which a
-    // rotation may have retired since; the active key for a row rebuilt from the chain.
+    // rotation may have retired since; for a row rebuilt from the chain (no stored
+    // transaction), the key that was active at its block time.
     let anchor_pubkey = anchor_payer
-        .as_deref()
-        .or(anchor_pubkey)
-        .ok_or_else(|| unavailable("the issuer has no anchoring key"))?
-        .to_string();
+        .or_else(|| {
+            c.finalized_at
+                .and_then(|t| key_at(anchor_keys, t))
+                .map(|k| k.pubkey.clone())
+        })
+        .ok_or_else(|| unavailable("the issuer has no anchoring key"))?;
     let mode = match membership {
         None => AnchorMode::Single,
         Some(m) => AnchorMode::Merkle {

@@ -117,7 +117,8 @@ pub async fn verify(
                 .await
                 .map_err(store_err)?;
             Some(IssuerFacts {
-                anchor_keys,
+                // Published, even if empty: an issuer without a key vouches for no anchor.
+                anchor_keys: Some(anchor_keys),
                 signing_keys: keys
                     .into_iter()
                     .map(|k| PublishedKey {
@@ -368,6 +369,13 @@ fn bundle_from_record(
             // The key that paid for this credential's anchor (it may have been rotated out
             // since); the issuer's active key for an anchor not sent yet.
             anchor_pubkey: payer
+                .or_else(|| {
+                    let keys = facts.anchor_keys.as_deref().unwrap_or_default();
+                    record
+                        .finalized_at
+                        .and_then(|t| domain::anchor_keys::key_at(keys, t))
+                        .map(|k| k.pubkey.clone())
+                })
                 .or_else(|| issuer.anchor_pubkey.clone())
                 .unwrap_or_default(),
             memo: String::new(),

@@ -39,9 +39,9 @@ pub struct IssuerRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotatedAnchorKey {
     Rotated {
-        /// The key that was active and is now retired (`None` if the issuer had none).
-        retired: Option<String>,
-        /// The old key's `retired_at` = the new key's `valid_from`.
+        /// The key that was active, with its retirement (`None` if the issuer had none).
+        retired: Option<(String, DateTime<Utc>)>,
+        /// The new key's `valid_from`.
         at: DateTime<Utc>,
     },
     /// The new key is the active key already: nothing changed.
@@ -92,8 +92,10 @@ impl Store {
         let tx = client.transaction().await?;
         let inserted = tx
             .execute(
-                "INSERT INTO issuers (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-                &[&new.id.as_str(), &new.name],
+                // anchor_pubkey: the previous release's column, mirrored for a rolling upgrade.
+                "INSERT INTO issuers (id, name, anchor_pubkey) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+                &[&new.id.as_str(), &new.name, &new.anchor_pubkey],
             )
             .await?;
         if inserted == 0 {
@@ -236,12 +238,16 @@ impl Store {
             .transpose()?)
     }
 
-    /// Retires the issuer's active anchoring key and activates `pubkey` (validated by the
-    /// caller) at the same instant, in ONE transaction.
+    /// Activates `pubkey` (validated by the caller) now and retires the issuer's active
+    /// anchoring key `grace` later, in ONE transaction. The grace covers transactions the
+    /// relay signed with the old key just before and that land up to a blockhash lifetime
+    /// later (and clock skew between PostgreSQL and the validators); zero when the old key
+    /// is compromised.
     pub async fn rotate_anchor_key(
         &self,
         issuer: &IssuerId,
         pubkey: &str,
+        grace: std::time::Duration,
     ) -> Result<RotatedAnchorKey, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -273,11 +279,12 @@ impl Store {
             .query_one("SELECT clock_timestamp()", &[])
             .await?
             .try_get(0)?;
+        let retired_at = at + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero());
         let retired: Option<String> = tx
             .query_opt(
                 "UPDATE issuer_anchor_keys SET retired_at = $2 \
                  WHERE issuer_id = $1 AND retired_at IS NULL RETURNING pubkey",
-                &[&issuer.as_str(), &at],
+                &[&issuer.as_str(), &retired_at],
             )
             .await?
             .map(|row| row.try_get(0))
@@ -287,8 +294,17 @@ impl Store {
             &[&issuer.as_str(), &pubkey, &at],
         )
         .await?;
+        // The previous release's column, mirrored for a rolling upgrade.
+        tx.execute(
+            "UPDATE issuers SET anchor_pubkey = $2 WHERE id = $1",
+            &[&issuer.as_str(), &pubkey],
+        )
+        .await?;
         tx.commit().await?;
-        Ok(RotatedAnchorKey::Rotated { retired, at })
+        Ok(RotatedAnchorKey::Rotated {
+            retired: retired.map(|pubkey| (pubkey, retired_at)),
+            at,
+        })
     }
 
     /// Every signing key of `issuer`, oldest first (the issuer profile).

@@ -110,6 +110,8 @@ pub struct Observation {
 pub struct ScanReport {
     /// The endpoint, path and query hidden.
     pub rpc: String,
+    /// The anchoring key whose history was searched.
+    pub key: String,
     /// Pages of the anchoring key's history read (1,000 signatures each).
     pub pages: u32,
     /// The anchor's slot as the chain reports it: the search must reach it.
@@ -131,7 +133,10 @@ pub struct Request {
     pub bundle: ProofBundle,
     pub rpcs: Vec<String>,
     /// Base58 anchoring key the user trusts for this issuer.
-    pub pinned_issuer_key: Option<String>,
+    /// Every key pinned with `--issuer-key`. Pin all the anchoring keys the issuer's profile
+    /// lists: after a rotation, revocations are paid by the newer key, and each pinned key's
+    /// history is searched.
+    pub pinned_issuer_keys: Vec<String>,
     /// The most pages (1,000 signatures each) of the anchoring key's history to read while
     /// searching back to the anchor's slot for a revocation; running out is inconclusive.
     pub max_history_pages: u32,
@@ -176,39 +181,49 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
     let cluster = Cluster::from_str(&req.bundle.anchor.cluster).unwrap_or(Cluster::Localnet);
     let mut observations = Vec::with_capacity(req.rpcs.len());
     let mut scans = Vec::with_capacity(req.rpcs.len());
+    // Revocations are searched in the history of every pinned key (a rotation moves later
+    // revocations to the newer key), or of the bundle's own key when nothing is pinned.
+    let keys: Vec<String> = if req.pinned_issuer_keys.is_empty() {
+        vec![req.bundle.anchor.anchor_pubkey.clone()]
+    } else {
+        req.pinned_issuer_keys.clone()
+    };
     for url in &req.rpcs {
         let client = ChainClient::read_only(ChainConfig {
             request_timeout: req.timeout,
             ..ChainConfig::new(url.clone(), cluster)
         });
-        let (obs, mut scan) = observe(&client, &req.bundle, req.max_history_pages)
+        let (obs, endpoint_scans) = observe(&client, &req.bundle, &keys, req.max_history_pages)
             .await
             .map_err(|error| VerifyError::Rpc {
                 url: redact(url),
                 error,
             })?;
-        scan.rpc = redact(url);
         observations.push((url, obs));
-        scans.push(scan);
+        scans.extend(endpoint_scans.into_iter().map(|mut scan| {
+            scan.rpc = redact(url);
+            scan
+        }));
     }
     let first = agreed(&observations)?;
 
-    let pinned_ok = req
-        .pinned_issuer_key
-        .as_deref()
-        .is_none_or(|k| k == req.bundle.anchor.anchor_pubkey);
+    let pinned_ok = req.pinned_issuer_keys.is_empty()
+        || req
+            .pinned_issuer_keys
+            .contains(&req.bundle.anchor.anchor_pubkey);
     // A pin names one key and no window: offline, the holder pins the key the issuer
     // published for the time of the anchor (a retired key's window is the API's to check).
     let facts = IssuerFacts {
-        anchor_keys: req
-            .pinned_issuer_key
-            .iter()
-            .map(|pubkey| AnchorKeyWindow {
-                pubkey: pubkey.clone(),
-                valid_from: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-                retired_at: None,
-            })
-            .collect(),
+        anchor_keys: (!req.pinned_issuer_keys.is_empty()).then(|| {
+            req.pinned_issuer_keys
+                .iter()
+                .map(|pubkey| AnchorKeyWindow {
+                    pubkey: pubkey.clone(),
+                    valid_from: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+                    retired_at: None,
+                })
+                .collect()
+        }),
         signing_keys: Vec::new(),
     };
     let verdict = if pinned_ok {
@@ -229,7 +244,7 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
             kind: VerdictKind::UnknownIssuer,
             reason: "issuer_key_mismatch",
             detail: format!(
-                "the bundle's anchoring key {} is not the pinned key",
+                "the bundle's anchoring key {} is not a pinned key",
                 req.bundle.anchor.anchor_pubkey
             ),
         }
@@ -288,8 +303,9 @@ fn describe(o: &Observation) -> String {
 pub async fn observe(
     client: &ChainClient,
     bundle: &ProofBundle,
+    keys: &[String],
     max_history_pages: u32,
-) -> Result<(Observation, ScanReport), ChainError> {
+) -> Result<(Observation, Vec<ScanReport>), ChainError> {
     let anchor = if bundle.anchor.signature.is_empty() {
         ChainAnchor::NotSubmitted
     } else {
@@ -311,8 +327,23 @@ pub async fn observe(
         ChainAnchor::Seen(tx) => Some(tx.slot),
         _ => None,
     };
-    let (revocation, scan) =
-        find_revocation(client, bundle, anchor_slot, max_history_pages).await?;
+    // Revoked if any key's history holds the revocation; unknown if none does and some
+    // history could not be read back to the anchor; not revoked only if all were read.
+    let mut revocation = RevocationState::NotRevoked;
+    let mut scans = Vec::with_capacity(keys.len());
+    for key in keys {
+        let (state, scan) =
+            find_revocation(client, bundle, key, anchor_slot, max_history_pages).await?;
+        scans.push(scan);
+        match state {
+            RevocationState::Anchored => {
+                revocation = RevocationState::Anchored;
+                break;
+            }
+            RevocationState::Unknown => revocation = RevocationState::Unknown,
+            _ => {}
+        }
+    }
     let cluster = cluster_of_genesis_hash(&client.genesis_hash().await?);
     Ok((
         Observation {
@@ -320,7 +351,7 @@ pub async fn observe(
             anchor,
             revocation,
         },
-        scan,
+        scans,
     ))
 }
 
@@ -335,12 +366,14 @@ pub async fn observe(
 async fn find_revocation(
     client: &ChainClient,
     bundle: &ProofBundle,
+    key: &str,
     anchor_slot: Option<u64>,
     max_pages: u32,
 ) -> Result<(RevocationState, ScanReport), ChainError> {
     const PAGE: usize = 1000;
     let mut scan = ScanReport {
         rpc: String::new(),
+        key: key.to_string(),
         pages: 0,
         anchor_slot,
         reached_slot: None,
@@ -352,7 +385,6 @@ async fn find_revocation(
         scan.stopped = Some("no_anchor");
         return Ok((RevocationState::NotRevoked, scan));
     };
-    let key = &bundle.anchor.anchor_pubkey;
     let mut before: Option<String> = None;
     loop {
         let page = client
@@ -377,7 +409,7 @@ async fn find_revocation(
                 .await?
             {
                 if tx.succeeded
-                    && tx.fee_payer == *key
+                    && tx.fee_payer == key
                     && tx.memos.iter().any(|m| revokes(bundle, m))
                 {
                     scan.complete = true;
@@ -434,7 +466,7 @@ fn report(
         message: verdict.kind.headline(),
         detail: verdict.detail,
         exit_code: match verdict.kind {
-            VerdictKind::Valid if req.pinned_issuer_key.is_none() => exit::VALID_UNPINNED,
+            VerdictKind::Valid if req.pinned_issuer_keys.is_empty() => exit::VALID_UNPINNED,
             kind => exit_code(kind),
         },
         credential_id: b.credential_id.to_string(),
@@ -451,7 +483,7 @@ fn report(
         revoked: obs.revocation == RevocationState::Anchored,
         explorer_url: cluster.explorer_tx_url(&b.anchor.signature, None),
         rpcs: req.rpcs.iter().map(|u| redact(u)).collect(),
-        issuer_key_pinned: req.pinned_issuer_key.is_some(),
+        issuer_key_pinned: !req.pinned_issuer_keys.is_empty(),
         revocation_scan,
     }
     .printable()

@@ -32,8 +32,10 @@ struct Cli {
     #[arg(long)]
     json: bool,
     /// Base58 anchoring public key you trust for this issuer (from its profile or website).
+    /// Repeat it for every key the issuer's profile lists (`anchor_keys`): the anchor must be
+    /// paid by one of them, and revocations are searched in the history of each.
     #[arg(long)]
-    issuer_key: Option<String>,
+    issuer_key: Vec<String>,
     /// The most pages (1,000 signatures each) of the anchoring key's history to read while
     /// searching back to the anchor's slot for a revocation; running out is inconclusive
     /// (exit 8), never "not revoked".
@@ -92,7 +94,7 @@ fn run(cli: Cli) -> Result<verifier::Report, VerifyError> {
         file,
         bundle,
         rpcs: cli.rpcs,
-        pinned_issuer_key: cli.issuer_key,
+        pinned_issuer_keys: cli.issuer_key,
         max_history_pages: cli.max_history_pages.max(1),
         timeout: Duration::from_secs(cli.timeout_secs.max(1)),
     };

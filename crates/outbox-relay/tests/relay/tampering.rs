@@ -398,7 +398,7 @@ async fn cli_verdict(w: &World, file: Vec<u8>, bundle: &ProofBundle) -> (String,
         file,
         bundle: bundle.clone(),
         rpcs: vec![w.chain_env.rpc_url().to_string()],
-        pinned_issuer_key: Some(w.anchor_pubkey.clone()),
+        pinned_issuer_keys: vec![w.anchor_pubkey.clone()],
         max_history_pages: 200,
         timeout: Duration::from_secs(10),
     };

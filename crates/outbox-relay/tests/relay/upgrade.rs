@@ -70,7 +70,7 @@ async fn cli_verdict(w: &World, serial: &str, bundle: &domain::proof::ProofBundl
         file: file_of(serial),
         bundle: bundle.clone(),
         rpcs: vec![w.chain_env.rpc_url().to_string()],
-        pinned_issuer_key: Some(w.anchor_pubkey.clone()),
+        pinned_issuer_keys: vec![w.anchor_pubkey.clone()],
         max_history_pages: 200,
         timeout: Duration::from_secs(10),
     })

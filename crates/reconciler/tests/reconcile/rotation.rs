@@ -71,10 +71,21 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
         .unwrap();
     let new_path = w.dir.path().join("anchor-new.json");
     std::fs::write(&new_path, new.to_json_string()).unwrap();
-    let rotated = issuer_api::admin::rotate_anchor_key_in(&store, &issuer, &new.pubkey_base58())
-        .await
-        .unwrap();
+    // No grace: as when the old key is compromised (the default 120 s lets transactions the
+    // relay signed just before land inside the old key's window).
+    let rotated = issuer_api::admin::rotate_anchor_key_in(
+        &store,
+        &issuer,
+        &new.pubkey_base58(),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     assert_eq!(rotated.retired_pubkey.as_deref(), Some(old_key.as_str()));
+    assert_eq!(
+        rotated.retired_at.as_deref(),
+        Some(rotated.rotated_at.as_str())
+    );
     // Rotating to the same key again, back to a retired key, or to garbage is refused.
     for bad in [
         new.pubkey_base58(),
@@ -82,7 +93,7 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
         "not-a-key".to_string(),
     ] {
         assert!(
-            issuer_api::admin::rotate_anchor_key_in(&store, &issuer, &bad)
+            issuer_api::admin::rotate_anchor_key_in(&store, &issuer, &bad, Duration::ZERO)
                 .await
                 .is_err(),
             "{bad}"
@@ -213,6 +224,60 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
         (Some("tampered"), Some("anchor_key_retired")),
         "{v}"
     );
+
+    // The credential anchored by the old key is revoked now: the revocation is paid by the
+    // new key. The API says revoked; offline, pinning the keys the profile lists searches
+    // both histories and finds it.
+    let status = w
+        .client
+        .post(format!("{}/v1/credentials/{before}/revoke", w.api))
+        .bearer_auth(&w.api_key)
+        .json(&serde_json::json!({"reason": "withdrawn"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 202);
+    w.relay_until(&relay, std::slice::from_ref(&before), "revoked")
+        .await;
+    let bundle = proof(&w, &before).await;
+    assert_eq!(verify(&w, "S-ROT-1", &bundle).await["verdict"], "revoked");
+    let report = verifier::verify(&verifier::Request {
+        file: b"%PDF diploma S-ROT-1".to_vec(),
+        bundle,
+        rpcs: vec![rpc.clone()],
+        pinned_issuer_keys: vec![old_key.clone(), new.pubkey_base58()],
+        max_history_pages: 200,
+        timeout: Duration::from_secs(10),
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.verdict.as_str(), "revoked", "{report:?}");
+    assert_eq!(
+        report.revocation_scan.len(),
+        2,
+        "both keys' histories searched"
+    );
+}
+
+/// `--grace-secs` (default 120): the old key keeps vouching for a while after the rotation,
+/// so a transaction the relay signed with it just before still lands inside its window.
+#[tokio::test]
+async fn a_rotation_with_grace_retires_the_old_key_later() {
+    let w = world().await;
+    let store = Store::connect_lazy(&DatabaseSettings::new(&w.db.url)).unwrap();
+    let issuer = IssuerId::parse(ISSUER).unwrap();
+    let new = AnchorKeypair::generate().pubkey_base58();
+    let rotated =
+        issuer_api::admin::rotate_anchor_key_in(&store, &issuer, &new, Duration::from_secs(120))
+            .await
+            .unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(&rotated.rotated_at).unwrap();
+    let retired =
+        chrono::DateTime::parse_from_rfc3339(rotated.retired_at.as_deref().unwrap()).unwrap();
+    assert_eq!((retired - at).num_seconds(), 120);
+    // The new key is the active one at once: the relay signs only with it from now on.
+    assert_eq!(store.active_anchor_key(&issuer).await.unwrap(), Some(new));
 }
 
 /// A stored anchoring key that is not a public key (written before keys were validated, or
