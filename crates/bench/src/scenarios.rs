@@ -600,10 +600,10 @@ async fn pgbench(w: &World, rate: Option<f64>) -> anyhow::Result<PgbenchRun> {
             "BEGIN;\n\
              WITH c AS (INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
              credential_type, title, metadata, file_digest, credential_hash, signing_key_id, \
-             signature, status) VALUES (gen_random_uuid(), 'bench-pgbench', gen_random_uuid()::text, \
-             'student', now(), 'diploma', 'BSc Computer Science', '{{}}', \
+             signature, status, proof_format, salt) VALUES (gen_random_uuid(), 'bench-pgbench', \
+             gen_random_uuid()::text, 'student', now(), 'diploma', 'BSc Computer Science', '{{}}', \
              sha256(random()::text::bytea), sha256(random()::text::bytea), '{key_id}', \
-             sha256('a') || sha256('b'), 'queued') RETURNING id) \
+             sha256('a') || sha256('b'), 'queued', 2, sha256(random()::text::bytea)) RETURNING id) \
              INSERT INTO outbox (kind, credential_id, issuer_id) \
              SELECT 'anchor_credential', id, 'bench-pgbench' FROM c;\n\
              SELECT pg_notify('outbox_new', 'bench-pgbench');\n\
@@ -756,13 +756,13 @@ async fn bulk_copy_round(w: &World, round: usize) -> anyhow::Result<f64> {
             let id = uuid::Uuid::now_v7();
             writeln!(
                 c,
-                "{id},bench-copy,COPY-{round}-{i},student-{i},2026-06-30 12:00:00+00,diploma,BSc Computer Science,{{}},\\x{hex32},\\x{hex32},{key_id},\\x{hex64},queued,{request_id}"
+                "{id},bench-copy,COPY-{round}-{i},student-{i},2026-06-30 12:00:00+00,diploma,BSc Computer Science,{{}},\\x{hex32},\\x{hex32},{key_id},\\x{hex64},queued,{request_id},2,\\x{hex32}"
             )?;
             writeln!(o, "anchor_credential,{id},bench-copy")?;
         }
     }
     let copy = format!(
-        "\\copy credentials (id, issuer_id, serial, recipient_id, issued_at, credential_type, title, metadata, file_digest, credential_hash, signing_key_id, signature, status, request_batch_id) FROM '{}' CSV\n\
+        "\\copy credentials (id, issuer_id, serial, recipient_id, issued_at, credential_type, title, metadata, file_digest, credential_hash, signing_key_id, signature, status, request_batch_id, proof_format, salt) FROM '{}' CSV\n\
          \\copy outbox (kind, credential_id, issuer_id) FROM '{}' CSV\n",
         creds.display(),
         outbox.display()
@@ -894,9 +894,11 @@ async fn fill(
 ) -> anyhow::Result<()> {
     db.execute(
         "WITH c AS (INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
-           credential_type, title, file_digest, credential_hash, signing_key_id, signature, status) \
+           credential_type, title, file_digest, credential_hash, signing_key_id, signature, status, \
+           proof_format, salt) \
          SELECT gen_random_uuid(), 'bench-claim', $1 || '-' || g, 'r', now(), 'd', 't', \
-           sha256(g::text::bytea), sha256(g::text::bytea), $2, sha256('a') || sha256('b'), 'queued' \
+           sha256(g::text::bytea), sha256(g::text::bytea), $2, sha256('a') || sha256('b'), 'queued', \
+           2, sha256(g::text::bytea) \
          FROM generate_series(1, $3::bigint) g RETURNING id) \
          INSERT INTO outbox (kind, credential_id, issuer_id) SELECT 'anchor_credential', id, 'bench-claim' FROM c",
         &[&prefix, &key_id, &n],
@@ -1166,16 +1168,17 @@ pub async fn reconcile(w: &World) -> anyhow::Result<(Reconcile, f64)> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let out = reader.await?;
-    let field = |name: &str| -> u64 {
-        out.lines()
-            .find(|l| l.trim_start().starts_with(&format!("{name}:")))
-            .and_then(|l| l.split(':').nth(1))
-            .map(|v| v.trim().trim_end_matches(',').to_string())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+    // `run-once` prints its report as JSON; a report without the figures is an error, never a
+    // silent zero in the published table.
+    let report: Value = serde_json::from_str(&out)
+        .with_context(|| format!("reconciler run-once printed no JSON report: {out:?}"))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        report[name]
+            .as_u64()
+            .with_context(|| format!("run-once report has no {name}: {report}"))
     };
-    let transactions = field("transactions");
-    let elapsed_ms = field("elapsed_ms").max(1);
+    let transactions = field("transactions")?;
+    let elapsed_ms = field("elapsed_ms")?.max(1);
     Ok((
         Reconcile {
             transactions,
