@@ -69,6 +69,21 @@ fn unavailable(reason: impl Into<String>) -> ApiError {
     }
 }
 
+/// The key a bundle names as its anchor's payer: the one the relay recorded when it signed
+/// (a rotation may have retired it since), else, for a row rebuilt from the chain (no stored
+/// transaction; `finalized_at` is its block time), the key active at that time.
+pub fn anchor_payer_of(
+    recorded: Option<String>,
+    finalized_at: Option<chrono::DateTime<chrono::Utc>>,
+    anchor_keys: &[AnchorKeyWindow],
+) -> Option<String> {
+    recorded.or_else(|| {
+        finalized_at
+            .and_then(|t| key_at(anchor_keys, t))
+            .map(|k| k.pubkey.clone())
+    })
+}
+
 /// Pure assembly of one bundle from what the store holds.
 pub fn bundle_from(
     record: ProofRecord,
@@ -121,12 +136,7 @@ pub fn bundle_from(
     // The key that paid for the anchor (recorded by the relay when it signed), which a
     // rotation may have retired since; for a row rebuilt from the chain (no stored
     // transaction), the key that was active at its block time.
-    let anchor_pubkey = anchor_payer
-        .or_else(|| {
-            c.finalized_at
-                .and_then(|t| key_at(anchor_keys, t))
-                .map(|k| k.pubkey.clone())
-        })
+    let anchor_pubkey = anchor_payer_of(anchor_payer, c.finalized_at, anchor_keys)
         .ok_or_else(|| unavailable("the issuer has no anchoring key"))?;
     let mode = match membership {
         None => AnchorMode::Single,

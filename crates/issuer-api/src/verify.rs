@@ -368,16 +368,13 @@ fn bundle_from_record(
             slot: record.anchor_slot.unwrap_or(0),
             // The key that paid for this credential's anchor (it may have been rotated out
             // since); the issuer's active key for an anchor not sent yet.
-            anchor_pubkey: payer
-                .or_else(|| {
-                    let keys = facts.anchor_keys.as_deref().unwrap_or_default();
-                    record
-                        .finalized_at
-                        .and_then(|t| domain::anchor_keys::key_at(keys, t))
-                        .map(|k| k.pubkey.clone())
-                })
-                .or_else(|| issuer.anchor_pubkey.clone())
-                .unwrap_or_default(),
+            anchor_pubkey: crate::proofs::anchor_payer_of(
+                payer,
+                record.finalized_at,
+                facts.anchor_keys.as_deref().unwrap_or_default(),
+            )
+            .or_else(|| issuer.anchor_pubkey.clone())
+            .unwrap_or_default(),
             memo: String::new(),
             mode: match membership {
                 None => AnchorMode::Single,

@@ -25,7 +25,7 @@ pub struct CredentialView {
     pub credential_hash: String,
     /// 2 for every credential issued now (the id and `salt` inside the hash), 1 for those
     /// issued before format v2; absent for a row rebuilt from the chain alone.
-    pub proof_format: Option<u8>,
+    pub proof_format: Option<i16>,
     /// v2: the credential's 32-byte salt, hex. Only the issuer (here) and the holder (in the
     /// proof bundle) see it; without it the public hash cannot be linked to the person.
     pub salt: Option<String>,
@@ -95,10 +95,7 @@ impl From<&CredentialRecord> for CredentialView {
             metadata: r.metadata.clone(),
             file_digest: r.file_digest.as_ref().map(|d| d.to_hex()),
             credential_hash: r.hash.to_hex(),
-            proof_format: r.proof_format.map(|f| match f {
-                domain::ProofFormat::V1 => 1,
-                domain::ProofFormat::V2 => 2,
-            }),
+            proof_format: r.proof_format.map(domain::ProofFormat::number),
             salt: r.salt.map(|s| s.to_hex()),
             signature: r.signature.as_ref().map(|s| s.to_base58()),
             key_id: r.key_id.as_ref().map(|k| k.as_str().to_string()),

@@ -41,11 +41,10 @@ pub async fn world() -> World {
     world_on(testkit::test_db().await.unwrap()).await
 }
 
-/// A world on a given database (e.g. on a PostgreSQL server of the test's own, to restart).
-pub async fn world_on(db: TestDb) -> World {
-    let chain_env = testkit::validator::chain_env().await.unwrap();
-    let master = MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap();
-    let settings = issuer_api::Settings {
+/// The issuer-api's settings for a test world: port 0, no rate limit, this database, master
+/// key and chain.
+pub fn api_settings(db_url: &str, master: &MasterKey, rpc_url: &str) -> issuer_api::Settings {
+    issuer_api::Settings {
         http: issuer_api::settings::HttpSettings {
             host: "127.0.0.1".into(),
             port: 0,
@@ -54,18 +53,26 @@ pub async fn world_on(db: TestDb) -> World {
             rate_limit_per_second: 0,
             ..Default::default()
         },
-        database: DatabaseSettings::new(&db.url),
+        database: DatabaseSettings::new(db_url),
         signing: issuer_api::settings::SigningSettings {
             master_key: master.to_base64().into(),
         },
         log: Default::default(),
         explorer: Default::default(),
         chain: issuer_api::settings::ChainSettings {
-            rpc_url: chain_env.rpc_url().to_string(),
+            rpc_url: rpc_url.to_string(),
             ..Default::default()
         },
-    };
-    let app = issuer_api::Application::build(settings).await.unwrap();
+    }
+}
+
+/// A world on a given database (e.g. on a PostgreSQL server of the test's own, to restart).
+pub async fn world_on(db: TestDb) -> World {
+    let chain_env = testkit::validator::chain_env().await.unwrap();
+    let master = MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    let app = issuer_api::Application::build(api_settings(&db.url, &master, chain_env.rpc_url()))
+        .await
+        .unwrap();
     let api = format!("http://127.0.0.1:{}", app.port());
     let store = app.store().clone();
     tokio::spawn(app.into_server());

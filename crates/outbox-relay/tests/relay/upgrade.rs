@@ -16,7 +16,7 @@ use ring::rand::SystemRandom;
 use serde_json::Value;
 use store::{DatabaseSettings, Store};
 
-use crate::helpers::World;
+use crate::helpers::{api_settings, World};
 use crate::verify::{bundle_for, file_of, pass_until, verify_bundle};
 
 /// The last migration of the release before format v2.
@@ -182,26 +182,9 @@ async fn a_database_of_v1_credentials_migrates_its_bundles_still_verify_and_new_
     let dir = tempfile::tempdir().unwrap();
     let keypair_path = dir.path().join("anchor.json");
     std::fs::write(&keypair_path, keypair.to_json_string()).unwrap();
-    let settings = issuer_api::Settings {
-        http: issuer_api::settings::HttpSettings {
-            host: "127.0.0.1".into(),
-            port: 0,
-            workers: Some(2),
-            rate_limit_per_second: 0,
-            ..Default::default()
-        },
-        database: DatabaseSettings::new(&db.url),
-        signing: issuer_api::settings::SigningSettings {
-            master_key: master.to_base64().into(),
-        },
-        log: Default::default(),
-        explorer: Default::default(),
-        chain: issuer_api::settings::ChainSettings {
-            rpc_url: chain_env.rpc_url().to_string(),
-            ..Default::default()
-        },
-    };
-    let app = issuer_api::Application::build(settings).await.unwrap();
+    let app = issuer_api::Application::build(api_settings(&db.url, &master, chain_env.rpc_url()))
+        .await
+        .unwrap();
     let api = format!("http://127.0.0.1:{}", app.port());
     let api_store = app.store().clone();
     tokio::spawn(app.into_server());

@@ -19,18 +19,6 @@ async fn merkle_relay(w: &World, worker: &str) -> outbox_relay::Application {
     outbox_relay::Application::build(s).await.unwrap()
 }
 
-async fn bundle(w: &World, id: &str) -> Value {
-    let resp = w
-        .client
-        .get(format!("{}/v1/credentials/{id}/proof", w.api))
-        .bearer_auth(&w.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    resp.json().await.unwrap()
-}
-
 async fn recover(w: &World, body: &Value) -> (u16, Value) {
     let resp = w
         .client
@@ -83,7 +71,7 @@ async fn relay_dying_after_sending_a_batch_is_finalized_by_the_reconciler() {
         1
     );
     // The members' bundles are served and name the reconciled transaction.
-    let b: ProofBundle = serde_json::from_value(bundle(&w, &ids[0]).await).unwrap();
+    let b: ProofBundle = serde_json::from_value(w.proof(&ids[0]).await).unwrap();
     assert_eq!(b.anchor.signature, signature);
 
     // A second run agrees with everything.
@@ -119,7 +107,7 @@ async fn restore_before_issuance_backfills_the_batch_and_bundles_relink_its_memb
     drop(relay);
     let mut bundles = Vec::new();
     for id in &ids {
-        bundles.push(bundle(&w, id).await);
+        bundles.push(w.proof(id).await);
     }
 
     w.restore(&dump).await;

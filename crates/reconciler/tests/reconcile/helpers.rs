@@ -155,6 +155,19 @@ impl World {
         ))
     }
 
+    /// The credential's proof bundle (`GET /v1/credentials/{id}/proof`, 200), as JSON.
+    pub async fn proof(&self, id: &str) -> Value {
+        let resp = self
+            .client
+            .get(format!("{}/v1/credentials/{id}/proof", self.api))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json().await.unwrap()
+    }
+
     /// Issues one credential over HTTP; returns its id.
     pub async fn issue(&self, serial: &str) -> String {
         let body = json!({

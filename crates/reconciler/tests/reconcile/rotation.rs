@@ -16,15 +16,7 @@ use crate::helpers::{world, World, ISSUER};
 const HOUR: Since = Since::Window(Duration::from_secs(3_600));
 
 async fn proof(w: &World, id: &str) -> ProofBundle {
-    let resp = w
-        .client
-        .get(format!("{}/v1/credentials/{id}/proof", w.api))
-        .bearer_auth(&w.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    resp.json().await.unwrap()
+    serde_json::from_value(w.proof(id).await).unwrap()
 }
 
 async fn verify(w: &World, serial: &str, bundle: &ProofBundle) -> Value {
