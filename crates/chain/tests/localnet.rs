@@ -93,7 +93,7 @@ async fn memo_transaction_reaches_confirmed_then_finalized() {
         &client,
         &tx.signature,
         Confirmation::Finalized,
-        Duration::from_secs(90),
+        testkit::FINALITY_DEADLINE,
     )
     .await;
 
@@ -291,7 +291,7 @@ async fn sending_the_same_bytes_twice_lands_one_transaction() {
         &client,
         &tx.signature,
         Confirmation::Finalized,
-        Duration::from_secs(90),
+        testkit::FINALITY_DEADLINE,
     )
     .await;
     // Give a duplicate every chance to land before looking.
@@ -338,7 +338,7 @@ async fn signatures_for_address_pages_with_before_and_until() {
             &client,
             sig,
             Confirmation::Finalized,
-            Duration::from_secs(90),
+            testkit::FINALITY_DEADLINE,
         )
         .await;
     }

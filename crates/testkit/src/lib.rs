@@ -14,3 +14,11 @@ pub mod proxy;
 pub mod validator;
 
 pub use postgres::{test_db, PgEnv, TestDb, TestPostgres};
+
+/// How long a test waits for a transaction to reach `finalized` (or for work that needs it).
+///
+/// A liveness bound, not a timing assertion: on the 2-core CI machine, with the whole suite
+/// sharing one validator, finality has taken more than 90 s while crash tests saturate the
+/// cores (a green run at one commit, a red one at the next). Waiting longer never hides a
+/// wrong result, only a hang, and a hang still fails here.
+pub const FINALITY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);

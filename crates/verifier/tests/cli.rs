@@ -39,7 +39,7 @@ async fn send_memo(rpc: &str, payer: &AnchorKeypair, memo: &str) -> (String, u64
     );
     let tx = client.build_memo_transaction(memo).await.unwrap();
     client.send_transaction_bytes(&tx.bytes).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + testkit::FINALITY_DEADLINE;
     loop {
         if let Some(found) = client
             .fetch_transaction(&tx.signature, Commitment::Finalized)
@@ -444,7 +444,7 @@ async fn forge_in_key_history(rpc: &str, anchor_key: &str, memo: &str) {
         .send_transaction_bytes(&bincode::serialize(&tx).unwrap())
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + testkit::FINALITY_DEADLINE;
     while chain
         .fetch_transaction(&signature, Commitment::Finalized)
         .await

@@ -31,7 +31,7 @@ async fn issued_credential_is_finalized_and_its_memo_decodes_on_chain() {
             _ => {}
         }
         assert!(
-            started.elapsed() < Duration::from_secs(90),
+            started.elapsed() < testkit::FINALITY_DEADLINE,
             "not finalized: {body}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

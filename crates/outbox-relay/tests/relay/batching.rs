@@ -165,7 +165,7 @@ async fn relay_killed_mid_batch_anchors_each_member_exactly_once() {
     let c = Application::build(w.merkle_settings(w.chain_env.rpc_url(), "relay-c", 100, 0))
         .await
         .unwrap();
-    run_relay_until_finalized(&w, c, 370, Duration::from_secs(120)).await;
+    run_relay_until_finalized(&w, c, 370, testkit::FINALITY_DEADLINE).await;
 
     assert_eq!(
         w.query_i64("SELECT count(*) FROM anchor_batches").await,

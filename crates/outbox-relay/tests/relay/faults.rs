@@ -9,7 +9,7 @@ use testkit::proxy::{ProxyMode, TcpProxy};
 use crate::helpers::{world, World};
 
 async fn pass_until_finalized(app: &Application, w: &crate::helpers::World, id: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + testkit::FINALITY_DEADLINE;
     loop {
         let _ = app.relay().run_pass().await;
         if w.credential(id).await["status"] == "finalized" {

@@ -25,7 +25,7 @@ async fn revoke(w: &World, id: &str, key: &str, reason: &str) -> (u16, Value) {
 
 /// Runs relay passes until `done(credential body)` holds.
 async fn pass_until(app: &Application, w: &World, id: &str, done: impl Fn(&Value) -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + testkit::FINALITY_DEADLINE;
     loop {
         let _ = app.relay().run_pass().await;
         let body = w.credential(id).await;

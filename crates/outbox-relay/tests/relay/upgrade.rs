@@ -148,7 +148,7 @@ async fn a_database_of_v1_credentials_migrates_its_bundles_still_verify_and_new_
     .encode();
     let tx = chain.build_memo_transaction(&memo).await.unwrap();
     let signature = chain.send_transaction_bytes(&tx.bytes).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + testkit::FINALITY_DEADLINE;
     let landed = loop {
         if let Some(t) = chain
             .fetch_transaction(&signature, Commitment::Finalized)

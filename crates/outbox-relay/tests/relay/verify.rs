@@ -65,7 +65,7 @@ pub async fn bundle_for(w: &World, id: &str) -> ProofBundle {
 }
 
 pub async fn pass_until(app: &Application, w: &World, id: &str, status: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + testkit::FINALITY_DEADLINE;
     loop {
         let _ = app.relay().run_pass().await;
         let body = w.credential(id).await;
@@ -93,7 +93,7 @@ async fn forged_anchor(w: &World, memo: &str) -> String {
     );
     let tx = chain.build_memo_transaction(memo).await.unwrap();
     chain.send_transaction_bytes(&tx.bytes).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + testkit::FINALITY_DEADLINE;
     while chain
         .fetch_transaction(&tx.signature, Commitment::Finalized)
         .await

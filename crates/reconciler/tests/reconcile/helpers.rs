@@ -263,7 +263,7 @@ impl World {
     /// Waits until `signature` is finalized on chain (120 s).
     pub async fn wait_finalized_on_chain(&self, signature: &str) {
         let chain = self.chain();
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let deadline = std::time::Instant::now() + testkit::FINALITY_DEADLINE;
         loop {
             if chain
                 .fetch_transaction(signature, Commitment::Finalized)

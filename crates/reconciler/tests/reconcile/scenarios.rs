@@ -511,7 +511,7 @@ async fn paging_reaches_more_than_a_thousand_anchors() {
     eprintln!("sent {N} anchors in {:?}", send_started.elapsed());
     w.wait_finalized_on_chain(&last).await;
     // Every send must have landed before the scan is meaningful.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + testkit::FINALITY_DEADLINE;
     while w.anchors_on_chain().await.len() < N {
         assert!(Instant::now() < deadline, "not all anchors landed");
         tokio::time::sleep(Duration::from_secs(1)).await;
