@@ -14,6 +14,8 @@ pub mod anchor_keys;
 pub mod anchoring;
 pub mod api_key;
 pub mod batching;
+pub mod bundle_edits;
+pub mod cluster;
 pub mod fuzzing;
 pub mod hash;
 pub mod ids;
@@ -48,6 +50,7 @@ pub use status::{
 };
 
 pub use batching::AnchoringMode;
+pub use cluster::{cluster_of_genesis_hash, Cluster, UnknownCluster};
 pub use proof::{
     bundle_version, check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle,
     ProofCheckError, PROOF_BUNDLE_V1, PROOF_BUNDLE_V2,

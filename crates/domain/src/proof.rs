@@ -17,11 +17,20 @@
 //! (`hash::ProofFormat`): a v1 bundle hashes the five fields, a v2 bundle also the credential
 //! id and the `salt` it carries, and the signature message is tagged with the same version.
 //! Both versions verify forever; new credentials are v2. A verifier refuses versions it does
-//! not know rather than guessing. Unknown fields are rejected too, so a bundle cannot smuggle claims a verifier
-//! silently ignores. The format is documented in `docs/proof-bundle.md`.
+//! not know rather than guessing.
+//!
+//! Bundles from outside are read with [`ProofBundle::from_json`], never with a bare serde
+//! call: it accepts exactly one spelling of each bundle (closed schema at every level, no
+//! duplicate keys, lowercase hex, hyphenated lowercase UUIDs, `…T…Z` whole-second times,
+//! mode-specific fields only in their mode, base58 that decodes to the right length), so no
+//! verifier can be shown a claim another verifier silently drops. The rule is one round trip:
+//! the typed bundle, serialized again, must be the JSON that came in. The format is documented
+//! in `docs/proof-bundle.md` and published as `docs/proof-bundle.schema.json`.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
+use crate::cluster::Cluster;
 use crate::hash::{CredentialFields, CredentialHash, FileDigest, HashScheme, ProofFormat, Salt};
 use crate::ids::{BatchId, CredentialId, KeyId};
 use crate::memo::Memo;
@@ -73,7 +82,7 @@ pub struct BundleSignature {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleAnchor {
     /// `localnet`, `devnet`, `testnet` or `mainnet-beta`: which chain to ask.
-    pub cluster: String,
+    pub cluster: Cluster,
     /// Base58 transaction signature.
     pub signature: String,
     pub slot: u64,
@@ -150,7 +159,63 @@ impl ProofCheckError {
     }
 }
 
+/// Why some bytes are not a proof bundle in its one canonical spelling. Whatever the reason,
+/// the input is refused before any check: a verifier never guesses what a bundle meant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleFormatError {
+    /// Not JSON, a duplicate key, a wrong type, an unknown field serde caught, or a value
+    /// its type refuses (bad hex, an unknown cluster, a fractional slot).
+    #[error("not a proof bundle: {0}")]
+    Schema(String),
+    /// A field the (mode's) schema does not have, e.g. `anchor.revoked` or a Merkle `proof`
+    /// in a single-mode bundle.
+    #[error("{at} is not part of the proof bundle schema")]
+    UnknownField { at: String },
+    /// A value in another spelling than the one issuance writes (uppercase hex, a UUID
+    /// without hyphens, `+00:00` instead of `Z`, …): refused, not normalized.
+    #[error("{at} is {found}, which is not its canonical spelling {expected}")]
+    NotCanonical {
+        at: String,
+        found: String,
+        expected: String,
+    },
+    /// A base58 value that is not a Solana signature or public key.
+    #[error("{at}: {why}")]
+    Invalid { at: String, why: String },
+}
+
+impl BundleFormatError {
+    /// Stable machine-readable code (API error `reason`, CLI `--json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            BundleFormatError::Schema(_) => "malformed_bundle",
+            BundleFormatError::UnknownField { .. } => "unknown_bundle_field",
+            BundleFormatError::NotCanonical { .. } => "non_canonical_bundle",
+            BundleFormatError::Invalid { .. } => "malformed_bundle",
+        }
+    }
+}
+
 impl ProofBundle {
+    /// Reads a proof bundle from outside (an upload, a file) under the strict rules of the
+    /// module docs: the one way bundles enter a verifier.
+    pub fn from_json(bytes: &[u8]) -> Result<ProofBundle, BundleFormatError> {
+        let StrictValue(input) = serde_json::from_slice(bytes)
+            .map_err(|e| BundleFormatError::Schema(e.to_string()))?;
+        let bundle: ProofBundle = serde_json::from_value(input.clone())
+            .map_err(|e| BundleFormatError::Schema(e.to_string()))?;
+        // Serializing a bundle cannot fail (strings, numbers and maps only); should it ever,
+        // the input is refused rather than compared against nothing.
+        let canonical = serde_json::to_value(&bundle)
+            .map_err(|e| BundleFormatError::Schema(e.to_string()))?;
+        if let Some(difference) = first_difference(&input, &canonical, String::new()) {
+            return Err(difference);
+        }
+        check_base58(&bundle.anchor.signature, 64, "/anchor/signature", "transaction signature")?;
+        check_base58(&bundle.anchor.anchor_pubkey, 32, "/anchor/anchor_pubkey", "public key")?;
+        Ok(bundle)
+    }
+
     /// The proof format the bundle's `version` names.
     pub fn format(&self) -> Result<ProofFormat, ProofCheckError> {
         match self.version.as_str() {
@@ -193,6 +258,123 @@ impl ProofBundle {
                 .map_err(|_| ProofCheckError::BadBatch),
         }
     }
+}
+
+/// A JSON value read without losing anything a verifier could be fooled by: a duplicate key
+/// (which `serde_json::Value` would resolve silently, last one wins) is an error.
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            let StrictValue(value) = map.next_value()?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// The first place (a JSON pointer) where `input` is not `canonical`, the bundle as this
+/// verifier writes it. Pure.
+fn first_difference(input: &Value, canonical: &Value, at: String) -> Option<BundleFormatError> {
+    match (input, canonical) {
+        (Value::Object(got), Value::Object(want)) => {
+            for (key, value) in got {
+                let here = format!("{at}/{key}");
+                match want.get(key) {
+                    None => return Some(BundleFormatError::UnknownField { at: here }),
+                    Some(expected) => {
+                        if let Some(d) = first_difference(value, expected, here) {
+                            return Some(d);
+                        }
+                    }
+                }
+            }
+            // Every canonical key was read from the input (serde has no defaults for
+            // required fields), so nothing can be missing here; say so if it ever is.
+            want.keys()
+                .find(|key| !got.contains_key(*key))
+                .map(|key| BundleFormatError::Schema(format!("{at}/{key} is missing")))
+        }
+        (Value::Array(got), Value::Array(want)) if got.len() == want.len() => got
+            .iter()
+            .zip(want)
+            .enumerate()
+            .find_map(|(i, (g, w))| first_difference(g, w, format!("{at}/{i}"))),
+        (got, want) if got == want => None,
+        (got, want) => Some(BundleFormatError::NotCanonical {
+            at: if at.is_empty() { "/".into() } else { at },
+            found: got.to_string(),
+            expected: want.to_string(),
+        }),
+    }
+}
+
+/// `text` is the canonical base58 of exactly `len` bytes (re-encoding gives `text` back).
+fn check_base58(
+    text: &str,
+    len: usize,
+    at: &str,
+    what: &str,
+) -> Result<(), BundleFormatError> {
+    let invalid = || BundleFormatError::Invalid {
+        at: at.to_string(),
+        why: format!("not a base58 Solana {what} ({len} bytes)"),
+    };
+    // Base58 decoding is quadratic: refuse absurd lengths before decoding.
+    if text.len() > len * 2 {
+        return Err(invalid());
+    }
+    let bytes = bs58::decode(text).into_vec().map_err(|_| invalid())?;
+    if bytes.len() != len || bs58::encode(&bytes).into_string() != text {
+        return Err(invalid());
+    }
+    Ok(())
 }
 
 /// Every check that needs no network, in order of the most useful message first. `file`:
@@ -311,10 +493,10 @@ mod tests {
                 signature: key.sign_credential(format, &hash),
             },
             anchor: BundleAnchor {
-                cluster: "localnet".into(),
-                signature: "sig".into(),
+                cluster: Cluster::Localnet,
+                signature: bs58::encode([5u8; 64]).into_string(),
                 slot: 5,
-                anchor_pubkey: "payer".into(),
+                anchor_pubkey: bs58::encode([6u8; 32]).into_string(),
                 memo: String::new(),
                 mode,
             },
@@ -484,6 +666,88 @@ mod tests {
         let mut t = b.clone();
         t.anchor.memo.push('x');
         assert_eq!(check_offline(&t, None).unwrap_err().code(), "memo_mismatch");
+    }
+
+    fn schema() -> jsonschema::Validator {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/proof-bundle.schema.json");
+        let text = std::fs::read_to_string(path).unwrap();
+        jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+    }
+
+    fn genuine_bundles() -> Vec<(String, ProofBundle)> {
+        [ProofFormat::V1, ProofFormat::V2]
+            .into_iter()
+            .flat_map(|f| [None, Some(5)].map(|m| (f, m)))
+            .map(|(f, m)| (format!("{f:?} {m:?}"), bundle_in(f, b"diploma", m)))
+            .collect()
+    }
+
+    #[test]
+    fn the_strict_reader_accepts_exactly_what_issuance_writes_and_the_schema_agrees() {
+        let schema = schema();
+        let mut refused = 0;
+        for (name, b) in genuine_bundles() {
+            let text = serde_json::to_vec_pretty(&b).unwrap();
+            assert_eq!(ProofBundle::from_json(&text).unwrap(), b, "{name}");
+            let value: Value = serde_json::from_slice(&text).unwrap();
+            assert!(schema.is_valid(&value), "{name}: the schema refuses a genuine bundle");
+            for (edit, v, schema_sees_it) in crate::bundle_edits::spellings(&value) {
+                assert_ne!(v, value, "{name} / {edit}: the edit changed nothing");
+                let err = ProofBundle::from_json(&serde_json::to_vec(&v).unwrap())
+                    .expect_err(&format!("{name} / {edit}: accepted"));
+                assert!(
+                    ["malformed_bundle", "unknown_bundle_field", "non_canonical_bundle"]
+                        .contains(&err.code()),
+                    "{name} / {edit}: {err}"
+                );
+                if schema_sees_it {
+                    assert!(!schema.is_valid(&v), "{name} / {edit}: the schema accepts it");
+                }
+                refused += 1;
+            }
+        }
+        assert!(refused > 120, "{refused}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_whichever_comes_first() {
+        let b = bundle(b"diploma", Some(3));
+        let text = serde_json::to_string(&b).unwrap();
+        let serial = r#""serial":"S-1""#;
+        assert!(text.contains(serial));
+        for dup in [
+            format!(r#"{serial},"serial":"S-9""#),
+            format!(r#""serial":"S-9",{serial}"#),
+        ] {
+            let edited = text.replacen(serial, &dup, 1);
+            let err = ProofBundle::from_json(edited.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("duplicate"), "{err}");
+        }
+        let revoked = text.replacen(r#""anchor":{"#, r#""anchor":{"slot":1,"#, 1);
+        assert!(ProofBundle::from_json(revoked.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn refusals_name_the_place_and_the_canonical_spelling() {
+        let b = bundle(b"diploma", None);
+        let mut v = serde_json::to_value(&b).unwrap();
+        v["anchor"]["revoked"] = Value::Bool(false);
+        let err = ProofBundle::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(
+            err,
+            BundleFormatError::UnknownField {
+                at: "/anchor/revoked".into()
+            }
+        );
+        let mut v = serde_json::to_value(&b).unwrap();
+        v["credential_hash"] = Value::String(b.credential_hash.to_hex().to_uppercase());
+        let err = ProofBundle::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(err.code(), "non_canonical_bundle");
+        assert!(
+            err.to_string().contains("/credential_hash")
+                && err.to_string().contains(&b.credential_hash.to_hex()),
+            "{err}"
+        );
     }
 
     proptest! {

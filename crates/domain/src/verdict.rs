@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::anchor_keys::{check_anchor_key, AnchorKeyCheck, AnchorKeyWindow};
 use crate::key_validity::{check_key_validity, KeyWindow, SigningEvidence};
 use crate::proof::{check_offline, ProofBundle, ProofCheckError};
+use crate::cluster::Cluster;
 use crate::signing::PublicKey;
 use crate::{CredentialId, KeyId};
 
@@ -175,23 +176,12 @@ pub struct Evidence<'a> {
     pub recorded_id: Option<CredentialId>,
     pub chain: &'a ChainAnchor,
     /// The cluster `chain` was read from (API: its configured cluster; CLI: named by the
-    /// endpoints' genesis hash, [`cluster_of_genesis_hash`]), or `None` when not known. A
+    /// endpoints' genesis hash, [`crate::cluster::cluster_of_genesis_hash`]), or `None` when not known. A
     /// bundle naming another cluster cannot be checked here: inconclusive, never valid.
-    pub chain_cluster: Option<&'a str>,
+    pub chain_cluster: Option<Cluster>,
     /// The revocation state of the credential with this issuer and hash (never looked up
     /// by the bundle's id alone, which the holder can edit).
     pub revocation: &'a RevocationState,
-}
-
-/// The cluster a genesis hash names: the three public Solana clusters by their well-known
-/// genesis hashes, anything else is a local (test) validator.
-pub fn cluster_of_genesis_hash(genesis_hash: &str) -> &'static str {
-    match genesis_hash {
-        "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d" => "mainnet-beta",
-        "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG" => "devnet",
-        "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY" => "testnet",
-        _ => "localnet",
-    }
 }
 
 /// The verdict with the precise reason behind it.
@@ -241,7 +231,7 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
                 K::Inconclusive,
                 "cluster_mismatch",
                 format!(
-                    "the bundle's anchor is on {:?}, but this verifier reads {cluster:?}",
+                    "the bundle's anchor is on {}, but this verifier reads {cluster}",
                     b.anchor.cluster
                 ),
             );
@@ -519,7 +509,7 @@ mod tests {
                 signature: k.sign_credential(crate::hash::ProofFormat::V1, &hash),
             },
             anchor: BundleAnchor {
-                cluster: "localnet".into(),
+                cluster: Cluster::Localnet,
                 signature: "Sig".into(),
                 slot: 10,
                 anchor_pubkey: PAYER.into(),
@@ -574,7 +564,7 @@ mod tests {
             recorded_at: None,
             recorded_id: None,
             chain,
-            chain_cluster: Some("localnet"),
+            chain_cluster: Some(Cluster::Localnet),
             revocation,
         })
     }
@@ -832,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bundle_for_another_cluster_is_inconclusive_and_genesis_hashes_name_clusters() {
+    fn a_bundle_for_another_cluster_is_inconclusive() {
         let b = bundle(true);
         let i = issuer();
         let c = seen(&b);
@@ -849,25 +839,12 @@ mod tests {
                 revocation: &none,
             })
         };
-        assert_eq!(at(Some("localnet")).kind, VerdictKind::Valid);
+        assert_eq!(at(Some(Cluster::Localnet)).kind, VerdictKind::Valid);
         assert_eq!(
-            reason(at(Some("mainnet-beta"))),
+            reason(at(Some(Cluster::MainnetBeta))),
             (VerdictKind::Inconclusive, "cluster_mismatch")
         );
         assert_eq!(at(None).kind, VerdictKind::Valid);
-        assert_eq!(
-            cluster_of_genesis_hash("5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"),
-            "mainnet-beta"
-        );
-        assert_eq!(
-            cluster_of_genesis_hash("EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG"),
-            "devnet"
-        );
-        assert_eq!(
-            cluster_of_genesis_hash("4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY"),
-            "testnet"
-        );
-        assert_eq!(cluster_of_genesis_hash("anything else"), "localnet");
     }
 
     #[test]

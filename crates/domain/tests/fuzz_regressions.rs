@@ -35,3 +35,16 @@ fn proof_bundle_findings_stay_fixed() {
 fn api_key_findings_stay_fixed() {
     assert!(replay("api_key", domain::fuzzing::api_key) > 0);
 }
+
+/// The seeds are genuine bundles, so the fuzzer starts from inputs the strict reader accepts
+/// (regenerate them with `cargo test -p domain write_fuzz_seeds -- --ignored`).
+#[test]
+fn proof_bundle_seeds_are_accepted_by_the_strict_reader() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/proof_bundle");
+    for name in ["seed-single.json", "seed-merkle.json"] {
+        let data = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Err(e) = domain::proof::ProofBundle::from_json(&data) {
+            panic!("{name}: {e}");
+        }
+    }
+}

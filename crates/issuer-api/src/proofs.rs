@@ -56,10 +56,10 @@ pub async fn bundles_for(
         .anchor_keys_of(issuer)
         .await
         .map_err(store_err)?;
-    let cluster = state.explorer.cluster.as_str().to_string();
+    let cluster = state.explorer.cluster;
     Ok(records
         .into_iter()
-        .map(|r| bundle_from(r, &profile.name, &anchor_keys, &keys, &cluster))
+        .map(|r| bundle_from(r, &profile.name, &anchor_keys, &keys, cluster))
         .collect())
 }
 
@@ -90,7 +90,7 @@ pub fn bundle_from(
     issuer_name: &str,
     anchor_keys: &[AnchorKeyWindow],
     keys: &HashMap<String, PublicKey>,
-    cluster: &str,
+    cluster: chain::Cluster,
 ) -> Result<ProofBundle, ApiError> {
     let ProofRecord {
         credential: c,
@@ -166,7 +166,7 @@ pub fn bundle_from(
             signature,
         },
         anchor: BundleAnchor {
-            cluster: cluster.to_string(),
+            cluster,
             signature: tx_signature,
             slot,
             anchor_pubkey,
@@ -239,8 +239,8 @@ pub async fn recover(
 ) -> Result<HttpResponse, ApiError> {
     let body =
         crate::request::read_body_limited(req.headers(), payload, state.body_limit_bytes).await?;
-    let bundle: ProofBundle = serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson {
-        message: format!("not a proof bundle: {e}"),
+    let bundle = ProofBundle::from_json(&body).map_err(|e| ApiError::InvalidJson {
+        message: e.to_string(),
     })?;
     if bundle.fields.issuer != issuer.0 {
         return Err(ApiError::invalid_field(

@@ -231,7 +231,7 @@ pub async fn verify(
         recorded_at: record.as_ref().map(|r| r.created_at),
         recorded_id: record.as_ref().map(|r| r.id),
         chain: &chain,
-        chain_cluster: Some(state.explorer.cluster.as_str()),
+        chain_cluster: Some(state.explorer.cluster),
         revocation: &revocation_state,
     });
     state
@@ -363,7 +363,7 @@ fn bundle_from_record(
             signature: record.signature?,
         },
         anchor: BundleAnchor {
-            cluster: state.explorer.cluster.as_str().to_string(),
+            cluster: state.explorer.cluster,
             signature: record.anchor_signature.clone().unwrap_or_default(),
             slot: record.anchor_slot.unwrap_or(0),
             // The key that paid for this credential's anchor (it may have been rotated out

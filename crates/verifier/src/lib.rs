@@ -13,16 +13,16 @@
 //! history), never while pending; and the anchoring key is trusted from the bundle unless
 //! the user pins it with `--issuer-key`.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use chain::{ChainClient, ChainConfig, ChainError, Cluster, Commitment};
 use domain::anchor_keys::AnchorKeyWindow;
 use domain::memo::{decode, Decoded, Memo};
-use domain::proof::ProofBundle;
+use domain::proof::{BundleFormatError, ProofBundle};
 use domain::revocation_scan::{self, ScanStep};
+use domain::cluster_of_genesis_hash;
 use domain::verdict::{
-    cluster_of_genesis_hash, derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState,
+    derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState,
     Verdict, VerdictKind,
 };
 use serde::Serialize;
@@ -71,6 +71,9 @@ pub fn exit_code(kind: VerdictKind) -> u8 {
 pub enum VerifyError {
     #[error("{0}")]
     Usage(String),
+    /// The proof bundle is malformed or not in its canonical spelling: an input error.
+    #[error("the proof bundle is refused: {0}")]
+    Bundle(#[from] BundleFormatError),
     #[error("RPC endpoints disagree: {0}")]
     Disagreement(String),
     #[error("RPC endpoint {url} could not be read: {error}")]
@@ -80,7 +83,7 @@ pub enum VerifyError {
 impl VerifyError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            VerifyError::Usage(_) => exit::USAGE,
+            VerifyError::Usage(_) | VerifyError::Bundle(_) => exit::USAGE,
             VerifyError::Disagreement(_) => exit::DISAGREEMENT,
             VerifyError::Rpc { .. } => exit::RPC_UNAVAILABLE,
         }
@@ -89,6 +92,7 @@ impl VerifyError {
     pub fn code(&self) -> &'static str {
         match self {
             VerifyError::Usage(_) => "usage",
+            VerifyError::Bundle(e) => e.code(),
             VerifyError::Disagreement(_) => "rpc_disagreement",
             VerifyError::Rpc { .. } => "rpc_unavailable",
         }
@@ -99,7 +103,7 @@ impl VerifyError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
     /// The cluster the endpoint serves, named by its genesis hash.
-    pub cluster: &'static str,
+    pub cluster: Cluster,
     pub anchor: ChainAnchor,
     /// `Unknown` when the search could not reach the anchor's slot.
     pub revocation: RevocationState,
@@ -141,6 +145,10 @@ pub struct Request {
     /// searching back to the anchor's slot for a revocation; running out is inconclusive.
     pub max_history_pages: u32,
     pub timeout: Duration,
+    /// The issuer's name as the user knows it from an authenticated source (`--issuer-name`:
+    /// the issuer's website or profile). The bundle's own `issuer_name` is hashed nowhere,
+    /// so it is only ever shown as a claim.
+    pub issuer_name: Option<String>,
 }
 
 /// The outcome: the verdict and the facts behind it.
@@ -155,8 +163,15 @@ pub struct Report {
     /// False for a v1 Merkle bundle: nothing offline binds its id (see `credential_id_proven`).
     pub credential_id_proven: bool,
     pub issuer_id: String,
-    pub issuer_name: String,
+    /// The issuer's name from an authenticated source (`--issuer-name`), else `None`.
+    pub issuer_name: Option<String>,
+    /// The bundle's `issuer_name`: a claim, authenticated by nothing (not hashed, not signed,
+    /// not anchored). Shown only with that label.
+    pub issuer_name_claimed: String,
     pub key_id: String,
+    /// Whether the signing key (`key_id`, public key) is bound to the anchor: v2 hashes it;
+    /// in v1 it is the bundle's word (the anchored hash proves the fields, not who signed).
+    pub signing_key_proven: bool,
     pub issued_at: String,
     pub anchor_signature: String,
     pub anchor_pubkey: String,
@@ -173,12 +188,18 @@ pub struct Report {
     pub revocation_scan: Vec<ScanReport>,
 }
 
+/// Reads a proof bundle file the one strict way (`ProofBundle::from_json`): anything
+/// malformed or in another spelling is an input error (exit 2), never an RPC failure.
+pub fn read_bundle(bytes: &[u8]) -> Result<ProofBundle, VerifyError> {
+    Ok(ProofBundle::from_json(bytes)?)
+}
+
 /// Reads the chain from every endpoint, refuses on disagreement, and derives the verdict.
 pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
     if req.rpcs.is_empty() {
         return Err(VerifyError::Usage("give at least one --rpc URL".into()));
     }
-    let cluster = Cluster::from_str(&req.bundle.anchor.cluster).unwrap_or(Cluster::Localnet);
+    let cluster = req.bundle.anchor.cluster;
     let mut observations = Vec::with_capacity(req.rpcs.len());
     let mut scans = Vec::with_capacity(req.rpcs.len());
     // Revocations are searched in the history of every pinned key (a rotation moves later
@@ -472,8 +493,10 @@ fn report(
         credential_id: b.credential_id.to_string(),
         credential_id_proven: credential_id_proven(b),
         issuer_id: b.fields.issuer.as_str().to_string(),
-        issuer_name: b.issuer_name.clone(),
+        issuer_name: req.issuer_name.clone(),
+        issuer_name_claimed: b.issuer_name.clone(),
         key_id: b.issuer_signature.key_id.as_str().to_string(),
+        signing_key_proven: matches!(b.format(), Ok(domain::ProofFormat::V2)),
         issued_at: b.fields.issued_at.canonical(),
         anchor_signature: b.anchor.signature.clone(),
         anchor_pubkey: b.anchor.anchor_pubkey.clone(),
@@ -494,11 +517,14 @@ impl Report {
     /// characters escaped: a bundle's `issuer_name` could otherwise carry terminal escape
     /// sequences that redraw a REVOKED line as VALID.
     fn printable(mut self) -> Report {
+        if let Some(name) = &mut self.issuer_name {
+            *name = printable(name);
+        }
         for text in [
             &mut self.detail,
             &mut self.credential_id,
             &mut self.issuer_id,
-            &mut self.issuer_name,
+            &mut self.issuer_name_claimed,
             &mut self.key_id,
             &mut self.issued_at,
             &mut self.anchor_signature,
@@ -560,13 +586,21 @@ pub fn one_line(r: &Report) -> String {
             r.credential_id
         )
     };
+    // The name is shown as a fact only when the user supplied it (`--issuer-name`); the
+    // bundle's own name is labelled a claim, since nothing proves it.
+    let issuer = match &r.issuer_name {
+        Some(name) => format!("{name} ({})", r.issuer_id),
+        None => format!(
+            "issuer {} (name claimed by the bundle, not verified: \"{}\")",
+            r.issuer_id, r.issuer_name_claimed
+        ),
+    };
     let mut line = format!(
-        "{}: {} Credential {} of {} ({}), issued {}",
+        "{}: {} Credential {} of {}, issued {}",
         r.verdict.as_str().to_uppercase(),
         r.message,
         id,
-        r.issuer_name,
-        r.issuer_id,
+        issuer,
         r.issued_at
     );
     if let Some(slot) = r.slot {
@@ -608,7 +642,7 @@ mod tests {
 
     fn obs(anchor: ChainAnchor) -> Observation {
         Observation {
-            cluster: "localnet",
+            cluster: Cluster::Localnet,
             anchor,
             revocation: RevocationState::NotRevoked,
         }
@@ -648,14 +682,14 @@ mod tests {
         assert_eq!(err.exit_code(), exit::DISAGREEMENT);
         assert!(!err.to_string().contains("secret"), "{err}");
         let revoked = Observation {
-            cluster: "localnet",
+            cluster: Cluster::Localnet,
             anchor: ChainAnchor::NotFound,
             revocation: RevocationState::Anchored,
         };
         assert!(agreed(&[(&a, obs(ChainAnchor::NotFound)), (&b, revoked)]).is_err());
         // Endpoints of two different clusters never agree.
         let devnet = Observation {
-            cluster: "devnet",
+            cluster: Cluster::Devnet,
             ..obs(ChainAnchor::NotFound)
         };
         assert!(agreed(&[(&a, obs(ChainAnchor::NotFound)), (&b, devnet)]).is_err());

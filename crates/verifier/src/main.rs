@@ -36,6 +36,11 @@ struct Cli {
     /// paid by one of them, and revocations are searched in the history of each.
     #[arg(long)]
     issuer_key: Vec<String>,
+    /// The issuer's name as you know it from an authenticated source (its website, its
+    /// published profile). Without it the bundle's `issuer_name`, which nothing proves, is
+    /// printed only as "name claimed by the bundle".
+    #[arg(long)]
+    issuer_name: Option<String>,
     /// The most pages (1,000 signatures each) of the anchoring key's history to read while
     /// searching back to the anchor's slot for a revocation; running out is inconclusive
     /// (exit 8), never "not revoked".
@@ -75,7 +80,8 @@ fn main() -> ExitCode {
                 });
                 println!("{body}");
             } else {
-                eprintln!("REFUSED: {e}");
+                // The message may quote the bundle: escape what a terminal would obey.
+                eprintln!("REFUSED: {}", verifier::printable(&e.to_string()));
             }
             e.exit_code()
         }
@@ -88,8 +94,8 @@ fn run(cli: Cli) -> Result<verifier::Report, VerifyError> {
     let file = std::fs::read(&cli.file).map_err(|e| usage(&cli.file.display().to_string(), &e))?;
     let proof =
         std::fs::read(&cli.proof).map_err(|e| usage(&cli.proof.display().to_string(), &e))?;
-    let bundle = serde_json::from_slice(&proof)
-        .map_err(|e| usage("the proof is not a proof bundle (schema v1)", &e))?;
+    // Malformed or non-canonical bundles are input errors (exit 2), never "RPC unavailable".
+    let bundle = verifier::read_bundle(&proof)?;
     let request = Request {
         file,
         bundle,
@@ -97,6 +103,7 @@ fn run(cli: Cli) -> Result<verifier::Report, VerifyError> {
         pinned_issuer_keys: cli.issuer_key,
         max_history_pages: cli.max_history_pages.max(1),
         timeout: Duration::from_secs(cli.timeout_secs.max(1)),
+        issuer_name: cli.issuer_name,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

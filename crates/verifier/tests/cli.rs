@@ -103,7 +103,7 @@ async fn anchored_by(rpc: String, payer: AnchorKeypair, merkle: bool, serial: &s
             signature: key.sign_credential(ProofFormat::V2, &hash),
         },
         anchor: BundleAnchor {
-            cluster: "localnet".into(),
+            cluster: domain::Cluster::Localnet,
             signature: String::new(),
             slot: 0,
             anchor_pubkey: payer.pubkey_base58(),

@@ -121,9 +121,10 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
             })
         }
         Some(proof) => {
-            let bundle: ProofBundle = serde_json::from_slice(&proof).map_err(|e| {
-                ApiError::invalid_field("proof", format!("not a proof bundle (schema v1): {e}"))
-            })?;
+            // The one strict reader: an unknown field, a duplicate key or another spelling of
+            // a value is refused here, before any check (400 `invalid_field`, field `proof`).
+            let bundle = ProofBundle::from_json(&proof)
+                .map_err(|e| ApiError::invalid_field("proof", e.to_string()))?;
             Claim::Bundle(Box::new(bundle))
         }
         None => {

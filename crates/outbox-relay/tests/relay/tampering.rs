@@ -1,9 +1,14 @@
 //! The tampering table of issue #17: every field of a v1 and of a v2 proof bundle, edited, in
 //! single and in Merkle mode, for a genuine and for a revoked credential, through
 //! `POST /v1/verify`, the `/verify` page and the offline verifier (`credential-verify`'s
-//! library, pinned to the issuer's anchoring key). Nothing edited is ever `valid`; each row
-//! names the exact verdict and reason it must get. docs/reliability.md ("Tampering") is this
-//! table in prose.
+//! library, pinned to the issuer's anchoring key, and unpinned). Nothing edited is ever
+//! `valid`; each row names the exact verdict and reason it must get. docs/reliability.md
+//! ("Tampering") is this table in prose.
+//!
+//! Issue #25 adds the spellings: every unknown field at every level, every alternative
+//! spelling of every value and mode-specific fields in the other mode
+//! (`domain::bundle_edits`), each refused by all three paths before any check; and every
+//! genuine bundle the API serves matches the published JSON Schema.
 //!
 //! v1 credentials are written the way the service wrote them before format v2
 //! (`World::issue_v1`): the database, the relay, the chain and every verifier are real.
@@ -16,7 +21,9 @@ use outbox_relay::Application;
 use serde_json::json;
 
 use crate::helpers::{world, World};
-use crate::verify::{bundle_for, file_of, page_verdict, pass_until, verify_bundle};
+use crate::verify::{
+    bundle_for, file_of, page_html, page_verdict, pass_until, verify_bundle, verify_proof_text,
+};
 
 /// What a row is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -374,7 +381,7 @@ const EDITS: &[Edit] = &[
     Edit {
         name: "cluster",
         apply: |b, _, _| {
-            b.anchor.cluster = "mainnet-beta".into();
+            b.anchor.cluster = domain::Cluster::MainnetBeta;
             true
         },
         api: |_| ("inconclusive", "cluster_mismatch"),
@@ -394,13 +401,29 @@ const EDITS: &[Edit] = &[
 /// The offline verifier's verdict (the `credential-verify` library), pinned to the issuer's
 /// anchoring key, or the refusal's text.
 async fn cli_verdict(w: &World, file: Vec<u8>, bundle: &ProofBundle) -> (String, String) {
+    cli_verdict_pinned(w, file, bundle, true).await
+}
+
+/// The same, pinned to the issuer's anchoring key or trusting the bundle's (`--issuer-key`
+/// left out).
+async fn cli_verdict_pinned(
+    w: &World,
+    file: Vec<u8>,
+    bundle: &ProofBundle,
+    pinned: bool,
+) -> (String, String) {
     let req = verifier::Request {
         file,
         bundle: bundle.clone(),
         rpcs: vec![w.chain_env.rpc_url().to_string()],
-        pinned_issuer_keys: vec![w.anchor_pubkey.clone()],
+        pinned_issuer_keys: if pinned {
+            vec![w.anchor_pubkey.clone()]
+        } else {
+            Vec::new()
+        },
         max_history_pages: 200,
         timeout: Duration::from_secs(10),
+        issuer_name: None,
     };
     match verifier::verify(&req).await {
         Ok(report) => (
@@ -417,6 +440,12 @@ async fn cli_verdict(w: &World, file: Vec<u8>, bundle: &ProofBundle) -> (String,
 #[tokio::test]
 async fn every_edited_field_of_a_v1_or_v2_bundle_is_refused_by_the_api_the_page_and_the_cli() {
     let mut rows = 0;
+    let mut spellings = 0;
+    let schema = {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/proof-bundle.schema.json");
+        let text = std::fs::read_to_string(path).unwrap();
+        jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+    };
     for merkle in [true, false] {
         let w = world().await;
         // Let the chain's clock pass the signing key's `valid_from` (one-second block times).
@@ -558,15 +587,67 @@ async fn every_edited_field_of_a_v1_or_v2_bundle_is_refused_by_the_api_the_page_
                 if (got.0.as_str(), got.1.as_str()) == genuine(ctx) {
                     assert!(!ctx.v2 && ctx.merkle && name.starts_with("credential_id"));
                 }
-                if !(name.starts_with("credential_id") && !ctx.v2 && ctx.merkle) {
+                let id_unproven = name.starts_with("credential_id") && !ctx.v2 && ctx.merkle;
+                if !id_unproven {
                     assert_ne!(got.0, "valid", "{ctx:?} / {name} (cli)");
+                }
+                // Unpinned, the CLI trusts the bundle's anchoring key: still never valid
+                // (only the v1 Merkle id rows keep the genuine verdict, labelled unproven).
+                let unpinned = cli_verdict_pinned(&w, file.clone(), &edited, false).await;
+                if id_unproven {
+                    assert_eq!(unpinned.0, genuine(ctx).0, "{ctx:?} / {name} (cli unpinned)");
+                } else {
+                    assert_ne!(unpinned.0, "valid", "{ctx:?} / {name} (cli unpinned)");
+                    assert_ne!(
+                        unpinned.0,
+                        genuine(ctx).0,
+                        "{ctx:?} / {name} (cli unpinned)"
+                    );
                 }
                 assert_ne!(v["verdict"], "valid", "{ctx:?} / {name}");
                 rows += 1;
             }
+
+            // The spellings (issue #25): refused before any check, on every path.
+            let value = serde_json::to_value(&bundle).unwrap();
+            assert!(
+                schema.is_valid(&value),
+                "{ctx:?}: the served bundle does not match docs/proof-bundle.schema.json"
+            );
+            let unpinned = cli_verdict_pinned(&w, file.clone(), &bundle, false).await;
+            assert_eq!(unpinned.0, genuine(ctx).0, "{ctx:?} (cli unpinned)");
+            for (name, edited, schema_sees_it) in domain::bundle_edits::spellings(&value) {
+                assert_ne!(edited, value, "{ctx:?} / {name}: the edit changed nothing");
+                let text = serde_json::to_string(&edited).unwrap();
+                let (status, body) = verify_proof_text(&w, file.clone(), text.clone()).await;
+                assert_eq!(
+                    (status, body["code"].as_str(), body["field"].as_str()),
+                    (400, Some("invalid_field"), Some("proof")),
+                    "{ctx:?} / {name}: {body}"
+                );
+                let html = page_html(&w, file.clone(), text.clone()).await;
+                assert!(
+                    html.contains("data-error=") && !html.contains("data-verdict="),
+                    "{ctx:?} / {name} (page): {html}"
+                );
+                // `credential-verify` reads the file with the same function for both pinned
+                // and unpinned runs: the pin is never reached.
+                let err = verifier::read_bundle(text.as_bytes())
+                    .expect_err(&format!("{ctx:?} / {name}: the CLI accepts it"));
+                assert_eq!(err.exit_code(), verifier::exit::USAGE, "{ctx:?} / {name}");
+                if schema_sees_it {
+                    assert!(!schema.is_valid(&edited), "{ctx:?} / {name} (schema)");
+                }
+                spellings += 1;
+            }
         }
     }
-    // 2 modes × 2 formats × 2 states, about 25 edits each, three paths per row.
+    // 2 modes × 2 formats × 2 states, about 25 edits each, four paths per row.
     assert!(rows > 150, "{rows} rows");
-    eprintln!("tampering table: {rows} rows × 3 paths; none valid (offline, v1 Merkle ids are labelled unproven)");
+    assert!(spellings > 200, "{spellings} spellings");
+    eprintln!(
+        "tampering table: {rows} edits × 4 paths (API, page, CLI pinned, CLI unpinned), none \
+         valid (offline, v1 Merkle ids are labelled unproven); {spellings} spellings × 3 paths, \
+         all refused before any check"
+    );
 }

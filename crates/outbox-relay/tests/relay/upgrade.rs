@@ -73,6 +73,7 @@ async fn cli_verdict(w: &World, serial: &str, bundle: &domain::proof::ProofBundl
         pinned_issuer_keys: vec![w.anchor_pubkey.clone()],
         max_history_pages: 200,
         timeout: Duration::from_secs(10),
+        issuer_name: None,
     })
     .await
     .unwrap();

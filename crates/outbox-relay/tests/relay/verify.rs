@@ -29,12 +29,17 @@ pub async fn verify_fields(w: &World, file: Vec<u8>, issuer: &str, serial: &str)
 }
 
 pub async fn verify_bundle(w: &World, file: Vec<u8>, bundle: &ProofBundle) -> (u16, Value) {
+    verify_proof_text(w, file, serde_json::to_string(bundle).unwrap()).await
+}
+
+/// `POST /v1/verify` with the `proof` part exactly as given (e.g. a bundle in another spelling).
+pub async fn verify_proof_text(w: &World, file: Vec<u8>, proof: String) -> (u16, Value) {
     let form = reqwest::multipart::Form::new()
         .part(
             "file",
             reqwest::multipart::Part::bytes(file).file_name("diploma.pdf"),
         )
-        .text("proof", serde_json::to_string(bundle).unwrap());
+        .text("proof", proof);
     post_verify(w, form).await
 }
 
@@ -320,13 +325,24 @@ async fn batch_members_verify_through_their_merkle_path_and_revoke_alone() {
 /// `POST /verify` (the HTML page) with the file and the bundle: the verdict it shows
 /// (`data-verdict`) and the whole page.
 pub async fn page_verdict(w: &World, file: Vec<u8>, bundle: &ProofBundle) -> (String, String) {
+    let html = page_html(w, file, serde_json::to_string(bundle).unwrap()).await;
+    let kind = html
+        .split_once("data-verdict=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(kind, _)| kind.to_string())
+        .unwrap_or_else(|| panic!("no verdict on the page: {html}"));
+    (kind, html)
+}
+
+/// The `/verify` page's answer to a `proof` part exactly as given.
+pub async fn page_html(w: &World, file: Vec<u8>, proof: String) -> String {
     let form = reqwest::multipart::Form::new()
         .part(
             "file",
             reqwest::multipart::Part::bytes(file).file_name("diploma.pdf"),
         )
-        .text("proof", serde_json::to_string(bundle).unwrap());
-    let html = w
+        .text("proof", proof);
+    w
         .client
         .post(format!("{}/verify", w.api))
         .multipart(form)
@@ -335,11 +351,5 @@ pub async fn page_verdict(w: &World, file: Vec<u8>, bundle: &ProofBundle) -> (St
         .unwrap()
         .text()
         .await
-        .unwrap();
-    let kind = html
-        .split_once("data-verdict=\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(kind, _)| kind.to_string())
-        .unwrap_or_else(|| panic!("no verdict on the page: {html}"));
-    (kind, html)
+        .unwrap()
 }

@@ -241,6 +241,7 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
         pinned_issuer_keys: vec![old_key.clone(), new.pubkey_base58()],
         max_history_pages: 200,
         timeout: Duration::from_secs(10),
+        issuer_name: None,
     })
     .await
     .unwrap();
