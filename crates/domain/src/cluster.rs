@@ -151,9 +151,18 @@ mod tests {
     #[test]
     fn genesis_hashes_name_the_public_clusters_and_anything_else_is_local() {
         for (hash, cluster) in [
-            ("5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d", Cluster::MainnetBeta),
-            ("EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG", Cluster::Devnet),
-            ("4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY", Cluster::Testnet),
+            (
+                "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d",
+                Cluster::MainnetBeta,
+            ),
+            (
+                "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG",
+                Cluster::Devnet,
+            ),
+            (
+                "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY",
+                Cluster::Testnet,
+            ),
             ("anything else", Cluster::Localnet),
         ] {
             assert_eq!(cluster_of_genesis_hash(hash), cluster);

@@ -200,19 +200,29 @@ impl ProofBundle {
     /// Reads a proof bundle from outside (an upload, a file) under the strict rules of the
     /// module docs: the one way bundles enter a verifier.
     pub fn from_json(bytes: &[u8]) -> Result<ProofBundle, BundleFormatError> {
-        let StrictValue(input) = serde_json::from_slice(bytes)
-            .map_err(|e| BundleFormatError::Schema(e.to_string()))?;
+        let StrictValue(input) =
+            serde_json::from_slice(bytes).map_err(|e| BundleFormatError::Schema(e.to_string()))?;
         let bundle: ProofBundle = serde_json::from_value(input.clone())
             .map_err(|e| BundleFormatError::Schema(e.to_string()))?;
         // Serializing a bundle cannot fail (strings, numbers and maps only); should it ever,
         // the input is refused rather than compared against nothing.
-        let canonical = serde_json::to_value(&bundle)
-            .map_err(|e| BundleFormatError::Schema(e.to_string()))?;
+        let canonical =
+            serde_json::to_value(&bundle).map_err(|e| BundleFormatError::Schema(e.to_string()))?;
         if let Some(difference) = first_difference(&input, &canonical, String::new()) {
             return Err(difference);
         }
-        check_base58(&bundle.anchor.signature, 64, "/anchor/signature", "transaction signature")?;
-        check_base58(&bundle.anchor.anchor_pubkey, 32, "/anchor/anchor_pubkey", "public key")?;
+        check_base58(
+            &bundle.anchor.signature,
+            64,
+            "/anchor/signature",
+            "transaction signature",
+        )?;
+        check_base58(
+            &bundle.anchor.anchor_pubkey,
+            32,
+            "/anchor/anchor_pubkey",
+            "public key",
+        )?;
         Ok(bundle)
     }
 
@@ -356,12 +366,7 @@ fn first_difference(input: &Value, canonical: &Value, at: String) -> Option<Bund
 }
 
 /// `text` is the canonical base58 of exactly `len` bytes (re-encoding gives `text` back).
-fn check_base58(
-    text: &str,
-    len: usize,
-    at: &str,
-    what: &str,
-) -> Result<(), BundleFormatError> {
+fn check_base58(text: &str, len: usize, at: &str, what: &str) -> Result<(), BundleFormatError> {
     let invalid = || BundleFormatError::Invalid {
         at: at.to_string(),
         why: format!("not a base58 Solana {what} ({len} bytes)"),
@@ -669,7 +674,10 @@ mod tests {
     }
 
     fn schema() -> jsonschema::Validator {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/proof-bundle.schema.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/proof-bundle.schema.json"
+        );
         let text = std::fs::read_to_string(path).unwrap();
         jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
     }
@@ -690,18 +698,28 @@ mod tests {
             let text = serde_json::to_vec_pretty(&b).unwrap();
             assert_eq!(ProofBundle::from_json(&text).unwrap(), b, "{name}");
             let value: Value = serde_json::from_slice(&text).unwrap();
-            assert!(schema.is_valid(&value), "{name}: the schema refuses a genuine bundle");
+            assert!(
+                schema.is_valid(&value),
+                "{name}: the schema refuses a genuine bundle"
+            );
             for (edit, v, schema_sees_it) in crate::bundle_edits::spellings(&value) {
                 assert_ne!(v, value, "{name} / {edit}: the edit changed nothing");
                 let err = ProofBundle::from_json(&serde_json::to_vec(&v).unwrap())
                     .expect_err(&format!("{name} / {edit}: accepted"));
                 assert!(
-                    ["malformed_bundle", "unknown_bundle_field", "non_canonical_bundle"]
-                        .contains(&err.code()),
+                    [
+                        "malformed_bundle",
+                        "unknown_bundle_field",
+                        "non_canonical_bundle"
+                    ]
+                    .contains(&err.code()),
                     "{name} / {edit}: {err}"
                 );
                 if schema_sees_it {
-                    assert!(!schema.is_valid(&v), "{name} / {edit}: the schema accepts it");
+                    assert!(
+                        !schema.is_valid(&v),
+                        "{name} / {edit}: the schema accepts it"
+                    );
                 }
                 refused += 1;
             }

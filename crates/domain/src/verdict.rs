@@ -19,9 +19,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::anchor_keys::{check_anchor_key, AnchorKeyCheck, AnchorKeyWindow};
+use crate::cluster::Cluster;
 use crate::key_validity::{check_key_validity, KeyWindow, SigningEvidence};
 use crate::proof::{check_offline, ProofBundle, ProofCheckError};
-use crate::cluster::Cluster;
 use crate::signing::PublicKey;
 use crate::{CredentialId, KeyId};
 

@@ -17,13 +17,12 @@ use std::time::Duration;
 
 use chain::{ChainClient, ChainConfig, ChainError, Cluster, Commitment};
 use domain::anchor_keys::AnchorKeyWindow;
+use domain::cluster_of_genesis_hash;
 use domain::memo::{decode, Decoded, Memo};
 use domain::proof::{BundleFormatError, ProofBundle};
 use domain::revocation_scan::{self, ScanStep};
-use domain::cluster_of_genesis_hash;
 use domain::verdict::{
-    derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState,
-    Verdict, VerdictKind,
+    derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState, Verdict, VerdictKind,
 };
 use serde::Serialize;
 

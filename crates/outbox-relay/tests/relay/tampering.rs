@@ -442,7 +442,10 @@ async fn every_edited_field_of_a_v1_or_v2_bundle_is_refused_by_the_api_the_page_
     let mut rows = 0;
     let mut spellings = 0;
     let schema = {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/proof-bundle.schema.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/proof-bundle.schema.json"
+        );
         let text = std::fs::read_to_string(path).unwrap();
         jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
     };
@@ -595,7 +598,11 @@ async fn every_edited_field_of_a_v1_or_v2_bundle_is_refused_by_the_api_the_page_
                 // (only the v1 Merkle id rows keep the genuine verdict, labelled unproven).
                 let unpinned = cli_verdict_pinned(&w, file.clone(), &edited, false).await;
                 if id_unproven {
-                    assert_eq!(unpinned.0, genuine(ctx).0, "{ctx:?} / {name} (cli unpinned)");
+                    assert_eq!(
+                        unpinned.0,
+                        genuine(ctx).0,
+                        "{ctx:?} / {name} (cli unpinned)"
+                    );
                 } else {
                     assert_ne!(unpinned.0, "valid", "{ctx:?} / {name} (cli unpinned)");
                     assert_ne!(

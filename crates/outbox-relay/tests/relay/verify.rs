@@ -342,8 +342,7 @@ pub async fn page_html(w: &World, file: Vec<u8>, proof: String) -> String {
             reqwest::multipart::Part::bytes(file).file_name("diploma.pdf"),
         )
         .text("proof", proof);
-    w
-        .client
+    w.client
         .post(format!("{}/verify", w.api))
         .multipart(form)
         .send()
