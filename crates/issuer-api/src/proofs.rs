@@ -1,4 +1,4 @@
-//! Proof bundles (`domain::proof::ProofBundle`, schema v1) assembled from the store: the
+//! Proof bundles (`domain::proof::ProofBundle`, schema v2 or v1) assembled from the store: the
 //! credential's hash inputs, its issuer signature and the signing key's public key, and its
 //! anchor (single memo, or batch root plus inclusion path).
 //!
@@ -222,7 +222,7 @@ pub async fn get_proof(
 #[utoipa::path(
     post,
     path = "/v1/credentials/recover",
-    request_body(content = Object, description = "A proof bundle (schema credential-anchor/proof-bundle/v1)", content_type = "application/json"),
+    request_body(content = Object, description = "A proof bundle (schema credential-anchor/proof-bundle/v2 or v1, read strictly)", content_type = "application/json"),
     responses(
         (status = 200, description = "Linked, or already known", body = Object),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),

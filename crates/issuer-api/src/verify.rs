@@ -28,7 +28,7 @@ use crate::state::AppState;
 /// What the verifier brought along with the file.
 #[derive(Debug, Clone)]
 pub enum Claim {
-    /// A proof bundle (`GET /v1/credentials/{id}/proof`, schema v1).
+    /// A proof bundle (`GET /v1/credentials/{id}/proof`, schema v2 or v1, read by `ProofBundle::from_json`).
     Bundle(Box<ProofBundle>),
     /// The hash inputs the credential claims; looked up by hash among the issuer's.
     Fields {

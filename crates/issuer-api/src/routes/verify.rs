@@ -156,7 +156,7 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
 #[utoipa::path(
     post,
     path = "/v1/verify",
-    request_body(content = String, description = "multipart/form-data: `file` (the credential file) and either `proof` (a proof bundle v1, JSON) or `issuer_id`, `recipient_id`, `issued_at`, `serial`", content_type = "multipart/form-data"),
+    request_body(content = String, description = "multipart/form-data: `file` (the credential file) and either `proof` (a proof bundle v2 or v1, JSON, read strictly: docs/proof-bundle.md) or `issuer_id`, `recipient_id`, `issued_at`, `serial`", content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "The verdict (whatever it is)", body = VerificationView),
         (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
