@@ -197,6 +197,27 @@ const ALL: &[RawEdit] = &[
         true,
     ),
     (
+        "version unknown",
+        |v| set(v, "/version", "credential-anchor/proof-bundle/v3".into()),
+        true,
+    ),
+    (
+        "version relabelled, the salt kept",
+        |v| {
+            let other = if text(v, "/version").ends_with("/v2") {
+                "v1"
+            } else {
+                "v2"
+            };
+            set(
+                v,
+                "/version",
+                format!("credential-anchor/proof-bundle/{other}").into(),
+            );
+        },
+        true,
+    ),
+    (
         "salt null",
         |v| {
             if let Some(map) = object(v, "") {

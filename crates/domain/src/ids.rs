@@ -173,10 +173,12 @@ validated_string_id!(
 fn validate_recipient(value: &str) -> Result<(), IdError> {
     // The value is opaque and possibly personal, so messages never echo it.
     check_chars("recipient_id", value, 1, 128, |_, c| !c.is_control(), false)?;
-    if value.trim() != value {
+    // U+FEFF (a byte-order mark) is not Unicode whitespace, so `trim` keeps it; it would
+    // still give one recipient a second, invisible spelling.
+    if value.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}') != value {
         return Err(IdError::invalid(
             "recipient_id",
-            "must not start or end with whitespace",
+            "must not start or end with whitespace or a byte-order mark",
         ));
     }
     Ok(())
@@ -398,7 +400,7 @@ mod tests {
         assert!(RecipientId::parse("Jöhn Döe #42").is_ok());
         assert!(RecipientId::parse(&"é".repeat(128)).is_ok());
         assert!(RecipientId::parse(&"é".repeat(129)).is_err());
-        for bad in ["", " x", "x ", "a\nb", "a\u{0}b", "\u{a0}x"] {
+        for bad in ["", " x", "x ", "a\nb", "a\u{0}b", "\u{a0}x", "\u{feff}x", "x\u{feff}"] {
             let err = RecipientId::parse(bad).unwrap_err();
             assert_eq!(err.field(), "recipient_id");
         }

@@ -20,9 +20,11 @@
 //! not know rather than guessing.
 //!
 //! Bundles from outside are read with [`ProofBundle::from_json`], never with a bare serde
-//! call: it accepts exactly one spelling of each bundle (closed schema at every level, no
+//! call: it accepts exactly one spelling of each bundle's JSON value (byte layout, key order
+//! and string escapes are JSON's own business: nothing hashes a bundle's bytes) (closed schema at every level, no
 //! duplicate keys, lowercase hex, hyphenated lowercase UUIDs, `…T…Z` whole-second times,
-//! mode-specific fields only in their mode, base58 that decodes to the right length), so no
+//! mode-specific fields only in their mode, version-specific ones only in their version,
+//! base58 that decodes to the right length), so no
 //! verifier can be shown a claim another verifier silently drops. The rule is one round trip:
 //! the typed bundle, serialized again, must be the JSON that came in. The format is documented
 //! in `docs/proof-bundle.md` and published as `docs/proof-bundle.schema.json`.
@@ -179,7 +181,8 @@ pub enum BundleFormatError {
         found: String,
         expected: String,
     },
-    /// A base58 value that is not a Solana signature or public key.
+    /// A base58 value that is not a Solana signature or public key; a version this reader
+    /// does not know; a salt in a v1 bundle or none in a v2 one.
     #[error("{at}: {why}")]
     Invalid { at: String, why: String },
 }
@@ -211,6 +214,16 @@ impl ProofBundle {
         if let Some(difference) = first_difference(&input, &canonical, String::new()) {
             return Err(difference);
         }
+        // The version and the salt's presence are shape, not facts: a version this reader
+        // does not know, or a v1 bundle with a salt (a v2 one without), is not a bundle it
+        // can read at all.
+        bundle.scheme().map_err(|e| BundleFormatError::Invalid {
+            at: match e {
+                ProofCheckError::UnsupportedVersion(_) => "/version".into(),
+                _ => "/salt".into(),
+            },
+            why: e.to_string(),
+        })?;
         check_base58(
             &bundle.anchor.signature,
             64,

@@ -122,9 +122,18 @@ impl Relay {
     /// Seals due Merkle batches, then claims up to `batch_size` due jobs (single-mode
     /// credentials and sealed batches) and advances each one step. Returns how many jobs
     /// were claimed (a full claim means more may be due right away).
+    ///
+    /// A sealing error does not stop the pass: single-mode credentials, revocations and
+    /// batches sealed earlier are still anchored, and sealing is retried next pass (the error
+    /// is returned at the end, so the pass is not counted a success). An error after jobs
+    /// were claimed backs every claimed job off (recorded failure, jittered delay) instead of
+    /// leaving it leased until `lease_ms` runs out.
     pub async fn run_pass(&self) -> Result<usize, StepError> {
         let started = Instant::now();
-        self.seal_batches().await?;
+        let sealing = self.seal_batches().await;
+        if let Err(e) = &sealing {
+            tracing::warn!(error = %e, "sealing Merkle batches failed; anchoring what is due anyway");
+        }
         let mut jobs = self
             .store
             .claim_due_outbox_rows(
@@ -134,28 +143,29 @@ impl Relay {
                 self.config.mode.as_str(),
             )
             .await?;
-        jobs.extend(
-            self.store
-                .claim_due_batches(
-                    &self.config.worker,
-                    self.config.batch_size,
-                    self.config.lease,
-                )
-                .await?,
-        );
+        let batches = self
+            .store
+            .claim_due_batches(
+                &self.config.worker,
+                self.config.batch_size,
+                self.config.lease,
+            )
+            .await;
+        match batches {
+            Ok(batches) => jobs.extend(batches),
+            Err(e) => return Err(self.back_off_all(&jobs, e.into()).await),
+        }
         if jobs.is_empty() {
-            return Ok(0);
+            return sealing.map(|()| 0);
         }
         fail::fail_point!("relay::after_claim", |arg| crash("after_claim", arg)
             .map(|()| 0));
         let claimed = jobs.len();
         let ids: Vec<JobKey> = jobs.iter().map(|j| j.key).collect();
-        let mut live: HashMap<JobKey, LiveAnchorTx> = self
-            .store
-            .live_anchor_txs(&ids)
-            .await?
-            .into_iter()
-            .collect();
+        let mut live: HashMap<JobKey, LiveAnchorTx> = match self.store.live_anchor_txs(&ids).await {
+            Ok(live) => live.into_iter().collect(),
+            Err(e) => return Err(self.back_off_all(&jobs, e.into()).await),
+        };
 
         // One status call for the whole batch, then the finalized height AFTER it: if a
         // signature is unknown and the finalized height is already past its last valid
@@ -169,14 +179,8 @@ impl Relay {
                     states = s;
                     finalized_height = h;
                 }
-                Err(e) => {
-                    // Without the chain's view no step is safe: back off every job.
-                    for job in &jobs {
-                        self.fail_step(job, &StepError::Chain(clone_chain_error(&e)))
-                            .await;
-                    }
-                    return Err(StepError::Chain(e));
-                }
+                // Without the chain's view no step is safe: back off every job.
+                Err(e) => return Err(self.back_off_all(&jobs, StepError::Chain(e)).await),
             }
         }
 
@@ -216,7 +220,15 @@ impl Relay {
         self.metrics
             .pass_duration
             .observe(started.elapsed().as_secs_f64());
-        Ok(claimed)
+        sealing.map(|()| claimed)
+    }
+
+    /// Backs off every claimed job after an error that stops the pass, and returns the error.
+    async fn back_off_all(&self, jobs: &[ClaimedJob], error: StepError) -> StepError {
+        for job in jobs {
+            self.fail_step(job, &error).await;
+        }
+        error
     }
 
     /// Seals every Merkle batch that is due (full, or its oldest member waited
@@ -502,24 +514,5 @@ fn step_name(step: &AnchorStep) -> &'static str {
         AnchorStep::Wait => "wait",
         AnchorStep::MarkConfirmed { .. } => "confirmed",
         AnchorStep::Finalize { .. } => "finalize",
-    }
-}
-
-/// ChainError is not Clone (it wraps client errors); keep what matters for classification.
-fn clone_chain_error(e: &ChainError) -> ChainError {
-    match e {
-        ChainError::Rpc {
-            method,
-            kind,
-            message,
-        } => ChainError::Rpc {
-            method,
-            kind: *kind,
-            message: message.clone(),
-        },
-        other => ChainError::UnexpectedResponse {
-            method: "chain_view",
-            detail: other.to_string(),
-        },
     }
 }

@@ -198,6 +198,14 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
     if req.rpcs.is_empty() {
         return Err(VerifyError::Usage("give at least one --rpc URL".into()));
     }
+    // A name you supply is shown as the issuer's only when the anchor is proven to be the
+    // issuer's, i.e. paid by a key you pinned; otherwise it would dress a self-asserted
+    // bundle in a trusted name.
+    if req.issuer_name.is_some() && req.pinned_issuer_keys.is_empty() {
+        return Err(VerifyError::Usage(
+            "--issuer-name needs --issuer-key: pin the issuer's anchoring key too".into(),
+        ));
+    }
     let cluster = req.bundle.anchor.cluster;
     let mut observations = Vec::with_capacity(req.rpcs.len());
     let mut scans = Vec::with_capacity(req.rpcs.len());
@@ -589,8 +597,9 @@ pub fn one_line(r: &Report) -> String {
     // bundle's own name is labelled a claim, since nothing proves it.
     let issuer = match &r.issuer_name {
         Some(name) => format!("{name} ({})", r.issuer_id),
+        // Quoted with every `"` and `\` escaped: the claim cannot close its own label.
         None => format!(
-            "issuer {} (name claimed by the bundle, not verified: \"{}\")",
+            "issuer {} (name claimed by the bundle, not verified: {:?})",
             r.issuer_id, r.issuer_name_claimed
         ),
     };

@@ -75,7 +75,10 @@ fn main() -> ExitCode {
         Err(e) => {
             if json {
                 let body = serde_json::json!({
-                    "verdict": null, "error": e.code(), "message": e.to_string(),
+                    // JSON escapes only C0 controls: bidi and C1 controls from a bundle's
+                    // key names would reach the terminal raw.
+                    "verdict": null, "error": e.code(),
+                    "message": verifier::printable(&e.to_string()),
                     "exit_code": e.exit_code(),
                 });
                 println!("{body}");

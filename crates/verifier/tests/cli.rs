@@ -633,6 +633,29 @@ async fn the_issuer_name_is_a_labelled_claim_and_malformed_bundles_exit_2() {
     assert_eq!(v["issuer_name_claimed"], "CLI University", "{out}");
     assert_eq!(v["signing_key_proven"], true, "{out}");
 
+    // The claim cannot close its own label (the name is not hashed: anyone can edit it).
+    let mut breakout = a.bundle.clone();
+    breakout.issuer_name = "x\"), verified name: Harvard University (\"".into();
+    let (_, out) = run(
+        dir.path(),
+        FILE,
+        &breakout,
+        &["--rpc", &a.rpc, "--issuer-key", &pinned],
+    );
+    assert!(
+        out.contains(r#"not verified: "x\"), verified name: Harvard University (\"")"#),
+        "{out}"
+    );
+    // A supplied name needs a pinned key: it would otherwise vouch for a self-asserted anchor.
+    let (code, out) = run(
+        dir.path(),
+        FILE,
+        &a.bundle,
+        &["--rpc", &a.rpc, "--issuer-name", "Harvard University"],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(!out.contains("VALID"), "{out}");
+
     // Every spelling of the catalogue, written to the proof file as it is, through the binary.
     let genuine = serde_json::to_value(&a.bundle).unwrap();
     let proof_path = dir.path().join("edited.json");

@@ -417,3 +417,129 @@ async fn permanent_failures_dead_letter_and_requeue_puts_them_back() {
     pass_until_finalized(&good, &w, &id).await;
     assert_eq!(w.anchors_on_chain().await.get(&id), Some(&1));
 }
+
+/// Runs `sql` against the test database (a trigger that makes a real PostgreSQL statement
+/// fail: the error paths below come from the database itself, not from a fake).
+async fn exec(w: &World, sql: &str) {
+    let (client, conn) = tokio_postgres::connect(&w.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client.batch_execute(sql).await.unwrap();
+}
+
+const REFUSE_FN: &str = "CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger \
+     LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;";
+
+/// Issue #22: when the batch claim fails after the credential claim succeeded, the claimed
+/// credentials are backed off with a recorded failure, not left leased until `lease_ms`
+/// runs out with their attempt counted and no error to show for it. Before the fix the row
+/// stayed `locked_by = relay-claim` with `failures = 0`.
+#[tokio::test]
+async fn a_failing_batch_claim_backs_off_the_jobs_already_claimed() {
+    let w = world().await;
+    let id = w.issue("S-CLAIM-FAIL").await;
+    let mut settings = w.relay_settings(w.chain_env.rpc_url(), "relay-claim");
+    // A lease far longer than the test: only an explicit back-off can free the row in time.
+    settings.relay.lease_ms = 600_000;
+    let app = Application::build(settings).await.unwrap();
+    exec(
+        &w,
+        &format!(
+            "{REFUSE_FN} CREATE TRIGGER refuse_batch_claims BEFORE UPDATE ON anchor_batches \
+             FOR EACH STATEMENT EXECUTE FUNCTION test_refuse();"
+        ),
+    )
+    .await;
+    let err = app.relay().run_pass().await.unwrap_err();
+    assert!(err.to_string().contains("refused by the test"), "{err}");
+    let row = |column: &str| {
+        format!(
+            "SELECT {column} FROM outbox WHERE credential_id = '{id}' AND kind = 'anchor_credential'"
+        )
+    };
+    assert_eq!(w.query_i64(&row("attempts::bigint")).await, 1);
+    assert_eq!(
+        w.query_i64(&row("failures::bigint")).await,
+        1,
+        "the failed pass is recorded against the job"
+    );
+    assert_eq!(
+        w.query_i64(&row("(locked_by IS NULL)::int::bigint")).await,
+        1,
+        "released, not left under a 10-minute lease"
+    );
+    assert_eq!(
+        w.query_i64(&row(
+            "(last_error LIKE '%refused by the test%')::int::bigint"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        w.query_i64(&row(
+            "(available_at < now() + interval '1 minute')::int::bigint"
+        ))
+        .await,
+        1,
+        "due again after the retry policy's delay (at most 2 s here), not after the lease"
+    );
+
+    // The database heals: the same relay anchors the credential exactly once.
+    exec(&w, "DROP TRIGGER refuse_batch_claims ON anchor_batches;").await;
+    pass_until_finalized(&app, &w, &id).await;
+    assert_eq!(w.anchors_on_chain().await.get(&id), Some(&1));
+}
+
+/// Issue #22: a sealing error (here: PostgreSQL refuses every new batch) does not starve the
+/// jobs that need no sealing. A revocation (always a single transaction) is anchored while
+/// a Merkle credential waits for its batch; sealing resumes when the database heals. Before
+/// the fix the pass returned at the sealing error and claimed nothing.
+#[tokio::test]
+async fn a_sealing_error_does_not_starve_revocations() {
+    let w = world().await;
+    let app = Application::build(w.merkle_settings(w.chain_env.rpc_url(), "relay-seal", 100, 0))
+        .await
+        .unwrap();
+    let first = w.issue("S-SEAL-1").await;
+    pass_until_finalized(&app, &w, &first).await;
+
+    let resp = w
+        .client
+        .post(format!("{}/v1/credentials/{first}/revoke", w.api))
+        .bearer_auth(&w.api_key)
+        .json(&serde_json::json!({ "reason": "issued in error" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    exec(
+        &w,
+        &format!(
+            "{REFUSE_FN} CREATE TRIGGER refuse_new_batches BEFORE INSERT ON anchor_batches \
+             FOR EACH STATEMENT EXECUTE FUNCTION test_refuse();"
+        ),
+    )
+    .await;
+    let second = w.issue("S-SEAL-2").await;
+
+    let deadline = Instant::now() + testkit::FINALITY_DEADLINE;
+    loop {
+        let result = app.relay().run_pass().await;
+        // The pass reports the sealing error (it is not a success) but did its other work.
+        if let Err(e) = &result {
+            assert!(e.to_string().contains("refused by the test"), "{e}");
+        }
+        if w.credential(&first).await["status"] == "revoked" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "revocation starved: {result:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(w.query_i64("SELECT count(*) FROM anchor_batches").await, 1);
+    assert_eq!(w.credential(&second).await["status"], "queued");
+
+    exec(&w, "DROP TRIGGER refuse_new_batches ON anchor_batches;").await;
+    pass_until_finalized(&app, &w, &second).await;
+    assert_eq!(w.query_i64("SELECT count(*) FROM anchor_batches").await, 2);
+}
