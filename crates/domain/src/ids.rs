@@ -400,7 +400,16 @@ mod tests {
         assert!(RecipientId::parse("Jöhn Döe #42").is_ok());
         assert!(RecipientId::parse(&"é".repeat(128)).is_ok());
         assert!(RecipientId::parse(&"é".repeat(129)).is_err());
-        for bad in ["", " x", "x ", "a\nb", "a\u{0}b", "\u{a0}x", "\u{feff}x", "x\u{feff}"] {
+        for bad in [
+            "",
+            " x",
+            "x ",
+            "a\nb",
+            "a\u{0}b",
+            "\u{a0}x",
+            "\u{feff}x",
+            "x\u{feff}",
+        ] {
             let err = RecipientId::parse(bad).unwrap_err();
             assert_eq!(err.field(), "recipient_id");
         }

@@ -1,4 +1,4 @@
-//! The credential status machine.
+//! The credential status machine, and the status of one anchoring transaction.
 //!
 //! `transition` is the single definition of which status changes are legal. The store does
 //! not re-implement it: it applies an event with a guarded update
@@ -104,6 +104,81 @@ impl FromStr for CredentialStatus {
             .into_iter()
             .find(|status| status.as_str() == s)
             // Bound the echoed text: it may come from a request.
+            .ok_or_else(|| UnknownStatus(s.chars().take(32).collect()))
+    }
+}
+
+/// Where one stored anchoring transaction is (`anchor_transactions.status`). A job has at
+/// most one *live* transaction — one that may still land — and the relay never signs a
+/// second while it has one (`domain::anchoring`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnchorTxStatus {
+    /// Stored before its first send; maybe sent.
+    Signed,
+    /// The RPC accepted it.
+    Sent,
+    /// Seen at `confirmed` commitment.
+    Confirmed,
+    /// Finalized: the anchor.
+    Finalized,
+    /// The finalized block height passed its last valid height and it never landed.
+    Expired,
+    /// It landed with an error: it anchors nothing.
+    Failed,
+}
+
+impl AnchorTxStatus {
+    pub const ALL: [AnchorTxStatus; 6] = [
+        AnchorTxStatus::Signed,
+        AnchorTxStatus::Sent,
+        AnchorTxStatus::Confirmed,
+        AnchorTxStatus::Finalized,
+        AnchorTxStatus::Expired,
+        AnchorTxStatus::Failed,
+    ];
+
+    /// The statuses of a transaction that may still land.
+    pub const LIVE: [AnchorTxStatus; 3] = [
+        AnchorTxStatus::Signed,
+        AnchorTxStatus::Sent,
+        AnchorTxStatus::Confirmed,
+    ];
+
+    /// [`Self::LIVE`] as an SQL list, for `status IN <list>`. A literal rather than a bound
+    /// array because the partial unique indexes (`migrations/V2`, `V4`) carry this same
+    /// predicate, and PostgreSQL uses a partial index only for a predicate it can prove at
+    /// plan time. A test keeps the three in step.
+    pub const LIVE_SQL: &'static str = "('signed', 'sent', 'confirmed')";
+
+    pub fn is_live(self) -> bool {
+        Self::LIVE.contains(&self)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnchorTxStatus::Signed => "signed",
+            AnchorTxStatus::Sent => "sent",
+            AnchorTxStatus::Confirmed => "confirmed",
+            AnchorTxStatus::Finalized => "finalized",
+            AnchorTxStatus::Expired => "expired",
+            AnchorTxStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for AnchorTxStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AnchorTxStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
+        AnchorTxStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
             .ok_or_else(|| UnknownStatus(s.chars().take(32).collect()))
     }
 }
@@ -243,6 +318,40 @@ pub const fn allowed_sources(event: StatusEvent) -> &'static [CredentialStatus] 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn anchor_tx_statuses_round_trip_and_the_live_sql_list_is_the_live_set() {
+        for status in AnchorTxStatus::ALL {
+            assert_eq!(status.as_str().parse::<AnchorTxStatus>(), Ok(status));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::Value::from(status.as_str())
+            );
+        }
+        let listed: Vec<String> = AnchorTxStatus::LIVE
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        assert_eq!(AnchorTxStatus::LIVE_SQL, format!("({})", listed.join(", ")));
+        let live: Vec<_> = AnchorTxStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_live())
+            .collect();
+        assert_eq!(live, AnchorTxStatus::LIVE);
+        // The partial unique indexes "one live transaction per job" carry the same list.
+        for migration in ["V2__anchor_transactions.sql", "V4__batches.sql"] {
+            let path = format!(
+                "{}/../../migrations/{migration}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let sql = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                sql.contains(&format!("WHERE status IN {}", AnchorTxStatus::LIVE_SQL)),
+                "{migration}"
+            );
+        }
+        assert!("pending".parse::<AnchorTxStatus>().is_err());
+    }
+
     use super::*;
     use CredentialStatus::*;
     use StatusEvent::*;

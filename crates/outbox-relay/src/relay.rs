@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chain::{ChainClient, ChainError, Confirmation};
 use domain::anchoring::{next_anchor_step, recheck_after, AnchorStep, ChainTxState, LiveTx};
 use domain::batching::MAX_BATCH_MEMBERS;
-use domain::{AnchoringMode, ErrorClass, RetryDecision, RetryPolicy};
+use domain::{AnchorTxStatus, AnchoringMode, ErrorClass, RetryDecision, RetryPolicy};
 use futures_util::StreamExt;
 use store::outbox::{ClaimedJob, Fenced, JobKey, LiveAnchorTx, NewAnchorTx};
 use store::{Store, StoreError};
@@ -300,7 +300,7 @@ impl Relay {
                 // loop silently forever.
                 self.sign_and_send(
                     job,
-                    Some((&tx.signature, "expired", None)),
+                    Some((&tx.signature, AnchorTxStatus::Expired, None)),
                     Some("previous anchor transaction expired without landing"),
                     pass,
                 )
@@ -310,7 +310,7 @@ impl Relay {
                 tracing::warn!(job = %job.key, signature = %tx.signature, %error, "anchor transaction failed on chain: re-signing");
                 self.sign_and_send(
                     job,
-                    Some((&tx.signature, "failed", Some(&error))),
+                    Some((&tx.signature, AnchorTxStatus::Failed, Some(&error))),
                     Some(&error),
                     pass,
                 )
@@ -329,7 +329,7 @@ impl Relay {
                     .await?;
                 let delay = recheck_after(
                     &AnchorStep::MarkConfirmed { slot },
-                    tx.status == "confirmed",
+                    tx.status == AnchorTxStatus::Confirmed,
                     track,
                     self.config.finality_hint,
                 );
@@ -364,7 +364,7 @@ impl Relay {
     async fn sign_and_send(
         &self,
         job: &ClaimedJob,
-        retire: Option<(&str, &str, Option<&str>)>,
+        retire: Option<(&str, AnchorTxStatus, Option<&str>)>,
         note: Option<&str>,
         pass: &PassContext,
     ) -> Result<(), StepError> {

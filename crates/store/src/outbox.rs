@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::hash::CredentialHash;
-use domain::status::{allowed_sources, StatusEvent};
+use domain::status::{allowed_sources, AnchorTxStatus, StatusEvent, UnknownStatus};
+
+/// The live anchor-transaction statuses, as SQL (`domain::AnchorTxStatus::LIVE_SQL`).
+const LIVE: &str = AnchorTxStatus::LIVE_SQL;
 use domain::{BatchId, CredentialId, IssuerId, Memo, MerkleRoot};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -104,7 +107,8 @@ pub struct LiveAnchorTx {
     pub signature: String,
     pub tx_bytes: Vec<u8>,
     pub last_valid_block_height: u64,
-    pub status: String,
+    /// One of `AnchorTxStatus::LIVE`.
+    pub status: AnchorTxStatus,
     pub fee_lamports: u64,
 }
 
@@ -360,11 +364,12 @@ impl Store {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT outbox_id, batch_id, signature, tx_bytes, last_valid_block_height, status, \
-                   fee_lamports \
-                 FROM anchor_transactions \
-                 WHERE (outbox_id = ANY($1) OR batch_id = ANY($2)) \
-                   AND status IN ('signed', 'sent', 'confirmed')",
+                &format!(
+                    "SELECT outbox_id, batch_id, signature, tx_bytes, last_valid_block_height, \
+                       status, fee_lamports \
+                     FROM anchor_transactions \
+                     WHERE (outbox_id = ANY($1) OR batch_id = ANY($2)) AND status IN {LIVE}"
+                ),
                 &[&outbox_ids, &batch_ids],
             )
             .await?;
@@ -385,7 +390,10 @@ impl Store {
                         signature: r.try_get(2)?,
                         tx_bytes: r.try_get(3)?,
                         last_valid_block_height: to_u64(r.try_get(4)?, "block height")?,
-                        status: r.try_get(5)?,
+                        status: r
+                            .try_get::<_, String>(5)?
+                            .parse()
+                            .map_err(|e: UnknownStatus| StoreError::Corrupt(e.to_string()))?,
                         fee_lamports: to_u64(r.try_get(6)?, "fee")?,
                     },
                 ))
@@ -400,7 +408,7 @@ impl Store {
         &self,
         fence: Fence<'_>,
         tx: &NewAnchorTx<'_>,
-        retire: Option<(&str, &str, Option<&str>)>,
+        retire: Option<(&str, AnchorTxStatus, Option<&str>)>,
     ) -> Result<Fenced, StoreError> {
         let mut client = self.client().await?;
         let db = client.transaction().await?;
@@ -410,9 +418,11 @@ impl Store {
         if let Some((signature, status, error)) = retire {
             let retired = db
                 .execute(
-                    "UPDATE anchor_transactions SET status = $2, error = $3 \
-                     WHERE signature = $1 AND status IN ('signed', 'sent', 'confirmed')",
-                    &[&signature, &status, &error],
+                    &format!(
+                        "UPDATE anchor_transactions SET status = $2, error = $3 \
+                         WHERE signature = $1 AND status IN {LIVE}"
+                    ),
+                    &[&signature, &status.as_str(), &error],
                 )
                 .await?;
             if retired == 0 {
@@ -725,12 +735,14 @@ impl Store {
             .collect::<Result<_, _>>()?;
         // A job with a live transaction goes back to `submitted`, one without to `queued`.
         db.execute(
-            "UPDATE credentials c SET status = CASE WHEN EXISTS (SELECT 1 FROM anchor_transactions t \
-                 WHERE (t.credential_id = c.id OR t.batch_id = \
-                        (SELECT m.batch_id FROM anchor_batch_members m WHERE m.credential_id = c.id)) \
-                   AND t.status IN ('signed','sent','confirmed')) \
-               THEN 'submitted' ELSE 'queued' END, updated_at = now() \
-             WHERE c.id = ANY($1) AND c.status = ANY($2)",
+            &format!(
+                "UPDATE credentials c SET status = CASE WHEN EXISTS (SELECT 1 FROM anchor_transactions t \
+                     WHERE (t.credential_id = c.id OR t.batch_id = \
+                            (SELECT m.batch_id FROM anchor_batch_members m WHERE m.credential_id = c.id)) \
+                       AND t.status IN {LIVE}) \
+                   THEN 'submitted' ELSE 'queued' END, updated_at = now() \
+                 WHERE c.id = ANY($1) AND c.status = ANY($2)"
+            ),
             &[&ids, &statuses(StatusEvent::Requeued)],
         )
         .await?;

@@ -706,16 +706,9 @@ async fn finalize_pending_batch(
         &[id, &anchor.signature, &slot, &anchor.block_time],
     )
     .await?;
-    db.execute(
-        "UPDATE anchor_transactions SET \
-           status = CASE WHEN signature = $2 THEN 'finalized' ELSE 'expired' END, \
-           slot = CASE WHEN signature = $2 THEN $3 ELSE slot END, \
-           finalized_at = CASE WHEN signature = $2 THEN now() ELSE finalized_at END, \
-           error = CASE WHEN signature = $2 THEN error ELSE 'superseded: reconciler found the anchor' END \
-         WHERE batch_id = $1 AND (signature = $2 OR status IN ('signed', 'sent', 'confirmed'))",
-        &[id, &anchor.signature, &slot],
-    )
-    .await?;
+    // The same retirement as a single credential's (it also stamps `confirmed_at`, which a
+    // copy of it here once forgot).
+    retire_live_txs(db, "batch_id = $1", id, anchor.signature, slot).await?;
     db.execute(
         "UPDATE outbox SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
            dead_at = NULL, last_error = NULL, updated_at = now() \
@@ -760,7 +753,8 @@ async fn retire_live_txs(
                confirmed_at = CASE WHEN signature = $2 THEN coalesce(confirmed_at, now()) ELSE confirmed_at END, \
                finalized_at = CASE WHEN signature = $2 THEN now() ELSE finalized_at END, \
                error = CASE WHEN signature = $2 THEN error ELSE 'superseded: reconciler found the anchor' END \
-             WHERE {scope} AND (signature = $2 OR status IN ('signed', 'sent', 'confirmed'))"
+             WHERE {scope} AND (signature = $2 OR status IN {live})",
+            live = domain::AnchorTxStatus::LIVE_SQL
         ),
         &[id, &signature, &slot],
     )
