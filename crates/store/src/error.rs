@@ -27,8 +27,18 @@ pub enum StoreError {
     #[error("migration failed: {0}")]
     Migration(String),
     /// Any other database error (constraint violations we did not expect, syntax errors).
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Database(#[source] tokio_postgres::Error),
+}
+
+/// The server's message and SQLSTATE: `tokio_postgres` displays a server error as only "db
+/// error", which left operators (and the relay's `last_error`) without the reason. The
+/// message, never the `detail`, which can quote row values (a recipient id, for one).
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl StoreError {
