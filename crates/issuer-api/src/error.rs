@@ -80,34 +80,39 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
-    pub fn code(&self) -> &'static str {
+    /// The stable code of this error (the one list is [`ErrorCode`]).
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::CredentialNotFound => "credential_not_found",
-            ApiError::IssuerNotFound => "issuer_not_found",
-            ApiError::CredentialBatchNotFound => "credential_batch_not_found",
-            ApiError::ProofNotAvailable { .. } => "proof_not_available",
-            ApiError::InvalidProof { .. } => "invalid_proof",
-            ApiError::AnchorNotFound => "anchor_not_found",
-            ApiError::RelinkConflict => "relink_conflict",
-            ApiError::RouteNotFound => "route_not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::InvalidJson { .. } => "invalid_json",
-            ApiError::InvalidMultipart { .. } => "invalid_multipart",
-            ApiError::MissingField { .. } => "missing_field",
-            ApiError::InvalidField { .. } => "invalid_field",
-            ApiError::InvalidQuery { .. } => "invalid_query",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::InvalidIdempotencyKey { .. } => "invalid_idempotency_key",
-            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
-            ApiError::SerialConflict { .. } => "serial_conflict",
-            ApiError::SigningUnavailable => "signing_unavailable",
-            ApiError::ChainUnavailable { .. } => "chain_unavailable",
-            ApiError::DatabaseUnavailable { .. } => "database_unavailable",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Internal => "internal_error",
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::CredentialNotFound => ErrorCode::CredentialNotFound,
+            ApiError::IssuerNotFound => ErrorCode::IssuerNotFound,
+            ApiError::CredentialBatchNotFound => ErrorCode::CredentialBatchNotFound,
+            ApiError::ProofNotAvailable { .. } => ErrorCode::ProofNotAvailable,
+            ApiError::InvalidProof { .. } => ErrorCode::InvalidProof,
+            ApiError::AnchorNotFound => ErrorCode::AnchorNotFound,
+            ApiError::RelinkConflict => ErrorCode::RelinkConflict,
+            ApiError::RouteNotFound => ErrorCode::RouteNotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::InvalidJson { .. } => ErrorCode::InvalidJson,
+            ApiError::InvalidMultipart { .. } => ErrorCode::InvalidMultipart,
+            ApiError::MissingField { .. } => ErrorCode::MissingField,
+            ApiError::InvalidField { .. } => ErrorCode::InvalidField,
+            ApiError::InvalidQuery { .. } => ErrorCode::InvalidQuery,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::InvalidIdempotencyKey { .. } => ErrorCode::InvalidIdempotencyKey,
+            ApiError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            ApiError::SerialConflict { .. } => ErrorCode::SerialConflict,
+            ApiError::SigningUnavailable => ErrorCode::SigningUnavailable,
+            ApiError::ChainUnavailable { .. } => ErrorCode::ChainUnavailable,
+            ApiError::DatabaseUnavailable { .. } => ErrorCode::DatabaseUnavailable,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Internal => ErrorCode::Internal,
         }
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
     }
 
     pub fn invalid_field(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -197,31 +202,83 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Every code the API can answer with, for the documentation test.
-pub const ALL_CODES: &[&str] = &[
-    "unauthorized",
-    "credential_not_found",
-    "issuer_not_found",
-    "credential_batch_not_found",
-    "proof_not_available",
-    "invalid_proof",
-    "anchor_not_found",
-    "relink_conflict",
-    "route_not_found",
-    "method_not_allowed",
-    "invalid_json",
-    "invalid_multipart",
-    "missing_field",
-    "invalid_field",
-    "invalid_query",
-    "payload_too_large",
-    "unsupported_media_type",
-    "invalid_idempotency_key",
-    "idempotency_key_reused",
-    "serial_conflict",
-    "signing_unavailable",
-    "database_unavailable",
-    "rate_limited",
-    "chain_unavailable",
-    "internal_error",
-];
+/// Declares [`ErrorCode`] from one list: each variant with its stable text, and `ALL`.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $name:ident => $text:literal,)+) => {
+        /// Every code the API can answer with, at the top level of an error body or per item
+        /// of a bulk response: the one list (README "Error codes" documents each; a test
+        /// checks it does).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$name => $text,)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    Unauthorized => "unauthorized",
+    CredentialNotFound => "credential_not_found",
+    IssuerNotFound => "issuer_not_found",
+    CredentialBatchNotFound => "credential_batch_not_found",
+    ProofNotAvailable => "proof_not_available",
+    InvalidProof => "invalid_proof",
+    AnchorNotFound => "anchor_not_found",
+    RelinkConflict => "relink_conflict",
+    RouteNotFound => "route_not_found",
+    MethodNotAllowed => "method_not_allowed",
+    InvalidJson => "invalid_json",
+    InvalidMultipart => "invalid_multipart",
+    MissingField => "missing_field",
+    InvalidField => "invalid_field",
+    InvalidQuery => "invalid_query",
+    PayloadTooLarge => "payload_too_large",
+    UnsupportedMediaType => "unsupported_media_type",
+    InvalidIdempotencyKey => "invalid_idempotency_key",
+    IdempotencyKeyReused => "idempotency_key_reused",
+    SerialConflict => "serial_conflict",
+    SigningUnavailable => "signing_unavailable",
+    ChainUnavailable => "chain_unavailable",
+    DatabaseUnavailable => "database_unavailable",
+    RateLimited => "rate_limited",
+    Internal => "internal_error",
+    /// A bulk item whose serial appears earlier in the same request (per item only).
+    DuplicateInRequest => "duplicate_in_request",
+}
+
+/// Every code's text (`ErrorCode::ALL`), for tests and the fuzz property.
+pub fn all_codes() -> impl Iterator<Item = &'static str> {
+    ErrorCode::ALL.iter().map(|c| c.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_unique_and_documented_in_the_readme() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("### Error codes")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        for code in all_codes() {
+            assert!(seen.insert(code), "{code} twice");
+            assert!(
+                section.contains(&format!("`{code}`")),
+                "README lacks {code}"
+            );
+        }
+    }
+}

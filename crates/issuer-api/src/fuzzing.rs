@@ -9,7 +9,7 @@
 
 use actix_web::ResponseError;
 
-use crate::error::{ApiError, ALL_CODES};
+use crate::error::{all_codes, ApiError};
 use crate::request::MAX_METADATA_BYTES;
 
 /// Runs every body parser on `data` and asserts the property (panics on a violation, which
@@ -55,7 +55,7 @@ fn refusal(e: &ApiError) {
         e.code()
     );
     assert!(
-        ALL_CODES.contains(&e.code()),
+        all_codes().any(|c| c == e.code()),
         "undocumented code {}",
         e.code()
     );

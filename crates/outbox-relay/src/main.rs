@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
                 .transpose()
                 .map_err(|_| anyhow::anyhow!("--credential is not a credential id"))?;
             let n = store.requeue_failed(id.as_ref()).await?;
-            println!("{{\"requeued\": {n}}}");
+            println!("{}", serde_json::json!({ "requeued": n }));
         }
         Command::Serve => {
             let settings: Settings = service_shell::settings::load(cli.config.as_deref())?;

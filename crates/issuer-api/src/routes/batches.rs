@@ -249,7 +249,7 @@ fn prepare(
                 index,
                 status: "invalid",
                 id: None,
-                code: Some("duplicate_in_request"),
+                code: Some(crate::error::ErrorCode::DuplicateInRequest.as_str()),
                 field: Some("serial".into()),
                 message: Some(format!("serial {serial} appears earlier in this request")),
                 serial: Some(serial),

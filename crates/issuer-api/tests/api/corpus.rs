@@ -3,7 +3,7 @@
 //! request may get a 5xx, and nothing may be written.
 
 use base64::Engine;
-use issuer_api::error::ALL_CODES;
+use issuer_api::error::all_codes;
 use serde_json::{json, Value};
 
 use crate::helpers::{credential_json, spawn_app_with, TestApp, FILE};
@@ -654,10 +654,7 @@ async fn every_bad_request_gets_a_stable_4xx_code_and_writes_nothing() {
             assert_eq!(body["accepted"], 0);
             for item in body["items"].as_array().unwrap() {
                 let code = item["code"].as_str().unwrap();
-                assert!(
-                    ALL_CODES.contains(&code) || code == "duplicate_in_request",
-                    "{code}"
-                );
+                assert!(all_codes().any(|c| c == code), "{code}");
             }
             continue;
         }
@@ -670,7 +667,7 @@ async fn every_bad_request_gets_a_stable_4xx_code_and_writes_nothing() {
             .as_str()
             .unwrap_or_else(|| panic!("{}: no code in {body}", case.name));
         assert!(
-            ALL_CODES.contains(&code),
+            all_codes().any(|c| c == code),
             "{}: undocumented code {code}",
             case.name
         );
