@@ -29,9 +29,12 @@ validator: deps
 build:
 	cargo build --workspace --bins
 
-lint:
+lint: deps
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	@# No dependency that no code uses (cargo-machete, pinned in scripts/install-deps.sh).
+	$(CACHE_DIR)/tools/cargo-machete/bin/cargo-machete
+	@python3 scripts/check-crate-deps.py
 
 ## Everything: lint, then all tests with one PostgreSQL and one validator for the whole run.
 test: validator lint deploy-check

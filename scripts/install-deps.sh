@@ -46,6 +46,13 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   echo "installing chromium and chromium-driver"
   apt_install chromium chromium-driver
 fi
+# cargo-machete (`make lint`: fails on a dependency no code uses), pinned, under the cache.
+MACHETE_VERSION=0.9.2
+MACHETE_ROOT="${CACHE_DIR:-$HOME/.cache/credential-anchor}/tools/cargo-machete"
+if ! "$MACHETE_ROOT/bin/cargo-machete" --version 2>/dev/null | grep -q "$MACHETE_VERSION"; then
+  echo "installing cargo-machete $MACHETE_VERSION"
+  cargo install --locked cargo-machete --version "$MACHETE_VERSION" --root "$MACHETE_ROOT"
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest"
   cargo install --locked cargo-nextest

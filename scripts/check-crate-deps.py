@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""The crate dependency direction of ARCHITECTURE.md, checked (`make lint`).
+
+Binaries -> store / chain -> domain. `domain` depends on no workspace crate; `store` and
+`chain` not on each other nor on any binary; the offline verifier only on `domain` and
+`chain` (it must work after the service is gone). Only normal dependencies are checked: a
+test may link anything. Each allowed edge is listed here, so a new one is a visible decision.
+"""
+import json
+import subprocess
+import sys
+
+ALLOWED = {
+    "domain": set(),
+    "crashpoint": set(),
+    "service-shell": set(),
+    "testkit": set(),
+    "chain": {"domain"},
+    "store": {"domain", "crashpoint"},
+    "verifier": {"domain", "chain"},
+    "issuer-api": {"domain", "store", "chain", "service-shell", "crashpoint"},
+    "outbox-relay": {"domain", "store", "chain", "service-shell", "crashpoint"},
+    "reconciler": {"domain", "store", "chain", "service-shell"},
+    "issue-bulk": {"domain"},
+    # Known seam (issue #22): the bench reaches issuer provisioning through the issuer-api
+    # binary crate until provisioning moves out of it.
+    "bench": {"domain", "store", "chain", "testkit", "issuer-api"},
+}
+
+meta = json.loads(
+    subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+)
+workspace = {p["name"] for p in meta["packages"]}
+errors = []
+for package in meta["packages"]:
+    name = package["name"]
+    if name not in ALLOWED:
+        errors.append(f"{name}: not in scripts/check-crate-deps.py; add its allowed dependencies")
+        continue
+    used = {
+        d["name"]
+        for d in package["dependencies"]
+        if d["name"] in workspace and d.get("kind") is None
+    }
+    for dep in sorted(used - ALLOWED[name]):
+        errors.append(f"{name} -> {dep}: against the dependency direction (ARCHITECTURE.md)")
+for e in errors:
+    print(f"check-crate-deps: {e}", file=sys.stderr)
+if errors:
+    sys.exit(1)
+print(f"check-crate-deps: {len(workspace)} crates follow the dependency direction")
