@@ -87,7 +87,8 @@ FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?= memo_decode proof_bundle api_key issue_request
 fuzz:
 	@test -x $(CACHE_DIR)/tools/bin/cargo-fuzz || cargo install --locked cargo-fuzz --root $(CACHE_DIR)/tools
-	@export PATH="$(CACHE_DIR)/tools/bin:$$PATH" CARGO_TARGET_DIR=$(CACHE_DIR)/fuzz-target; cd fuzz && for t in $(FUZZ_TARGETS); do \
+	@# pipefail: a finding makes `cargo fuzz run` fail, and `| tail` must not hide that.
+	@set -o pipefail; export PATH="$(CACHE_DIR)/tools/bin:$$PATH" CARGO_TARGET_DIR=$(CACHE_DIR)/fuzz-target; cd fuzz && for t in $(FUZZ_TARGETS); do \
 	  mkdir -p corpus/$$t && cp -n regressions/$$t/* corpus/$$t/ ; \
 	  cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
 	    -print_final_stats=1 2>&1 | tee $(CACHE_DIR)/fuzz-$$t.log | tail -n 15 || exit 1; \
