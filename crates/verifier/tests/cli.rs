@@ -799,6 +799,17 @@ async fn pad_history(rpc: &str, to: &str, count: u64) -> usize {
 /// A JSON-RPC endpoint that forwards every call to `upstream` except
 /// `getSignaturesForAddress`, which it answers with an empty history.
 async fn rpc_without_history(upstream: String) -> String {
+    lying_rpc(upstream, |req, resp| {
+        if req["method"] == "getSignaturesForAddress" {
+            resp["result"] = serde_json::json!([]);
+        }
+    })
+    .await
+}
+
+/// A JSON-RPC proxy in front of `upstream` that forwards every call and lets `lie` rewrite
+/// the answer (given the request): a node that lies about what the chain holds.
+async fn lying_rpc(upstream: String, lie: fn(&Value, &mut Value)) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let http = reqwest::Client::new();
@@ -836,15 +847,12 @@ async fn rpc_without_history(upstream: String) -> String {
                         continue;
                     }
                     let req: Value = serde_json::from_str(&body[..len]).unwrap_or(Value::Null);
-                    let resp = if req["method"] == "getSignaturesForAddress" {
-                        serde_json::json!({"jsonrpc": "2.0", "id": req["id"], "result": []})
-                            .to_string()
-                    } else {
-                        let Ok(r) = http.post(&upstream).json(&req).send().await else {
-                            return;
-                        };
-                        r.text().await.unwrap_or_default()
+                    let Ok(r) = http.post(&upstream).json(&req).send().await else {
+                        return;
                     };
+                    let mut answer: Value = r.json().await.unwrap_or(Value::Null);
+                    lie(&req, &mut answer);
+                    let resp = answer.to_string();
                     let http_resp = format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",
                         resp.len()
@@ -856,4 +864,93 @@ async fn rpc_without_history(upstream: String) -> String {
         }
     });
     url
+}
+
+/// The memo program's id, as `getTransaction` (`json` encoding) lists it.
+const MEMO_PROGRAM: &str = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr";
+
+/// Issue #21 item 7: an endpoint that lies about the anchor transaction itself (its slot,
+/// its success, its fee payer, its memo), not only about what it knows. Next to an honest
+/// endpoint the CLI refuses (exit 6, endpoints disagree); alone, the lie never makes a
+/// verdict `valid`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_lying_about_the_anchor_transaction_is_refused() {
+    let a = anchored().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = a.payer.pubkey_base58();
+    type Lie = (&'static str, fn(&Value, &mut Value));
+    let lies: [Lie; 4] = [
+        ("a later slot", |req, resp| {
+            if req["method"] == "getTransaction" {
+                if let Some(slot) = resp["result"]["slot"].as_u64() {
+                    resp["result"]["slot"] = (slot + 1).into();
+                }
+            }
+        }),
+        ("a failed transaction", |req, resp| {
+            if req["method"] == "getTransaction" && resp["result"].is_object() {
+                resp["result"]["meta"]["err"] =
+                    serde_json::json!({"InstructionError": [0, {"Custom": 1}]});
+            }
+        }),
+        ("another fee payer", |req, resp| {
+            if req["method"] == "getTransaction" && resp["result"].is_object() {
+                resp["result"]["transaction"]["message"]["accountKeys"][0] =
+                    bs58::encode([9u8; 32]).into_string().into();
+            }
+        }),
+        ("another memo", |req, resp| {
+            if req["method"] != "getTransaction" || !resp["result"].is_object() {
+                return;
+            }
+            let message = &mut resp["result"]["transaction"]["message"];
+            let keys: Vec<String> = message["accountKeys"]
+                .as_array()
+                .map(|k| {
+                    k.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(ixs) = message["instructions"].as_array_mut() {
+                for ix in ixs {
+                    let program = ix["programIdIndex"].as_u64().unwrap_or(u64::MAX) as usize;
+                    if keys.get(program).map(String::as_str) == Some(MEMO_PROGRAM) {
+                        let data = bs58::decode(ix["data"].as_str().unwrap_or(""))
+                            .into_vec()
+                            .unwrap_or_default();
+                        let mut text = String::from_utf8_lossy(&data).to_string();
+                        text.push('0');
+                        ix["data"] = bs58::encode(text.as_bytes()).into_string().into();
+                    }
+                }
+            }
+        }),
+    ];
+    let (code, out) = run(
+        dir.path(),
+        FILE,
+        &a.bundle,
+        &["--rpc", &a.rpc, "--issuer-key", &pinned],
+    );
+    assert_eq!(code, 0, "the honest endpoint alone: {out}");
+    for (name, lie) in lies {
+        let liar = lying_rpc(a.rpc.clone(), lie).await;
+        let (code, out) = run(
+            dir.path(),
+            FILE,
+            &a.bundle,
+            &["--rpc", &a.rpc, "--rpc", &liar, "--issuer-key", &pinned],
+        );
+        assert_eq!(code, 6, "{name}, next to an honest endpoint: {out}");
+        assert!(out.contains("disagree"), "{name}: {out}");
+        let (code, out) = run(
+            dir.path(),
+            FILE,
+            &a.bundle,
+            &["--rpc", &liar, "--issuer-key", &pinned],
+        );
+        assert_ne!(code, 0, "{name}, alone: {out}");
+        assert!(!out.starts_with("VALID"), "{name}, alone: {out}");
+    }
 }
