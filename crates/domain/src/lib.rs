@@ -16,6 +16,7 @@ pub mod api_key;
 pub mod batching;
 pub mod bundle_edits;
 pub mod cluster;
+pub mod display;
 pub mod fuzzing;
 pub mod hash;
 pub mod ids;

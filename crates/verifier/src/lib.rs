@@ -544,23 +544,8 @@ impl Report {
     }
 }
 
-/// `text` with every control character (C0, C1, DEL) and every Unicode bidi control
-/// escaped as `\u{..}`, so what a terminal draws is what the text says.
-pub fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let bidi = matches!(
-            c,
-            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-        );
-        if c.is_control() || bidi {
-            out.push_str(&c.escape_unicode().to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+/// Control and bidi characters escaped: the one rule, shared with the `/verify` page.
+pub use domain::display::printable;
 
 /// `scheme://host[:port]` only: RPC providers put API keys in paths and queries.
 pub fn redact(url: &str) -> String {
@@ -715,16 +700,6 @@ mod tests {
         assert_eq!(
             redact("https://user:secret@rpc.example.com/k"),
             "https://rpc.example.com"
-        );
-    }
-
-    #[test]
-    fn printable_escapes_control_and_bidi_characters_only() {
-        assert_eq!(printable("Université de Genève"), "Université de Genève");
-        assert_eq!(printable("a\u{1b}[2Kb"), "a\\u{1b}[2Kb");
-        assert_eq!(
-            printable("x\ry\u{202e}z\u{7f}"),
-            "x\\u{d}y\\u{202e}z\\u{7f}"
         );
     }
 }

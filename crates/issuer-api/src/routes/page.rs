@@ -56,6 +56,9 @@ fn html(status: StatusCode, body: &str) -> HttpResponse {
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {
+    // Control and bidi characters made visible first (`domain::display`): an error message
+    // may quote a key name from an uploaded bundle.
+    let text = domain::display::printable(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -239,6 +242,14 @@ mod tests {
             escape("<a href=\"x\" onclick='y'>&</a>"),
             "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn escaping_makes_control_and_bidi_characters_visible() {
+        // A right-to-left override from a bundle's key name would reverse the words after it.
+        assert_eq!(escape("key\u{202e}gnp.exe"), "key\\u{202e}gnp.exe");
+        assert_eq!(escape("a\u{9b}2Jb"), "a\\u{9b}2Jb");
+        assert_eq!(escape("Université"), "Université");
     }
 
     #[test]

@@ -670,8 +670,9 @@ async fn every_edited_field_of_a_v1_or_v2_bundle_is_refused_by_the_api_the_page_
     assert!(rows > 150, "{rows} rows");
     assert!(spellings > 200, "{spellings} spellings");
     eprintln!(
-        "tampering table: {rows} edits × 4 paths (API, page, CLI pinned, CLI unpinned), none \
-         valid (offline, v1 Merkle ids are labelled unproven); {spellings} spellings × 3 paths, \
-         all refused before any check"
+        "tampering table: {rows} edits (each that parses through the API, the page, the CLI \
+         pinned and unpinned; each the reader refuses through the API, the page and the CLI's \
+         reader), none valid (offline, v1 Merkle ids are labelled unproven); {spellings} \
+         spellings × 3 paths, all refused before any check"
     );
 }
