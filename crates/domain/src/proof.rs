@@ -224,15 +224,13 @@ impl ProofBundle {
             },
             why: e.to_string(),
         })?;
-        check_base58(
+        check_base58::<64>(
             &bundle.anchor.signature,
-            64,
             "/anchor/signature",
             "transaction signature",
         )?;
-        check_base58(
+        check_base58::<32>(
             &bundle.anchor.anchor_pubkey,
-            32,
             "/anchor/anchor_pubkey",
             "public key",
         )?;
@@ -378,21 +376,19 @@ fn first_difference(input: &Value, canonical: &Value, at: String) -> Option<Bund
     }
 }
 
-/// `text` is the canonical base58 of exactly `len` bytes (re-encoding gives `text` back).
-fn check_base58(text: &str, len: usize, at: &str, what: &str) -> Result<(), BundleFormatError> {
-    let invalid = || BundleFormatError::Invalid {
-        at: at.to_string(),
-        why: format!("not a base58 Solana {what} ({len} bytes)"),
-    };
-    // Base58 decoding is quadratic: refuse absurd lengths before decoding.
-    if text.len() > len * 2 {
-        return Err(invalid());
+/// `text` is the canonical base58 of exactly `N` bytes (decoded by the crate's one base58
+/// rule, `hash::decode_base58_fixed`; re-encoding must give `text` back).
+fn check_base58<const N: usize>(text: &str, at: &str, what: &str) -> Result<(), BundleFormatError> {
+    let canonical = crate::hash::decode_base58_fixed::<N>(text)
+        .is_ok_and(|bytes| bs58::encode(bytes).into_string() == text);
+    if canonical {
+        Ok(())
+    } else {
+        Err(BundleFormatError::Invalid {
+            at: at.to_string(),
+            why: format!("not a base58 Solana {what} ({N} bytes)"),
+        })
     }
-    let bytes = bs58::decode(text).into_vec().map_err(|_| invalid())?;
-    if bytes.len() != len || bs58::encode(&bytes).into_string() != text {
-        return Err(invalid());
-    }
-    Ok(())
 }
 
 /// Every check that needs no network, in order of the most useful message first. `file`:

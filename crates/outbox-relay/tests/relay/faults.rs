@@ -418,18 +418,19 @@ async fn permanent_failures_dead_letter_and_requeue_puts_them_back() {
     assert_eq!(w.anchors_on_chain().await.get(&id), Some(&1));
 }
 
-/// Runs `sql` against the test database (a trigger that makes a real PostgreSQL statement
-/// fail: the error paths below come from the database itself, not from a fake).
-async fn exec(w: &World, sql: &str) {
-    let (client, conn) = tokio_postgres::connect(&w.db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client.batch_execute(sql).await.unwrap();
+/// Makes PostgreSQL refuse every `event` (`INSERT`, `UPDATE`) statement on `anchor_batches`
+/// with "refused by the test", through a statement-level trigger named `trigger`: the error
+/// paths below come from the database itself, not from a fake. Returns the SQL that heals it.
+async fn refuse_on_anchor_batches(w: &World, trigger: &str, event: &str) -> String {
+    w.execute(&format!(
+        "CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
+         CREATE TRIGGER {trigger} BEFORE {event} ON anchor_batches \
+         FOR EACH STATEMENT EXECUTE FUNCTION test_refuse();"
+    ))
+    .await;
+    format!("DROP TRIGGER {trigger} ON anchor_batches;")
 }
-
-const REFUSE_FN: &str = "CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger \
-     LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;";
 
 /// Issue #22: when the batch claim fails after the credential claim succeeded, the claimed
 /// credentials are backed off with a recorded failure, not left leased until `lease_ms`
@@ -443,14 +444,7 @@ async fn a_failing_batch_claim_backs_off_the_jobs_already_claimed() {
     // A lease far longer than the test: only an explicit back-off can free the row in time.
     settings.relay.lease_ms = 600_000;
     let app = Application::build(settings).await.unwrap();
-    exec(
-        &w,
-        &format!(
-            "{REFUSE_FN} CREATE TRIGGER refuse_batch_claims BEFORE UPDATE ON anchor_batches \
-             FOR EACH STATEMENT EXECUTE FUNCTION test_refuse();"
-        ),
-    )
-    .await;
+    let heal = refuse_on_anchor_batches(&w, "refuse_batch_claims", "UPDATE").await;
     let err = app.relay().run_pass().await.unwrap_err();
     assert!(err.to_string().contains("refused by the test"), "{err}");
     let row = |column: &str| {
@@ -486,7 +480,7 @@ async fn a_failing_batch_claim_backs_off_the_jobs_already_claimed() {
     );
 
     // The database heals: the same relay anchors the credential exactly once.
-    exec(&w, "DROP TRIGGER refuse_batch_claims ON anchor_batches;").await;
+    w.execute(&heal).await;
     pass_until_finalized(&app, &w, &id).await;
     assert_eq!(w.anchors_on_chain().await.get(&id), Some(&1));
 }
@@ -504,23 +498,9 @@ async fn a_sealing_error_does_not_starve_revocations() {
     let first = w.issue("S-SEAL-1").await;
     pass_until_finalized(&app, &w, &first).await;
 
-    let resp = w
-        .client
-        .post(format!("{}/v1/credentials/{first}/revoke", w.api))
-        .bearer_auth(&w.api_key)
-        .json(&serde_json::json!({ "reason": "issued in error" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 202);
-    exec(
-        &w,
-        &format!(
-            "{REFUSE_FN} CREATE TRIGGER refuse_new_batches BEFORE INSERT ON anchor_batches \
-             FOR EACH STATEMENT EXECUTE FUNCTION test_refuse();"
-        ),
-    )
-    .await;
+    let (status, body) = crate::revocation::revoke(&w, &first, &w.api_key, "issued in error").await;
+    assert_eq!(status, 202, "{body}");
+    let heal = refuse_on_anchor_batches(&w, "refuse_new_batches", "INSERT").await;
     let second = w.issue("S-SEAL-2").await;
 
     let deadline = Instant::now() + testkit::FINALITY_DEADLINE;
@@ -539,7 +519,7 @@ async fn a_sealing_error_does_not_starve_revocations() {
     assert_eq!(w.query_i64("SELECT count(*) FROM anchor_batches").await, 1);
     assert_eq!(w.credential(&second).await["status"], "queued");
 
-    exec(&w, "DROP TRIGGER refuse_new_batches ON anchor_batches;").await;
+    w.execute(&heal).await;
     pass_until_finalized(&app, &w, &second).await;
     assert_eq!(w.query_i64("SELECT count(*) FROM anchor_batches").await, 2);
 }

@@ -342,6 +342,15 @@ impl World {
             .unwrap()
     }
 
+    /// Runs `sql` (one or more statements) against the test database.
+    pub async fn execute(&self, sql: &str) {
+        let (client, conn) = tokio_postgres::connect(&self.db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.batch_execute(sql).await.unwrap();
+    }
+
     pub async fn query_i64(&self, sql: &str) -> i64 {
         let (client, conn) = tokio_postgres::connect(&self.db.url, tokio_postgres::NoTls)
             .await

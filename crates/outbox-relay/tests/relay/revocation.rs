@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{world, World};
 
-async fn revoke(w: &World, id: &str, key: &str, reason: &str) -> (u16, Value) {
+pub async fn revoke(w: &World, id: &str, key: &str, reason: &str) -> (u16, Value) {
     let resp = w
         .client
         .post(format!("{}/v1/credentials/{id}/revoke", w.api))
