@@ -1,4 +1,7 @@
-//! Classification of one on-chain anchor for the reconciler (invariant 4).
+//! The reconciler's rules (invariants 3 and 4): which on-chain memos to trust (`classify`),
+//! and what a trusted memo means for the database record it names (`decide_anchor`,
+//! `decide_batch`, `decide_revocation` → a `Repair`), plus the drift rule for a recorded
+//! anchor the chain does not back (`check_recorded_anchor`).
 //!
 //! Anyone can write a memo in our format and make it show up in the anchoring key's history
 //! (by listing the key as a read-only account), so a memo is trusted only when the
@@ -6,12 +9,17 @@
 //! issuer that anchored with that key when the block was made (a key retired by rotation
 //! vouches only for blocks before its retirement: `anchor_keys`). Everything else is
 //! classified, never trusted.
+//!
+//! The decisions are pure: `store` reads the record under a row lock, asks the rule here, and
+//! executes the `Repair` in the same transaction; the scan only gathers the inputs.
 
 use chrono::{DateTime, Utc};
 
 use crate::anchor_keys::{check_anchor_key, AnchorKeyCheck, AnchorKeyWindow};
+use crate::hash::CredentialHash;
 use crate::memo::{decode, Decoded, Memo};
-use crate::IssuerId;
+use crate::status::{allowed_sources, CredentialStatus, StatusEvent};
+use crate::{IssuerId, MerkleRoot};
 
 /// One issuer that anchors (or anchored) with a key, and that key's window for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +105,315 @@ pub fn is_signature_text(text: &str) -> bool {
     bs58::decode(text)
         .into_vec()
         .is_ok_and(|bytes| bytes.len() == 64)
+}
+
+/// Kind of a recorded disagreement between the database and the chain; the text is the
+/// `reconciliation_findings.kind` column and the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FindingKind {
+    PendingAnchored,
+    MissingRow,
+    Drift,
+    Forged,
+    FailedTx,
+    /// A memo paid by an issuer's anchoring key after the issuer retired it.
+    RetiredKey,
+    /// A stored anchoring key that is not a valid public key: its history cannot be read.
+    MalformedKey,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 7] = [
+        FindingKind::PendingAnchored,
+        FindingKind::MissingRow,
+        FindingKind::Drift,
+        FindingKind::Forged,
+        FindingKind::FailedTx,
+        FindingKind::RetiredKey,
+        FindingKind::MalformedKey,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::PendingAnchored => "pending_anchored",
+            FindingKind::MissingRow => "missing_row",
+            FindingKind::Drift => "drift",
+            FindingKind::Forged => "forged",
+            FindingKind::FailedTx => "failed_tx",
+            FindingKind::RetiredKey => "retired_key",
+            FindingKind::MalformedKey => "malformed_key",
+        }
+    }
+}
+
+/// Why a record and the chain disagree in a way the reconciler must not repair on its own:
+/// the row is left alone and a human sees a `drift` finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DriftReason {
+    /// The record names another issuer, hash, member count or root than the memo.
+    RecordDisagrees,
+    /// The record already holds another anchor: two anchors of one subject landed, so
+    /// invariant 2 broke somewhere. The first anchor stays.
+    SecondAnchor,
+    /// A revocation memo for a credential with no row (its anchor is older than the scanned
+    /// window, or it is a batch member not yet re-linked).
+    RevocationWithoutCredential,
+    /// A revocation memo for a credential whose row does not say anchored.
+    RevocationOfUnanchored,
+    /// A recorded anchor signature that is not a signature at all.
+    NotASignature,
+    /// A recorded anchor signature the node's full history does not know.
+    UnknownOnChain,
+    /// A recorded anchor signature whose transaction failed.
+    FailedOnChain,
+}
+
+/// What the reconciler does with one trusted memo, given what the database records for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Repair {
+    /// The record already agrees with the chain: nothing to write, nothing to report.
+    Consistent,
+    /// No record exists (a restore lost it): rebuild it from the memo as `recovered`.
+    Backfill,
+    /// The record is pending (the relay crashed or gave up after sending): finalize it, its
+    /// open outbox job and its transactions with the anchor found on chain.
+    Finalize,
+    /// The revocation already records this anchor but its credential is not `revoked`.
+    MarkRevoked,
+    /// Record a drift finding; write nothing else.
+    Drift(DriftReason),
+}
+
+/// What a trusted memo is about, for the finding it amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Credential,
+    Batch,
+    Revocation,
+}
+
+impl Repair {
+    /// The finding a repair amounts to (kind and the detail recorded beside it), `None` for
+    /// `Consistent`. One table, so the detail texts operators grep for never drift apart.
+    pub const fn finding(self, subject: Subject) -> Option<(FindingKind, &'static str)> {
+        use FindingKind as K;
+        use Subject as S;
+        Some(match (self, subject) {
+            (Repair::Consistent, _) => return None,
+            (Repair::Backfill, S::Credential) => (K::MissingRow, "backfilled as recovered"),
+            (Repair::Backfill, S::Batch) => (
+                K::MissingRow,
+                "batch backfilled as recovered; members are re-linked from their proof bundles",
+            ),
+            (Repair::Backfill, S::Revocation) => {
+                (K::MissingRow, "revocation rebuilt from the chain")
+            }
+            (Repair::Finalize, S::Credential) => {
+                (K::PendingAnchored, "finalized by the reconciler")
+            }
+            (Repair::Finalize, S::Batch) => {
+                (K::PendingAnchored, "batch finalized by the reconciler")
+            }
+            (Repair::Finalize, S::Revocation) => {
+                (K::PendingAnchored, "revocation finalized by the reconciler")
+            }
+            (Repair::MarkRevoked, _) => (
+                K::PendingAnchored,
+                "anchored revocation's credential was not revoked",
+            ),
+            (Repair::Drift(reason), subject) => (K::Drift, reason.detail(subject)),
+        })
+    }
+}
+
+impl DriftReason {
+    /// The detail recorded with the drift finding.
+    pub const fn detail(self, subject: Subject) -> &'static str {
+        use DriftReason as D;
+        match (self, subject) {
+            (D::RecordDisagrees, Subject::Credential) => "row disagrees with its on-chain memo",
+            (D::RecordDisagrees, Subject::Batch) => "batch record disagrees with its on-chain memo",
+            (D::RecordDisagrees, Subject::Revocation) => {
+                "row disagrees with its on-chain revocation memo"
+            }
+            (D::SecondAnchor, Subject::Credential) => "a second anchor of an anchored credential",
+            (D::SecondAnchor, Subject::Batch) => "a second anchor of an anchored batch",
+            (D::SecondAnchor, Subject::Revocation) => "a second revocation anchor of a credential",
+            (D::RevocationWithoutCredential, _) => {
+                "revocation on chain for a credential with no row: rebuild the credential, then run-once again"
+            }
+            (D::RevocationOfUnanchored, _) => {
+                "revocation on chain for a credential not anchored here: rebuild its anchor, then run-once again"
+            }
+            (D::NotASignature, _) => "anchor_signature is not a signature",
+            (D::UnknownOnChain, _) => "anchor_signature unknown on chain",
+            (D::FailedOnChain, _) => "anchor transaction failed on chain",
+        }
+    }
+}
+
+/// A trusted memo's claim about a credential (its anchor or its revocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialClaim<'a> {
+    pub issuer: &'a IssuerId,
+    pub hash: &'a CredentialHash,
+    /// The transaction that carried the memo.
+    pub signature: &'a str,
+}
+
+/// What the database records for a credential, read under its row lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCredential {
+    pub issuer: String,
+    pub hash: Vec<u8>,
+    pub status: CredentialStatus,
+    pub anchor_signature: Option<String>,
+}
+
+impl RecordedCredential {
+    fn names(&self, claim: &CredentialClaim<'_>) -> bool {
+        self.issuer == claim.issuer.as_str() && self.hash.as_slice() == claim.hash.as_bytes()
+    }
+}
+
+/// The statuses a trusted anchor finalizes: the chain settles every state short of anchored
+/// (`ObservedOnChain`), including a dead-lettered one (the relay sent, then gave up too early).
+pub fn awaiting_anchor() -> impl Iterator<Item = CredentialStatus> {
+    allowed_sources(StatusEvent::ObservedOnChain)
+        .iter()
+        .copied()
+        .filter(|s| !s.is_anchored())
+}
+
+/// A trusted `ca1:c` memo against the credential row it names.
+pub fn decide_anchor(claim: &CredentialClaim<'_>, row: Option<&RecordedCredential>) -> Repair {
+    let Some(row) = row else {
+        return Repair::Backfill;
+    };
+    if !row.names(claim) {
+        Repair::Drift(DriftReason::RecordDisagrees)
+    } else if awaiting_anchor().any(|s| s == row.status) {
+        Repair::Finalize
+    } else if row
+        .anchor_signature
+        .as_deref()
+        .is_some_and(|recorded| recorded != claim.signature)
+    {
+        Repair::Drift(DriftReason::SecondAnchor)
+    } else {
+        Repair::Consistent
+    }
+}
+
+/// The steady state of every periodic scan: the row records exactly this anchor, so the
+/// transaction is the one the database trusted before and the scan need not fetch it again.
+/// Stricter than `decide_anchor(..) == Consistent`: the signature itself must be recorded.
+pub fn records_exactly(claim: &CredentialClaim<'_>, row: &RecordedCredential) -> bool {
+    row.anchor_signature.as_deref() == Some(claim.signature)
+        && decide_anchor(claim, Some(row)) == Repair::Consistent
+}
+
+/// A trusted `ca1:b` memo's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchClaim<'a> {
+    pub issuer: &'a IssuerId,
+    pub count: u32,
+    pub root: &'a MerkleRoot,
+    pub signature: &'a str,
+}
+
+/// What the database records for a Merkle batch, read under its row lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedBatch {
+    pub issuer: String,
+    pub member_count: i64,
+    pub root: Vec<u8>,
+    pub completed: bool,
+    pub anchor_signature: Option<String>,
+}
+
+/// A trusted `ca1:b` memo against the batch record it names.
+pub fn decide_batch(claim: &BatchClaim<'_>, row: Option<&RecordedBatch>) -> Repair {
+    let Some(row) = row else {
+        return Repair::Backfill;
+    };
+    if row.issuer != claim.issuer.as_str()
+        || row.member_count != i64::from(claim.count)
+        || row.root.as_slice() != claim.root.as_bytes()
+    {
+        Repair::Drift(DriftReason::RecordDisagrees)
+    } else if !row.completed {
+        Repair::Finalize
+    } else if row
+        .anchor_signature
+        .as_deref()
+        .is_some_and(|recorded| recorded != claim.signature)
+    {
+        Repair::Drift(DriftReason::SecondAnchor)
+    } else {
+        Repair::Consistent
+    }
+}
+
+/// What the database records for a revocation: no row, a pending one, or one with its
+/// anchor signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedRevocation {
+    None,
+    Pending,
+    Anchored(String),
+}
+
+/// A trusted `ca1:r` memo against its credential row and revocation record. Applied after
+/// the run's anchors: a revocation is only ever sent for an anchored credential.
+pub fn decide_revocation(
+    claim: &CredentialClaim<'_>,
+    credential: Option<&RecordedCredential>,
+    revocation: &RecordedRevocation,
+) -> Repair {
+    let Some(credential) = credential else {
+        return Repair::Drift(DriftReason::RevocationWithoutCredential);
+    };
+    if !credential.names(claim) {
+        return Repair::Drift(DriftReason::RecordDisagrees);
+    }
+    if !allowed_sources(StatusEvent::RevocationAnchored).contains(&credential.status) {
+        return Repair::Drift(DriftReason::RevocationOfUnanchored);
+    }
+    match revocation {
+        RecordedRevocation::Anchored(recorded) if recorded == claim.signature => {
+            if credential.status == CredentialStatus::Revoked {
+                Repair::Consistent
+            } else {
+                Repair::MarkRevoked
+            }
+        }
+        RecordedRevocation::Anchored(_) => Repair::Drift(DriftReason::SecondAnchor),
+        RecordedRevocation::Pending => Repair::Finalize,
+        RecordedRevocation::None => Repair::Backfill,
+    }
+}
+
+/// What the node's full history (`getSignatureStatuses` with `searchTransactionHistory`) says
+/// of a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureOnChain {
+    Unknown,
+    Failed,
+    Succeeded,
+}
+
+/// The drift rule for a row that claims an anchor: its signature must be a signature the
+/// chain knows as successful. `on_chain` is not consulted for text that is not a signature.
+pub fn check_recorded_anchor(signature: &str, on_chain: SignatureOnChain) -> Option<DriftReason> {
+    if !is_signature_text(signature) {
+        return Some(DriftReason::NotASignature);
+    }
+    match on_chain {
+        SignatureOnChain::Unknown => Some(DriftReason::UnknownOnChain),
+        SignatureOnChain::Failed => Some(DriftReason::FailedOnChain),
+        SignatureOnChain::Succeeded => None,
+    }
 }
 
 #[cfg(test)]
@@ -252,5 +569,218 @@ mod tests {
             run(KEY, true, &["gm".to_string(), m.encode()]),
             AnchorVerdict::Trusted(vec![m])
         );
+    }
+
+    mod decisions {
+        use super::super::*;
+        use crate::status::transition;
+        use proptest::prelude::*;
+
+        const SIGS: [&str; 3] = ["sig-a", "sig-b", "sig-c"];
+
+        fn status() -> impl Strategy<Value = CredentialStatus> {
+            proptest::sample::select(CredentialStatus::ALL.to_vec())
+        }
+
+        fn sig() -> impl Strategy<Value = Option<String>> {
+            proptest::option::of(proptest::sample::select(SIGS.to_vec()).prop_map(String::from))
+        }
+
+        fn issuer_text() -> impl Strategy<Value = String> {
+            proptest::sample::select(vec!["uni-a".to_string(), "uni-b".to_string()])
+        }
+
+        fn hash_byte() -> impl Strategy<Value = u8> {
+            0u8..2
+        }
+
+        prop_compose! {
+            fn recorded()(issuer in issuer_text(), h in hash_byte(), status in status(), anchor_signature in sig())
+                -> RecordedCredential {
+                RecordedCredential { issuer, hash: vec![h; 32], status, anchor_signature }
+            }
+        }
+
+        /// The row as the store leaves it after executing `repair` (the SQL of
+        /// `store::reconcile`, restated), to check that repairs converge.
+        fn after(
+            repair: Repair,
+            claim: &CredentialClaim<'_>,
+            row: Option<&RecordedCredential>,
+        ) -> Option<RecordedCredential> {
+            match repair {
+                Repair::Backfill => Some(RecordedCredential {
+                    issuer: claim.issuer.as_str().into(),
+                    hash: claim.hash.as_bytes().to_vec(),
+                    status: CredentialStatus::initial_for_backfill(),
+                    anchor_signature: Some(claim.signature.into()),
+                }),
+                Repair::Finalize => row.map(|r| RecordedCredential {
+                    status: transition(r.status, StatusEvent::ObservedOnChain).unwrap(),
+                    anchor_signature: Some(claim.signature.into()),
+                    ..r.clone()
+                }),
+                _ => row.cloned(),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn an_anchor_decision_follows_the_status_machine_and_converges(
+                row in proptest::option::of(recorded()),
+                claim_sig in proptest::sample::select(SIGS.to_vec()),
+            ) {
+                let issuer = IssuerId::parse("uni-a").unwrap();
+                let hash = CredentialHash::from_bytes([0; 32]);
+                let claim = CredentialClaim { issuer: &issuer, hash: &hash, signature: claim_sig };
+                let repair = decide_anchor(&claim, row.as_ref());
+                match (&row, repair) {
+                    (None, r) => prop_assert_eq!(r, Repair::Backfill),
+                    (Some(r), Repair::Finalize) => {
+                        prop_assert!(!r.status.is_anchored());
+                        prop_assert_eq!(transition(r.status, StatusEvent::ObservedOnChain), Ok(CredentialStatus::Finalized));
+                    }
+                    (Some(r), Repair::Consistent) => {
+                        prop_assert!(r.status.is_anchored());
+                        prop_assert!(r.names(&claim));
+                    }
+                    (Some(r), Repair::Drift(DriftReason::RecordDisagrees)) => prop_assert!(!r.names(&claim)),
+                    (Some(r), Repair::Drift(DriftReason::SecondAnchor)) => {
+                        prop_assert!(r.status.is_anchored());
+                        prop_assert!(r.anchor_signature.as_deref() != Some(claim_sig));
+                    }
+                    (_, other) => prop_assert!(false, "unexpected {:?}", other),
+                }
+                // Executing the repair, then deciding again, settles: nothing is repaired twice.
+                let repaired = after(repair, &claim, row.as_ref());
+                let again = decide_anchor(&claim, repaired.as_ref());
+                prop_assert!(matches!(again, Repair::Consistent | Repair::Drift(_)), "{:?} then {:?}", repair, again);
+                if let Some(r) = &row {
+                    if records_exactly(&claim, r) {
+                        prop_assert_eq!(repair, Repair::Consistent);
+                    }
+                }
+            }
+
+            #[test]
+            fn a_revocation_decision_follows_the_status_machine_and_converges(
+                row in proptest::option::of(recorded()),
+                recorded_revocation in prop_oneof![
+                    Just(RecordedRevocation::None),
+                    Just(RecordedRevocation::Pending),
+                    proptest::sample::select(SIGS.to_vec()).prop_map(|s| RecordedRevocation::Anchored(s.into())),
+                ],
+                claim_sig in proptest::sample::select(SIGS.to_vec()),
+            ) {
+                let issuer = IssuerId::parse("uni-a").unwrap();
+                let hash = CredentialHash::from_bytes([0; 32]);
+                let claim = CredentialClaim { issuer: &issuer, hash: &hash, signature: claim_sig };
+                let repair = decide_revocation(&claim, row.as_ref(), &recorded_revocation);
+                if matches!(repair, Repair::Backfill | Repair::Finalize | Repair::MarkRevoked) {
+                    let r = row.as_ref().unwrap();
+                    prop_assert_eq!(transition(r.status, StatusEvent::RevocationAnchored), Ok(CredentialStatus::Revoked));
+                    // After the repair: the revocation records this anchor, the credential is revoked.
+                    let revoked = RecordedCredential { status: CredentialStatus::Revoked, ..r.clone() };
+                    let again = decide_revocation(&claim, Some(&revoked), &RecordedRevocation::Anchored(claim_sig.into()));
+                    prop_assert_eq!(again, Repair::Consistent);
+                }
+                if repair == Repair::Consistent {
+                    prop_assert_eq!(row.map(|r| r.status), Some(CredentialStatus::Revoked));
+                }
+            }
+
+            #[test]
+            fn a_batch_decision_converges(
+                issuer in issuer_text(),
+                count in 1u32..3,
+                root_byte in 0u8..2,
+                completed in any::<bool>(),
+                anchor_signature in sig(),
+                exists in any::<bool>(),
+                claim_sig in proptest::sample::select(SIGS.to_vec()),
+            ) {
+                let claim_issuer = IssuerId::parse("uni-a").unwrap();
+                let root = MerkleRoot::from_bytes([0; 32]);
+                let claim = BatchClaim { issuer: &claim_issuer, count: 1, root: &root, signature: claim_sig };
+                let row = exists.then(|| RecordedBatch { issuer, member_count: i64::from(count), root: vec![root_byte; 32], completed, anchor_signature });
+                let repair = decide_batch(&claim, row.as_ref());
+                let repaired = match repair {
+                    Repair::Backfill | Repair::Finalize => Some(RecordedBatch {
+                        issuer: "uni-a".into(), member_count: 1, root: vec![0; 32], completed: true,
+                        anchor_signature: Some(claim_sig.into()),
+                    }),
+                    _ => row.clone(),
+                };
+                let again = decide_batch(&claim, repaired.as_ref());
+                prop_assert!(matches!(again, Repair::Consistent | Repair::Drift(_)));
+                if repair == Repair::Finalize {
+                    prop_assert!(!row.unwrap().completed);
+                }
+            }
+        }
+
+        #[test]
+        fn every_repair_but_consistent_is_a_finding_and_drift_is_drift() {
+            let reasons = [
+                DriftReason::RecordDisagrees,
+                DriftReason::SecondAnchor,
+                DriftReason::RevocationWithoutCredential,
+                DriftReason::RevocationOfUnanchored,
+                DriftReason::NotASignature,
+                DriftReason::UnknownOnChain,
+                DriftReason::FailedOnChain,
+            ];
+            for subject in [Subject::Credential, Subject::Batch, Subject::Revocation] {
+                assert_eq!(Repair::Consistent.finding(subject), None);
+                for repair in [Repair::Backfill, Repair::Finalize, Repair::MarkRevoked] {
+                    let (kind, detail) = repair.finding(subject).unwrap();
+                    assert_ne!(kind, FindingKind::Drift);
+                    assert!(!detail.is_empty());
+                }
+                for reason in reasons {
+                    let (kind, detail) = Repair::Drift(reason).finding(subject).unwrap();
+                    assert_eq!(kind, FindingKind::Drift);
+                    assert!(!detail.is_empty());
+                }
+            }
+            let kinds: std::collections::HashSet<_> =
+                FindingKind::ALL.iter().map(|k| k.as_str()).collect();
+            assert_eq!(kinds.len(), FindingKind::ALL.len());
+        }
+
+        #[test]
+        fn the_statuses_a_trusted_anchor_finalizes_are_the_pending_ones() {
+            let pending: Vec<_> = awaiting_anchor().collect();
+            assert_eq!(
+                pending,
+                [
+                    CredentialStatus::Queued,
+                    CredentialStatus::Submitted,
+                    CredentialStatus::Confirmed,
+                    CredentialStatus::Failed
+                ]
+            );
+        }
+
+        #[test]
+        fn a_recorded_anchor_is_drift_unless_the_chain_knows_it_succeeded() {
+            let good = bs58::encode([9u8; 64]).into_string();
+            assert_eq!(
+                check_recorded_anchor(&good, SignatureOnChain::Succeeded),
+                None
+            );
+            assert_eq!(
+                check_recorded_anchor(&good, SignatureOnChain::Failed),
+                Some(DriftReason::FailedOnChain)
+            );
+            assert_eq!(
+                check_recorded_anchor(&good, SignatureOnChain::Unknown),
+                Some(DriftReason::UnknownOnChain)
+            );
+            assert_eq!(
+                check_recorded_anchor("nope", SignatureOnChain::Succeeded),
+                Some(DriftReason::NotASignature)
+            );
+        }
     }
 }

@@ -13,11 +13,15 @@ use std::time::{Duration, Instant};
 use chain::{AddressSignature, ChainClient, Commitment};
 use chrono::{DateTime, Utc};
 use domain::memo::{decode_rpc_memo_field, Memo};
-use domain::reconcile::{classify, is_signature_text, AnchorVerdict, ObservedAnchor};
+use domain::reconcile::{
+    check_recorded_anchor, classify, decide_anchor, decide_batch, decide_revocation,
+    records_exactly, AnchorVerdict, CredentialClaim, ObservedAnchor, RecordedCredential, Repair,
+    SignatureOnChain,
+};
 use domain::CredentialId;
 use futures_util::{StreamExt, TryStreamExt};
 use store::reconcile::{
-    AnchorKey, Applied, FindingKind, NewFinding, TrustedAnchor, TrustedBatch, TrustedRevocation,
+    AnchorKey, Executed, FindingKind, NewFinding, TrustedAnchor, TrustedBatch, TrustedRevocation,
 };
 use store::Store;
 
@@ -296,7 +300,7 @@ impl Reconciler {
                     _ => None,
                 })
                 .collect();
-            let known_before = self.store.anchored_rows(&hinted_ids).await?;
+            let known_before = self.store.recorded_credentials(&hinted_ids).await?;
             let mut candidates: Vec<(String, Option<i64>)> = Vec::with_capacity(hinted.len());
             for (entry, memos) in hinted {
                 // A listed failure is always fetched and judged: a row that records a failed
@@ -308,7 +312,14 @@ impl Reconciler {
                             credential,
                             hash,
                         } => known_before.get(credential).is_some_and(|row| {
-                            row.agrees_with(issuer.as_str(), hash, &entry.signature)
+                            records_exactly(
+                                &CredentialClaim {
+                                    issuer,
+                                    hash,
+                                    signature: &entry.signature,
+                                },
+                                row,
+                            )
                         }),
                         _ => false,
                     });
@@ -351,7 +362,7 @@ impl Reconciler {
                 .collect();
             let mut known = known_before;
             if !unseen.is_empty() {
-                known.extend(self.store.anchored_rows(&unseen).await?);
+                known.extend(self.store.recorded_credentials(&unseen).await?);
             }
             for (signature, listed_time, tx) in fetched {
                 report.fetched += 1;
@@ -401,7 +412,7 @@ impl Reconciler {
         &self,
         verdict: AnchorVerdict,
         landed: Landed<'_>,
-        known: &std::collections::HashMap<CredentialId, store::reconcile::AnchoredRow>,
+        known: &std::collections::HashMap<CredentialId, RecordedCredential>,
         revocations: &mut Vec<DeferredRevocation>,
         report: &mut RunReport,
     ) -> anyhow::Result<()> {
@@ -414,30 +425,34 @@ impl Reconciler {
             AnchorVerdict::NotOurs => {}
             AnchorVerdict::Trusted(memos) => {
                 for memo in memos {
-                    let (applied, new, subject) = match memo {
+                    let (executed, subject) = match memo {
                         Memo::Credential {
                             issuer,
                             credential,
                             hash,
                         } => {
-                            if known.get(&credential).is_some_and(|row| {
-                                row.agrees_with(issuer.as_str(), &hash, signature)
-                            }) {
+                            let anchor = TrustedAnchor {
+                                issuer: &issuer,
+                                credential,
+                                hash,
+                                signature,
+                                slot,
+                                block_time,
+                            };
+                            // The rows were read for the page already: one that records
+                            // exactly this anchor needs no transaction of its own.
+                            if known
+                                .get(&credential)
+                                .is_some_and(|row| records_exactly(&anchor.claim(), row))
+                            {
                                 report.consistent += 1;
                                 continue;
                             }
-                            let (applied, new) = self
+                            let executed = self
                                 .store
-                                .apply_trusted_anchor(&TrustedAnchor {
-                                    issuer: &issuer,
-                                    credential,
-                                    hash,
-                                    signature,
-                                    slot,
-                                    block_time,
-                                })
+                                .repair_anchor(&anchor, |row| decide_anchor(&anchor.claim(), row))
                                 .await?;
-                            (applied, new, format!("credential {credential}"))
+                            (executed, format!("credential {credential}"))
                         }
                         Memo::Batch {
                             issuer,
@@ -445,19 +460,20 @@ impl Reconciler {
                             count,
                             root,
                         } => {
-                            let (applied, new) = self
+                            let anchor = TrustedBatch {
+                                issuer: &issuer,
+                                batch,
+                                count,
+                                root,
+                                signature,
+                                slot,
+                                block_time,
+                            };
+                            let executed = self
                                 .store
-                                .apply_trusted_batch(&TrustedBatch {
-                                    issuer: &issuer,
-                                    batch,
-                                    count,
-                                    root,
-                                    signature,
-                                    slot,
-                                    block_time,
-                                })
+                                .repair_batch(&anchor, |row| decide_batch(&anchor.claim(), row))
                                 .await?;
-                            (applied, new, format!("batch {batch} ({count} credentials)"))
+                            (executed, format!("batch {batch} ({count} credentials)"))
                         }
                         Memo::Revocation {
                             issuer,
@@ -475,7 +491,7 @@ impl Reconciler {
                             continue;
                         }
                     };
-                    self.tally(applied, new, &subject, signature, report);
+                    self.tally(executed, &subject, signature, report);
                 }
             }
             AnchorVerdict::Forged(memos) => {
@@ -523,62 +539,59 @@ impl Reconciler {
         r: &DeferredRevocation,
         report: &mut RunReport,
     ) -> anyhow::Result<()> {
-        let (applied, new) = self
+        let revocation = TrustedRevocation {
+            issuer: &r.issuer,
+            credential: r.credential,
+            hash: r.hash,
+            signature: &r.signature,
+            slot: r.slot,
+            block_time: r.block_time,
+        };
+        let executed = self
             .store
-            .apply_trusted_revocation(&TrustedRevocation {
-                issuer: &r.issuer,
-                credential: r.credential,
-                hash: r.hash,
-                signature: &r.signature,
-                slot: r.slot,
-                block_time: r.block_time,
+            .repair_revocation(&revocation, |credential, recorded| {
+                decide_revocation(&revocation.claim(), credential, recorded)
             })
             .await?;
         let subject = format!("revocation of {}", r.credential);
-        match applied {
+        match executed.repair {
             // Counted apart from anchors: dashboards read `backfilled` as credentials.
-            Applied::Finalized | Applied::Backfilled => {
+            Repair::Finalize | Repair::Backfill | Repair::MarkRevoked => {
                 report.revocations += 1;
-                tracing::warn!(%subject, signature = %r.signature, ?applied, "revocation repaired from the chain");
-                let kind = if applied == Applied::Finalized {
-                    FindingKind::PendingAnchored
-                } else {
-                    FindingKind::MissingRow
-                };
-                self.count(kind, new);
+                tracing::warn!(%subject, signature = %r.signature, repair = ?executed.repair, "revocation repaired from the chain");
+                self.count_repair(executed, domain::reconcile::Subject::Revocation);
             }
-            other => self.tally(other, new, &subject, &r.signature, report),
+            _ => self.tally(executed, &subject, &r.signature, report),
         }
         Ok(())
     }
 
-    /// Counts what applying one trusted memo did, in the report, the logs and the metrics.
-    fn tally(
-        &self,
-        applied: Applied,
-        new: bool,
-        subject: &str,
-        signature: &str,
-        report: &mut RunReport,
-    ) {
-        match applied {
-            Applied::Finalized => {
+    /// Counts what executing one repair did, in the report, the logs and the metrics.
+    fn tally(&self, executed: Executed, subject: &str, signature: &str, report: &mut RunReport) {
+        match executed.repair {
+            Repair::Finalize | Repair::MarkRevoked => {
                 report.finalized += 1;
                 tracing::warn!(%subject, %signature, "pending anchor found on chain: finalized");
-                self.count(FindingKind::PendingAnchored, new);
             }
-            Applied::Backfilled => {
+            Repair::Backfill => {
                 report.backfilled += 1;
                 self.metrics.backfilled.inc();
                 tracing::warn!(%subject, %signature, "anchor with no row backfilled from the chain");
-                self.count(FindingKind::MissingRow, new);
             }
-            Applied::Mismatch => {
+            Repair::Drift(reason) => {
                 report.drift += 1;
-                tracing::error!(%subject, %signature, "row disagrees with its anchor");
-                self.count(FindingKind::Drift, new);
+                tracing::error!(%subject, %signature, ?reason, "row disagrees with its anchor");
             }
-            Applied::Consistent => report.consistent += 1,
+            Repair::Consistent => report.consistent += 1,
+        }
+        // The subject only changes the detail text, never the finding's kind.
+        self.count_repair(executed, domain::reconcile::Subject::Credential);
+    }
+
+    /// Counts the finding a repair recorded, once.
+    fn count_repair(&self, executed: Executed, subject: domain::reconcile::Subject) {
+        if let Some((kind, _)) = executed.repair.finding(subject) {
+            self.count(kind, executed.new_finding);
         }
     }
 
@@ -630,27 +643,32 @@ impl Reconciler {
         report: &mut RunReport,
     ) -> anyhow::Result<()> {
         let rows = self.store.finalized_rows_since(cutoff, min_slot).await?;
-        let (valid, malformed): (Vec<_>, Vec<_>) =
-            rows.iter().partition(|r| is_signature_text(&r.signature));
+        let (valid, malformed): (Vec<_>, Vec<_>) = rows
+            .iter()
+            .partition(|r| domain::reconcile::is_signature_text(&r.signature));
         let signatures: Vec<String> = valid.iter().map(|r| r.signature.clone()).collect();
         let statuses = if signatures.is_empty() {
             Vec::new()
         } else {
             self.chain.signature_statuses(&signatures).await?
         };
-        let mut drifted: Vec<(&store::reconcile::FinalizedRow, &str)> = malformed
+        let observed = malformed
             .into_iter()
-            .map(|r| (r, "anchor_signature is not a signature"))
+            .map(|row| (row, SignatureOnChain::Unknown))
+            .chain(valid.into_iter().zip(statuses).map(|(row, status)| {
+                let on_chain = match status {
+                    None => SignatureOnChain::Unknown,
+                    Some(s) if s.err.is_some() => SignatureOnChain::Failed,
+                    Some(_) => SignatureOnChain::Succeeded,
+                };
+                (row, on_chain)
+            }));
+        let drifted: Vec<(&store::reconcile::FinalizedRow, &str)> = observed
+            .filter_map(|(row, on_chain)| {
+                check_recorded_anchor(&row.signature, on_chain)
+                    .map(|reason| (row, reason.detail(domain::reconcile::Subject::Credential)))
+            })
             .collect();
-        for (row, status) in valid.into_iter().zip(statuses) {
-            match status {
-                None => drifted.push((row, "anchor_signature unknown on chain")),
-                Some(s) if s.err.is_some() => {
-                    drifted.push((row, "anchor transaction failed on chain"))
-                }
-                Some(_) => {}
-            }
-        }
         for (row, detail) in drifted {
             report.drift += 1;
             tracing::error!(credential = %row.credential, signature = %row.signature, detail, "drift");

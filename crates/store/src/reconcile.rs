@@ -1,49 +1,30 @@
 //! The reconciler's queries: anchoring keys to scan, scan checkpoints, findings, and the
-//! repairs (finalize a pending row or revocation, backfill a missing one) applied in one transaction each.
+//! execution of a `domain::reconcile::Repair` in one transaction each.
 //!
-//! Every repair is idempotent and guarded by the row's current status, so two overlapping
-//! scans (or a scan racing the relay) converge on the same rows; findings are deduplicated
-//! by the `reconciliation_findings_once` index.
+//! The store decides nothing here: each `repair_*` reads the record a trusted memo names under
+//! its row lock, hands it to the caller's decision (`domain::reconcile::decide_*`), and executes
+//! what that returns, with its finding, before COMMIT. Every repair is idempotent and guarded
+//! by the row's current status (sources from `domain::status`), so two overlapping scans (or a
+//! scan racing the relay) converge on the same rows; findings are deduplicated by the
+//! `reconciliation_findings_once` index.
 
 use chrono::{DateTime, Utc};
 use domain::hash::CredentialHash;
 use domain::{BatchId, CredentialId, IssuerId, MerkleRoot};
 
-use domain::StatusEvent;
+use domain::reconcile::{
+    awaiting_anchor, BatchClaim, CredentialClaim, RecordedBatch, RecordedCredential,
+    RecordedRevocation, Repair, Subject,
+};
+use domain::{CredentialStatus, StatusEvent};
+
+pub use domain::reconcile::FindingKind;
 
 use crate::outbox::statuses;
 use crate::{Store, StoreError};
 
 /// Names the reconciler's session advisory lock (pg advisory locks are keyed by i64).
 const RECONCILER_LOCK_KEY: i64 = 0x6361_7265_636f_6e63; // "careconc"
-
-/// Kind of a recorded disagreement; the text is the `kind` column and the metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FindingKind {
-    PendingAnchored,
-    MissingRow,
-    Drift,
-    Forged,
-    FailedTx,
-    /// A memo paid by an issuer's anchoring key after the issuer retired it.
-    RetiredKey,
-    /// A stored anchoring key that is not a valid public key: its history cannot be read.
-    MalformedKey,
-}
-
-impl FindingKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingKind::PendingAnchored => "pending_anchored",
-            FindingKind::MissingRow => "missing_row",
-            FindingKind::Drift => "drift",
-            FindingKind::Forged => "forged",
-            FindingKind::FailedTx => "failed_tx",
-            FindingKind::RetiredKey => "retired_key",
-            FindingKind::MalformedKey => "malformed_key",
-        }
-    }
-}
 
 /// One finding to record.
 #[derive(Debug, Clone)]
@@ -75,6 +56,16 @@ pub struct TrustedAnchor<'a> {
     pub block_time: Option<DateTime<Utc>>,
 }
 
+impl TrustedAnchor<'_> {
+    pub fn claim(&self) -> CredentialClaim<'_> {
+        CredentialClaim {
+            issuer: self.issuer,
+            hash: &self.hash,
+            signature: self.signature,
+        }
+    }
+}
+
 /// A trusted on-chain batch anchor (`ca1:b` memo).
 #[derive(Debug, Clone)]
 pub struct TrustedBatch<'a> {
@@ -85,6 +76,17 @@ pub struct TrustedBatch<'a> {
     pub signature: &'a str,
     pub slot: u64,
     pub block_time: Option<DateTime<Utc>>,
+}
+
+impl TrustedBatch<'_> {
+    pub fn claim(&self) -> BatchClaim<'_> {
+        BatchClaim {
+            issuer: self.issuer,
+            count: self.count,
+            root: &self.root,
+            signature: self.signature,
+        }
+    }
 }
 
 /// A trusted on-chain revocation (`ca1:r` memo from the anchoring key).
@@ -98,43 +100,30 @@ pub struct TrustedRevocation<'a> {
     pub block_time: Option<DateTime<Utc>>,
 }
 
+impl TrustedRevocation<'_> {
+    pub fn claim(&self) -> CredentialClaim<'_> {
+        CredentialClaim {
+            issuer: self.issuer,
+            hash: &self.hash,
+            signature: self.signature,
+        }
+    }
+}
+
+/// What executing a repair did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Executed {
+    /// The repair executed (`Consistent` when a backfill found the row already inserted by
+    /// a concurrent writer).
+    pub repair: Repair,
+    /// The finding it amounts to was recorded for the first time (a re-scan finds it again).
+    pub new_finding: bool,
+}
+
 /// The reason stored for a revocation rebuilt from the chain: the reason itself is never
 /// written on chain (invariant 5), so a restore cannot bring it back.
 pub const RECOVERED_REVOCATION_REASON: &str =
     "recovered from the chain by the reconciler (the reason is never written on chain)";
-
-/// A credential row as far as an anchor is concerned (`Store::anchored_rows`).
-#[derive(Debug, Clone)]
-pub struct AnchoredRow {
-    pub issuer: String,
-    pub hash: Vec<u8>,
-    pub anchor_signature: Option<String>,
-    pub status: String,
-}
-
-impl AnchoredRow {
-    /// The row already records exactly this anchor: nothing to repair, nothing to report.
-    pub fn agrees_with(&self, issuer: &str, hash: &CredentialHash, signature: &str) -> bool {
-        self.issuer == issuer
-            && self.hash.as_slice() == hash.as_bytes().as_slice()
-            && self.anchor_signature.as_deref() == Some(signature)
-            && matches!(self.status.as_str(), "finalized" | "recovered" | "revoked")
-    }
-}
-
-/// What applying a trusted anchor did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// A queued/submitted/confirmed/failed row was finalized with the anchor.
-    Finalized,
-    /// No row existed: one was inserted as `recovered`.
-    Backfilled,
-    /// The row already records an anchor (this one or another): nothing to do.
-    Consistent,
-    /// The row exists but disagrees with the memo (issuer or hash), or already records a
-    /// different anchor: recorded as drift, the row is left alone for a human.
-    Mismatch,
-}
 
 /// A row that claims to be finalized, for the drift check.
 #[derive(Debug, Clone)]
@@ -248,40 +237,38 @@ impl Store {
         insert_finding(&client, finding).await
     }
 
-    /// Applies a trusted anchor to its credential row in one transaction, recording the
-    /// finding it amounts to. Returns what was done and whether the finding is new.
-    pub async fn apply_trusted_anchor(
+    /// Executes what `decide` makes of a trusted credential anchor, in one transaction with
+    /// the credential row locked: backfill the missing row as `recovered`, finalize the
+    /// pending one (its open job and live transactions with it), or only record the finding.
+    pub async fn repair_anchor(
         &self,
         anchor: &TrustedAnchor<'_>,
-    ) -> Result<(Applied, bool), StoreError> {
+        decide: impl FnOnce(Option<&RecordedCredential>) -> Repair,
+    ) -> Result<Executed, StoreError> {
         let mut client = self.client().await?;
         let db = client.transaction().await?;
         let id = anchor.credential.as_uuid();
         let slot = slot_i64(anchor.slot);
         let row = db
             .query_opt(
-                "SELECT status, issuer_id, credential_hash, anchor_signature FROM credentials \
+                "SELECT issuer_id, credential_hash, status, anchor_signature FROM credentials \
                  WHERE id = $1 FOR UPDATE",
                 &[id],
             )
-            .await?;
-        let finding = |kind, detail: &'static str| NewFinding {
-            kind,
-            signature: anchor.signature,
-            slot: Some(anchor.slot),
-            credential: Some(anchor.credential),
-            issuer: Some(anchor.issuer.as_str()),
-            detail,
-        };
-        let (applied, new) = match row {
-            None => {
+            .await?
+            .map(|r| recorded_credential(&r))
+            .transpose()?;
+        let mut repair = decide(row.as_ref());
+        match repair {
+            Repair::Consistent | Repair::Drift(_) => {}
+            Repair::Backfill => {
                 // ON CONFLICT: a concurrent issuance of the same id (impossible for UUIDv7 in
-                // practice) or another reconciler wins; either way the row then exists.
+                // practice) wins; the row then exists and there is nothing to rebuild.
                 let inserted = db
                     .execute(
                         "INSERT INTO credentials (id, issuer_id, credential_hash, status, \
                            anchor_signature, anchor_slot, finalized_at) \
-                         VALUES ($1, $2, $3, 'recovered', $4, $5, coalesce($6, now())) \
+                         VALUES ($1, $2, $3, $7, $4, $5, coalesce($6, now())) \
                          ON CONFLICT (id) DO NOTHING",
                         &[
                             id,
@@ -290,87 +277,48 @@ impl Store {
                             &anchor.signature,
                             &slot,
                             &anchor.block_time,
+                            &CredentialStatus::initial_for_backfill().as_str(),
                         ],
                     )
                     .await?;
                 if inserted == 0 {
-                    (Applied::Consistent, false)
-                } else {
-                    let new = insert_finding(
-                        &db,
-                        &finding(FindingKind::MissingRow, "backfilled as recovered"),
-                    )
-                    .await?;
-                    (Applied::Backfilled, new)
+                    repair = Repair::Consistent;
                 }
             }
-            Some(row) => {
-                let status: String = row.get(0);
-                let issuer: String = row.get(1);
-                let hash: Vec<u8> = row.get(2);
-                if issuer != anchor.issuer.as_str() || hash != anchor.hash.as_bytes().as_slice() {
-                    let new = insert_finding(
-                        &db,
-                        &finding(FindingKind::Drift, "row disagrees with its on-chain memo"),
-                    )
-                    .await?;
-                    (Applied::Mismatch, new)
-                } else if matches!(
-                    status.as_str(),
-                    "queued" | "submitted" | "confirmed" | "failed"
-                ) {
-                    finalize_pending(&db, anchor, slot).await?;
-                    let new = insert_finding(
-                        &db,
-                        &finding(FindingKind::PendingAnchored, "finalized by the reconciler"),
-                    )
-                    .await?;
-                    (Applied::Finalized, new)
-                } else if row
-                    .get::<_, Option<String>>(3)
-                    .is_some_and(|recorded| recorded != anchor.signature)
-                {
-                    // Two successful anchors of one credential: invariant 2 was broken
-                    // somewhere. The row keeps its anchor; a human must see this.
-                    let new = insert_finding(
-                        &db,
-                        &finding(
-                            FindingKind::Drift,
-                            "a second anchor of an anchored credential",
-                        ),
-                    )
-                    .await?;
-                    (Applied::Mismatch, new)
-                } else {
-                    (Applied::Consistent, false)
-                }
-            }
-        };
+            Repair::Finalize => finalize_pending(&db, anchor, slot).await?,
+            Repair::MarkRevoked => return Err(inapplicable(repair, Subject::Credential)),
+        }
+        let new_finding = record_repair(
+            &db,
+            repair,
+            Subject::Credential,
+            anchor.signature,
+            anchor.slot,
+            Some(anchor.credential),
+            anchor.issuer,
+        )
+        .await?;
         db.commit().await?;
-        Ok((applied, new))
+        Ok(Executed {
+            repair,
+            new_finding,
+        })
     }
 
-    /// Applies a trusted revocation memo in one transaction: a pending revocation is
-    /// finalized with it (its open job completed, its other live transactions retired), a
-    /// missing one (lost with a restore) is rebuilt, and the credential becomes `revoked`.
-    /// Call it after the run's credential and batch anchors are applied: a revocation is
-    /// only ever sent for an anchored credential, so its credential row must say anchored.
-    pub async fn apply_trusted_revocation(
+    /// Executes what `decide` makes of a trusted revocation memo, in one transaction with the
+    /// open revocation job, the credential and the revocation locked: finalize the pending
+    /// revocation (its open job completed, its other live transactions retired), rebuild a
+    /// missing one (lost with a restore), mark the credential `revoked`, or only record the
+    /// finding. Call it after the run's credential and batch anchors are applied.
+    pub async fn repair_revocation(
         &self,
         revocation: &TrustedRevocation<'_>,
-    ) -> Result<(Applied, bool), StoreError> {
+        decide: impl FnOnce(Option<&RecordedCredential>, &RecordedRevocation) -> Repair,
+    ) -> Result<Executed, StoreError> {
         let mut client = self.client().await?;
         let db = client.transaction().await?;
         let id = revocation.credential.as_uuid();
         let slot = slot_i64(revocation.slot);
-        let finding = |kind, detail: &'static str| NewFinding {
-            kind,
-            signature: revocation.signature,
-            slot: Some(revocation.slot),
-            credential: Some(revocation.credential),
-            issuer: Some(revocation.issuer.as_str()),
-            detail,
-        };
         // Lock order as the relay's `complete_finalized` (the open job's outbox row first):
         // both finalizing the same revocation at once queue here instead of deadlocking.
         db.execute(
@@ -381,80 +329,32 @@ impl Store {
         .await?;
         let credential = db
             .query_opt(
-                "SELECT status, issuer_id, credential_hash FROM credentials WHERE id = $1 FOR UPDATE",
+                "SELECT issuer_id, credential_hash, status, anchor_signature FROM credentials \
+                 WHERE id = $1 FOR UPDATE",
                 &[id],
             )
-            .await?;
-        let Some(credential) = credential else {
-            // Its own anchor was not rebuilt: older than the scanned window, or a member of a
-            // batch (members come back only with their proof bundles). Rebuild the credential
-            // (`run-once --since` over its anchor, or `POST /v1/credentials/recover`), then
-            // `run-once` over this memo again: a checkpointed loop will not see it twice.
-            let new = insert_finding(
-                &db,
-                &finding(
-                    FindingKind::Drift,
-                    "revocation on chain for a credential with no row: rebuild the credential, then run-once again",
-                ),
-            )
-            .await?;
-            db.commit().await?;
-            return Ok((Applied::Mismatch, new));
-        };
-        let status: String = credential.get(0);
-        let issuer: String = credential.get(1);
-        let hash: Vec<u8> = credential.get(2);
-        let revocable = statuses(StatusEvent::RevocationAnchored);
-        let mismatch = if issuer != revocation.issuer.as_str()
-            || hash != revocation.hash.as_bytes().as_slice()
-        {
-            Some("row disagrees with its on-chain revocation memo")
-        } else if !revocable.contains(&status.as_str()) {
-            Some("revocation on chain for a credential not anchored here: rebuild its anchor, then run-once again")
-        } else {
-            None
-        };
-        if let Some(detail) = mismatch {
-            let new = insert_finding(&db, &finding(FindingKind::Drift, detail)).await?;
-            db.commit().await?;
-            return Ok((Applied::Mismatch, new));
-        }
-        let existing: Option<Option<String>> = db
+            .await?
+            .map(|r| recorded_credential(&r))
+            .transpose()?;
+        let recorded = match db
             .query_opt(
                 "SELECT anchor_signature FROM revocations WHERE credential_id = $1 FOR UPDATE",
                 &[id],
             )
             .await?
-            .map(|r| r.get(0));
-        let (applied, new) = match existing {
-            Some(Some(recorded)) if recorded == revocation.signature => {
-                if status == "revoked" {
-                    (Applied::Consistent, false)
-                } else {
-                    set_revoked(&db, id, &revocable).await?;
-                    let new = insert_finding(
-                        &db,
-                        &finding(
-                            FindingKind::PendingAnchored,
-                            "anchored revocation's credential was not revoked",
-                        ),
-                    )
-                    .await?;
-                    (Applied::Finalized, new)
-                }
-            }
-            Some(Some(_)) => {
-                let new = insert_finding(
-                    &db,
-                    &finding(
-                        FindingKind::Drift,
-                        "a second revocation anchor of a credential",
-                    ),
-                )
-                .await?;
-                (Applied::Mismatch, new)
-            }
-            Some(None) => {
+        {
+            None => RecordedRevocation::None,
+            Some(row) => match row.try_get::<_, Option<String>>(0)? {
+                None => RecordedRevocation::Pending,
+                Some(signature) => RecordedRevocation::Anchored(signature),
+            },
+        };
+        let repair = decide(credential.as_ref(), &recorded);
+        let revocable = statuses(StatusEvent::RevocationAnchored);
+        match repair {
+            Repair::Consistent | Repair::Drift(_) => {}
+            Repair::MarkRevoked => set_revoked(&db, id, &revocable).await?,
+            Repair::Finalize => {
                 db.execute(
                     "UPDATE revocations SET anchor_signature = $2, anchor_slot = $3, \
                        finalized_at = coalesce($4, now()) WHERE credential_id = $1",
@@ -479,17 +379,8 @@ impl Store {
                 )
                 .await?;
                 set_revoked(&db, id, &revocable).await?;
-                let new = insert_finding(
-                    &db,
-                    &finding(
-                        FindingKind::PendingAnchored,
-                        "revocation finalized by the reconciler",
-                    ),
-                )
-                .await?;
-                (Applied::Finalized, new)
             }
-            None => {
+            Repair::Backfill => {
                 db.execute(
                     "INSERT INTO revocations (credential_id, issuer_id, reason, requested_at, \
                        anchor_signature, anchor_slot, finalized_at) \
@@ -505,16 +396,23 @@ impl Store {
                 )
                 .await?;
                 set_revoked(&db, id, &revocable).await?;
-                let new = insert_finding(
-                    &db,
-                    &finding(FindingKind::MissingRow, "revocation rebuilt from the chain"),
-                )
-                .await?;
-                (Applied::Backfilled, new)
             }
-        };
+        }
+        let new_finding = record_repair(
+            &db,
+            repair,
+            Subject::Revocation,
+            revocation.signature,
+            revocation.slot,
+            Some(revocation.credential),
+            revocation.issuer,
+        )
+        .await?;
         db.commit().await?;
-        Ok((applied, new))
+        Ok(Executed {
+            repair,
+            new_finding,
+        })
     }
 
     /// Credentials that claim an anchor, finalized since `since_time` or anchored at or after
@@ -548,11 +446,11 @@ impl Store {
 }
 
 impl Store {
-    /// The rows of `ids` that exist, for the reconciler's per-page prefilter.
-    pub async fn anchored_rows(
+    /// The credential rows of `ids` that exist, for the reconciler's per-page prefilter.
+    pub async fn recorded_credentials(
         &self,
         ids: &[CredentialId],
-    ) -> Result<std::collections::HashMap<CredentialId, AnchoredRow>, StoreError> {
+    ) -> Result<std::collections::HashMap<CredentialId, RecordedCredential>, StoreError> {
         if ids.is_empty() {
             return Ok(Default::default());
         }
@@ -560,7 +458,7 @@ impl Store {
         let client = self.client().await?;
         client
             .query(
-                "SELECT id, issuer_id, credential_hash, anchor_signature, status \
+                "SELECT issuer_id, credential_hash, status, anchor_signature, id \
                  FROM credentials WHERE id = ANY($1)",
                 &[&uuids],
             )
@@ -568,48 +466,49 @@ impl Store {
             .iter()
             .map(|r| {
                 Ok((
-                    CredentialId::from_uuid(r.try_get(0)?),
-                    AnchoredRow {
-                        issuer: r.try_get(1)?,
-                        hash: r.try_get(2)?,
-                        anchor_signature: r.try_get(3)?,
-                        status: r.try_get(4)?,
-                    },
+                    CredentialId::from_uuid(r.try_get(4)?),
+                    recorded_credential(r)?,
                 ))
             })
             .collect()
     }
 
-    /// Applies a trusted batch anchor in one transaction: a sealed batch still pending is
-    /// finalized with all its members (the relay crashed after sending); a batch with no
-    /// record is backfilled as `recovered` (its members are re-linked when their proof
-    /// bundles are presented); a record that disagrees with the memo is drift.
-    pub async fn apply_trusted_batch(
+    /// Executes what `decide` makes of a trusted batch anchor, in one transaction with the
+    /// batch record locked: finalize a sealed batch still pending with all its members (the
+    /// relay crashed after sending), backfill a batch with no record as `recovered` (its
+    /// members are re-linked when their proof bundles are presented), or only record the
+    /// finding.
+    pub async fn repair_batch(
         &self,
         anchor: &TrustedBatch<'_>,
-    ) -> Result<(Applied, bool), StoreError> {
+        decide: impl FnOnce(Option<&RecordedBatch>) -> Repair,
+    ) -> Result<Executed, StoreError> {
         let mut client = self.client().await?;
         let db = client.transaction().await?;
         let id = anchor.batch.as_uuid();
         let slot = slot_i64(anchor.slot);
-        let count = i32::try_from(anchor.count).unwrap_or(i32::MAX);
-        let finding = |kind, detail: &'static str| NewFinding {
-            kind,
-            signature: anchor.signature,
-            slot: Some(anchor.slot),
-            credential: None,
-            issuer: Some(anchor.issuer.as_str()),
-            detail,
-        };
         let row = db
             .query_opt(
                 "SELECT issuer_id, member_count, root, completed_at IS NOT NULL, anchor_signature \
                  FROM anchor_batches WHERE id = $1 FOR UPDATE",
                 &[id],
             )
-            .await?;
-        let (applied, new) = match row {
-            None => {
+            .await?
+            .map(|r| -> Result<RecordedBatch, StoreError> {
+                Ok(RecordedBatch {
+                    issuer: r.try_get(0)?,
+                    member_count: i64::from(r.try_get::<_, i32>(1)?),
+                    root: r.try_get(2)?,
+                    completed: r.try_get(3)?,
+                    anchor_signature: r.try_get(4)?,
+                })
+            })
+            .transpose()?;
+        let repair = decide(row.as_ref());
+        match repair {
+            Repair::Consistent | Repair::Drift(_) => {}
+            Repair::Backfill => {
+                let count = i32::try_from(anchor.count).unwrap_or(i32::MAX);
                 db.execute(
                     "INSERT INTO anchor_batches (id, issuer_id, member_count, root, origin, \
                        completed_at, anchor_signature, anchor_slot) \
@@ -626,61 +525,72 @@ impl Store {
                     ],
                 )
                 .await?;
-                let new = insert_finding(
-                    &db,
-                    &finding(
-                        FindingKind::MissingRow,
-                        "batch backfilled as recovered; members are re-linked from their proof bundles",
-                    ),
-                )
-                .await?;
-                (Applied::Backfilled, new)
             }
-            Some(row) => {
-                let issuer: String = row.try_get(0)?;
-                let members: i32 = row.try_get(1)?;
-                let root: Vec<u8> = row.try_get(2)?;
-                let completed: bool = row.try_get(3)?;
-                let recorded: Option<String> = row.try_get(4)?;
-                if issuer != anchor.issuer.as_str()
-                    || members != count
-                    || root != anchor.root.as_bytes().as_slice()
-                {
-                    let new = insert_finding(
-                        &db,
-                        &finding(
-                            FindingKind::Drift,
-                            "batch record disagrees with its on-chain memo",
-                        ),
-                    )
-                    .await?;
-                    (Applied::Mismatch, new)
-                } else if !completed {
-                    finalize_pending_batch(&db, anchor, slot).await?;
-                    let new = insert_finding(
-                        &db,
-                        &finding(
-                            FindingKind::PendingAnchored,
-                            "batch finalized by the reconciler",
-                        ),
-                    )
-                    .await?;
-                    (Applied::Finalized, new)
-                } else if recorded.is_some_and(|r| r != anchor.signature) {
-                    let new = insert_finding(
-                        &db,
-                        &finding(FindingKind::Drift, "a second anchor of an anchored batch"),
-                    )
-                    .await?;
-                    (Applied::Mismatch, new)
-                } else {
-                    (Applied::Consistent, false)
-                }
-            }
-        };
+            Repair::Finalize => finalize_pending_batch(&db, anchor, slot).await?,
+            Repair::MarkRevoked => return Err(inapplicable(repair, Subject::Batch)),
+        }
+        let new_finding = record_repair(
+            &db,
+            repair,
+            Subject::Batch,
+            anchor.signature,
+            anchor.slot,
+            None,
+            anchor.issuer,
+        )
+        .await?;
         db.commit().await?;
-        Ok((applied, new))
+        Ok(Executed {
+            repair,
+            new_finding,
+        })
     }
+}
+
+/// A credential row as the reconciler's decisions read it.
+fn recorded_credential(r: &tokio_postgres::Row) -> Result<RecordedCredential, StoreError> {
+    let status: String = r.try_get(2)?;
+    Ok(RecordedCredential {
+        issuer: r.try_get(0)?,
+        hash: r.try_get(1)?,
+        status: status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("credential status: {e}")))?,
+        anchor_signature: r.try_get(3)?,
+    })
+}
+
+/// A decision that names a repair with no meaning for its subject (only a revocation can be
+/// `MarkRevoked`): nothing is written, the transaction rolls back.
+fn inapplicable(repair: Repair, subject: Subject) -> StoreError {
+    StoreError::Corrupt(format!("repair {repair:?} does not apply to a {subject:?}"))
+}
+
+/// Records the finding a repair amounts to (none for `Consistent`); `true` if it is new.
+async fn record_repair(
+    db: &deadpool_postgres::Transaction<'_>,
+    repair: Repair,
+    subject: Subject,
+    signature: &str,
+    slot: u64,
+    credential: Option<CredentialId>,
+    issuer: &IssuerId,
+) -> Result<bool, StoreError> {
+    let Some((kind, detail)) = repair.finding(subject) else {
+        return Ok(false);
+    };
+    insert_finding(
+        db,
+        &NewFinding {
+            kind,
+            signature,
+            slot: Some(slot),
+            credential,
+            issuer: Some(issuer.as_str()),
+            detail,
+        },
+    )
+    .await
 }
 
 /// Finalizes a sealed batch found on chain: the batch, its members' credentials and outbox
@@ -702,8 +612,14 @@ async fn finalize_pending_batch(
         "UPDATE credentials SET status = 'finalized', anchor_signature = $2, anchor_slot = $3, \
            finalized_at = coalesce($4, now()), last_error = NULL, updated_at = now() \
          WHERE id IN (SELECT credential_id FROM anchor_batch_members WHERE batch_id = $1) \
-           AND status IN ('queued', 'submitted', 'confirmed', 'failed')",
-        &[id, &anchor.signature, &slot, &anchor.block_time],
+           AND status = ANY($5)",
+        &[
+            id,
+            &anchor.signature,
+            &slot,
+            &anchor.block_time,
+            &awaiting_anchor_sql(),
+        ],
     )
     .await?;
     // The same retirement as a single credential's (it also stamps `confirmed_at`, which a
@@ -773,8 +689,14 @@ async fn finalize_pending(
     db.execute(
         "UPDATE credentials SET status = 'finalized', anchor_signature = $2, anchor_slot = $3, \
            finalized_at = coalesce($4, now()), last_error = NULL, updated_at = now() \
-         WHERE id = $1 AND status IN ('queued', 'submitted', 'confirmed', 'failed')",
-        &[id, &anchor.signature, &slot, &anchor.block_time],
+         WHERE id = $1 AND status = ANY($5)",
+        &[
+            id,
+            &anchor.signature,
+            &slot,
+            &anchor.block_time,
+            &awaiting_anchor_sql(),
+        ],
     )
     .await?;
     retire_live_txs(db, "credential_id = $1", id, anchor.signature, slot).await?;
@@ -786,6 +708,12 @@ async fn finalize_pending(
     )
     .await?;
     Ok(())
+}
+
+/// The statuses a trusted anchor finalizes (`domain::reconcile::awaiting_anchor`), as the
+/// text the guarded updates compare with.
+fn awaiting_anchor_sql() -> Vec<&'static str> {
+    awaiting_anchor().map(CredentialStatus::as_str).collect()
 }
 
 async fn insert_finding(
