@@ -17,13 +17,13 @@ use crate::request::MAX_METADATA_BYTES;
 pub fn request_parsers(data: &[u8]) {
     match crate::request::parse_json_request(data) {
         Ok(req) => {
-            assert!(req.title.chars().count() <= 512, "title limit");
-            assert!(req.credential_type.chars().count() <= 64, "type limit");
-            assert!(req.metadata.is_object(), "metadata is an object");
-            let size = serde_json::to_vec(&req.metadata).map_or(usize::MAX, |v| v.len());
+            assert!(req.fields.title.chars().count() <= 512, "title limit");
+            assert!(req.fields.credential_type.chars().count() <= 64, "type limit");
+            assert!(req.fields.metadata.is_object(), "metadata is an object");
+            let size = serde_json::to_vec(&req.fields.metadata).map_or(usize::MAX, |v| v.len());
             assert!(size <= MAX_METADATA_BYTES, "metadata limit");
             assert!(
-                domain::Serial::parse(req.serial.as_str()).is_ok(),
+                domain::Serial::parse(req.fields.serial.as_str()).is_ok(),
                 "accepted serial re-parses"
             );
         }

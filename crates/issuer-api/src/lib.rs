@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bulk;
 pub mod error;
 pub mod fuzzing;
+pub mod issuance;
 pub mod keycache;
 pub mod metrics;
 pub mod openapi;

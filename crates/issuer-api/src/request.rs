@@ -44,12 +44,7 @@ pub struct IssueCredentialBody {
 /// A fully parsed issuance request.
 #[derive(Debug, Clone)]
 pub struct IssueRequest {
-    pub recipient: RecipientId,
-    pub issued_at: IssuedAt,
-    pub serial: Serial,
-    pub credential_type: String,
-    pub title: String,
-    pub metadata: Value,
+    pub fields: ParsedFields,
     pub file: Bytes,
 }
 
@@ -198,14 +193,8 @@ fn finish(
     if file.is_empty() {
         return Err(ApiError::invalid_field(file_field, "the file is empty"));
     }
-    let f = parse_fields(body)?;
     Ok(IssueRequest {
-        recipient: f.recipient,
-        issued_at: f.issued_at,
-        serial: f.serial,
-        credential_type: f.credential_type,
-        title: f.title,
-        metadata: f.metadata,
+        fields: parse_fields(body)?,
         file,
     })
 }
@@ -345,8 +334,8 @@ mod tests {
     fn parses_a_complete_request() {
         let r = body(OK).unwrap();
         assert_eq!(r.file.as_ref(), b"hello");
-        assert_eq!(r.serial.as_str(), "S-1");
-        assert_eq!(r.metadata, serde_json::json!({}));
+        assert_eq!(r.fields.serial.as_str(), "S-1");
+        assert_eq!(r.fields.metadata, serde_json::json!({}));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::hash::{CredentialFields, HashScheme, Salt};
+use domain::hash::Salt;
 use domain::{CredentialId, SystemRandom};
 use ring::digest;
 use serde::Serialize;
@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::auth::AuthenticatedIssuer;
 use crate::bulk::{self, BulkItem};
 use crate::error::ApiError;
+use crate::issuance;
 use crate::request;
 use crate::state::AppState;
 
@@ -118,66 +119,50 @@ pub async fn issue_batch(
     };
     // A signing key rotated between the signer's cache and the commit is refused by the
     // store (as for single credentials): the items are signed again with the new key, once.
-    let mut attempt = 0;
-    let (outcome, request_id, items, positions, rejected, submitted) = loop {
-        attempt += 1;
-        let key = state
-            .signer
-            .key_for(&state.store(), &issuer, state.retry_after_secs)
-            .await?;
-        // Parsing, hashing and signing 10,000 items is CPU work: off the async workers.
-        let (worker_issuer, worker_body) = (issuer.clone(), body.clone());
-        let prepared = web::block(move || {
-            let parsed = if ndjson {
-                bulk::parse_ndjson(&worker_body)
-            } else {
-                bulk::parse_json(&worker_body)
-            }?;
-            prepare(&worker_issuer, &key, parsed)
-        })
-        .await
-        .map_err(|_| ApiError::Internal)??;
-        let Prepared {
-            items,
-            positions,
-            rejected,
-            submitted,
-        } = prepared;
-
-        let request_id = Uuid::now_v7();
-        let new_bulk = NewBulk {
-            request_id,
-            issuer: &issuer,
-            submitted: i32::try_from(submitted).unwrap_or(i32::MAX),
-            invalid: i32::try_from(rejected.iter().filter(|r| r.is_some()).count())
-                .unwrap_or(i32::MAX),
-            items: &items,
-        };
-        let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
-            key,
-            request_hash: &fingerprint,
-        });
-        let render_stored = |outcomes: &[BulkItemOutcome]| {
-            render(&assemble(
-                request_id, &items, &positions, &rejected, outcomes,
-            ))
-        };
-        match state
-            .store()
-            .issue_bulk(&new_bulk, idempotency, render_stored)
+    let store = state.store();
+    let (outcome, request_id, items, positions, rejected, submitted) =
+        issuance::with_active_key(&state, &issuer, async |key| {
+            // Parsing, hashing and signing 10,000 items is CPU work: off the async workers.
+            let (worker_issuer, worker_body) = (issuer.clone(), body.clone());
+            let Prepared {
+                items,
+                positions,
+                rejected,
+                submitted,
+            } = web::block(move || {
+                let parsed = if ndjson {
+                    bulk::parse_ndjson(&worker_body)
+                } else {
+                    bulk::parse_json(&worker_body)
+                }?;
+                prepare(&worker_issuer, &key, parsed)
+            })
             .await
-        {
-            Ok(outcome) => break (outcome, request_id, items, positions, rejected, submitted),
-            Err(store::StoreError::SigningKeyRetired(key_id)) if attempt < 2 => {
-                tracing::info!(issuer = %issuer, %key_id, "signing key rotated meanwhile: signing the batch again");
-                state.signer.invalidate(&issuer);
-            }
-            Err(store::StoreError::SigningKeyRetired(_)) => {
-                return Err(ApiError::SigningUnavailable)
-            }
-            Err(e) => return Err(state.store_error(e)),
-        }
-    };
+            .map_err(|_| ApiError::Internal)??;
+            let request_id = Uuid::now_v7();
+            let new_bulk = NewBulk {
+                request_id,
+                issuer: &issuer,
+                submitted: i32::try_from(submitted).unwrap_or(i32::MAX),
+                invalid: i32::try_from(rejected.iter().filter(|r| r.is_some()).count())
+                    .unwrap_or(i32::MAX),
+                items: &items,
+            };
+            let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
+                key,
+                request_hash: &fingerprint,
+            });
+            let render_stored = |outcomes: &[BulkItemOutcome]| {
+                render(&assemble(
+                    request_id, &items, &positions, &rejected, outcomes,
+                ))
+            };
+            let stored = store
+                .issue_bulk(&new_bulk, idempotency, render_stored)
+                .await;
+            Ok(stored.map(|outcome| (outcome, request_id, items, positions, rejected, submitted)))
+        })
+        .await?;
     let replayed = matches!(outcome, BulkOutcome::Replayed { .. });
     let (status, body) = match outcome {
         BulkOutcome::IdempotencyKeyReused => return Err(ApiError::IdempotencyKeyReused),
@@ -276,34 +261,7 @@ fn prepare(
                 // A failing system RNG is not recoverable per item: the request fails whole
                 // (checked below) rather than issuing unsalted credentials.
                 let salt = Salt::generate(&SystemRandom::new()).ok()?;
-                let scheme = HashScheme::V2 {
-                    credential_id: id,
-                    salt,
-                    key_id: key.key_id().clone(),
-                    public_key: key.public_key(),
-                };
-                let hash = scheme.hash(&CredentialFields {
-                    file_digest,
-                    issuer: issuer.clone(),
-                    recipient: fields.recipient.clone(),
-                    issued_at: fields.issued_at,
-                    serial: fields.serial.clone(),
-                });
-                Some(NewCredential {
-                    id,
-                    issuer: issuer.clone(),
-                    serial: fields.serial,
-                    recipient: fields.recipient,
-                    issued_at: fields.issued_at,
-                    credential_type: fields.credential_type,
-                    title: fields.title,
-                    metadata: fields.metadata,
-                    file_digest,
-                    signature: key.sign_credential(scheme.format(), &hash),
-                    scheme,
-                    hash,
-                    key_id: key.key_id().clone(),
-                })
+                Some(issuance::sign(id, salt, issuer, key, fields, file_digest))
             },
         )
         .collect::<Option<Vec<_>>>()

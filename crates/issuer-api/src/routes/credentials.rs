@@ -2,7 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::hash::{CredentialFields, FileDigest, HashScheme, Salt};
+use domain::hash::{FileDigest, Salt};
 use domain::{CredentialId, CredentialStatus, RecipientId, SystemRandom};
 use ring::digest;
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use store::credentials::{IdempotencyRequest, IssueOutcome, ListFilter, NewCreden
 
 use crate::auth::AuthenticatedIssuer;
 use crate::error::ApiError;
+use crate::issuance;
 use crate::request::{self, IssueRequest};
 use crate::state::AppState;
 use crate::views::{CredentialPage, CredentialView, RevocationView};
@@ -62,67 +63,19 @@ pub async fn issue_credential(
     let file_digest = FileDigest::of(&parsed.file);
     let id = CredentialId::new_v7();
     let salt = Salt::generate(&SystemRandom::new()).map_err(|_| ApiError::Internal)?;
-    let fields = CredentialFields {
-        file_digest,
-        issuer: issuer.clone(),
-        recipient: parsed.recipient.clone(),
-        issued_at: parsed.issued_at,
-        serial: parsed.serial.clone(),
-    };
-    // A cached key may have been rotated meanwhile: the store refuses to record under a
-    // retired key, so forget it and sign once more with the active one. The v2 hash binds
-    // the signing key, so it is computed per attempt.
-    let mut attempt = 0;
-    let outcome = loop {
-        attempt += 1;
-        let key = state
-            .signer
-            .key_for(&state.store(), &issuer, state.retry_after_secs)
-            .await?;
-        let scheme = HashScheme::V2 {
-            credential_id: id,
-            salt,
-            key_id: key.key_id().clone(),
-            public_key: key.public_key(),
-        };
-        let hash = scheme.hash(&fields);
-        let new = NewCredential {
-            id,
-            issuer: issuer.clone(),
-            serial: parsed.serial.clone(),
-            recipient: parsed.recipient.clone(),
-            issued_at: parsed.issued_at,
-            credential_type: parsed.credential_type.clone(),
-            title: parsed.title.clone(),
-            metadata: parsed.metadata.clone(),
-            file_digest,
-            signature: key.sign_credential(scheme.format(), &hash),
-            scheme,
-            hash,
-            key_id: key.key_id().clone(),
-        };
+    let store = state.store();
+    let outcome = issuance::with_active_key(&state, &issuer, async |key| {
+        let new = issuance::sign(id, salt, &issuer, &key, parsed.fields.clone(), file_digest);
         let fingerprint = request_fingerprint(&new);
         let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
             key,
             request_hash: &fingerprint,
         });
-
-        match state
-            .store()
+        Ok(store
             .issue_credential(&new, idempotency, render_outcome)
-            .await
-        {
-            Ok(outcome) => break outcome,
-            Err(store::StoreError::SigningKeyRetired(key_id)) if attempt < 2 => {
-                tracing::info!(issuer = %issuer, %key_id, "signing key rotated meanwhile: signing again");
-                state.signer.invalidate(&issuer);
-            }
-            Err(store::StoreError::SigningKeyRetired(_)) => {
-                return Err(ApiError::SigningUnavailable)
-            }
-            Err(e) => return Err(state.store_error(e)),
-        }
-    };
+            .await)
+    })
+    .await?;
     let (status, body) = match &outcome {
         IssueOutcome::IdempotencyKeyReused => return Err(ApiError::IdempotencyKeyReused),
         IssueOutcome::Replayed { status, body } => (*status, body.clone()),

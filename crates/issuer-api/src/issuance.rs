@@ -1,0 +1,87 @@
+//! The one issuance service both routes share: hash → sign → store, with one re-sign when
+//! the signing key was rotated between the signer's cache and the commit.
+//!
+//! `POST /v1/credentials` and `POST /v1/credential-batches` differ only in how they parse a
+//! request and render its answer; what a credential is (proof format v2 over its fields,
+//! signed by the issuer's active key) and how a rotation race is survived live here once.
+
+use std::sync::Arc;
+
+use domain::hash::{CredentialFields, FileDigest, HashScheme, Salt};
+use domain::signing::SigningKey;
+use domain::{CredentialId, IssuerId};
+use store::credentials::NewCredential;
+use store::StoreError;
+
+use crate::error::ApiError;
+use crate::request::ParsedFields;
+use crate::state::AppState;
+
+/// Hashes a credential's fields under proof format v2 (the id, the salt and `key` inside the
+/// hash) and signs the hash with `key`: the one place a credential to store is made.
+pub fn sign(
+    id: CredentialId,
+    salt: Salt,
+    issuer: &IssuerId,
+    key: &SigningKey,
+    fields: ParsedFields,
+    file_digest: FileDigest,
+) -> NewCredential {
+    let scheme = HashScheme::V2 {
+        credential_id: id,
+        salt,
+        key_id: key.key_id().clone(),
+        public_key: key.public_key(),
+    };
+    let hash = scheme.hash(&CredentialFields {
+        file_digest,
+        issuer: issuer.clone(),
+        recipient: fields.recipient.clone(),
+        issued_at: fields.issued_at,
+        serial: fields.serial.clone(),
+    });
+    NewCredential {
+        id,
+        issuer: issuer.clone(),
+        serial: fields.serial,
+        recipient: fields.recipient,
+        issued_at: fields.issued_at,
+        credential_type: fields.credential_type,
+        title: fields.title,
+        metadata: fields.metadata,
+        file_digest,
+        signature: key.sign_credential(scheme.format(), &hash),
+        scheme,
+        hash,
+        key_id: key.key_id().clone(),
+    }
+}
+
+/// Runs `attempt` (sign with the given key, then store) with the issuer's active signing key.
+/// A cached key may have been rotated meanwhile: the store refuses to record under a retired
+/// key (`StoreError::SigningKeyRetired`, nothing written), so the cached key is forgotten and
+/// `attempt` runs once more with the active one. The v2 hash binds the key, so the caller
+/// hashes inside `attempt`. An `ApiError` from `attempt` ends the call as it is.
+pub async fn with_active_key<T>(
+    state: &AppState,
+    issuer: &IssuerId,
+    mut attempt: impl AsyncFnMut(Arc<SigningKey>) -> Result<Result<T, StoreError>, ApiError>,
+) -> Result<T, ApiError> {
+    let mut retried = false;
+    loop {
+        let key = state
+            .signer
+            .key_for(&state.store(), issuer, state.retry_after_secs)
+            .await?;
+        match attempt(key).await? {
+            Ok(stored) => return Ok(stored),
+            Err(StoreError::SigningKeyRetired(key_id)) if !retried => {
+                tracing::info!(issuer = %issuer, %key_id, "signing key rotated meanwhile: signing again");
+                state.signer.invalidate(issuer);
+                retried = true;
+            }
+            Err(StoreError::SigningKeyRetired(_)) => return Err(ApiError::SigningUnavailable),
+            Err(e) => return Err(state.store_error(e)),
+        }
+    }
+}
