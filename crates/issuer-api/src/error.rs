@@ -58,6 +58,8 @@ pub enum ApiError {
     ChainUnavailable { retry_after_secs: u64 },
     #[error("the database is unavailable; retry later")]
     DatabaseUnavailable { retry_after_secs: u64 },
+    #[error("the database connection was lost while committing: the request may have been recorded; retry with the same Idempotency-Key to learn its outcome")]
+    CommitOutcomeUnknown { retry_after_secs: u64 },
     #[error("too many requests for this API key; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("internal error")]
@@ -106,6 +108,7 @@ impl ApiError {
             ApiError::SigningUnavailable => ErrorCode::SigningUnavailable,
             ApiError::ChainUnavailable { .. } => ErrorCode::ChainUnavailable,
             ApiError::DatabaseUnavailable { .. } => ErrorCode::DatabaseUnavailable,
+            ApiError::CommitOutcomeUnknown { .. } => ErrorCode::CommitOutcomeUnknown,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Internal => ErrorCode::Internal,
         }
@@ -141,10 +144,14 @@ impl ApiError {
         }
     }
 
-    /// Maps a store error: unavailability becomes 503 + Retry-After; anything else is an
-    /// internal error whose detail is logged here and not shown to the client.
+    /// Maps a store error: unavailability becomes 503 + Retry-After (saying so when a COMMIT
+    /// may have landed); anything else is an internal error whose detail is logged here and
+    /// not shown to the client.
     pub fn from_store(e: StoreError, retry_after_secs: u64) -> Self {
-        if e.is_unavailable() {
+        if let StoreError::OutcomeUnknown(_) = e {
+            tracing::warn!(error = %e, "commit outcome unknown");
+            ApiError::CommitOutcomeUnknown { retry_after_secs }
+        } else if e.is_unavailable() {
             tracing::warn!(error = %e, "database unavailable");
             ApiError::DatabaseUnavailable { retry_after_secs }
         } else {
@@ -179,6 +186,7 @@ impl ResponseError for ApiError {
             ApiError::SerialConflict { .. } => StatusCode::CONFLICT,
             ApiError::SigningUnavailable
             | ApiError::DatabaseUnavailable { .. }
+            | ApiError::CommitOutcomeUnknown { .. }
             | ApiError::ChainUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -189,6 +197,7 @@ impl ResponseError for ApiError {
         let mut builder = HttpResponse::build(self.status_code());
         match self {
             ApiError::DatabaseUnavailable { retry_after_secs }
+            | ApiError::CommitOutcomeUnknown { retry_after_secs }
             | ApiError::ChainUnavailable { retry_after_secs }
             | ApiError::RateLimited { retry_after_secs } => {
                 builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
@@ -249,6 +258,8 @@ error_codes! {
     SigningUnavailable => "signing_unavailable",
     ChainUnavailable => "chain_unavailable",
     DatabaseUnavailable => "database_unavailable",
+    /// The connection dropped while COMMIT was in flight: it may have committed.
+    CommitOutcomeUnknown => "commit_outcome_unknown",
     RateLimited => "rate_limited",
     Internal => "internal_error",
     /// A bulk item whose serial appears earlier in the same request (per item only).
@@ -263,6 +274,17 @@ pub fn all_codes() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_of_unknown_outcome_is_its_own_retryable_answer() {
+        let unknown = ApiError::from_store(StoreError::OutcomeUnknown("closed".into()), 3);
+        assert_eq!(unknown.code(), "commit_outcome_unknown");
+        let response = unknown.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "3");
+        let down = ApiError::from_store(StoreError::Unavailable("refused".into()), 3);
+        assert_eq!(down.code(), "database_unavailable");
+    }
 
     #[test]
     fn every_code_is_unique_and_documented_in_the_readme() {

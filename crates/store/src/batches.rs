@@ -149,7 +149,7 @@ impl Store {
             &[id.as_uuid(), &outbox_ids],
         )
         .await?;
-        db.commit().await?;
+        crate::error::commit(db).await?;
         Ok(Some(SealedBatch {
             id,
             issuer: issuer.clone(),
@@ -362,7 +362,7 @@ impl Store {
                 if let Some(m) = member {
                     let existing: Uuid = m.try_get(0)?;
                     if existing == *batch_id.as_uuid() {
-                        db.commit().await?;
+                        crate::error::commit(db).await?;
                         return Ok(Relinked::AlreadyKnown(bundle.credential_id));
                     }
                     return Ok(Relinked::Conflict);
@@ -437,7 +437,7 @@ impl Store {
                 Relinked::Linked(bundle.credential_id)
             }
         };
-        db.commit().await?;
+        crate::error::commit(db).await?;
         Ok(outcome)
     }
 }

@@ -317,7 +317,7 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
+        crate::error::commit(tx).await?;
         Ok(outcome)
     }
 
@@ -653,7 +653,7 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
+        crate::error::commit(tx).await?;
         Ok(BulkOutcome::Done(outcomes))
     }
 

@@ -5,11 +5,17 @@ use tokio_postgres::error::SqlState;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// The database could not be reached, refused new work, or dropped the connection.
-    /// The operation did not complete from the caller's point of view; retrying is safe when
-    /// the write is idempotent (all of ours are: idempotency keys, unique serials, fenced updates).
+    /// The database could not be reached, refused new work, or dropped the connection
+    /// before COMMIT was sent: **nothing was committed** (a transaction cut short rolls back).
+    /// Retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The connection was lost while COMMIT was in flight: the transaction **may or may not
+    /// have committed**, and only reading the database again can tell. Retrying is safe
+    /// because every write of ours is idempotent (Idempotency-Keys, unique serials, fenced
+    /// updates, `ON CONFLICT`), and the retry answers what actually happened.
+    #[error("database connection lost during COMMIT, outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// Bad configuration (URL, pool sizes).
     #[error("database configuration: {0}")]
     Config(String),
@@ -42,9 +48,30 @@ fn describe(e: &tokio_postgres::Error) -> String {
 }
 
 impl StoreError {
+    /// The database did not give a definite answer (down, or lost mid-COMMIT): retry later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_)
+        )
     }
+
+    /// What a failed COMMIT means. A server error (SQLSTATE) is a definite refusal: the
+    /// transaction rolled back. A connection that closed or failed at the socket level may
+    /// have delivered the COMMIT and lost only its answer.
+    pub(crate) fn from_commit(e: tokio_postgres::Error) -> Self {
+        if e.code().is_none() && (e.is_closed() || has_io_source(&e)) {
+            StoreError::OutcomeUnknown(e.to_string())
+        } else {
+            StoreError::from(e)
+        }
+    }
+}
+
+/// COMMIT, telling "not committed" from "outcome unknown" (`StoreError::from_commit`). Every
+/// transaction of the store ends here.
+pub(crate) async fn commit(tx: deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    tx.commit().await.map_err(StoreError::from_commit)
 }
 
 /// SQLSTATEs that mean "the server is not able to do this right now", not "this is wrong".

@@ -127,7 +127,7 @@ impl Store {
             ],
         )
         .await?;
-        tx.commit().await?;
+        crate::error::commit(tx).await?;
         Ok(CreateIssuerOutcome::Created)
     }
 
@@ -300,7 +300,7 @@ impl Store {
             &[&issuer.as_str(), &pubkey],
         )
         .await?;
-        tx.commit().await?;
+        crate::error::commit(tx).await?;
         Ok(RotatedAnchorKey::Rotated {
             retired: retired.map(|pubkey| (pubkey, retired_at)),
             at,
@@ -394,7 +394,7 @@ impl Store {
             ],
         )
         .await?;
-        tx.commit().await?;
+        crate::error::commit(tx).await?;
         Ok(Some(RotatedKey { retired, at }))
     }
 

@@ -5,9 +5,11 @@
 //! persists their results, and enforces status transitions with guarded `UPDATE ... WHERE
 //! status = ANY(...)` statements built from `domain::status::allowed_sources`.
 //!
-//! Errors are split the way an outbox needs them: [`StoreError::Unavailable`] means the
-//! database could not be reached or dropped the connection (retry later: 503 at the API),
-//! everything else is a definite answer from the database.
+//! Errors are split the way an outbox needs them: [`StoreError::Unavailable`] means nothing
+//! was committed (the database could not be reached, or dropped the connection before
+//! COMMIT), [`StoreError::OutcomeUnknown`] means the connection was lost while COMMIT was in
+//! flight (it may have committed: only a read, or an idempotent retry, can tell); everything
+//! else is a definite answer from the database.
 
 pub mod batches;
 pub mod credentials;

@@ -472,7 +472,7 @@ impl Store {
             &[key.as_ref(), &statuses(StatusEvent::TxSubmitted)],
         )
         .await?;
-        db.commit().await?;
+        crate::error::commit(db).await?;
         Ok(Fenced::Done)
     }
 
@@ -521,7 +521,7 @@ impl Store {
             ],
         )
         .await?;
-        db.commit().await?;
+        crate::error::commit(db).await?;
         Ok(())
     }
 
@@ -612,7 +612,7 @@ impl Store {
             .iter()
             .map(|r| r.try_get::<_, f64>(0))
             .collect::<Result<Vec<f64>, _>>()?;
-        db.commit().await?;
+        crate::error::commit(db).await?;
         Ok(Some(ages))
     }
 
@@ -692,7 +692,7 @@ impl Store {
             &[id.as_ref(), &error, &statuses(StatusEvent::DeadLettered)],
         )
         .await?;
-        db.commit().await?;
+        crate::error::commit(db).await?;
         Ok(Fenced::Done)
     }
 
@@ -750,7 +750,7 @@ impl Store {
             db.execute("SELECT pg_notify($1, 'requeue')", &[&OUTBOX_CHANNEL])
                 .await?;
         }
-        db.commit().await?;
+        crate::error::commit(db).await?;
         Ok(ids.len() as u64)
     }
 

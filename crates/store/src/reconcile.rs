@@ -298,7 +298,7 @@ impl Store {
             anchor.issuer,
         )
         .await?;
-        db.commit().await?;
+        crate::error::commit(db).await?;
         Ok(Executed {
             repair,
             new_finding,
@@ -408,7 +408,7 @@ impl Store {
             revocation.issuer,
         )
         .await?;
-        db.commit().await?;
+        crate::error::commit(db).await?;
         Ok(Executed {
             repair,
             new_finding,
@@ -539,7 +539,7 @@ impl Store {
             anchor.issuer,
         )
         .await?;
-        db.commit().await?;
+        crate::error::commit(db).await?;
         Ok(Executed {
             repair,
             new_finding,

@@ -95,7 +95,7 @@ impl Store {
         .await?;
         tx.execute("SELECT pg_notify($1, 'revocation')", &[&OUTBOX_CHANNEL])
             .await?;
-        tx.commit().await?;
+        crate::error::commit(tx).await?;
         Ok(RevokeOutcome::Created(record))
     }
 

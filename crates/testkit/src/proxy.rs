@@ -23,6 +23,11 @@
 //!
 //! `Drop` is what the first version of this proxy did when disabled (`set_enabled(false)`),
 //! and `set_enabled` keeps that meaning.
+//!
+//! One trigger cuts at a precise point of a protocol: [`TcpProxy::drop_after_forwarding`]
+//! forwards the next client chunk that contains a byte pattern (a PostgreSQL `COMMIT`, say),
+//! then switches to `Drop` before any answer comes back: the server acted on the request and
+//! the client never learns it did.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,9 +61,13 @@ impl ProxyMode {
     }
 }
 
+/// The armed pattern of [`TcpProxy::drop_after_forwarding`], shared with every connection.
+type Trigger = Arc<std::sync::Mutex<Option<Vec<u8>>>>;
+
 pub struct TcpProxy {
     addr: SocketAddr,
     mode: watch::Sender<ProxyMode>,
+    trigger: Trigger,
     accepted: Arc<AtomicUsize>,
     /// Owns the connection tasks (in a `JoinSet`): aborting it ends them all.
     accept: JoinHandle<()>,
@@ -71,19 +80,26 @@ impl TcpProxy {
         let addr = listener.local_addr()?;
         let (mode, _) = watch::channel(ProxyMode::Forward);
         let accepted = Arc::new(AtomicUsize::new(0));
-        let (modes, count) = (mode.clone(), accepted.clone());
+        let trigger: Trigger = Arc::default();
+        let (modes, count, armed) = (mode.clone(), accepted.clone(), trigger.clone());
         let accept = tokio::spawn(async move {
             // Dropped with this task (on `TcpProxy` drop), which aborts every connection.
             let mut connections = JoinSet::new();
             while let Ok((inbound, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
                 while connections.try_join_next().is_some() {}
-                connections.spawn(connection(inbound, target.clone(), modes.subscribe()));
+                connections.spawn(connection(
+                    inbound,
+                    target.clone(),
+                    modes.clone(),
+                    armed.clone(),
+                ));
             }
         });
         Ok(Self {
             addr,
             mode,
+            trigger,
             accepted,
             accept,
         })
@@ -91,6 +107,11 @@ impl TcpProxy {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Where the proxy listens (for a non-HTTP client, such as a PostgreSQL URL).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Switches the mode for new AND open connections (see the module docs).
@@ -112,6 +133,20 @@ impl TcpProxy {
         });
     }
 
+    /// Arms a one-shot cut: the next chunk a client sends that contains `pattern` is
+    /// forwarded whole, then the mode becomes [`ProxyMode::Drop`] before the answer can come
+    /// back. The upstream received the request; the client sees its connection closed.
+    pub fn drop_after_forwarding(&self, pattern: &[u8]) {
+        if let Ok(mut armed) = self.trigger.lock() {
+            *armed = Some(pattern.to_vec());
+        }
+    }
+
+    /// Whether an armed [`TcpProxy::drop_after_forwarding`] has fired.
+    pub fn trigger_fired(&self) -> bool {
+        self.trigger.lock().is_ok_and(|armed| armed.is_none())
+    }
+
     /// How many connections the proxy has accepted so far, whatever it did with them: lets a
     /// test check that its client really went through the proxy, or reused a connection.
     pub fn accepted(&self) -> usize {
@@ -129,7 +164,13 @@ impl Drop for TcpProxy {
 }
 
 /// One accepted connection, for its whole life: it follows the mode until it ends.
-async fn connection(mut inbound: TcpStream, target: String, mut mode: watch::Receiver<ProxyMode>) {
+async fn connection(
+    mut inbound: TcpStream,
+    target: String,
+    modes: watch::Sender<ProxyMode>,
+    trigger: Trigger,
+) {
+    let mut mode = modes.subscribe();
     let _ = inbound.set_nodelay(true);
     let mut current = *mode.borrow_and_update();
     if current.forwards() {
@@ -142,8 +183,13 @@ async fn connection(mut inbound: TcpStream, target: String, mut mode: watch::Rec
         let (outbound_read, outbound_write) = outbound.split();
         let forward = async {
             tokio::try_join!(
-                pump(inbound_read, outbound_write, mode.clone()),
-                pump(outbound_read, inbound_write, mode.clone()),
+                pump(
+                    inbound_read,
+                    outbound_write,
+                    mode.clone(),
+                    Some((&trigger, &modes))
+                ),
+                pump(outbound_read, inbound_write, mode.clone(), None),
             )
         };
         let stopped = tokio::select! {
@@ -171,7 +217,14 @@ async fn connection(mut inbound: TcpStream, target: String, mut mode: watch::Rec
 
 /// Copies one direction chunk by chunk, holding each chunk while the mode is `Delay`.
 /// At end of stream it half-closes the other side, so the opposite direction can finish.
-async fn pump<R, W>(mut from: R, mut to: W, mode: watch::Receiver<ProxyMode>) -> std::io::Result<()>
+/// With `cut` (the client's direction), a chunk matching the armed trigger switches the
+/// proxy to `Drop` once it is written.
+async fn pump<R, W>(
+    mut from: R,
+    mut to: W,
+    mode: watch::Receiver<ProxyMode>,
+    cut: Option<(&Trigger, &watch::Sender<ProxyMode>)>,
+) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -190,6 +243,21 @@ where
             tokio::time::sleep(d).await;
         }
         to.write_all(&buf[..n]).await?;
+        if let Some((trigger, modes)) = cut {
+            let fired = trigger.lock().is_ok_and(|mut armed| {
+                let hit = armed
+                    .as_deref()
+                    .is_some_and(|p| !p.is_empty() && buf[..n].windows(p.len()).any(|w| w == p));
+                if hit {
+                    *armed = None;
+                }
+                hit
+            });
+            if fired {
+                to.flush().await?;
+                modes.send_replace(ProxyMode::Drop);
+            }
+        }
     }
 }
 
@@ -293,6 +361,22 @@ mod tests {
     }
 
     const QUICK: Duration = Duration::from_secs(2);
+
+    #[tokio::test]
+    async fn an_armed_pattern_is_forwarded_then_the_connection_is_cut_before_the_answer() {
+        let p = proxy().await;
+        let mut s = connect(&p).await;
+        p.drop_after_forwarding(b"COMMIT");
+        assert_eq!(round_trip(&mut s, b"BEGIN", QUICK).await.unwrap(), b"BEGIN");
+        assert!(!p.trigger_fired());
+        let r = round_trip(&mut s, b"xCOMMITx", QUICK).await;
+        assert!(
+            r.is_err(),
+            "the echo of the matching chunk never comes back: {r:?}"
+        );
+        assert!(p.trigger_fired());
+        assert_eq!(p.mode(), ProxyMode::Drop);
+    }
 
     #[tokio::test]
     async fn forward_echoes_and_counts_connections() {

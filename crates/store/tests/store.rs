@@ -1,0 +1,360 @@
+//! The store's own tests, against a real PostgreSQL (`testkit`): what each error means about
+//! what was written, and that a reconciler repair is executed exactly as decided, in one
+//! transaction. The faults are real: a TCP proxy between the pool and the server cuts the
+//! connection at a chosen protocol message.
+
+use domain::api_key::ApiKey;
+use domain::hash::{CredentialFields, CredentialHash, FileDigest, HashScheme, Salt};
+use domain::reconcile::{decide_anchor, DriftReason, Repair};
+use domain::signing::SigningKey;
+use domain::{
+    CredentialId, CredentialStatus, IssuedAt, IssuerId, KeyId, RecipientId, Serial, SystemRandom,
+};
+use serde_json::{json, Value};
+use store::credentials::{IdempotencyRequest, IssueOutcome, NewCredential};
+use store::issuers::NewIssuer;
+use store::reconcile::TrustedAnchor;
+use store::{DatabaseSettings, Store, StoreError};
+use testkit::proxy::TcpProxy;
+
+const ANCHOR_KEY: &str = "11111111111111111111111111111112";
+
+struct World {
+    _db: testkit::TestDb,
+    /// Straight to the server, for setup and for reading what really happened.
+    direct: Store,
+    /// Through `proxy`, for the call under test.
+    proxied: Store,
+    proxy: TcpProxy,
+    issuer: IssuerId,
+    key: SigningKey,
+}
+
+async fn world() -> World {
+    let db = testkit::test_db().await.expect("test database");
+    let direct = Store::connect_lazy(&DatabaseSettings::new(db.url.clone())).unwrap();
+    direct.migrate().await.unwrap();
+    let url = url::Url::parse(&db.url).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let proxy = TcpProxy::start(target).await.unwrap();
+    let mut proxied_url = url.clone();
+    proxied_url.set_port(Some(proxy.addr().port())).unwrap();
+    let mut settings = DatabaseSettings::new(proxied_url.to_string());
+    settings.max_connections = 1;
+    let proxied = Store::connect_lazy(&settings).unwrap();
+
+    let rng = SystemRandom::new();
+    let issuer = IssuerId::parse("uni-store").unwrap();
+    let key_id = KeyId::parse("uni-store-k1").unwrap();
+    let (key, _seed) = SigningKey::generate(key_id.clone(), &rng).unwrap();
+    let (_api_key, api_key_id, api_key_hash) = ApiKey::generate(&rng).unwrap();
+    direct
+        .create_issuer(&NewIssuer {
+            id: &issuer,
+            name: "Store University",
+            anchor_pubkey: ANCHOR_KEY,
+            api_key_id: &api_key_id,
+            api_key_hash: &api_key_hash,
+            signing_key_id: &key_id,
+            signing_public_key: &key.public_key(),
+            // The store never opens it: any bytes stand for a sealed seed here.
+            sealed_seed: b"sealed",
+        })
+        .await
+        .unwrap();
+    World {
+        _db: db,
+        direct,
+        proxied,
+        proxy,
+        issuer,
+        key,
+    }
+}
+
+impl World {
+    fn credential(&self, serial: &str) -> NewCredential {
+        let id = CredentialId::new_v7();
+        let fields = CredentialFields {
+            file_digest: FileDigest::of(serial.as_bytes()),
+            issuer: self.issuer.clone(),
+            recipient: RecipientId::parse("student-1").unwrap(),
+            issued_at: IssuedAt::parse_rfc3339("2026-06-30T12:00:00Z").unwrap(),
+            serial: Serial::parse(serial).unwrap(),
+        };
+        let scheme = HashScheme::V2 {
+            credential_id: id,
+            salt: Salt::generate(&SystemRandom::new()).unwrap(),
+            key_id: self.key.key_id().clone(),
+            public_key: self.key.public_key(),
+        };
+        let hash = scheme.hash(&fields);
+        NewCredential {
+            id,
+            issuer: self.issuer.clone(),
+            serial: fields.serial,
+            recipient: fields.recipient,
+            issued_at: fields.issued_at,
+            credential_type: "Diploma".into(),
+            title: "BSc".into(),
+            metadata: json!({}),
+            file_digest: fields.file_digest,
+            signature: self.key.sign_credential(scheme.format(), &hash),
+            scheme,
+            hash,
+            key_id: self.key.key_id().clone(),
+        }
+    }
+
+    async fn count(&self, sql: &str, id: &CredentialId) -> i64 {
+        let client = self.direct.pool().get().await.unwrap();
+        client.query_one(sql, &[id.as_uuid()]).await.unwrap().get(0)
+    }
+}
+
+fn render(outcome: &IssueOutcome) -> (u16, Value) {
+    match outcome {
+        IssueOutcome::Created(r) => (202, json!({ "id": r.id.to_string() })),
+        _ => (200, json!({})),
+    }
+}
+
+const REQUEST_HASH: [u8; 32] = [7; 32];
+
+#[tokio::test]
+async fn a_connection_lost_during_commit_is_outcome_unknown_and_a_retry_learns_it_committed() {
+    let w = world().await;
+    let new = w.credential("S-LOST");
+    let idempotency = || {
+        Some(IdempotencyRequest {
+            key: "commit-lost",
+            request_hash: &REQUEST_HASH,
+        })
+    };
+    // Warm the pooled connection, so the cut hits the issuing transaction's COMMIT.
+    w.proxied.ping().await.unwrap();
+    // The simple-query message tokio-postgres sends for COMMIT: `Q`, length 11, text.
+    w.proxy.drop_after_forwarding(b"Q\0\0\0\x0bCOMMIT\0");
+    let err = w
+        .proxied
+        .issue_credential(&new, idempotency(), render)
+        .await
+        .expect_err("the answer to COMMIT never arrives");
+    assert!(w.proxy.trigger_fired());
+    assert!(
+        matches!(err, StoreError::OutcomeUnknown(_)),
+        "a lost COMMIT must not read as 'nothing happened': {err:?}"
+    );
+    assert!(err.is_unavailable(), "still retryable");
+    // It did commit: the credential and its outbox row, together.
+    assert_eq!(
+        w.count("SELECT count(*) FROM credentials WHERE id = $1", &new.id)
+            .await,
+        1
+    );
+    assert_eq!(
+        w.count(
+            "SELECT count(*) FROM outbox WHERE credential_id = $1",
+            &new.id
+        )
+        .await,
+        1
+    );
+    // The retry the API asks for (same Idempotency-Key) answers what happened, writing nothing.
+    w.proxy.set_enabled(true);
+    let mut retried = None;
+    for _ in 0..5 {
+        // The pool may hand out the cut connection once more before it notices.
+        match w
+            .proxied
+            .issue_credential(&new, idempotency(), render)
+            .await
+        {
+            Ok(outcome) => {
+                retried = Some(outcome);
+                break;
+            }
+            Err(e) if e.is_unavailable() => continue,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    match retried.expect("the retry gets an answer") {
+        IssueOutcome::Replayed { status, body } => {
+            assert_eq!(status, 202);
+            assert_eq!(body["id"], new.id.to_string());
+        }
+        other => panic!("expected the stored answer, got {other:?}"),
+    }
+    assert_eq!(
+        w.count(
+            "SELECT count(*) FROM outbox WHERE credential_id = $1",
+            &new.id
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_connection_lost_before_commit_is_unavailable_and_nothing_was_written() {
+    let w = world().await;
+    let new = w.credential("S-BEFORE");
+    w.proxied.ping().await.unwrap();
+    // The outbox INSERT reaches the server inside the open transaction; the connection is
+    // cut before COMMIT is ever sent, so the server rolls the transaction back.
+    w.proxy.drop_after_forwarding(b"INSERT INTO outbox");
+    let err = w
+        .proxied
+        .issue_credential(&new, None, render)
+        .await
+        .expect_err("the connection is cut mid-transaction");
+    assert!(w.proxy.trigger_fired());
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // The server notices the closed socket and rolls back: poll briefly for its session to end.
+    for _ in 0..50 {
+        let sessions: i64 = w
+            .direct
+            .pool()
+            .get()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if sessions == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        w.count("SELECT count(*) FROM credentials WHERE id = $1", &new.id)
+            .await,
+        0
+    );
+    assert_eq!(
+        w.count(
+            "SELECT count(*) FROM outbox WHERE credential_id = $1",
+            &new.id
+        )
+        .await,
+        0
+    );
+}
+
+fn anchor<'a>(
+    issuer: &'a IssuerId,
+    credential: CredentialId,
+    hash: CredentialHash,
+    signature: &'a str,
+) -> TrustedAnchor<'a> {
+    TrustedAnchor {
+        issuer,
+        credential,
+        hash,
+        signature,
+        slot: 42,
+        block_time: None,
+    }
+}
+
+#[tokio::test]
+async fn a_repair_is_executed_as_decided_and_a_second_run_finds_nothing_to_do() {
+    let w = world().await;
+    let signature = bs58::encode([5u8; 64]).into_string();
+    // Backfill: no row; the store writes exactly the recovered row and one finding.
+    let lost = CredentialId::new_v7();
+    let hash = CredentialHash::from_bytes([9; 32]);
+    let trusted = anchor(&w.issuer, lost, hash, &signature);
+    let first = w
+        .direct
+        .repair_anchor(&trusted, |row| decide_anchor(&trusted.claim(), row))
+        .await
+        .unwrap();
+    assert_eq!(first.repair, Repair::Backfill);
+    assert!(first.new_finding);
+    let row = w.direct.credential_by_id(&lost).await.unwrap().unwrap();
+    assert_eq!(row.status, CredentialStatus::Recovered);
+    assert_eq!(row.hash, hash);
+    let again = w
+        .direct
+        .repair_anchor(&trusted, |row| decide_anchor(&trusted.claim(), row))
+        .await
+        .unwrap();
+    assert_eq!(again.repair, Repair::Consistent);
+    assert!(!again.new_finding);
+
+    // Finalize: a queued credential, its outbox job completed in the same transaction.
+    let new = w.credential("S-PENDING");
+    w.direct.issue_credential(&new, None, render).await.unwrap();
+    let pending = anchor(&w.issuer, new.id, new.hash, &signature);
+    let done = w
+        .direct
+        .repair_anchor(&pending, |row| {
+            assert_eq!(row.map(|r| r.status), Some(CredentialStatus::Queued));
+            decide_anchor(&pending.claim(), row)
+        })
+        .await
+        .unwrap();
+    assert_eq!(done.repair, Repair::Finalize);
+    let row = w.direct.credential_by_id(&new.id).await.unwrap().unwrap();
+    assert_eq!(row.status, CredentialStatus::Finalized);
+    assert_eq!(
+        w.count(
+            "SELECT count(*) FROM outbox WHERE credential_id = $1 AND completed_at IS NULL",
+            &new.id
+        )
+        .await,
+        0
+    );
+
+    // Drift: recorded, nothing else written (another hash under the same id).
+    let other = anchor(
+        &w.issuer,
+        new.id,
+        CredentialHash::from_bytes([1; 32]),
+        &signature,
+    );
+    let drift = w
+        .direct
+        .repair_anchor(&other, |row| decide_anchor(&other.claim(), row))
+        .await
+        .unwrap();
+    assert_eq!(drift.repair, Repair::Drift(DriftReason::RecordDisagrees));
+    assert_eq!(
+        w.direct
+            .credential_by_id(&new.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .hash,
+        new.hash
+    );
+
+    // A decision with no meaning for a credential anchor writes nothing at all.
+    let lost_too = CredentialId::new_v7();
+    let odd = anchor(&w.issuer, lost_too, hash, &signature);
+    let err = w
+        .direct
+        .repair_anchor(&odd, |_| Repair::MarkRevoked)
+        .await
+        .expect_err("MarkRevoked is for revocations");
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(w
+        .direct
+        .credential_by_id(&lost_too)
+        .await
+        .unwrap()
+        .is_none());
+    let findings = w
+        .count(
+            "SELECT count(*) FROM reconciliation_findings WHERE credential_id = $1",
+            &lost_too,
+        )
+        .await;
+    assert_eq!(findings, 0);
+}
