@@ -2,6 +2,7 @@
 //! what was written, and that a reconciler repair is executed exactly as decided, in one
 //! transaction. The faults are real: a TCP proxy between the pool and the server cuts the
 //! connection at a chosen protocol message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use domain::api_key::ApiKey;
 use domain::hash::{CredentialFields, CredentialHash, FileDigest, HashScheme, Salt};
