@@ -18,13 +18,12 @@ ALLOWED = {
     "chain": {"domain"},
     "store": {"domain", "crashpoint"},
     "verifier": {"domain", "chain"},
-    "issuer-api": {"domain", "store", "chain", "service-shell", "crashpoint"},
+    "provisioning": {"domain", "store"},
+    "issuer-api": {"domain", "store", "chain", "service-shell", "crashpoint", "provisioning"},
     "outbox-relay": {"domain", "store", "chain", "service-shell", "crashpoint"},
     "reconciler": {"domain", "store", "chain", "service-shell"},
     "issue-bulk": {"domain"},
-    # Known seam (issue #22): the bench reaches issuer provisioning through the issuer-api
-    # binary crate until provisioning moves out of it.
-    "bench": {"domain", "store", "chain", "testkit", "issuer-api"},
+    "bench": {"domain", "store", "chain", "testkit", "provisioning"},
 }
 
 meta = json.loads(

@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
         ("bench-single", true, Some(domain::AnchoringMode::Single)),
     ] {
         let pubkey = keypair.pubkey_base58();
-        let created = issuer_api::admin::create_issuer_in(
+        let created = provisioning::create_issuer(
             &store,
             &master,
             &domain::IssuerId::parse(id)?,

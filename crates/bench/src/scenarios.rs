@@ -165,7 +165,7 @@ pub struct World {
     pub store: store::Store,
     pub api: String,
     pub http: reqwest::Client,
-    pub keys: std::collections::HashMap<&'static str, issuer_api::admin::CreatedIssuer>,
+    pub keys: std::collections::HashMap<&'static str, provisioning::CreatedIssuer>,
     pub anchor_keypair: PathBuf,
     pub master_b64: String,
     pub work: PathBuf,
@@ -843,7 +843,7 @@ pub async fn claim(w: &World) -> anyhow::Result<Claim> {
     store.migrate().await?;
     let master = domain::sealed::MasterKey::generate(&ring::rand::SystemRandom::new())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let created = issuer_api::admin::create_issuer_in(
+    let created = provisioning::create_issuer(
         &store,
         &master,
         &domain::IssuerId::parse("bench-claim")?,

@@ -11,7 +11,7 @@ use chain::AnchorKeypair;
 use domain::proof::{check_offline, ProofBundle};
 use domain::sealed::MasterKey;
 use domain::{AnchoringMode, IssuerId, RetryPolicy};
-use issuer_api::admin::create_issuer_in;
+use provisioning::create_issuer;
 use store::DatabaseSettings;
 
 const ROWS: usize = 300;
@@ -55,7 +55,7 @@ async fn killed_mid_upload_then_rerun_issues_each_row_once_and_writes_every_proo
     )
     .await
     .unwrap();
-    let issuer = create_issuer_in(
+    let issuer = create_issuer(
         &store,
         &master,
         &IssuerId::parse("uni-bulk").unwrap(),

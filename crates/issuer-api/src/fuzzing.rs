@@ -18,7 +18,10 @@ pub fn request_parsers(data: &[u8]) {
     match crate::request::parse_json_request(data) {
         Ok(req) => {
             assert!(req.fields.title.chars().count() <= 512, "title limit");
-            assert!(req.fields.credential_type.chars().count() <= 64, "type limit");
+            assert!(
+                req.fields.credential_type.chars().count() <= 64,
+                "type limit"
+            );
             assert!(req.fields.metadata.is_object(), "metadata is an object");
             let size = serde_json::to_vec(&req.fields.metadata).map_or(usize::MAX, |v| v.len());
             assert!(size <= MAX_METADATA_BYTES, "metadata limit");

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use domain::sealed::{open_seed, MasterKey};
+use domain::sealed::{open_seed, seal_aad, MasterKey};
 use domain::signing::SigningKey;
-use domain::{IssuerId, KeyId};
+use domain::IssuerId;
 use store::Store;
 
 use crate::error::ApiError;
@@ -18,17 +18,6 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 pub struct Signer {
     master: MasterKey,
     cache: RwLock<HashMap<IssuerId, (Instant, Arc<SigningKey>)>>,
-}
-
-/// Additional authenticated data binding a sealed seed to its issuer and key id: a sealed
-/// seed copied onto another issuer's row does not open.
-pub fn seal_aad(issuer: &IssuerId, key_id: &KeyId) -> Vec<u8> {
-    format!(
-        "issuer-signing-key/v1/{}/{}",
-        issuer.as_str(),
-        key_id.as_str()
-    )
-    .into_bytes()
 }
 
 impl Signer {

@@ -3,9 +3,9 @@
 use base64::Engine;
 use domain::sealed::MasterKey;
 use domain::IssuerId;
-use issuer_api::admin::{create_issuer_in, CreatedIssuer};
 use issuer_api::settings::{HttpSettings, SigningSettings};
 use issuer_api::{Application, Settings};
+use provisioning::{create_issuer, CreatedIssuer};
 use serde_json::{json, Value};
 use store::{DatabaseSettings, Store};
 use testkit::TestDb;
@@ -58,7 +58,7 @@ pub async fn spawn_app_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Test
     let server = app.into_server();
     let handle = server.handle();
     tokio::spawn(server);
-    let issuer = create_issuer_in(
+    let issuer = create_issuer(
         &store,
         &master,
         &IssuerId::parse("uni-a").unwrap(),
@@ -88,7 +88,7 @@ impl TestApp {
     }
 
     pub async fn second_issuer(&self, id: &str) -> CreatedIssuer {
-        create_issuer_in(
+        create_issuer(
             &self.store,
             &self.master,
             &IssuerId::parse(id).unwrap(),

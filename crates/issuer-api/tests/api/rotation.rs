@@ -5,7 +5,7 @@ use domain::hash::CredentialHash;
 use domain::key_validity::{check_key_validity, KeyWindow, SigningEvidence};
 use domain::signing::{verify_credential_signature, IssuerSignature, PublicKey};
 use domain::{IssuedAt, KeyId};
-use issuer_api::admin::rotate_signing_key_in;
+use provisioning::rotate_signing_key;
 use serde_json::Value;
 
 use crate::helpers::{credential_json, spawn_app};
@@ -68,7 +68,7 @@ async fn rotation_retires_the_old_key_and_new_credentials_use_the_new_one_at_onc
         .unwrap();
     assert_eq!(old["key_id"], app.issuer.signing_key_id.as_str());
 
-    let rotated = rotate_signing_key_in(&app.store, &app.master, &"uni-a".parse().unwrap())
+    let rotated = rotate_signing_key(&app.store, &app.master, &"uni-a".parse().unwrap())
         .await
         .unwrap();
     assert_eq!(
@@ -110,7 +110,7 @@ async fn rotation_retires_the_old_key_and_new_credentials_use_the_new_one_at_onc
     );
 
     // Rotating twice keeps exactly one active key.
-    rotate_signing_key_in(&app.store, &app.master, &"uni-a".parse().unwrap())
+    rotate_signing_key(&app.store, &app.master, &"uni-a".parse().unwrap())
         .await
         .unwrap();
     let (_, last) = profile(&app, "uni-a").await;
@@ -137,7 +137,7 @@ async fn issuer_profile_errors_are_stable_codes() {
         (400, Some("invalid_field"))
     );
     assert!(
-        rotate_signing_key_in(&app.store, &app.master, &"nobody".parse().unwrap())
+        rotate_signing_key(&app.store, &app.master, &"nobody".parse().unwrap())
             .await
             .is_err()
     );
@@ -156,7 +156,7 @@ async fn a_bulk_request_signed_with_a_rotated_key_is_signed_again_with_the_new_o
             .as_u16(),
         202
     );
-    let rotated = rotate_signing_key_in(&app.store, &app.master, &"uni-a".parse().unwrap())
+    let rotated = rotate_signing_key(&app.store, &app.master, &"uni-a".parse().unwrap())
         .await
         .unwrap();
     let body = serde_json::json!({ "credentials": [credential_json("BULK-ROT-1"), credential_json("BULK-ROT-2")] });
@@ -195,7 +195,7 @@ async fn create_issuer_requires_a_well_formed_anchoring_key() {
         // Base58 of 31 bytes: shaped like a key, not one.
         "8zUFfLHADcabAoM9YFZYEosLosi2GDmsDuzfcSEkxG",
     ] {
-        let err = issuer_api::admin::create_issuer_in(
+        let err = provisioning::create_issuer(
             &app.store,
             &app.master,
             &domain::IssuerId::parse("uni-bad-key").unwrap(),

@@ -10,9 +10,9 @@ use chain::{AnchorKeypair, ChainClient, ChainConfig, Cluster};
 use domain::memo::{decode_rpc_memo_field, Memo};
 use domain::sealed::MasterKey;
 use domain::{IssuerId, RetryPolicy};
-use issuer_api::admin::{create_issuer_in, CreatedIssuer};
 use outbox_relay::settings::{ChainSettings, ProbeSettings, RelaySettings};
 use outbox_relay::Settings;
+use provisioning::{create_issuer, CreatedIssuer};
 use serde_json::{json, Value};
 use store::{DatabaseSettings, Store};
 use testkit::validator::ChainEnv;
@@ -85,7 +85,7 @@ pub async fn world_on(db: TestDb) -> World {
     testkit::validator::airdrop(chain_env.rpc_url(), &anchor_pubkey, 50_000_000_000)
         .await
         .unwrap();
-    let issuer = create_issuer_in(
+    let issuer = create_issuer(
         &store,
         &master,
         &IssuerId::parse("uni-relay").unwrap(),
@@ -285,7 +285,7 @@ impl World {
         let master = MasterKey::from_base64(&self.master_key_b64).unwrap();
         let seed = domain::sealed::open_seed(
             &master,
-            &issuer_api::signer::seal_aad(&issuer, &active.key_id),
+            &domain::sealed::seal_aad(&issuer, &active.key_id),
             active.sealed_seed.as_deref().unwrap(),
         )
         .unwrap();

@@ -142,7 +142,7 @@ async fn revocation_is_pending_until_its_memo_finalizes_then_revoked_on_chain() 
 async fn revocation_is_scoped_to_the_issuer_and_validates_its_body() {
     let w = world().await;
     let id = w.issue("S-REV-2").await;
-    let other = issuer_api::admin::create_issuer_in(
+    let other = provisioning::create_issuer(
         &w.store,
         &domain::sealed::MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap(),
         &domain::IssuerId::parse("other-uni").unwrap(),

@@ -99,7 +99,7 @@ async fn a_database_of_v1_credentials_migrates_its_bundles_still_verify_and_new_
     let (key, seed) = SigningKey::generate(key_id.clone(), &rng).unwrap();
     let sealed = seal_seed(
         &master,
-        &issuer_api::signer::seal_aad(&issuer, &key_id),
+        &domain::sealed::seal_aad(&issuer, &key_id),
         &seed,
         &rng,
     )
@@ -222,7 +222,7 @@ async fn a_database_of_v1_credentials_migrates_its_bundles_still_verify_and_new_
         anchor_pubkey,
         client: reqwest::Client::new(),
         dir,
-        issuer: issuer_api::admin::CreatedIssuer {
+        issuer: provisioning::CreatedIssuer {
             issuer_id: "uni-relay".into(),
             api_key: api_key.expose().to_string(),
             signing_key_id: key_id.as_str().to_string(),

@@ -10,7 +10,7 @@ use chain::{AnchorKeypair, ChainClient, ChainConfig, Cluster, Commitment};
 use domain::memo::{decode_rpc_memo_field, Memo};
 use domain::sealed::MasterKey;
 use domain::{IssuerId, RetryPolicy};
-use issuer_api::admin::create_issuer_in;
+use provisioning::create_issuer;
 use reconciler::{ChainSettings, ProbeSettings, Reconciler};
 use serde_json::{json, Value};
 use store::DatabaseSettings;
@@ -68,7 +68,7 @@ pub async fn world() -> World {
     testkit::validator::airdrop(chain_env.rpc_url(), &anchor_pubkey, 50_000_000_000)
         .await
         .unwrap();
-    let issuer = create_issuer_in(
+    let issuer = create_issuer(
         &store,
         &master,
         &IssuerId::parse(ISSUER).unwrap(),

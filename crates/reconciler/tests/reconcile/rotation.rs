@@ -65,14 +65,10 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
     std::fs::write(&new_path, new.to_json_string()).unwrap();
     // No grace: as when the old key is compromised (the default 120 s lets transactions the
     // relay signed just before land inside the old key's window).
-    let rotated = issuer_api::admin::rotate_anchor_key_in(
-        &store,
-        &issuer,
-        &new.pubkey_base58(),
-        Duration::ZERO,
-    )
-    .await
-    .unwrap();
+    let rotated =
+        provisioning::rotate_anchor_key(&store, &issuer, &new.pubkey_base58(), Duration::ZERO)
+            .await
+            .unwrap();
     assert_eq!(rotated.retired_pubkey.as_deref(), Some(old_key.as_str()));
     assert_eq!(
         rotated.retired_at.as_deref(),
@@ -85,7 +81,7 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
         "not-a-key".to_string(),
     ] {
         assert!(
-            issuer_api::admin::rotate_anchor_key_in(&store, &issuer, &bad, Duration::ZERO)
+            provisioning::rotate_anchor_key(&store, &issuer, &bad, Duration::ZERO)
                 .await
                 .is_err(),
             "{bad}"
@@ -261,10 +257,9 @@ async fn a_rotation_with_grace_retires_the_old_key_later() {
     let store = Store::connect_lazy(&DatabaseSettings::new(&w.db.url)).unwrap();
     let issuer = IssuerId::parse(ISSUER).unwrap();
     let new = AnchorKeypair::generate().pubkey_base58();
-    let rotated =
-        issuer_api::admin::rotate_anchor_key_in(&store, &issuer, &new, Duration::from_secs(120))
-            .await
-            .unwrap();
+    let rotated = provisioning::rotate_anchor_key(&store, &issuer, &new, Duration::from_secs(120))
+        .await
+        .unwrap();
     let at = chrono::DateTime::parse_from_rfc3339(&rotated.rotated_at).unwrap();
     let retired =
         chrono::DateTime::parse_from_rfc3339(rotated.retired_at.as_deref().unwrap()).unwrap();
