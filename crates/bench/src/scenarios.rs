@@ -216,10 +216,6 @@ impl World {
             // The benchmark measures capacity, not the per-key limit.
             ("APP__HTTP__RATE_LIMIT_PER_SECOND".into(), "0".into()),
             ("APP__CHAIN__RPC_URL".into(), self.rpc_url.clone()),
-            (
-                "APP__CHAIN__KEYPAIR_PATH".into(),
-                self.anchor_keypair.display().to_string(),
-            ),
             ("APP__PROBES__HOST".into(), "127.0.0.1".into()),
             ("APP__PROBES__PORT".into(), probe_port.to_string()),
         ]
@@ -1198,6 +1194,13 @@ pub async fn start(
 ) -> anyhow::Result<Service> {
     let port = procs::free_port()?;
     let mut env = w.service_env(port);
+    // Only the relay signs; the API and the reconciler refuse a keypair.
+    if name == "outbox-relay" {
+        env.push((
+            "APP__CHAIN__KEYPAIR_PATH".into(),
+            w.anchor_keypair.display().to_string(),
+        ));
+    }
     for (k, v) in extra {
         env.push(((*k).to_string(), v.clone()));
     }

@@ -17,6 +17,7 @@ mod error;
 mod fees;
 mod keypair;
 mod metrics;
+mod settings;
 
 pub use anchor_tx::{sign_memo_transaction, SignedAnchorTx, PACKET_DATA_SIZE};
 pub use client::{
@@ -38,3 +39,4 @@ pub use fees::{
 };
 pub use keypair::AnchorKeypair;
 pub use metrics::ChainMetrics;
+pub use settings::ChainSettings;

@@ -5,99 +5,22 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use chain::AnchorKeypair;
 use domain::proof::{check_offline, ProofBundle};
-use domain::sealed::MasterKey;
-use domain::{AnchoringMode, IssuerId, RetryPolicy};
-use provisioning::create_issuer;
-use store::DatabaseSettings;
 
 const ROWS: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_mid_upload_then_rerun_issues_each_row_once_and_writes_every_proof() {
-    let db = testkit::test_db().await.unwrap();
-    let chain_env = testkit::validator::chain_env().await.unwrap();
-    let master = MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap();
-    let app = issuer_api::Application::build(issuer_api::Settings {
-        http: issuer_api::settings::HttpSettings {
-            host: "127.0.0.1".into(),
-            port: 0,
-            workers: Some(2),
-            // The per-key limit has its own tests; here clients issue as fast as they can.
-            rate_limit_per_second: 0,
-            ..Default::default()
-        },
-        database: DatabaseSettings::new(&db.url),
-        signing: issuer_api::settings::SigningSettings {
-            master_key: master.to_base64().into(),
-        },
-        log: Default::default(),
-        explorer: Default::default(),
-        chain: Default::default(),
-    })
-    .await
-    .unwrap();
-    let api = format!("http://127.0.0.1:{}", app.port());
-    let store = app.store().clone();
-    tokio::spawn(app.into_server());
-
-    let dir = tempfile::tempdir().unwrap();
-    let keypair = AnchorKeypair::generate();
-    let keypair_path = dir.path().join("anchor.json");
-    std::fs::write(&keypair_path, keypair.to_json_string()).unwrap();
-    testkit::validator::airdrop(
-        chain_env.rpc_url(),
-        &keypair.pubkey_base58(),
-        10_000_000_000,
-    )
-    .await
-    .unwrap();
-    let issuer = create_issuer(
-        &store,
-        &master,
-        &IssuerId::parse("uni-bulk").unwrap(),
-        "Bulk University",
-        &keypair.pubkey_base58(),
-    )
-    .await
-    .unwrap();
-
-    let relay = outbox_relay::Application::build(outbox_relay::Settings {
-        database: DatabaseSettings::new(&db.url),
-        chain: outbox_relay::settings::ChainSettings {
-            rpc_url: chain_env.rpc_url().to_string(),
-            cluster: "localnet".into(),
-            keypair_path,
-            priority_fee_cap_micro_lamports: 10_000,
-            priority_fee_percentile: 75,
-            request_timeout_ms: 3_000,
-        },
-        relay: outbox_relay::settings::RelaySettings {
-            worker_id: Some("relay-bulk".into()),
-            lease_ms: 2_000,
-            poll_interval_ms: 200,
-            track_interval_ms: 500,
-            retry: RetryPolicy {
-                base: Duration::from_millis(200),
-                cap: Duration::from_secs(2),
-                max_attempts: 10,
-            },
-            mode: AnchoringMode::Merkle,
-            batch_max_members: 1000,
-            batch_max_wait_ms: 500,
-            ..Default::default()
-        },
-        probes: outbox_relay::settings::ProbeSettings {
-            host: "127.0.0.1".into(),
-            port: 0,
-        },
-        log: Default::default(),
-    })
-    .await
-    .unwrap();
+    let w = stack::Stack::builder()
+        .issuer("uni-bulk", "Bulk University")
+        .lamports(10_000_000_000)
+        .start()
+        .await;
+    let (api, issuer, dir) = (&w.api, &w.issuer, &w.dir);
+    let mut settings = w.merkle_settings(w.chain_env.rpc_url(), "relay-bulk", 1000, 500);
+    settings.relay.retry.max_attempts = 10;
+    let relay = outbox_relay::Application::build(settings).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let relay_task = tokio::spawn(relay.run_until(async move {
         let _ = stopped.await;
@@ -122,7 +45,7 @@ async fn killed_mid_upload_then_rerun_issues_each_row_once_and_writes_every_proo
         let mut c = Command::new(env!("CARGO_BIN_EXE_issue-bulk"));
         c.args(["--csv", csv_path.to_str().unwrap()])
             .args(["--files", files.to_str().unwrap()])
-            .args(["--api", &api])
+            .args(["--api", api])
             .args(["--out", out.to_str().unwrap()])
             .args(["--chunk-size", "10", "--timeout-secs", "120"])
             .env("ISSUER_API_KEY", &issuer.api_key)
@@ -144,7 +67,7 @@ async fn killed_mid_upload_then_rerun_issues_each_row_once_and_writes_every_proo
     first.kill().unwrap();
     first.wait().unwrap();
     assert!(line.starts_with("chunk 1/30 sent"), "{line}");
-    let after_kill = count(&db.url, "SELECT count(*) FROM credentials").await;
+    let after_kill = count(&w.db.url, "SELECT count(*) FROM credentials").await;
     assert!(
         (10..ROWS as i64).contains(&after_kill),
         "killed mid-upload: {after_kill} issued"
@@ -160,12 +83,12 @@ async fn killed_mid_upload_then_rerun_issues_each_row_once_and_writes_every_proo
     assert!(stderr.contains("replayed"), "{stderr}");
 
     assert_eq!(
-        count(&db.url, "SELECT count(*) FROM credentials").await,
+        count(&w.db.url, "SELECT count(*) FROM credentials").await,
         ROWS as i64
     );
     assert_eq!(
         count(
-            &db.url,
+            &w.db.url,
             "SELECT count(DISTINCT serial) FROM credentials WHERE status = 'finalized'"
         )
         .await,

@@ -15,58 +15,22 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub explorer: ExplorerSettings,
-    /// The RPC node `POST /v1/verify` reads anchors from (read-only: the API never signs).
-    #[serde(default)]
-    pub chain: ChainSettings,
+    /// The RPC node `POST /v1/verify` reads anchors from, and the cluster it must be
+    /// (read-only: the API never signs, so `chain.keypair_path` is refused).
+    pub chain: chain::ChainSettings,
 }
 
-/// Where verification reads the chain. The cluster is `explorer.cluster`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ChainSettings {
-    #[serde(default = "default_rpc_url")]
-    pub rpc_url: String,
-    /// Per-request RPC timeout; a slower node makes verification answer `chain_unavailable`.
-    #[serde(default = "default_rpc_timeout_ms")]
-    pub request_timeout_ms: u64,
-}
-
-fn default_rpc_url() -> String {
-    "http://127.0.0.1:8899".into()
-}
-fn default_rpc_timeout_ms() -> u64 {
-    10_000
-}
-
-impl Default for ChainSettings {
-    fn default() -> Self {
-        Self {
-            rpc_url: default_rpc_url(),
-            request_timeout_ms: default_rpc_timeout_ms(),
-        }
-    }
-}
-
-/// Which Solana network anchors live on, for explorer links in responses.
-#[derive(Debug, Clone, Deserialize)]
+/// Explorer links in responses. The network itself is `chain.cluster`.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ExplorerSettings {
-    #[serde(default = "default_cluster")]
-    pub cluster: chain::Cluster,
+    /// Moved to `chain.cluster` (one `[chain]` section for every service). Still read so a
+    /// configuration that sets it is refused at start-up instead of silently verifying
+    /// against another cluster.
+    #[serde(default)]
+    pub cluster: Option<chain::Cluster>,
     /// RPC URL the explorer should read a local validator from (localnet only).
     #[serde(default)]
     pub custom_rpc_url: Option<String>,
-}
-
-fn default_cluster() -> chain::Cluster {
-    chain::Cluster::Localnet
-}
-
-impl Default for ExplorerSettings {
-    fn default() -> Self {
-        Self {
-            cluster: default_cluster(),
-            custom_rpc_url: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +156,11 @@ mod tests {
         assert_eq!(s.log.format, service_shell::telemetry::LogFormat::Json);
         assert_eq!(s.chain.rpc_url, "http://127.0.0.1:8899");
         assert_eq!(s.chain.request_timeout_ms, 10_000);
+        assert_eq!(s.chain.cluster, chain::Cluster::Localnet);
+        assert!(
+            s.explorer.cluster.is_none(),
+            "the example sets the cluster in [chain]"
+        );
         // Secrets never show up in Debug output.
         let debug = format!("{s:?}");
         assert!(

@@ -41,6 +41,16 @@ pub fn keep_alive(secs: u64) -> KeepAlive {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings
+            .chain
+            .read_only("issuer-api")
+            .map_err(anyhow::Error::msg)?;
+        if let Some(cluster) = settings.explorer.cluster {
+            anyhow::bail!(
+                "explorer.cluster ({}) moved to chain.cluster (APP__CHAIN__CLUSTER): set the cluster there and remove explorer.cluster",
+                cluster.as_str()
+            );
+        }
         let master = MasterKey::from_base64(settings.signing.master_key.expose_secret())
             .map_err(|e| anyhow::anyhow!("signing.master_key: {e}"))?;
         let store = Store::connect_lazy(&settings.database)?;
@@ -74,19 +84,17 @@ impl Application {
             api_keys: crate::keycache::ApiKeyCache::new(std::time::Duration::from_secs(
                 settings.http.api_key_cache_secs,
             )),
-            explorer: settings.explorer.clone(),
-            chain: chain::ChainClient::read_only(chain::ChainConfig {
-                request_timeout: std::time::Duration::from_millis(
-                    settings.chain.request_timeout_ms,
-                ),
-                ..chain::ChainConfig::new(settings.chain.rpc_url.clone(), settings.explorer.cluster)
-            }),
+            explorer: crate::state::Explorer {
+                cluster: settings.chain.cluster,
+                custom_rpc_url: settings.explorer.custom_rpc_url.clone(),
+            },
+            chain: chain::ChainClient::read_only(settings.chain.chain_config()),
         });
         // Which node verification trusts is the first thing to know when verdicts turn
         // into `chain_unavailable` (the demo once read a default nobody listened on).
         tracing::info!(
             rpc = %chain::redact_urls(&settings.chain.rpc_url),
-            cluster = settings.explorer.cluster.as_str(),
+            cluster = settings.chain.cluster.as_str(),
             "verification reads the chain from this RPC endpoint"
         );
         let server = HttpServer::new(move || {

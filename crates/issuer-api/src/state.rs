@@ -35,9 +35,17 @@ pub struct AppState {
     pub limiter: crate::ratelimit::KeyLimiter,
     /// Recently authenticated API keys (see `keycache`).
     pub api_keys: crate::keycache::ApiKeyCache,
-    pub explorer: crate::settings::ExplorerSettings,
+    /// The cluster anchors live on (`chain.cluster`) and how to link to them.
+    pub explorer: Explorer,
     /// Read-only RPC client for verification.
     pub chain: chain::ChainClient,
+}
+
+/// Where anchors live (`chain.cluster`) and the explorer's local RPC override.
+#[derive(Debug, Clone)]
+pub struct Explorer {
+    pub cluster: chain::Cluster,
+    pub custom_rpc_url: Option<String>,
 }
 
 impl AppState {

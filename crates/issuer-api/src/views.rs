@@ -66,10 +66,7 @@ pub struct CredentialPage {
 
 impl CredentialView {
     /// The view with explorer links for `explorer`'s cluster.
-    pub fn with_explorer(
-        r: &CredentialRecord,
-        explorer: &crate::settings::ExplorerSettings,
-    ) -> Self {
+    pub fn with_explorer(r: &CredentialRecord, explorer: &crate::state::Explorer) -> Self {
         let mut view = CredentialView::from(r);
         if let Some(anchor) = view.anchor.as_mut() {
             anchor.explorer_url = Some(
@@ -138,7 +135,7 @@ pub enum RevocationStatus {
 impl RevocationView {
     pub fn new(
         r: &store::revocations::RevocationRecord,
-        explorer: &crate::settings::ExplorerSettings,
+        explorer: &crate::state::Explorer,
     ) -> Self {
         let anchor = match (&r.anchor_signature, r.is_anchored()) {
             (Some(sig), true) => Some(AnchorView {

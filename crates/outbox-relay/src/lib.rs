@@ -34,10 +34,14 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = Store::connect_lazy(&settings.database)?;
-        let keypair = AnchorKeypair::from_json_file(&settings.chain.keypair_path)?;
+        let keypair_path = settings
+            .chain
+            .signing_keypair()
+            .map_err(anyhow::Error::msg)?;
+        let keypair = AnchorKeypair::from_json_file(keypair_path)?;
         tracing::info!(anchor_pubkey = %keypair.pubkey_base58(), "anchoring key loaded");
         let registry = prometheus::Registry::new();
-        let chain = ChainClient::new(settings.chain.chain_config()?, keypair)
+        let chain = ChainClient::new(settings.chain.chain_config(), keypair)
             .with_metrics(ChainMetrics::register(&registry)?);
         let metrics = metrics::RelayMetrics::register(&registry)?;
         let worker = settings.relay.worker_id.clone().unwrap_or_else(|| {

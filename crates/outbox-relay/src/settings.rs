@@ -1,9 +1,6 @@
 //! Typed configuration of outbox-relay (defaults → TOML file → `APP__*` environment).
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use chain::{ChainConfig, Cluster};
+pub use chain::ChainSettings;
 use domain::{AnchoringMode, RetryPolicy};
 use serde::Deserialize;
 pub use service_shell::probes::ProbeSettings;
@@ -20,49 +17,6 @@ pub struct Settings {
     pub probes: ProbeSettings,
     #[serde(default)]
     pub log: LogSettings,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ChainSettings {
-    pub rpc_url: String,
-    #[serde(default = "default_cluster")]
-    pub cluster: String,
-    /// Solana keypair JSON file of the anchoring (fee payer) key: a mounted Secret in
-    /// Kubernetes. Only its public key is ever logged.
-    pub keypair_path: PathBuf,
-    #[serde(default = "default_fee_cap")]
-    pub priority_fee_cap_micro_lamports: u64,
-    #[serde(default = "default_fee_percentile")]
-    pub priority_fee_percentile: u8,
-    #[serde(default = "default_rpc_timeout_ms")]
-    pub request_timeout_ms: u64,
-}
-
-fn default_cluster() -> String {
-    "localnet".into()
-}
-fn default_fee_cap() -> u64 {
-    100_000
-}
-fn default_fee_percentile() -> u8 {
-    75
-}
-fn default_rpc_timeout_ms() -> u64 {
-    10_000
-}
-
-impl ChainSettings {
-    pub fn chain_config(&self) -> anyhow::Result<ChainConfig> {
-        let cluster: Cluster = self
-            .cluster
-            .parse()
-            .map_err(|e| anyhow::anyhow!("chain.cluster: {e}"))?;
-        let mut config = ChainConfig::new(self.rpc_url.clone(), cluster);
-        config.priority_fee_cap_micro_lamports = self.priority_fee_cap_micro_lamports;
-        config.priority_fee_percentile = self.priority_fee_percentile.min(100);
-        config.request_timeout = Duration::from_millis(self.request_timeout_ms.max(100));
-        Ok(config)
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +114,7 @@ impl Default for RelaySettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_example_config_file_loads() {
@@ -171,23 +126,8 @@ mod tests {
         assert_eq!(s.relay.retry.cap, Duration::from_secs(300));
         assert_eq!(s.probes.port, 9101);
         assert_eq!(ProbeSettings::default().port, 9100);
-        let chain = s.chain.chain_config().unwrap();
-        assert_eq!(chain.cluster, Cluster::Localnet);
-    }
-
-    #[test]
-    fn an_unknown_cluster_is_an_error_not_a_panic() {
-        let mut s = ChainSettings {
-            rpc_url: "http://x".into(),
-            cluster: "moonnet".into(),
-            keypair_path: "k.json".into(),
-            priority_fee_cap_micro_lamports: 1,
-            priority_fee_percentile: 250,
-            request_timeout_ms: 0,
-        };
-        assert!(s.chain_config().is_err());
-        s.cluster = "devnet".into();
-        let c = s.chain_config().unwrap();
-        assert_eq!(c.priority_fee_percentile, 100);
+        let chain = s.chain.chain_config();
+        assert_eq!(chain.cluster, chain::Cluster::Localnet);
+        assert!(s.chain.signing_keypair().is_ok());
     }
 }

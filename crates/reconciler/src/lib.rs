@@ -33,7 +33,11 @@ fn build_reconciler(
     registry: &prometheus::Registry,
 ) -> anyhow::Result<(Reconciler, ChainClient)> {
     // Read-only: the reconciler never signs, so it never holds the anchoring key.
-    let chain = ChainClient::read_only(settings.chain.chain_config()?)
+    settings
+        .chain
+        .read_only("reconciler")
+        .map_err(anyhow::Error::msg)?;
+    let chain = ChainClient::read_only(settings.chain.chain_config())
         .with_metrics(ChainMetrics::register(registry)?);
     let metrics = metrics::ReconcilerMetrics::register(registry)?;
     Ok((Reconciler::new(store, chain.clone(), metrics), chain))

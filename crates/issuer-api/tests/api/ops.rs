@@ -212,3 +212,30 @@ async fn idle_keep_alive_connections_outlive_the_actix_default_and_follow_the_se
         "keep_alive_secs = 1 closes the idle connection"
     );
 }
+
+#[tokio::test]
+async fn the_old_explorer_cluster_and_a_signing_keypair_are_refused_at_start_up() {
+    let db = testkit::test_db().await.unwrap();
+    let master = domain::sealed::MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    // A configuration from before the one [chain] section: refused, never silently verifying
+    // against the default cluster.
+    let mut moved = crate::helpers::settings_for(&db.url, &master);
+    moved.explorer.cluster = Some(chain::Cluster::MainnetBeta);
+    let err = issuer_api::Application::build(moved)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("chain.cluster"), "{err}");
+    // The API never signs: a keypair in its configuration is a key where it is not needed.
+    let mut keyed = crate::helpers::settings_for(&db.url, &master);
+    keyed.chain.keypair_path = Some("/var/run/secrets/anchor/keypair.json".into());
+    let err = issuer_api::Application::build(keyed)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("never signs"), "{err}");
+    // The cluster now comes from chain.cluster.
+    let mut devnet = crate::helpers::settings_for(&db.url, &master);
+    devnet.chain.cluster = chain::Cluster::Devnet;
+    assert!(issuer_api::Application::build(devnet).await.is_ok());
+}

@@ -390,7 +390,7 @@ async fn permanent_failures_dead_letter_and_requeue_puts_them_back() {
     let poor = chain::AnchorKeypair::generate();
     let poor_path = w.keypair_path.with_file_name("poor.json");
     std::fs::write(&poor_path, poor.to_json_string()).unwrap();
-    settings.chain.keypair_path = poor_path;
+    settings.chain.keypair_path = Some(poor_path);
     let app = Application::build(settings).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while w.credential(&id).await["status"] != "failed" {

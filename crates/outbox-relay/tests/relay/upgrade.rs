@@ -228,6 +228,7 @@ async fn a_database_of_v1_credentials_migrates_its_bundles_still_verify_and_new_
             signing_key_id: key_id.as_str().to_string(),
             signing_public_key: key.public_key().to_base58(),
         },
+        issuer_id: domain::IssuerId::parse("uni-relay").unwrap(),
         master_key_b64: master.to_base64(),
     };
     let relay = Application::build(w.relay_settings(w.chain_env.rpc_url(), "relay-upgraded"))

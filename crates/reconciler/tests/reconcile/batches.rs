@@ -13,7 +13,7 @@ use crate::helpers::{world, World};
 const HOUR: Since = Since::Window(Duration::from_secs(3_600));
 
 async fn merkle_relay(w: &World, worker: &str) -> outbox_relay::Application {
-    let mut s = w.relay_settings(worker);
+    let mut s = w.relay_settings(w.chain_env.rpc_url(), worker);
     s.relay.mode = domain::AnchoringMode::Merkle;
     s.relay.batch_max_wait_ms = 0;
     outbox_relay::Application::build(s).await.unwrap()

@@ -106,8 +106,8 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
     drop(relay);
 
     // The relay with the new key anchors it.
-    let mut settings = w.relay_settings("relay-rot-new");
-    settings.chain.keypair_path = new_path.clone();
+    let mut settings = w.relay_settings(w.chain_env.rpc_url(), "relay-rot-new");
+    settings.chain.keypair_path = Some(new_path.clone());
     let relay = outbox_relay::Application::build(settings).await.unwrap();
     w.anchor_all(&relay, std::slice::from_ref(&pending)).await;
 
