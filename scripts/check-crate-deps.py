@@ -24,6 +24,11 @@ ALLOWED = {
     "reconciler": {"domain", "store", "chain", "service-shell"},
     "issue-bulk": {"domain"},
     "bench": {"domain", "store", "chain", "testkit", "provisioning"},
+    # Dev-only: the test stack links every service; only test targets may depend on it.
+    "stack": {
+        "domain", "store", "chain", "testkit", "provisioning",
+        "issuer-api", "outbox-relay", "reconciler",
+    },
 }
 
 meta = json.loads(
@@ -48,6 +53,8 @@ for package in meta["packages"]:
     }
     for dep in sorted(used - ALLOWED[name]):
         errors.append(f"{name} -> {dep}: against the dependency direction (ARCHITECTURE.md)")
+    if "stack" in used or "testkit" in used and name not in ("bench", "stack"):
+        errors.append(f"{name} -> test-only crate in its normal dependencies")
 for e in errors:
     print(f"check-crate-deps: {e}", file=sys.stderr)
 if errors:

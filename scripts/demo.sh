@@ -49,7 +49,7 @@ http() {
     printf 'HTTP %s from %s (expected %s):\n' "$status" "$url" "$expected" >&2
     cat "$out" >&2
     echo >&2
-    [[ -f "$WORK/api.log" ]] && { echo "--- issuer-api log (last 20 lines)" >&2; tail -20 "$WORK/api.log" >&2; }
+    [[ -f "$WORK/stack/issuer-api.log" ]] && { echo "--- issuer-api log (last 20 lines)" >&2; tail -20 "$WORK/stack/issuer-api.log" >&2; }
     exit 1
   fi
   cat "$out"
@@ -66,52 +66,32 @@ if [[ "${DEMO_GUARD_DEFAULT_PORTS:-0}" == "1" ]]; then
   echo "tripwire on the default ports: $(cat "$WORK/tripwire.ready")"
 fi
 
-say "starting PostgreSQL and solana-test-validator (free ports)"
-"$BIN/localnet" up --validator required --env-file "$WORK/env" 2>"$WORK/localnet.log" &
+say "starting PostgreSQL, solana-test-validator, issuer-api and outbox-relay (free ports)"
+# One bring-up for the demo and the CI scripts: localnet provisions the issuer through the
+# operator commands (issuer-api admin create-issuer, outbox-relay keygen/airdrop) and passes
+# every setting to every service. The reconciler is run once below instead of as a loop.
+"$BIN/localnet" up --validator required --services --no-reconciler \
+  --issuer-id demo-university --issuer-name "Demo University" \
+  --work-dir "$WORK/stack" --log-filter "warn,issuer_api=info,outbox_relay=info" \
+  --env-file "$WORK/env" 2>"$WORK/localnet.log" &
 PIDS+=($!)
-for _ in $(seq 1 120); do [[ -s "$WORK/env" ]] && break; sleep 1; done
-[[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; die "localnet did not start"; }
+for _ in $(seq 1 180); do [[ -s "$WORK/env" ]] && break; sleep 1; done
+[[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; die "localnet did not start the stack"; }
 # shellcheck disable=SC1091
 source "$WORK/env"
-[[ -n "${SOLANA_RPC_URL:-}" ]] || die "localnet started no validator"
-
-# Every setting of every service, before any of them starts.
-API_PORT="$(free_port)"
-export APP__DATABASE__URL="$DATABASE_URL"
-export APP__SIGNING__MASTER_KEY="$("$BIN/issuer-api" admin new-master-key)"
-export APP__HTTP__PORT="$API_PORT"
-export APP__HTTP__HOST="127.0.0.1"
-export APP__LOG__FILTER="warn,issuer_api=info"
-export APP__CHAIN__RPC_URL="$SOLANA_RPC_URL"
-export APP__EXPLORER__CUSTOM_RPC_URL="$SOLANA_RPC_URL"
-export APP__CHAIN__KEYPAIR_PATH="$WORK/anchor.json"
-export APP__PROBES__PORT="$(free_port)"
-API="http://127.0.0.1:$API_PORT"
+API="$API_URL"
+AUTH=(-H "Authorization: Bearer $API_KEY")
 echo "database $DATABASE_URL, RPC $SOLANA_RPC_URL, API $API"
 
-"$BIN/outbox-relay" keygen --out "$WORK/anchor.json" >/dev/null
-ANCHOR_PUBKEY="$("$BIN/outbox-relay" pubkey --keypair "$WORK/anchor.json")"
+say "the issuer localnet bootstrapped (issuer-api admin create-issuer; the API key is printed once)"
+cat "$LOG_DIR/issuer.json"; echo
+echo "anchoring key $ANCHOR_PUBKEY (funded with an airdrop)"
 
-say "bootstrapping an issuer (the API key is printed once)"
-"$BIN/issuer-api" admin create-issuer --id demo-university --name "Demo University" \
-  --anchor-pubkey "$ANCHOR_PUBKEY" | tee "$WORK/issuer.json"
-API_KEY="$(json 'd["api_key"]' < "$WORK/issuer.json")"
-AUTH=(-H "Authorization: Bearer $API_KEY")
-
-say "starting issuer-api on port $API_PORT"
-"$BIN/issuer-api" serve >"$WORK/api.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 60); do curl -fsS "$API/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
 READY="$(http 200 "$API/readyz")"
 echo "readyz: $READY"
-grep -m1 'verification reads the chain' "$WORK/api.log" || true
+grep -m1 'verification reads the chain' "$LOG_DIR/issuer-api.log" || true
 [[ "$(json 'd["chain"]["reachable"]' <<<"$READY")" == "True" ]] \
   || die "issuer-api cannot reach the chain it verifies against"
-
-say "funding the anchoring key and starting outbox-relay"
-"$BIN/outbox-relay" airdrop --keypair "$WORK/anchor.json" --sol 10 >/dev/null
-"$BIN/outbox-relay" serve >"$WORK/relay.log" 2>&1 &
-PIDS+=($!)
 
 say "issuing a sample diploma"
 printf '%%PDF-1.7\nDiploma: Demo Graduate, BSc Computer Science, with honours\n' > "$WORK/diploma.pdf"
@@ -132,12 +112,13 @@ done
 echo
 http 200 "$API/v1/credentials/$ID" "${AUTH[@]}" > "$WORK/credential.json"
 python3 -m json.tool < "$WORK/credential.json"
-[[ "$STATUS" == "finalized" ]] || { tail -30 "$WORK/relay.log"; die "credential did not finalize (status $STATUS)"; }
+[[ "$STATUS" == "finalized" ]] || { tail -30 "$LOG_DIR/outbox-relay.log"; die "credential did not finalize (status $STATUS)"; }
 SIG="$(json 'd["anchor"]["signature"]' < "$WORK/credential.json")"
 say "anchored on chain in transaction $SIG"
 
 say "cross-checking PostgreSQL against the chain (reconciler run-once)"
-"$BIN/reconciler" run-once --since 10m
+APP__DATABASE__URL="$DATABASE_URL" APP__CHAIN__RPC_URL="$SOLANA_RPC_URL" APP__PROBES__PORT="$(free_port)" \
+  "$BIN/reconciler" run-once --since 10m
 FINDINGS="$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM reconciliation_findings")"
 echo "reconciliation findings: $FINDINGS (0 = the database and the chain agree)"
 [[ "$FINDINGS" == "0" ]] || die "the reconciler found disagreements"

@@ -33,37 +33,19 @@ LAZY="rpc_errors_total"   # CounterVec{method,class}: no series until the first 
 command -v prometheus >/dev/null || { echo "prometheus server missing: apt-get install prometheus"; exit 1; }
 [[ -n "${SKIP_BUILD:-}" ]] || cargo build --bins -q
 
-say "PostgreSQL + solana-test-validator"
-"$BIN/localnet" up --validator required --env-file "$WORK/env" 2>"$WORK/localnet.log" &
+say "PostgreSQL + solana-test-validator + the three services (localnet up --services)"
+# The reconciler loop every 5 s (inherited by the services localnet starts).
+export APP__RECONCILE__INTERVAL_SECS=5
+"$BIN/localnet" up --validator required --services \
+  --issuer-id prom-university --issuer-name "Prom University" \
+  --work-dir "$WORK/stack" --env-file "$WORK/env" 2>"$WORK/localnet.log" &
 PIDS+=($!)
 for _ in $(seq 1 180); do [[ -s "$WORK/env" ]] && break; sleep 1; done
 [[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; exit 1; }
 # shellcheck disable=SC1090
 source "$WORK/env"
-
-API_PORT=$(free_port); RELAY_PORT=$(free_port); REC_PORT=$(free_port); PROM_PORT=$(free_port)
-export APP__DATABASE__URL="$DATABASE_URL" APP__HTTP__PORT="$API_PORT" APP__HTTP__HOST=127.0.0.1
-export APP__SIGNING__MASTER_KEY="$("$BIN/issuer-api" admin new-master-key)"
-export APP__LOG__FILTER=warn APP__CHAIN__RPC_URL="$SOLANA_RPC_URL"
-"$BIN/outbox-relay" keygen --out "$WORK/anchor.json" >/dev/null
-ANCHOR_PUBKEY="$("$BIN/outbox-relay" pubkey --keypair "$WORK/anchor.json")"
-"$BIN/outbox-relay" airdrop --keypair "$WORK/anchor.json" --sol 10 >/dev/null
-"$BIN/issuer-api" admin create-issuer --id prom-university --name "Prom University" --anchor-pubkey "$ANCHOR_PUBKEY" > "$WORK/issuer.json"
-API_KEY="$(json 'd["api_key"]' < "$WORK/issuer.json")"
-
+REC_PORT="$RECONCILER_PORT"; PROM_PORT=$(free_port)
 say "services: api :$API_PORT, relay :$RELAY_PORT, reconciler :$REC_PORT"
-"$BIN/issuer-api" serve >"$WORK/api.log" 2>&1 & PIDS+=($!)
-start_relay() {
-  APP__CHAIN__KEYPAIR_PATH="$WORK/anchor.json" APP__PROBES__PORT="$RELAY_PORT" \
-    "$BIN/outbox-relay" serve >>"$WORK/relay.log" 2>&1 &
-  RELAY_PID=$!; PIDS+=($RELAY_PID)
-}
-start_relay
-APP__PROBES__PORT="$REC_PORT" APP__RECONCILE__INTERVAL_SECS=5 "$BIN/reconciler" serve >"$WORK/rec.log" 2>&1 & PIDS+=($!)
-for p in "$API_PORT" "$RELAY_PORT" "$REC_PORT"; do
-  for _ in $(seq 1 60); do curl -fsS "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
-  curl -fsS "http://127.0.0.1:$p/readyz" >/dev/null || { tail -20 "$WORK"/*.log; exit 1; }
-done
 
 issue() {
   printf '%%PDF-1.7\n%s\n' "$1" > "$WORK/$1.pdf"
@@ -77,7 +59,7 @@ status() { curl -fsS -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$API_
 say "issue one credential and follow it to finalized (so every series exists)"
 ID=$(issue PROM-0001)
 for _ in $(seq 1 90); do [[ "$(status "$ID")" == finalized ]] && break; sleep 1; done
-[[ "$(status "$ID")" == finalized ]] || { echo "not finalized"; tail -30 "$WORK/relay.log"; exit 1; }
+[[ "$(status "$ID")" == finalized ]] || { echo "not finalized"; tail -30 "$LOG_DIR/outbox-relay.log"; exit 1; }
 
 say "Prometheus on :$PROM_PORT"
 python3 - "$ROOT" "$WORK" "$API_PORT" "$RELAY_PORT" "$REC_PORT" <<'PY'
@@ -135,7 +117,8 @@ done
 say "3. the relay is stopped while a credential is queued: OutboxOldestPendingTooOld must fire"
 # The reconciler exports the outbox backlog gauges too, so the alert does not lose its series
 # when every relay is down.
-kill "$RELAY_PID"; wait "$RELAY_PID" 2>/dev/null || true
+kill "$RELAY_PID"
+for _ in $(seq 1 50); do kill -0 "$RELAY_PID" 2>/dev/null || break; sleep 0.1; done
 ID2=$(issue PROM-0002); echo "  queued $ID2 ($(status "$ID2"))"
 fired=""
 for i in $(seq 1 90); do
@@ -146,5 +129,5 @@ import json,sys; print(" ".join(sorted(a["labels"]["alertname"] + ":" + a["state
 done
 echo "  alerts: $A"
 echo "  credential $ID2 is $(status "$ID2")"
-[[ -n "$fired" ]] || { echo "OutboxOldestPendingTooOld did not fire"; tail -20 "$WORK/relay.log"; exit 1; }
+[[ -n "$fired" ]] || { echo "OutboxOldestPendingTooOld did not fire"; tail -20 "$LOG_DIR/outbox-relay.log"; exit 1; }
 printf '\nprometheus-e2e: all checks passed\n'

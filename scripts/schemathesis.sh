@@ -35,29 +35,18 @@ if [[ ! -x "$VENV/bin/st" ]] || [[ "$("$VENV/bin/st" --version 2>/dev/null)" != 
 fi
 [[ -n "${SKIP_BUILD:-}" ]] || cargo build --bins -q
 
-say "PostgreSQL + solana-test-validator"
-"$BIN/localnet" up --validator required --env-file "$WORK/env" 2>"$WORK/localnet.log" &
+say "PostgreSQL + solana-test-validator + issuer-api and outbox-relay (localnet up --services)"
+# Thousands of generated requests in a minute: the per-key limit would answer most with 429
+# (inherited by the services localnet starts).
+export APP__HTTP__RATE_LIMIT_PER_SECOND=0
+"$BIN/localnet" up --validator required --services --no-reconciler \
+  --issuer-id st-university --issuer-name "Schemathesis University" \
+  --work-dir "$WORK/stack" --env-file "$WORK/env" 2>"$WORK/localnet.log" &
 PIDS+=($!)
 for _ in $(seq 1 180); do [[ -s "$WORK/env" ]] && break; sleep 1; done
 [[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; exit 1; }
 # shellcheck disable=SC1090
 source "$WORK/env"
-
-API_PORT=$(free_port); RELAY_PORT=$(free_port)
-export APP__DATABASE__URL="$DATABASE_URL" APP__HTTP__PORT="$API_PORT" APP__HTTP__HOST=127.0.0.1
-export APP__SIGNING__MASTER_KEY="$("$BIN/issuer-api" admin new-master-key)"
-export APP__LOG__FILTER=warn APP__CHAIN__RPC_URL="$SOLANA_RPC_URL"
-# Thousands of generated requests in a minute: the per-key limit would answer most with 429.
-export APP__HTTP__RATE_LIMIT_PER_SECOND=0
-"$BIN/outbox-relay" keygen --out "$WORK/anchor.json" >/dev/null
-ANCHOR_PUBKEY="$("$BIN/outbox-relay" pubkey --keypair "$WORK/anchor.json")"
-"$BIN/outbox-relay" airdrop --keypair "$WORK/anchor.json" --sol 10 >/dev/null
-"$BIN/issuer-api" admin create-issuer --id st-university --name "Schemathesis University" --anchor-pubkey "$ANCHOR_PUBKEY" > "$WORK/issuer.json"
-API_KEY="$(json 'd["api_key"]' < "$WORK/issuer.json")"
-"$BIN/issuer-api" serve >"$WORK/api.log" 2>&1 & PIDS+=($!)
-APP__CHAIN__KEYPAIR_PATH="$WORK/anchor.json" APP__PROBES__PORT="$RELAY_PORT" \
-  "$BIN/outbox-relay" serve >"$WORK/relay.log" 2>&1 & PIDS+=($!)
-for _ in $(seq 1 60); do curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
 API="http://127.0.0.1:$API_PORT"
 curl -fsS -X POST "$API/v1/credentials" -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \
   -d '{"recipient_id":"student-1","issued_at":"2026-06-30T12:00:00Z","serial":"ST-1","credential_type":"diploma","title":"BSc","file_base64":"JVBERi0xLjcK"}' >/dev/null
@@ -74,6 +63,6 @@ set +e
 rc=${PIPESTATUS[0]}
 set -e
 if [[ $rc -ne 0 ]]; then
-  echo "schemathesis found failures (exit $rc); API log tail:"; tail -20 "$WORK/api.log"
+  echo "schemathesis found failures (exit $rc); API log tail:"; tail -20 "$LOG_DIR/issuer-api.log"
 fi
 exit "$rc"

@@ -8,6 +8,7 @@ use anyhow::Context;
 use bench::scenarios::{self, Memory, Results, World};
 use bench::{plot, procs, report, Config};
 use clap::Parser;
+use testkit::services::Service;
 
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
@@ -127,20 +128,11 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: validator scheduling: {validator_scheduling:?}");
 
     eprintln!("bench: starting issuer-api and reconciler");
-    let api = scenarios::start(
-        &w,
-        "issuer-api",
-        &["serve"],
-        &[
-            ("APP__HTTP__PORT", api_port.to_string()),
-            ("APP__HTTP__HOST", "127.0.0.1".into()),
-        ],
-    )
-    .await?;
-    let reconciler = scenarios::start(&w, "reconciler", &["serve"], &[]).await?;
+    let api = scenarios::start(&w, Service::IssuerApi, api_port).await?;
+    let reconciler = scenarios::start(&w, Service::Reconciler, procs::free_port()?).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let api_idle = api.rss_mib().0;
-    let reconciler_idle = reconciler.rss_mib().0;
+    let api_idle = procs::rss_of(api.pid()).0;
+    let reconciler_idle = procs::rss_of(reconciler.pid()).0;
 
     let wanted = |name: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == name);
     if wanted("single") {
@@ -153,9 +145,9 @@ async fn main() -> anyhow::Result<()> {
     }
 
     eprintln!("bench: starting outbox-relay");
-    let relay = scenarios::start(&w, "outbox-relay", &["serve"], &[]).await?;
+    let relay = scenarios::start(&w, Service::OutboxRelay, procs::free_port()?).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let relay_idle = relay.rss_mib().0;
+    let relay_idle = procs::rss_of(relay.pid()).0;
     if wanted("merkle") {
         eprintln!("bench: {} credentials in merkle mode", cfg.anchor_n);
         results.anchor40k = Some(scenarios::anchor_merkle(&w).await?);
@@ -186,17 +178,17 @@ async fn main() -> anyhow::Result<()> {
         Memory {
             service: "issuer-api".into(),
             idle_mib: api_idle,
-            peak_mib: api.rss_mib().1,
+            peak_mib: procs::rss_of(api.pid()).1,
         },
         Memory {
             service: "outbox-relay".into(),
             idle_mib: relay_idle,
-            peak_mib: relay.rss_mib().1,
+            peak_mib: procs::rss_of(relay.pid()).1,
         },
         Memory {
             service: "reconciler".into(),
             idle_mib: reconciler_idle,
-            peak_mib: reconciler.rss_mib().1.max(run_once_peak),
+            peak_mib: procs::rss_of(reconciler.pid()).1.max(run_once_peak),
         },
     ];
     drop((api, relay, reconciler));

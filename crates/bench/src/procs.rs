@@ -1,75 +1,10 @@
-//! The services under test as real processes (the release binaries, configured through
-//! `APP__*` variables like in production), their readiness, and what /proc says about them:
+//! What /proc says about the services under test (started by `testkit::services`, the
+//! release binaries configured through `APP__*` variables like in production):
 //! resident memory (current and peak) and CPU time, plus the validator's CPU use so each
 //! report says how much CPU was left to the services.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use anyhow::Context;
-
-/// A running service; killed on drop.
-pub struct Service {
-    pub name: &'static str,
-    pub child: Child,
-    pub probe_url: String,
-}
-
-impl Service {
-    pub fn spawn(
-        name: &'static str,
-        bin: &Path,
-        args: &[&str],
-        env: &[(String, String)],
-        probe_url: String,
-        log: &Path,
-    ) -> anyhow::Result<Service> {
-        let log = std::fs::File::create(log)?;
-        let child = Command::new(bin)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        Ok(Service {
-            name,
-            child,
-            probe_url,
-        })
-    }
-
-    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        let client = reqwest::Client::new();
-        loop {
-            if let Ok(r) = client.get(&self.probe_url).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
-            }
-            anyhow::ensure!(Instant::now() < deadline, "{} not ready", self.name);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// (current RSS, peak RSS) in MiB.
-    pub fn rss_mib(&self) -> (f64, f64) {
-        rss_of(self.pid())
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::time::Instant;
 
 fn status_kib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -10,9 +10,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::procs::{self, CpuMeter, Service};
+use crate::procs::{self, CpuMeter};
 use crate::stats::{summarize, Summary};
 use crate::Config;
+use testkit::services::{Service, ServiceProcess, StackEnv};
 
 /// Everything one run measured.
 #[derive(Debug, Default, Serialize)]
@@ -207,18 +208,16 @@ impl World {
             .unwrap_or("")
     }
 
-    /// Env of a service process.
-    pub fn service_env(&self, probe_port: u16) -> Vec<(String, String)> {
-        vec![
-            ("APP__DATABASE__URL".into(), self.db_url.clone()),
-            ("APP__SIGNING__MASTER_KEY".into(), self.master_b64.clone()),
-            ("APP__LOG__FILTER".into(), "warn".into()),
-            // The benchmark measures capacity, not the per-key limit.
-            ("APP__HTTP__RATE_LIMIT_PER_SECOND".into(), "0".into()),
-            ("APP__CHAIN__RPC_URL".into(), self.rpc_url.clone()),
-            ("APP__PROBES__HOST".into(), "127.0.0.1".into()),
-            ("APP__PROBES__PORT".into(), probe_port.to_string()),
-        ]
+    /// What every service process of the run shares (`testkit::services`, the same
+    /// bring-up as `localnet up --services`).
+    pub fn stack_env(&self) -> StackEnv {
+        StackEnv {
+            database_url: self.db_url.clone(),
+            rpc_url: self.rpc_url.clone(),
+            master_key_b64: self.master_b64.clone(),
+            keypair_path: self.anchor_keypair.clone(),
+            log_filter: "warn".into(),
+        }
     }
 
     async fn post_bulk(&self, issuer: &str, items: &[Value]) -> anyhow::Result<()> {
@@ -1142,7 +1141,7 @@ pub async fn reconcile(w: &World) -> anyhow::Result<(Reconcile, f64)> {
     }
     let mut child = tokio::process::Command::new(procs::bin(&w.cfg.bin_dir, "reconciler"))
         .args(["run-once", "--since", "2h"])
-        .envs(w.service_env(procs::free_port()?))
+        .envs(w.stack_env().env(Service::Reconciler, procs::free_port()?))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()?;
@@ -1185,43 +1184,14 @@ pub async fn reconcile(w: &World) -> anyhow::Result<(Reconcile, f64)> {
     ))
 }
 
-/// Starts a service and waits for its readiness probe.
-pub async fn start(
-    w: &World,
-    name: &'static str,
-    args: &[&str],
-    extra: &[(&str, String)],
-) -> anyhow::Result<Service> {
-    let port = procs::free_port()?;
-    let mut env = w.service_env(port);
-    // Only the relay signs; the API and the reconciler refuse a keypair.
-    if name == "outbox-relay" {
-        env.push((
-            "APP__CHAIN__KEYPAIR_PATH".into(),
-            w.anchor_keypair.display().to_string(),
-        ));
-    }
-    for (k, v) in extra {
-        env.push(((*k).to_string(), v.clone()));
-    }
-    let probe = if name == "issuer-api" {
-        let http_port = extra
-            .iter()
-            .find(|(k, _)| *k == "APP__HTTP__PORT")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        format!("http://127.0.0.1:{http_port}/readyz")
-    } else {
-        format!("http://127.0.0.1:{port}/readyz")
-    };
-    let s = Service::spawn(
-        name,
-        &procs::bin(&w.cfg.bin_dir, name),
-        args,
-        &env,
-        probe,
-        &w.work.join(format!("{name}.log")),
-    )?;
+/// Starts `service` (`serve`) on `port` (HTTP for the API, probes for the others) and
+/// waits for its readiness probe.
+pub async fn start(w: &World, service: Service, port: u16) -> anyhow::Result<ServiceProcess> {
+    let mut env = w.stack_env().env(service, port);
+    // The benchmark measures capacity, not the per-key limit.
+    env.push(("APP__HTTP__RATE_LIMIT_PER_SECOND".into(), "0".into()));
+    let log = w.work.join(format!("{}.log", service.binary()));
+    let mut s = ServiceProcess::spawn(&w.cfg.bin_dir, service, &["serve"], &env, port, &log)?;
     s.wait_ready(Duration::from_secs(60)).await?;
     Ok(s)
 }

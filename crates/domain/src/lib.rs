@@ -54,7 +54,7 @@ pub use status::{
 pub use batching::AnchoringMode;
 pub use cluster::{cluster_of_genesis_hash, Cluster, UnknownCluster};
 pub use proof::{
-    bundle_version, check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle,
+    bundle_version, check_offline, AnchorPath, BundleAnchor, BundleSignature, ProofBundle,
     ProofCheckError, PROOF_BUNDLE_V1, PROOF_BUNDLE_V2,
 };
 /// Randomness sources accepted by the key-generating functions, re-exported so callers need

@@ -57,7 +57,7 @@ pub const fn bundle_version(format: ProofFormat) -> &'static str {
 // `deny_unknown_fields` cannot be combined with `flatten` (serde limitation); the
 // top-level struct still refuses unknown fields.
 #[serde(tag = "mode", rename_all = "lowercase")]
-pub enum AnchorMode {
+pub enum AnchorPath {
     /// One `ca1:c` memo per credential: the memo carries the credential hash itself.
     Single,
     /// One `ca1:b` memo per batch: the memo carries the Merkle root of `count` credential
@@ -93,7 +93,7 @@ pub struct BundleAnchor {
     /// The exact memo text the transaction carries.
     pub memo: String,
     #[serde(flatten)]
-    pub mode: AnchorMode,
+    pub mode: AnchorPath,
 }
 
 /// A proof bundle, schema v1 or v2.
@@ -265,12 +265,12 @@ impl ProofBundle {
     /// the checked facts (fields, hash, batch root), never copied from `anchor.memo`.
     pub fn expected_memo(&self) -> Result<Memo, ProofCheckError> {
         match &self.anchor.mode {
-            AnchorMode::Single => Ok(Memo::Credential {
+            AnchorPath::Single => Ok(Memo::Credential {
                 issuer: self.fields.issuer.clone(),
                 credential: self.credential_id,
                 hash: self.credential_hash,
             }),
-            AnchorMode::Merkle {
+            AnchorPath::Merkle {
                 batch_id,
                 count,
                 root,
@@ -416,7 +416,7 @@ pub fn check_offline(bundle: &ProofBundle, file: Option<&[u8]>) -> Result<(), Pr
         &sig.signature,
     )
     .map_err(|_| ProofCheckError::BadSignature(sig.key_id.clone()))?;
-    if let AnchorMode::Merkle {
+    if let AnchorPath::Merkle {
         count, root, proof, ..
     } = &bundle.anchor.mode
     {
@@ -479,14 +479,14 @@ mod tests {
         };
         let hash = scheme.hash(&f);
         let mode = match mode_batch {
-            None => AnchorMode::Single,
+            None => AnchorPath::Single,
             Some(n) => {
                 let mut leaves: Vec<CredentialHash> = (0..n)
                     .map(|i| fields(format!("other {i}").as_bytes(), "X").hash())
                     .collect();
                 leaves[n / 2] = hash;
                 let tree = MerkleTree::build(&leaves).unwrap();
-                AnchorMode::Merkle {
+                AnchorPath::Merkle {
                     batch_id: BatchId::new_v7(),
                     count: n as u32,
                     root: tree.root(),
@@ -663,7 +663,7 @@ mod tests {
         );
 
         let mut t = b.clone();
-        if let AnchorMode::Merkle { proof, .. } = &mut t.anchor.mode {
+        if let AnchorPath::Merkle { proof, .. } = &mut t.anchor.mode {
             proof.steps[0].hash[0] ^= 1;
         }
         assert_eq!(
@@ -672,7 +672,7 @@ mod tests {
         );
 
         let mut t = b.clone();
-        if let AnchorMode::Merkle { count, .. } = &mut t.anchor.mode {
+        if let AnchorPath::Merkle { count, .. } = &mut t.anchor.mode {
             *count = 2; // leaf index 2 is out of a 2-leaf batch
         }
         assert_eq!(check_offline(&t, None).unwrap_err().code(), "bad_batch");

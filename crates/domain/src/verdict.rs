@@ -456,7 +456,7 @@ mod tests {
     use crate::hash::{CredentialFields, FileDigest};
     use crate::ids::{IssuedAt, IssuerId, RecipientId, Serial};
     use crate::merkle::MerkleTree;
-    use crate::proof::{AnchorMode, BundleAnchor, BundleSignature, PROOF_BUNDLE_V1};
+    use crate::proof::{AnchorPath, BundleAnchor, BundleSignature, PROOF_BUNDLE_V1};
     use crate::signing::SigningKey;
 
     const FILE: &[u8] = b"%PDF diploma";
@@ -486,14 +486,14 @@ mod tests {
             }
             .hash();
             let tree = MerkleTree::build(&[other, hash]).unwrap();
-            AnchorMode::Merkle {
+            AnchorPath::Merkle {
                 batch_id: crate::ids::BatchId::new_v7(),
                 count: 2,
                 root: tree.root(),
                 proof: tree.proof(1).unwrap(),
             }
         } else {
-            AnchorMode::Single
+            AnchorPath::Single
         };
         let k = key(1);
         let mut b = ProofBundle {
@@ -647,7 +647,7 @@ mod tests {
             (VerdictKind::InvalidSignature, "invalid_signature")
         );
         let mut t = b.clone();
-        if let AnchorMode::Merkle { proof, .. } = &mut t.anchor.mode {
+        if let AnchorPath::Merkle { proof, .. } = &mut t.anchor.mode {
             proof.steps[0].hash[0] ^= 1;
         }
         assert_eq!(

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use actix_web::{web, HttpResponse};
 use domain::anchor_keys::{key_at, AnchorKeyWindow};
 use domain::proof::{
-    bundle_version, check_offline, AnchorMode, BundleAnchor, BundleSignature, ProofBundle,
+    bundle_version, check_offline, AnchorPath, BundleAnchor, BundleSignature, ProofBundle,
 };
 use domain::signing::PublicKey;
 use domain::{CredentialFields, CredentialStatus, IssuerId, ProofFormat};
@@ -139,8 +139,8 @@ pub fn bundle_from(
     let anchor_pubkey = anchor_payer_of(anchor_payer, c.finalized_at, anchor_keys)
         .ok_or_else(|| unavailable("the issuer has no anchoring key"))?;
     let mode = match membership {
-        None => AnchorMode::Single,
-        Some(m) => AnchorMode::Merkle {
+        None => AnchorPath::Single,
+        Some(m) => AnchorPath::Merkle {
             batch_id: m.batch_id,
             count: m.count,
             root: m.root,

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use chain::{ChainError, Commitment};
 use domain::hash::{CredentialFields, FileDigest};
-use domain::proof::{bundle_version, AnchorMode, BundleAnchor, BundleSignature, ProofBundle};
+use domain::proof::{bundle_version, AnchorPath, BundleAnchor, BundleSignature, ProofBundle};
 use domain::signing::PublicKey;
 use domain::verdict::{
     derive_verdict, ChainAnchor, Evidence, IssuerFacts, PublishedKey, RevocationState, VerdictKind,
@@ -377,8 +377,8 @@ fn bundle_from_record(
             .unwrap_or_default(),
             memo: String::new(),
             mode: match membership {
-                None => AnchorMode::Single,
-                Some(m) => AnchorMode::Merkle {
+                None => AnchorPath::Single,
+                Some(m) => AnchorPath::Merkle {
                     batch_id: m.batch_id,
                     count: m.count,
                     root: m.root,

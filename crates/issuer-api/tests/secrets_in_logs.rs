@@ -31,6 +31,8 @@ async fn debug_logs_never_contain_keys_file_contents_or_recipients() {
         ("APP__HTTP__PORT", port.to_string()),
         ("APP__LOG__FILTER", "debug".into()),
         ("APP__LOG__FORMAT", "json".into()),
+        // Required of every service; nothing listens there (this test never reads the chain).
+        ("APP__CHAIN__RPC_URL", "http://127.0.0.1:9".into()),
     ];
     let created = Command::new(bin)
         .args([
@@ -46,7 +48,11 @@ async fn debug_logs_never_contain_keys_file_contents_or_recipients() {
         .envs(env.iter().map(|(k, v)| (*k, v)))
         .output()
         .unwrap();
-    assert!(created.status.success());
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let created: Value = serde_json::from_slice(&created.stdout).unwrap();
     let api_key = created["api_key"].as_str().unwrap().to_string();
     let secret_part = api_key.rsplit('_').next().unwrap().to_string();

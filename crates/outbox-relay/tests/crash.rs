@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use helpers::{world, world_on, World};
 use serde_json::{json, Value};
+use testkit::services::Service;
 use tokio::process::{Child, Command};
 
 const DEFAULT_ITERATIONS: usize = 3;
@@ -70,9 +71,7 @@ fn log_file(dir: &Path, name: &str) -> std::fs::File {
 fn spawn_relay(w: &World, logs: &Path, worker: &str, failpoints: Option<&str>) -> Child {
     let mut cmd = Command::new(relay_bin());
     cmd.arg("serve")
-        .env("APP__DATABASE__URL", &w.db.url)
-        .env("APP__CHAIN__RPC_URL", w.chain_env.rpc_url())
-        .env("APP__CHAIN__KEYPAIR_PATH", &w.keypair_path)
+        .envs(w.service_env(Service::OutboxRelay, 0))
         .env("APP__CHAIN__REQUEST_TIMEOUT_MS", "3000")
         .env("APP__RELAY__WORKER_ID", worker)
         // A killed relay's leases come back after this long.
@@ -82,9 +81,6 @@ fn spawn_relay(w: &World, logs: &Path, worker: &str, failpoints: Option<&str>) -
         .env("APP__RELAY__FINALITY_HINT_MS", "2000")
         .env("APP__RELAY__RETRY__BASE_MS", "200")
         .env("APP__RELAY__RETRY__CAP_MS", "2000")
-        .env("APP__PROBES__HOST", "127.0.0.1")
-        .env("APP__PROBES__PORT", "0")
-        .env("APP__LOG__FILTER", "info")
         .env_remove("FAILPOINTS")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -274,14 +270,9 @@ async fn relay_killed_before_the_finalized_status_update_loses_nothing_and_ancho
 fn spawn_api(w: &World, logs: &Path, port: u16, name: &str, failpoints: Option<&str>) -> Child {
     let mut cmd = Command::new(api_bin());
     cmd.arg("serve")
-        .env("APP__DATABASE__URL", &w.db.url)
-        .env("APP__SIGNING__MASTER_KEY", &w.master_key_b64)
-        .env("APP__HTTP__HOST", "127.0.0.1")
-        .env("APP__HTTP__PORT", port.to_string())
+        .envs(w.service_env(Service::IssuerApi, port))
         .env("APP__HTTP__WORKERS", "2")
         .env("APP__HTTP__RATE_LIMIT_PER_SECOND", "0")
-        .env("APP__CHAIN__RPC_URL", w.chain_env.rpc_url())
-        .env("APP__LOG__FILTER", "info")
         .env_remove("FAILPOINTS")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -496,13 +487,9 @@ async fn api_killed_between_credential_and_outbox_insert_loses_nothing_and_dupli
 fn spawn_reconciler(w: &World, logs: &Path, probe_port: u16) -> Child {
     Command::new(relay_bin().with_file_name("reconciler"))
         .arg("serve")
-        .env("APP__DATABASE__URL", &w.db.url)
-        .env("APP__CHAIN__RPC_URL", w.chain_env.rpc_url())
+        .envs(w.service_env(Service::Reconciler, probe_port))
         .env("APP__RECONCILE__INTERVAL_SECS", "1")
         .env("APP__RECONCILE__WINDOW_SECS", "600")
-        .env("APP__PROBES__HOST", "127.0.0.1")
-        .env("APP__PROBES__PORT", probe_port.to_string())
-        .env("APP__LOG__FILTER", "info")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(log_file(logs, "reconciler"))
@@ -790,8 +777,7 @@ async fn restore_from_an_older_backup_under_load_recovers_every_anchored_credent
     restore_swapping(&w, &dump).await;
     let run = std::process::Command::new(relay_bin().with_file_name("reconciler"))
         .args(["run-once", "--since", "1h"])
-        .env("APP__DATABASE__URL", &w.db.url)
-        .env("APP__CHAIN__RPC_URL", w.chain_env.rpc_url())
+        .envs(w.service_env(Service::Reconciler, 0))
         .env("APP__LOG__FILTER", "warn")
         .env_remove("RUST_LOG")
         .output()

@@ -244,6 +244,24 @@ impl Stack {
         app.reconciler().clone()
     }
 
+    /// The `APP__*` variables of a service *process* on this stack (`testkit::services`,
+    /// the same as `localnet up --services` and the bench give), for suites that kill real
+    /// processes.
+    pub fn service_env(
+        &self,
+        service: testkit::services::Service,
+        port: u16,
+    ) -> Vec<(String, String)> {
+        testkit::services::StackEnv {
+            database_url: self.db.url.clone(),
+            rpc_url: self.chain_env.rpc_url().to_string(),
+            master_key_b64: self.master_key_b64.clone(),
+            keypair_path: self.keypair_path.clone(),
+            log_filter: "info".into(),
+        }
+        .env(service, port)
+    }
+
     /// A read-only client of the stack's validator.
     pub fn chain(&self) -> ChainClient {
         ChainClient::read_only(ChainConfig::new(

@@ -267,7 +267,7 @@ impl Store {
         &self,
         bundle: &domain::proof::ProofBundle,
     ) -> Result<Relinked, StoreError> {
-        use domain::proof::AnchorMode;
+        use domain::proof::AnchorPath;
         let mut client = self.client().await?;
         let db = client.transaction().await?;
         let f = &bundle.fields;
@@ -311,7 +311,7 @@ impl Store {
             }
         }
         let outcome = match &bundle.anchor.mode {
-            AnchorMode::Single => {
+            AnchorPath::Single => {
                 let Some(r) = row else {
                     return Ok(Relinked::UnknownAnchor);
                 };
@@ -330,7 +330,7 @@ impl Store {
                     Relinked::AlreadyKnown(bundle.credential_id)
                 }
             }
-            AnchorMode::Merkle {
+            AnchorPath::Merkle {
                 batch_id,
                 count,
                 root,

@@ -11,6 +11,7 @@
 pub mod ports;
 pub mod postgres;
 pub mod proxy;
+pub mod services;
 pub mod validator;
 
 pub use postgres::{test_db, PgEnv, TestDb, TestPostgres};

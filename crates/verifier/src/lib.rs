@@ -566,7 +566,7 @@ pub fn redact(url: &str) -> String {
 /// (only the issuer's API, which finds its record by hash, can tell it was edited).
 pub fn credential_id_proven(bundle: &ProofBundle) -> bool {
     matches!(bundle.format(), Ok(domain::ProofFormat::V2))
-        || matches!(bundle.anchor.mode, domain::proof::AnchorMode::Single)
+        || matches!(bundle.anchor.mode, domain::proof::AnchorPath::Single)
 }
 
 pub fn one_line(r: &Report) -> String {

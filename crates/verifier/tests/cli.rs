@@ -9,7 +9,7 @@ use std::time::Duration;
 use chain::{AnchorKeypair, ChainClient, ChainConfig, Cluster, Commitment};
 use domain::hash::{CredentialFields, FileDigest, HashScheme, ProofFormat, Salt};
 use domain::memo::Memo;
-use domain::proof::{AnchorMode, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V2};
+use domain::proof::{AnchorPath, BundleAnchor, BundleSignature, ProofBundle, PROOF_BUNDLE_V2};
 use domain::signing::SigningKey;
 use domain::{BatchId, CredentialId, IssuedAt, IssuerId, KeyId, MerkleTree, RecipientId, Serial};
 use serde_json::Value;
@@ -108,7 +108,7 @@ async fn anchored_by(rpc: String, payer: AnchorKeypair, merkle: bool, serial: &s
             slot: 0,
             anchor_pubkey: payer.pubkey_base58(),
             memo: String::new(),
-            mode: AnchorMode::Single,
+            mode: AnchorPath::Single,
         },
     };
     if merkle {
@@ -118,7 +118,7 @@ async fn anchored_by(rpc: String, payer: AnchorKeypair, merkle: bool, serial: &s
         }
         .hash();
         let tree = MerkleTree::build(&[sibling, hash]).unwrap();
-        bundle.anchor.mode = AnchorMode::Merkle {
+        bundle.anchor.mode = AnchorPath::Merkle {
             batch_id: BatchId::new_v7(),
             count: 2,
             root: tree.root(),

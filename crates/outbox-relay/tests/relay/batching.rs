@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use domain::memo::Memo;
-use domain::proof::{check_offline, AnchorMode, ProofBundle};
+use domain::proof::{check_offline, AnchorPath, ProofBundle};
 use outbox_relay::Application;
 use serde_json::Value;
 
@@ -99,7 +99,7 @@ async fn ten_thousand_credentials_in_merkle_mode_finalize_in_at_most_ten_transac
     for request in &request_ids {
         for bundle in bundles_of_request(&w, request).await {
             check_offline(&bundle, None).unwrap();
-            assert!(matches!(bundle.anchor.mode, AnchorMode::Merkle { .. }));
+            assert!(matches!(bundle.anchor.mode, AnchorPath::Merkle { .. }));
             let memo = by_signature
                 .get(bundle.anchor.signature.as_str())
                 .expect("bundle names a transaction on chain");

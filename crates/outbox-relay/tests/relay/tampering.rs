@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use domain::proof::{AnchorMode, ProofBundle, PROOF_BUNDLE_V1, PROOF_BUNDLE_V2};
+use domain::proof::{AnchorPath, ProofBundle, PROOF_BUNDLE_V1, PROOF_BUNDLE_V2};
 use domain::{ProofFormat, Salt};
 use outbox_relay::Application;
 use serde_json::json;
@@ -69,8 +69,8 @@ fn other_id(b: &mut ProofBundle) {
 
 fn merkle_proof(b: &mut ProofBundle) -> Option<&mut domain::MerkleProof> {
     match &mut b.anchor.mode {
-        AnchorMode::Merkle { proof, .. } => Some(proof),
-        AnchorMode::Single => None,
+        AnchorPath::Merkle { proof, .. } => Some(proof),
+        AnchorPath::Single => None,
     }
 }
 
@@ -316,13 +316,13 @@ const EDITS: &[Edit] = &[
     Edit {
         name: "batch root",
         apply: |b, _, _| match &mut b.anchor.mode {
-            AnchorMode::Merkle { root, .. } => {
+            AnchorPath::Merkle { root, .. } => {
                 let mut bytes = *root.as_bytes();
                 bytes[0] ^= 1;
                 *root = domain::MerkleRoot::from_bytes(bytes);
                 true
             }
-            AnchorMode::Single => false,
+            AnchorPath::Single => false,
         },
         api: |_| (T, "bad_merkle_path"),
         cli: None,
@@ -330,11 +330,11 @@ const EDITS: &[Edit] = &[
     Edit {
         name: "batch size",
         apply: |b, _, _| match &mut b.anchor.mode {
-            AnchorMode::Merkle { count, .. } => {
+            AnchorPath::Merkle { count, .. } => {
                 *count += 1;
                 true
             }
-            AnchorMode::Single => false,
+            AnchorPath::Single => false,
         },
         // The credentials under test are leaves 0..=3 of the 5-leaf batch (sealed in issue
         // order; the sibling is leaf 4), whose paths have the same shape in a 6-leaf tree:
@@ -345,11 +345,11 @@ const EDITS: &[Edit] = &[
     Edit {
         name: "batch id",
         apply: |b, _, _| match &mut b.anchor.mode {
-            AnchorMode::Merkle { batch_id, .. } => {
+            AnchorPath::Merkle { batch_id, .. } => {
                 *batch_id = domain::BatchId::new_v7();
                 true
             }
-            AnchorMode::Single => false,
+            AnchorPath::Single => false,
         },
         api: |_| (T, "memo_mismatch"),
         cli: None,
@@ -548,7 +548,7 @@ async fn every_edited_field_of_a_v1_or_v2_bundle_is_refused_by_the_api_the_page_
             };
             assert_eq!(bundle.format().unwrap(), format, "{ctx:?}");
             assert_eq!(
-                matches!(bundle.anchor.mode, AnchorMode::Merkle { .. }),
+                matches!(bundle.anchor.mode, AnchorPath::Merkle { .. }),
                 merkle,
                 "{ctx:?}"
             );
@@ -582,7 +582,7 @@ async fn every_edited_field_of_a_v1_or_v2_bundle_is_refused_by_the_api_the_page_
                 }
             }
             // Every sibling hash of the Merkle path, one at a time.
-            if let AnchorMode::Merkle { proof, .. } = &bundle.anchor.mode {
+            if let AnchorPath::Merkle { proof, .. } = &bundle.anchor.mode {
                 assert!(!proof.steps.is_empty(), "{ctx:?}: a batch of 5 has a path");
                 for i in 0..proof.steps.len() {
                     let mut edited = bundle.clone();

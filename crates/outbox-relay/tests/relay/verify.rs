@@ -288,7 +288,7 @@ async fn batch_members_verify_through_their_merkle_path_and_revoke_alone() {
     }
     let bundle = bundle_for(&w, &ids[1]).await;
     assert!(
-        matches!(bundle.anchor.mode, domain::proof::AnchorMode::Merkle { .. }),
+        matches!(bundle.anchor.mode, domain::proof::AnchorPath::Merkle { .. }),
         "{bundle:?}"
     );
 

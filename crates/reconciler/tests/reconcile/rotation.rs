@@ -203,7 +203,7 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
     bundle.anchor.signature = signature.clone();
     bundle.anchor.slot = slot;
     bundle.anchor.anchor_pubkey = old_key.clone();
-    bundle.anchor.mode = domain::proof::AnchorMode::Single;
+    bundle.anchor.mode = domain::proof::AnchorPath::Single;
     bundle.anchor.memo = memo.clone();
     domain::check_offline(&bundle, Some(b"%PDF diploma S-ROT-3")).unwrap();
     let v = verify(&w, "S-ROT-3", &bundle).await;

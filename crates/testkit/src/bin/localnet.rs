@@ -1,6 +1,8 @@
 //! `localnet`: starts one throw-away PostgreSQL and (when built) one solana-test-validator,
 //! and either runs a command with them (`exec`, used by `make test`) or keeps them up until
-//! interrupted (`up`, used by `make demo`). Everything is stopped and deleted on exit.
+//! interrupted (`up`). `up --services` also provisions an issuer and runs the three services
+//! (`testkit::services`): the one bring-up of the demo and the CI scripts. Everything is
+//! stopped and deleted on exit.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -46,6 +48,30 @@ enum Cmd {
         validator: ValidatorMode,
         #[arg(long)]
         env_file: PathBuf,
+        /// Also provision an issuer and run issuer-api, outbox-relay and reconciler (from
+        /// --bin-dir); their URLs, ports, pids, the API key and the anchoring key go into
+        /// the env file. The services inherit this process's environment, so a caller's
+        /// `APP__*` variable (say `APP__RECONCILE__INTERVAL_SECS`) reaches them.
+        #[arg(long)]
+        services: bool,
+        /// Where the service binaries are (default: next to this binary).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Keypair, issuer answer and service logs (default: a temporary directory).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        #[arg(long, default_value = "local-university")]
+        issuer_id: String,
+        #[arg(long, default_value = "Local University")]
+        issuer_name: String,
+        /// Run no relay (nothing is anchored until one starts).
+        #[arg(long)]
+        no_relay: bool,
+        /// Run no reconciler loop.
+        #[arg(long)]
+        no_reconciler: bool,
+        #[arg(long, default_value = "warn")]
+        log_filter: String,
     },
 }
 
@@ -82,6 +108,11 @@ fn start(mode: ValidatorMode, nice: Option<i32>) -> anyhow::Result<Servers> {
     })
 }
 
+/// Single-quoted for `source`: a value (an issuer name, a path) may hold spaces.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
 async fn wait_for_signal() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -91,7 +122,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -124,12 +155,66 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Up {
             validator,
             env_file,
+            services,
+            bin_dir,
+            work_dir,
+            issuer_id,
+            issuer_name,
+            no_relay,
+            no_reconciler,
+            log_filter,
         } => {
             let servers = tokio::task::spawn_blocking(move || start(validator, None)).await??;
+            let mut vars = servers.vars.clone();
+            // Held until exit: dropping it stops the services and deletes the temporary dir.
+            let mut _stack = None;
+            let mut _tmp = None;
+            if services {
+                let var = |name: &str| {
+                    vars.iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                        .with_context(|| format!("--services needs {name}"))
+                };
+                let (database_url, rpc_url) = (var("DATABASE_URL")?, var("SOLANA_RPC_URL")?);
+                let bin_dir = match bin_dir {
+                    Some(dir) => dir,
+                    None => std::env::current_exe()?
+                        .parent()
+                        .context("localnet has no directory")?
+                        .to_path_buf(),
+                };
+                let work_dir = match work_dir {
+                    Some(dir) => dir,
+                    None => {
+                        let tmp = tempfile::tempdir()?;
+                        let path = tmp.path().to_path_buf();
+                        _tmp = Some(tmp);
+                        path
+                    }
+                };
+                let opts = testkit::services::StackOptions {
+                    bin_dir,
+                    work_dir,
+                    issuer_id,
+                    issuer_name,
+                    sol: 10,
+                    relay: !no_relay,
+                    reconciler: !no_reconciler,
+                    log_filter,
+                };
+                let stack = testkit::services::start_stack(&opts, &database_url, &rpc_url).await?;
+                eprintln!(
+                    "localnet: services up (logs in {})",
+                    opts.work_dir.display()
+                );
+                vars.extend(stack.vars.iter().cloned());
+                _stack = Some(stack);
+            }
             let mut file = std::fs::File::create(&env_file)
                 .with_context(|| format!("creating {}", env_file.display()))?;
-            for (k, v) in &servers.vars {
-                writeln!(file, "export {k}={v}")?;
+            for (k, v) in &vars {
+                writeln!(file, "export {k}={}", shell_quote(v))?;
             }
             file.sync_all()?;
             eprintln!("localnet: up; variables in {}", env_file.display());
