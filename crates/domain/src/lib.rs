@@ -47,8 +47,8 @@ pub use signing::{
     verify_credential_signature, IssuerSignature, PublicKey, SigningError, SigningKey,
 };
 pub use status::{
-    allowed_sources, transition, AnchorTxStatus, CredentialStatus, InvalidTransition, StatusEvent,
-    UnknownStatus,
+    allowed_sources, transition, AnchorTxEvent, AnchorTxStatus, CredentialStatus,
+    InvalidTransition, StatusEvent, UnknownStatus,
 };
 
 pub use batching::AnchoringMode;

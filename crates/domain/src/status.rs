@@ -167,6 +167,70 @@ impl AnchorTxStatus {
     }
 }
 
+/// Something that happened to one stored anchor transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnchorTxEvent {
+    /// The RPC accepted its first send.
+    Sent,
+    /// The relay saw it at `confirmed` commitment.
+    Confirmed,
+    /// The relay saw it `finalized` (it tracks only live transactions).
+    Finalized,
+    /// The relay proved it cannot land: it failed on chain, or its blockhash expired below
+    /// the finalized height (`domain::anchoring`).
+    Failed,
+    Expired,
+    /// The reconciler found it finalized in the anchoring key's history: the chain is the
+    /// truth, whatever the row said.
+    ObservedFinalized,
+    /// The reconciler found another transaction of the same job finalized: this one is
+    /// retired so the relay never rebroadcasts it.
+    Superseded,
+}
+
+impl AnchorTxEvent {
+    pub const ALL: [AnchorTxEvent; 7] = [
+        AnchorTxEvent::Sent,
+        AnchorTxEvent::Confirmed,
+        AnchorTxEvent::Finalized,
+        AnchorTxEvent::Failed,
+        AnchorTxEvent::Expired,
+        AnchorTxEvent::ObservedFinalized,
+        AnchorTxEvent::Superseded,
+    ];
+}
+
+impl AnchorTxStatus {
+    /// The status after `event`, or `None` if the event is not legal in `self`.
+    pub fn after(self, event: AnchorTxEvent) -> Option<AnchorTxStatus> {
+        use AnchorTxEvent as E;
+        use AnchorTxStatus as S;
+        Some(match (self, event) {
+            (S::Signed, E::Sent) => S::Sent,
+            (S::Signed | S::Sent, E::Confirmed) => S::Confirmed,
+            (S::Signed | S::Sent | S::Confirmed | S::Finalized, E::Finalized) => S::Finalized,
+            (S::Signed | S::Sent | S::Confirmed, E::Failed) => S::Failed,
+            (S::Signed | S::Sent | S::Confirmed, E::Expired | E::Superseded) => S::Expired,
+            (_, E::ObservedFinalized) => S::Finalized,
+            _ => return None,
+        })
+    }
+
+    /// The statuses from which `event` is legal, for the store's guarded updates (explicit,
+    /// so a test can check them against `after`).
+    pub const fn sources(event: AnchorTxEvent) -> &'static [AnchorTxStatus] {
+        use AnchorTxEvent as E;
+        use AnchorTxStatus as S;
+        match event {
+            E::Sent => &[S::Signed],
+            E::Confirmed => &[S::Signed, S::Sent],
+            E::Finalized => &[S::Signed, S::Sent, S::Confirmed, S::Finalized],
+            E::Failed | E::Expired | E::Superseded => &Self::LIVE,
+            E::ObservedFinalized => &Self::ALL,
+        }
+    }
+}
+
 impl fmt::Display for AnchorTxStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -193,8 +257,6 @@ pub enum StatusEvent {
     TxConfirmed,
     /// The anchor transaction reached `finalized`.
     TxFinalized,
-    /// The blockhash expired and the transaction never landed: back to queued for re-signing.
-    TxExpired,
     /// Max attempts reached or a permanent error.
     DeadLettered,
     /// An operator retries a failed credential.
@@ -209,11 +271,10 @@ pub enum StatusEvent {
 }
 
 impl StatusEvent {
-    pub const ALL: [StatusEvent; 9] = [
+    pub const ALL: [StatusEvent; 8] = [
         StatusEvent::TxSubmitted,
         StatusEvent::TxConfirmed,
         StatusEvent::TxFinalized,
-        StatusEvent::TxExpired,
         StatusEvent::DeadLettered,
         StatusEvent::Requeued,
         StatusEvent::ObservedOnChain,
@@ -226,7 +287,6 @@ impl StatusEvent {
             StatusEvent::TxSubmitted => "tx_submitted",
             StatusEvent::TxConfirmed => "tx_confirmed",
             StatusEvent::TxFinalized => "tx_finalized",
-            StatusEvent::TxExpired => "tx_expired",
             StatusEvent::DeadLettered => "dead_lettered",
             StatusEvent::Requeued => "requeued",
             StatusEvent::ObservedOnChain => "observed_on_chain",
@@ -243,7 +303,7 @@ impl StatusEvent {
             StatusEvent::TxSubmitted => Some(S::Submitted),
             StatusEvent::TxConfirmed => Some(S::Confirmed),
             StatusEvent::TxFinalized | StatusEvent::ObservedOnChain => Some(S::Finalized),
-            StatusEvent::TxExpired | StatusEvent::Requeued => Some(S::Queued),
+            StatusEvent::Requeued => Some(S::Queued),
             StatusEvent::DeadLettered => Some(S::Failed),
             StatusEvent::RevocationAnchored => Some(S::Revoked),
             StatusEvent::Backfilled => None,
@@ -277,8 +337,6 @@ pub fn transition(
         (S::Queued | S::Submitted, E::TxSubmitted) => S::Submitted,
         (S::Submitted | S::Confirmed, E::TxConfirmed) => S::Confirmed,
         (S::Submitted | S::Confirmed | S::Finalized, E::TxFinalized) => S::Finalized,
-        // Only a sent transaction can expire; the row goes back for re-signing.
-        (S::Submitted, E::TxExpired) => S::Queued,
         (S::Queued | S::Submitted, E::DeadLettered) => S::Failed,
         (S::Failed, E::Requeued) => S::Queued,
         // The chain is the truth: an anchor seen finalized settles any non-anchored state,
@@ -301,7 +359,6 @@ pub const fn allowed_sources(event: StatusEvent) -> &'static [CredentialStatus] 
         StatusEvent::TxSubmitted => &[S::Queued, S::Submitted],
         StatusEvent::TxConfirmed => &[S::Submitted, S::Confirmed],
         StatusEvent::TxFinalized => &[S::Submitted, S::Confirmed, S::Finalized],
-        StatusEvent::TxExpired => &[S::Submitted],
         StatusEvent::DeadLettered => &[S::Queued, S::Submitted],
         StatusEvent::Requeued => &[S::Failed],
         StatusEvent::ObservedOnChain => &[
@@ -318,6 +375,32 @@ pub const fn allowed_sources(event: StatusEvent) -> &'static [CredentialStatus] 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn anchor_tx_sources_are_exactly_the_statuses_where_the_event_is_legal() {
+        for event in AnchorTxEvent::ALL {
+            let legal: Vec<AnchorTxStatus> = AnchorTxStatus::ALL
+                .into_iter()
+                .filter(|s| s.after(event).is_some())
+                .collect();
+            let mut sources = AnchorTxStatus::sources(event).to_vec();
+            sources.sort_by_key(|s| s.as_str());
+            let mut legal = legal;
+            legal.sort_by_key(|s| s.as_str());
+            assert_eq!(sources, legal, "{event:?}");
+        }
+        // A transaction that is no longer live never comes back to life except by the chain.
+        for status in AnchorTxStatus::ALL.into_iter().filter(|s| !s.is_live()) {
+            for event in AnchorTxEvent::ALL {
+                if let Some(next) = status.after(event) {
+                    assert!(
+                        !next.is_live(),
+                        "{status:?} --{event:?}--> {next:?} revives a transaction"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn anchor_tx_statuses_round_trip_and_the_live_sql_list_is_the_live_set() {
         for status in AnchorTxStatus::ALL {
@@ -357,11 +440,10 @@ mod tests {
     use StatusEvent::*;
 
     /// Every (status, event) pair, written out by hand. `None` = invalid transition.
-    const TABLE: [(CredentialStatus, StatusEvent, Option<CredentialStatus>); 63] = [
+    const TABLE: [(CredentialStatus, StatusEvent, Option<CredentialStatus>); 56] = [
         (Queued, TxSubmitted, Some(Submitted)),
         (Queued, TxConfirmed, None),
         (Queued, TxFinalized, None),
-        (Queued, TxExpired, None),
         (Queued, DeadLettered, Some(Failed)),
         (Queued, Requeued, None),
         (Queued, ObservedOnChain, Some(Finalized)),
@@ -370,7 +452,6 @@ mod tests {
         (Submitted, TxSubmitted, Some(Submitted)),
         (Submitted, TxConfirmed, Some(Confirmed)),
         (Submitted, TxFinalized, Some(Finalized)),
-        (Submitted, TxExpired, Some(Queued)),
         (Submitted, DeadLettered, Some(Failed)),
         (Submitted, Requeued, None),
         (Submitted, ObservedOnChain, Some(Finalized)),
@@ -379,7 +460,6 @@ mod tests {
         (Confirmed, TxSubmitted, None),
         (Confirmed, TxConfirmed, Some(Confirmed)),
         (Confirmed, TxFinalized, Some(Finalized)),
-        (Confirmed, TxExpired, None),
         (Confirmed, DeadLettered, None),
         (Confirmed, Requeued, None),
         (Confirmed, ObservedOnChain, Some(Finalized)),
@@ -388,7 +468,6 @@ mod tests {
         (Finalized, TxSubmitted, None),
         (Finalized, TxConfirmed, None),
         (Finalized, TxFinalized, Some(Finalized)),
-        (Finalized, TxExpired, None),
         (Finalized, DeadLettered, None),
         (Finalized, Requeued, None),
         (Finalized, ObservedOnChain, Some(Finalized)),
@@ -397,7 +476,6 @@ mod tests {
         (Failed, TxSubmitted, None),
         (Failed, TxConfirmed, None),
         (Failed, TxFinalized, None),
-        (Failed, TxExpired, None),
         (Failed, DeadLettered, None),
         (Failed, Requeued, Some(Queued)),
         (Failed, ObservedOnChain, Some(Finalized)),
@@ -406,7 +484,6 @@ mod tests {
         (Recovered, TxSubmitted, None),
         (Recovered, TxConfirmed, None),
         (Recovered, TxFinalized, None),
-        (Recovered, TxExpired, None),
         (Recovered, DeadLettered, None),
         (Recovered, Requeued, None),
         (Recovered, ObservedOnChain, None),
@@ -415,7 +492,6 @@ mod tests {
         (Revoked, TxSubmitted, None),
         (Revoked, TxConfirmed, None),
         (Revoked, TxFinalized, None),
-        (Revoked, TxExpired, None),
         (Revoked, DeadLettered, None),
         (Revoked, Requeued, None),
         (Revoked, ObservedOnChain, None),

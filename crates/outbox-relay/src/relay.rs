@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use chain::{ChainClient, ChainError, Confirmation};
 use domain::anchoring::{next_anchor_step, recheck_after, AnchorStep, ChainTxState, LiveTx};
 use domain::batching::MAX_BATCH_MEMBERS;
-use domain::{AnchorTxStatus, AnchoringMode, ErrorClass, RetryDecision, RetryPolicy};
+use domain::{
+    AnchorTxEvent, AnchorTxStatus, AnchoringMode, ErrorClass, RetryDecision, RetryPolicy,
+};
 use futures_util::StreamExt;
 use store::outbox::{ClaimedJob, Fenced, JobKey, LiveAnchorTx, NewAnchorTx};
 use store::{Store, StoreError};
@@ -300,7 +302,7 @@ impl Relay {
                 // loop silently forever.
                 self.sign_and_send(
                     job,
-                    Some((&tx.signature, AnchorTxStatus::Expired, None)),
+                    Some((&tx.signature, AnchorTxEvent::Expired, None)),
                     Some("previous anchor transaction expired without landing"),
                     pass,
                 )
@@ -310,7 +312,7 @@ impl Relay {
                 tracing::warn!(job = %job.key, signature = %tx.signature, %error, "anchor transaction failed on chain: re-signing");
                 self.sign_and_send(
                     job,
-                    Some((&tx.signature, AnchorTxStatus::Failed, Some(&error))),
+                    Some((&tx.signature, AnchorTxEvent::Failed, Some(&error))),
                     Some(&error),
                     pass,
                 )
@@ -364,7 +366,7 @@ impl Relay {
     async fn sign_and_send(
         &self,
         job: &ClaimedJob,
-        retire: Option<(&str, AnchorTxStatus, Option<&str>)>,
+        retire: Option<(&str, AnchorTxEvent, Option<&str>)>,
         note: Option<&str>,
         pass: &PassContext,
     ) -> Result<(), StepError> {

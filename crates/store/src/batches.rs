@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use domain::batching::{should_seal, AnchoringMode};
 use domain::hash::CredentialHash;
-use domain::{BatchId, CredentialId, IssuerId, MerkleProof, MerkleRoot, MerkleTree};
+use domain::{
+    BatchId, CredentialId, CredentialStatus, IssuerId, MerkleProof, MerkleRoot, MerkleTree,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -316,12 +318,15 @@ impl Store {
                     return Ok(Relinked::UnknownAnchor);
                 };
                 let status: String = r.try_get(2)?;
+                let status: CredentialStatus = status
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("credential status: {e}")))?;
                 let bare: bool = r.try_get(3)?;
                 let anchor: Option<String> = r.try_get(4)?;
                 if anchor.as_deref() != Some(bundle.anchor.signature.as_str()) {
                     return Ok(Relinked::UnknownAnchor);
                 }
-                if status == "recovered" && bare {
+                if status == CredentialStatus::Recovered && bare {
                     if !fill_fields(&db, bundle, id, digest, key_id, sig, format, &salt).await? {
                         return Ok(Relinked::Conflict);
                     }
@@ -407,8 +412,13 @@ impl Store {
                             "UPDATE credentials SET status = 'finalized', anchor_signature = $2, \
                                anchor_slot = $3, finalized_at = coalesce(finalized_at, now()), \
                                last_error = NULL, updated_at = now() \
-                             WHERE id = $1 AND status IN ('queued', 'submitted', 'confirmed', 'failed')",
-                            &[id, &bundle.anchor.signature, &slot],
+                             WHERE id = $1 AND status = ANY($4)",
+                            &[
+                                id,
+                                &bundle.anchor.signature,
+                                &slot,
+                                &crate::reconcile::awaiting_anchor_sql(),
+                            ],
                         )
                         .await?;
                         db.execute(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::hash::CredentialHash;
-use domain::status::{allowed_sources, AnchorTxStatus, StatusEvent, UnknownStatus};
+use domain::status::{allowed_sources, AnchorTxEvent, AnchorTxStatus, StatusEvent, UnknownStatus};
 
 /// The live anchor-transaction statuses, as SQL (`domain::AnchorTxStatus::LIVE_SQL`).
 const LIVE: &str = AnchorTxStatus::LIVE_SQL;
@@ -161,6 +161,14 @@ pub(crate) fn statuses(event: StatusEvent) -> Vec<&'static str> {
     allowed_sources(event).iter().map(|s| s.as_str()).collect()
 }
 
+/// The anchor-transaction statuses `event` is legal from (`domain::AnchorTxStatus::sources`).
+pub(crate) fn tx_sources(event: AnchorTxEvent) -> Vec<&'static str> {
+    AnchorTxStatus::sources(event)
+        .iter()
+        .map(|s| s.as_str())
+        .collect()
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -249,7 +257,7 @@ impl Store {
                                 OR EXISTS (SELECT 1 FROM anchor_transactions t WHERE t.outbox_id = o.id))) \
                           OR (o.kind = 'anchor_revocation' AND EXISTS (SELECT 1 FROM credentials rc \
                                 WHERE rc.id = o.credential_id \
-                                  AND rc.status IN ('finalized', 'recovered', 'revoked')))) \
+                                  AND rc.status = ANY($5)))) \
                    ORDER BY o.available_at, o.id \
                    LIMIT $1 FOR UPDATE OF o SKIP LOCKED) \
                  UPDATE outbox o SET attempts = o.attempts + 1, \
@@ -260,7 +268,15 @@ impl Store {
                  RETURNING o.id, o.credential_id, o.issuer_id, \
                            (SELECT c.credential_hash FROM credentials c WHERE c.id = o.credential_id), \
                            o.attempts, o.failures, o.created_at, o.kind",
-                &[&i64::from(limit), &ms(lease), &worker, &default_mode],
+                // A revocation is claimable once `RevocationAnchored` is legal for its
+                // credential, i.e. once the credential is anchored.
+                &[
+                    &i64::from(limit),
+                    &ms(lease),
+                    &worker,
+                    &default_mode,
+                    &statuses(StatusEvent::RevocationAnchored),
+                ],
             )
             .await?;
         rows.iter()
@@ -408,14 +424,22 @@ impl Store {
         &self,
         fence: Fence<'_>,
         tx: &NewAnchorTx<'_>,
-        retire: Option<(&str, AnchorTxStatus, Option<&str>)>,
+        retire: Option<(&str, AnchorTxEvent, Option<&str>)>,
     ) -> Result<Fenced, StoreError> {
         let mut client = self.client().await?;
         let db = client.transaction().await?;
         if !fence_holds(&db, fence).await? {
             return Ok(Fenced::LostLease);
         }
-        if let Some((signature, status, error)) = retire {
+        if let Some((signature, event, error)) = retire {
+            // Failed or Expired: from the live set (`AnchorTxStatus::sources`), spelled as the
+            // literal the partial unique indexes carry.
+            let status = matches!(event, AnchorTxEvent::Failed | AnchorTxEvent::Expired)
+                .then(|| AnchorTxStatus::Signed.after(event))
+                .flatten()
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("{event:?} does not retire a live transaction"))
+                })?;
             let retired = db
                 .execute(
                     &format!(
@@ -481,9 +505,13 @@ impl Store {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE anchor_transactions SET status = 'sent', sent_at = coalesce(sent_at, now()) \
-                 WHERE signature = $1 AND status = 'signed'",
-                &[&signature],
+                "UPDATE anchor_transactions SET status = $2, sent_at = coalesce(sent_at, now()) \
+                 WHERE signature = $1 AND status = ANY($3)",
+                &[
+                    &signature,
+                    &AnchorTxStatus::Sent.as_str(),
+                    &tx_sources(AnchorTxEvent::Sent),
+                ],
             )
             .await?;
         Ok(())
@@ -500,10 +528,15 @@ impl Store {
         let db = client.transaction().await?;
         let slot = i64::try_from(slot).unwrap_or(i64::MAX);
         db.execute(
-            "UPDATE anchor_transactions SET status = 'confirmed', slot = $2, \
+            "UPDATE anchor_transactions SET status = $3, slot = $2, \
                confirmed_at = coalesce(confirmed_at, now()) \
-             WHERE signature = $1 AND status IN ('signed', 'sent')",
-            &[&signature, &slot],
+             WHERE signature = $1 AND status = ANY($4)",
+            &[
+                &signature,
+                &slot,
+                &AnchorTxStatus::Confirmed.as_str(),
+                &tx_sources(AnchorTxEvent::Confirmed),
+            ],
         )
         .await?;
         let id = key_param(&key);
@@ -541,10 +574,15 @@ impl Store {
         }
         let slot = i64::try_from(slot).unwrap_or(i64::MAX);
         db.execute(
-            "UPDATE anchor_transactions SET status = 'finalized', slot = $2, \
+            "UPDATE anchor_transactions SET status = $3, slot = $2, \
                confirmed_at = coalesce(confirmed_at, now()), finalized_at = now() \
-             WHERE signature = $1",
-            &[&signature, &slot],
+             WHERE signature = $1 AND status = ANY($4)",
+            &[
+                &signature,
+                &slot,
+                &AnchorTxStatus::Finalized.as_str(),
+                &tx_sources(AnchorTxEvent::Finalized),
+            ],
         )
         .await?;
         let id = key_param(&fence.key);

@@ -652,8 +652,10 @@ async fn set_revoked(
 }
 
 /// Among the anchor transactions `scope` selects (SQL over `$1` = `id`), the one that landed
-/// (`signature`) is finalized and every other still-live one retired as expired, so the
-/// relay never rebroadcasts or re-signs.
+/// (`signature`) is finalized (`AnchorTxEvent::ObservedFinalized`: from any status) and every
+/// other still-live one retired as expired (`AnchorTxEvent::Superseded`: from the live set,
+/// spelled as the literal the partial unique indexes carry), so the relay never rebroadcasts
+/// or re-signs.
 async fn retire_live_txs(
     db: &deadpool_postgres::Transaction<'_>,
     scope: &str,
@@ -712,7 +714,7 @@ async fn finalize_pending(
 
 /// The statuses a trusted anchor finalizes (`domain::reconcile::awaiting_anchor`), as the
 /// text the guarded updates compare with.
-fn awaiting_anchor_sql() -> Vec<&'static str> {
+pub(crate) fn awaiting_anchor_sql() -> Vec<&'static str> {
     awaiting_anchor().map(CredentialStatus::as_str).collect()
 }
 
