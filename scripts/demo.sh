@@ -13,32 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-: "${CARGO_TARGET_DIR:=$HOME/.cache/credential-anchor/target}"
-export CARGO_TARGET_DIR
-BIN="$CARGO_TARGET_DIR/debug"
-WORK="$(mktemp -d /tmp/credential-demo.XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=scripts/lib/stack.sh
+source scripts/lib/stack.sh
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { printf '\033[31mdemo failed: %s\033[0m\n' "$*" >&2; exit 1; }
-# json EXPR < file: one value of a JSON document; a clear message (not a traceback) otherwise.
-json() {
-  python3 -c '
-import json, sys
-try:
-    d = json.load(sys.stdin)
-    print(eval(sys.argv[1], {}, {"d": d}))
-except Exception as e:
-    sys.exit("could not read %s from the answer: %s" % (sys.argv[1], e))
-' "$1"
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # http EXPECTED_STATUS URL [curl args...]: prints the body; any other status (or no answer)
 # stops the demo with the status and the body.
 http() {
@@ -70,15 +49,8 @@ say "starting PostgreSQL, solana-test-validator, issuer-api and outbox-relay (fr
 # One bring-up for the demo and the CI scripts: localnet provisions the issuer through the
 # operator commands (issuer-api admin create-issuer, outbox-relay keygen/airdrop) and passes
 # every setting to every service. The reconciler is run once below instead of as a loop.
-"$BIN/localnet" up --validator required --services --no-reconciler \
-  --issuer-id demo-university --issuer-name "Demo University" \
-  --work-dir "$WORK/stack" --log-filter "warn,issuer_api=info,outbox_relay=info" \
-  --env-file "$WORK/env" 2>"$WORK/localnet.log" &
-PIDS+=($!)
-for _ in $(seq 1 180); do [[ -s "$WORK/env" ]] && break; sleep 1; done
-[[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; die "localnet did not start the stack"; }
-# shellcheck disable=SC1091
-source "$WORK/env"
+stack_up --no-reconciler --issuer-id demo-university --issuer-name "Demo University" \
+  --log-filter "warn,issuer_api=info,outbox_relay=info"
 API="$API_URL"
 AUTH=(-H "Authorization: Bearer $API_KEY")
 echo "database $DATABASE_URL, RPC $SOLANA_RPC_URL, API $API"

@@ -14,20 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-: "${CARGO_TARGET_DIR:=$HOME/.cache/credential-anchor/target}"
-export CARGO_TARGET_DIR
-BIN="$CARGO_TARGET_DIR/debug"
-WORK="$(mktemp -d /tmp/credential-prom.XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ -n "${KEEP_WORK:-}" ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=scripts/lib/stack.sh
+source scripts/lib/stack.sh
 say() { printf '\n== %s\n' "$*"; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 LAZY="rpc_errors_total"   # CounterVec{method,class}: no series until the first RPC error
 
 command -v prometheus >/dev/null || { echo "prometheus server missing: apt-get install prometheus"; exit 1; }
@@ -36,14 +25,7 @@ command -v prometheus >/dev/null || { echo "prometheus server missing: apt-get i
 say "PostgreSQL + solana-test-validator + the three services (localnet up --services)"
 # The reconciler loop every 5 s (inherited by the services localnet starts).
 export APP__RECONCILE__INTERVAL_SECS=5
-"$BIN/localnet" up --validator required --services \
-  --issuer-id prom-university --issuer-name "Prom University" \
-  --work-dir "$WORK/stack" --env-file "$WORK/env" 2>"$WORK/localnet.log" &
-PIDS+=($!)
-for _ in $(seq 1 180); do [[ -s "$WORK/env" ]] && break; sleep 1; done
-[[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; exit 1; }
-# shellcheck disable=SC1090
-source "$WORK/env"
+stack_up --issuer-id prom-university --issuer-name "Prom University"
 REC_PORT="$RECONCILER_PORT"; PROM_PORT=$(free_port)
 say "services: api :$API_PORT, relay :$RELAY_PORT, reconciler :$REC_PORT"
 

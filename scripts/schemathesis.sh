@@ -9,24 +9,13 @@
 # Usage: bash scripts/schemathesis.sh   (ST_MAX_EXAMPLES, default 30; SKIP_BUILD=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${CARGO_TARGET_DIR:=$HOME/.cache/credential-anchor/target}"
-export CARGO_TARGET_DIR
+# shellcheck source=scripts/lib/stack.sh
+source scripts/lib/stack.sh
 CACHE_DIR="${CACHE_DIR:-$HOME/.cache/credential-anchor}"
-BIN="$CARGO_TARGET_DIR/debug"
 VENV="$CACHE_DIR/tools/schemathesis-venv"
 ST_VERSION="${ST_VERSION:-4.32.5}"
 OUT="${OUT:-$CACHE_DIR/schemathesis}"
-WORK="$(mktemp -d /tmp/credential-st.XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ -n "${KEEP_WORK:-}" ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
 say() { printf '\n== %s\n' "$*"; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 if [[ ! -x "$VENV/bin/st" ]] || [[ "$("$VENV/bin/st" --version 2>/dev/null)" != *"$ST_VERSION"* ]]; then
   say "installing schemathesis $ST_VERSION into $VENV"
@@ -39,14 +28,7 @@ say "PostgreSQL + solana-test-validator + issuer-api and outbox-relay (localnet 
 # Thousands of generated requests in a minute: the per-key limit would answer most with 429
 # (inherited by the services localnet starts).
 export APP__HTTP__RATE_LIMIT_PER_SECOND=0
-"$BIN/localnet" up --validator required --services --no-reconciler \
-  --issuer-id st-university --issuer-name "Schemathesis University" \
-  --work-dir "$WORK/stack" --env-file "$WORK/env" 2>"$WORK/localnet.log" &
-PIDS+=($!)
-for _ in $(seq 1 180); do [[ -s "$WORK/env" ]] && break; sleep 1; done
-[[ -s "$WORK/env" ]] || { cat "$WORK/localnet.log"; exit 1; }
-# shellcheck disable=SC1090
-source "$WORK/env"
+stack_up --no-reconciler --issuer-id st-university --issuer-name "Schemathesis University"
 API="http://127.0.0.1:$API_PORT"
 curl -fsS -X POST "$API/v1/credentials" -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \
   -d '{"recipient_id":"student-1","issued_at":"2026-06-30T12:00:00Z","serial":"ST-1","credential_type":"diploma","title":"BSc","file_base64":"JVBERi0xLjcK"}' >/dev/null

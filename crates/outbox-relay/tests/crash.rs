@@ -619,78 +619,11 @@ async fn postgres_restart_under_load_gives_503_then_every_retry_lands_once() {
     assert_eq!(anchored_once, acked.len(), "{figures:?}");
 }
 
-/// Plain-SQL backup of the world's database (what `pg_dump` in a CronJob would take).
-fn backup(w: &World, path: &Path) {
-    let status = std::process::Command::new("pg_dump")
-        .arg("--dbname")
-        .arg(&w.db.url)
-        .arg("--file")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "pg_dump failed");
-}
-
-/// The disaster: the live database is gone (its sessions ended with it). From here the API
-/// answers 503 until the restore brings a database back under the same name.
-async fn lose_database(w: &World) {
-    let (admin_url, name) = w.db.url.rsplit_once('/').unwrap();
-    let name = name.split('?').next().unwrap().to_string();
-    let (admin, conn) =
-        tokio_postgres::connect(&format!("{admin_url}/postgres"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    admin
-        .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-        .await
-        .unwrap();
-}
-
-/// Restores `path` into a new database, then swaps it in under the live name (DROP …
-/// WITH (FORCE) ends the API's sessions), so the API never sees a half-restored schema:
-/// only a short "database unavailable" window, which its clients retry through.
-async fn restore_swapping(w: &World, path: &Path) {
-    let (admin_url, name) = w.db.url.rsplit_once('/').unwrap();
-    let name = name.split('?').next().unwrap().to_string();
-    let staging = format!("{name}_restore");
-    let (admin, conn) =
-        tokio_postgres::connect(&format!("{admin_url}/postgres"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    admin
-        .batch_execute(&format!("CREATE DATABASE \"{staging}\""))
-        .await
-        .unwrap();
-    let status = std::process::Command::new("psql")
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "--dbname"])
-        .arg(format!("{admin_url}/{staging}"))
-        .arg("-f")
-        .arg(path)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "psql restore failed");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{staging}\" RENAME TO \"{name}\""
-        ))
-        .await
-        .unwrap();
-}
-
 /// The transactions the relay stored that may still land: (signatures, last valid heights).
 async fn in_flight(w: &World) -> (Vec<String>, Vec<u64>) {
-    let (client, conn) = tokio_postgres::connect(&w.db.url, tokio_postgres::NoTls)
+    let rows = w
+        .sql()
         .await
-        .unwrap();
-    tokio::spawn(conn);
-    let rows = client
         .query(
             "SELECT signature, last_valid_block_height FROM anchor_transactions \
              WHERE status IN ('signed', 'sent', 'confirmed')",
@@ -762,7 +695,7 @@ async fn restore_from_an_older_backup_under_load_recovers_every_anchored_credent
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    backup(&w, &dump);
+    w.dump(&dump);
     let backed_up = w.query_i64("SELECT count(*) FROM credentials").await;
     tokio::time::sleep(Duration::from_secs(5)).await;
 
@@ -771,10 +704,10 @@ async fn restore_from_an_older_backup_under_load_recovers_every_anchored_credent
     relay.kill().await.unwrap();
     let rows_before_disaster = w.query_i64("SELECT count(*) FROM credentials").await;
     let sent = in_flight(&w).await;
-    lose_database(&w).await;
+    w.lose_database().await;
     settle_in_flight(&w, sent).await;
 
-    restore_swapping(&w, &dump).await;
+    w.restore_swapping(&dump).await;
     let run = std::process::Command::new(relay_bin().with_file_name("reconciler"))
         .args(["run-once", "--since", "1h"])
         .envs(w.service_env(Service::Reconciler, 0))

@@ -319,29 +319,13 @@ impl Stack {
     /// Finalized successful batch memos the anchoring key signed, scanned from the CHAIN:
     /// (transaction signature, memo) per transaction.
     pub async fn batch_anchors_on_chain(&self) -> Vec<(String, Memo)> {
-        let chain = self.chain();
         let mut found = Vec::new();
-        let mut before: Option<String> = None;
-        loop {
-            let page = chain
-                .signatures_for_address(&self.anchor_pubkey, before.as_deref(), None, 1000)
-                .await
-                .unwrap();
-            for entry in &page {
-                if entry.err {
-                    continue;
-                }
-                for memo in decode_rpc_memo_field(entry.memo.as_deref().unwrap_or("")) {
-                    if matches!(memo, Memo::Batch { .. }) {
-                        found.push((entry.signature.clone(), memo));
-                    }
-                }
+        self.walk_memos_on_chain(|signature, memo| {
+            if matches!(memo, Memo::Batch { .. }) {
+                found.push((signature.to_string(), memo));
             }
-            match page.last() {
-                Some(last) if page.len() == 1000 => before = Some(last.signature.clone()),
-                _ => break,
-            }
-        }
+        })
+        .await;
         found
     }
 
@@ -635,9 +619,8 @@ impl Stack {
         assert!(status.success(), "pg_dump failed");
     }
 
-    /// Drops and recreates the test database, then replays the dump with psql: a restore
-    /// from backup, as an operator would do it.
-    pub async fn restore(&self, path: &Path) {
+    /// The stack database's name and a connection to the server's `postgres` database.
+    async fn admin(&self) -> (String, tokio_postgres::Client) {
         let (admin_url, name) = self.db.url.rsplit_once('/').unwrap();
         let name = name.split('?').next().unwrap().to_string();
         let (admin, conn) =
@@ -645,6 +628,27 @@ impl Stack {
                 .await
                 .unwrap();
         tokio::spawn(conn);
+        (name, admin)
+    }
+
+    /// Replays a plain-SQL dump into database `name` of the stack's server.
+    fn psql_restore(&self, name: &str, path: &Path) {
+        let (admin_url, _) = self.db.url.rsplit_once('/').unwrap();
+        let status = std::process::Command::new("psql")
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "--dbname"])
+            .arg(format!("{admin_url}/{name}"))
+            .arg("-f")
+            .arg(path)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "psql restore failed");
+    }
+
+    /// Drops and recreates the test database, then replays the dump with psql: a restore
+    /// from backup, as an operator would do it.
+    pub async fn restore(&self, path: &Path) {
+        let (name, admin) = self.admin().await;
         // Two statements: DROP DATABASE refuses to run inside the implicit transaction of a
         // multi-statement query. FORCE ends the API's pooled sessions, as a real restore would.
         admin
@@ -655,15 +659,40 @@ impl Stack {
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
             .unwrap();
-        let status = std::process::Command::new("psql")
-            .args(["-q", "-v", "ON_ERROR_STOP=1", "--dbname"])
-            .arg(&self.db.url)
-            .arg("-f")
-            .arg(path)
-            .stdout(std::process::Stdio::null())
-            .status()
+        self.psql_restore(&name, path);
+    }
+
+    /// The disaster: the live database is gone (its sessions ended with it). From here the
+    /// API answers 503 until a restore brings a database back under the same name.
+    pub async fn lose_database(&self) {
+        let (name, admin) = self.admin().await;
+        admin
+            .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .await
             .unwrap();
-        assert!(status.success(), "psql restore failed");
+    }
+
+    /// Restores `path` into a new database, then swaps it in under the live name (DROP …
+    /// WITH (FORCE) ends the API's sessions), so the API never sees a half-restored schema:
+    /// only a short "database unavailable" window, which its clients retry through.
+    pub async fn restore_swapping(&self, path: &Path) {
+        let (name, admin) = self.admin().await;
+        let staging = format!("{name}_restore");
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{staging}\""))
+            .await
+            .unwrap();
+        self.psql_restore(&staging, path);
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await
+            .unwrap();
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{staging}\" RENAME TO \"{name}\""
+            ))
+            .await
+            .unwrap();
     }
 
     /// Counts, per credential id, the finalized successful memo transactions in the
@@ -687,22 +716,29 @@ impl Stack {
     }
 
     async fn count_on_chain(&self, key: impl Fn(Memo) -> Option<String>) -> HashMap<String, usize> {
-        let chain = self.chain();
         let mut counts = HashMap::new();
+        self.walk_memos_on_chain(|_, memo| {
+            if let Some(k) = key(memo) {
+                *counts.entry(k).or_insert(0) += 1;
+            }
+        })
+        .await;
+        counts
+    }
+
+    /// Every memo of ours in a successful transaction of the anchoring key's history, newest
+    /// first, read from the CHAIN (`getSignaturesForAddress`, paged), never the database.
+    async fn walk_memos_on_chain(&self, mut each: impl FnMut(&str, Memo)) {
+        let chain = self.chain();
         let mut before: Option<String> = None;
         loop {
             let page = chain
                 .signatures_for_address(&self.anchor_pubkey, before.as_deref(), None, 1000)
                 .await
                 .unwrap();
-            for entry in &page {
-                if entry.err {
-                    continue;
-                }
+            for entry in page.iter().filter(|e| !e.err) {
                 for memo in decode_rpc_memo_field(entry.memo.as_deref().unwrap_or("")) {
-                    if let Some(k) = key(memo) {
-                        *counts.entry(k).or_insert(0) += 1;
-                    }
+                    each(&entry.signature, memo);
                 }
             }
             match page.last() {
@@ -710,7 +746,6 @@ impl Stack {
                 _ => break,
             }
         }
-        counts
     }
 
     /// Findings of `kind` recorded so far.
