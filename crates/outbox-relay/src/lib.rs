@@ -53,7 +53,7 @@ impl Application {
             chain.clone(),
             RelayConfig {
                 worker,
-                batch_size: settings.relay.batch_size.max(1),
+                claim_size: settings.relay.claim_size.max(1),
                 concurrency: settings.relay.concurrency.max(1),
                 lease: Duration::from_millis(settings.relay.lease_ms.max(1_000)),
                 track_interval: Duration::from_millis(settings.relay.track_interval_ms),
@@ -144,7 +144,7 @@ impl Application {
             let full = match claimed {
                 Ok(n) => {
                     relay.mark_success();
-                    n >= 1 && n >= relay.batch_size() as usize
+                    n >= 1 && n >= relay.claim_size() as usize
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "relay pass failed");

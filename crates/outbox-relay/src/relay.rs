@@ -72,7 +72,7 @@ struct PassContext {
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub worker: String,
-    pub batch_size: u32,
+    pub claim_size: u32,
     pub concurrency: usize,
     pub lease: Duration,
     pub track_interval: Duration,
@@ -112,8 +112,8 @@ impl Relay {
         &self.config.worker
     }
 
-    pub fn batch_size(&self) -> u32 {
-        self.config.batch_size
+    pub fn claim_size(&self) -> u32 {
+        self.config.claim_size
     }
 
     /// Records a pass that completed without error (the last-success gauge).
@@ -121,7 +121,7 @@ impl Relay {
         self.metrics.last_success.set(chrono_now() as f64 / 1000.0);
     }
 
-    /// Seals due Merkle batches, then claims up to `batch_size` due jobs (single-mode
+    /// Seals due Merkle batches, then claims up to `claim_size` due jobs (single-mode
     /// credentials and sealed batches) and advances each one step. Returns how many jobs
     /// were claimed (a full claim means more may be due right away).
     ///
@@ -140,7 +140,7 @@ impl Relay {
             .store
             .claim_due_outbox_rows(
                 &self.config.worker,
-                self.config.batch_size,
+                self.config.claim_size,
                 self.config.lease,
                 self.config.mode.as_str(),
             )
@@ -149,7 +149,7 @@ impl Relay {
             .store
             .claim_due_batches(
                 &self.config.worker,
-                self.config.batch_size,
+                self.config.claim_size,
                 self.config.lease,
             )
             .await;

@@ -21,9 +21,10 @@ pub struct Settings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RelaySettings {
-    /// Jobs claimed per round trip.
-    #[serde(default = "default_batch")]
-    pub batch_size: u32,
+    /// Jobs claimed per round trip. Was `batch_size` (still read): "batch" is kept for
+    /// Merkle batches (ARCHITECTURE.md, "Vocabulary").
+    #[serde(default = "default_claim_size", alias = "batch_size")]
+    pub claim_size: u32,
     /// Jobs advanced in parallel within a batch.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -70,7 +71,7 @@ fn default_batch_wait_ms() -> u64 {
     2_000
 }
 
-fn default_batch() -> u32 {
+fn default_claim_size() -> u32 {
     64
 }
 fn default_concurrency() -> usize {
@@ -95,7 +96,7 @@ fn default_grace() -> u64 {
 impl Default for RelaySettings {
     fn default() -> Self {
         Self {
-            batch_size: default_batch(),
+            claim_size: default_claim_size(),
             concurrency: default_concurrency(),
             lease_ms: default_lease_ms(),
             poll_interval_ms: default_poll_ms(),
@@ -129,5 +130,15 @@ mod tests {
         let chain = s.chain.chain_config();
         assert_eq!(chain.cluster, chain::Cluster::Localnet);
         assert!(s.chain.signing_keypair().is_ok());
+    }
+
+    #[test]
+    fn the_old_name_of_the_claim_size_is_still_read() {
+        let old: RelaySettings =
+            serde_json::from_value(serde_json::json!({"batch_size": 7})).unwrap();
+        assert_eq!(old.claim_size, 7);
+        let new: RelaySettings =
+            serde_json::from_value(serde_json::json!({"claim_size": 9})).unwrap();
+        assert_eq!(new.claim_size, 9);
     }
 }

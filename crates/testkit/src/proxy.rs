@@ -179,6 +179,7 @@ async fn connection(
             return;
         };
         let _ = outbound.set_nodelay(true);
+        let fired_here = std::sync::atomic::AtomicBool::new(false);
         let (inbound_read, inbound_write) = inbound.split();
         let (outbound_read, outbound_write) = outbound.split();
         let forward = async {
@@ -187,7 +188,7 @@ async fn connection(
                     inbound_read,
                     outbound_write,
                     mode.clone(),
-                    Some((&trigger, &modes))
+                    Some((&trigger, &modes, &fired_here))
                 ),
                 pump(outbound_read, inbound_write, mode.clone(), None),
             )
@@ -196,9 +197,15 @@ async fn connection(
             _ = forward => false,
             _ = next_stopping_mode(mode.clone()) => true,
         };
-        // The upstream side closes normally in every case; what the client sees depends on
-        // the mode.
-        drop(outbound);
+        // The upstream side closes normally; what the client sees depends on the mode. The
+        // connection that fired the trigger keeps its upstream open a while, reading and
+        // discarding: the request must be acted on, and closing a socket with unread data
+        // would reset it (the server might then drop the request unread).
+        if fired_here.load(Ordering::SeqCst) {
+            tokio::spawn(drain(outbound));
+        } else {
+            drop(outbound);
+        }
         if !stopped {
             // Both directions ended (or one failed): the connection is over.
             return;
@@ -223,7 +230,11 @@ async fn pump<R, W>(
     mut from: R,
     mut to: W,
     mode: watch::Receiver<ProxyMode>,
-    cut: Option<(&Trigger, &watch::Sender<ProxyMode>)>,
+    cut: Option<(
+        &Trigger,
+        &watch::Sender<ProxyMode>,
+        &std::sync::atomic::AtomicBool,
+    )>,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -243,7 +254,7 @@ where
             tokio::time::sleep(d).await;
         }
         to.write_all(&buf[..n]).await?;
-        if let Some((trigger, modes)) = cut {
+        if let Some((trigger, modes, fired_here)) = cut {
             let fired = trigger.lock().is_ok_and(|mut armed| {
                 let hit = armed
                     .as_deref()
@@ -255,10 +266,21 @@ where
             });
             if fired {
                 to.flush().await?;
+                fired_here.store(true, Ordering::SeqCst);
                 modes.send_replace(ProxyMode::Drop);
             }
         }
     }
+}
+
+/// Reads and discards what the upstream still sends, for up to 2 s, then closes (a FIN
+/// after everything the client sent: the server reads the request before the end).
+async fn drain(mut outbound: TcpStream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while matches!(outbound.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// Resolves with the first mode (current or future) that stops forwarding; `Drop` when the
