@@ -38,8 +38,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 stack_up() {
   "$BIN/localnet" up --validator required --services --work-dir "$WORK/stack" \
     --env-file "$WORK/env" "$@" 2>"$WORK/localnet.log" &
-  PIDS+=($!)
-  for _ in $(seq 1 180); do [[ -s "$WORK/env" ]] && break; sleep 1; done
+  local pid=$!
+  PIDS+=("$pid")
+  # The env file appears whole (written, then renamed); localnet exiting first is a failure.
+  for _ in $(seq 1 180); do
+    [[ -s "$WORK/env" ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
   if [[ ! -s "$WORK/env" ]]; then
     cat "$WORK/localnet.log" >&2
     echo "localnet did not start the stack" >&2

@@ -83,7 +83,6 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-/// Encrypts `seed` under `master`, binding it to `aad`.
 /// Additional authenticated data binding a sealed seed to its issuer and key id: a sealed
 /// seed copied onto another issuer's row (or another key's) does not open.
 pub fn seal_aad(issuer: &crate::IssuerId, key_id: &crate::KeyId) -> Vec<u8> {
@@ -95,6 +94,7 @@ pub fn seal_aad(issuer: &crate::IssuerId, key_id: &crate::KeyId) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Encrypts `seed` under `master`, binding it to `aad`.
 pub fn seal_seed(
     master: &MasterKey,
     aad: &[u8],

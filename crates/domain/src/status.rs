@@ -174,28 +174,26 @@ pub enum AnchorTxEvent {
     Sent,
     /// The relay saw it at `confirmed` commitment.
     Confirmed,
-    /// The relay saw it `finalized` (it tracks only live transactions).
+    /// Seen `finalized` on chain, by the relay tracking it or by the reconciler in the
+    /// anchoring key's history: the chain is the truth, whatever the row said (the
+    /// reconciler may have retired it as superseded a moment before the relay looked).
     Finalized,
     /// The relay proved it cannot land: it failed on chain, or its blockhash expired below
     /// the finalized height (`domain::anchoring`).
     Failed,
     Expired,
-    /// The reconciler found it finalized in the anchoring key's history: the chain is the
-    /// truth, whatever the row said.
-    ObservedFinalized,
     /// The reconciler found another transaction of the same job finalized: this one is
     /// retired so the relay never rebroadcasts it.
     Superseded,
 }
 
 impl AnchorTxEvent {
-    pub const ALL: [AnchorTxEvent; 7] = [
+    pub const ALL: [AnchorTxEvent; 6] = [
         AnchorTxEvent::Sent,
         AnchorTxEvent::Confirmed,
         AnchorTxEvent::Finalized,
         AnchorTxEvent::Failed,
         AnchorTxEvent::Expired,
-        AnchorTxEvent::ObservedFinalized,
         AnchorTxEvent::Superseded,
     ];
 }
@@ -208,10 +206,9 @@ impl AnchorTxStatus {
         Some(match (self, event) {
             (S::Signed, E::Sent) => S::Sent,
             (S::Signed | S::Sent, E::Confirmed) => S::Confirmed,
-            (S::Signed | S::Sent | S::Confirmed | S::Finalized, E::Finalized) => S::Finalized,
+            (_, E::Finalized) => S::Finalized,
             (S::Signed | S::Sent | S::Confirmed, E::Failed) => S::Failed,
             (S::Signed | S::Sent | S::Confirmed, E::Expired | E::Superseded) => S::Expired,
-            (_, E::ObservedFinalized) => S::Finalized,
             _ => return None,
         })
     }
@@ -224,9 +221,8 @@ impl AnchorTxStatus {
         match event {
             E::Sent => &[S::Signed],
             E::Confirmed => &[S::Signed, S::Sent],
-            E::Finalized => &[S::Signed, S::Sent, S::Confirmed, S::Finalized],
+            E::Finalized => &Self::ALL,
             E::Failed | E::Expired | E::Superseded => &Self::LIVE,
-            E::ObservedFinalized => &Self::ALL,
         }
     }
 }

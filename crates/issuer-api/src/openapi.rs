@@ -62,7 +62,7 @@ impl Modify for BearerAuth {
 /// Responses every operation of a kind can give, added in one place so no annotation can
 /// forget them (schemathesis found 401 and 400 missing from the GET operations):
 /// - authenticated operations: 401 `unauthorized`, 429 `rate_limited` (after auth, every
-///   route), 503 `database_unavailable`;
+///   route), 503 `database_unavailable` or `commit_outcome_unknown`;
 /// - operations with a path parameter: 400 when it does not parse;
 /// - every operation: 503 (the database or the chain may be unavailable).
 struct CommonResponses;
@@ -115,7 +115,7 @@ impl Modify for CommonResponses {
                     });
                 }
                 responses.entry("503".into()).or_insert_with(|| {
-                    error("`database_unavailable` or `chain_unavailable`; see Retry-After")
+                    error("`database_unavailable`, `commit_outcome_unknown` (a write may have committed: retry with the same Idempotency-Key) or `chain_unavailable`; see Retry-After")
                 });
             }
         }

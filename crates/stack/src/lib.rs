@@ -621,22 +621,21 @@ impl Stack {
 
     /// The stack database's name and a connection to the server's `postgres` database.
     async fn admin(&self) -> (String, tokio_postgres::Client) {
-        let (admin_url, name) = self.db.url.rsplit_once('/').unwrap();
+        let (_, name) = self.db.url.rsplit_once('/').unwrap();
         let name = name.split('?').next().unwrap().to_string();
-        let (admin, conn) =
-            tokio_postgres::connect(&format!("{admin_url}/postgres"), tokio_postgres::NoTls)
-                .await
-                .unwrap();
+        let admin_url = testkit::postgres::with_database(&self.db.url, "postgres");
+        let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(conn);
         (name, admin)
     }
 
     /// Replays a plain-SQL dump into database `name` of the stack's server.
     fn psql_restore(&self, name: &str, path: &Path) {
-        let (admin_url, _) = self.db.url.rsplit_once('/').unwrap();
         let status = std::process::Command::new("psql")
             .args(["-q", "-v", "ON_ERROR_STOP=1", "--dbname"])
-            .arg(format!("{admin_url}/{name}"))
+            .arg(testkit::postgres::with_database(&self.db.url, name))
             .arg("-f")
             .arg(path)
             .stdout(std::process::Stdio::null())

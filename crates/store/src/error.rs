@@ -6,8 +6,9 @@ use tokio_postgres::error::SqlState;
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// The database could not be reached, refused new work, or dropped the connection
-    /// before COMMIT was sent: **nothing was committed** (a transaction cut short rolls back).
-    /// Retry later.
+    /// before COMMIT was sent: a transaction cut short **was not committed** (it rolls back).
+    /// A single autocommit statement (no explicit transaction: a finding, a checkpoint, a
+    /// sent mark) can still have applied; every one of those is idempotent. Retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The connection was lost while COMMIT was in flight: the transaction **may or may not

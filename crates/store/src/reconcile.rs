@@ -113,8 +113,9 @@ impl TrustedRevocation<'_> {
 /// What executing a repair did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Executed {
-    /// The repair executed (`Consistent` when a backfill found the row already inserted by
-    /// a concurrent writer).
+    /// The repair executed (`Consistent` when a credential backfill found the row already
+    /// inserted by a concurrent writer; a batch backfill that finds its record inserted
+    /// meanwhile stays `Backfill`, as it always did).
     pub repair: Repair,
     /// The finding it amounts to was recorded for the first time (a re-scan finds it again).
     pub new_finding: bool,
@@ -652,7 +653,7 @@ async fn set_revoked(
 }
 
 /// Among the anchor transactions `scope` selects (SQL over `$1` = `id`), the one that landed
-/// (`signature`) is finalized (`AnchorTxEvent::ObservedFinalized`: from any status) and every
+/// (`signature`) is finalized (`AnchorTxEvent::Finalized`: from any status) and every
 /// other still-live one retired as expired (`AnchorTxEvent::Superseded`: from the live set,
 /// spelled as the literal the partial unique indexes carry), so the relay never rebroadcasts
 /// or re-signs.

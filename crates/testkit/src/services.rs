@@ -109,8 +109,14 @@ impl ServiceProcess {
     ) -> anyhow::Result<Self> {
         let bin = bin_dir.join(service.binary());
         let file = std::fs::File::create(log).with_context(|| format!("{}", log.display()))?;
-        let child = Command::new(&bin)
-            .args(args)
+        let mut command = Command::new(&bin);
+        command.args(args);
+        // The process inherits the caller's environment; a keypair exported there for some
+        // other relay would make a service that never signs refuse to start.
+        if service != Service::OutboxRelay {
+            command.env_remove("APP__CHAIN__KEYPAIR_PATH");
+        }
+        let child = command
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(file)

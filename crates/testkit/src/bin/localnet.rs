@@ -164,11 +164,33 @@ async fn main() -> anyhow::Result<()> {
             no_reconciler,
             log_filter,
         } => {
-            let servers = tokio::task::spawn_blocking(move || start(validator, None)).await??;
+            // The signal handlers first: a SIGTERM while the stack comes up (a script giving
+            // up on it) must still stop everything below, not kill this process bare.
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let interrupted = async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            };
+            tokio::pin!(interrupted);
+            let starting = tokio::task::spawn_blocking(move || start(validator, None));
+            tokio::pin!(starting);
+            let servers = tokio::select! {
+                started = &mut starting => started??,
+                _ = &mut interrupted => {
+                    // Let the start finish, then stop what it started (dropping it).
+                    eprintln!("localnet: interrupted while starting");
+                    drop(starting.await);
+                    return Ok(());
+                }
+            };
             let mut vars = servers.vars.clone();
-            // Held until exit: dropping it stops the services and deletes the temporary dir.
-            let mut _stack = None;
-            let mut _tmp = None;
+            // Dropped in this order at the end: the services, their directory, then the
+            // servers they use.
+            let mut stack = None;
+            let mut tmp = None;
             if services {
                 let var = |name: &str| {
                     vars.iter()
@@ -187,9 +209,9 @@ async fn main() -> anyhow::Result<()> {
                 let work_dir = match work_dir {
                     Some(dir) => dir,
                     None => {
-                        let tmp = tempfile::tempdir()?;
-                        let path = tmp.path().to_path_buf();
-                        _tmp = Some(tmp);
+                        let dir = tempfile::tempdir()?;
+                        let path = dir.path().to_path_buf();
+                        tmp = Some(dir);
                         path
                     }
                 };
@@ -203,23 +225,39 @@ async fn main() -> anyhow::Result<()> {
                     reconciler: !no_reconciler,
                     log_filter,
                 };
-                let stack = testkit::services::start_stack(&opts, &database_url, &rpc_url).await?;
+                // Services started before an interruption or a failure are killed when the
+                // half-built stack is dropped inside `start_stack`; the servers below by
+                // `servers` going out of scope on return.
+                let started = tokio::select! {
+                    started = testkit::services::start_stack(&opts, &database_url, &rpc_url) => started?,
+                    _ = &mut interrupted => {
+                        eprintln!("localnet: interrupted while starting the services");
+                        return Ok(());
+                    }
+                };
                 eprintln!(
                     "localnet: services up (logs in {})",
                     opts.work_dir.display()
                 );
-                vars.extend(stack.vars.iter().cloned());
-                _stack = Some(stack);
+                vars.extend(started.vars.iter().cloned());
+                stack = Some(started);
             }
-            let mut file = std::fs::File::create(&env_file)
-                .with_context(|| format!("creating {}", env_file.display()))?;
+            // Written whole, then renamed: a script sourcing it as soon as it exists never
+            // reads half of it.
+            let partial = env_file.with_extension("partial");
+            let mut file = std::fs::File::create(&partial)
+                .with_context(|| format!("creating {}", partial.display()))?;
             for (k, v) in &vars {
                 writeln!(file, "export {k}={}", shell_quote(v))?;
             }
             file.sync_all()?;
+            std::fs::rename(&partial, &env_file)
+                .with_context(|| format!("writing {}", env_file.display()))?;
             eprintln!("localnet: up; variables in {}", env_file.display());
-            wait_for_signal().await?;
+            interrupted.await;
             eprintln!("localnet: stopping");
+            drop(stack);
+            drop(tmp);
             drop(servers);
             Ok(())
         }
