@@ -402,6 +402,25 @@ impl ChainClient {
         .await
     }
 
+    /// A credential's anchor transaction as a verifier sees it: at `finalized` if the node
+    /// has it there, else at `confirmed`, as the verdict's `SeenTx` (which says which). The
+    /// one reading of an anchor for `POST /v1/verify`, the page and `credential-verify`.
+    pub async fn fetch_anchor(
+        &self,
+        signature: &str,
+    ) -> Result<Option<domain::verdict::SeenTx>, ChainError> {
+        if let Some(tx) = self
+            .fetch_transaction(signature, Commitment::Finalized)
+            .await?
+        {
+            return Ok(Some(tx.into_seen(true)));
+        }
+        Ok(self
+            .fetch_transaction(signature, Commitment::Confirmed)
+            .await?
+            .map(|tx| tx.into_seen(false)))
+    }
+
     /// One page of the finalized transactions that mention `address`, newest first, strictly
     /// older than `before` and newer than `until` (both exclusive), at most `limit` (1..=1000).
     pub async fn signatures_for_address(

@@ -9,7 +9,7 @@
 //! fact that something was anchored.
 
 use bytes::Bytes;
-use chain::{ChainError, Commitment};
+use chain::ChainError;
 use domain::hash::{CredentialFields, FileDigest};
 use domain::proof::{bundle_version, AnchorPath, BundleAnchor, BundleSignature, ProofBundle};
 use domain::signing::PublicKey;
@@ -401,23 +401,10 @@ async fn read_anchor(state: &AppState, signature: &str) -> Result<ChainAnchor, A
     };
     let invalid =
         |_| ApiError::invalid_field("proof", "anchor.signature is not a transaction signature");
-    match state
-        .chain
-        .fetch_transaction(signature, Commitment::Finalized)
-        .await
-    {
-        Ok(Some(tx)) => return Ok(ChainAnchor::Seen(tx.into_seen(true))),
-        Ok(None) => {}
-        Err(e @ ChainError::InvalidArgument(_)) => return Err(invalid(e)),
-        Err(e) => return Err(unavailable(e)),
-    }
-    match state
-        .chain
-        .fetch_transaction(signature, Commitment::Confirmed)
-        .await
-    {
-        Ok(Some(tx)) => Ok(ChainAnchor::Seen(tx.into_seen(false))),
+    match state.chain.fetch_anchor(signature).await {
+        Ok(Some(seen)) => Ok(ChainAnchor::Seen(seen)),
         Ok(None) => Ok(ChainAnchor::NotFound),
+        Err(e @ ChainError::InvalidArgument(_)) => Err(invalid(e)),
         Err(e) => Err(unavailable(e)),
     }
 }

@@ -162,43 +162,12 @@ impl Store {
             // Claim the key first. A concurrent request with the same key blocks here on the
             // primary key until this transaction ends, then sees our committed answer: N
             // identical concurrent requests create exactly one credential.
-            let claimed = tx
-                .execute(
-                    "INSERT INTO idempotency_keys (issuer_id, key, request_hash) \
-                     VALUES ($1, $2, $3) ON CONFLICT (issuer_id, key) DO NOTHING",
-                    &[
-                        &new.issuer.as_str(),
-                        &idem.key,
-                        &idem.request_hash.as_slice(),
-                    ],
-                )
-                .await?;
-            if claimed == 0 {
-                let row = tx
-                    .query_one(
-                        "SELECT request_hash, response_status, response_body \
-                         FROM idempotency_keys WHERE issuer_id = $1 AND key = $2",
-                        &[&new.issuer.as_str(), &idem.key],
-                    )
-                    .await?;
-                let stored_hash: Vec<u8> = row.try_get(0)?;
-                if stored_hash.as_slice() != idem.request_hash.as_slice() {
-                    return Ok(IssueOutcome::IdempotencyKeyReused);
+            match claim_idempotency(&tx, &new.issuer, idem).await? {
+                IdempotencyClaim::Fresh => {}
+                IdempotencyClaim::Replayed { status, body } => {
+                    return Ok(IssueOutcome::Replayed { status, body })
                 }
-                let status: Option<i16> = row.try_get(1)?;
-                let body: Option<Value> = row.try_get(2)?;
-                return match (status, body) {
-                    (Some(status), Some(body)) => Ok(IssueOutcome::Replayed {
-                        status: u16::try_from(status)
-                            .map_err(|_| StoreError::Corrupt("idempotency status".into()))?,
-                        body,
-                    }),
-                    // The response is written in the same transaction as the key, so a
-                    // committed key without one means a manual edit.
-                    _ => Err(StoreError::Corrupt(
-                        "idempotency key without response".into(),
-                    )),
-                };
+                IdempotencyClaim::Reused => return Ok(IssueOutcome::IdempotencyKeyReused),
             }
         }
 
@@ -484,7 +453,11 @@ enum IdempotencyClaim {
     Reused,
 }
 
-/// Claims an Idempotency-Key inside `tx` (see `issue_credential`).
+/// Claims an Idempotency-Key inside `tx`, for single and bulk issuance alike: a fresh key is
+/// inserted (a concurrent twin blocks on its primary key until this transaction ends); a key
+/// seen before answers with its stored response, or `Reused` for another request. The
+/// response is written in the same transaction as the key, so a committed key without one
+/// means a manual edit.
 async fn claim_idempotency(
     tx: &deadpool_postgres::Transaction<'_>,
     issuer: &IssuerId,

@@ -337,18 +337,9 @@ pub async fn observe(
     let anchor = if bundle.anchor.signature.is_empty() {
         ChainAnchor::NotSubmitted
     } else {
-        match client
-            .fetch_transaction(&bundle.anchor.signature, Commitment::Finalized)
-            .await?
-        {
-            Some(tx) => ChainAnchor::Seen(tx.into_seen(true)),
-            None => match client
-                .fetch_transaction(&bundle.anchor.signature, Commitment::Confirmed)
-                .await?
-            {
-                Some(tx) => ChainAnchor::Seen(tx.into_seen(false)),
-                None => ChainAnchor::NotFound,
-            },
+        match client.fetch_anchor(&bundle.anchor.signature).await? {
+            Some(seen) => ChainAnchor::Seen(seen),
+            None => ChainAnchor::NotFound,
         }
     };
     let anchor_slot = match &anchor {
