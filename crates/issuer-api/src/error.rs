@@ -60,8 +60,10 @@ pub enum ApiError {
     DatabaseUnavailable { retry_after_secs: u64 },
     #[error("the database connection was lost while committing: the request may have been recorded; retry with the same Idempotency-Key to learn its outcome")]
     CommitOutcomeUnknown { retry_after_secs: u64 },
-    #[error("too many requests for this API key; retry after {retry_after_secs} s")]
+    #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error("the request body did not arrive within {secs} s")]
+    RequestTimeout { secs: u64 },
     #[error("internal error")]
     Internal,
 }
@@ -110,6 +112,7 @@ impl ApiError {
             ApiError::DatabaseUnavailable { .. } => ErrorCode::DatabaseUnavailable,
             ApiError::CommitOutcomeUnknown { .. } => ErrorCode::CommitOutcomeUnknown,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::RequestTimeout { .. } => ErrorCode::RequestTimeout,
             ApiError::Internal => ErrorCode::Internal,
         }
     }
@@ -189,6 +192,7 @@ impl ResponseError for ApiError {
             | ApiError::CommitOutcomeUnknown { .. }
             | ApiError::ChainUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -261,6 +265,8 @@ error_codes! {
     /// The connection dropped while COMMIT was in flight: it may have committed.
     CommitOutcomeUnknown => "commit_outcome_unknown",
     RateLimited => "rate_limited",
+    /// The request body did not arrive within `http.body_read_timeout_secs`.
+    RequestTimeout => "request_timeout",
     Internal => "internal_error",
     /// A bulk item whose serial appears earlier in the same request (per item only).
     DuplicateInRequest => "duplicate_in_request",

@@ -15,6 +15,7 @@ pub mod keycache;
 pub mod metrics;
 pub mod openapi;
 pub mod proofs;
+pub mod public;
 pub mod ratelimit;
 pub mod request;
 pub mod routes;

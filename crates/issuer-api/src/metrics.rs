@@ -77,6 +77,18 @@ impl ApiMetrics {
 
 /// Records every request under its route *pattern* (`/v1/credentials/{id}`), never the raw
 /// path, so label cardinality stays bounded whatever clients send.
+/// The `method` label: the standard methods by name, anything a client makes up as `other`,
+/// so made-up methods cannot create an unbounded number of series.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| method.as_str() == *known)
+        .unwrap_or("other")
+}
+
 pub async fn track_http(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -85,7 +97,7 @@ pub async fn track_http(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method()).to_string();
     let metrics = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.metrics.clone());

@@ -64,6 +64,8 @@ impl Modify for BearerAuth {
 /// - authenticated operations: 401 `unauthorized`, 429 `rate_limited` (after auth, every
 ///   route), 503 `database_unavailable` or `commit_outcome_unknown`;
 /// - operations with a path parameter: 400 when it does not parse;
+/// - operations that read a body: 408 `request_timeout` (`http.body_read_timeout_secs`);
+/// - the public verification: 429 `rate_limited` (per client IP, verifications in flight);
 /// - every operation: 503 (the database or the chain may be unavailable).
 struct CommonResponses;
 
@@ -103,6 +105,16 @@ impl Modify for CommonResponses {
                     });
                     responses.entry("429".into()).or_insert_with(|| {
                         error("`rate_limited`: this API key's rate limit; see Retry-After")
+                    });
+                }
+                if op.request_body.is_some() {
+                    responses.entry("408".into()).or_insert_with(|| {
+                        error("`request_timeout`: the body did not arrive within http.body_read_timeout_secs")
+                    });
+                }
+                if !authenticated && op.request_body.is_some() {
+                    responses.entry("429".into()).or_insert_with(|| {
+                        error("`rate_limited`: this client IP's verification rate, or too many verifications in flight; see Retry-After")
                     });
                 }
                 let has_path_param = op.parameters.as_ref().is_some_and(|ps| {

@@ -237,8 +237,11 @@ pub async fn recover(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body =
-        crate::request::read_body_limited(req.headers(), payload, state.body_limit_bytes).await?;
+    let body = crate::request::within_deadline(
+        state.body_read_timeout,
+        crate::request::read_body_limited(req.headers(), payload, state.body_limit_bytes),
+    )
+    .await?;
     let bundle = ProofBundle::from_json(&body).map_err(|e| ApiError::InvalidJson {
         message: e.to_string(),
     })?;

@@ -48,6 +48,19 @@ pub struct IssueRequest {
     pub file: Bytes,
 }
 
+/// Runs `reading` (the read of a request body) within `deadline`: a body that does not arrive
+/// in time is `408 request_timeout`, so a slow client cannot hold a worker and its buffer.
+pub async fn within_deadline<T>(
+    deadline: std::time::Duration,
+    reading: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout(deadline, reading)
+        .await
+        .map_err(|_| ApiError::RequestTimeout {
+            secs: deadline.as_secs(),
+        })?
+}
+
 /// Reads the whole body, refusing more than `limit` bytes (413) before buffering it all.
 pub async fn read_body_limited(
     headers: &HeaderMap,

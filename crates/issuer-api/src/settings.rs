@@ -18,6 +18,9 @@ pub struct Settings {
     /// The RPC node `POST /v1/verify` reads anchors from, and the cluster it must be
     /// (read-only: the API never signs, so `chain.keypair_path` is refused).
     pub chain: chain::ChainSettings,
+    /// Limits of the unauthenticated verification routes.
+    #[serde(default)]
+    pub public: crate::public::PublicSettings,
 }
 
 /// Explorer links in responses. The network itself is `chain.cluster`.
@@ -79,6 +82,14 @@ pub struct HttpSettings {
     /// otherwise).
     #[serde(default = "default_true")]
     pub migrate_on_start: bool,
+    /// The longest a request body may take to arrive, on every route: a slow upload (a
+    /// slow-loris client holding a worker and a buffer) gets `408 request_timeout`.
+    #[serde(default = "default_body_read_timeout_secs")]
+    pub body_read_timeout_secs: u64,
+}
+
+fn default_body_read_timeout_secs() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +147,7 @@ impl Default for HttpSettings {
             api_key_cache_secs: default_api_key_cache_secs(),
             keep_alive_secs: default_keep_alive_secs(),
             migrate_on_start: true,
+            body_read_timeout_secs: default_body_read_timeout_secs(),
         }
     }
 }

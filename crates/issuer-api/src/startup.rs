@@ -89,6 +89,10 @@ impl Application {
                 custom_rpc_url: settings.explorer.custom_rpc_url.clone(),
             },
             chain: chain::ChainClient::read_only(settings.chain.chain_config()),
+            public: crate::public::PublicGuard::new(&settings.public),
+            body_read_timeout: std::time::Duration::from_secs(
+                settings.http.body_read_timeout_secs.max(1),
+            ),
         });
         // Which node verification trusts is the first thing to know when verdicts turn
         // into `chain_unavailable` (the demo once read a default nobody listened on).

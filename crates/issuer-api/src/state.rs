@@ -37,6 +37,10 @@ pub struct AppState {
     pub api_keys: crate::keycache::ApiKeyCache,
     /// The cluster anchors live on (`chain.cluster`) and how to link to them.
     pub explorer: Explorer,
+    /// Gates of the public verification routes (`public`).
+    pub public: crate::public::PublicGuard,
+    /// `http.body_read_timeout_secs`.
+    pub body_read_timeout: std::time::Duration,
     /// Read-only RPC client for verification.
     pub chain: chain::ChainClient,
 }

@@ -109,8 +109,11 @@ pub async fn issue_batch(
     } else {
         return Err(ApiError::UnsupportedMediaType);
     };
-    let body =
-        request::read_body_limited(req.headers(), payload, state.bulk_body_limit_bytes).await?;
+    let body = request::within_deadline(
+        state.body_read_timeout,
+        request::read_body_limited(req.headers(), payload, state.bulk_body_limit_bytes),
+    )
+    .await?;
     let fingerprint = {
         let d = digest::digest(&digest::SHA256, &body);
         let mut out = [0u8; 32];

@@ -52,10 +52,18 @@ pub async fn issue_credential(
         .unwrap_or("")
         .to_ascii_lowercase();
     let parsed: IssueRequest = if content_type.starts_with("application/json") {
-        let body = request::read_body_limited(req.headers(), payload, limit).await?;
+        let body = request::within_deadline(
+            state.body_read_timeout,
+            request::read_body_limited(req.headers(), payload, limit),
+        )
+        .await?;
         request::parse_json_request(&body)?
     } else if content_type.starts_with("multipart/form-data") {
-        request::parse_multipart_request(req.headers(), payload, limit).await?
+        request::within_deadline(
+            state.body_read_timeout,
+            request::parse_multipart_request(req.headers(), payload, limit),
+        )
+        .await?
     } else {
         return Err(ApiError::UnsupportedMediaType);
     };

@@ -28,17 +28,38 @@ pub async fn submit(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let outcome = match parse_verify_multipart(req.headers(), payload, state.body_limit_bytes).await
-    {
-        Ok(parsed) => verify(&state, &parsed.file, parsed.claim).await,
+    let limit = state.public.body_limit_bytes;
+    // Admitted (per-IP rate, in-flight cap) before a byte of the body is read.
+    let outcome = match state.public.admit(&req) {
+        Ok(admitted) => {
+            let parsed = crate::request::within_deadline(
+                state.body_read_timeout,
+                parse_verify_multipart(req.headers(), payload, limit),
+            )
+            .await;
+            let verdict = match parsed {
+                Ok(parsed) => verify(&state, &parsed.file, parsed.claim).await,
+                Err(e) => Err(e),
+            };
+            drop(admitted);
+            verdict
+        }
         Err(e) => Err(e),
     };
     match outcome {
         Ok(view) => html(StatusCode::OK, &page(&state, Some(&render_verdict(&view)))),
-        Err(e) => html(
-            e.status_code(),
-            &page(&state, Some(&render_error(&e, state.body_limit_bytes))),
-        ),
+        Err(e) => {
+            let mut response = html(
+                e.status_code(),
+                &page(&state, Some(&render_error(&e, limit))),
+            );
+            if let ApiError::RateLimited { retry_after_secs } = e {
+                if let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+            }
+            response
+        }
     }
 }
 
@@ -202,7 +223,7 @@ button{margin-top:1rem;padding:.6rem 1.4rem;font-size:1rem}:focus{outline:3px so
 dt{font-weight:600}dd{margin:0 0 .4rem;overflow-wrap:anywhere}.muted{color:#555}.hint{color:#444;font-size:.9rem}";
 
 fn page(state: &AppState, result: Option<&str>) -> String {
-    let mib = state.body_limit_bytes / (1024 * 1024);
+    let mib = state.public.body_limit_bytes / (1024 * 1024);
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\

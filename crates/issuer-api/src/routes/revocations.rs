@@ -77,7 +77,11 @@ pub async fn revoke_credential(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = super::credentials::parse_id(&path.into_inner())?;
-    let body = request::read_body_limited(req.headers(), payload, REVOKE_BODY_LIMIT).await?;
+    let body = request::within_deadline(
+        state.body_read_timeout,
+        request::read_body_limited(req.headers(), payload, REVOKE_BODY_LIMIT),
+    )
+    .await?;
     let reason = parse_reason(&body)?;
     let outcome = state
         .store()

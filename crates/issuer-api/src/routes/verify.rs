@@ -168,7 +168,13 @@ pub async fn verify_json(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let parsed = parse_verify_multipart(req.headers(), payload, state.body_limit_bytes).await?;
+    // Admitted (per-IP rate, in-flight cap) before a byte of the body is read.
+    let _admitted = state.public.admit(&req)?;
+    let parsed = crate::request::within_deadline(
+        state.body_read_timeout,
+        parse_verify_multipart(req.headers(), payload, state.public.body_limit_bytes),
+    )
+    .await?;
     let view = verify(&state, &parsed.file, parsed.claim).await?;
     Ok(HttpResponse::Ok().json(view))
 }

@@ -38,6 +38,12 @@ pub fn settings_for(db_url: &str, master: &MasterKey) -> Settings {
         // No RPC node listens there: these suites never reach the chain (verification
         // answers chain_unavailable); the suites that verify run on the `stack`.
         chain: chain::ChainSettings::new("http://127.0.0.1:9"),
+        // The public routes' limits have their own tests (`public`).
+        public: issuer_api::public::PublicSettings {
+            verify_per_ip_per_second: 0,
+            verify_max_in_flight: 256,
+            ..Default::default()
+        },
     }
 }
 

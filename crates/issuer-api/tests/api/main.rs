@@ -9,5 +9,6 @@ mod idempotency;
 mod issue;
 mod listing;
 mod ops;
+mod public;
 mod ratelimit;
 mod rotation;

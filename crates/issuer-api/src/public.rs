@@ -1,0 +1,326 @@
+//! Guards of the public, unauthenticated routes (`POST /v1/verify`, `POST /verify`): anyone
+//! on the internet can call them, each call costs RPC reads on the chain quota and up to the
+//! verification body limit in memory, so a stranger must not be able to take the service
+//! (and the issuance it also serves) down with them.
+//!
+//! Before a body is read, a request passes two gates: a per-client-IP rate (GCRA, `governor`)
+//! and a cap on verifications in flight in this process. Over either it gets `429
+//! rate_limited` with `Retry-After`, never a 5xx and never a queue. The client IP is the TCP
+//! peer; `X-Forwarded-For` is believed only when the peer is a configured trusted proxy (else
+//! anyone could pick a fresh IP per request).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix_web::HttpRequest;
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+
+/// `[public]`: limits of the unauthenticated verification routes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublicSettings {
+    /// Sustained verifications per second per client IP (0 = no per-IP limit).
+    #[serde(default = "default_rate")]
+    pub verify_per_ip_per_second: u32,
+    /// How many a rested client IP may make at once.
+    #[serde(default = "default_burst")]
+    pub verify_per_ip_burst: u32,
+    /// Verifications in flight in this process (each holds its upload in memory and makes
+    /// RPC reads): the RPC budget of verification, so it never starves anything else.
+    #[serde(default = "default_inflight")]
+    pub verify_max_in_flight: usize,
+    /// Largest verification upload (the file and its proof bundle). Smaller than issuance's.
+    #[serde(default = "default_verify_body")]
+    pub verify_body_limit_bytes: usize,
+    /// Proxies (load balancer, ingress) whose `X-Forwarded-For` names the client, as
+    /// addresses or CIDR ranges (`10.0.0.0/8`). Empty: the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ProxyRange>,
+}
+
+fn default_rate() -> u32 {
+    2
+}
+fn default_burst() -> u32 {
+    10
+}
+fn default_inflight() -> usize {
+    16
+}
+fn default_verify_body() -> usize {
+    5 * 1024 * 1024
+}
+
+impl Default for PublicSettings {
+    fn default() -> Self {
+        Self {
+            verify_per_ip_per_second: default_rate(),
+            verify_per_ip_burst: default_burst(),
+            verify_max_in_flight: default_inflight(),
+            verify_body_limit_bytes: default_verify_body(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// An address or a CIDR range of trusted proxies (`10.1.2.3`, `10.0.0.0/8`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ProxyRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl TryFrom<String> for ProxyRange {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl std::str::FromStr for ProxyRange {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("trusted proxy {text:?}: expected an IP address or a CIDR range");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Self { network, prefix })
+    }
+}
+
+impl ProxyRange {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn bits(ip: IpAddr) -> u128 {
+            match ip {
+                IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,
+                IpAddr::V6(v6) => u128::from(v6),
+            }
+        }
+        if self.network.is_ipv4() != ip.is_ipv4() {
+            return false;
+        }
+        // Prefix lengths count from the top of a 32- or 128-bit address; IPv4 sits in the
+        // top 32 bits of the u128 here, so its prefix applies as is.
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        bits(self.network) & mask == bits(ip) & mask
+    }
+}
+
+/// The gates; one per process (shared by the workers).
+pub struct PublicGuard {
+    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    in_flight: Arc<Semaphore>,
+    trusted_proxies: Vec<ProxyRange>,
+    checks: AtomicU64,
+    pub body_limit_bytes: usize,
+}
+
+/// A verification admitted: holds its place among those in flight until dropped.
+pub struct Admission {
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Forgetting idle client IPs every this many checks keeps the limiter's memory bounded by
+/// the clients of the last few seconds, not by every address ever seen.
+const RETAIN_EVERY: u64 = 4_096;
+
+impl PublicGuard {
+    pub fn new(settings: &PublicSettings) -> Self {
+        let per_ip = NonZeroU32::new(settings.verify_per_ip_per_second).map(|rate| {
+            let burst =
+                NonZeroU32::new(settings.verify_per_ip_burst.max(rate.get())).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        Self {
+            per_ip,
+            in_flight: Arc::new(Semaphore::new(settings.verify_max_in_flight.max(1))),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            checks: AtomicU64::new(0),
+            body_limit_bytes: settings.verify_body_limit_bytes,
+        }
+    }
+
+    /// Admits a verification from `req`'s client, or `429 rate_limited` with the seconds to
+    /// wait. Called before the body is read.
+    pub fn admit(&self, req: &HttpRequest) -> Result<Admission, ApiError> {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = client_ip(
+            req.peer_addr().map(|a| a.ip()),
+            forwarded,
+            &self.trusted_proxies,
+        );
+        self.admit_ip(ip)
+    }
+
+    fn admit_ip(&self, ip: Option<IpAddr>) -> Result<Admission, ApiError> {
+        if let (Some(limiter), Some(ip)) = (&self.per_ip, ip) {
+            if self
+                .checks
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(RETAIN_EVERY)
+            {
+                limiter.retain_recent();
+            }
+            limiter.check_key(&ip).map_err(|not_until| {
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                ApiError::RateLimited {
+                    retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
+                }
+            })?;
+        }
+        let permit =
+            self.in_flight
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| ApiError::RateLimited {
+                    retry_after_secs: 1,
+                })?;
+        Ok(Admission { _permit: permit })
+    }
+}
+
+/// The client a request comes from: the TCP peer, unless the peer is a trusted proxy, in
+/// which case the rightmost `X-Forwarded-For` address that is not itself a trusted proxy
+/// (proxies append; anything left of the first trusted hop was written by the client and
+/// proves nothing). A malformed entry ends the walk at the last address believed.
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[ProxyRange],
+) -> Option<IpAddr> {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|range| range.contains(ip));
+    let mut client = peer?;
+    if !is_trusted(client) {
+        return Some(client);
+    }
+    let Some(header) = forwarded_for else {
+        return Some(client);
+    };
+    for hop in header.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    Some(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let lb = ip("10.0.0.1");
+        let trusted = ["10.0.0.1".parse::<ProxyRange>().unwrap()];
+        // Untrusted peer: its header is ignored (a client cannot pick its own address).
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        // Trusted proxy: the rightmost address it did not itself write.
+        assert_eq!(
+            client_ip(Some(lb), Some("6.6.6.6, 198.51.100.7"), &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // Several trusted hops are skipped.
+        assert_eq!(
+            client_ip(Some(lb), Some("198.51.100.7, 10.0.0.1"), &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // No header, or garbage: the proxy itself.
+        assert_eq!(client_ip(Some(lb), None, &trusted), Some(lb));
+        assert_eq!(client_ip(Some(lb), Some("nonsense"), &trusted), Some(lb));
+        assert_eq!(client_ip(None, Some("1.2.3.4"), &trusted), None);
+    }
+
+    #[test]
+    fn proxy_ranges_parse_and_match_by_prefix() {
+        let r: ProxyRange = "10.0.0.0/8".parse().unwrap();
+        assert!(r.contains(ip("10.200.3.4")));
+        assert!(!r.contains(ip("11.0.0.1")));
+        assert!(!r.contains(ip("::1")));
+        let one: ProxyRange = "192.168.1.7".parse().unwrap();
+        assert!(one.contains(ip("192.168.1.7")) && !one.contains(ip("192.168.1.8")));
+        let v6: ProxyRange = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        let any: ProxyRange = "0.0.0.0/0".parse().unwrap();
+        assert!(any.contains(ip("8.8.8.8")));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129"] {
+            assert!(bad.parse::<ProxyRange>().is_err(), "{bad}");
+        }
+        // Through the chain of hops: a range trusts every proxy in it.
+        let trusted = [r];
+        assert_eq!(
+            client_ip(
+                Some(ip("10.1.1.1")),
+                Some("198.51.100.7, 10.2.2.2"),
+                &trusted
+            ),
+            Some(ip("198.51.100.7"))
+        );
+    }
+
+    #[test]
+    fn each_client_ip_gets_its_burst_then_429_and_the_in_flight_cap_holds() {
+        let guard = PublicGuard::new(&PublicSettings {
+            verify_per_ip_per_second: 1,
+            verify_per_ip_burst: 3,
+            verify_max_in_flight: 100,
+            ..Default::default()
+        });
+        let a = Some(ip("198.51.100.1"));
+        for _ in 0..3 {
+            assert!(guard.admit_ip(a).is_ok());
+        }
+        let refused = guard.admit_ip(a).err().expect("over the burst");
+        assert!(
+            matches!(refused, ApiError::RateLimited { retry_after_secs } if retry_after_secs >= 1)
+        );
+        assert!(
+            guard.admit_ip(Some(ip("198.51.100.2"))).is_ok(),
+            "another client is unaffected"
+        );
+
+        let capped = PublicGuard::new(&PublicSettings {
+            verify_per_ip_per_second: 0,
+            verify_max_in_flight: 2,
+            ..Default::default()
+        });
+        let first = capped.admit_ip(a).unwrap();
+        let _second = capped.admit_ip(a).unwrap();
+        assert!(capped.admit_ip(a).is_err(), "a third in flight is refused");
+        drop(first);
+        assert!(capped.admit_ip(a).is_ok(), "a finished one frees its place");
+    }
+}
