@@ -29,6 +29,7 @@ pub struct BulkItemBody {
     pub credential_type: Option<String>,
     pub title: Option<String>,
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "request::bounded_metadata")]
     pub metadata: Option<Value>,
     /// The file, standard base64. Exactly one of `file_base64` and `file_sha256`.
     pub file_base64: Option<String>,
@@ -55,14 +56,72 @@ pub struct BulkItem {
 /// Each item parsed, or the error that item gets.
 pub type ParsedItems = Vec<Result<BulkItem, ApiError>>;
 
-/// JSON form. A malformed document, or an item count outside 1..=10,000, refuses the
-/// whole request (nothing could be reported per item); anything else is per item.
+/// Most memory (`bounded`, bytes) one item may take while it is read: a single request's
+/// file as base64 (at most 10 MiB of file) plus its fields. An item over it refuses the
+/// request before the next is read.
+pub const MAX_ITEM_UNITS: usize = 16 * 1024 * 1024;
+
+/// JSON form, read as a stream: the items are counted and each is read under its own budget
+/// and parsed before the next one is read, so neither 10,001 items nor one enormous item is
+/// ever built whole. A malformed document, an item count outside 1..=10,000 or an item over
+/// its budget refuses the whole request (nothing could be reported per item); anything else
+/// is per item.
 pub fn parse_json(body: &[u8]) -> Result<ParsedItems, ApiError> {
-    let doc: BulkBody = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson {
-        message: format!("malformed JSON body (expected {{\"credentials\": [...]}}): {e}"),
-    })?;
-    check_count(doc.credentials.len())?;
-    Ok(doc.credentials.into_iter().map(parse_item_value).collect())
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let items = serde::Deserializer::deserialize_map(&mut de, BodyVisitor)
+        .and_then(|items| de.end().map(|()| items))
+        .map_err(bulk_read_error)?;
+    let items = items.ok_or_else(|| request::missing("credentials"))?;
+    check_count(items.len())?;
+    Ok(items)
+}
+
+/// The top-level object: `credentials` and nothing else.
+struct BodyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BodyVisitor {
+    type Value = Option<ParsedItems>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("{\"credentials\": [...]}")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut items = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "credentials" || items.is_some() {
+                return Err(serde::de::Error::custom(format!(
+                    "unexpected field `{}`: the body is {{\"credentials\": [...]}}",
+                    key.chars().take(64).collect::<String>()
+                )));
+            }
+            items = Some(map.next_value_seed(crate::bounded::BoundedItems {
+                per_item: MAX_ITEM_UNITS,
+                max_items: MAX_BULK_ITEMS,
+                each: parse_item_value,
+            })?);
+        }
+        Ok(items)
+    }
+}
+
+fn bulk_read_error(e: serde_json::Error) -> ApiError {
+    let text = e.to_string();
+    if text.contains(crate::bounded::TOO_MANY_ITEMS) {
+        ApiError::invalid_field(
+            "credentials",
+            format!("at most {MAX_BULK_ITEMS} credentials per request"),
+        )
+    } else if text.starts_with(crate::bounded::OVER_BUDGET) {
+        ApiError::invalid_field(
+            "credentials",
+            format!("an item takes more than {MAX_ITEM_UNITS} bytes once read: {text}"),
+        )
+    } else {
+        ApiError::InvalidJson {
+            message: format!("malformed JSON body (expected {{\"credentials\": [...]}}): {text}"),
+        }
+    }
 }
 
 /// NDJSON form: one JSON item per non-empty line; a malformed line is an invalid item.
@@ -70,16 +129,24 @@ pub fn parse_ndjson(body: &[u8]) -> Result<ParsedItems, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| ApiError::InvalidJson {
         message: format!("NDJSON body is not UTF-8: {e}"),
     })?;
+    // Counted before any line is parsed (the lines are slices of the body), then each line
+    // read under its own budget.
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     check_count(lines.len())?;
     Ok(lines
         .into_iter()
         .map(|line| {
-            serde_json::from_str::<Value>(line)
-                .map_err(|e| ApiError::InvalidJson {
-                    message: format!("malformed JSON line: {e}"),
-                })
-                .and_then(parse_item_value)
+            let mut budget = crate::bounded::Budget::new(MAX_ITEM_UNITS);
+            let mut de = serde_json::Deserializer::from_str(line);
+            serde::de::DeserializeSeed::deserialize(
+                crate::bounded::BoundedValue(&mut budget),
+                &mut de,
+            )
+            .and_then(|value| de.end().map(|()| value))
+            .map_err(|e| ApiError::InvalidJson {
+                message: format!("malformed JSON line: {e}"),
+            })
+            .and_then(parse_item_value)
         })
         .collect())
 }

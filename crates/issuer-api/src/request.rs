@@ -16,6 +16,13 @@ use crate::error::ApiError;
 
 /// Largest accepted `metadata` object once serialised: metadata describes, the file proves.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// `metadata` is read under a memory budget (`bounded`) of 32 times its limit (any object of
+/// at most 16 KiB compact fits: a node takes at least 2 bytes of text and 32 of memory), so a
+/// huge value is refused while it is read, before it is built; the exact size is checked after.
+pub fn bounded_metadata<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    crate::bounded::optional::<D, { 32 * MAX_METADATA_BYTES }>(d)
+}
 const MAX_TYPE_CHARS: usize = 64;
 const MAX_TITLE_CHARS: usize = 512;
 
@@ -36,6 +43,7 @@ pub struct IssueCredentialBody {
     pub title: Option<String>,
     /// Free-form JSON object (at most 16 KiB).
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "bounded_metadata")]
     pub metadata: Option<Value>,
     /// The credential file, standard base64 (JSON requests only).
     pub file_base64: Option<String>,
