@@ -29,6 +29,7 @@ pub mod retry;
 pub mod revocation_scan;
 pub mod sealed;
 pub mod signing;
+pub mod spend;
 pub mod status;
 pub mod verdict;
 

@@ -62,6 +62,8 @@ impl Application {
                 mode: settings.relay.mode,
                 batch_max_members: settings.relay.batch_max_members,
                 batch_max_wait: Duration::from_millis(settings.relay.batch_max_wait_ms),
+                spend: settings.relay.spend,
+                spend_retry: Duration::from_secs(settings.relay.spend_retry_secs.max(1)),
             },
             metrics,
         );

@@ -16,6 +16,8 @@ pub struct RelayMetrics {
     pub last_success: Gauge,
     pub batches_sealed: IntCounter,
     pub credentials_batched: IntCounter,
+    /// New transactions deferred because their issuer reached its spend budget.
+    pub spend_deferrals: IntCounterVec,
 }
 
 impl RelayMetrics {
@@ -64,7 +66,15 @@ impl RelayMetrics {
                 "relay_batched_credentials_total",
                 "Credentials sealed into Merkle batches",
             )?,
+            spend_deferrals: IntCounterVec::new(
+                Opts::new(
+                    "relay_spend_deferrals_total",
+                    "New anchor transactions deferred because the issuer reached its lamport budget",
+                ),
+                &["issuer"],
+            )?,
         };
+        registry.register(Box::new(m.spend_deferrals.clone()))?;
         registry.register(Box::new(m.batches_sealed.clone()))?;
         registry.register(Box::new(m.credentials_batched.clone()))?;
         registry.register(Box::new(m.end_to_end.clone()))?;

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use chain::{ChainClient, ChainError, Confirmation};
 use domain::anchoring::{next_anchor_step, recheck_after, AnchorStep, ChainTxState, LiveTx};
 use domain::batching::MAX_BATCH_MEMBERS;
+use domain::spend::{add_spend, check_spend, SpendBudget, SpendDecision, Spent};
 use domain::{
-    AnchorTxEvent, AnchorTxStatus, AnchoringMode, ErrorClass, RetryDecision, RetryPolicy,
+    AnchorTxEvent, AnchorTxStatus, AnchoringMode, ErrorClass, IssuerId, RetryDecision, RetryPolicy,
 };
 use futures_util::StreamExt;
 use store::outbox::{ClaimedJob, Fenced, JobKey, LiveAnchorTx, NewAnchorTx};
@@ -66,6 +67,9 @@ impl StepError {
 #[derive(Default)]
 struct PassContext {
     payer_balance: tokio::sync::OnceCell<u64>,
+    /// Each issuer's spend, read once per pass and grown by every transaction the pass
+    /// signs; behind a lock so concurrent jobs of one issuer cannot both take the last room.
+    spent: tokio::sync::Mutex<HashMap<IssuerId, Spent>>,
 }
 
 /// Tunables of a pass.
@@ -83,6 +87,10 @@ pub struct RelayConfig {
     pub mode: AnchoringMode,
     pub batch_max_members: u32,
     pub batch_max_wait: Duration,
+    /// Lamports each issuer may spend per hour and per day (0: no limit).
+    pub spend: SpendBudget,
+    /// How long a job over its issuer's budget waits before it is looked at again.
+    pub spend_retry: Duration,
 }
 
 #[derive(Clone)]
@@ -387,6 +395,25 @@ impl Relay {
         }
         let memo = memo.encode();
         let tx = self.chain.build_memo_transaction(&memo).await?;
+        if let Some(reason) = self
+            .reserve_spend(&issuer, tx.fee_lamports_estimate(), pass)
+            .await?
+        {
+            // Deferred, not failed: the job keeps its place and never nears dead-lettering.
+            self.metrics
+                .spend_deferrals
+                .with_label_values(&[issuer.as_str()])
+                .inc();
+            tracing::warn!(job = %job.key, issuer = %issuer, %reason, "issuer over its spend budget: deferring");
+            self.store
+                .defer_job(
+                    job.fence(&self.config.worker),
+                    self.config.spend_retry,
+                    &reason,
+                )
+                .await?;
+            return Ok(());
+        }
         // With preflight skipped (rebroadcasts must be harmless), an unfunded payer's
         // transaction would be silently dropped: check the balance so the failure is visible.
         // Read once per pass, not per send: it only has to catch an empty or nearly empty key.
@@ -432,6 +459,41 @@ impl Relay {
         self.store.mark_tx_sent(&tx.signature).await?;
         tracing::info!(job = %job.key, signature = %tx.signature, "anchor transaction sent");
         self.release(job, self.config.track_interval, note).await
+    }
+
+    /// Takes `cost` from `issuer`'s budget for a new transaction, or says why it does not
+    /// fit (`domain::spend`). Nothing is read when no budget is set.
+    async fn reserve_spend(
+        &self,
+        issuer: &IssuerId,
+        cost: u64,
+        pass: &PassContext,
+    ) -> Result<Option<String>, StepError> {
+        let budget = self.config.spend;
+        if budget == SpendBudget::default() {
+            return Ok(None);
+        }
+        let mut spent = pass.spent.lock().await;
+        let current = match spent.get(issuer) {
+            Some(s) => *s,
+            None => {
+                let s = self.store.lamports_spent(issuer).await?;
+                spent.insert(issuer.clone(), s);
+                s
+            }
+        };
+        Ok(match check_spend(budget, current, cost) {
+            SpendDecision::Within => {
+                spent.insert(issuer.clone(), add_spend(current, cost));
+                None
+            }
+            SpendDecision::OverHourly { spent, budget } => Some(format!(
+                "deferred: spend budget: {spent} of {budget} lamports used in the last hour"
+            )),
+            SpendDecision::OverDaily { spent, budget } => Some(format!(
+                "deferred: spend budget: {spent} of {budget} lamports used in the last day"
+            )),
+        })
     }
 
     async fn release(

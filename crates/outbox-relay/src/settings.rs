@@ -62,6 +62,17 @@ pub struct RelaySettings {
     /// Merkle mode: the longest a due credential waits for its batch to fill.
     #[serde(default = "default_batch_wait_ms")]
     pub batch_max_wait_ms: u64,
+    /// Lamports each issuer's anchoring may cost per hour and per day (0 = no limit). Over
+    /// it, the issuer's new transactions are deferred (never dropped); the others go on.
+    #[serde(default)]
+    pub spend: domain::spend::SpendBudget,
+    /// How long a job deferred by the spend budget waits before it is looked at again.
+    #[serde(default = "default_spend_retry_secs")]
+    pub spend_retry_secs: u64,
+}
+
+fn default_spend_retry_secs() -> u64 {
+    60
 }
 
 fn default_batch_members() -> u32 {
@@ -108,6 +119,8 @@ impl Default for RelaySettings {
             mode: AnchoringMode::default(),
             batch_max_members: default_batch_members(),
             batch_max_wait_ms: default_batch_wait_ms(),
+            spend: Default::default(),
+            spend_retry_secs: default_spend_retry_secs(),
         }
     }
 }

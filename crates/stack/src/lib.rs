@@ -338,6 +338,11 @@ impl Stack {
 
     /// Issues one credential over HTTP; returns its id.
     pub async fn issue(&self, serial: &str) -> String {
+        self.issue_as(&self.api_key, serial).await
+    }
+
+    /// Issues one credential with another issuer's API key; returns its id.
+    pub async fn issue_as(&self, api_key: &str, serial: &str) -> String {
         let body = json!({
             "recipient_id": format!("student-{serial}"),
             "issued_at": "2026-06-30T12:00:00Z",
@@ -349,7 +354,7 @@ impl Stack {
         let resp = self
             .client
             .post(format!("{}/v1/credentials", self.api))
-            .bearer_auth(&self.api_key)
+            .bearer_auth(api_key)
             .json(&body)
             .send()
             .await

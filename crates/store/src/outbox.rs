@@ -654,6 +654,66 @@ impl Store {
         Ok(Some(ages))
     }
 
+    /// Lamports the issuer's anchor transactions cost (or will: signed ones count) over the
+    /// last hour and the last day. Expired transactions never landed and cost nothing.
+    pub async fn lamports_spent(
+        &self,
+        issuer: &IssuerId,
+    ) -> Result<domain::spend::Spent, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT coalesce(sum(t.fee_lamports) FILTER (WHERE t.created_at >= now() - interval '1 hour'), 0)::bigint, \
+                        coalesce(sum(t.fee_lamports), 0)::bigint \
+                 FROM anchor_transactions t \
+                 LEFT JOIN outbox o ON o.id = t.outbox_id \
+                 LEFT JOIN anchor_batches b ON b.id = t.batch_id \
+                 WHERE coalesce(o.issuer_id, b.issuer_id) = $1 AND t.status <> $2 \
+                   AND t.created_at >= now() - interval '1 day'",
+                &[&issuer.as_str(), &AnchorTxStatus::Expired.as_str()],
+            )
+            .await?;
+        Ok(domain::spend::Spent {
+            last_hour: to_u64(row.try_get(0)?, "lamports")?,
+            last_day: to_u64(row.try_get(1)?, "lamports")?,
+        })
+    }
+
+    /// Puts a job back for later *without* counting a failure (a spend budget deferral):
+    /// it keeps its place, never nears dead-lettering, and says why in `last_error`.
+    pub async fn defer_job(
+        &self,
+        fence: Fence<'_>,
+        delay: Duration,
+        reason: &str,
+    ) -> Result<Fenced, StoreError> {
+        let client = self.client().await?;
+        let id = key_param(&fence.key);
+        let n = client
+            .execute(
+                &format!(
+                    "UPDATE {} SET locked_until = NULL, locked_by = NULL, \
+                       available_at = now() + $4::bigint * interval '1 millisecond', \
+                       last_error = $5, updated_at = now() \
+                     WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND completed_at IS NULL",
+                    job_table(fence.key)
+                ),
+                &[
+                    id.as_ref(),
+                    &fence.worker,
+                    &fence.attempts,
+                    &ms(delay),
+                    &reason,
+                ],
+            )
+            .await?;
+        Ok(if n == 1 {
+            Fenced::Done
+        } else {
+            Fenced::LostLease
+        })
+    }
+
     /// Ends this worker's lease and makes the job due again after `delay`. `error` counts
     /// a failed step (for backoff) and is kept as `last_error`; `None` resets the count.
     pub async fn release_job(

@@ -7,6 +7,7 @@ mod faults;
 mod helpers;
 mod page;
 mod revocation;
+mod spend;
 mod tampering;
 mod upgrade;
 mod verify;
