@@ -3,83 +3,28 @@
 //! (raw, base64, or the recipient id, which is personal data).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+#[allow(dead_code)] // each suite reads the fields it needs
+#[path = "common/binary.rs"]
+mod binary;
 
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test]
 async fn debug_logs_never_contain_keys_file_contents_or_recipients() {
-    let db = testkit::test_db().await.unwrap();
-    let bin = env!("CARGO_BIN_EXE_issuer-api");
-    let master = String::from_utf8(
-        Command::new(bin)
-            .args(["admin", "new-master-key"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
-    let port = testkit::ports::free_port().unwrap();
-    let env = [
-        ("APP__DATABASE__URL", db.url.clone()),
-        ("APP__SIGNING__MASTER_KEY", master.clone()),
-        ("APP__HTTP__HOST", "127.0.0.1".into()),
-        ("APP__HTTP__PORT", port.to_string()),
-        ("APP__LOG__FILTER", "debug".into()),
-        ("APP__LOG__FORMAT", "json".into()),
-        // Required of every service; nothing listens there (this test never reads the chain).
-        ("APP__CHAIN__RPC_URL", "http://127.0.0.1:9".into()),
-    ];
-    let created = Command::new(bin)
-        .args([
-            "admin",
-            "create-issuer",
-            "--id",
-            "uni-logs",
-            "--name",
-            "Logs University",
-            "--anchor-pubkey",
-            "11111111111111111111111111111112",
-        ])
-        .envs(env.iter().map(|(k, v)| (*k, v)))
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let api_key = created["api_key"].as_str().unwrap().to_string();
+    let log_path = std::env::temp_dir().join(format!(
+        "issuer-api-log-{}.txt",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let binary::Served {
+        db: _db,
+        api,
+        api_key,
+        master_key: master,
+        child: mut server,
+    } = binary::serve("uni-logs", "debug", Some(&log_path)).await;
     let secret_part = api_key.rsplit('_').next().unwrap().to_string();
-
-    let log_path = std::env::temp_dir().join(format!("issuer-api-log-{port}.txt"));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = Command::new(bin)
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (*k, v)))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let api = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http
-            .get(format!("{api}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     let file = b"%PDF-1.7 TOP-SECRET-TRANSCRIPT-CONTENT grades: A A A";
     let file_b64 = base64::engine::general_purpose::STANDARD.encode(file);

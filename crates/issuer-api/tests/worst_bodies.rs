@@ -4,8 +4,9 @@
 //! `serde_json::Value` of about 1 GiB from a 64 MiB body.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+#[allow(dead_code)] // each suite reads the fields it needs
+#[path = "common/binary.rs"]
+mod binary;
 
 use serde_json::Value;
 
@@ -22,70 +23,14 @@ fn vm_hwm_mib(pid: u32) -> f64 {
 
 #[tokio::test]
 async fn the_worst_bodies_get_4xx_and_the_peak_memory_stays_bounded() {
-    let db = testkit::test_db().await.unwrap();
-    let bin = env!("CARGO_BIN_EXE_issuer-api");
-    let master = String::from_utf8(
-        Command::new(bin)
-            .args(["admin", "new-master-key"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
-    let port = testkit::ports::free_port().unwrap();
-    let env = [
-        ("APP__DATABASE__URL", db.url.clone()),
-        ("APP__SIGNING__MASTER_KEY", master),
-        ("APP__HTTP__HOST", "127.0.0.1".into()),
-        ("APP__HTTP__PORT", port.to_string()),
-        ("APP__HTTP__WORKERS", "2".into()),
-        ("APP__LOG__FILTER", "warn".into()),
-        // Nothing listens there: these bodies never reach the chain.
-        ("APP__CHAIN__RPC_URL", "http://127.0.0.1:9".into()),
-    ];
-    let created = Command::new(bin)
-        .args([
-            "admin",
-            "create-issuer",
-            "--id",
-            "uni-worst",
-            "--name",
-            "Worst Bodies University",
-            "--anchor-pubkey",
-            "11111111111111111111111111111112",
-        ])
-        .envs(env.iter().map(|(k, v)| (*k, v)))
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let api_key = created["api_key"].as_str().unwrap().to_string();
-    let mut server = Command::new(bin)
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (*k, v)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let api = format!("http://127.0.0.1:{port}");
+    let binary::Served {
+        db: _db,
+        api,
+        api_key,
+        child: mut server,
+        ..
+    } = binary::serve("uni-worst", "warn", None).await;
     let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http
-            .get(format!("{api}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let idle = vm_hwm_mib(server.id());
 
     let mib = 1024 * 1024;

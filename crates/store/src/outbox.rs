@@ -687,31 +687,7 @@ impl Store {
         delay: Duration,
         reason: &str,
     ) -> Result<Fenced, StoreError> {
-        let client = self.client().await?;
-        let id = key_param(&fence.key);
-        let n = client
-            .execute(
-                &format!(
-                    "UPDATE {} SET locked_until = NULL, locked_by = NULL, \
-                       available_at = now() + $4::bigint * interval '1 millisecond', \
-                       last_error = $5, updated_at = now() \
-                     WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND completed_at IS NULL",
-                    job_table(fence.key)
-                ),
-                &[
-                    id.as_ref(),
-                    &fence.worker,
-                    &fence.attempts,
-                    &ms(delay),
-                    &reason,
-                ],
-            )
-            .await?;
-        Ok(if n == 1 {
-            Fenced::Done
-        } else {
-            Fenced::LostLease
-        })
+        self.put_back(fence, delay, "failures", Some(reason)).await
     }
 
     /// Ends this worker's lease and makes the job due again after `delay`. `error` counts
@@ -722,6 +698,19 @@ impl Store {
         delay: Duration,
         error: Option<&str>,
     ) -> Result<Fenced, StoreError> {
+        let failures = "CASE WHEN $5::text IS NULL THEN 0 ELSE failures + 1 END";
+        self.put_back(fence, delay, failures, error).await
+    }
+
+    /// The fenced release both of the above share: `failures` is the SQL of the new count,
+    /// `note` (`$5`) replaces `last_error` when given.
+    async fn put_back(
+        &self,
+        fence: Fence<'_>,
+        delay: Duration,
+        failures: &str,
+        note: Option<&str>,
+    ) -> Result<Fenced, StoreError> {
         let client = self.client().await?;
         let id = key_param(&fence.key);
         let n = client
@@ -729,7 +718,7 @@ impl Store {
                 &format!(
                     "UPDATE {} SET locked_until = NULL, locked_by = NULL, \
                        available_at = now() + $4::bigint * interval '1 millisecond', \
-                       failures = CASE WHEN $5::text IS NULL THEN 0 ELSE failures + 1 END, \
+                       failures = {failures}, \
                        last_error = coalesce($5, last_error), updated_at = now() \
                      WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND completed_at IS NULL",
                     job_table(fence.key)
@@ -739,7 +728,7 @@ impl Store {
                     &fence.worker,
                     &fence.attempts,
                     &ms(delay),
-                    &error,
+                    &note,
                 ],
             )
             .await?;

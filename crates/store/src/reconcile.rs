@@ -289,8 +289,8 @@ impl Store {
             Repair::Finalize => finalize_pending(&db, anchor, slot).await?,
             Repair::MarkRevoked => return Err(inapplicable(repair, Subject::Credential)),
         }
-        let new_finding = record_repair(
-            &db,
+        finish_repair(
+            db,
             repair,
             Subject::Credential,
             anchor.signature,
@@ -298,12 +298,7 @@ impl Store {
             Some(anchor.credential),
             anchor.issuer,
         )
-        .await?;
-        crate::error::commit(db).await?;
-        Ok(Executed {
-            repair,
-            new_finding,
-        })
+        .await
     }
 
     /// Executes what `decide` makes of a trusted revocation memo, in one transaction with the
@@ -399,8 +394,8 @@ impl Store {
                 set_revoked(&db, id, &revocable).await?;
             }
         }
-        let new_finding = record_repair(
-            &db,
+        finish_repair(
+            db,
             repair,
             Subject::Revocation,
             revocation.signature,
@@ -408,12 +403,7 @@ impl Store {
             Some(revocation.credential),
             revocation.issuer,
         )
-        .await?;
-        crate::error::commit(db).await?;
-        Ok(Executed {
-            repair,
-            new_finding,
-        })
+        .await
     }
 
     /// Credentials that claim an anchor, finalized since `since_time` or anchored at or after
@@ -530,8 +520,8 @@ impl Store {
             Repair::Finalize => finalize_pending_batch(&db, anchor, slot).await?,
             Repair::MarkRevoked => return Err(inapplicable(repair, Subject::Batch)),
         }
-        let new_finding = record_repair(
-            &db,
+        finish_repair(
+            db,
             repair,
             Subject::Batch,
             anchor.signature,
@@ -539,12 +529,7 @@ impl Store {
             None,
             anchor.issuer,
         )
-        .await?;
-        crate::error::commit(db).await?;
-        Ok(Executed {
-            repair,
-            new_finding,
-        })
+        .await
     }
 }
 
@@ -567,31 +552,39 @@ fn inapplicable(repair: Repair, subject: Subject) -> StoreError {
     StoreError::Corrupt(format!("repair {repair:?} does not apply to a {subject:?}"))
 }
 
-/// Records the finding a repair amounts to (none for `Consistent`); `true` if it is new.
-async fn record_repair(
-    db: &deadpool_postgres::Transaction<'_>,
+/// Records the finding a repair amounts to (none for `Consistent`) and commits the repair
+/// with it: every `repair_*` ends here.
+async fn finish_repair(
+    db: deadpool_postgres::Transaction<'_>,
     repair: Repair,
     subject: Subject,
     signature: &str,
     slot: u64,
     credential: Option<CredentialId>,
     issuer: &IssuerId,
-) -> Result<bool, StoreError> {
-    let Some((kind, detail)) = repair.finding(subject) else {
-        return Ok(false);
+) -> Result<Executed, StoreError> {
+    let new_finding = match repair.finding(subject) {
+        None => false,
+        Some((kind, detail)) => {
+            insert_finding(
+                &db,
+                &NewFinding {
+                    kind,
+                    signature,
+                    slot: Some(slot),
+                    credential,
+                    issuer: Some(issuer.as_str()),
+                    detail,
+                },
+            )
+            .await?
+        }
     };
-    insert_finding(
-        db,
-        &NewFinding {
-            kind,
-            signature,
-            slot: Some(slot),
-            credential,
-            issuer: Some(issuer.as_str()),
-            detail,
-        },
-    )
-    .await
+    crate::error::commit(db).await?;
+    Ok(Executed {
+        repair,
+        new_finding,
+    })
 }
 
 /// Finalizes a sealed batch found on chain: the batch, its members' credentials and outbox
