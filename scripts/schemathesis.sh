@@ -27,7 +27,7 @@ fi
 say "PostgreSQL + solana-test-validator + issuer-api and outbox-relay (localnet up --services)"
 # Thousands of generated requests in a minute: the per-key limit would answer most with 429
 # (inherited by the services localnet starts).
-export APP__HTTP__RATE_LIMIT_PER_SECOND=0 APP__PUBLIC__VERIFY_PER_IP_PER_SECOND=0
+export APP__HTTP__RATE_LIMIT_PER_SECOND=0 APP__PUBLIC__VERIFY_PER_IP_PER_SECOND=0 APP__PUBLIC__VERIFY_MAX_IN_FLIGHT_PER_IP=16
 stack_up --no-reconciler --issuer-id st-university --issuer-name "Schemathesis University"
 API="http://127.0.0.1:$API_PORT"
 curl -fsS -X POST "$API/v1/credentials" -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \

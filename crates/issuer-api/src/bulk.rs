@@ -131,8 +131,9 @@ pub fn parse_ndjson(body: &[u8]) -> Result<ParsedItems, ApiError> {
     })?;
     // Counted before any line is parsed (the lines are slices of the body), then each line
     // read under its own budget.
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    check_count(lines.len())?;
+    let lines = || text.lines().filter(|l| !l.trim().is_empty());
+    check_count(lines().count())?;
+    let lines: Vec<&str> = lines().collect();
     Ok(lines
         .into_iter()
         .map(|line| {

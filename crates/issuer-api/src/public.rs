@@ -9,6 +9,7 @@
 //! peer; `X-Forwarded-For` is believed only when the peer is a configured trusted proxy (else
 //! anyone could pick a fresh IP per request).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,10 @@ pub struct PublicSettings {
     /// RPC reads): the RPC budget of verification, so it never starves anything else.
     #[serde(default = "default_inflight")]
     pub verify_max_in_flight: usize,
+    /// Of those, how many one client may hold: slow uploads from one address cannot take
+    /// every place.
+    #[serde(default = "default_inflight_per_ip")]
+    pub verify_max_in_flight_per_ip: usize,
     /// Largest verification upload (the file and its proof bundle). Smaller than issuance's.
     #[serde(default = "default_verify_body")]
     pub verify_body_limit_bytes: usize,
@@ -53,6 +58,9 @@ fn default_burst() -> u32 {
 fn default_inflight() -> usize {
     16
 }
+fn default_inflight_per_ip() -> usize {
+    2
+}
 fn default_verify_body() -> usize {
     5 * 1024 * 1024
 }
@@ -63,6 +71,7 @@ impl Default for PublicSettings {
             verify_per_ip_per_second: default_rate(),
             verify_per_ip_burst: default_burst(),
             verify_max_in_flight: default_inflight(),
+            verify_max_in_flight_per_ip: default_inflight_per_ip(),
             verify_body_limit_bytes: default_verify_body(),
             trusted_proxies: Vec::new(),
         }
@@ -104,6 +113,7 @@ impl std::str::FromStr for ProxyRange {
 
 impl ProxyRange {
     pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         fn bits(ip: IpAddr) -> u128 {
             match ip {
                 IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,
@@ -128,6 +138,10 @@ impl ProxyRange {
 pub struct PublicGuard {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     in_flight: Arc<Semaphore>,
+    /// Places held per client (limiter key), removed at zero so the map holds only clients
+    /// with a verification running.
+    per_client: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    max_per_client: usize,
     trusted_proxies: Vec<ProxyRange>,
     checks: AtomicU64,
     pub body_limit_bytes: usize,
@@ -136,6 +150,29 @@ pub struct PublicGuard {
 /// A verification admitted: holds its place among those in flight until dropped.
 pub struct Admission {
     _permit: OwnedSemaphorePermit,
+    client: ClientPlace,
+}
+
+type ClientPlace = Option<(Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>, IpAddr)>;
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        release_client(self.client.take());
+    }
+}
+
+/// Gives a client's place back.
+fn release_client(client: ClientPlace) {
+    if let Some((map, ip)) = client {
+        if let Ok(mut map) = map.lock() {
+            if let Some(n) = map.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&ip);
+                }
+            }
+        }
+    }
 }
 
 /// Forgetting idle client IPs every this many checks keeps the limiter's memory bounded by
@@ -152,6 +189,8 @@ impl PublicGuard {
         Self {
             per_ip,
             in_flight: Arc::new(Semaphore::new(settings.verify_max_in_flight.max(1))),
+            per_client: Arc::default(),
+            max_per_client: settings.verify_max_in_flight_per_ip.max(1),
             trusted_proxies: settings.trusted_proxies.clone(),
             checks: AtomicU64::new(0),
             body_limit_bytes: settings.verify_body_limit_bytes,
@@ -161,16 +200,20 @@ impl PublicGuard {
     /// Admits a verification from `req`'s client, or `429 rate_limited` with the seconds to
     /// wait. Called before the body is read.
     pub fn admit(&self, req: &HttpRequest) -> Result<Admission, ApiError> {
-        let forwarded = req
+        // Every X-Forwarded-For line, in order: a proxy may add its own line rather than
+        // append to the client's, and the walk must start from the last one.
+        let forwarded: Vec<String> = req
             .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
+            .get_all("x-forwarded-for")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
         let ip = client_ip(
             req.peer_addr().map(|a| a.ip()),
-            forwarded,
+            forwarded.as_deref(),
             &self.trusted_proxies,
         );
-        self.admit_ip(ip)
+        self.admit_ip(ip.map(limiter_key))
     }
 
     fn admit_ip(&self, ip: Option<IpAddr>) -> Result<Admission, ApiError> {
@@ -189,15 +232,63 @@ impl PublicGuard {
                 }
             })?;
         }
-        let permit =
-            self.in_flight
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| ApiError::RateLimited {
-                    retry_after_secs: 1,
-                })?;
-        Ok(Admission { _permit: permit })
+        let busy = || ApiError::RateLimited {
+            retry_after_secs: 1,
+        };
+        let client = match ip {
+            Some(ip) => {
+                let mut map = self.per_client.lock().map_err(|_| ApiError::Internal)?;
+                let held = map.entry(ip).or_insert(0);
+                if *held >= self.max_per_client {
+                    return Err(busy());
+                }
+                *held += 1;
+                Some((self.per_client.clone(), ip))
+            }
+            None => None,
+        };
+        // Built before the shared place is taken: refused, it gives the client's place back.
+        let mut admission = Admission {
+            _permit: match self.in_flight.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    release_client(client);
+                    return Err(busy());
+                }
+            },
+            client: None,
+        };
+        admission.client = client;
+        Ok(admission)
     }
+}
+
+/// The key a client is limited under: IPv6 clients by their /64 (one subscriber's network
+/// holds 2^64 addresses; per address, rotating them would be a free pass).
+pub fn limiter_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & (u128::MAX << 64);
+            IpAddr::V6(std::net::Ipv6Addr::from(network))
+        }
+        v4 => v4,
+    }
+}
+
+/// One `X-Forwarded-For` entry as an address: `a.b.c.d`, `a.b.c.d:port`, an IPv6 address
+/// with or without brackets and port. IPv4-mapped IPv6 is read as IPv4.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse().ok())
+        })?;
+    Some(ip.to_canonical())
 }
 
 /// The client a request comes from: the TCP peer, unless the peer is a trusted proxy, in
@@ -210,7 +301,8 @@ pub fn client_ip(
     trusted: &[ProxyRange],
 ) -> Option<IpAddr> {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|range| range.contains(ip));
-    let mut client = peer?;
+    // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
+    let mut client = peer?.to_canonical();
     if !is_trusted(client) {
         return Some(client);
     }
@@ -218,14 +310,14 @@ pub fn client_ip(
         return Some(client);
     };
     for hop in header.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
+        match parse_hop(hop) {
+            Some(ip) => {
                 client = ip;
                 if !is_trusted(ip) {
                     break;
                 }
             }
-            Err(_) => break,
+            None => break,
         }
     }
     Some(client)
@@ -262,6 +354,35 @@ mod tests {
         assert_eq!(client_ip(Some(lb), None, &trusted), Some(lb));
         assert_eq!(client_ip(Some(lb), Some("nonsense"), &trusted), Some(lb));
         assert_eq!(client_ip(None, Some("1.2.3.4"), &trusted), None);
+    }
+
+    #[test]
+    fn mapped_ports_brackets_and_ipv6_networks_are_one_client_each() {
+        let trusted = ["10.0.0.0/8".parse::<ProxyRange>().unwrap()];
+        // A dual-stack peer that is a trusted IPv4 proxy.
+        assert_eq!(
+            client_ip(Some(ip("::ffff:10.0.0.1")), Some("198.51.100.7"), &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // Ports and brackets do not end the walk at the proxy.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), Some("198.51.100.7:4711"), &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), Some("[2001:db8::1]:443"), &trusted),
+            Some(ip("2001:db8::1"))
+        );
+        // Two addresses of one IPv6 /64 share a budget; IPv4 is per address.
+        assert_eq!(
+            limiter_key(ip("2001:db8:1:2::1")),
+            limiter_key(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            limiter_key(ip("2001:db8:1:2::1")),
+            limiter_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(limiter_key(ip("198.51.100.7")), ip("198.51.100.7"));
     }
 
     #[test]
@@ -312,9 +433,30 @@ mod tests {
             "another client is unaffected"
         );
 
+        // One client holds at most its own share of the places.
+        let shared = PublicGuard::new(&PublicSettings {
+            verify_per_ip_per_second: 0,
+            verify_max_in_flight: 16,
+            verify_max_in_flight_per_ip: 2,
+            ..Default::default()
+        });
+        let slow = Some(ip("203.0.113.5"));
+        let held = [
+            shared.admit_ip(slow).unwrap(),
+            shared.admit_ip(slow).unwrap(),
+        ];
+        assert!(
+            shared.admit_ip(slow).is_err(),
+            "a third from one client is refused"
+        );
+        assert!(shared.admit_ip(a).is_ok(), "others still get in");
+        drop(held);
+        assert!(shared.admit_ip(slow).is_ok(), "its places come back");
+
         let capped = PublicGuard::new(&PublicSettings {
             verify_per_ip_per_second: 0,
             verify_max_in_flight: 2,
+            verify_max_in_flight_per_ip: 10,
             ..Default::default()
         });
         let first = capped.admit_ip(a).unwrap();

@@ -157,6 +157,7 @@ pub fn api_settings(db_url: &str, master: &MasterKey, rpc_url: &str) -> issuer_a
         public: issuer_api::public::PublicSettings {
             verify_per_ip_per_second: 0,
             verify_max_in_flight: 256,
+            verify_max_in_flight_per_ip: 256,
             ..Default::default()
         },
     }

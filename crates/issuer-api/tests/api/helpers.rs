@@ -42,6 +42,7 @@ pub fn settings_for(db_url: &str, master: &MasterKey) -> Settings {
         public: issuer_api::public::PublicSettings {
             verify_per_ip_per_second: 0,
             verify_max_in_flight: 256,
+            verify_max_in_flight_per_ip: 256,
             ..Default::default()
         },
     }
