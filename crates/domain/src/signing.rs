@@ -162,6 +162,20 @@ impl SigningKey {
     }
 }
 
+impl SigningKey {
+    /// Ed25519 signature of a Data Integrity proof's hashData (`vc::attach_proof`): 64 bytes,
+    /// the two SHA-256 hashes of vc-di-eddsa. It cannot be mistaken for a credential
+    /// signature: `signature_message` starts with its ASCII tag and is over 64 bytes long.
+    pub fn sign_data_integrity(&self, hash_data: &[u8]) -> [u8; 64] {
+        let signature = self.pair.sign(hash_data);
+        let mut out = [0u8; 64];
+        for (o, b) in out.iter_mut().zip(signature.as_ref()) {
+            *o = *b;
+        }
+        out
+    }
+}
+
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")

@@ -22,6 +22,8 @@ pub enum ApiError {
     CredentialBatchNotFound,
     #[error("no proof bundle yet: {reason}")]
     ProofNotAvailable { reason: String },
+    #[error("this credential has no verifiable credential: it was issued before they were, or recovered from a proof bundle")]
+    VcNotAvailable,
     #[error("the proof bundle does not verify: {reason}")]
     InvalidProof { reason: String },
     #[error("no finalized anchor on record matches this bundle: run `reconciler run-once --since` over its time first")]
@@ -92,6 +94,7 @@ impl ApiError {
             ApiError::IssuerNotFound => ErrorCode::IssuerNotFound,
             ApiError::CredentialBatchNotFound => ErrorCode::CredentialBatchNotFound,
             ApiError::ProofNotAvailable { .. } => ErrorCode::ProofNotAvailable,
+            ApiError::VcNotAvailable => ErrorCode::VcNotAvailable,
             ApiError::InvalidProof { .. } => ErrorCode::InvalidProof,
             ApiError::AnchorNotFound => ErrorCode::AnchorNotFound,
             ApiError::RelinkConflict => ErrorCode::RelinkConflict,
@@ -173,6 +176,7 @@ impl ResponseError for ApiError {
             | ApiError::CredentialBatchNotFound
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::ProofNotAvailable { .. }
+            | ApiError::VcNotAvailable
             | ApiError::AnchorNotFound
             | ApiError::RelinkConflict => StatusCode::CONFLICT,
             ApiError::InvalidProof { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -244,6 +248,7 @@ error_codes! {
     IssuerNotFound => "issuer_not_found",
     CredentialBatchNotFound => "credential_batch_not_found",
     ProofNotAvailable => "proof_not_available",
+    VcNotAvailable => "vc_not_available",
     InvalidProof => "invalid_proof",
     AnchorNotFound => "anchor_not_found",
     RelinkConflict => "relink_conflict",

@@ -1,5 +1,7 @@
 //! The one issuance service both routes share: hash → sign → store, with one re-sign when
-//! the signing key was rotated between the signer's cache and the commit.
+//! the signing key was rotated between the signer's cache and the commit. Signing makes both
+//! proofs of a credential: the issuer signature over the v2 hash (what the anchor commits
+//! to) and the Verifiable Credential (Open Badges 3.0, `eddsa-rdfc-2022`) wallets carry.
 //!
 //! `POST /v1/credentials` and `POST /v1/credential-batches` differ only in how they parse a
 //! request and render its answer; what a credential is (proof format v2 over its fields,
@@ -8,25 +10,31 @@
 use std::sync::Arc;
 
 use domain::hash::{CredentialFields, FileDigest, HashScheme, Salt};
-use domain::signing::SigningKey;
+use domain::vc::{OpenBadge, PublicBase};
 use domain::{CredentialId, IssuerId};
 use store::credentials::NewCredential;
 use store::StoreError;
 
 use crate::error::ApiError;
 use crate::request::ParsedFields;
+use crate::signer::IssuingKey;
 use crate::state::AppState;
 
 /// Hashes a credential's fields under proof format v2 (the id, the salt and `key` inside the
-/// hash) and signs the hash with `key`: the one place a credential to store is made.
+/// hash), signs the hash with `key`, and makes its Verifiable Credential, signed by the same
+/// key under the issuer's `did:web` (`base`): the one place a credential to store is made.
+/// `None` only if the VC cannot be canonicalized, which the fields the API accepts never
+/// cause (logged; the caller answers 500 and stores nothing).
 pub fn sign(
     id: CredentialId,
     salt: Salt,
     issuer: &IssuerId,
-    key: &SigningKey,
+    signer: &IssuingKey,
+    base: &PublicBase,
     fields: ParsedFields,
     file_digest: FileDigest,
-) -> NewCredential {
+) -> Option<NewCredential> {
+    let key = &signer.key;
     let scheme = HashScheme::V2 {
         credential_id: id,
         salt,
@@ -40,7 +48,30 @@ pub fn sign(
         issued_at: fields.issued_at,
         serial: fields.serial.clone(),
     });
-    NewCredential {
+    let did = base.did(issuer);
+    let unsigned = domain::vc::open_badge(&OpenBadge {
+        id,
+        issuer_did: &did,
+        issuer_name: &signer.issuer_name,
+        issued_at: fields.issued_at,
+        credential_type: &fields.credential_type,
+        title: &fields.title,
+        recipient: &fields.recipient,
+        salt: &salt,
+        file_digest: &file_digest,
+    });
+    let options = vc::ProofOptions {
+        verification_method: did.signing_method(key.key_id()),
+        created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    };
+    let credential = match vc::attach_proof(&unsigned, &options, |data| key.sign_data_integrity(data)) {
+        Ok(credential) => credential.to_string(),
+        Err(e) => {
+            tracing::error!(credential_id = %id, error = %e, "cannot sign the verifiable credential");
+            return None;
+        }
+    };
+    Some(NewCredential {
         id,
         issuer: issuer.clone(),
         serial: fields.serial,
@@ -54,7 +85,8 @@ pub fn sign(
         scheme,
         hash,
         key_id: key.key_id().clone(),
-    }
+        vc: Some(credential),
+    })
 }
 
 /// Runs `attempt` (sign with the given key, then store) with the issuer's active signing key.
@@ -65,7 +97,7 @@ pub fn sign(
 pub async fn with_active_key<T>(
     state: &AppState,
     issuer: &IssuerId,
-    mut attempt: impl AsyncFnMut(Arc<SigningKey>) -> Result<Result<T, StoreError>, ApiError>,
+    mut attempt: impl AsyncFnMut(Arc<IssuingKey>) -> Result<Result<T, StoreError>, ApiError>,
 ) -> Result<T, ApiError> {
     let mut retried = false;
     loop {

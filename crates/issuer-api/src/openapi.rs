@@ -19,6 +19,9 @@ use utoipa::{Modify, OpenApi};
         crate::routes::batches::issue_batch,
         crate::routes::batches::get_batch,
         crate::routes::batches::get_batch_proofs,
+        crate::routes::vcs::get_vc,
+        crate::routes::vcs::get_batch_vcs,
+        crate::routes::vcs::get_did_document,
     ),
     components(schemas(
         crate::views::CredentialView,

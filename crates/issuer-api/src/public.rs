@@ -47,6 +47,12 @@ pub struct PublicSettings {
     /// addresses or CIDR ranges (`10.0.0.0/8`). Empty: the TCP peer is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<ProxyRange>,
+    /// The URL this API is reached at from outside (`https://registrar.example.edu`): the
+    /// root of every issuer's `did:web`, so it must stay the same for as long as the
+    /// credentials are verified. Unset: `http://<listen address>:<port>` with a warning
+    /// (loopback, tests, the demo).
+    #[serde(default)]
+    pub base_url: Option<String>,
 }
 
 fn default_rate() -> u32 {
@@ -74,6 +80,7 @@ impl Default for PublicSettings {
             verify_max_in_flight_per_ip: default_inflight_per_ip(),
             verify_body_limit_bytes: default_verify_body(),
             trusted_proxies: Vec::new(),
+            base_url: None,
         }
     }
 }

@@ -17,7 +17,13 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 
 pub struct Signer {
     master: MasterKey,
-    cache: RwLock<HashMap<IssuerId, (Instant, Arc<SigningKey>)>>,
+    cache: RwLock<HashMap<IssuerId, (Instant, Arc<IssuingKey>)>>,
+}
+
+/// An issuer's active signing key and the name its credentials carry.
+pub struct IssuingKey {
+    pub key: SigningKey,
+    pub issuer_name: String,
 }
 
 impl Signer {
@@ -41,7 +47,7 @@ impl Signer {
         store: &Store,
         issuer: &IssuerId,
         retry_after_secs: u64,
-    ) -> Result<Arc<SigningKey>, ApiError> {
+    ) -> Result<Arc<IssuingKey>, ApiError> {
         if let Ok(cache) = self.cache.read() {
             if let Some((at, key)) = cache.get(issuer) {
                 if at.elapsed() < CACHE_TTL {
@@ -68,7 +74,10 @@ impl Signer {
             tracing::error!(issuer = %issuer, key_id = %active.key_id, "unsealed seed does not match the published public key");
             return Err(ApiError::SigningUnavailable);
         }
-        let key = Arc::new(key);
+        let key = Arc::new(IssuingKey {
+            key,
+            issuer_name: active.issuer_name,
+        });
         if let Ok(mut cache) = self.cache.write() {
             cache.insert(issuer.clone(), (Instant::now(), key.clone()));
         }

@@ -60,6 +60,20 @@ impl Application {
         }
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
         let port = listener.local_addr()?.port();
+        let public_base = match &settings.public.base_url {
+            Some(url) => domain::vc::PublicBase::parse(url)
+                .map_err(|e| anyhow::anyhow!("public.base_url: {e}"))?,
+            None => {
+                let host = match settings.http.host.as_str() {
+                    "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+                    host => host,
+                };
+                let url = format!("http://{host}:{port}");
+                tracing::warn!(%url, "public.base_url is not set: issuer DIDs name the listen address, which only this machine can resolve");
+                domain::vc::PublicBase::parse(&url)
+                    .map_err(|e| anyhow::anyhow!("public.base_url (from http.host): {e}"))?
+            }
+        };
         let metrics = Arc::new(ApiMetrics::new()?);
         let workers = settings
             .http
@@ -90,6 +104,7 @@ impl Application {
             },
             chain: chain::ChainClient::read_only(settings.chain.chain_config()),
             public: crate::public::PublicGuard::new(&settings.public),
+            public_base,
             body_read_timeout: std::time::Duration::from_secs(
                 settings.http.body_read_timeout_secs.max(1),
             ),

@@ -43,6 +43,8 @@ pub struct AppState {
     pub body_read_timeout: std::time::Duration,
     /// Read-only RPC client for verification.
     pub chain: chain::ChainClient,
+    /// `public.base_url`: the root of the issuers' `did:web`.
+    pub public_base: domain::vc::PublicBase,
 }
 
 /// Where anchors live (`chain.cluster`) and the explorer's local RPC override.

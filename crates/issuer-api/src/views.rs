@@ -169,6 +169,9 @@ impl RevocationView {
 pub struct IssuerProfileView {
     pub id: String,
     pub name: String,
+    /// The issuer's `did:web`; its DID document is at `did_document`.
+    pub did: String,
+    pub did_document: String,
     /// Base58 Solana public key that pays for (signs) this issuer's anchors now.
     pub anchor_pubkey: Option<String>,
     /// Every anchoring key ever used, oldest first, with its window. A verifier trusts an

@@ -410,6 +410,7 @@ impl Stack {
             hash,
             key_id: active.key_id.clone(),
             signature: key.sign_credential(ProofFormat::V1, &hash),
+            vc: None,
         };
         let outcome = self
             .store

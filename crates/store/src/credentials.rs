@@ -30,6 +30,9 @@ pub struct NewCredential {
     pub hash: CredentialHash,
     pub key_id: KeyId,
     pub signature: IssuerSignature,
+    /// The signed Verifiable Credential (JSON text, kept byte for byte); `None` only where a
+    /// test stands in for an older release.
+    pub vc: Option<String>,
 }
 
 impl NewCredential {
@@ -185,8 +188,8 @@ impl Store {
             .prepare_cached(&format!(
                 "INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
                  credential_type, title, metadata, file_digest, credential_hash, \
-                 signing_key_id, signature, proof_format, salt, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued') \
+                 signing_key_id, signature, proof_format, salt, vc, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'queued') \
                  ON CONFLICT (issuer_id, serial) DO NOTHING RETURNING {CREDENTIAL_COLUMNS}"
             ))
             .await?;
@@ -194,7 +197,7 @@ impl Store {
         let params_key = new.key_id.as_str();
         let format = new.format_number();
         let salt = new.salt_bytes();
-        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
+        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 15] = [
             new.id.as_uuid(),
             &params_issuer,
             &new.serial.as_str(),
@@ -209,6 +212,7 @@ impl Store {
             &new.signature.as_bytes().as_slice(),
             &format,
             &salt,
+            &new.vc,
         ];
         // The key check and the insert are pipelined (issue #10: one round trip fewer per
         // issuance): tokio-postgres writes both at once, the server runs them in order, so
@@ -306,6 +310,44 @@ impl Store {
             )
             .await?;
         row.as_ref().map(credential_from_row).transpose()
+    }
+
+    /// The signed Verifiable Credential of one credential of one issuer, as stored: `None`
+    /// if there is no such credential, `Some(None)` if it has none (an older row).
+    pub async fn credential_vc(
+        &self,
+        issuer: &IssuerId,
+        id: &CredentialId,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT vc FROM credentials WHERE issuer_id = $1 AND id = $2",
+                &[&issuer.as_str(), id.as_uuid()],
+            )
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get(0)?),
+            None => None,
+        })
+    }
+
+    /// The signed Verifiable Credentials of one bulk request, in request order (ids are
+    /// time-ordered), skipping rows without one.
+    pub async fn batch_vcs(
+        &self,
+        issuer: &IssuerId,
+        request_id: &Uuid,
+    ) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT vc FROM credentials WHERE issuer_id = $1 AND request_batch_id = $2 \
+                 AND vc IS NOT NULL ORDER BY id",
+                &[&issuer.as_str(), request_id],
+            )
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
     }
 
     /// Newest first, keyset-paginated by id (UUIDv7 is time-ordered): `cursor` is the last
@@ -745,7 +787,7 @@ async fn copy_all(
         .copy_in(
             "COPY credentials (id, issuer_id, serial, recipient_id, issued_at, credential_type, \
                title, metadata, file_digest, credential_hash, signing_key_id, signature, status, \
-               request_batch_id, proof_format, salt) FROM STDIN BINARY",
+               request_batch_id, proof_format, salt, vc) FROM STDIN BINARY",
         )
         .await?;
     let writer = BinaryCopyInWriter::new(
@@ -767,13 +809,14 @@ async fn copy_all(
             Type::UUID,
             Type::INT2,
             Type::BYTEA,
+            Type::TEXT,
         ],
     );
     futures_util::pin_mut!(writer);
     for c in items {
         let format = c.format_number();
         let salt = c.salt_bytes();
-        let row: [&(dyn ToSql + Sync); 16] = [
+        let row: [&(dyn ToSql + Sync); 17] = [
             c.id.as_uuid(),
             &issuer,
             &c.serial.as_str(),
@@ -790,6 +833,7 @@ async fn copy_all(
             &request_id,
             &format,
             &salt,
+            &c.vc,
         ];
         writer.as_mut().write(&row).await?;
     }

@@ -26,6 +26,8 @@ pub struct ActiveSigningKey {
     pub key_id: KeyId,
     pub public_key: PublicKey,
     pub sealed_seed: Option<Vec<u8>>,
+    /// The issuer's display name, which its Verifiable Credentials carry.
+    pub issuer_name: String,
 }
 
 pub struct IssuerRecord {
@@ -161,8 +163,9 @@ impl Store {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT key_id, public_key, sealed_seed FROM issuer_signing_keys \
-                 WHERE issuer_id = $1 AND retired_at IS NULL",
+                "SELECT k.key_id, k.public_key, k.sealed_seed, i.name \
+                 FROM issuer_signing_keys k JOIN issuers i ON i.id = k.issuer_id \
+                 WHERE k.issuer_id = $1 AND k.retired_at IS NULL",
                 &[&issuer.as_str()],
             )
             .await?;
@@ -174,6 +177,7 @@ impl Store {
             key_id: parse_key_id(&key_id)?,
             public_key: parse_public_key(&public)?,
             sealed_seed,
+            issuer_name: row.try_get(3)?,
         }))
     }
 

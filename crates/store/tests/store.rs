@@ -104,6 +104,7 @@ impl World {
             scheme,
             hash,
             key_id: self.key.key_id().clone(),
+            vc: None,
         }
     }
 

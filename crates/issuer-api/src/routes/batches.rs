@@ -127,6 +127,7 @@ pub async fn issue_batch(
         issuance::with_active_key(&state, &issuer, async |key| {
             // Parsing, hashing and signing 10,000 items is CPU work: off the async workers.
             let (worker_issuer, worker_body) = (issuer.clone(), body.clone());
+            let worker_base = state.public_base.clone();
             let Prepared {
                 items,
                 positions,
@@ -138,7 +139,7 @@ pub async fn issue_batch(
                 } else {
                     bulk::parse_json(&worker_body)
                 }?;
-                prepare(&worker_issuer, &key, parsed)
+                prepare(&worker_issuer, &key, &worker_base, parsed)
             })
             .await
             .map_err(|_| ApiError::Internal)??;
@@ -214,7 +215,8 @@ struct Prepared {
 
 fn prepare(
     issuer: &domain::IssuerId,
-    key: &domain::signing::SigningKey,
+    key: &crate::signer::IssuingKey,
+    base: &domain::vc::PublicBase,
     parsed: bulk::ParsedItems,
 ) -> Result<Prepared, ApiError> {
     use rayon::prelude::*;
@@ -264,7 +266,7 @@ fn prepare(
                 // A failing system RNG is not recoverable per item: the request fails whole
                 // (checked below) rather than issuing unsalted credentials.
                 let salt = Salt::generate(&SystemRandom::new()).ok()?;
-                Some(issuance::sign(id, salt, issuer, key, fields, file_digest))
+                issuance::sign(id, salt, issuer, key, base, fields, file_digest)
             },
         )
         .collect::<Option<Vec<_>>>()
@@ -329,7 +331,7 @@ fn assemble(
     }
 }
 
-fn parse_request_id(raw: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_request_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| ApiError::invalid_field("id", "not a batch id (UUID)"))
 }
 

@@ -73,7 +73,16 @@ pub async fn issue_credential(
     let salt = Salt::generate(&SystemRandom::new()).map_err(|_| ApiError::Internal)?;
     let store = state.store();
     let outcome = issuance::with_active_key(&state, &issuer, async |key| {
-        let new = issuance::sign(id, salt, &issuer, &key, parsed.fields.clone(), file_digest);
+        let new = issuance::sign(
+            id,
+            salt,
+            &issuer,
+            &key,
+            &state.public_base,
+            parsed.fields.clone(),
+            file_digest,
+        )
+        .ok_or(ApiError::Internal)?;
         let fingerprint = request_fingerprint(&new);
         let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
             key,

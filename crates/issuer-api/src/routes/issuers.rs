@@ -40,6 +40,8 @@ pub async fn get_issuer(
     Ok(HttpResponse::Ok().json(IssuerProfileView {
         id: issuer.id.as_str().to_string(),
         name: issuer.name,
+        did: state.public_base.did(&id).to_string(),
+        did_document: state.public_base.did_document_url(&id),
         anchor_pubkey: issuer.anchor_pubkey,
         anchor_keys: anchor_keys.iter().map(AnchorKeyView::from).collect(),
         signing_keys: keys.iter().map(SigningKeyView::from).collect(),

@@ -6,6 +6,7 @@ pub mod health;
 pub mod issuers;
 pub mod page;
 pub mod revocations;
+pub mod vcs;
 pub mod verify;
 
 use actix_web::web;
@@ -43,6 +44,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/credential-batches/{id}/proofs")
             .route(web::get().to(batches::get_batch_proofs))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/credential-batches/{id}/vcs")
+            .route(web::get().to(vcs::get_batch_vcs))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/credentials/{id}/vc")
+            .route(web::get().to(vcs::get_vc))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/issuers/{id}/did.json")
+            .route(web::get().to(vcs::get_did_document))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -12,3 +12,4 @@ mod ops;
 mod public;
 mod ratelimit;
 mod rotation;
+mod vcs;

@@ -1,0 +1,120 @@
+//! The W3C side of a credential: each issuer's `did:web` document (public) and the signed
+//! Open Badges 3.0 Verifiable Credentials the registrar hands to graduates (authenticated).
+//! The shapes are `domain::vc`'s; the signatures were made at issuance (`issuance::sign`).
+
+use actix_web::{http::header, web, HttpResponse};
+use domain::vc::{did_document, DidSigningKey};
+use domain::IssuerId;
+
+use crate::auth::AuthenticatedIssuer;
+use crate::error::ApiError;
+use crate::routes::batches::parse_request_id;
+use crate::routes::credentials::parse_id;
+use crate::state::AppState;
+
+/// Media type of a VC 2.0 credential secured with an embedded proof.
+const VC_MEDIA_TYPE: &str = "application/vc";
+
+/// The DID document of `did:web:<public base>:issuers:{id}`: every signing key (retired
+/// ones too) as an assertion method, every Solana anchoring key beside them.
+#[utoipa::path(
+    get,
+    path = "/issuers/{id}/did.json",
+    params(("id" = String, Path, description = "Issuer id (slug)")),
+    responses((status = 200, description = "DID document (did:web)", content_type = "application/did+ld+json", body = Object), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+)]
+pub async fn get_did_document(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = IssuerId::parse(&path.into_inner())
+        .map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
+    let store = state.store();
+    store
+        .issuer(&id)
+        .await
+        .map_err(|e| state.store_error(e))?
+        .ok_or(ApiError::IssuerNotFound)?;
+    let signing: Vec<DidSigningKey> = store
+        .signing_keys(&id)
+        .await
+        .map_err(|e| state.store_error(e))?
+        .into_iter()
+        .map(|key| DidSigningKey {
+            key_id: key.key_id,
+            public_key: key.public_key,
+        })
+        .collect();
+    let anchoring: Vec<String> = store
+        .anchor_keys_of(&id)
+        .await
+        .map_err(|e| state.store_error(e))?
+        .into_iter()
+        .map(|key| key.pubkey)
+        .collect();
+    let document = did_document(&state.public_base.did(&id), &signing, &anchoring);
+    Ok(HttpResponse::Ok()
+        .content_type("application/did+ld+json")
+        // A rotation shows within five minutes; old keys never leave the document.
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(document))
+}
+
+/// The signed Open Badges 3.0 credential of one credential, byte for byte as issued.
+#[utoipa::path(
+    get,
+    path = "/v1/credentials/{id}/vc",
+    params(("id" = String, Path, description = "Credential id")),
+    responses((status = 200, description = "OpenBadgeCredential (VC 2.0, eddsa-rdfc-2022)", content_type = "application/vc", body = Object), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get_vc(
+    issuer: AuthenticatedIssuer,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.into_inner())?;
+    let vc = state
+        .store()
+        .credential_vc(&issuer.0, &id)
+        .await
+        .map_err(|e| state.store_error(e))?
+        .ok_or(ApiError::CredentialNotFound)?
+        .ok_or(ApiError::VcNotAvailable)?;
+    Ok(HttpResponse::Ok().content_type(VC_MEDIA_TYPE).body(vc))
+}
+
+/// The signed credentials of one bulk request, one per line, in request order.
+#[utoipa::path(
+    get,
+    path = "/v1/credential-batches/{id}/vcs",
+    params(("id" = String, Path, description = "Id returned by POST /v1/credential-batches")),
+    responses((status = 200, description = "NDJSON: one OpenBadgeCredential per accepted item", content_type = "application/x-ndjson"), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get_batch_vcs(
+    issuer: AuthenticatedIssuer,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_request_id(&path.into_inner())?;
+    let store = state.store();
+    store
+        .credential_batch(&issuer.0, &id)
+        .await
+        .map_err(|e| state.store_error(e))?
+        .ok_or(ApiError::CredentialBatchNotFound)?;
+    let vcs = store
+        .batch_vcs(&issuer.0, &id)
+        .await
+        .map_err(|e| state.store_error(e))?;
+    let mut out = String::with_capacity(vcs.iter().map(|v| v.len() + 1).sum());
+    for vc in vcs {
+        // Stored compact (serde_json's `to_string`): one line each.
+        out.push_str(&vc);
+        out.push('\n');
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .body(out))
+}
