@@ -72,7 +72,9 @@ impl PublicBase {
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let host_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':');
         if authority.is_empty() || !authority.chars().all(host_char) {
-            return Err(fail("the host must be a DNS name or IPv4 address, optionally with :port"));
+            return Err(fail(
+                "the host must be a DNS name or IPv4 address, optionally with :port",
+            ));
         }
         if authority.matches(':').count() > 1 {
             return Err(fail("at most one :port"));
@@ -85,7 +87,9 @@ impl PublicBase {
             .map(str::to_string)
             .collect();
         if path.iter().any(|s| !s.chars().all(segment_char)) {
-            return Err(fail("path segments may hold letters, digits and . - _ ~ only"));
+            return Err(fail(
+                "path segments may hold letters, digits and . - _ ~ only",
+            ));
         }
         Ok(PublicBase {
             url: rest.to_string(),
@@ -93,7 +97,11 @@ impl PublicBase {
             path,
         })
         .map(|mut base| {
-            let scheme = if url.starts_with("https://") { "https" } else { "http" };
+            let scheme = if url.starts_with("https://") {
+                "https"
+            } else {
+                "http"
+            };
             base.url = format!("{scheme}://{}", base.url);
             base
         })
@@ -113,6 +121,13 @@ impl PublicBase {
         did.push_str(":issuers:");
         did.push_str(issuer.as_str());
         Did(did)
+    }
+
+    /// The issuer a DID of this base names, if it is one of ours (`did(issuer) == did`).
+    pub fn issuer_of(&self, did: &str) -> Option<IssuerId> {
+        let id = did.rsplit_once(":issuers:")?.1;
+        let issuer = IssuerId::parse(id).ok()?;
+        (self.did(&issuer).as_str() == did).then_some(issuer)
     }
 
     /// Where the DID document of `issuer` is served.
@@ -347,6 +362,33 @@ pub fn open_badge(badge: &OpenBadge<'_>) -> Value {
     })
 }
 
+/// The credential id a VC names (`urn:uuid:<id>`), if it names one.
+pub fn credential_id_of(vc: &Value) -> Option<CredentialId> {
+    vc.get("id")?
+        .as_str()?
+        .strip_prefix("urn:uuid:")?
+        .parse()
+        .ok()
+}
+
+/// Whether `presented` (a VC, its proof aside) says exactly what `expected` (the
+/// [`open_badge`] of the record it names) says, the issuer's display name excepted: a name
+/// is not part of the anchored hash and an issuer may be renamed after issuing. Anything
+/// else (a claim added, changed or dropped) is a mismatch, even under a valid proof.
+pub fn claims_match(presented: &Value, expected: &Value) -> bool {
+    let strip = |vc: &Value| {
+        let mut vc = vc.clone();
+        if let Some(object) = vc.as_object_mut() {
+            object.remove("proof");
+        }
+        if let Some(issuer) = vc.get_mut("issuer").and_then(Value::as_object_mut) {
+            issuer.remove("name");
+        }
+        vc
+    };
+    strip(presented) == strip(expected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,7 +405,9 @@ mod tests {
     #[test]
     fn did_web_follows_the_did_web_rules() {
         assert_eq!(
-            base("https://registrar.example.edu").did(&issuer()).as_str(),
+            base("https://registrar.example.edu")
+                .did(&issuer())
+                .as_str(),
             "did:web:registrar.example.edu:issuers:uni-example"
         );
         assert_eq!(
@@ -379,6 +423,62 @@ mod tests {
             nested.did_document_url(&issuer()),
             "https://example.edu/registrar/api/issuers/uni-example/did.json"
         );
+    }
+
+    #[test]
+    fn only_our_own_dids_name_an_issuer() {
+        let ours = base("https://example.edu/registrar");
+        let did = ours.did(&issuer());
+        assert_eq!(ours.issuer_of(did.as_str()), Some(issuer()));
+        let theirs = base("https://evil.example/registrar").did(&issuer());
+        assert_eq!(ours.issuer_of(theirs.as_str()), None);
+        assert_eq!(
+            ours.issuer_of("did:web:example.edu:registrar:issuers:NOT OK"),
+            None
+        );
+        assert_eq!(ours.issuer_of("did:key:z6Mk"), None);
+    }
+
+    fn badge_of(title: &str) -> Value {
+        let did = base("https://example.edu").did(&issuer());
+        open_badge(&OpenBadge {
+            id: CredentialId::new_v7(),
+            issuer_did: &did,
+            issuer_name: "Example University",
+            issued_at: IssuedAt::parse_rfc3339("2026-06-30T12:00:00Z").unwrap(),
+            credential_type: "diploma",
+            title,
+            recipient: &RecipientId::parse("student-1").unwrap(),
+            salt: &Salt::from_bytes([4; 32]),
+            file_digest: &FileDigest::of(b"pdf"),
+        })
+    }
+
+    #[test]
+    fn claims_match_ignores_the_proof_and_the_issuer_name_only() {
+        let expected = badge_of("BSc");
+        let mut presented = expected.clone();
+        presented["proof"] = json!({"type": "DataIntegrityProof"});
+        presented["issuer"]["name"] = json!("Renamed University");
+        assert!(claims_match(&presented, &expected));
+        assert_eq!(
+            credential_id_of(&expected).map(|id| format!("urn:uuid:{id}")),
+            expected["id"].as_str().map(str::to_string)
+        );
+        for tamper in [
+            |v: &mut Value| v["name"] = json!("PhD"),
+            |v: &mut Value| v["validFrom"] = json!("2020-01-01T00:00:00Z"),
+            |v: &mut Value| v["description"] = json!("added"),
+            |v: &mut Value| {
+                v["credentialSubject"]["identifier"][0]["identityHash"] = json!("sha256$00")
+            },
+            |v: &mut Value| v["relatedResource"] = json!([]),
+            |v: &mut Value| v["issuer"]["id"] = json!("did:web:evil.example:issuers:uni-example"),
+        ] {
+            let mut changed = expected.clone();
+            tamper(&mut changed);
+            assert!(!claims_match(&changed, &expected), "{changed}");
+        }
     }
 
     #[test]
@@ -434,10 +534,17 @@ mod tests {
         assert_eq!(doc["verificationMethod"].as_array().unwrap().len(), 3);
         assert_eq!(
             doc["assertionMethod"],
-            json!([did.signing_method(&keys[0].key_id), did.signing_method(&keys[1].key_id)])
+            json!([
+                did.signing_method(&keys[0].key_id),
+                did.signing_method(&keys[1].key_id)
+            ])
         );
         assert_eq!(
-            parse_multikey(doc["verificationMethod"][2]["publicKeyMultibase"].as_str().unwrap()),
+            parse_multikey(
+                doc["verificationMethod"][2]["publicKeyMultibase"]
+                    .as_str()
+                    .unwrap()
+            ),
             Some([3; 32])
         );
     }
@@ -446,7 +553,10 @@ mod tests {
     fn the_w3c_multikey_example_decodes() {
         // vc-di-eddsa B.1: this multikey is the Ed25519 public key 0x4bb4…
         let key = parse_multikey("z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2").unwrap();
-        assert_eq!(multikey(&key), "z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2");
+        assert_eq!(
+            multikey(&key),
+            "z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2"
+        );
         assert!(parse_multikey("z6Mk").is_none());
     }
 

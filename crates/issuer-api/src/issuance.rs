@@ -64,7 +64,9 @@ pub fn sign(
         verification_method: did.signing_method(key.key_id()),
         created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     };
-    let credential = match vc::attach_proof(&unsigned, &options, |data| key.sign_data_integrity(data)) {
+    let credential = match vc::attach_proof(&unsigned, &options, |data| {
+        key.sign_data_integrity(data)
+    }) {
         Ok(credential) => credential.to_string(),
         Err(e) => {
             tracing::error!(credential_id = %id, error = %e, "cannot sign the verifiable credential");

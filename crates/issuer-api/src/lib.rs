@@ -25,6 +25,7 @@ pub mod signer;
 pub mod startup;
 pub mod state;
 pub mod verify;
+pub mod verify_vc;
 pub mod views;
 
 pub use settings::Settings;

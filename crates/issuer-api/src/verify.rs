@@ -30,6 +30,10 @@ use crate::state::AppState;
 pub enum Claim {
     /// A proof bundle (`GET /v1/credentials/{id}/proof`, schema v2 or v1, read by `ProofBundle::from_json`).
     Bundle(Box<ProofBundle>),
+    /// A Verifiable Credential (`GET /v1/credentials/{id}/vc`): its Data Integrity proof is
+    /// checked, then it must say exactly what the record it names says, and that record's
+    /// fields are verified as claimed fields (file, anchor, revocation).
+    Credential(Box<serde_json::Value>),
     /// The hash inputs the credential claims; looked up by hash among the issuer's.
     Fields {
         issuer: IssuerId,
@@ -106,6 +110,9 @@ pub async fn verify(
     let issuer_id = match &claim {
         Claim::Bundle(b) => b.fields.issuer.clone(),
         Claim::Fields { issuer, .. } => issuer.clone(),
+        Claim::Credential(vc) => {
+            return Box::pin(crate::verify_vc::verify_credential(state, file, vc)).await
+        }
     };
     let issuer_record = state.store().issuer(&issuer_id).await.map_err(store_err)?;
     let facts = match &issuer_record {
@@ -145,6 +152,7 @@ pub async fn verify(
                 .map_err(store_err)?;
             (*bundle, record)
         }
+        Claim::Credential(_) => return Err(ApiError::Internal),
         Claim::Fields {
             issuer,
             recipient,

@@ -31,6 +31,8 @@ pub struct ProofOptions {
 pub enum ProofError {
     #[error("the document is not a JSON object with an @context")]
     NotADocument,
+    #[error("the first @context is not {}", crate::contexts::CREDENTIALS_V2)]
+    NotAVerifiableCredential,
     #[error("the document has no single proof object")]
     NoProof,
     #[error("the proof is not a {PROOF_TYPE} with cryptosuite {CRYPTOSUITE}")]
@@ -106,6 +108,11 @@ pub fn verify_proof(
 ) -> Result<VerifiedProof, ProofError> {
     let document = secured.as_object().ok_or(ProofError::NotADocument)?;
     let context = document.get("@context").ok_or(ProofError::NotADocument)?;
+    // VC 2.0 §4.3: the first context is the VC 2.0 one. `jsonld.js` refuses the other
+    // orders (a protected term redefined); checking it here gives the same verdict.
+    if context.get(0).and_then(Value::as_str) != Some(crate::contexts::CREDENTIALS_V2) {
+        return Err(ProofError::NotAVerifiableCredential);
+    }
     let proof = document
         .get("proof")
         .and_then(Value::as_object)

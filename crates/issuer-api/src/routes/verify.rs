@@ -61,12 +61,12 @@ pub async fn parse_verify_multipart(
         let name = field.name().map(str::to_string).unwrap_or_default();
         let max = match name.as_str() {
             "file" => limit,
-            "proof" => MAX_PROOF_BYTES,
+            "proof" | "vc" => MAX_PROOF_BYTES,
             "issuer_id" | "recipient_id" | "issued_at" | "serial" => MAX_FIELD_BYTES,
             other => {
                 return Err(ApiError::InvalidMultipart {
                     message: format!(
-                        "unexpected part `{}`: send `file` and either `proof` or `issuer_id`, `recipient_id`, `issued_at`, `serial`",
+                        "unexpected part `{}`: send `file` and one of `proof`, `vc`, or `issuer_id`, `recipient_id`, `issued_at`, `serial`",
                         other.chars().take(64).collect::<String>()
                     ),
                 })
@@ -114,20 +114,32 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
     })?;
     let claimed = ["issuer_id", "recipient_id", "issued_at", "serial"];
     let any_claimed = claimed.iter().any(|n| take(n).is_some());
-    let claim = match take("proof") {
-        Some(_) if any_claimed => {
+    let claim = match (take("proof"), take("vc")) {
+        (Some(_), Some(_)) => {
             return Err(ApiError::InvalidMultipart {
-                message: "send either `proof` or the claimed fields, not both".into(),
+                message: "send either `proof` or `vc`, not both".into(),
             })
         }
-        Some(proof) => {
+        (Some(_), _) | (_, Some(_)) if any_claimed => {
+            return Err(ApiError::InvalidMultipart {
+                message: "send either `proof` / `vc` or the claimed fields, not both".into(),
+            })
+        }
+        (None, Some(vc)) => {
+            let vc: serde_json::Value = serde_json::from_slice(&vc)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .ok_or_else(|| ApiError::invalid_field("vc", "not a JSON object"))?;
+            Claim::Credential(Box::new(vc))
+        }
+        (Some(proof), None) => {
             // The one strict reader: an unknown field, a duplicate key or another spelling of
             // a value is refused here, before any check (400 `invalid_field`, field `proof`).
             let bundle = ProofBundle::from_json(&proof)
                 .map_err(|e| ApiError::invalid_field("proof", e.to_string()))?;
             Claim::Bundle(Box::new(bundle))
         }
-        None => {
+        (None, None) => {
             let text = |name: &str| -> Result<String, ApiError> {
                 let bytes = take(name).ok_or_else(|| ApiError::MissingField {
                     field: name.to_string(),

@@ -20,7 +20,10 @@ async fn did_document(app: &TestApp, issuer: &str) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
 }
 
 /// Verifies `vc`'s proof against `did_doc` the way a standard verifier does: the method
@@ -73,7 +76,10 @@ async fn an_issued_credential_is_an_open_badge_that_verifies_against_the_served_
             .replace(':', "%3A")
     );
     assert_eq!(vc["id"], format!("urn:uuid:{id}"));
-    assert_eq!(vc["type"], json!(["VerifiableCredential", "OpenBadgeCredential"]));
+    assert_eq!(
+        vc["type"],
+        json!(["VerifiableCredential", "OpenBadgeCredential"])
+    );
     assert_eq!(vc["issuer"]["id"], did);
     assert_eq!(vc["issuer"]["name"], "University A");
     assert_eq!(vc["validFrom"], "2026-06-30T12:00:00Z");
@@ -238,19 +244,34 @@ async fn unknown_or_foreign_credentials_and_issuers_are_not_found() {
     let created = issue(&app, "VC-0003").await;
     let id = created["id"].as_str().unwrap();
     let other = app.second_issuer("uni-b").await;
-    let (status, body) =
-        error_code(app.get(&format!("/v1/credentials/{id}/vc"), &other.api_key).await).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("credential_not_found")));
+    let (status, body) = error_code(
+        app.get(&format!("/v1/credentials/{id}/vc"), &other.api_key)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("credential_not_found"))
+    );
     let (status, body) = error_code(
         app.get("/v1/credentials/not-a-uuid/vc", &app.issuer.api_key)
             .await,
     )
     .await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_field")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_field"))
+    );
     let (status, body) = did_document(&app, "no-such-issuer").await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("issuer_not_found")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("issuer_not_found"))
+    );
     let (status, body) = did_document(&app, "NOT_A_SLUG").await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_field")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_field"))
+    );
 }
 
 #[tokio::test]
@@ -267,7 +288,13 @@ async fn a_credential_without_a_vc_answers_vc_not_available() {
         )
         .await
         .unwrap();
-    let (status, body) =
-        error_code(app.get(&format!("/v1/credentials/{id}/vc"), &app.issuer.api_key).await).await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("vc_not_available")));
+    let (status, body) = error_code(
+        app.get(&format!("/v1/credentials/{id}/vc"), &app.issuer.api_key)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("vc_not_available"))
+    );
 }

@@ -10,4 +10,5 @@ mod revocation;
 mod spend;
 mod tampering;
 mod upgrade;
+mod vc_interop;
 mod verify;

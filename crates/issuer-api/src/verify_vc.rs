@@ -1,0 +1,180 @@
+//! Verifying a Verifiable Credential (the `vc` part of `POST /v1/verify` and `/verify`).
+//!
+//! A VC is signed at issuance, before it is anchored, so it carries no anchor of its own.
+//! What links it to the chain is the record it names: the VC must (1) come from one of our
+//! issuers' `did:web`, (2) carry a valid `eddsa-rdfc-2022` proof by that issuer's key, the
+//! one that also signed the record's hash, and (3) say exactly what that record says
+//! (`domain::vc::claims_match`). The record's fields are then verified like claimed fields
+//! (`verify::verify`): rehashed under the record's own scheme, the file's digest included,
+//! and that hash must be the one anchored on chain by the issuer's key. The database supplies
+//! the hash's preimage, never the fact that it was anchored, so a forged row cannot pass.
+
+use bytes::Bytes;
+use domain::vc::{claims_match, credential_id_of, open_badge, OpenBadge};
+use domain::verdict::VerdictKind;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::verify::{verify, Claim, VerificationView, VerifiedIssuer};
+
+/// The verdict on `vc` presented with `file`.
+pub async fn verify_credential(
+    state: &AppState,
+    file: &Bytes,
+    vc: &Value,
+) -> Result<VerificationView, ApiError> {
+    let store_err = |e| state.store_error(e);
+    let did = vc
+        .get("issuer")
+        .and_then(|i| i.get("id").or(Some(i)))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(issuer) = state.public_base.issuer_of(did) else {
+        return Ok(refused(
+            state,
+            VerdictKind::UnknownIssuer,
+            "unknown_issuer",
+            format!("the credential's issuer {did:?} is not an issuer of this service"),
+            None,
+        ));
+    };
+    let Some(issuer_record) = state.store().issuer(&issuer).await.map_err(store_err)? else {
+        return Ok(refused(
+            state,
+            VerdictKind::UnknownIssuer,
+            "unknown_issuer",
+            format!("issuer {:?} is not known", issuer.as_str()),
+            None,
+        ));
+    };
+    let named = || Some((issuer.as_str().to_string(), issuer_record.name.clone()));
+    let record = match credential_id_of(vc) {
+        Some(id) => state
+            .store()
+            .credential(&issuer, &id)
+            .await
+            .map_err(store_err)?,
+        None => None,
+    };
+    let Some(record) = record else {
+        return Ok(refused(
+            state,
+            VerdictKind::Tampered,
+            "no_matching_credential",
+            "no credential of this issuer has this id".into(),
+            named(),
+        ));
+    };
+    // (2) The proof, by a key the issuer published, the same that signed the record.
+    let keys = state
+        .store()
+        .signing_keys(&issuer)
+        .await
+        .map_err(store_err)?;
+    let issuer_did = state.public_base.did(&issuer);
+    let proof = vc::verify_proof(vc, |method| {
+        let key_id = issuer_did.signing_key_of(method)?;
+        keys.iter()
+            .find(|k| k.key_id == key_id)
+            .map(|k| *k.public_key.as_bytes())
+    });
+    let proof = match proof {
+        Ok(proof) => proof,
+        Err(e) => {
+            return Ok(refused(
+                state,
+                VerdictKind::InvalidSignature,
+                "vc_proof_invalid",
+                format!("the credential's Data Integrity proof does not verify: {e}"),
+                named(),
+            ))
+        }
+    };
+    let signed_by = issuer_did.signing_key_of(&proof.verification_method);
+    // (3) Exactly what the record says.
+    let expected = match (
+        &record.recipient,
+        record.issued_at,
+        &record.salt,
+        &record.file_digest,
+        &record.title,
+        &record.credential_type,
+    ) {
+        (
+            Some(recipient),
+            Some(issued_at),
+            Some(salt),
+            Some(file_digest),
+            Some(title),
+            Some(ty),
+        ) => Some(open_badge(&OpenBadge {
+            id: record.id,
+            issuer_did: &issuer_did,
+            issuer_name: &issuer_record.name,
+            issued_at,
+            credential_type: ty,
+            title,
+            recipient,
+            salt,
+            file_digest,
+        })),
+        _ => None,
+    };
+    let matches = expected.is_some_and(|expected| claims_match(vc, &expected))
+        && signed_by.is_some()
+        && signed_by == record.key_id;
+    let (Some(recipient), Some(issued_at), Some(serial), true) =
+        (record.recipient, record.issued_at, record.serial, matches)
+    else {
+        return Ok(refused(
+            state,
+            VerdictKind::Tampered,
+            "vc_record_mismatch",
+            "the credential does not say what the issuer recorded for it".into(),
+            named(),
+        ));
+    };
+    // (4) The record's fields, with this file: hash, anchor on chain, revocation.
+    verify(
+        state,
+        file,
+        Claim::Fields {
+            issuer,
+            recipient,
+            issued_at,
+            serial,
+        },
+    )
+    .await
+}
+
+fn refused(
+    state: &AppState,
+    kind: VerdictKind,
+    reason: &str,
+    detail: String,
+    issuer: Option<(String, String)>,
+) -> VerificationView {
+    state
+        .metrics
+        .verifications
+        .with_label_values(&[kind.as_str()])
+        .inc();
+    VerificationView {
+        verdict: kind,
+        reason: reason.to_string(),
+        message: kind.headline().to_string(),
+        detail,
+        credential_id: None,
+        issuer: issuer.map(|(id, name)| VerifiedIssuer {
+            id,
+            name: Some(name),
+            key_id: None,
+        }),
+        issued_at: None,
+        credential_hash: None,
+        anchor: None,
+        revocation: None,
+    }
+}

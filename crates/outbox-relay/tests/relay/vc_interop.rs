@@ -1,0 +1,234 @@
+//! Independent verification of our Verifiable Credentials (issue #19): credentials issued
+//! through the API (single and bulk, several signing-key rotations), anchored in single and
+//! in Merkle mode, are accepted by the published verifiers, and tampered copies are refused
+//! by every one of them:
+//! - `@digitalbazaar/vc` + `@digitalbazaar/eddsa-rdfc-2022-cryptosuite` (npm, pinned in
+//!   `interop/package-lock.json`), contexts from the npm packages, DIDs over loopback HTTP;
+//! - a from-the-spec check in Python (`pyld` + `pynacl`, pinned with hashes);
+//! - our own `vc::verify_proof` against the served DID document.
+//!
+//! The verifiers are installed by `scripts/install-interop.sh` (npm registry and PyPI on
+//! first run, cached after), which this test runs itself.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use outbox_relay::Application;
+use provisioning::rotate_signing_key;
+use serde_json::Value;
+
+use crate::helpers::world;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The installed verifiers' directory (last line of the installer's output).
+fn install_interop() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/install-interop.sh"))
+        .output()
+        .expect("run scripts/install-interop.sh");
+    assert!(
+        out.status.success(),
+        "install-interop failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    PathBuf::from(stdout.lines().last().expect("install dir").trim())
+}
+
+/// Runs one verifier over `files` expecting `expect` (valid / invalid) for each; returns its
+/// per-file lines, failing the test with them if any file went the other way.
+fn run_verifier(dir: &Path, name: &str, expect: &str, files: &[PathBuf]) -> Vec<Value> {
+    let mut cmd = match name {
+        "digitalbazaar" => {
+            let mut c = Command::new("node");
+            c.arg(dir.join("verify-vc.mjs"));
+            c
+        }
+        "pyld" => {
+            let mut c = Command::new(dir.join("venv/bin/python"));
+            c.arg(dir.join("verify_vc.py"))
+                .arg("--contexts")
+                .arg(dir.join("contexts"));
+            c
+        }
+        other => panic!("no verifier {other}"),
+    };
+    let out = cmd
+        .arg("--expect")
+        .arg(expect)
+        .args(files)
+        .output()
+        .expect("run verifier");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let results: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("file").is_some())
+        .collect();
+    assert!(
+        out.status.success(),
+        "{name} --expect {expect} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        results.len(),
+        files.len(),
+        "{name}: one line per file\n{stdout}"
+    );
+    for r in &results {
+        assert_eq!(r["verified"], expect == "valid", "{name}: {r}");
+    }
+    results
+}
+
+async fn vc_text(w: &crate::helpers::World, id: &str) -> String {
+    let resp = w
+        .client
+        .get(format!("{}/v1/credentials/{id}/vc", w.api))
+        .bearer_auth(&w.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn published_verifiers_accept_every_issued_vc_and_refuse_every_tampered_one() {
+    let interop = install_interop();
+    let w = world().await;
+    let master = domain::sealed::MasterKey::from_base64(&w.master_key_b64).unwrap();
+    let mut ids = Vec::new();
+
+    // 50 anchored one memo each (single mode), two rotations among them.
+    let mut wave = Vec::new();
+    for round in 0..3 {
+        for i in 0..9 {
+            wave.push(w.issue(&format!("VCI-S-{round}-{i}")).await);
+        }
+        if round < 2 {
+            rotate_signing_key(&w.store, &master, &w.issuer_id)
+                .await
+                .unwrap();
+        }
+    }
+    wave.extend(w.issue_bulk("VCI-SB", 23).await);
+    assert_eq!(wave.len(), 50);
+    let single = w.relay("relay-vc-single").await;
+    w.anchor_all(&single, &wave).await;
+    drop(single);
+    ids.extend(wave);
+
+    // 50 anchored in Merkle batches, after two more rotations.
+    let mut wave = Vec::new();
+    for round in 0..2 {
+        rotate_signing_key(&w.store, &master, &w.issuer_id)
+            .await
+            .unwrap();
+        wave.extend(w.issue_bulk(&format!("VCI-M{round}"), 20).await);
+        for i in 0..5 {
+            wave.push(w.issue(&format!("VCI-MS-{round}-{i}")).await);
+        }
+    }
+    assert_eq!(wave.len(), 50);
+    let merkle = Application::build(w.merkle_settings(w.chain_env.rpc_url(), "relay-vc-m", 64, 0))
+        .await
+        .unwrap();
+    w.anchor_all(&merkle, &wave).await;
+    drop(merkle);
+    ids.extend(wave);
+    assert_eq!(
+        w.query_i64(
+            "SELECT count(*) FROM credentials c JOIN anchor_batch_members m ON m.credential_id = c.id \
+             WHERE c.status = 'finalized'"
+        )
+        .await,
+        50,
+        "half anchored in Merkle batches"
+    );
+
+    // Every VC, as the API hands it out, into files.
+    let dir = w.dir.path().join("vcs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut genuine = Vec::new();
+    let mut methods = std::collections::HashSet::new();
+    for id in &ids {
+        let text = vc_text(&w, id).await;
+        let vc: Value = serde_json::from_str(&text).unwrap();
+        methods.insert(
+            vc["proof"]["verificationMethod"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        let path = dir.join(format!("{id}.vc.json"));
+        std::fs::write(&path, text).unwrap();
+        genuine.push(path);
+    }
+    assert_eq!(genuine.len(), 100);
+    assert_eq!(methods.len(), 5, "five signing keys over four rotations");
+
+    for verifier in ["digitalbazaar", "pyld"] {
+        run_verifier(&interop, verifier, "valid", &genuine);
+    }
+
+    // Tampered variants of a credential signed before the rotations and of the newest one.
+    let tampered_dir = w.dir.path().join("tampered");
+    let mut tampered = Vec::new();
+    for (n, source) in [&genuine[0], &genuine[99]].into_iter().enumerate() {
+        let out = tampered_dir.join(n.to_string());
+        let status = Command::new("python3")
+            .arg(interop.join("tamper.py"))
+            .arg(source)
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for entry in std::fs::read_dir(&out).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().ends_with(".vc.json") {
+                tampered.push(path);
+            }
+        }
+    }
+    assert!(tampered.len() >= 40, "{} tampered variants", tampered.len());
+    for verifier in ["digitalbazaar", "pyld"] {
+        run_verifier(&interop, verifier, "invalid", &tampered);
+    }
+    // Ours agrees on every one of them.
+    let did_doc: Value = w
+        .client
+        .get(format!("{}/issuers/{}/did.json", w.api, w.issuer_id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_of = |method: &str| {
+        let listed = did_doc["assertionMethod"]
+            .as_array()?
+            .iter()
+            .any(|m| m == method);
+        let entry = did_doc["verificationMethod"]
+            .as_array()?
+            .iter()
+            .find(|m| m["id"] == method)?;
+        listed
+            .then(|| domain::vc::parse_multikey(entry["publicKeyMultibase"].as_str()?))
+            .flatten()
+    };
+    for path in &genuine {
+        let vc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        vc::verify_proof(&vc, key_of).unwrap();
+    }
+    for path in &tampered {
+        let Ok(vc) = serde_json::from_str::<Value>(&std::fs::read_to_string(path).unwrap()) else {
+            continue;
+        };
+        assert!(vc::verify_proof(&vc, key_of).is_err(), "{}", path.display());
+    }
+}
