@@ -15,7 +15,7 @@ use std::process::Command;
 
 use outbox_relay::Application;
 use provisioning::rotate_signing_key;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::world;
 
@@ -231,4 +231,84 @@ async fn published_verifiers_accept_every_issued_vc_and_refuse_every_tampered_on
         };
         assert!(vc::verify_proof(&vc, key_of).is_err(), "{}", path.display());
     }
+}
+
+async fn verify_vc(w: &crate::helpers::World, file: Vec<u8>, vc: &str) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(file).file_name("diploma.pdf"),
+        )
+        .text("vc", vc.to_string());
+    crate::verify::post_verify(w, form).await
+}
+
+/// Our verifier on a VC: the proof, the record it names, then file, anchor and revocation
+/// as for claimed fields; every way of lying gets its own verdict.
+#[tokio::test]
+async fn the_verify_api_gives_a_vc_the_same_verdicts_as_a_bundle() {
+    use crate::verify::file_of;
+    let w = world().await;
+    let id = w.issue("VCV-1").await;
+    let text = vc_text(&w, &id).await;
+
+    // Signed but not anchored yet.
+    let (status, v) = verify_vc(&w, file_of("VCV-1"), &text).await;
+    assert_eq!(
+        (status, v["verdict"].as_str()),
+        (200, Some("not_anchored_yet")),
+        "{v}"
+    );
+
+    let relay = w.relay("relay-vcv").await;
+    w.anchor_all(&relay, std::slice::from_ref(&id)).await;
+    let (_, v) = verify_vc(&w, file_of("VCV-1"), &text).await;
+    assert_eq!(v["verdict"], "valid", "{v}");
+    assert_eq!(v["credential_id"], id);
+    assert!(v["anchor"]["finalized"].as_bool().unwrap(), "{v}");
+
+    // Another file.
+    let (_, v) = verify_vc(&w, b"%PDF forged".to_vec(), &text).await;
+    assert_eq!(v["verdict"], "tampered", "{v}");
+
+    // A changed claim breaks the proof.
+    let mut changed: Value = serde_json::from_str(&text).unwrap();
+    changed["credentialSubject"]["achievement"]["name"] = json!("PhD Computer Science");
+    let (_, v) = verify_vc(&w, file_of("VCV-1"), &changed.to_string()).await;
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("invalid_signature"), Some("vc_proof_invalid")),
+        "{v}"
+    );
+
+    // A VC that names another credential of ours (its own proof intact) is not that one.
+    let other = w.issue("VCV-2").await;
+    let other_text = vc_text(&w, &other).await;
+    let (_, v) = verify_vc(&w, file_of("VCV-1"), &other_text).await;
+    assert_eq!(v["verdict"], "tampered", "{v}");
+
+    // An issuer that is not ours.
+    let mut foreign: Value = serde_json::from_str(&text).unwrap();
+    foreign["issuer"]["id"] = json!("did:web:evil.example:issuers:uni-test");
+    let (_, v) = verify_vc(&w, file_of("VCV-1"), &foreign.to_string()).await;
+    assert_eq!(v["verdict"], "unknown_issuer", "{v}");
+
+    // Malformed input is a 400 with a stable code, never a verdict.
+    let (status, v) = verify_vc(&w, file_of("VCV-1"), "[1, 2]").await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("invalid_field")),
+        "{v}"
+    );
+
+    // Revoked: the VC follows its record.
+    assert_eq!(w.revoke(&id, "issued in error").await, 202);
+    let (_, v) = verify_vc(&w, file_of("VCV-1"), &text).await;
+    assert!(
+        matches!(
+            v["verdict"].as_str(),
+            Some("revoked" | "revocation_pending")
+        ),
+        "{v}"
+    );
 }

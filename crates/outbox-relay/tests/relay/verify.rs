@@ -43,7 +43,7 @@ pub async fn verify_proof_text(w: &World, file: Vec<u8>, proof: String) -> (u16,
     post_verify(w, form).await
 }
 
-async fn post_verify(w: &World, form: reqwest::multipart::Form) -> (u16, Value) {
+pub async fn post_verify(w: &World, form: reqwest::multipart::Form) -> (u16, Value) {
     // Public: no API key.
     let resp = w
         .client
