@@ -6,6 +6,11 @@ CACHE_DIR ?= $(HOME)/.cache/credential-anchor
 export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
 AGAVE_VERSION ?= 4.2.2
 export SOLANA_TEST_VALIDATOR ?= $(CACHE_DIR)/tools/agave-$(AGAVE_VERSION)/bin/solana-test-validator
+# CI builds once per run: incremental state would only fill the disk (it grew to 27 GiB
+# across runs on the 2-core machine) without ever being reused.
+ifeq ($(CI),true)
+export CARGO_INCREMENTAL ?= 0
+endif
 LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
 
 .PHONY: help deps validator build lint test test-fast demo fmt deploy-check prometheus-e2e bench bench-smoke fuzz chaos schemathesis

@@ -109,6 +109,19 @@ echo "the /verify page says: Valid"
 echo "credential-verify (no call to our API, only the Solana RPC):"
 "$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
   --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY" || die "credential-verify did not say valid"
+
+say "the same diploma as a W3C Verifiable Credential (Open Badges 3.0, eddsa-rdfc-2022)"
+http 200 "$API/v1/credentials/$ID/vc" "${AUTH[@]}" > "$WORK/diploma.vc.json"
+python3 -m json.tool "$WORK/diploma.vc.json"
+echo "issuer DID document: $API/issuers/$(json 'd["issuer"]["id"].rsplit(":", 1)[1]' < "$WORK/diploma.vc.json")/did.json"
+INTEROP="$(bash scripts/install-interop.sh | tail -n1)"
+echo "@digitalbazaar/vc $(node -p "require('$INTEROP/node_modules/@digitalbazaar/vc/package.json').version") (offline: contexts from npm, the DID from this API):"
+node "$INTEROP/verify-vc.mjs" --expect valid "$WORK/diploma.vc.json" || die "@digitalbazaar/vc did not accept the VC"
+VERDICT="$(http 200 "$API/v1/verify" -F "file=@$WORK/diploma.pdf" \
+  -F "vc=@$WORK/diploma.vc.json;type=application/json" | json 'd["verdict"] + " (anchor " + d["anchor"]["signature"] + ")"')"
+echo "POST /v1/verify with the VC and the file (its proof, then its anchor on chain): $VERDICT"
+[[ "$VERDICT" == valid* ]] || die "expected verdict valid for the VC, got $VERDICT"
+
 printf 'X' | dd of="$WORK/diploma.pdf" bs=1 seek=10 conv=notrunc status=none
 set +e
 "$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
