@@ -196,7 +196,7 @@ pub fn render_error(e: &ApiError, limit: usize) -> String {
             "Add the proof file, or fill in all four credential details (issuer, recipient, date, serial).".to_string()
         }
         ApiError::InvalidField { field, reason } if field == "proof" => {
-            format!("The proof file is not a valid proof bundle: {reason}")
+            format!("The proof file is not a valid proof bundle or verifiable credential: {reason}")
         }
         ApiError::InvalidField { field, reason } => {
             format!("The field “{field}” is not valid: {reason}")
@@ -236,9 +236,9 @@ fn page(state: &AppState, result: Option<&str>) -> String {
 <label for=\"file\">Credential file (required)</label>\
 <input id=\"file\" name=\"file\" type=\"file\" required aria-describedby=\"file-hint\">\
 <p id=\"file-hint\" class=\"hint\">The exact file you received, up to {mib} MiB.</p>\
-<label for=\"proof\">Proof bundle (optional)</label>\
+<label for=\"proof\">Proof bundle or verifiable credential (optional)</label>\
 <input id=\"proof\" name=\"proof\" type=\"file\" accept=\".json,application/json\" aria-describedby=\"proof-hint\">\
-<p id=\"proof-hint\" class=\"hint\">The <code>proof.json</code> that came with the credential. Without it, fill in the details below.</p>\
+<p id=\"proof-hint\" class=\"hint\">The <code>proof.json</code> or the <code>.vc.json</code> (Open Badges 3.0) that came with the credential. Without either, fill in the details below.</p>\
 </fieldset>\
 <fieldset><legend>Or the credential's details</legend>\
 <label for=\"issuer_id\">Issuer id</label><input id=\"issuer_id\" name=\"issuer_id\" type=\"text\" autocomplete=\"off\" placeholder=\"uni-example\">\

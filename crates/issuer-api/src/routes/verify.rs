@@ -132,6 +132,11 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
                 .ok_or_else(|| ApiError::invalid_field("vc", "not a JSON object"))?;
             Claim::Credential(Box::new(vc))
         }
+        // The page has one upload for "the proof that came with it": a VC there (a JSON-LD
+        // document; a proof bundle's closed schema has no `@context`) is read as a `vc` part.
+        (Some(proof), None) if is_json_ld(&proof) => Claim::Credential(Box::new(
+            serde_json::from_slice(&proof).map_err(|_| ApiError::invalid_field("proof", "not JSON"))?,
+        )),
         (Some(proof), None) => {
             // The one strict reader: an unknown field, a duplicate key or another spelling of
             // a value is refused here, before any check (400 `invalid_field`, field `proof`).
@@ -164,11 +169,16 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
     Ok(VerifyRequest { file, claim })
 }
 
+fn is_json_ld(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .is_ok_and(|v| v.get("@context").is_some())
+}
+
 /// Verify a credential file against a proof bundle or its claimed fields.
 #[utoipa::path(
     post,
     path = "/v1/verify",
-    request_body(content = String, description = "multipart/form-data: `file` (the credential file) and either `proof` (a proof bundle v2 or v1, JSON, read strictly: docs/proof-bundle.md) or `issuer_id`, `recipient_id`, `issued_at`, `serial`", content_type = "multipart/form-data"),
+    request_body(content = String, description = "multipart/form-data: `file` (the credential file) and one of `proof` (a proof bundle v2 or v1, JSON, read strictly: docs/proof-bundle.md; a Verifiable Credential there is read as `vc`), `vc` (the credential's W3C Verifiable Credential, docs/verifiable-credentials.md), or `issuer_id`, `recipient_id`, `issued_at`, `serial`", content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "The verdict (whatever it is)", body = VerificationView),
         (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),

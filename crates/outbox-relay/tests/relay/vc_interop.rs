@@ -267,6 +267,28 @@ async fn the_verify_api_gives_a_vc_the_same_verdicts_as_a_bundle() {
     assert_eq!(v["credential_id"], id);
     assert!(v["anchor"]["finalized"].as_bool().unwrap(), "{v}");
 
+    // The page: the VC in its one "proof" upload.
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(file_of("VCV-1")).file_name("diploma.pdf"),
+        )
+        .part(
+            "proof",
+            reqwest::multipart::Part::text(text.clone()).file_name("diploma.vc.json"),
+        );
+    let page = w
+        .client
+        .post(format!("{}/verify", w.api))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Valid: issued by this issuer"), "{page}");
+
     // Another file.
     let (_, v) = verify_vc(&w, b"%PDF forged".to_vec(), &text).await;
     assert_eq!(v["verdict"], "tampered", "{v}");
