@@ -2,8 +2,8 @@
 """The crate dependency direction of ARCHITECTURE.md, checked (`make lint`).
 
 Binaries -> store / chain -> domain. `domain` depends on no workspace crate; `store` and
-`chain` not on each other nor on any binary; the offline verifier only on `domain` and
-`chain` (it must work after the service is gone). Only normal dependencies are checked: a
+`chain` not on each other nor on any binary; the offline verifier only on `domain`, `chain`
+and `vc` (it must work after the service is gone; `vc` does no I/O). Only normal dependencies are checked: a
 test may link anything. Each allowed edge is listed here, so a new one is a visible decision.
 """
 import json
@@ -15,11 +15,12 @@ ALLOWED = {
     "crashpoint": set(),
     "service-shell": set(),
     "testkit": set(),
+    "vc": set(),
     "chain": {"domain"},
     "store": {"domain", "crashpoint"},
-    "verifier": {"domain", "chain"},
+    "verifier": {"domain", "chain", "vc"},
     "provisioning": {"domain", "store"},
-    "issuer-api": {"domain", "store", "chain", "service-shell", "crashpoint", "provisioning"},
+    "issuer-api": {"domain", "store", "chain", "service-shell", "crashpoint", "provisioning", "vc"},
     "outbox-relay": {"domain", "store", "chain", "service-shell", "crashpoint"},
     "reconciler": {"domain", "store", "chain", "service-shell"},
     "issue-bulk": {"domain"},

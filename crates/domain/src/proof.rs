@@ -115,6 +115,10 @@ pub struct ProofBundle {
     pub credential_hash: CredentialHash,
     pub issuer_signature: BundleSignature,
     pub anchor: BundleAnchor,
+    /// v2, when issued with one: the credential's W3C Verifiable Credential, byte for byte
+    /// as signed (checked by `vc::verify_proof` and `vc::anchored_claims_match`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vc: Option<serde_json::Value>,
 }
 
 /// Why a bundle does not hold, before any chain lookup.
@@ -514,6 +518,7 @@ mod tests {
                 memo: String::new(),
                 mode,
             },
+            vc: None,
         };
         b.anchor.memo = b.expected_memo().unwrap().encode();
         b

@@ -389,6 +389,71 @@ pub fn claims_match(presented: &Value, expected: &Value) -> bool {
     strip(presented) == strip(expected)
 }
 
+/// What a proof bundle's anchored hash covers, to hold a VC against (offline: no record).
+#[derive(Debug, Clone)]
+pub struct AnchoredClaims<'a> {
+    pub id: CredentialId,
+    pub issuer: &'a IssuerId,
+    pub issued_at: IssuedAt,
+    pub recipient: &'a RecipientId,
+    pub salt: &'a Salt,
+    pub file_digest: &'a FileDigest,
+    /// The key that signed the anchored hash; the VC's proof must be by the same key.
+    pub key_id: &'a KeyId,
+}
+
+/// Whether `vc` (its proof already verified) makes the claims the anchored hash covers:
+/// same id, an issuer DID ending in this issuer, proof by the same key, same `validFrom`,
+/// recipient hash and file digests. The first claim that differs, by name, otherwise. Title
+/// and type are in neither hash (the issuer's signature alone vouches for them, in the VC
+/// as in the record).
+pub fn anchored_claims_match(vc: &Value, claims: &AnchoredClaims<'_>) -> Result<(), &'static str> {
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    if credential_id_of(vc) != Some(claims.id) {
+        return Err("id");
+    }
+    let did = vc["issuer"]["id"].as_str().unwrap_or_default();
+    if did.rsplit_once(":issuers:").map(|(_, id)| id) != Some(claims.issuer.as_str()) {
+        return Err("issuer");
+    }
+    let method = vc["proof"]["verificationMethod"]
+        .as_str()
+        .unwrap_or_default();
+    if method != format!("{did}#{}", claims.key_id.as_str()) {
+        return Err("proof.verificationMethod");
+    }
+    if text(&vc["validFrom"]) != Some(claims.issued_at.canonical()) {
+        return Err("validFrom");
+    }
+    let identity = &vc["credentialSubject"]["identifier"];
+    let expected_identity = json!([{
+        "type": "IdentityObject",
+        "identityHash": identity_hash(claims.recipient, claims.salt),
+        "identityType": "identifier",
+        "hashed": true,
+        "salt": claims.salt.to_hex(),
+    }]);
+    if identity != &expected_identity {
+        return Err("credentialSubject.identifier");
+    }
+    // The same digests `open_badge` writes for this file.
+    let expected = open_badge(&OpenBadge {
+        id: claims.id,
+        issuer_did: &Did(did.to_string()),
+        issuer_name: "",
+        issued_at: claims.issued_at,
+        credential_type: "",
+        title: "",
+        recipient: claims.recipient,
+        salt: claims.salt,
+        file_digest: claims.file_digest,
+    });
+    if vc["relatedResource"] != expected["relatedResource"] {
+        return Err("relatedResource");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,6 +543,83 @@ mod tests {
             let mut changed = expected.clone();
             tamper(&mut changed);
             assert!(!claims_match(&changed, &expected), "{changed}");
+        }
+    }
+
+    #[test]
+    fn anchored_claims_name_the_first_that_differs() {
+        let base = base("https://example.edu");
+        let did = base.did(&issuer());
+        let id = CredentialId::new_v7();
+        let recipient = RecipientId::parse("student-1").unwrap();
+        let salt = Salt::from_bytes([4; 32]);
+        let digest = FileDigest::of(b"pdf");
+        let key = KeyId::parse("k1").unwrap();
+        let issued_at = IssuedAt::parse_rfc3339("2026-06-30T12:00:00Z").unwrap();
+        let mut vc = open_badge(&OpenBadge {
+            id,
+            issuer_did: &did,
+            issuer_name: "U",
+            issued_at,
+            credential_type: "diploma",
+            title: "BSc",
+            recipient: &recipient,
+            salt: &salt,
+            file_digest: &digest,
+        });
+        vc["proof"] = json!({"verificationMethod": did.signing_method(&key)});
+        let issuer = issuer();
+        let claims = AnchoredClaims {
+            id,
+            issuer: &issuer,
+            issued_at,
+            recipient: &recipient,
+            salt: &salt,
+            file_digest: &digest,
+            key_id: &key,
+        };
+        assert_eq!(anchored_claims_match(&vc, &claims), Ok(()));
+        let other_key = KeyId::parse("k2").unwrap();
+        let other_digest = FileDigest::of(b"other");
+        let other_recipient = RecipientId::parse("student-2").unwrap();
+        for (changed, expected) in [
+            (
+                AnchoredClaims {
+                    id: CredentialId::new_v7(),
+                    ..claims.clone()
+                },
+                "id",
+            ),
+            (
+                AnchoredClaims {
+                    key_id: &other_key,
+                    ..claims.clone()
+                },
+                "proof.verificationMethod",
+            ),
+            (
+                AnchoredClaims {
+                    issued_at: IssuedAt::parse_rfc3339("2020-01-01T00:00:00Z").unwrap(),
+                    ..claims.clone()
+                },
+                "validFrom",
+            ),
+            (
+                AnchoredClaims {
+                    recipient: &other_recipient,
+                    ..claims.clone()
+                },
+                "credentialSubject.identifier",
+            ),
+            (
+                AnchoredClaims {
+                    file_digest: &other_digest,
+                    ..claims.clone()
+                },
+                "relatedResource",
+            ),
+        ] {
+            assert_eq!(anchored_claims_match(&vc, &changed), Err(expected));
         }
     }
 

@@ -516,6 +516,7 @@ mod tests {
                 memo: String::new(),
                 mode,
             },
+            vc: None,
         };
         b.anchor.memo = b.expected_memo().unwrap().encode();
         b

@@ -96,6 +96,7 @@ pub fn bundle_from(
         credential: c,
         membership,
         anchor_payer,
+        vc,
     } = record;
     // A revoked credential keeps its (finalized) anchor: its bundle still proves what was
     // issued, and verifiers learn of the revocation separately.
@@ -173,6 +174,9 @@ pub fn bundle_from(
             memo: String::new(),
             mode,
         },
+        // Stored by this service as JSON; a row that does not parse (never written so) is
+        // served without it rather than not at all.
+        vc: vc.and_then(|text| serde_json::from_str(&text).ok()),
     };
     bundle.anchor.memo = bundle
         .expected_memo()

@@ -394,6 +394,7 @@ fn bundle_from_record(
                 },
             },
         },
+        vc: None,
     };
     bundle.anchor.memo = bundle.expected_memo().ok()?.encode();
     Some(bundle)

@@ -178,6 +178,8 @@ pub struct ProofRecord {
     /// key of that time, which a rotation may have retired since. `None` for a row rebuilt
     /// from the chain, whose transaction this database never stored.
     pub anchor_payer: Option<String>,
+    /// The credential's signed Verifiable Credential text, if it has one.
+    pub vc: Option<String>,
 }
 
 impl Store {
@@ -200,7 +202,7 @@ impl Store {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {columns}, b.id AS batch_id, b.member_count, b.root, m.proof, \
+                    "SELECT {columns}, c.vc, b.id AS batch_id, b.member_count, b.root, m.proof, \
                        (SELECT t.payer FROM anchor_transactions t \
                         WHERE t.signature = c.anchor_signature) AS anchor_payer \
                      FROM credentials c \
@@ -239,6 +241,7 @@ impl Store {
                     credential,
                     membership,
                     anchor_payer: row.try_get("anchor_payer")?,
+                    vc: row.try_get("vc")?,
                 })
             })
             .collect()

@@ -148,6 +148,9 @@ pub struct Request {
     /// the issuer's website or profile). The bundle's own `issuer_name` is hashed nowhere,
     /// so it is only ever shown as a claim.
     pub issuer_name: Option<String>,
+    /// A Verifiable Credential given apart from the bundle (`--vc`); else the bundle's own
+    /// `vc`, if it carries one. Checked by [`check_vc`].
+    pub vc: Option<serde_json::Value>,
 }
 
 /// The outcome: the verdict and the facts behind it.
@@ -185,6 +188,57 @@ pub struct Report {
     pub issuer_key_pinned: bool,
     /// How far each endpoint's revocation search reached.
     pub revocation_scan: Vec<ScanReport>,
+    /// The Verifiable Credential checked with the bundle: its verification method, when
+    /// its proof verified and it makes the bundle's anchored claims; `None` when there was
+    /// none (a refused one changes the verdict instead).
+    pub vc_verification_method: Option<String>,
+}
+
+/// Holds a Verifiable Credential against the bundle it came with: its `eddsa-rdfc-2022`
+/// proof must verify with the bundle's signing key (which the v2 hash binds to the anchor),
+/// and it must make the claims the anchored hash covers (`domain::vc::anchored_claims_match`).
+/// `Err` is the verdict a refused VC gets; `Ok` names the method that signed it.
+pub fn check_vc(bundle: &ProofBundle, vc: &serde_json::Value) -> Result<String, Verdict> {
+    let key_id = &bundle.issuer_signature.key_id;
+    let public = *bundle.issuer_signature.public_key.as_bytes();
+    let proof = vc::verify_proof(vc, |method| {
+        method
+            .rsplit_once('#')
+            .is_some_and(|(_, fragment)| fragment == key_id.as_str())
+            .then_some(public)
+    })
+    .map_err(|e| Verdict {
+        kind: VerdictKind::InvalidSignature,
+        reason: "vc_proof_invalid",
+        detail: format!(
+            "the verifiable credential's proof does not verify with the bundle's key {key_id}: {e}"
+        ),
+    })?;
+    let tampered = |claim: &str| Verdict {
+        kind: VerdictKind::Tampered,
+        reason: "vc_bundle_mismatch",
+        detail: format!(
+            "the verifiable credential's {claim} is not what the anchored credential says"
+        ),
+    };
+    let salt = bundle
+        .salt
+        .as_ref()
+        .ok_or_else(|| tampered("salt (a v1 bundle has none)"))?;
+    domain::vc::anchored_claims_match(
+        vc,
+        &domain::vc::AnchoredClaims {
+            id: bundle.credential_id,
+            issuer: &bundle.fields.issuer,
+            issued_at: bundle.fields.issued_at,
+            recipient: &bundle.fields.recipient,
+            salt,
+            file_digest: &bundle.fields.file_digest,
+            key_id,
+        },
+    )
+    .map_err(tampered)?;
+    Ok(proof.verification_method)
 }
 
 /// Reads a proof bundle file the one strict way (`ProofBundle::from_json`): anything
@@ -254,7 +308,11 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
         }),
         signing_keys: Vec::new(),
     };
-    let verdict = if pinned_ok {
+    let vc = req.vc.as_ref().or(req.bundle.vc.as_ref());
+    let vc_checked = vc.map(|vc| check_vc(&req.bundle, vc));
+    let verdict = if let Some(Err(refused)) = &vc_checked {
+        refused.clone()
+    } else if pinned_ok {
         derive_verdict(&Evidence {
             bundle: &req.bundle,
             file: Some(&req.file),
@@ -277,7 +335,9 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
             ),
         }
     };
-    Ok(report(req, cluster, verdict, first, scans))
+    let mut report = report(req, cluster, verdict, first, scans);
+    report.vc_verification_method = vc_checked.and_then(Result::ok);
+    Ok(report)
 }
 
 /// The single observation all endpoints agree on.
@@ -506,6 +566,7 @@ fn report(
         rpcs: req.rpcs.iter().map(|u| redact(u)).collect(),
         issuer_key_pinned: !req.pinned_issuer_keys.is_empty(),
         revocation_scan,
+        vc_verification_method: None,
     }
     .printable()
 }

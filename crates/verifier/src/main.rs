@@ -28,6 +28,11 @@ struct Cli {
     /// A Solana JSON-RPC endpoint; repeat to ask several. All must agree.
     #[arg(long = "rpc", required = true)]
     rpcs: Vec<String>,
+    /// The credential's W3C Verifiable Credential (`.vc.json`), checked with the bundle: its
+    /// proof by the bundle's signing key and the claims the anchored hash covers. Without it,
+    /// the bundle's own `vc` is checked if it carries one.
+    #[arg(long)]
+    vc: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -99,6 +104,18 @@ fn run(cli: Cli) -> Result<verifier::Report, VerifyError> {
         std::fs::read(&cli.proof).map_err(|e| usage(&cli.proof.display().to_string(), &e))?;
     // Malformed or non-canonical bundles are input errors (exit 2), never "RPC unavailable".
     let bundle = verifier::read_bundle(&proof)?;
+    let vc = match &cli.vc {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| usage(&path.display().to_string(), &e))?;
+            Some(
+                serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .filter(serde_json::Value::is_object)
+                    .ok_or_else(|| usage(&path.display().to_string(), &"not a JSON object"))?,
+            )
+        }
+        None => None,
+    };
     let request = Request {
         file,
         bundle,
@@ -107,6 +124,7 @@ fn run(cli: Cli) -> Result<verifier::Report, VerifyError> {
         max_history_pages: cli.max_history_pages.max(1),
         timeout: Duration::from_secs(cli.timeout_secs.max(1)),
         issuer_name: cli.issuer_name,
+        vc,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -110,6 +110,7 @@ async fn anchored_by(rpc: String, payer: AnchorKeypair, merkle: bool, serial: &s
             memo: String::new(),
             mode: AnchorPath::Single,
         },
+        vc: None,
     };
     if merkle {
         let sibling = CredentialFields {

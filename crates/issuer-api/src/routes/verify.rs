@@ -135,7 +135,8 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
         // The page has one upload for "the proof that came with it": a VC there (a JSON-LD
         // document; a proof bundle's closed schema has no `@context`) is read as a `vc` part.
         (Some(proof), None) if is_json_ld(&proof) => Claim::Credential(Box::new(
-            serde_json::from_slice(&proof).map_err(|_| ApiError::invalid_field("proof", "not JSON"))?,
+            serde_json::from_slice(&proof)
+                .map_err(|_| ApiError::invalid_field("proof", "not JSON"))?,
         )),
         (Some(proof), None) => {
             // The one strict reader: an unknown field, a duplicate key or another spelling of
@@ -170,8 +171,7 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
 }
 
 fn is_json_ld(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .is_ok_and(|v| v.get("@context").is_some())
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| v.get("@context").is_some())
 }
 
 /// Verify a credential file against a proof bundle or its claimed fields.

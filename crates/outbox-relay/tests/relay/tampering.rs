@@ -428,6 +428,7 @@ async fn cli_verdict_pinned(
         max_history_pages: 200,
         timeout: Duration::from_secs(10),
         issuer_name: None,
+        vc: None,
     };
     match verifier::verify(&req).await {
         Ok(report) => (

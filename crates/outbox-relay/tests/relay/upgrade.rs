@@ -74,6 +74,7 @@ async fn cli_verdict(w: &World, serial: &str, bundle: &domain::proof::ProofBundl
         max_history_pages: 200,
         timeout: Duration::from_secs(10),
         issuer_name: None,
+        vc: None,
     })
     .await
     .unwrap();

@@ -334,3 +334,73 @@ async fn the_verify_api_gives_a_vc_the_same_verdicts_as_a_bundle() {
         "{v}"
     );
 }
+
+/// The offline verifier (`credential-verify`'s library): the bundle carries the VC and it is
+/// checked with it; a VC given apart (`--vc`) must match the bundle too.
+#[tokio::test]
+async fn the_offline_verifier_checks_the_vc_the_bundle_carries_or_is_given() {
+    use crate::verify::{bundle_for, file_of};
+    let w = world().await;
+    let id = w.issue("VCO-1").await;
+    let other = w.issue("VCO-2").await;
+    let relay = w.relay("relay-vco").await;
+    w.anchor_all(&relay, &[id.clone(), other.clone()]).await;
+    let bundle = bundle_for(&w, &id).await;
+    let carried: Value = serde_json::from_str(&vc_text(&w, &id).await).unwrap();
+    assert_eq!(
+        bundle.vc.as_ref(),
+        Some(&carried),
+        "the bundle carries the VC as issued"
+    );
+
+    let offline = |bundle: domain::proof::ProofBundle, vc: Option<Value>| {
+        let rpc = w.chain_env.rpc_url().to_string();
+        let pinned = w.anchor_pubkey.clone();
+        async move {
+            verifier::verify(&verifier::Request {
+                file: file_of("VCO-1"),
+                bundle,
+                rpcs: vec![rpc],
+                pinned_issuer_keys: vec![pinned],
+                max_history_pages: 200,
+                timeout: std::time::Duration::from_secs(10),
+                issuer_name: None,
+                vc,
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let report = offline(bundle.clone(), None).await;
+    assert_eq!(report.verdict.as_str(), "valid", "{}", report.detail);
+    assert!(report
+        .vc_verification_method
+        .as_deref()
+        .is_some_and(|m| m.ends_with(&format!("#{}", bundle.issuer_signature.key_id))));
+
+    // A changed claim in the carried VC: its proof fails.
+    let mut edited = bundle.clone();
+    edited.vc.as_mut().unwrap()["name"] = json!("PhD Computer Science");
+    let report = offline(edited, None).await;
+    assert_eq!(
+        (report.verdict.as_str(), report.reason),
+        ("invalid_signature", "vc_proof_invalid")
+    );
+
+    // Another genuine credential's VC given with this bundle: the claims differ.
+    let foreign: Value = serde_json::from_str(&vc_text(&w, &other).await).unwrap();
+    let report = offline(bundle.clone(), Some(foreign)).await;
+    assert_eq!(
+        (report.verdict.as_str(), report.reason),
+        ("tampered", "vc_bundle_mismatch"),
+        "{}",
+        report.detail
+    );
+
+    // A bundle without a VC (as before VCs) verifies as before.
+    let mut bare = bundle.clone();
+    bare.vc = None;
+    let report = offline(bare, None).await;
+    assert_eq!(report.verdict.as_str(), "valid");
+    assert_eq!(report.vc_verification_method, None);
+}

@@ -238,6 +238,7 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
         max_history_pages: 200,
         timeout: Duration::from_secs(10),
         issuer_name: None,
+        vc: None,
     })
     .await
     .unwrap();
