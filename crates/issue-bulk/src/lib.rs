@@ -9,7 +9,10 @@
 //!    nothing is issued twice. No local state file is needed to resume.
 //! 3. Wait until every accepted credential is finalized on chain (`GET
 //!    /v1/credential-batches/{id}`), then write each proof bundle to
-//!    `<out>/<serial>.proof.json` (from `GET /v1/credential-batches/{id}/proofs`).
+//!    `<out>/<serial>.proof.json` (from `GET /v1/credential-batches/{id}/proofs`), and each
+//!    credential's W3C Verifiable Credential beside it as `<out>/<serial>.vc.json` (the
+//!    exact bytes `GET /v1/credential-batches/{id}/vcs` serves: what the graduate's wallet
+//!    takes).
 //!
 //! The CSV parsing and chunking are pure functions ([`read_rows`], [`chunk_bodies`]); only
 //! [`run`] does network and file I/O.
@@ -172,6 +175,11 @@ pub fn chunk_bodies(rows: &[Row], size: usize) -> Vec<Chunk> {
 /// File name of a serial's proof bundle (serials may contain `/`).
 pub fn proof_file_name(serial: &str) -> String {
     format!("{}.proof.json", serial.replace('/', "_"))
+}
+
+/// File name of a serial's Verifiable Credential.
+pub fn vc_file_name(serial: &str) -> String {
+    format!("{}.vc.json", serial.replace('/', "_"))
 }
 
 /// What to do.
@@ -421,14 +429,17 @@ async fn wait_finalized(
     }
 }
 
-/// Writes every bundle of every request to `<out>/<serial>.proof.json`.
+/// Writes every bundle of every request to `<out>/<serial>.proof.json`, and every VC to
+/// `<out>/<serial>.vc.json`.
 async fn write_proofs(
     client: &reqwest::Client,
     opts: &Options,
     request_ids: &[String],
 ) -> anyhow::Result<usize> {
     let mut written = 0;
+    let mut vcs_written = 0;
     for id in request_ids {
+        let mut serial_of = std::collections::HashMap::new();
         let url = format!(
             "{}/v1/credential-batches/{id}/proofs",
             opts.api.trim_end_matches('/')
@@ -452,10 +463,40 @@ async fn write_proofs(
                 .join(proof_file_name(bundle.fields.serial.as_str()));
             std::fs::write(&path, serde_json::to_vec_pretty(&bundle)?)
                 .with_context(|| format!("writing {}", path.display()))?;
+            serial_of.insert(
+                format!("urn:uuid:{}", bundle.credential_id),
+                bundle.fields.serial.as_str().to_string(),
+            );
             written += 1;
         }
+        let url = format!(
+            "{}/v1/credential-batches/{id}/vcs",
+            opts.api.trim_end_matches('/')
+        );
+        let text = client
+            .get(url)
+            .bearer_auth(&opts.api_key)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let vc: serde_json::Value =
+                serde_json::from_str(line).context("a verifiable credential the API sent")?;
+            // Only credentials whose bundle was written (finalized) get their VC beside it.
+            let Some(serial) = vc["id"].as_str().and_then(|id| serial_of.get(id)) else {
+                continue;
+            };
+            let path = opts.out.join(vc_file_name(serial));
+            std::fs::write(&path, line).with_context(|| format!("writing {}", path.display()))?;
+            vcs_written += 1;
+        }
     }
-    eprintln!("{written} proof bundles written to {}", opts.out.display());
+    eprintln!(
+        "{written} proof bundles and {vcs_written} verifiable credentials written to {}",
+        opts.out.display()
+    );
     Ok(written)
 }
 

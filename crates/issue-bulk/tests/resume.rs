@@ -108,6 +108,12 @@ async fn killed_mid_upload_then_rerun_issues_each_row_once_and_writes_every_proo
         let bundle: ProofBundle = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let file = std::fs::read(files.join(format!("{i}.pdf"))).unwrap();
         check_offline(&bundle, Some(&file)).unwrap();
+        // The VC beside it: the bytes the API stored, matching this bundle.
+        let vc_path = out.join(issue_bulk::vc_file_name(&format!("2026/BSC-{i}")));
+        let vc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&vc_path).unwrap()).unwrap();
+        assert_eq!(bundle.vc.as_ref(), Some(&vc));
+        verifier::check_vc(&bundle, &vc).unwrap();
     }
     let _ = stop.send(());
     relay_task.await.unwrap().unwrap();
