@@ -15,7 +15,7 @@ ALLOWED = {
     "crashpoint": set(),
     "service-shell": set(),
     "testkit": set(),
-    "vc": set(),
+    "vc": {"domain"},
     "chain": {"domain"},
     "store": {"domain", "crashpoint"},
     "verifier": {"domain", "chain", "vc"},

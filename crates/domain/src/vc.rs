@@ -151,17 +151,15 @@ impl Did {
         format!("{}#{}", self.0, key_id.as_str())
     }
 
-    /// The verification method of a Solana anchoring key: `<did>#solana-<base58 pubkey>`.
+    /// The verification method of a Solana anchoring key: `<did>#solana:<base58 pubkey>`
+    /// (a `:` no key id can contain, so no signing key is ever mistaken for it).
     pub fn anchoring_method(&self, anchor_pubkey: &str) -> String {
-        format!("{}#solana-{anchor_pubkey}", self.0)
+        format!("{}#solana:{anchor_pubkey}", self.0)
     }
 
     /// The signing key id a verification method of this DID names, if it names one.
     pub fn signing_key_of(&self, method: &str) -> Option<KeyId> {
         let fragment = method.strip_prefix(self.0.as_str())?.strip_prefix('#')?;
-        if fragment.starts_with("solana-") {
-            return None;
-        }
         KeyId::parse(fragment).ok()
     }
 }
@@ -645,6 +643,13 @@ mod tests {
         let method = did.signing_method(&key);
         assert_eq!(did.signing_key_of(&method), Some(key));
         assert_eq!(did.signing_key_of(&did.anchoring_method("abc")), None);
+        // An issuer named `solana` keeps its own keys (key ids are `<issuer>-<hex>`).
+        let solana = base("https://example.edu").did(&IssuerId::parse("solana").unwrap());
+        let key = KeyId::parse("solana-0a1b").unwrap();
+        assert_eq!(
+            solana.signing_key_of(&solana.signing_method(&key)),
+            Some(key)
+        );
         let other = base("https://evil.example").did(&issuer());
         assert_eq!(other.signing_key_of(&method), None);
     }

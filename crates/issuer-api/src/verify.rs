@@ -232,16 +232,26 @@ pub async fn verify(
     } else {
         read_anchor(state, &bundle.anchor.signature).await?
     };
-    let verdict = derive_verdict(&Evidence {
-        bundle: &bundle,
-        file: Some(file),
-        issuer: facts.as_ref(),
-        recorded_at: record.as_ref().map(|r| r.created_at),
-        recorded_id: record.as_ref().map(|r| r.id),
-        chain: &chain,
-        chain_cluster: Some(state.explorer.cluster),
-        revocation: &revocation_state,
-    });
+    // A bundle that carries its VC is held to it as the offline verifier holds it (a VC
+    // nothing checked would be shown to people as the credential). Canonicalization of what
+    // was sent is bounded by `vc::canon::MAX_BLANK_NODES`.
+    let vc_refusal = bundle
+        .vc
+        .as_ref()
+        .and_then(|vc| vc::bundle::check_vc(&bundle, vc).err());
+    let verdict = vc::bundle::with_vc(
+        derive_verdict(&Evidence {
+            bundle: &bundle,
+            file: Some(file),
+            issuer: facts.as_ref(),
+            recorded_at: record.as_ref().map(|r| r.created_at),
+            recorded_id: record.as_ref().map(|r| r.id),
+            chain: &chain,
+            chain_cluster: Some(state.explorer.cluster),
+            revocation: &revocation_state,
+        }),
+        vc_refusal,
+    );
     state
         .metrics
         .verifications

@@ -2,9 +2,14 @@
 //!
 //! A VC is signed at issuance, before it is anchored, so it carries no anchor of its own.
 //! What links it to the chain is the record it names: the VC must (1) come from one of our
-//! issuers' `did:web`, (2) carry a valid `eddsa-rdfc-2022` proof by that issuer's key, the
-//! one that also signed the record's hash, and (3) say exactly what that record says
-//! (`domain::vc::claims_match`). The record's fields are then verified like claimed fields
+//! issuers' `did:web`, (2) say exactly what that record says (`domain::vc::claims_match`),
+//! and (3) carry a valid `eddsa-rdfc-2022` proof by that issuer's key, the one that also
+//! signed the record's hash. (2) comes before (3) on purpose: this is a public route, and
+//! canonicalization (RDFC-1.0) of an arbitrary graph can be made very expensive ("poison"
+//! graphs of many look-alike blank nodes). The proof is then checked over our own template
+//! of the record, with only the presented issuer name (a short string, the one claim
+//! `claims_match` leaves free) and the presented proof (string members only) put in: what is
+//! canonicalized is never the attacker's graph. The record's fields are then verified like claimed fields
 //! (`verify::verify`): rehashed under the record's own scheme, the file's digest included,
 //! and that hash must be the one anchored on chain by the issuer's key. The database supplies
 //! the hash's preimage, never the fact that it was anchored, so a forged row cannot pass.
@@ -66,33 +71,17 @@ pub async fn verify_credential(
             named(),
         ));
     };
-    // (2) The proof, by a key the issuer published, the same that signed the record.
-    let keys = state
-        .store()
-        .signing_keys(&issuer)
-        .await
-        .map_err(store_err)?;
+    if record.proof_format == Some(domain::ProofFormat::V2) && record.salt.is_none() {
+        return Ok(refused(
+            state,
+            VerdictKind::Inconclusive,
+            "salt_erased",
+            "the issuer erased this credential's salt (an erasure request): it can only be verified with its proof bundle".into(),
+            named(),
+        ));
+    }
+    // (2) Exactly what the record says.
     let issuer_did = state.public_base.did(&issuer);
-    let proof = vc::verify_proof(vc, |method| {
-        let key_id = issuer_did.signing_key_of(method)?;
-        keys.iter()
-            .find(|k| k.key_id == key_id)
-            .map(|k| *k.public_key.as_bytes())
-    });
-    let proof = match proof {
-        Ok(proof) => proof,
-        Err(e) => {
-            return Ok(refused(
-                state,
-                VerdictKind::InvalidSignature,
-                "vc_proof_invalid",
-                format!("the credential's Data Integrity proof does not verify: {e}"),
-                named(),
-            ))
-        }
-    };
-    let signed_by = issuer_did.signing_key_of(&proof.verification_method);
-    // (3) Exactly what the record says.
     let expected = match (
         &record.recipient,
         record.issued_at,
@@ -121,11 +110,66 @@ pub async fn verify_credential(
         })),
         _ => None,
     };
-    let matches = expected.is_some_and(|expected| claims_match(vc, &expected))
-        && signed_by.is_some()
-        && signed_by == record.key_id;
-    let (Some(recipient), Some(issued_at), Some(serial), true) =
-        (record.recipient, record.issued_at, record.serial, matches)
+    // The one free claim: a display name, as a short string.
+    let name = vc
+        .get("issuer")
+        .and_then(|i| i.get("name"))
+        .and_then(Value::as_str)
+        .filter(|name| name.len() <= 1024);
+    let signed = match (expected, name) {
+        (Some(mut expected), Some(name)) if claims_match(vc, &expected) => {
+            expected["issuer"]["name"] = name.into();
+            expected["proof"] = vc.get("proof").cloned().unwrap_or(Value::Null);
+            Some(expected)
+        }
+        _ => None,
+    };
+    let Some(signed) = signed else {
+        return Ok(refused(
+            state,
+            VerdictKind::Tampered,
+            "vc_record_mismatch",
+            "the credential does not say what the issuer recorded for it".into(),
+            named(),
+        ));
+    };
+    // (3) The proof, by a key the issuer published, the same that signed the record.
+    let keys = state
+        .store()
+        .signing_keys(&issuer)
+        .await
+        .map_err(store_err)?;
+    let proof = vc::verify_proof(&signed, |method| {
+        let key_id = issuer_did.signing_key_of(method)?;
+        keys.iter()
+            .find(|k| k.key_id == key_id)
+            .map(|k| *k.public_key.as_bytes())
+    });
+    let proof = match proof {
+        Ok(proof) => proof,
+        Err(e) => {
+            return Ok(refused(
+                state,
+                VerdictKind::InvalidSignature,
+                "vc_proof_invalid",
+                format!("the credential's Data Integrity proof does not verify: {e}"),
+                named(),
+            ))
+        }
+    };
+    let signed_by = issuer_did.signing_key_of(&proof.verification_method);
+    if signed_by.is_none() || signed_by != record.key_id {
+        return Ok(refused(
+            state,
+            VerdictKind::InvalidSignature,
+            "vc_proof_invalid",
+            "the credential was signed by another key than the one that signed its record".into(),
+            named(),
+        ));
+    }
+    // A record that matched has these (`expected` needed them); the serial too.
+    let (Some(recipient), Some(issued_at), Some(serial)) =
+        (record.recipient, record.issued_at, record.serial)
     else {
         return Ok(refused(
             state,

@@ -11,6 +11,12 @@ use json_ld::{JsonLdProcessor, RemoteDocument};
 use crate::contexts::LOADER;
 use crate::CanonError;
 
+/// Most blank nodes a document may have. RDFC-1.0 is exponential in the number of blank
+/// nodes that look alike ("poison" graphs), and `ssi-rdf` has no call budget of its own; a
+/// credential of ours has three, its proof configuration one. Six keeps the worst case at
+/// 6! orderings.
+pub const MAX_BLANK_NODES: usize = 6;
+
 /// The RDFC-1.0 canonical N-Quads of `document` (one line per quad, each ending in `\n`,
 /// sorted), over the bundled contexts.
 pub fn canonicalize(document: &serde_json::Value) -> Result<String, CanonError> {
@@ -33,6 +39,20 @@ pub fn canonicalize(document: &serde_json::Value) -> Result<String, CanonError> 
         // A predicate is always an IRI: generalized RDF is off.
         .filter_map(|rdf_types::Quad(s, p, o, g)| Some(rdf_types::Quad(s, p.into_iri()?, o, g)))
         .collect();
+    let blank: std::collections::HashSet<&rdf_types::BlankIdBuf> = quads
+        .iter()
+        .flat_map(|rdf_types::Quad(s, _, o, g)| {
+            [
+                s.as_blank(),
+                o.as_blank(),
+                g.as_ref().and_then(|g| g.as_blank()),
+            ]
+        })
+        .flatten()
+        .collect();
+    if blank.len() > MAX_BLANK_NODES {
+        return Err(CanonError::TooManyBlankNodes(blank.len()));
+    }
     let mut lines: Vec<String> =
         ssi_rdf::urdna2015::normalize(quads.iter().map(|q| q.as_lexical_quad_ref()))
             .map(|quad| format!("{quad} .\n"))
@@ -93,6 +113,16 @@ mod tests {
         let doc =
             json!({"@context": {"name": "https://schema.org/name"}, "name": "x", "bogus term": 1});
         assert!(canonicalize(&doc).is_err());
+    }
+
+    #[test]
+    fn a_graph_of_many_blank_nodes_is_refused_before_canonicalization() {
+        // Ten blank nodes that all look alike: RDFC-1.0 would try every ordering.
+        let nodes: Vec<serde_json::Value> = (0..10)
+            .map(|i| json!({"@id": format!("_:n{i}"), "urn:p": [{"@id": format!("_:n{}", (i + 1) % 10)}]}))
+            .collect();
+        let doc = json!({"@graph": nodes});
+        assert_eq!(canonicalize(&doc), Err(CanonError::TooManyBlankNodes(10)));
     }
 
     #[test]

@@ -11,12 +11,15 @@
 //! `ssi-rdf` (the two parts of `ssi` that do the work); why not `ssi`'s own Data Integrity
 //! layer is in ARCHITECTURE.md ("Verifiable credentials").
 
+pub mod bundle;
 pub mod canon;
 pub mod contexts;
 pub mod proof;
 
 pub use canon::canonicalize;
-pub use proof::{attach_proof, verify_proof, ProofError, ProofOptions, VerifiedProof};
+pub use proof::{
+    attach_proof, verify_proof, PreparedProof, ProofError, ProofOptions, VerifiedProof,
+};
 
 /// Why a document could not be canonicalized.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,4 +28,8 @@ pub enum CanonError {
     /// malformed value. The text is the JSON-LD processor's.
     #[error("not a JSON-LD document over the bundled contexts: {0}")]
     JsonLd(String),
+    /// More blank nodes than [`canon::MAX_BLANK_NODES`]: refused rather than risk RDFC-1.0's
+    /// exponential case.
+    #[error("{0} blank nodes: more than a credential has ({max})", max = canon::MAX_BLANK_NODES)]
+    TooManyBlankNodes(usize),
 }

@@ -194,52 +194,7 @@ pub struct Report {
     pub vc_verification_method: Option<String>,
 }
 
-/// Holds a Verifiable Credential against the bundle it came with: its `eddsa-rdfc-2022`
-/// proof must verify with the bundle's signing key (which the v2 hash binds to the anchor),
-/// and it must make the claims the anchored hash covers (`domain::vc::anchored_claims_match`).
-/// `Err` is the verdict a refused VC gets; `Ok` names the method that signed it.
-pub fn check_vc(bundle: &ProofBundle, vc: &serde_json::Value) -> Result<String, Verdict> {
-    let key_id = &bundle.issuer_signature.key_id;
-    let public = *bundle.issuer_signature.public_key.as_bytes();
-    let proof = vc::verify_proof(vc, |method| {
-        method
-            .rsplit_once('#')
-            .is_some_and(|(_, fragment)| fragment == key_id.as_str())
-            .then_some(public)
-    })
-    .map_err(|e| Verdict {
-        kind: VerdictKind::InvalidSignature,
-        reason: "vc_proof_invalid",
-        detail: format!(
-            "the verifiable credential's proof does not verify with the bundle's key {key_id}: {e}"
-        ),
-    })?;
-    let tampered = |claim: &str| Verdict {
-        kind: VerdictKind::Tampered,
-        reason: "vc_bundle_mismatch",
-        detail: format!(
-            "the verifiable credential's {claim} is not what the anchored credential says"
-        ),
-    };
-    let salt = bundle
-        .salt
-        .as_ref()
-        .ok_or_else(|| tampered("salt (a v1 bundle has none)"))?;
-    domain::vc::anchored_claims_match(
-        vc,
-        &domain::vc::AnchoredClaims {
-            id: bundle.credential_id,
-            issuer: &bundle.fields.issuer,
-            issued_at: bundle.fields.issued_at,
-            recipient: &bundle.fields.recipient,
-            salt,
-            file_digest: &bundle.fields.file_digest,
-            key_id,
-        },
-    )
-    .map_err(tampered)?;
-    Ok(proof.verification_method)
-}
+pub use vc::bundle::check_vc;
 
 /// Reads a proof bundle file the one strict way (`ProofBundle::from_json`): anything
 /// malformed or in another spelling is an input error (exit 2), never an RPC failure.
@@ -310,9 +265,7 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
     };
     let vc = req.vc.as_ref().or(req.bundle.vc.as_ref());
     let vc_checked = vc.map(|vc| check_vc(&req.bundle, vc));
-    let verdict = if let Some(Err(refused)) = &vc_checked {
-        refused.clone()
-    } else if pinned_ok {
+    let verdict = if pinned_ok {
         derive_verdict(&Evidence {
             bundle: &req.bundle,
             file: Some(&req.file),
@@ -335,6 +288,11 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
             ),
         }
     };
+    let vc_refusal = match &vc_checked {
+        Some(Err(refused)) => Some(refused.clone()),
+        _ => None,
+    };
+    let verdict = vc::bundle::with_vc(verdict, vc_refusal);
     let mut report = report(req, cluster, verdict, first, scans);
     report.vc_verification_method = vc_checked.and_then(Result::ok);
     Ok(report)

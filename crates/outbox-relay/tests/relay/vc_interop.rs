@@ -293,10 +293,21 @@ async fn the_verify_api_gives_a_vc_the_same_verdicts_as_a_bundle() {
     let (_, v) = verify_vc(&w, b"%PDF forged".to_vec(), &text).await;
     assert_eq!(v["verdict"], "tampered", "{v}");
 
-    // A changed claim breaks the proof.
+    // A changed claim is not what the record says (refused before any canonicalization).
     let mut changed: Value = serde_json::from_str(&text).unwrap();
     changed["credentialSubject"]["achievement"]["name"] = json!("PhD Computer Science");
     let (_, v) = verify_vc(&w, file_of("VCV-1"), &changed.to_string()).await;
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("tampered"), Some("vc_record_mismatch")),
+        "{v}"
+    );
+    // The claims intact, the signature changed: the proof fails.
+    let mut forged: Value = serde_json::from_str(&text).unwrap();
+    let value = forged["proof"]["proofValue"].as_str().unwrap().to_string();
+    let flipped = if value.ends_with('2') { "3" } else { "2" };
+    forged["proof"]["proofValue"] = json!(format!("{}{flipped}", &value[..value.len() - 1]));
+    let (_, v) = verify_vc(&w, file_of("VCV-1"), &forged.to_string()).await;
     assert_eq!(
         (v["verdict"].as_str(), v["reason"].as_str()),
         (Some("invalid_signature"), Some("vc_proof_invalid")),
@@ -308,6 +319,23 @@ async fn the_verify_api_gives_a_vc_the_same_verdicts_as_a_bundle() {
     let other_text = vc_text(&w, &other).await;
     let (_, v) = verify_vc(&w, file_of("VCV-1"), &other_text).await;
     assert_eq!(v["verdict"], "tampered", "{v}");
+
+    // The one claim left free, the issuer's display name, may only be a short string: a
+    // graph there (RDFC-1.0's expensive case) is refused before anything is canonicalized.
+    let mut graph: Value = serde_json::from_str(&text).unwrap();
+    graph["issuer"]["name"] =
+        json!({"@id": "_:n0", "urn:p": [{"@id": "_:n1", "urn:p": {"@id": "_:n0"}}]});
+    let (_, v) = verify_vc(&w, file_of("VCV-1"), &graph.to_string()).await;
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("tampered"), Some("vc_record_mismatch")),
+        "{v}"
+    );
+    // A renamed issuer: the name is not anchored, the proof still covers it.
+    let mut renamed: Value = serde_json::from_str(&text).unwrap();
+    renamed["issuer"]["name"] = json!("Another University");
+    let (_, v) = verify_vc(&w, file_of("VCV-1"), &renamed.to_string()).await;
+    assert_eq!(v["reason"], "vc_proof_invalid", "{v}");
 
     // An issuer that is not ours.
     let mut foreign: Value = serde_json::from_str(&text).unwrap();
@@ -381,10 +409,17 @@ async fn the_offline_verifier_checks_the_vc_the_bundle_carries_or_is_given() {
     // A changed claim in the carried VC: its proof fails.
     let mut edited = bundle.clone();
     edited.vc.as_mut().unwrap()["name"] = json!("PhD Computer Science");
-    let report = offline(edited, None).await;
+    let report = offline(edited.clone(), None).await;
     assert_eq!(
         (report.verdict.as_str(), report.reason),
         ("invalid_signature", "vc_proof_invalid")
+    );
+    // The API holds a bundle to the VC it carries the same way.
+    let (_, v) = crate::verify::verify_bundle(&w, file_of("VCO-1"), &edited).await;
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("invalid_signature"), Some("vc_proof_invalid")),
+        "{v}"
     );
 
     // Another genuine credential's VC given with this bundle: the claims differ.
