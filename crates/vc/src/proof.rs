@@ -271,7 +271,8 @@ mod tests {
 
     #[test]
     fn every_tampered_part_is_refused() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        type Tamper = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Tamper)> = vec![
             (
                 "claim",
                 Box::new(|d| d["credentialSubject"]["name"] = json!("Mallory")),
