@@ -595,14 +595,16 @@ async fn pgbench(w: &World, rate: Option<f64>) -> anyhow::Result<PgbenchRun> {
             "BEGIN;\n\
              WITH c AS (INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
              credential_type, title, metadata, file_digest, credential_hash, signing_key_id, \
-             signature, status, proof_format, salt) VALUES (gen_random_uuid(), 'bench-pgbench', \
+             signature, status, proof_format, salt, vc) VALUES (gen_random_uuid(), 'bench-pgbench', \
              gen_random_uuid()::text, 'student', now(), 'diploma', 'BSc Computer Science', '{{}}', \
              sha256(random()::text::bytea), sha256(random()::text::bytea), '{key_id}', \
-             sha256('a') || sha256('b'), 'queued', 2, sha256(random()::text::bytea)) RETURNING id) \
+             sha256('a') || sha256('b'), 'queued', 2, sha256(random()::text::bytea), \
+             repeat(md5(random()::text), {vc_repeats})) RETURNING id) \
              INSERT INTO outbox (kind, credential_id, issuer_id) \
              SELECT 'anchor_credential', id, 'bench-pgbench' FROM c;\n\
              SELECT pg_notify('outbox_new', 'bench-pgbench');\n\
-             END;\n"
+             END;\n",
+            vc_repeats = VC_BYTES / 32
         ),
     )?;
     let log_dir = w.work.join(format!("pgbench-log-{}", rate.is_some()));
@@ -654,6 +656,10 @@ pub fn pgbench_log_latency_ms(line: &str) -> Option<f64> {
     let us: f64 = line.split_whitespace().nth(2)?.parse().ok()?;
     Some(us / 1000.0)
 }
+
+/// Bytes of a stored Verifiable Credential (the demo's diploma, compact JSON: 1,578), which
+/// the baselines write too, so they store what the API stores (issue #19).
+pub const VC_BYTES: usize = 1_600;
 
 /// Bulk requests the bulk scenario keeps in flight.
 pub const BULK_IN_FLIGHT: usize = 2;
@@ -747,17 +753,18 @@ async fn bulk_copy_round(w: &World, round: usize) -> anyhow::Result<f64> {
         let mut o = std::io::BufWriter::new(std::fs::File::create(&outbox)?);
         let hex32 = "ab".repeat(32);
         let hex64 = "cd".repeat(64);
+        let vc = "v".repeat(VC_BYTES);
         for i in 0..n {
             let id = uuid::Uuid::now_v7();
             writeln!(
                 c,
-                "{id},bench-copy,COPY-{round}-{i},student-{i},2026-06-30 12:00:00+00,diploma,BSc Computer Science,{{}},\\x{hex32},\\x{hex32},{key_id},\\x{hex64},queued,{request_id},2,\\x{hex32}"
+                "{id},bench-copy,COPY-{round}-{i},student-{i},2026-06-30 12:00:00+00,diploma,BSc Computer Science,{{}},\\x{hex32},\\x{hex32},{key_id},\\x{hex64},queued,{request_id},2,\\x{hex32},{vc}"
             )?;
             writeln!(o, "anchor_credential,{id},bench-copy")?;
         }
     }
     let copy = format!(
-        "\\copy credentials (id, issuer_id, serial, recipient_id, issued_at, credential_type, title, metadata, file_digest, credential_hash, signing_key_id, signature, status, request_batch_id, proof_format, salt) FROM '{}' CSV\n\
+        "\\copy credentials (id, issuer_id, serial, recipient_id, issued_at, credential_type, title, metadata, file_digest, credential_hash, signing_key_id, signature, status, request_batch_id, proof_format, salt, vc) FROM '{}' CSV\n\
          \\copy outbox (kind, credential_id, issuer_id) FROM '{}' CSV\n",
         creds.display(),
         outbox.display()
