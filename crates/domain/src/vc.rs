@@ -184,6 +184,25 @@ pub fn parse_multikey(text: &str) -> Option<[u8; 32]> {
     key.try_into().ok()
 }
 
+/// The Ed25519 key a DID document (`did_document`'s shape) lets `method` assert with, as a
+/// standard verifier resolves it: the method must be listed in `assertionMethod` and be a
+/// `verificationMethod` entry with a `publicKeyMultibase`. `None` otherwise (an anchoring
+/// key, an unknown or retired-and-removed method).
+pub fn assertion_key(did_document: &Value, method: &str) -> Option<[u8; 32]> {
+    let listed = did_document["assertionMethod"]
+        .as_array()?
+        .iter()
+        .any(|m| m == method);
+    let entry = did_document["verificationMethod"]
+        .as_array()?
+        .iter()
+        .find(|m| m["id"] == method)?;
+    if !listed {
+        return None;
+    }
+    parse_multikey(entry["publicKeyMultibase"].as_str()?)
+}
+
 /// One signing key in a DID document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DidSigningKey {

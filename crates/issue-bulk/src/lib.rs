@@ -429,6 +429,27 @@ async fn wait_finalized(
     }
 }
 
+/// `GET /v1/credential-batches/{id}/{what}`: an NDJSON body (`proofs`, `vcs`).
+async fn batch_ndjson(
+    client: &reqwest::Client,
+    opts: &Options,
+    id: &str,
+    what: &str,
+) -> anyhow::Result<String> {
+    let url = format!(
+        "{}/v1/credential-batches/{id}/{what}",
+        opts.api.trim_end_matches('/')
+    );
+    Ok(client
+        .get(url)
+        .bearer_auth(&opts.api_key)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?)
+}
+
 /// Writes every bundle of every request to `<out>/<serial>.proof.json`, and every VC to
 /// `<out>/<serial>.vc.json`.
 async fn write_proofs(
@@ -440,18 +461,7 @@ async fn write_proofs(
     let mut vcs_written = 0;
     for id in request_ids {
         let mut serial_of = std::collections::HashMap::new();
-        let url = format!(
-            "{}/v1/credential-batches/{id}/proofs",
-            opts.api.trim_end_matches('/')
-        );
-        let text = client
-            .get(url)
-            .bearer_auth(&opts.api_key)
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
+        let text = batch_ndjson(client, opts, id, "proofs").await?;
         for line in text.lines().filter(|l| !l.is_empty()) {
             let bundle: domain::proof::ProofBundle =
                 serde_json::from_str(line).context("a proof bundle the API sent")?;
@@ -469,18 +479,7 @@ async fn write_proofs(
             );
             written += 1;
         }
-        let url = format!(
-            "{}/v1/credential-batches/{id}/vcs",
-            opts.api.trim_end_matches('/')
-        );
-        let text = client
-            .get(url)
-            .bearer_auth(&opts.api_key)
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
+        let text = batch_ndjson(client, opts, id, "vcs").await?;
         for line in text.lines().filter(|l| !l.is_empty()) {
             let vc: serde_json::Value =
                 serde_json::from_str(line).context("a verifiable credential the API sent")?;

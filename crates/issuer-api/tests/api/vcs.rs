@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use domain::hash::{FileDigest, Salt};
-use domain::vc::{identity_hash, parse_multikey};
+use domain::vc::{assertion_key, identity_hash};
 use domain::RecipientId;
 use provisioning::rotate_signing_key;
 use serde_json::{json, Value};
@@ -29,19 +29,7 @@ async fn did_document(app: &TestApp, issuer: &str) -> (u16, Value) {
 /// Verifies `vc`'s proof against `did_doc` the way a standard verifier does: the method
 /// must be one of the document's `assertionMethod`s; its `publicKeyMultibase` is the key.
 fn verify_with(vc: &Value, did_doc: &Value) -> Result<vc::VerifiedProof, vc::ProofError> {
-    vc::verify_proof(vc, |method| {
-        let asserts = did_doc["assertionMethod"]
-            .as_array()?
-            .iter()
-            .any(|m| m == method);
-        let entry = did_doc["verificationMethod"]
-            .as_array()?
-            .iter()
-            .find(|m| m["id"] == method)?;
-        asserts
-            .then(|| parse_multikey(entry["publicKeyMultibase"].as_str()?))
-            .flatten()
-    })
+    vc::verify_proof(vc, |method| assertion_key(did_doc, method))
 }
 
 async fn issue(app: &TestApp, serial: &str) -> Value {

@@ -208,19 +208,7 @@ async fn published_verifiers_accept_every_issued_vc_and_refuse_every_tampered_on
         .json()
         .await
         .unwrap();
-    let key_of = |method: &str| {
-        let listed = did_doc["assertionMethod"]
-            .as_array()?
-            .iter()
-            .any(|m| m == method);
-        let entry = did_doc["verificationMethod"]
-            .as_array()?
-            .iter()
-            .find(|m| m["id"] == method)?;
-        listed
-            .then(|| domain::vc::parse_multikey(entry["publicKeyMultibase"].as_str()?))
-            .flatten()
-    };
+    let key_of = |method: &str| domain::vc::assertion_key(&did_doc, method);
     for path in &genuine {
         let vc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         vc::verify_proof(&vc, key_of).unwrap();
