@@ -199,32 +199,18 @@ mod tests {
 
     #[test]
     fn items_are_counted_and_bounded_one_by_one() {
-        let mut de = serde_json::Deserializer::from_str("[1, 2, 3]");
-        let items = BoundedItems {
-            per_item: 10 * NODE,
-            max_items: 3,
-            each: |v: Value| v,
-        }
-        .deserialize(&mut de)
-        .unwrap();
-        assert_eq!(items.len(), 3);
-        let mut de = serde_json::Deserializer::from_str("[1, 2, 3, 4]");
-        let err = BoundedItems {
-            per_item: 10 * NODE,
-            max_items: 3,
-            each: |v: Value| v,
-        }
-        .deserialize(&mut de)
-        .unwrap_err();
+        let read = |text: &str| {
+            BoundedItems {
+                per_item: 10 * NODE,
+                max_items: 3,
+                each: |v: Value| v,
+            }
+            .deserialize(&mut serde_json::Deserializer::from_str(text))
+        };
+        assert_eq!(read("[1, 2, 3]").unwrap().len(), 3);
+        let err = read("[1, 2, 3, 4]").unwrap_err();
         assert!(err.to_string().contains(TOO_MANY_ITEMS), "{err}");
-        let mut de = serde_json::Deserializer::from_str("[[1,2,3,4,5,6,7,8,9,10,11,12]]");
-        let err = BoundedItems {
-            per_item: 10 * NODE,
-            max_items: 3,
-            each: |v: Value| v,
-        }
-        .deserialize(&mut de)
-        .unwrap_err();
+        let err = read("[[1,2,3,4,5,6,7,8,9,10,11,12]]").unwrap_err();
         assert!(err.to_string().contains(OVER_BUDGET), "{err}");
     }
 }

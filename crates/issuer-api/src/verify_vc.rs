@@ -40,7 +40,11 @@ pub async fn verify_credential(
             state,
             VerdictKind::UnknownIssuer,
             "unknown_issuer",
-            format!("the credential's issuer {did:?} is not an issuer of this service"),
+            // Attacker-chosen text: enough to recognise, never a page of it.
+            format!(
+                "the credential's issuer {:?} is not an issuer of this service",
+                did.chars().take(96).collect::<String>()
+            ),
             None,
         ));
     };

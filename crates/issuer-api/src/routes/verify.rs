@@ -132,19 +132,18 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
                 .ok_or_else(|| ApiError::invalid_field("vc", "not a JSON object"))?;
             Claim::Credential(Box::new(vc))
         }
-        // The page has one upload for "the proof that came with it": a VC there (a JSON-LD
-        // document; a proof bundle's closed schema has no `@context`) is read as a `vc` part.
-        (Some(proof), None) if is_json_ld(&proof) => Claim::Credential(Box::new(
-            serde_json::from_slice(&proof)
-                .map_err(|_| ApiError::invalid_field("proof", "not JSON"))?,
-        )),
-        (Some(proof), None) => {
-            // The one strict reader: an unknown field, a duplicate key or another spelling of
-            // a value is refused here, before any check (400 `invalid_field`, field `proof`).
-            let bundle = ProofBundle::from_json(&proof)
-                .map_err(|e| ApiError::invalid_field("proof", e.to_string()))?;
-            Claim::Bundle(Box::new(bundle))
-        }
+        (Some(proof), None) => match json_ld(&proof) {
+            // The page has one upload for "the proof that came with it": a VC there (a JSON-LD
+            // document; a proof bundle's closed schema has no `@context`) is read as a `vc`.
+            Some(vc) => Claim::Credential(Box::new(vc)),
+            None => {
+                // The one strict reader: an unknown field, a duplicate key or another spelling
+                // of a value is refused here, before any check (400 `invalid_field`, `proof`).
+                let bundle = ProofBundle::from_json(&proof)
+                    .map_err(|e| ApiError::invalid_field("proof", e.to_string()))?;
+                Claim::Bundle(Box::new(bundle))
+            }
+        },
         (None, None) => {
             let text = |name: &str| -> Result<String, ApiError> {
                 let bytes = take(name).ok_or_else(|| ApiError::MissingField {
@@ -170,8 +169,11 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
     Ok(VerifyRequest { file, claim })
 }
 
-fn is_json_ld(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| v.get("@context").is_some())
+/// `bytes` as a JSON-LD document (a JSON object with `@context`), if they are one.
+fn json_ld(bytes: &[u8]) -> Option<serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .filter(|v| v.get("@context").is_some())
 }
 
 /// Verify a credential file against a proof bundle or its claimed fields.
