@@ -9,9 +9,33 @@
 // * A verification-method URL (DID + '#fragment') is resolved by fetching the
 //   DID document and returning the matching `verificationMethod` entry with
 //   the multikey `@context` added (what the digitalbazaar loaders do).
+// * Other documents (Bitstring Status List credentials): NOT loaded by
+//   default. Only with `createOfflineLoader({httpUrls})`, and then only a URL
+//   for which `httpUrls(url)` returns true AND that is plain http on a
+//   loopback host (127.0.0.1, localhost, [::1]) is fetched (GET, JSON, no
+//   redirects); the fetched JSON object's `id` must equal the URL.
+//   check-status.mjs passes the `statusListCredential` URLs of its input VCs.
 import {knownContexts, MULTIKEY_CONTEXT_URL} from './contexts.mjs';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost']);
+// as URL#hostname spells them (IPv6 literals keep their brackets)
+const LOOPBACK_HTTP_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+// true iff `url` is an absolute http: URL on a loopback host, without
+// userinfo (the only kind of non-DID, non-context URL the loader may fetch)
+export function isLoopbackHttpUrl(url) {
+  if(typeof url !== 'string') {
+    return false;
+  }
+  let u;
+  try {
+    u = new URL(url);
+  } catch{
+    return false;
+  }
+  return u.protocol === 'http:' && u.username === '' && u.password === '' &&
+    LOOPBACK_HTTP_HOSTS.has(u.hostname.toLowerCase());
+}
 
 export function didWebToUrl(did) {
   if(typeof did !== 'string' || !did.startsWith('did:web:')) {
@@ -48,7 +72,12 @@ export function didWebToUrl(did) {
     `${base}/.well-known/did.json` : `${base}/${path.join('/')}/did.json`;
 }
 
-export function createOfflineLoader({fetchTimeoutMs = 10000} = {}) {
+// `httpUrls`: optional predicate url => bool selecting the loopback http
+// URLs (other than DIDs and contexts) that may be fetched; default: none.
+export function createOfflineLoader({fetchTimeoutMs = 10000, httpUrls} = {}) {
+  if(httpUrls !== undefined && typeof httpUrls !== 'function') {
+    throw new TypeError('"httpUrls" must be a function');
+  }
   const contexts = knownContexts();
   const didCache = new Map();
   const log = [];
@@ -82,6 +111,31 @@ export function createOfflineLoader({fetchTimeoutMs = 10000} = {}) {
     return promise;
   }
 
+  // not cached: a status list changes when a credential is revoked
+  async function fetchLoopbackJson(url) {
+    log.push(url);
+    const res = await fetch(url, {
+      redirect: 'error',
+      headers: {
+        accept: 'application/vc+ld+json, application/ld+json, ' +
+          'application/json'
+      },
+      signal: AbortSignal.timeout(fetchTimeoutMs)
+    });
+    if(!res.ok) {
+      throw new Error(`GET ${url} -> HTTP ${res.status}`);
+    }
+    const doc = JSON.parse(await res.text());
+    if(!doc || typeof doc !== 'object' || Array.isArray(doc)) {
+      throw new Error(`document at ${url} is not a JSON object`);
+    }
+    if(doc.id !== url) {
+      throw new Error(
+        `document at ${url} has id "${doc.id}", expected "${url}"`);
+    }
+    return doc;
+  }
+
   async function documentLoader(url) {
     if(contexts.has(url)) {
       return {contextUrl: null, documentUrl: url,
@@ -108,6 +162,10 @@ export function createOfflineLoader({fetchTimeoutMs = 10000} = {}) {
         ...vm,
         id: url
       };
+      return {contextUrl: null, documentUrl: url, document};
+    }
+    if(httpUrls && isLoopbackHttpUrl(url) && httpUrls(url) === true) {
+      const document = await fetchLoopbackJson(url);
       return {contextUrl: null, documentUrl: url, document};
     }
     throw new Error(`offline document loader refused to load "${url}"`);

@@ -6,6 +6,8 @@
 # signs sample VCs for that DID with the digitalbazaar libraries, and checks:
 #   genuine + non-semantic variants  -> verified by JS AND Python
 #   tamper.py variants + anchor-key signed VC -> rejected by JS AND Python
+# and runs status-selftest.mjs (check-status.mjs / Bitstring Status List, with
+# its own in-process server on another loopback port).
 # Last line: "interop-selftest: N passed, M failed". Exit 0 iff M == 0.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -71,10 +73,15 @@ invalid=("$work"/invalid/*.vc.json)
 passed=0; failed=0
 run() { # name, cmd...
   local name=$1; shift
-  if "$@" > "$work/out.jsonl"; then :; fi
+  local rc=0
+  "$@" > "$work/out.jsonl" || rc=$?
   local p f
   p=$(grep -c '"ok": *true' "$work/out.jsonl" || true)
   f=$(grep -c '"ok": *false' "$work/out.jsonl" || true)
+  # a crash / non-zero exit without any "ok": false line is a failure too
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1; echo "== $name: exit $rc without a failed line"
+  fi
   passed=$((passed + p)); failed=$((failed + f))
   echo "== $name: $p ok, $f NOT ok"
   grep '"ok": *false' "$work/out.jsonl" || true
@@ -85,5 +92,7 @@ run "Python valid" "$PY" "$dir/verify_vc.py" --contexts "$dir/contexts" \
   --expect valid "${valid[@]}"
 run "Python invalid" "$PY" "$dir/verify_vc.py" --contexts "$dir/contexts" \
   --expect invalid "${invalid[@]}"
+# Bitstring Status List: check-status.mjs against its own loopback server
+run "JS status (status-selftest.mjs)" node "$dir/status-selftest.mjs"
 echo "interop-selftest: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -31,6 +31,7 @@ pub mod sealed;
 pub mod signing;
 pub mod spend;
 pub mod status;
+pub mod status_list;
 pub mod vc;
 pub mod verdict;
 

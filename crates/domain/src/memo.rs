@@ -4,7 +4,12 @@
 //! ca1:c:<issuer>:<credential-uuid>:<credential-hash-base58>          one credential
 //! ca1:b:<issuer>:<batch-uuid>:<count>:<merkle-root-base58>           a Merkle batch
 //! ca1:r:<issuer>:<credential-uuid>:<credential-hash-base58>          a revocation
+//! ca1:s:<issuer>:<list>:<version>:<list-hash-base58>                 a status list version
 //! ```
+//!
+//! A status-list memo names the list by its number (decimal, `0..=u32::MAX`), the version by
+//! its number (`1..=u32::MAX`) and anchors `status_list::Bitstring::anchored_hash`: the
+//! issuer, the list number and its bits, never the signed JSON (see `status_list`).
 //!
 //! Memos carry only hashes and opaque ids (no personal data goes on chain). Anyone can write
 //! a memo, so `decode` is total and strict: anything that is not exactly the canonical
@@ -20,6 +25,7 @@ use uuid::Uuid;
 use crate::hash::CredentialHash;
 use crate::ids::{BatchId, CredentialId, IssuerId, MAX_ISSUER_ID_LEN};
 use crate::merkle::MerkleRoot;
+use crate::status_list::StatusListHash;
 
 /// Version prefix of every memo of ours.
 pub const MEMO_PREFIX: &str = "ca1";
@@ -66,6 +72,13 @@ pub enum Memo {
         credential: CredentialId,
         hash: CredentialHash,
     },
+    /// Version `version` of the issuer's status list `list` has these bits.
+    StatusList {
+        issuer: IssuerId,
+        list: u32,
+        version: u32,
+        hash: StatusListHash,
+    },
 }
 
 /// Result of decoding an arbitrary memo text.
@@ -104,7 +117,8 @@ impl Memo {
         match self {
             Memo::Credential { issuer, .. }
             | Memo::Batch { issuer, .. }
-            | Memo::Revocation { issuer, .. } => issuer,
+            | Memo::Revocation { issuer, .. }
+            | Memo::StatusList { issuer, .. } => issuer,
         }
     }
 
@@ -140,6 +154,15 @@ impl Memo {
                 credential.as_uuid().hyphenated(),
                 hash.to_base58()
             ),
+            Memo::StatusList {
+                issuer,
+                list,
+                version,
+                hash,
+            } => format!(
+                "{MEMO_PREFIX}:s:{issuer}:{list}:{version}:{}",
+                hash.to_base58()
+            ),
         }
     }
 }
@@ -170,6 +193,18 @@ fn parse_canonical_count(text: &str) -> Option<u32> {
     }
     let count: u32 = text.parse().ok()?;
     (1..=MAX_BATCH_COUNT).contains(&count).then_some(count)
+}
+
+/// Decimal `u32` without sign or leading zeros (`"0"` itself is canonical).
+fn parse_canonical_u32(text: &str) -> Option<u32> {
+    if text.is_empty()
+        || text.len() > 10
+        || (text.len() > 1 && text.starts_with('0'))
+        || !text.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    text.parse().ok()
 }
 
 fn parse_canonical_hash(text: &str) -> Option<CredentialHash> {
@@ -209,6 +244,17 @@ fn decode_memo(text: &str) -> Option<Memo> {
             count: parse_canonical_count(count)?,
             root: parse_canonical_root(root)?,
         }),
+        [prefix, "s", issuer, list, version, hash] if *prefix == MEMO_PREFIX => {
+            let hash = StatusListHash::from_base58(hash)
+                .ok()
+                .filter(|h| h.to_base58() == *hash)?;
+            Some(Memo::StatusList {
+                issuer: IssuerId::parse(issuer).ok()?,
+                list: parse_canonical_u32(list)?,
+                version: parse_canonical_u32(version).filter(|v| *v >= 1)?,
+                hash,
+            })
+        }
         _ => None,
     }
 }
@@ -494,7 +540,42 @@ mod tests {
                     hash: CredentialHash::from_bytes(hash),
                 }
             }),
+            (arb_issuer(), any::<u32>(), 1..=u32::MAX, any::<[u8; 32]>()).prop_map(
+                |(issuer, list, version, hash)| Memo::StatusList {
+                    issuer,
+                    list,
+                    version,
+                    hash: StatusListHash::from_bytes(hash),
+                }
+            ),
         ]
+    }
+
+    #[test]
+    fn status_list_memos_are_canonical() {
+        let hash = StatusListHash::from_bytes([3; 32]);
+        let memo = Memo::StatusList {
+            issuer: issuer("tu"),
+            list: 0,
+            version: 1,
+            hash,
+        };
+        let text = memo.encode();
+        assert_eq!(text, format!("ca1:s:tu:0:1:{}", hash.to_base58()));
+        assert_eq!(decode(&text), Decoded::Ours(memo));
+        let b58 = hash.to_base58();
+        for bad in [
+            format!("ca1:s:tu:00:1:{b58}"),
+            format!("ca1:s:tu:0:0:{b58}"),
+            format!("ca1:s:tu:0:01:{b58}"),
+            format!("ca1:s:tu:-1:1:{b58}"),
+            format!("ca1:s:tu:4294967296:1:{b58}"),
+            format!("ca1:s:tu:0:1:{b58}:x"),
+            "ca1:s:tu:0:1:1".to_string(),
+        ] {
+            assert_eq!(decode(&bad), Decoded::NotOurs, "{bad}");
+        }
+        assert!(text.len() <= MAX_MEMO_LEN);
     }
 
     #[derive(Debug, Clone)]

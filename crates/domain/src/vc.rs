@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use crate::hash::{FileDigest, Salt};
 use crate::ids::{CredentialId, IssuedAt, IssuerId, KeyId, RecipientId};
 use crate::signing::PublicKey;
+use crate::status_list::{StatusPosition, LIST_SIZE};
 
 /// The contexts of every credential, in order (VC 2.0, then Open Badges 3.0.3).
 pub const CREDENTIAL_CONTEXTS: [&str; 2] = [
@@ -134,7 +135,105 @@ impl PublicBase {
     pub fn did_document_url(&self, issuer: &IssuerId) -> String {
         format!("{}/issuers/{}/did.json", self.url, issuer.as_str())
     }
+
+    /// Where status list `list` of `issuer` is served (its `BitstringStatusListCredential`).
+    pub fn status_list_url(&self, issuer: &IssuerId, list: u32) -> String {
+        format!("{}/issuers/{}/status-lists/{list}", self.url, issuer.as_str())
+    }
 }
+
+/// The `credentialStatus` of one of our VCs, as read back from the VC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEntry {
+    /// `statusListCredential`: where the list is served.
+    pub list_url: String,
+    /// The list number the URL names.
+    pub list: u32,
+    /// `statusListIndex`: the credential's bit in the list.
+    pub index: u32,
+}
+
+/// The `credentialStatus` entry of position `position` in `issuer`'s lists under `base`.
+pub fn status_entry(base: &PublicBase, issuer: &IssuerId, position: StatusPosition) -> Value {
+    let url = base.status_list_url(issuer, position.list);
+    json!({
+        "id": format!("{url}#{}", position.index),
+        "type": "BitstringStatusListEntry",
+        "statusPurpose": STATUS_PURPOSE,
+        "statusListIndex": position.index.to_string(),
+        "statusListCredential": url,
+    })
+}
+
+/// The revocation status entry a VC of `issuer` carries, if it carries exactly one of ours:
+/// a `BitstringStatusListEntry` for `revocation` whose list URL ends in
+/// `/issuers/<issuer>/status-lists/<n>` and whose index is a canonical decimal inside a list.
+/// `Err` names what is wrong; `Ok(None)`: the VC has no `credentialStatus` (issued before
+/// status lists existed).
+pub fn status_entry_of(vc: &Value, issuer: &IssuerId) -> Result<Option<StatusEntry>, &'static str> {
+    let Some(entry) = vc.get("credentialStatus") else {
+        return Ok(None);
+    };
+    let entry = entry.as_object().ok_or("credentialStatus")?;
+    if entry.get("type").and_then(Value::as_str) != Some("BitstringStatusListEntry")
+        || entry.get("statusPurpose").and_then(Value::as_str) != Some(STATUS_PURPOSE)
+    {
+        return Err("credentialStatus.type");
+    }
+    let url = entry
+        .get("statusListCredential")
+        .and_then(Value::as_str)
+        .ok_or("credentialStatus.statusListCredential")?;
+    let suffix = format!("/issuers/{}/status-lists/", issuer.as_str());
+    let list = url
+        .rsplit_once(&suffix)
+        .map(|(_, n)| n)
+        .filter(|n| !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| n.len() == 1 || !n.starts_with('0'))
+        .and_then(|n| n.parse::<u32>().ok())
+        .ok_or("credentialStatus.statusListCredential")?;
+    let index = entry
+        .get("statusListIndex")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| n.len() == 1 || !n.starts_with('0'))
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|i| *i < LIST_SIZE)
+        .ok_or("credentialStatus.statusListIndex")?;
+    Ok(Some(StatusEntry {
+        list_url: url.to_string(),
+        list,
+        index,
+    }))
+}
+
+/// The unsigned `BitstringStatusListCredential` of one list version: no `credentialStatus`
+/// of its own, the same issuer DID as the credentials it covers (verifiers compare them).
+pub fn status_list_credential(
+    base: &PublicBase,
+    issuer: &IssuerId,
+    list: u32,
+    valid_from: &str,
+    encoded_list: &str,
+) -> Value {
+    let url = base.status_list_url(issuer, list);
+    json!({
+        "@context": [CREDENTIAL_CONTEXTS[0]],
+        "id": url,
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "issuer": base.did(issuer).as_str(),
+        "validFrom": valid_from,
+        "credentialSubject": {
+            "id": format!("{url}#list"),
+            "type": "BitstringStatusList",
+            "statusPurpose": STATUS_PURPOSE,
+            "encodedList": encoded_list,
+        },
+    })
+}
+
+/// The one status purpose our lists carry.
+pub const STATUS_PURPOSE: &str = "revocation";
 
 /// A `did:web` made by [`PublicBase::did`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -327,6 +426,9 @@ pub struct OpenBadge<'a> {
     pub recipient: &'a RecipientId,
     pub salt: &'a Salt,
     pub file_digest: &'a FileDigest,
+    /// Its `credentialStatus` ([`status_entry`]); `None` for credentials issued before
+    /// status lists.
+    pub status: Option<Value>,
 }
 
 /// The unsigned `OpenBadgeCredential` (VC 2.0) of a credential.
@@ -342,7 +444,7 @@ pub fn open_badge(badge: &OpenBadge<'_>) -> Value {
         "u{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(multihash)
     );
-    json!({
+    let mut vc = json!({
         "@context": CREDENTIAL_CONTEXTS,
         "id": id,
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
@@ -376,7 +478,11 @@ pub fn open_badge(badge: &OpenBadge<'_>) -> Value {
             "digestSRI": format!("sha256-{b64}"),
             "digestMultibase": digest_multibase,
         }],
-    })
+    });
+    if let (Some(status), Some(object)) = (&badge.status, vc.as_object_mut()) {
+        object.insert("credentialStatus".into(), status.clone());
+    }
+    vc
 }
 
 /// The credential id a VC names (`urn:uuid:<id>`), if it names one.
@@ -464,6 +570,7 @@ pub fn anchored_claims_match(vc: &Value, claims: &AnchoredClaims<'_>) -> Result<
         recipient: claims.recipient,
         salt: claims.salt,
         file_digest: claims.file_digest,
+        status: None,
     });
     if vc["relatedResource"] != expected["relatedResource"] {
         return Err("relatedResource");
@@ -482,6 +589,36 @@ mod tests {
 
     fn issuer() -> IssuerId {
         IssuerId::parse("uni-example").unwrap()
+    }
+
+    #[test]
+    fn a_status_entry_reads_back_as_written() {
+        let b = base("https://registrar.example.edu");
+        let position = StatusPosition { list: 2, index: 4711 };
+        let vc = json!({"credentialStatus": status_entry(&b, &issuer(), position)});
+        assert_eq!(
+            status_entry_of(&vc, &issuer()),
+            Ok(Some(StatusEntry {
+                list_url: "https://registrar.example.edu/issuers/uni-example/status-lists/2".into(),
+                list: 2,
+                index: 4711,
+            }))
+        );
+        assert_eq!(status_entry_of(&json!({}), &issuer()), Ok(None));
+        // Another issuer's list, a non-canonical or out-of-list index, another purpose.
+        let other = IssuerId::parse("other").unwrap();
+        assert!(status_entry_of(&vc, &other).is_err());
+        for (field, value) in [
+            ("statusListIndex", json!("04711")),
+            ("statusListIndex", json!(4711)),
+            ("statusListIndex", json!(LIST_SIZE.to_string())),
+            ("statusPurpose", json!("suspension")),
+            ("statusListCredential", json!("https://x/issuers/uni-example/status-lists/02")),
+        ] {
+            let mut bad = vc.clone();
+            bad["credentialStatus"][field] = value;
+            assert!(status_entry_of(&bad, &issuer()).is_err(), "{field}");
+        }
     }
 
     #[test]
@@ -533,6 +670,7 @@ mod tests {
             recipient: &RecipientId::parse("student-1").unwrap(),
             salt: &Salt::from_bytes([4; 32]),
             file_digest: &FileDigest::of(b"pdf"),
+            status: None,
         })
     }
 
@@ -583,6 +721,7 @@ mod tests {
             recipient: &recipient,
             salt: &salt,
             file_digest: &digest,
+            status: None,
         });
         vc["proof"] = json!({"verificationMethod": did.signing_method(&key)});
         let issuer = issuer();

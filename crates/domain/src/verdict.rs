@@ -44,6 +44,10 @@ pub enum VerdictKind {
     UnknownIssuer,
     /// The issuer signature does not verify, or the key was not valid when it signed.
     InvalidSignature,
+    /// Genuine and anchored, but the status list it was checked with is older than the
+    /// newest version its issuer anchored: whoever served it is behind, and may be hiding a
+    /// revocation. Not valid; fetch the list again from the issuer.
+    Stale,
     /// Everything else holds, but whether it was revoked could not be established (the
     /// offline verifier could not read the anchoring key's history back to the anchor):
     /// not valid, try another RPC endpoint or ask later.
@@ -51,7 +55,7 @@ pub enum VerdictKind {
 }
 
 impl VerdictKind {
-    pub const ALL: [VerdictKind; 8] = [
+    pub const ALL: [VerdictKind; 9] = [
         VerdictKind::Valid,
         VerdictKind::Revoked,
         VerdictKind::RevocationPending,
@@ -59,6 +63,7 @@ impl VerdictKind {
         VerdictKind::Tampered,
         VerdictKind::UnknownIssuer,
         VerdictKind::InvalidSignature,
+        VerdictKind::Stale,
         VerdictKind::Inconclusive,
     ];
 
@@ -71,6 +76,7 @@ impl VerdictKind {
             VerdictKind::Tampered => "tampered",
             VerdictKind::UnknownIssuer => "unknown_issuer",
             VerdictKind::InvalidSignature => "invalid_signature",
+            VerdictKind::Stale => "stale",
             VerdictKind::Inconclusive => "inconclusive",
         }
     }
@@ -92,6 +98,9 @@ impl VerdictKind {
             VerdictKind::UnknownIssuer => "Unknown issuer: this issuer is not known here.",
             VerdictKind::InvalidSignature => {
                 "Invalid signature: the issuer's signature on this credential does not hold."
+            }
+            VerdictKind::Stale => {
+                "Stale: the status list checked is older than the one its issuer anchored. Fetch it again from the issuer; do not accept it as valid."
             }
             VerdictKind::Inconclusive => {
                 "Inconclusive: genuine so far, but part of the proof (whether it was revoked, or when its anchor was made) could not be checked. Do not accept it as valid yet."
@@ -195,7 +204,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn new(kind: VerdictKind, reason: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: VerdictKind, reason: &'static str, detail: impl Into<String>) -> Self {
         Verdict {
             kind,
             reason,
@@ -958,6 +967,7 @@ mod tests {
                 "tampered",
                 "unknown_issuer",
                 "invalid_signature",
+                "stale",
                 "inconclusive"
             ]
         );

@@ -130,7 +130,7 @@ impl Relay {
     }
 
     /// Seals due Merkle batches, then claims up to `claim_size` due jobs (single-mode
-    /// credentials and sealed batches) and advances each one step. Returns how many jobs
+    /// credentials, sealed batches and status list versions) and advances each one step. Returns how many jobs
     /// were claimed (a full claim means more may be due right away).
     ///
     /// A sealing error does not stop the pass: single-mode credentials, revocations and
@@ -163,6 +163,19 @@ impl Relay {
             .await;
         match batches {
             Ok(batches) => jobs.extend(batches),
+            Err(e) => return Err(self.back_off_all(&jobs, e.into()).await),
+        }
+        // Status list versions (issue #20): anchored exactly like a batch, one `ca1:s` memo.
+        let lists = self
+            .store
+            .claim_due_status_lists(
+                &self.config.worker,
+                self.config.claim_size,
+                self.config.lease,
+            )
+            .await;
+        match lists {
+            Ok(lists) => jobs.extend(lists),
             Err(e) => return Err(self.back_off_all(&jobs, e.into()).await),
         }
         if jobs.is_empty() {

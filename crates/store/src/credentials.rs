@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use domain::hash::{CredentialHash, FileDigest, HashScheme, ProofFormat, Salt};
 use domain::signing::IssuerSignature;
+use domain::status_list::StatusOrdinal;
 use domain::{CredentialId, CredentialStatus, IssuedAt, IssuerId, KeyId, RecipientId, Serial};
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -33,11 +34,20 @@ pub struct NewCredential {
     /// The signed Verifiable Credential (JSON text, kept byte for byte); `None` only where a
     /// test stands in for an older release.
     pub vc: Option<String>,
+    /// Its bit in the issuer's status lists (`domain::status_list`), reserved with
+    /// [`Store::reserve_status_ordinals`]; `None` only where a test stands in for an older
+    /// release.
+    pub status_ordinal: Option<StatusOrdinal>,
 }
 
 impl NewCredential {
     fn format_number(&self) -> i16 {
         self.scheme.format().number()
+    }
+
+    fn ordinal(&self) -> Option<i64> {
+        self.status_ordinal
+            .and_then(|o| i64::try_from(o.get()).ok())
     }
 
     fn salt_bytes(&self) -> Option<&[u8]> {
@@ -188,8 +198,9 @@ impl Store {
             .prepare_cached(&format!(
                 "INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
                  credential_type, title, metadata, file_digest, credential_hash, \
-                 signing_key_id, signature, proof_format, salt, vc, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'queued') \
+                 signing_key_id, signature, proof_format, salt, vc, status_ordinal, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                   'queued') \
                  ON CONFLICT (issuer_id, serial) DO NOTHING RETURNING {CREDENTIAL_COLUMNS}"
             ))
             .await?;
@@ -197,7 +208,8 @@ impl Store {
         let params_key = new.key_id.as_str();
         let format = new.format_number();
         let salt = new.salt_bytes();
-        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 15] = [
+        let ordinal = new.ordinal();
+        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
             new.id.as_uuid(),
             &params_issuer,
             &new.serial.as_str(),
@@ -213,6 +225,7 @@ impl Store {
             &format,
             &salt,
             &new.vc,
+            &ordinal,
         ];
         // The key check and the insert are pipelined (issue #10: one round trip fewer per
         // issuance): tokio-postgres writes both at once, the server runs them in order, so
@@ -787,7 +800,7 @@ async fn copy_all(
         .copy_in(
             "COPY credentials (id, issuer_id, serial, recipient_id, issued_at, credential_type, \
                title, metadata, file_digest, credential_hash, signing_key_id, signature, status, \
-               request_batch_id, proof_format, salt, vc) FROM STDIN BINARY",
+               request_batch_id, proof_format, salt, vc, status_ordinal) FROM STDIN BINARY",
         )
         .await?;
     let writer = BinaryCopyInWriter::new(
@@ -810,13 +823,15 @@ async fn copy_all(
             Type::INT2,
             Type::BYTEA,
             Type::TEXT,
+            Type::INT8,
         ],
     );
     futures_util::pin_mut!(writer);
     for c in items {
         let format = c.format_number();
         let salt = c.salt_bytes();
-        let row: [&(dyn ToSql + Sync); 17] = [
+        let ordinal = c.ordinal();
+        let row: [&(dyn ToSql + Sync); 18] = [
             c.id.as_uuid(),
             &issuer,
             &c.serial.as_str(),
@@ -834,6 +849,7 @@ async fn copy_all(
             &format,
             &salt,
             &c.vc,
+            &ordinal,
         ];
         writer.as_mut().write(&row).await?;
     }
@@ -876,6 +892,8 @@ async fn insert_skipping_taken(
     let mut signatures = Vec::with_capacity(n);
     let mut formats = Vec::with_capacity(n);
     let mut salts = Vec::with_capacity(n);
+    let mut vcs = Vec::with_capacity(n);
+    let mut ordinals = Vec::with_capacity(n);
     for c in items {
         ids.push(*c.id.as_uuid());
         serials.push(c.serial.as_str());
@@ -890,19 +908,22 @@ async fn insert_skipping_taken(
         signatures.push(c.signature.as_bytes().as_slice());
         formats.push(c.format_number());
         salts.push(c.salt_bytes());
+        vcs.push(c.vc.as_deref());
+        ordinals.push(c.ordinal());
     }
     let inserted: std::collections::HashSet<Uuid> = tx
         .query(
             "INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
                credential_type, title, metadata, file_digest, credential_hash, \
-               signing_key_id, signature, status, request_batch_id, proof_format, salt) \
+               signing_key_id, signature, status, request_batch_id, proof_format, salt, vc, \
+               status_ordinal) \
              SELECT u.id, $1, u.serial, u.recipient, u.issued, u.ctype, u.title, u.meta, \
-               u.digest, u.hash, u.key_id, u.sig, 'queued', $2, u.format, u.salt \
+               u.digest, u.hash, u.key_id, u.sig, 'queued', $2, u.format, u.salt, u.vc, u.ordinal \
              FROM unnest($3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], \
                $8::text[], $9::jsonb[], $10::bytea[], $11::bytea[], $12::text[], $13::bytea[], \
-               $14::int2[], $15::bytea[]) \
+               $14::int2[], $15::bytea[], $16::text[], $17::int8[]) \
                AS u(id, serial, recipient, issued, ctype, title, meta, digest, hash, key_id, sig, \
-                 format, salt) \
+                 format, salt, vc, ordinal) \
              ON CONFLICT (issuer_id, serial) DO NOTHING RETURNING id",
             &[
                 &issuer,
@@ -920,6 +941,8 @@ async fn insert_skipping_taken(
                 &signatures,
                 &formats,
                 &salts,
+                &vcs,
+                &ordinals,
             ],
         )
         .await?

@@ -20,6 +20,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod reconcile;
 pub mod revocations;
+pub mod status_lists;
 pub mod verification;
 
 use std::str::FromStr;

@@ -15,18 +15,21 @@ use domain::status::{allowed_sources, AnchorTxEvent, AnchorTxStatus, StatusEvent
 
 /// The live anchor-transaction statuses, as SQL (`domain::AnchorTxStatus::LIVE_SQL`).
 const LIVE: &str = AnchorTxStatus::LIVE_SQL;
+use domain::status_list::StatusListHash;
 use domain::{BatchId, CredentialId, IssuerId, Memo, MerkleRoot};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::{Store, StoreError, OUTBOX_CHANNEL};
 
-/// Which row owns a job's lease and transactions: an outbox row (single mode: one credential)
-/// or a sealed Merkle batch (many credentials, one memo).
+/// Which row owns a job's lease and transactions: an outbox row (single mode: one credential),
+/// a sealed Merkle batch (many credentials, one memo) or a status list version (no
+/// credential: its memo anchors the list's bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobKey {
     Outbox(i64),
     Batch(BatchId),
+    StatusList(i64),
 }
 
 impl std::fmt::Display for JobKey {
@@ -34,6 +37,7 @@ impl std::fmt::Display for JobKey {
         match self {
             JobKey::Outbox(id) => write!(f, "outbox:{id}"),
             JobKey::Batch(id) => write!(f, "batch:{id}"),
+            JobKey::StatusList(id) => write!(f, "status-list-version:{id}"),
         }
     }
 }
@@ -55,6 +59,12 @@ pub enum AnchorSubject {
     Revocation {
         credential_id: CredentialId,
         hash: CredentialHash,
+    },
+    /// A `ca1:s` memo: one version of a status list (issue #20).
+    StatusList {
+        list: u32,
+        version: u32,
+        hash: StatusListHash,
     },
 }
 
@@ -95,6 +105,16 @@ impl ClaimedJob {
             } => Ok(Memo::Revocation {
                 issuer: self.issuer.clone(),
                 credential: *credential_id,
+                hash: *hash,
+            }),
+            AnchorSubject::StatusList {
+                list,
+                version,
+                hash,
+            } => Ok(Memo::StatusList {
+                issuer: self.issuer.clone(),
+                list: *list,
+                version: *version,
                 hash: *hash,
             }),
         }
@@ -188,6 +208,8 @@ fn credential_scope(key: JobKey) -> &'static str {
         JobKey::Batch(_) => {
             "id IN (SELECT credential_id FROM anchor_batch_members WHERE batch_id = $1)"
         }
+        // A status list version changes no credential.
+        JobKey::StatusList(_) => "false AND $1::bigint IS NOT NULL",
     }
 }
 
@@ -196,6 +218,7 @@ fn key_param(key: &JobKey) -> Box<dyn tokio_postgres::types::ToSql + Sync + Send
     match key {
         JobKey::Outbox(id) => Box::new(*id),
         JobKey::Batch(id) => Box::new(*id.as_uuid()),
+        JobKey::StatusList(id) => Box::new(*id),
     }
 }
 
@@ -203,6 +226,7 @@ fn job_table(key: JobKey) -> &'static str {
     match key {
         JobKey::Outbox(_) => "outbox",
         JobKey::Batch(_) => "anchor_batches",
+        JobKey::StatusList(_) => "status_list_versions",
     }
 }
 
@@ -358,6 +382,55 @@ impl Store {
             .collect()
     }
 
+    /// Claims up to `limit` due status list versions, exactly as [`Store::claim_due_batches`].
+    pub async fn claim_due_status_lists(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "WITH due AS ( \
+                   SELECT id FROM status_list_versions \
+                   WHERE completed_at IS NULL AND dead_at IS NULL AND available_at <= now() \
+                     AND (locked_until IS NULL OR locked_until < now()) \
+                   ORDER BY available_at, id \
+                   LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                 UPDATE status_list_versions v SET attempts = v.attempts + 1, \
+                        locked_until = now() + $2::bigint * interval '1 millisecond', \
+                        available_at = now() + $2::bigint * interval '1 millisecond', \
+                        locked_by = $3, updated_at = now() \
+                 FROM due WHERE v.id = due.id \
+                 RETURNING v.id, v.issuer_id, v.list_no, v.version, v.bits_hash, v.attempts, \
+                           v.failures, v.created_at",
+                &[&i64::from(limit), &ms(lease), &worker],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let issuer: String = r.try_get(1)?;
+                let hash: Vec<u8> = r.try_get(4)?;
+                Ok(ClaimedJob {
+                    key: JobKey::StatusList(r.try_get(0)?),
+                    issuer: IssuerId::parse(&issuer)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    subject: AnchorSubject::StatusList {
+                        list: u32::try_from(r.try_get::<_, i64>(2)?)
+                            .map_err(|_| StoreError::Corrupt("list_no".into()))?,
+                        version: u32::try_from(r.try_get::<_, i32>(3)?)
+                            .map_err(|_| StoreError::Corrupt("version".into()))?,
+                        hash: StatusListHash::from_bytes(parse_hash(&hash, "bits_hash")?),
+                    },
+                    attempts: r.try_get(5)?,
+                    failures: r.try_get(6)?,
+                    created_at: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
     /// The live transactions of the given jobs (at most one each, by the unique indexes).
     pub async fn live_anchor_txs(
         &self,
@@ -367,14 +440,21 @@ impl Store {
             .iter()
             .filter_map(|k| match k {
                 JobKey::Outbox(id) => Some(*id),
-                JobKey::Batch(_) => None,
+                JobKey::Batch(_) | JobKey::StatusList(_) => None,
             })
             .collect();
         let batch_ids: Vec<Uuid> = keys
             .iter()
             .filter_map(|k| match k {
                 JobKey::Batch(id) => Some(*id.as_uuid()),
-                JobKey::Outbox(_) => None,
+                JobKey::Outbox(_) | JobKey::StatusList(_) => None,
+            })
+            .collect();
+        let list_ids: Vec<i64> = keys
+            .iter()
+            .filter_map(|k| match k {
+                JobKey::StatusList(id) => Some(*id),
+                JobKey::Outbox(_) | JobKey::Batch(_) => None,
             })
             .collect();
         let client = self.client().await?;
@@ -382,21 +462,24 @@ impl Store {
             .query(
                 &format!(
                     "SELECT outbox_id, batch_id, signature, tx_bytes, last_valid_block_height, \
-                       status, fee_lamports \
+                       status, fee_lamports, status_list_version_id \
                      FROM anchor_transactions \
-                     WHERE (outbox_id = ANY($1) OR batch_id = ANY($2)) AND status IN {LIVE}"
+                     WHERE (outbox_id = ANY($1) OR batch_id = ANY($2) \
+                            OR status_list_version_id = ANY($3)) AND status IN {LIVE}"
                 ),
-                &[&outbox_ids, &batch_ids],
+                &[&outbox_ids, &batch_ids, &list_ids],
             )
             .await?;
         rows.iter()
             .map(|r| {
                 let outbox: Option<i64> = r.try_get(0)?;
                 let batch: Option<Uuid> = r.try_get(1)?;
-                let key = match (outbox, batch) {
-                    (Some(id), _) => JobKey::Outbox(id),
-                    (None, Some(id)) => JobKey::Batch(BatchId::from_uuid(id)),
-                    (None, None) => {
+                let list: Option<i64> = r.try_get(7)?;
+                let key = match (outbox, batch, list) {
+                    (Some(id), _, _) => JobKey::Outbox(id),
+                    (None, Some(id), _) => JobKey::Batch(BatchId::from_uuid(id)),
+                    (None, None, Some(id)) => JobKey::StatusList(id),
+                    (None, None, None) => {
                         return Err(StoreError::Corrupt("ownerless transaction".into()))
                     }
                 };
@@ -454,17 +537,19 @@ impl Store {
                 return Ok(Fenced::LostLease);
             }
         }
-        let (outbox_id, batch_id): (Option<i64>, Option<Uuid>) = match fence.key {
-            JobKey::Outbox(id) => (Some(id), None),
-            JobKey::Batch(id) => (None, Some(*id.as_uuid())),
-        };
+        let (outbox_id, batch_id, list_id): (Option<i64>, Option<Uuid>, Option<i64>) =
+            match fence.key {
+                JobKey::Outbox(id) => (Some(id), None, None),
+                JobKey::Batch(id) => (None, Some(*id.as_uuid()), None),
+                JobKey::StatusList(id) => (None, None, Some(id)),
+            };
         let inserted = db
             .execute(
                 "INSERT INTO anchor_transactions (signature, outbox_id, credential_id, batch_id, \
                    memo, tx_bytes, last_valid_block_height, fee_lamports, status, signed_by, \
-                   payer) \
+                   payer, status_list_version_id) \
                  VALUES ($1, $2, (SELECT credential_id FROM outbox WHERE id = $2), $3, $4, $5, \
-                   $6, $7, 'signed', $8, $9)",
+                   $6, $7, 'signed', $8, $9, $10)",
                 &[
                     &tx.signature,
                     &outbox_id,
@@ -475,6 +560,7 @@ impl Store {
                     &i64::try_from(tx.fee_lamports).unwrap_or(i64::MAX),
                     &fence.worker,
                     &tx.payer,
+                    &list_id,
                 ],
             )
             .await;
@@ -626,6 +712,17 @@ impl Store {
         }
         let completed = match fence.key {
             JobKey::Outbox(_) => "id = $1",
+            JobKey::StatusList(_) => {
+                db.execute(
+                    "UPDATE status_list_versions SET completed_at = now(), locked_until = NULL, \
+                       locked_by = NULL, last_error = NULL, anchor_signature = $2, \
+                       anchor_slot = $3, updated_at = now() WHERE id = $1",
+                    &[id.as_ref(), &signature, &slot],
+                )
+                .await?;
+                // No outbox row belongs to a list version.
+                "false AND batch_id IS NULL AND $1::bigint IS NOT NULL"
+            }
             JobKey::Batch(_) => {
                 db.execute(
                     "UPDATE anchor_batches SET completed_at = now(), locked_until = NULL, \
@@ -668,7 +765,8 @@ impl Store {
                  FROM anchor_transactions t \
                  LEFT JOIN outbox o ON o.id = t.outbox_id \
                  LEFT JOIN anchor_batches b ON b.id = t.batch_id \
-                 WHERE coalesce(o.issuer_id, b.issuer_id) = $1 AND t.status <> $2 \
+                 LEFT JOIN status_list_versions v ON v.id = t.status_list_version_id \
+                 WHERE coalesce(o.issuer_id, b.issuer_id, v.issuer_id) = $1 AND t.status <> $2 \
                    AND t.created_at >= now() - interval '1 day'",
                 &[&issuer.as_str(), &AnchorTxStatus::Expired.as_str()],
             )
@@ -820,6 +918,15 @@ impl Store {
             .iter()
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
+        // Status list versions belong to no credential: all come back with a full requeue.
+        let lists = db
+            .execute(
+                "UPDATE status_list_versions SET dead_at = NULL, failures = 0, \
+                   available_at = now(), updated_at = now() \
+                 WHERE $1::uuid IS NULL AND dead_at IS NOT NULL AND completed_at IS NULL",
+                &[&id],
+            )
+            .await?;
         // A job with a live transaction goes back to `submitted`, one without to `queued`.
         db.execute(
             &format!(
@@ -833,7 +940,7 @@ impl Store {
             &[&ids, &statuses(StatusEvent::Requeued)],
         )
         .await?;
-        if !ids.is_empty() {
+        if !ids.is_empty() || lists > 0 {
             db.execute("SELECT pg_notify($1, 'requeue')", &[&OUTBOX_CHANNEL])
                 .await?;
         }

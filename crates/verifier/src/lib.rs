@@ -51,6 +51,9 @@ pub mod exit {
     /// `--issuer-key`): anyone can anchor a bundle with a key of their own, so this is not
     /// the unqualified "valid" of exit 0.
     pub const VALID_UNPINNED: u8 = 9;
+    /// Genuine and anchored, but the status list checked is older than the newest version
+    /// the issuer anchored: not valid.
+    pub const STALE: u8 = 10;
 }
 
 /// The exit code of a verdict.
@@ -62,6 +65,7 @@ pub fn exit_code(kind: VerdictKind) -> u8 {
         VerdictKind::NotAnchoredYet => exit::NOT_ANCHORED,
         VerdictKind::InvalidSignature | VerdictKind::UnknownIssuer => exit::INVALID,
         VerdictKind::Inconclusive => exit::INCONCLUSIVE,
+        VerdictKind::Stale => exit::STALE,
     }
 }
 

@@ -98,7 +98,9 @@ pub fn escape(text: &str) -> String {
 fn tone(kind: VerdictKind) -> (&'static str, &'static str) {
     match kind {
         VerdictKind::Valid => ("ok", "✔"),
-        VerdictKind::NotAnchoredYet | VerdictKind::Inconclusive => ("wait", "⏳"),
+        VerdictKind::NotAnchoredYet | VerdictKind::Inconclusive | VerdictKind::Stale => {
+            ("wait", "⏳")
+        }
         VerdictKind::UnknownIssuer => ("unknown", "?"),
         VerdictKind::Revoked
         | VerdictKind::RevocationPending
