@@ -120,10 +120,16 @@ pub enum FindingKind {
     RetiredKey,
     /// A stored anchoring key that is not a valid public key: its history cannot be read.
     MalformedKey,
+    /// A status list version anchored on chain that the database did not know (a restore):
+    /// rebuilt from its memo; the publisher re-signs its bits.
+    StatusListRecovered,
+    /// A list whose newest servable version is older than the newest anchored one: verifiers
+    /// given the served list see `stale` until it is re-signed.
+    StatusListStale,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 7] = [
+    pub const ALL: [FindingKind; 9] = [
         FindingKind::PendingAnchored,
         FindingKind::MissingRow,
         FindingKind::Drift,
@@ -131,6 +137,8 @@ impl FindingKind {
         FindingKind::FailedTx,
         FindingKind::RetiredKey,
         FindingKind::MalformedKey,
+        FindingKind::StatusListRecovered,
+        FindingKind::StatusListStale,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -142,6 +150,8 @@ impl FindingKind {
             FindingKind::FailedTx => "failed_tx",
             FindingKind::RetiredKey => "retired_key",
             FindingKind::MalformedKey => "malformed_key",
+            FindingKind::StatusListRecovered => "status_list_recovered",
+            FindingKind::StatusListStale => "status_list_stale",
         }
     }
 }
@@ -190,6 +200,8 @@ pub enum Subject {
     Credential,
     Batch,
     Revocation,
+    /// A version of a status list (`ca1:s`).
+    StatusList,
 }
 
 impl Repair {
@@ -208,6 +220,14 @@ impl Repair {
             (Repair::Backfill, S::Revocation) => {
                 (K::MissingRow, "revocation rebuilt from the chain")
             }
+            (Repair::Backfill, S::StatusList) => (
+                K::StatusListRecovered,
+                "status list version rebuilt from the chain; the publisher re-signs its bits",
+            ),
+            (Repair::Finalize, S::StatusList) => (
+                K::PendingAnchored,
+                "status list version finalized by the reconciler",
+            ),
             (Repair::Finalize, S::Credential) => {
                 (K::PendingAnchored, "finalized by the reconciler")
             }
@@ -235,6 +255,12 @@ impl DriftReason {
             (D::RecordDisagrees, Subject::Batch) => "batch record disagrees with its on-chain memo",
             (D::RecordDisagrees, Subject::Revocation) => {
                 "row disagrees with its on-chain revocation memo"
+            }
+            (D::RecordDisagrees, Subject::StatusList) => {
+                "status list version number disagrees with its on-chain memo"
+            }
+            (D::SecondAnchor, Subject::StatusList) => {
+                "a second anchor of an anchored status list version"
             }
             (D::SecondAnchor, Subject::Credential) => "a second anchor of an anchored credential",
             (D::SecondAnchor, Subject::Batch) => "a second anchor of an anchored batch",
@@ -355,6 +381,40 @@ pub fn decide_batch(claim: &BatchClaim<'_>, row: Option<&RecordedBatch>) -> Repa
     }
 }
 
+/// What the database records for the status list version with a memo's bits (issuer, list
+/// and bits hash), read under its row lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedStatusVersion {
+    pub version: u32,
+    pub completed: bool,
+    pub anchor_signature: Option<String>,
+}
+
+/// A trusted `ca1:s` memo (version `version`, carried by `signature`) against the record of
+/// the same bits: none → backfill (a restore), pending → finalize, another anchor → drift.
+pub fn decide_status_version(
+    version: u32,
+    signature: &str,
+    row: Option<&RecordedStatusVersion>,
+) -> Repair {
+    let Some(row) = row else {
+        return Repair::Backfill;
+    };
+    if row.version != version {
+        Repair::Drift(DriftReason::RecordDisagrees)
+    } else if !row.completed {
+        Repair::Finalize
+    } else if row
+        .anchor_signature
+        .as_deref()
+        .is_some_and(|recorded| recorded != signature)
+    {
+        Repair::Drift(DriftReason::SecondAnchor)
+    } else {
+        Repair::Consistent
+    }
+}
+
 /// What the database records for a revocation: no row, a pending one, or one with its
 /// anchor signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,6 +479,36 @@ pub fn check_recorded_anchor(signature: &str, on_chain: SignatureOnChain) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_list_memo_backfills_finalizes_or_drifts() {
+        let row = |version, completed, sig: Option<&str>| RecordedStatusVersion {
+            version,
+            completed,
+            anchor_signature: sig.map(str::to_string),
+        };
+        assert_eq!(decide_status_version(3, "s", None), Repair::Backfill);
+        assert_eq!(
+            decide_status_version(3, "s", Some(&row(3, false, None))),
+            Repair::Finalize
+        );
+        assert_eq!(
+            decide_status_version(3, "s", Some(&row(3, true, Some("s")))),
+            Repair::Consistent
+        );
+        assert_eq!(
+            decide_status_version(3, "s", Some(&row(3, true, Some("t")))),
+            Repair::Drift(DriftReason::SecondAnchor)
+        );
+        assert_eq!(
+            decide_status_version(3, "s", Some(&row(2, true, Some("s")))),
+            Repair::Drift(DriftReason::RecordDisagrees)
+        );
+        assert_eq!(
+            Repair::Backfill.finding(Subject::StatusList).map(|f| f.0),
+            Some(FindingKind::StatusListRecovered)
+        );
+    }
     use crate::hash::CredentialHash;
     use crate::CredentialId;
 

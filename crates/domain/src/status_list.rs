@@ -93,7 +93,12 @@ pub struct Bitstring(Vec<u8>);
 
 impl std::fmt::Debug for Bitstring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Bitstring({} bits, {} set)", self.0.len() * 8, self.count_set())
+        write!(
+            f,
+            "Bitstring({} bits, {} set)",
+            self.0.len() * 8,
+            self.count_set()
+        )
     }
 }
 
@@ -202,7 +207,12 @@ pub fn next_publication(hash: &StatusListHash, known: &[KnownVersion]) -> Public
         Some(k) if k.signed => Publication::UpToDate,
         Some(k) => Publication::SignRecovered { version: k.version },
         None => Publication::New {
-            version: known.iter().map(|k| k.version).max().unwrap_or(0).saturating_add(1),
+            version: known
+                .iter()
+                .map(|k| k.version)
+                .max()
+                .unwrap_or(0)
+                .saturating_add(1),
         },
     }
 }
@@ -234,7 +244,12 @@ pub fn judge_list(given: &StatusListHash, anchored: &[AnchoredVersion]) -> ListF
     let Some(newest) = anchored.iter().map(|a| a.version).max() else {
         return ListFreshness::Unanchored;
     };
-    match anchored.iter().filter(|a| &a.hash == given).map(|a| a.version).max() {
+    match anchored
+        .iter()
+        .filter(|a| &a.hash == given)
+        .map(|a| a.version)
+        .max()
+    {
         Some(v) if v == newest => ListFreshness::Current { version: v },
         Some(v) => ListFreshness::Stale { version: v, newest },
         None => ListFreshness::Unanchored,
@@ -245,11 +260,17 @@ pub fn judge_list(given: &StatusListHash, anchored: &[AnchoredVersion]) -> ListF
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusCheck {
     /// The list is current; `revoked` is the credential's bit.
-    Current { version: u32, revoked: bool },
+    Current {
+        version: u32,
+        revoked: bool,
+    },
     /// The list sets the credential's bit, whatever its freshness: an issuer's signed
     /// statement of revocation is enough to refuse.
     RevokedByList,
-    Stale { version: u32, newest: u32 },
+    Stale {
+        version: u32,
+        newest: u32,
+    },
     Unanchored,
     /// The list could not be obtained or read (404, network, not a list): `reason` is a
     /// stable code, `detail` a sentence.
@@ -280,7 +301,10 @@ pub fn with_status(base: Verdict, check: Option<&StatusCheck>) -> Verdict {
     }
     match check {
         StatusCheck::Current { revoked: false, .. } => base,
-        StatusCheck::Current { revoked: true, version } => Verdict::new(
+        StatusCheck::Current {
+            revoked: true,
+            version,
+        } => Verdict::new(
             VerdictKind::Revoked,
             "status_list_revoked",
             format!("the issuer's status list (version {version}, anchored) marks it revoked"),
@@ -330,7 +354,9 @@ mod tests {
 
     #[test]
     fn ordinals_map_to_lists_and_back() {
-        let p = StatusOrdinal::new(u64::from(LIST_SIZE) * 3 + 5).unwrap().position();
+        let p = StatusOrdinal::new(u64::from(LIST_SIZE) * 3 + 5)
+            .unwrap()
+            .position();
         assert_eq!(p, StatusPosition { list: 3, index: 5 });
         assert!(StatusPosition::ordinals_of(3).contains(&(u64::from(LIST_SIZE) * 3 + 5)));
         assert!(StatusOrdinal::new(u64::MAX).is_none());
@@ -387,7 +413,10 @@ mod tests {
         );
         assert_eq!(
             judge_list(&anchored[1].hash, &anchored),
-            ListFreshness::Stale { version: 2, newest: 3 }
+            ListFreshness::Stale {
+                version: 2,
+                newest: 3
+            }
         );
         let other = Bitstring::with_set([9]).anchored_hash(&issuer(), 0);
         assert_eq!(judge_list(&other, &anchored), ListFreshness::Unanchored);
@@ -405,15 +434,29 @@ mod tests {
         let valid = Verdict::new(VerdictKind::Valid, "valid", "ok");
         let tampered = Verdict::new(VerdictKind::Tampered, "file_mismatch", "no");
         let checks = [
-            StatusCheck::Current { version: 1, revoked: false },
-            StatusCheck::Current { version: 1, revoked: true },
+            StatusCheck::Current {
+                version: 1,
+                revoked: false,
+            },
+            StatusCheck::Current {
+                version: 1,
+                revoked: true,
+            },
             StatusCheck::RevokedByList,
-            StatusCheck::Stale { version: 1, newest: 2 },
+            StatusCheck::Stale {
+                version: 1,
+                newest: 2,
+            },
             StatusCheck::Unanchored,
-            StatusCheck::Unavailable { reason: "status_list_unreachable", detail: "404".into() },
+            StatusCheck::Unavailable {
+                reason: "status_list_unreachable",
+                detail: "404".into(),
+            },
         ];
-        let kinds: Vec<VerdictKind> =
-            checks.iter().map(|c| with_status(valid.clone(), Some(c)).kind).collect();
+        let kinds: Vec<VerdictKind> = checks
+            .iter()
+            .map(|c| with_status(valid.clone(), Some(c)).kind)
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -434,31 +477,51 @@ mod tests {
     #[test]
     fn a_set_bit_revokes_whatever_the_freshness() {
         for f in [
-            ListFreshness::Stale { version: 1, newest: 2 },
+            ListFreshness::Stale {
+                version: 1,
+                newest: 2,
+            },
             ListFreshness::Unanchored,
         ] {
             assert_eq!(check_status(f, true), StatusCheck::RevokedByList);
         }
         assert_eq!(
             check_status(ListFreshness::Current { version: 4 }, true),
-            StatusCheck::Current { version: 4, revoked: true }
+            StatusCheck::Current {
+                version: 4,
+                revoked: true
+            }
         );
     }
 
     #[test]
     fn the_publisher_signs_new_bits_as_the_next_version_only() {
         let h = |bit| Bitstring::with_set([bit]).anchored_hash(&issuer(), 0);
-        assert_eq!(next_publication(&h(1), &[]), Publication::New { version: 1 });
+        assert_eq!(
+            next_publication(&h(1), &[]),
+            Publication::New { version: 1 }
+        );
         let known = [
-            KnownVersion { version: 1, hash: h(1), signed: true },
-            KnownVersion { version: 2, hash: h(2), signed: false },
+            KnownVersion {
+                version: 1,
+                hash: h(1),
+                signed: true,
+            },
+            KnownVersion {
+                version: 2,
+                hash: h(2),
+                signed: false,
+            },
         ];
         assert_eq!(next_publication(&h(1), &known), Publication::UpToDate);
         assert_eq!(
             next_publication(&h(2), &known),
             Publication::SignRecovered { version: 2 }
         );
-        assert_eq!(next_publication(&h(3), &known), Publication::New { version: 3 });
+        assert_eq!(
+            next_publication(&h(3), &known),
+            Publication::New { version: 3 }
+        );
     }
 
     proptest! {

@@ -138,7 +138,11 @@ impl PublicBase {
 
     /// Where status list `list` of `issuer` is served (its `BitstringStatusListCredential`).
     pub fn status_list_url(&self, issuer: &IssuerId, list: u32) -> String {
-        format!("{}/issuers/{}/status-lists/{list}", self.url, issuer.as_str())
+        format!(
+            "{}/issuers/{}/status-lists/{list}",
+            self.url,
+            issuer.as_str()
+        )
     }
 }
 
@@ -594,7 +598,10 @@ mod tests {
     #[test]
     fn a_status_entry_reads_back_as_written() {
         let b = base("https://registrar.example.edu");
-        let position = StatusPosition { list: 2, index: 4711 };
+        let position = StatusPosition {
+            list: 2,
+            index: 4711,
+        };
         let vc = json!({"credentialStatus": status_entry(&b, &issuer(), position)});
         assert_eq!(
             status_entry_of(&vc, &issuer()),
@@ -613,7 +620,10 @@ mod tests {
             ("statusListIndex", json!(4711)),
             ("statusListIndex", json!(LIST_SIZE.to_string())),
             ("statusPurpose", json!("suspension")),
-            ("statusListCredential", json!("https://x/issuers/uni-example/status-lists/02")),
+            (
+                "statusListCredential",
+                json!("https://x/issuers/uni-example/status-lists/02"),
+            ),
         ] {
             let mut bad = vc.clone();
             bad["credentialStatus"][field] = value;

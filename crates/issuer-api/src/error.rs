@@ -20,6 +20,8 @@ pub enum ApiError {
     IssuerNotFound,
     #[error("credential batch not found")]
     CredentialBatchNotFound,
+    #[error("no anchored version of this status list exists (yet)")]
+    StatusListNotFound,
     #[error("no proof bundle yet: {reason}")]
     ProofNotAvailable { reason: String },
     #[error("this credential has no verifiable credential: it was issued before they were, or recovered from a proof bundle")]
@@ -93,6 +95,7 @@ impl ApiError {
             ApiError::CredentialNotFound => ErrorCode::CredentialNotFound,
             ApiError::IssuerNotFound => ErrorCode::IssuerNotFound,
             ApiError::CredentialBatchNotFound => ErrorCode::CredentialBatchNotFound,
+            ApiError::StatusListNotFound => ErrorCode::StatusListNotFound,
             ApiError::ProofNotAvailable { .. } => ErrorCode::ProofNotAvailable,
             ApiError::VcNotAvailable => ErrorCode::VcNotAvailable,
             ApiError::InvalidProof { .. } => ErrorCode::InvalidProof,
@@ -174,6 +177,7 @@ impl ResponseError for ApiError {
             ApiError::CredentialNotFound
             | ApiError::IssuerNotFound
             | ApiError::CredentialBatchNotFound
+            | ApiError::StatusListNotFound
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::ProofNotAvailable { .. }
             | ApiError::VcNotAvailable
@@ -247,6 +251,8 @@ error_codes! {
     CredentialNotFound => "credential_not_found",
     IssuerNotFound => "issuer_not_found",
     CredentialBatchNotFound => "credential_batch_not_found",
+    /// A status list with no anchored version yet (or no such list).
+    StatusListNotFound => "status_list_not_found",
     ProofNotAvailable => "proof_not_available",
     VcNotAvailable => "vc_not_available",
     InvalidProof => "invalid_proof",

@@ -24,6 +24,7 @@ pub mod settings;
 pub mod signer;
 pub mod startup;
 pub mod state;
+pub mod status_lists;
 pub mod verify;
 pub mod verify_vc;
 pub mod views;

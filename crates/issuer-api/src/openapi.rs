@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::vcs::get_vc,
         crate::routes::vcs::get_batch_vcs,
         crate::routes::vcs::get_did_document,
+        crate::routes::vcs::get_status_list,
     ),
     components(schemas(
         crate::views::CredentialView,

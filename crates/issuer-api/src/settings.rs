@@ -21,6 +21,9 @@ pub struct Settings {
     /// Limits of the unauthenticated verification routes.
     #[serde(default)]
     pub public: crate::public::PublicSettings,
+    /// The status list publisher and ordinal blocks.
+    #[serde(default)]
+    pub status_lists: crate::status_lists::StatusListSettings,
 }
 
 /// Explorer links in responses. The network itself is `chain.cluster`.

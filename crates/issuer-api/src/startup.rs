@@ -84,9 +84,19 @@ impl Application {
         // connections than `database.max_connections`.
         let mut per_worker = settings.database.clone();
         per_worker.max_connections = settings.database.max_connections.div_ceil(workers).max(1);
+        let signer = Arc::new(Signer::new(master));
+        tokio::spawn(crate::status_lists::run_publisher(
+            store.clone(),
+            signer.clone(),
+            public_base.clone(),
+            settings.status_lists.clone(),
+        ));
         let state = web::Data::new(AppState {
             shared_store: store.clone(),
-            signer: Signer::new(master),
+            signer,
+            ordinals: crate::status_lists::OrdinalAllocator::new(
+                settings.status_lists.ordinal_block,
+            ),
             metrics,
             body_limit_bytes: settings.http.body_limit_bytes,
             bulk_body_limit_bytes: settings.http.bulk_body_limit_bytes,

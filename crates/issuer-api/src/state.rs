@@ -26,7 +26,10 @@ pub fn install_worker_store(store: Store) {
 pub struct AppState {
     /// The pool used outside worker threads (and where no worker pool was installed).
     pub shared_store: Store,
-    pub signer: Signer,
+    /// Shared with the status list publisher (one key cache).
+    pub signer: std::sync::Arc<Signer>,
+    /// Status-list ordinals reserved by this replica (`status_lists`).
+    pub ordinals: crate::status_lists::OrdinalAllocator,
     pub metrics: Arc<ApiMetrics>,
     pub body_limit_bytes: usize,
     pub bulk_body_limit_bytes: usize,

@@ -32,8 +32,10 @@ pub enum Claim {
     Bundle(Box<ProofBundle>),
     /// A Verifiable Credential (`GET /v1/credentials/{id}/vc`): its Data Integrity proof is
     /// checked, then it must say exactly what the record it names says, and that record's
-    /// fields are verified as claimed fields (file, anchor, revocation).
-    Credential(Box<serde_json::Value>),
+    /// fields are verified as claimed fields (file, anchor, revocation). With it, the status
+    /// list the verifier was given (a `BitstringStatusListCredential`), judged against the
+    /// anchored versions of that list (`verify_vc::check_status_list`).
+    Credential(Box<serde_json::Value>, Option<Bytes>),
     /// The hash inputs the credential claims; looked up by hash among the issuer's.
     Fields {
         issuer: IssuerId,
@@ -110,8 +112,14 @@ pub async fn verify(
     let issuer_id = match &claim {
         Claim::Bundle(b) => b.fields.issuer.clone(),
         Claim::Fields { issuer, .. } => issuer.clone(),
-        Claim::Credential(vc) => {
-            return Box::pin(crate::verify_vc::verify_credential(state, file, vc)).await
+        Claim::Credential(vc, list) => {
+            return Box::pin(crate::verify_vc::verify_credential(
+                state,
+                file,
+                vc,
+                list.as_ref(),
+            ))
+            .await
         }
     };
     let issuer_record = state.store().issuer(&issuer_id).await.map_err(store_err)?;
@@ -152,7 +160,7 @@ pub async fn verify(
                 .map_err(store_err)?;
             (*bundle, record)
         }
-        Claim::Credential(_) => return Err(ApiError::Internal),
+        Claim::Credential(..) => return Err(ApiError::Internal),
         Claim::Fields {
             issuer,
             recipient,

@@ -23,8 +23,92 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::verify::{verify, Claim, VerificationView, VerifiedIssuer};
 
-/// The verdict on `vc` presented with `file`.
+/// The verdict on `vc` presented with `file` (and the status list the verifier was given).
 pub async fn verify_credential(
+    state: &AppState,
+    file: &Bytes,
+    vc: &Value,
+    status_list: Option<&Bytes>,
+) -> Result<VerificationView, ApiError> {
+    let view = verify_vc_alone(state, file, vc).await?;
+    match status_list {
+        Some(list) if view.verdict == VerdictKind::Valid => {
+            check_status_list(state, view, vc, list).await
+        }
+        _ => Ok(view),
+    }
+}
+
+/// A valid verdict held against the status list the verifier was given: the list's bits
+/// must be the newest version its issuer anchored (`domain::status_list::judge_list` over
+/// the anchored versions on record), and the credential's bit in it decides. An older list
+/// is `stale`; a list whose bits no anchored version has, or that is not a list of this
+/// credential, is `inconclusive`; a set bit is `revoked`.
+pub async fn check_status_list(
+    state: &AppState,
+    view: VerificationView,
+    vc: &Value,
+    list: &Bytes,
+) -> Result<VerificationView, ApiError> {
+    use domain::status_list::{check_status, judge_list, with_status, Bitstring, StatusCheck};
+    let Some(issuer) = view
+        .issuer
+        .as_ref()
+        .and_then(|i| domain::IssuerId::parse(&i.id).ok())
+    else {
+        return Ok(view);
+    };
+    let unreadable = |detail: String| StatusCheck::Unavailable {
+        reason: "status_list_unreadable",
+        detail,
+    };
+    let check = match domain::vc::status_entry_of(vc, &issuer) {
+        Ok(None) => unreadable("the credential names no status list".into()),
+        Err(field) => unreadable(format!("the credential's {field} is not one of ours")),
+        Ok(Some(entry)) => {
+            let given: Option<Value> = serde_json::from_slice(list).ok();
+            let encoded = given
+                .as_ref()
+                .filter(|l| l["id"] == entry.list_url.as_str())
+                .and_then(|l| l["credentialSubject"]["encodedList"].as_str());
+            match encoded.map(Bitstring::decode) {
+                None => unreadable(
+                    "the status list given is not the BitstringStatusListCredential the credential names".into(),
+                ),
+                Some(Err(e)) => unreadable(format!("the status list given cannot be read: {e}")),
+                Some(Ok(bits)) => {
+                    let anchored = state
+                        .store()
+                        .anchored_status_versions(&issuer, entry.list)
+                        .await
+                        .map_err(|e| state.store_error(e))?;
+                    let freshness = judge_list(&bits.anchored_hash(&issuer, entry.list), &anchored);
+                    check_status(freshness, bits.get(entry.index).unwrap_or(false))
+                }
+            }
+        }
+    };
+    let verdict = with_status(
+        domain::verdict::Verdict {
+            kind: view.verdict,
+            reason: "valid",
+            detail: view.detail.clone(),
+        },
+        Some(&check),
+    );
+    if verdict.kind == view.verdict {
+        return Ok(view);
+    }
+    Ok(VerificationView {
+        verdict: verdict.kind,
+        reason: verdict.reason.to_string(),
+        message: verdict.kind.headline().to_string(),
+        detail: verdict.detail,
+        ..view
+    })
+}
+
+async fn verify_vc_alone(
     state: &AppState,
     file: &Bytes,
     vc: &Value,
@@ -111,6 +195,9 @@ pub async fn verify_credential(
             recipient,
             salt,
             file_digest,
+            status: record
+                .status_ordinal
+                .map(|o| domain::vc::status_entry(&state.public_base, &issuer, o.position())),
         })),
         _ => None,
     };

@@ -15,13 +15,14 @@ use chrono::{DateTime, Utc};
 use domain::memo::{decode_rpc_memo_field, Memo};
 use domain::reconcile::{
     check_recorded_anchor, classify, decide_anchor, decide_batch, decide_revocation,
-    records_exactly, AnchorVerdict, CredentialClaim, ObservedAnchor, RecordedCredential, Repair,
-    SignatureOnChain,
+    decide_status_version, records_exactly, AnchorVerdict, CredentialClaim, ObservedAnchor,
+    RecordedCredential, Repair, SignatureOnChain,
 };
 use domain::CredentialId;
 use futures_util::{StreamExt, TryStreamExt};
 use store::reconcile::{
     AnchorKey, Executed, FindingKind, NewFinding, TrustedAnchor, TrustedBatch, TrustedRevocation,
+    TrustedStatusList,
 };
 use store::Store;
 
@@ -115,6 +116,11 @@ pub struct RunReport {
     /// Revocations finalized or rebuilt from their `ca1:r` memo (not in `finalized` or
     /// `backfilled`, which count credentials and batches).
     pub revocations: u64,
+    /// Status list versions finalized or rebuilt from their `ca1:s` memo.
+    pub status_lists: u64,
+    /// Lists whose newest servable version is behind the newest anchored one (a
+    /// `status_list_stale` finding each; the publisher catches up after a restore).
+    pub stale_status_lists: u64,
     pub elapsed_ms: u128,
 }
 
@@ -209,6 +215,7 @@ impl Reconciler {
         for revocation in &revocations {
             self.apply_revocation(revocation, &mut report).await?;
         }
+        self.report_stale_status_lists(&mut report).await?;
         // Only now, with every memo of the window applied: a run that fails before this point
         // leaves the checkpoints where they were, so the next run sees the same memos again.
         for (pubkey, (signature, slot)) in checkpoints {
@@ -475,6 +482,42 @@ impl Reconciler {
                                 .await?;
                             (executed, format!("batch {batch} ({count} credentials)"))
                         }
+                        Memo::StatusList {
+                            issuer,
+                            list,
+                            version,
+                            hash,
+                        } => {
+                            let anchor = TrustedStatusList {
+                                issuer: &issuer,
+                                list,
+                                version,
+                                hash: &hash,
+                                signature,
+                                slot,
+                                block_time,
+                            };
+                            let executed = self
+                                .store
+                                .repair_status_version(&anchor, |row| {
+                                    decide_status_version(version, signature, row)
+                                })
+                                .await?;
+                            match executed.repair {
+                                Repair::Backfill | Repair::Finalize => {
+                                    report.status_lists += 1;
+                                    tracing::warn!(%issuer, list, version, %signature, repair = ?executed.repair, "status list version repaired from the chain");
+                                }
+                                Repair::Consistent => report.consistent += 1,
+                                Repair::Drift(reason) => {
+                                    report.drift += 1;
+                                    tracing::error!(%issuer, list, version, %signature, ?reason, "status list version disagrees with its anchor");
+                                }
+                                Repair::MarkRevoked => {}
+                            }
+                            self.count_repair(executed, domain::reconcile::Subject::StatusList);
+                            continue;
+                        }
                         Memo::Revocation {
                             issuer,
                             credential,
@@ -529,6 +572,36 @@ impl Reconciler {
                 )
                 .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Records a `status_list_stale` finding for every list whose newest servable version is
+    /// older than its newest anchored one (after a restore, until the publisher re-signs).
+    async fn report_stale_status_lists(&self, report: &mut RunReport) -> anyhow::Result<()> {
+        for stale in self.store.stale_status_lists().await? {
+            report.stale_status_lists += 1;
+            let detail = format!(
+                "list {} serves version {}, but version {} is anchored",
+                stale.list,
+                stale
+                    .served_version
+                    .map_or_else(|| "none".to_string(), |v| v.to_string()),
+                stale.anchored_version
+            );
+            tracing::warn!(issuer = %stale.issuer, %detail, "status list served behind the chain");
+            let new = self
+                .store
+                .record_finding(&NewFinding {
+                    kind: FindingKind::StatusListStale,
+                    signature: &stale.anchored_signature,
+                    slot: None,
+                    credential: None,
+                    issuer: Some(&stale.issuer),
+                    detail: &detail,
+                })
+                .await?;
+            self.count(FindingKind::StatusListStale, new);
         }
         Ok(())
     }
@@ -608,7 +681,7 @@ impl Reconciler {
                 Memo::Credential { credential, .. } | Memo::Revocation { credential, .. } => {
                     Some(*credential)
                 }
-                Memo::Batch { .. } => None,
+                Memo::Batch { .. } | Memo::StatusList { .. } => None,
             };
             let new = self
                 .store

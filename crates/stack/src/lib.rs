@@ -160,6 +160,12 @@ pub fn api_settings(db_url: &str, master: &MasterKey, rpc_url: &str) -> issuer_a
             verify_max_in_flight_per_ip: 256,
             ..Default::default()
         },
+        // Tests wait for list versions: a short debounce keeps them quick.
+        status_lists: issuer_api::status_lists::StatusListSettings {
+            debounce_ms: 300,
+            interval_ms: 200,
+            ..Default::default()
+        },
     }
 }
 
@@ -411,6 +417,7 @@ impl Stack {
             key_id: active.key_id.clone(),
             signature: key.sign_credential(ProofFormat::V1, &hash),
             vc: None,
+            status_ordinal: None,
         };
         let outcome = self
             .store

@@ -84,6 +84,9 @@ pub struct CredentialRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finalized_at: Option<DateTime<Utc>>,
+    /// Its bit in the issuer's status lists; `None` for credentials issued before them and
+    /// rows rebuilt from the chain.
+    pub status_ordinal: Option<StatusOrdinal>,
 }
 
 impl CredentialRecord {
@@ -151,7 +154,8 @@ const ACTIVE_KEY_FOR_SHARE: &str = "SELECT 1 FROM issuer_signing_keys \
 
 pub(crate) const CREDENTIAL_COLUMNS: &str = "id, issuer_id, serial, recipient_id, issued_at, \
      credential_type, title, metadata, file_digest, credential_hash, proof_format, salt, \
-     signing_key_id, signature, status, anchor_signature, anchor_slot, last_error, created_at, updated_at, finalized_at";
+     signing_key_id, signature, status, anchor_signature, anchor_slot, last_error, created_at, updated_at, finalized_at, \
+     status_ordinal";
 
 impl Store {
     /// Writes a credential and its outbox row in ONE transaction, notifies the relay, and
@@ -460,6 +464,10 @@ pub(crate) fn credential_from_row(row: &Row) -> Result<CredentialRecord, StoreEr
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         finalized_at: row.try_get("finalized_at")?,
+        status_ordinal: row
+            .try_get::<_, Option<i64>>("status_ordinal")?
+            .and_then(|o| u64::try_from(o).ok())
+            .and_then(StatusOrdinal::new),
     })
 }
 

@@ -533,6 +533,168 @@ impl Store {
     }
 }
 
+/// A trusted `ca1:s` memo, as the reconciler hands it to [`Store::repair_status_version`].
+#[derive(Debug, Clone, Copy)]
+pub struct TrustedStatusList<'a> {
+    pub issuer: &'a IssuerId,
+    pub list: u32,
+    pub version: u32,
+    pub hash: &'a domain::status_list::StatusListHash,
+    pub signature: &'a str,
+    pub slot: u64,
+    pub block_time: Option<DateTime<Utc>>,
+}
+
+/// A list whose newest servable (signed) version is older than its newest anchored one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleList {
+    pub issuer: String,
+    pub list: i64,
+    pub served_version: Option<i32>,
+    pub anchored_version: i32,
+    pub anchored_signature: String,
+}
+
+impl Store {
+    /// Executes what `decide` makes of a trusted status list memo, with the record of the
+    /// same bits locked: backfill a version the database lost (a restore: recorded as
+    /// anchored, `recovered`, with no signed credential; its list is marked changed so the
+    /// publisher re-signs the bits, which the revocations rebuilt from the chain recreate),
+    /// finalize one still pending, or only record the finding.
+    pub async fn repair_status_version(
+        &self,
+        anchor: &TrustedStatusList<'_>,
+        decide: impl FnOnce(Option<&domain::reconcile::RecordedStatusVersion>) -> Repair,
+    ) -> Result<Executed, StoreError> {
+        let mut client = self.client().await?;
+        let db = client.transaction().await?;
+        let list = i64::from(anchor.list);
+        let hash = anchor.hash.as_bytes().as_slice();
+        let slot = slot_i64(anchor.slot);
+        let row = db
+            .query_opt(
+                "SELECT id, version, completed_at IS NOT NULL, anchor_signature \
+                 FROM status_list_versions \
+                 WHERE issuer_id = $1 AND list_no = $2 AND bits_hash = $3 FOR UPDATE",
+                &[&anchor.issuer.as_str(), &list, &hash],
+            )
+            .await?;
+        let id: Option<i64> = row.as_ref().map(|r| r.try_get(0)).transpose()?;
+        let recorded = row
+            .map(
+                |r| -> Result<domain::reconcile::RecordedStatusVersion, StoreError> {
+                    Ok(domain::reconcile::RecordedStatusVersion {
+                        version: u32::try_from(r.try_get::<_, i32>(1)?).unwrap_or(0),
+                        completed: r.try_get(2)?,
+                        anchor_signature: r.try_get(3)?,
+                    })
+                },
+            )
+            .transpose()?;
+        let repair = decide(recorded.as_ref());
+        match (repair, id) {
+            (Repair::Consistent | Repair::Drift(_), _) => {}
+            (Repair::Backfill, _) => {
+                // The issuer's status lists may be newer than the dump too.
+                db.execute(
+                    "INSERT INTO status_lists (issuer_id, list_no, dirty_since) VALUES ($1, $2, now()) \
+                     ON CONFLICT (issuer_id, list_no) DO UPDATE \
+                       SET dirty_since = coalesce(status_lists.dirty_since, now()), \
+                           changes = status_lists.changes + 1",
+                    &[&anchor.issuer.as_str(), &list],
+                )
+                .await?;
+                let version = i32::try_from(anchor.version).unwrap_or(i32::MAX);
+                db.execute(
+                    "INSERT INTO status_list_versions (issuer_id, list_no, version, bits_hash, \
+                       revoked_count, origin, completed_at, anchor_signature, anchor_slot) \
+                     VALUES ($1, $2, $3, $4, 0, 'recovered', coalesce($5, now()), $6, $7) \
+                     ON CONFLICT (issuer_id, list_no, bits_hash) DO NOTHING",
+                    &[
+                        &anchor.issuer.as_str(),
+                        &list,
+                        &version,
+                        &hash,
+                        &anchor.block_time,
+                        &anchor.signature,
+                        &slot,
+                    ],
+                )
+                .await?;
+            }
+            (Repair::Finalize, Some(id)) => {
+                db.execute(
+                    "UPDATE status_list_versions SET completed_at = coalesce($4, now()), \
+                       anchor_signature = $2, anchor_slot = $3, locked_until = NULL, \
+                       locked_by = NULL, dead_at = NULL, last_error = NULL, updated_at = now() \
+                     WHERE id = $1",
+                    &[&id, &anchor.signature, &slot, &anchor.block_time],
+                )
+                .await?;
+                db.execute(
+                    &format!(
+                        "UPDATE anchor_transactions SET \
+                           status = CASE WHEN signature = $2 THEN 'finalized' ELSE 'expired' END, \
+                           slot = CASE WHEN signature = $2 THEN $3 ELSE slot END, \
+                           finalized_at = CASE WHEN signature = $2 THEN now() ELSE finalized_at END, \
+                           error = CASE WHEN signature = $2 THEN error ELSE 'superseded: reconciler found the anchor' END \
+                         WHERE status_list_version_id = $1 AND (signature = $2 OR status IN {live})",
+                        live = domain::AnchorTxStatus::LIVE_SQL
+                    ),
+                    &[&id, &anchor.signature, &slot],
+                )
+                .await?;
+            }
+            (other, _) => return Err(inapplicable(other, Subject::StatusList)),
+        }
+        finish_repair(
+            db,
+            repair,
+            Subject::StatusList,
+            anchor.signature,
+            anchor.slot,
+            None,
+            anchor.issuer,
+        )
+        .await
+    }
+
+    /// Lists whose newest signed, anchored version is older than their newest anchored
+    /// version: what a verifier is served is behind the chain.
+    pub async fn stale_status_lists(&self) -> Result<Vec<StaleList>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT DISTINCT ON (a.issuer_id, a.list_no) a.issuer_id, a.list_no, \
+                   (SELECT max(s.version) FROM status_list_versions s \
+                     WHERE s.issuer_id = a.issuer_id AND s.list_no = a.list_no \
+                       AND s.completed_at IS NOT NULL AND s.credential IS NOT NULL), \
+                   a.version, a.anchor_signature \
+                 FROM status_list_versions a \
+                 WHERE a.completed_at IS NOT NULL AND a.anchor_signature IS NOT NULL \
+                 ORDER BY a.issuer_id, a.list_no, a.version DESC",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(StaleList {
+                    issuer: r.try_get(0)?,
+                    list: r.try_get(1)?,
+                    served_version: r.try_get(2)?,
+                    anchored_version: r.try_get(3)?,
+                    anchored_signature: r.try_get(4)?,
+                })
+            })
+            .filter(|l: &Result<StaleList, StoreError>| {
+                l.as_ref().map_or(true, |l| {
+                    l.served_version.is_none_or(|v| v < l.anchored_version)
+                })
+            })
+            .collect()
+    }
+}
+
 /// A credential row as the reconciler's decisions read it.
 fn recorded_credential(r: &tokio_postgres::Row) -> Result<RecordedCredential, StoreError> {
     let status: String = r.try_get(2)?;

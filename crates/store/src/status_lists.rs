@@ -180,7 +180,10 @@ impl Store {
             .iter()
             .map(|r| {
                 let ordinal: i64 = r.try_get(0)?;
-                u32_from(ordinal - i64::try_from(range.start).unwrap_or(0), "status index")
+                u32_from(
+                    ordinal - i64::try_from(range.start).unwrap_or(0),
+                    "status index",
+                )
             })
             .collect::<Result<Vec<u32>, StoreError>>()?;
         let versions = tx
@@ -276,8 +279,11 @@ impl Store {
                 return Ok(Recorded::Changed);
             }
             if outcome == Recorded::NewVersion {
-                tx.execute("SELECT pg_notify($1, 'status_list')", &[&crate::OUTBOX_CHANNEL])
-                    .await?;
+                tx.execute(
+                    "SELECT pg_notify($1, 'status_list')",
+                    &[&crate::OUTBOX_CHANNEL],
+                )
+                .await?;
             }
         }
         tx.execute(

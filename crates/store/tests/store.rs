@@ -105,6 +105,7 @@ impl World {
             hash,
             key_id: self.key.key_id().clone(),
             vc: None,
+            status_ordinal: None,
         }
     }
 
@@ -366,4 +367,106 @@ async fn a_repair_is_executed_as_decided_and_a_second_run_finds_nothing_to_do() 
         )
         .await;
     assert_eq!(findings, 0);
+}
+
+/// Status lists (issue #20) in the store: ordinals reserved in blocks, a revocation marks its
+/// list changed (the trigger's list size is `domain`'s), a version is recorded only against
+/// the change counter it was computed from, and only an anchored version is served.
+#[tokio::test]
+async fn a_status_list_version_is_recorded_only_for_the_state_it_was_signed_from() {
+    use domain::status_list::{Bitstring, StatusOrdinal, LIST_SIZE};
+    use store::status_lists::{Recorded, SignedList};
+    let w = world().await;
+    let store = &w.direct;
+    // Two reservations are disjoint and consecutive; the list they fall in now exists, dirty.
+    let a = store.reserve_status_ordinals(&w.issuer, 3).await.unwrap();
+    let b = store.reserve_status_ordinals(&w.issuer, 2).await.unwrap();
+    assert_eq!((a.get(), b.get()), (0, 3));
+    assert_eq!(
+        store
+            .dirty_status_lists(std::time::Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A credential in the SECOND list: the trigger must find list 1, not list 0.
+    let far = StatusOrdinal::new(u64::from(LIST_SIZE) + 7).unwrap();
+    store
+        .reserve_status_ordinals(&w.issuer, LIST_SIZE)
+        .await
+        .unwrap();
+    let mut c = w.credential("S-FAR");
+    c.status_ordinal = Some(far);
+    store
+        .issue_credential(&c, None, |_| (202, json!({})))
+        .await
+        .unwrap();
+    let before = store.status_list_state(&w.issuer, 1).await.unwrap();
+    assert!(before.revoked.is_empty());
+    store
+        .revoke_credential(&w.issuer, &c.id, "test")
+        .await
+        .unwrap();
+    let after = store.status_list_state(&w.issuer, 1).await.unwrap();
+    assert_eq!(after.revoked, vec![7]);
+    assert_eq!(after.changes, before.changes + 1);
+    assert_eq!(
+        store.status_list_state(&w.issuer, 0).await.unwrap().revoked,
+        Vec::<u32>::new()
+    );
+
+    let bits = Bitstring::with_set(after.revoked.iter().copied());
+    let signed = SignedList {
+        version: 1,
+        hash: bits.anchored_hash(&w.issuer, 1),
+        revoked_count: 1,
+        credential: "{\"list\":1}",
+        credential_sha256: [9; 32],
+    };
+    // Computed from the state before the revocation: refused, nothing written.
+    assert_eq!(
+        store
+            .record_status_version(&w.issuer, 1, before.changes, Some(&signed), false)
+            .await
+            .unwrap(),
+        Recorded::Changed
+    );
+    assert_eq!(
+        store
+            .record_status_version(&w.issuer, 1, after.changes, Some(&signed), false)
+            .await
+            .unwrap(),
+        Recorded::NewVersion
+    );
+    // Recorded but not anchored: not served, and a relay can claim it.
+    assert!(store
+        .served_status_list(&w.issuer, 1)
+        .await
+        .unwrap()
+        .is_none());
+    let jobs = store
+        .claim_due_status_lists("test", 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].memo().unwrap().encode(),
+        format!("ca1:s:{}:1:1:{}", w.issuer, signed.hash.to_base58())
+    );
+    let fence = jobs[0].fence("test");
+    store
+        .complete_finalized(fence, "sig-1", 42)
+        .await
+        .unwrap()
+        .expect("fence holds");
+    let served = store.served_status_list(&w.issuer, 1).await.unwrap().unwrap();
+    assert_eq!((served.version, served.hash), (1, signed.hash));
+    assert_eq!(served.credential, "{\"list\":1}");
+    assert!(store
+        .dirty_status_lists(std::time::Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|l| l.list != 1));
 }

@@ -128,21 +128,29 @@ pub async fn issue_batch(
             // Parsing, hashing and signing 10,000 items is CPU work: off the async workers.
             let (worker_issuer, worker_body) = (issuer.clone(), body.clone());
             let worker_base = state.public_base.clone();
+            let parsed = web::block(move || {
+                if ndjson {
+                    bulk::parse_ndjson(&worker_body)
+                } else {
+                    bulk::parse_json(&worker_body)
+                }
+            })
+            .await
+            .map_err(|_| ApiError::Internal)??;
+            // One status-list bit per submitted item (an invalid or duplicate item leaves
+            // its bit unused, at 0).
+            let first = store
+                .reserve_status_ordinals(&issuer, u32::try_from(parsed.len()).unwrap_or(u32::MAX))
+                .await
+                .map_err(|e| state.store_error(e))?;
             let Prepared {
                 items,
                 positions,
                 rejected,
                 submitted,
-            } = web::block(move || {
-                let parsed = if ndjson {
-                    bulk::parse_ndjson(&worker_body)
-                } else {
-                    bulk::parse_json(&worker_body)
-                }?;
-                prepare(&worker_issuer, &key, &worker_base, parsed)
-            })
-            .await
-            .map_err(|_| ApiError::Internal)??;
+            } = web::block(move || prepare(&worker_issuer, &key, &worker_base, parsed, first))
+                .await
+                .map_err(|_| ApiError::Internal)??;
             let request_id = Uuid::now_v7();
             let new_bulk = NewBulk {
                 request_id,
@@ -218,6 +226,7 @@ fn prepare(
     key: &crate::signer::IssuingKey,
     base: &domain::vc::PublicBase,
     parsed: bulk::ParsedItems,
+    first: domain::status_list::StatusOrdinal,
 ) -> Result<Prepared, ApiError> {
     use rayon::prelude::*;
     let submitted = parsed.len();
@@ -247,8 +256,11 @@ fn prepare(
             });
             continue;
         }
-        // Ids in request order (UUIDv7 is time-ordered), before the parallel part.
-        valid.push((CredentialId::new_v7(), item));
+        // Ids in request order (UUIDv7 is time-ordered), before the parallel part; the
+        // item's status bit is its place in the request.
+        let ordinal = domain::status_list::StatusOrdinal::new(first.get() + index as u64)
+            .ok_or(ApiError::Internal)?;
+        valid.push((CredentialId::new_v7(), item, ordinal));
         positions.push(index);
     }
     // The VC's canonicalization, then the hash and the Ed25519 signatures, are the API's CPU
@@ -263,11 +275,22 @@ fn prepare(
                     fields,
                     file_digest,
                 },
+                ordinal,
             )| {
                 // A failing system RNG is not recoverable per item: the request fails whole
                 // (checked below) rather than issuing unsalted credentials.
                 let salt = Salt::generate(&SystemRandom::new()).ok()?;
-                issuance::sign(id, salt, issuer, key, base, &proof, fields, file_digest)
+                issuance::sign(
+                    id,
+                    salt,
+                    issuer,
+                    key,
+                    base,
+                    &proof,
+                    fields,
+                    file_digest,
+                    ordinal,
+                )
             },
         )
         .collect::<Option<Vec<_>>>()

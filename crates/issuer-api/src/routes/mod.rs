@@ -62,6 +62,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/issuers/{id}/status-lists/{list}")
+            .route(web::get().to(vcs::get_status_list))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/v1/credentials/{id}")
             .route(web::get().to(credentials::get_credential))
             .default_service(web::to(method_not_allowed)),

@@ -118,3 +118,60 @@ pub async fn get_batch_vcs(
         .content_type("application/x-ndjson")
         .body(out))
 }
+
+/// Status list `{list}` of issuer `{id}` (W3C Bitstring Status List, revocation): its newest
+/// version whose `ca1:s` anchor is finalized, so any verifier can check it against the
+/// chain. Public and cacheable: the ETag is the SHA-256 of the served bytes, so a client
+/// revalidating with `If-None-Match` gets `304` until a new version is anchored.
+#[utoipa::path(
+    get,
+    path = "/issuers/{id}/status-lists/{list}",
+    params(("id" = String, Path, description = "Issuer id (slug)"), ("list" = u32, Path, description = "List number")),
+    responses((status = 200, description = "BitstringStatusListCredential (VC 2.0, eddsa-rdfc-2022)", content_type = "application/vc", body = Object), (status = 304, description = "Not modified (If-None-Match)"), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+)]
+pub async fn get_status_list(
+    path: web::Path<(String, String)>,
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, list) = path.into_inner();
+    let id = IssuerId::parse(&id).map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
+    let list: u32 = list
+        .parse()
+        .ok()
+        .filter(|_| list.len() == 1 || !list.starts_with('0'))
+        .ok_or_else(|| ApiError::invalid_field("list", "a list number (0, 1, 2, ...)"))?;
+    let served = state
+        .store()
+        .served_status_list(&id, list)
+        .await
+        .map_err(|e| state.store_error(e))?
+        .ok_or(ApiError::StatusListNotFound)?;
+    let etag = format!(
+        "\"{}\"",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            served.credential_sha256
+        )
+    );
+    let cache = "public, max-age=60";
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, cache))
+            .finish());
+    }
+    Ok(HttpResponse::Ok()
+        .content_type(VC_MEDIA_TYPE)
+        .insert_header((header::ETAG, etag))
+        // A new version is anchored within a debounce plus finality of a revocation; a
+        // minute of caching keeps a burst of verifiers off the database.
+        .insert_header((header::CACHE_CONTROL, cache))
+        .insert_header(("Status-List-Version", served.version.to_string()))
+        .body(served.credential))
+}

@@ -61,12 +61,12 @@ pub async fn parse_verify_multipart(
         let name = field.name().map(str::to_string).unwrap_or_default();
         let max = match name.as_str() {
             "file" => limit,
-            "proof" | "vc" => MAX_PROOF_BYTES,
+            "proof" | "vc" | "status_list" => MAX_PROOF_BYTES,
             "issuer_id" | "recipient_id" | "issued_at" | "serial" => MAX_FIELD_BYTES,
             other => {
                 return Err(ApiError::InvalidMultipart {
                     message: format!(
-                        "unexpected part `{}`: send `file` and one of `proof`, `vc`, or `issuer_id`, `recipient_id`, `issued_at`, `serial`",
+                        "unexpected part `{}`: send `file` and one of `proof`, `vc` (optionally with `status_list`), or `issuer_id`, `recipient_id`, `issued_at`, `serial`",
                         other.chars().take(64).collect::<String>()
                     ),
                 })
@@ -114,6 +114,7 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
     })?;
     let claimed = ["issuer_id", "recipient_id", "issued_at", "serial"];
     let any_claimed = claimed.iter().any(|n| take(n).is_some());
+    let status_list = take("status_list");
     let claim = match (take("proof"), take("vc")) {
         (Some(_), Some(_)) => {
             return Err(ApiError::InvalidMultipart {
@@ -130,12 +131,12 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
                 .ok()
                 .filter(serde_json::Value::is_object)
                 .ok_or_else(|| ApiError::invalid_field("vc", "not a JSON object"))?;
-            Claim::Credential(Box::new(vc))
+            Claim::Credential(Box::new(vc), status_list.clone())
         }
         (Some(proof), None) => match json_ld(&proof) {
             // The page has one upload for "the proof that came with it": a VC there (a JSON-LD
             // document; a proof bundle's closed schema has no `@context`) is read as a `vc`.
-            Some(vc) => Claim::Credential(Box::new(vc)),
+            Some(vc) => Claim::Credential(Box::new(vc), status_list.clone()),
             None => {
                 // The one strict reader: an unknown field, a duplicate key or another spelling
                 // of a value is refused here, before any check (400 `invalid_field`, `proof`).
@@ -166,6 +167,12 @@ pub fn parse_parts(parts: Vec<(String, Bytes)>) -> Result<VerifyRequest, ApiErro
             }
         }
     };
+    if status_list.is_some() && !matches!(claim, Claim::Credential(..)) {
+        return Err(ApiError::InvalidMultipart {
+            message: "`status_list` goes with a `vc` (the status list its credentialStatus names)"
+                .into(),
+        });
+    }
     Ok(VerifyRequest { file, claim })
 }
 
@@ -180,7 +187,7 @@ fn json_ld(bytes: &[u8]) -> Option<serde_json::Value> {
 #[utoipa::path(
     post,
     path = "/v1/verify",
-    request_body(content = String, description = "multipart/form-data: `file` (the credential file) and one of `proof` (a proof bundle v2 or v1, JSON, read strictly: docs/proof-bundle.md; a Verifiable Credential there is read as `vc`), `vc` (the credential's W3C Verifiable Credential, docs/verifiable-credentials.md), or `issuer_id`, `recipient_id`, `issued_at`, `serial`", content_type = "multipart/form-data"),
+    request_body(content = String, description = "multipart/form-data: `file` (the credential file) and one of `proof` (a proof bundle v2 or v1, JSON, read strictly: docs/proof-bundle.md; a Verifiable Credential there is read as `vc`), `vc` (the credential's W3C Verifiable Credential, docs/verifiable-credentials.md; with it, optionally `status_list`: the BitstringStatusListCredential you were given, judged current, `stale` or unanchored against the anchored versions), or `issuer_id`, `recipient_id`, `issued_at`, `serial`", content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "The verdict (whatever it is)", body = VerificationView),
         (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),

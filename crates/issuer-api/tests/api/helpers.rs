@@ -45,6 +45,11 @@ pub fn settings_for(db_url: &str, master: &MasterKey) -> Settings {
             verify_max_in_flight_per_ip: 256,
             ..Default::default()
         },
+        status_lists: issuer_api::status_lists::StatusListSettings {
+            debounce_ms: 200,
+            interval_ms: 100,
+            ..Default::default()
+        },
     }
 }
 
