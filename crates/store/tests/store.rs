@@ -460,7 +460,11 @@ async fn a_status_list_version_is_recorded_only_for_the_state_it_was_signed_from
         .await
         .unwrap()
         .expect("fence holds");
-    let served = store.served_status_list(&w.issuer, 1).await.unwrap().unwrap();
+    let served = store
+        .served_status_list(&w.issuer, 1)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((served.version, served.hash), (1, signed.hash));
     assert_eq!(served.credential, "{\"list\":1}");
     assert!(store

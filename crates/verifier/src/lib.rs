@@ -21,10 +21,13 @@ use domain::cluster_of_genesis_hash;
 use domain::memo::{decode, Decoded, Memo};
 use domain::proof::{BundleFormatError, ProofBundle};
 use domain::revocation_scan::{self, ScanStep};
+use domain::status_list::StatusCheck;
 use domain::verdict::{
     derive_verdict, ChainAnchor, Evidence, IssuerFacts, RevocationState, Verdict, VerdictKind,
 };
 use serde::Serialize;
+
+pub mod status;
 
 /// Process exit codes: part of the command's contract (README "Verifying a credential").
 pub mod exit {
@@ -155,6 +158,8 @@ pub struct Request {
     /// A Verifiable Credential given apart from the bundle (`--vc`); else the bundle's own
     /// `vc`, if it carries one. Checked by [`check_vc`].
     pub vc: Option<serde_json::Value>,
+    /// The status list to judge the VC's `credentialStatus` by (`status`), if asked.
+    pub status_list: Option<status::ListSource>,
 }
 
 /// The outcome: the verdict and the facts behind it.
@@ -196,6 +201,8 @@ pub struct Report {
     /// its proof verified and it makes the bundle's anchored claims; `None` when there was
     /// none (a refused one changes the verdict instead).
     pub vc_verification_method: Option<String>,
+    /// The status-list check, when one was asked for: `current (version N)`, `stale`, ...
+    pub status_list: Option<String>,
 }
 
 pub use vc::bundle::check_vc;
@@ -297,9 +304,90 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
         _ => None,
     };
     let verdict = vc::bundle::with_vc(verdict, vc_refusal);
+    let status = match (&req.status_list, vc) {
+        (Some(source), Some(vc)) if verdict.kind == VerdictKind::Valid => {
+            Some(status_check(req, source, vc, &keys).await?)
+        }
+        (Some(_), None) => Some(StatusCheck::Unavailable {
+            reason: "status_list_unreadable",
+            detail: "a status list needs the credential's VC (--vc, or the bundle's vc)".into(),
+        }),
+        _ => None,
+    };
+    let verdict = domain::status_list::with_status(verdict, status.as_ref());
     let mut report = report(req, cluster, verdict, first, scans);
     report.vc_verification_method = vc_checked.and_then(Result::ok);
+    report.status_list = status.map(|s| describe_status(&s));
     Ok(report)
+}
+
+/// The status check every endpoint agrees on; endpoints that disagree make it unavailable
+/// (the verdict is then inconclusive, never valid).
+async fn status_check(
+    req: &Request,
+    source: &status::ListSource,
+    vc: &serde_json::Value,
+    keys: &[String],
+) -> Result<StatusCheck, VerifyError> {
+    let issuer = &req.bundle.fields.issuer;
+    let entry = match domain::vc::status_entry_of(vc, issuer) {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            return Ok(StatusCheck::Unavailable {
+                reason: "status_list_unreadable",
+                detail: "the credential names no status list".into(),
+            })
+        }
+        Err(field) => {
+            return Ok(StatusCheck::Unavailable {
+                reason: "status_list_unreadable",
+                detail: format!("the credential's {field} is not one of this issuer's"),
+            })
+        }
+    };
+    let bytes = match source {
+        status::ListSource::Given(bytes) => bytes.clone(),
+        status::ListSource::Fetch => match status::fetch_list(&entry.list_url, req.timeout).await {
+            Ok(bytes) => bytes,
+            Err(unreachable) => return Ok(unreachable),
+        },
+    };
+    let mut checks = Vec::with_capacity(req.rpcs.len());
+    for url in &req.rpcs {
+        let client = ChainClient::read_only(ChainConfig {
+            request_timeout: req.timeout,
+            ..ChainConfig::new(url.clone(), req.bundle.anchor.cluster)
+        });
+        let check = status::check(&client, keys, issuer, &entry, &bytes, req.max_history_pages)
+            .await
+            .map_err(|error| VerifyError::Rpc {
+                url: redact(url),
+                error,
+            })?;
+        checks.push(check);
+    }
+    Ok(match checks.split_first() {
+        Some((first, rest)) if rest.iter().all(|c| c == first) => first.clone(),
+        _ => StatusCheck::Unavailable {
+            reason: "status_list_rpc_disagree",
+            detail: "the RPC endpoints disagree about the status list's anchored versions".into(),
+        },
+    })
+}
+
+fn describe_status(check: &StatusCheck) -> String {
+    match check {
+        StatusCheck::Current { version, revoked } => format!(
+            "current (version {version} is the newest anchored), {}",
+            if *revoked { "revoked" } else { "not revoked" }
+        ),
+        StatusCheck::RevokedByList => "the list marks it revoked".into(),
+        StatusCheck::Stale { version, newest } => {
+            format!("stale: version {version} given, version {newest} anchored")
+        }
+        StatusCheck::Unanchored => "no anchored version has these bits".into(),
+        StatusCheck::Unavailable { reason, detail } => format!("{reason}: {}", printable(detail)),
+    }
 }
 
 /// The single observation all endpoints agree on.
@@ -529,6 +617,7 @@ fn report(
         issuer_key_pinned: !req.pinned_issuer_keys.is_empty(),
         revocation_scan,
         vc_verification_method: None,
+        status_list: None,
     }
     .printable()
 }

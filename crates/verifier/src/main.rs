@@ -16,7 +16,9 @@ use verifier::{exit, one_line, verify, Request, VerifyError};
                   4 not anchored (yet), 5 invalid signature or issuer key mismatch, \
                   6 RPC endpoints disagree, 7 RPC unavailable, 8 inconclusive (the anchoring \
                   key's history could not be read back to the anchor: a revocation may be \
-                  missed), 9 valid but the anchoring key was not pinned with --issuer-key."
+                  missed; or a status list that cannot be had or proven), 9 valid but the \
+                  anchoring key was not pinned with --issuer-key, 10 stale (the status list \
+                  checked is older than the newest version the issuer anchored)."
 )]
 struct Cli {
     /// The credential file (e.g. the diploma PDF).
@@ -33,6 +35,17 @@ struct Cli {
     /// the bundle's own `vc` is checked if it carries one.
     #[arg(long)]
     vc: Option<PathBuf>,
+    /// A status list (the `BitstringStatusListCredential` you were given, JSON) to judge the
+    /// VC's `credentialStatus` by: it must be the newest version the issuer anchored
+    /// (`ca1:s` memos in the pinned keys' history), else the verdict is `stale` (exit 10) or
+    /// inconclusive (exit 8); a set bit is revoked (exit 1).
+    #[arg(long, conflicts_with = "fetch_status_list")]
+    status_list: Option<PathBuf>,
+    /// Fetch the status list the VC names (its `statusListCredential`, http(s), no
+    /// redirects, 1 MiB at most) and judge it as `--status-list` does; an unreachable list
+    /// is inconclusive (exit 8), never valid.
+    #[arg(long)]
+    fetch_status_list: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -125,6 +138,13 @@ fn run(cli: Cli) -> Result<verifier::Report, VerifyError> {
         timeout: Duration::from_secs(cli.timeout_secs.max(1)),
         issuer_name: cli.issuer_name,
         vc,
+        status_list: match (&cli.status_list, cli.fetch_status_list) {
+            (Some(path), _) => Some(verifier::status::ListSource::Given(
+                std::fs::read(path).map_err(|e| usage(&path.display().to_string(), &e))?,
+            )),
+            (None, true) => Some(verifier::status::ListSource::Fetch),
+            (None, false) => None,
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -429,6 +429,7 @@ async fn cli_verdict_pinned(
         timeout: Duration::from_secs(10),
         issuer_name: None,
         vc: None,
+        status_list: None,
     };
     match verifier::verify(&req).await {
         Ok(report) => (

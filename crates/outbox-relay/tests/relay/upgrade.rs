@@ -75,6 +75,7 @@ async fn cli_verdict(w: &World, serial: &str, bundle: &domain::proof::ProofBundl
         timeout: Duration::from_secs(10),
         issuer_name: None,
         vc: None,
+        status_list: None,
     })
     .await
     .unwrap();

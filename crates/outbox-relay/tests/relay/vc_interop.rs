@@ -382,6 +382,7 @@ async fn the_offline_verifier_checks_the_vc_the_bundle_carries_or_is_given() {
                 timeout: std::time::Duration::from_secs(10),
                 issuer_name: None,
                 vc,
+                status_list: None,
             })
             .await
             .unwrap()

@@ -239,6 +239,7 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
         timeout: Duration::from_secs(10),
         issuer_name: None,
         vc: None,
+        status_list: None,
     })
     .await
     .unwrap();
