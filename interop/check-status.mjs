@@ -12,7 +12,9 @@
 // packages, did:web only on loopback, and the only other URLs fetched are the
 // `statusListCredential` URLs of the input VCs, and only when they are plain
 // http on 127.0.0.1 / localhost / [::1] (and, with --api-base, start with
-// that base). The fetched list credential's `id` must equal the URL.
+// that base). The fetched list credential's `id` must equal the URL. Every
+// credentialStatus entry must be a BitstringStatusListEntry. The check itself
+// is bitstring-status.mjs, shared with verify-vc.mjs.
 //
 // This checks STATUS ONLY, not the VC's own proof (use verify-vc.mjs).
 //
@@ -24,10 +26,7 @@
 // Exit 0 iff every file was checked (verified true, whatever its status),
 // 1 if any failed / errored, 2 on usage error.
 import fs from 'node:fs';
-import {checkStatus} from '@digitalbazaar/vc-bitstring-status-list';
-import {DataIntegrityProof} from '@digitalbazaar/data-integrity';
-import {cryptosuite} from '@digitalbazaar/eddsa-rdfc-2022-cryptosuite';
-import {createOfflineLoader, isLoopbackHttpUrl} from './loader.mjs';
+import {checkCredentialStatus, normalizeApiBase} from './bitstring-status.mjs';
 
 function usage(msg) {
   if(msg) {
@@ -63,45 +62,13 @@ function parseArgs(argv) {
     usage('no FILE given');
   }
   if(opts.apiBase !== null) {
-    if(!isLoopbackHttpUrl(opts.apiBase)) {
-      usage('--api-base must be an http URL on 127.0.0.1, localhost or ' +
-        `[::1]: ${opts.apiBase}`);
+    try {
+      opts.apiBase = normalizeApiBase(opts.apiBase);
+    } catch(e) {
+      usage(e.message);
     }
-    // prefix match on a path boundary: base "http://h:1/api" admits
-    // "http://h:1/api/..." but not "http://h:1/apix/..."
-    opts.apiBase = opts.apiBase.replace(/\/+$/, '') + '/';
   }
   return opts;
-}
-
-// collect human-readable messages from a result / error (incl. causes)
-function messages(x, out = [], seen = new Set()) {
-  if(x === null || x === undefined || typeof x !== 'object' || seen.has(x)) {
-    return out;
-  }
-  seen.add(x);
-  if(x instanceof Error || typeof x.message === 'string') {
-    // the library wraps errors as "...; reason: <cause message>": skip a
-    // message already contained in one collected before
-    if(x.message && !out.some(m => m.includes(x.message))) {
-      out.push(x.message);
-    }
-  }
-  for(const key of ['errors', 'error', 'results', 'cause']) {
-    const v = x[key];
-    if(Array.isArray(v)) {
-      v.forEach(e => messages(e, out, seen));
-    } else if(v && typeof v === 'object') {
-      messages(v, out, seen);
-    }
-  }
-  return out;
-}
-
-function statusEntries(credential) {
-  const cs = credential.credentialStatus;
-  return (Array.isArray(cs) ? cs : [cs]).filter(
-    e => e && typeof e === 'object');
 }
 
 async function checkFile(file, opts) {
@@ -116,54 +83,11 @@ async function checkFile(file, opts) {
     Array.isArray(credential)) {
     return {verified: false, status: null, error: 'not a JSON object'};
   }
-  const entries = statusEntries(credential);
-  if(entries.length === 0) {
-    return {verified: false, status: null, error: 'no credentialStatus'};
-  }
-  const urls = new Set();
-  for(const e of entries) {
-    const url = e.statusListCredential;
-    if(typeof url !== 'string' || !isLoopbackHttpUrl(url)) {
-      return {verified: false, status: null, error:
-        `statusListCredential ${JSON.stringify(url)} is not an http URL ` +
-        'on 127.0.0.1, localhost or [::1] (offline checker)'};
-    }
-    if(opts.apiBase !== null && !url.startsWith(opts.apiBase)) {
-      return {verified: false, status: null, error:
-        `statusListCredential ${url} is not under --api-base ` +
-        opts.apiBase};
-    }
-    urls.add(url);
-  }
-  // a fresh loader per file: only this VC's list URLs may be fetched
-  const {documentLoader} = createOfflineLoader({httpUrls: u => urls.has(u)});
-  try {
-    const suite = new DataIntegrityProof({cryptosuite});
-    const result = await checkStatus({
-      credential, documentLoader, suite,
-      verifyBitstringStatusListCredential: true,
-      verifyMatchingIssuers: true
-    });
-    if(result.verified !== true) {
-      const msgs = messages(result);
-      return {verified: false, status: null,
-        error: msgs.join('; ') || 'verified: false'};
-    }
-    const results = Array.isArray(result.results) ? result.results : [];
-    if(results.length === 0 ||
-      !results.every(r => r && r.verified === true &&
-        typeof r.status === 'boolean')) {
-      return {verified: false, status: null,
-        error: 'checkStatus returned no per-entry status'};
-    }
-    // several entries (e.g. revocation + suspension): set if any is set
-    const status = results.some(r => r.status === true);
-    return {verified: true, status, error: null};
-  } catch(e) {
-    const msgs = messages(e);
-    return {verified: false, status: null,
-      error: `exception: ${msgs.join('; ') || String(e)}`};
-  }
+  // shared with verify-vc.mjs (bitstring-status.mjs); several entries
+  // (e.g. revocation + suspension): status true if any bit is set
+  const {verified, status, error} = await checkCredentialStatus(credential,
+    {apiBase: opts.apiBase});
+  return {verified, status, error};
 }
 
 async function main() {

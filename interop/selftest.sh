@@ -6,8 +6,10 @@
 # signs sample VCs for that DID with the digitalbazaar libraries, and checks:
 #   genuine + non-semantic variants  -> verified by JS AND Python
 #   tamper.py variants + anchor-key signed VC -> rejected by JS AND Python
-# and runs status-selftest.mjs (check-status.mjs / Bitstring Status List, with
-# its own in-process server on another loopback port).
+# and runs status-selftest.mjs (its own in-process server on another loopback
+# port): check-status.mjs / Bitstring Status List format, verify-vc.mjs status
+# checking (bit unset -> valid, set -> invalid, --skip-status -> valid either
+# way) and verify_vc.py --skip-status (accepted) / without it (refused).
 # Last line: "interop-selftest: N passed, M failed". Exit 0 iff M == 0.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -92,7 +94,9 @@ run "Python valid" "$PY" "$dir/verify_vc.py" --contexts "$dir/contexts" \
   --expect valid "${valid[@]}"
 run "Python invalid" "$PY" "$dir/verify_vc.py" --contexts "$dir/contexts" \
   --expect invalid "${invalid[@]}"
-# Bitstring Status List: check-status.mjs against its own loopback server
-run "JS status (status-selftest.mjs)" node "$dir/status-selftest.mjs"
+# Bitstring Status List (check-status.mjs, verify-vc.mjs status checking,
+# verify_vc.py --skip-status) against its own loopback server
+run "status (status-selftest.mjs)" node "$dir/status-selftest.mjs" \
+  --python "$PY" --contexts "$dir/contexts"
 echo "interop-selftest: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// Self-test of check-status.mjs and of the Bitstring Status List format as
+// Self-test of check-status.mjs, of the status handling of verify-vc.mjs and
+// verify_vc.py, and of the Bitstring Status List format as
 // @digitalbazaar/vc-bitstring-status-list reads it, offline, on loopback only.
 //
-// Usage: node status-selftest.mjs [--keep DIR]
+// Usage: node status-selftest.mjs [--keep DIR] [--python PY] [--contexts DIR]
 //   (run from a directory with the pinned node_modules, e.g. the one printed
-//   by scripts/install-interop.sh; selftest.sh runs it)
+//   by scripts/install-interop.sh; selftest.sh runs it. --python / --contexts
+//   default to venv/bin/python and contexts/ next to this script.)
 //
 // Serves, from an in-process http server on 127.0.0.1:<random port>:
 //   /issuers/demo/did.json, /issuers/other/did.json   (Ed25519 Multikey)
@@ -18,6 +20,13 @@
 // lines / exit codes are asserted, along with negative cases (bad proof,
 // missing "u", issuer mismatch, purpose mismatch, validFrom in the future,
 // validUntil past, wrong list id, non-loopback URL, index out of range, ...).
+// Then verify-vc.mjs (default = status checked): bit unset -> valid, bit set
+// -> invalid ("revoked (status list bit set)" / "suspended ..."), the same VC
+// before and after its bit is set on a served list, every check-status
+// negative -> invalid; verify-vc.mjs --skip-status -> valid whatever the bit;
+// verify_vc.py --skip-status -> VCs with credentialStatus valid, without the
+// flag -> refused; a VC whose statusListIndex was changed after signing ->
+// invalid in all modes.
 //
 // One JSON line per case {"case", "ok", "detail"}; last line
 // "status-selftest: N passed, M failed"; exit 0 iff M == 0.
@@ -44,11 +53,23 @@ const VC2 = 'https://www.w3.org/ns/credentials/v2';
 
 const argv = process.argv.slice(2);
 let keepDir = null;
-if(argv[0] === '--keep' && argv.length === 2) {
-  keepDir = argv[1];
-} else if(argv.length !== 0) {
-  console.error('usage: node status-selftest.mjs [--keep DIR]');
-  process.exit(2);
+let python = path.join(here, 'venv', 'bin', 'python');
+let contextsDir = path.join(here, 'contexts');
+for(let i = 0; i < argv.length; i++) {
+  const [a, v] = [argv[i], argv[i + 1]];
+  if(v === undefined || !['--keep', '--python', '--contexts'].includes(a)) {
+    console.error('usage: node status-selftest.mjs [--keep DIR] ' +
+      '[--python PY] [--contexts DIR]');
+    process.exit(2);
+  }
+  i++;
+  if(a === '--keep') {
+    keepDir = v;
+  } else if(a === '--python') {
+    python = v;
+  } else {
+    contextsDir = v;
+  }
 }
 
 let passed = 0;
@@ -303,6 +324,17 @@ try {
     'https://example.com/status-lists/1')), /not an http URL on 127\.0\.0\.1/);
   await neg('id-equals-list', minimal('id-equals-list', {
     ...status('1', 3), id: listUrl('1')}), /must not be/);
+  // other status types: their terms are not in the v2 context, so these
+  // VCs add the undefined-terms context (@vocab) to be signable in safe mode
+  const undefinedTerms = doc => ({...doc, '@context': [VC2,
+    'https://www.w3.org/ns/credentials/undefined-terms/v2']});
+  await neg('unsupported-type', undefinedTerms(minimal('unsupported-type', {
+    ...status('1', 4), type: 'StatusList2021Entry'})),
+  /unsupported credentialStatus type "StatusList2021Entry"/);
+  await neg('mixed-type', undefinedTerms(minimal('mixed-type', [
+    status('1', 4), {id: 'urn:uuid:5f1c3f0e-0d7b-4a53-9a55-0a3c1f0d9a11',
+      type: 'SomeOtherStatusEntry'}])),
+  /unsupported credentialStatus type "SomeOtherStatusEntry"/);
   {
     const f = path.join(work, 'no-status.vc.json');
     fs.writeFileSync(f, JSON.stringify(await sign(
@@ -311,10 +343,33 @@ try {
     negatives.push(['no-status', /no credentialStatus/]);
   }
 
+  // for verify-vc.mjs / verify_vc.py (not check-status negatives)
+  const suspension = index => ({...status('suspension', index),
+    statusPurpose: 'suspension'});
+  await writeVc('susp-3', minimal('susp-3', suspension(3)));
+  await writeVc('susp-4', minimal('susp-4', suspension(4)));
+  await writeVc('mixed-rev4-susp3', minimal('mixed-rev4-susp3',
+    [status('1', 4), suspension(3)]));
+  await writeVc('mixed-rev4-susp4', minimal('mixed-rev4-susp4',
+    [status('1', 4), suspension(4)]));
+  await writeVc('purpose-message', minimal('purpose-message',
+    {...status('1', 4), statusPurpose: 'message'}));
+  {
+    // statusListIndex 4 (unset) -> 3 (set) AFTER signing: proof must fail
+    const t = await sign(minimal('index-tampered', status('1', 4)), demo);
+    t.credentialStatus.statusListIndex = '3';
+    const f = path.join(work, 'index-tampered.vc.json');
+    fs.writeFileSync(f, JSON.stringify(t, null, 2) + '\n');
+    files['index-tampered'] = f;
+  }
+  // a list whose bit 5 is set later (revocation after issuance)
+  serveList('live', await sign(listBody('live', handEncode([])), demo));
+  await writeVc('live-5', minimal('live-5', status('live', 5)));
+
   // ---- 4. run the CLIs ----
-  function run(script, args) {
+  function run(script, args, exe = process.execPath) {
     return new Promise(resolve => {
-      execFile(process.execPath, [path.join(here, script), ...args],
+      execFile(exe, [path.join(here, script), ...args],
         {cwd: here, timeout: 120000}, (err, stdout, stderr) => {
           const code = err ? (typeof err.code === 'number' ? err.code : -1) :
             0;
@@ -380,15 +435,93 @@ try {
     report(`check-status: usage error ${JSON.stringify(args)} -> exit 2`,
       r.code === 2, `exit ${r.code}`);
   }
-  // the VCs' own proofs (with credentialStatus, OB 3.0 context) still verify
-  {
-    const names = ['min-3', 'min-4', 'ob3-3', 'ob3-4'];
-    const r = await run('verify-vc.mjs', ['--expect', 'valid',
-      '--skip-status', ...names.map(n => files[n])]);
-    report('verify-vc --skip-status: VCs with credentialStatus verify',
-      r.code === 0 && r.lines.length === names.length &&
-      r.lines.every(l => l.verified === true), r.code === 0 ? null : r.stdout);
+  // ---- 5. verify-vc.mjs: status checked by default ----
+  const SET = ['min-3', 'ob3-3', 'lib-3', 'novalidfrom-3', 'array-3'];
+  const UNSET = ['min-4', 'ob3-4', 'susp-4', 'mixed-rev4-susp4', 'live-5'];
+  const WITH_STATUS = [...SET, ...UNSET, 'susp-3', 'mixed-rev4-susp3'];
+  async function expectCli(label, script, exe, args, names, expect, check) {
+    const r = await run(script, ['--expect', expect, ...args,
+      ...names.map(n => files[n])], exe);
+    const m = byFile(r.lines);
+    report(`${label}: exit 0`, r.code === 0,
+      `exit ${r.code} ${r.stderr.trim()} ${r.code === 0 ? '' : r.stdout}`);
+    for(const n of names) {
+      const l = m.get(files[n]);
+      report(`${label}: ${n}`, !!l && l.ok === true &&
+        l.verified === (expect === 'valid') && check(l, n), l ?? r.stdout);
+    }
   }
+  const vjs = (label, args, names, expect, check) => expectCli(
+    `verify-vc ${label}`, 'verify-vc.mjs', process.execPath, args, names,
+    expect, check);
+  await vjs('default, bit unset -> valid', [], UNSET, 'valid',
+    l => l.status === 'unset' && l.error === null);
+  await vjs('default, no credentialStatus -> valid', [], ['no-status'],
+    'valid', l => l.status === 'none');
+  await vjs('default, revocation bit set -> invalid', [], SET, 'invalid',
+    l => l.status === 'set' &&
+      /^revoked \(status list bit set\)$/.test(l.error));
+  await vjs('default, suspension bit set -> invalid', [],
+    ['susp-3', 'mixed-rev4-susp3'], 'invalid',
+    l => l.status === 'set' &&
+      /^suspended \(status list bit set\)$/.test(l.error));
+  await vjs('default, statusPurpose "message" -> invalid', [],
+    ['purpose-message'], 'invalid',
+    l => /statusPurpose "message" is not supported/.test(l.error));
+  await vjs('default, status check fails -> invalid', [],
+    negatives.map(([n]) => n).filter(n => n !== 'no-status'), 'invalid',
+    (l, n) => l.status === null &&
+      /^credentialStatus not verified: /.test(l.error) &&
+      negatives.find(([x]) => x === n)[1].test(l.error));
+  await vjs('default, statusListIndex changed after signing -> invalid', [],
+    ['index-tampered'], 'invalid',
+    l => l.status === null && /[Ii]nvalid signature/.test(l.error));
+  // revocation after issuance: same VC, list re-signed with bit 5 set
+  serveList('live', await sign(listBody('live', handEncode([5])), demo));
+  await vjs('default, after bit 5 set on the served list -> invalid', [],
+    ['live-5'], 'invalid', l => l.status === 'set' &&
+      /^revoked \(status list bit set\)$/.test(l.error));
+  {
+    const r = await run('check-status.mjs', [files['live-5']]);
+    report('check-status: live-5 now set (list not cached)',
+      r.code === 0 && r.lines[0]?.status === true, r.lines[0]);
+  }
+  {
+    // bit set on one file among valid ones -> exit 1 with --expect valid
+    const r = await run('verify-vc.mjs', ['--expect', 'valid',
+      files['min-4'], files['min-3']]);
+    report('verify-vc default: revoked among valid -> exit 1',
+      r.code === 1 && r.lines.length === 2 &&
+      r.lines[0].ok === true && r.lines[1].ok === false, r.stdout);
+  }
+  // ---- 6. --skip-status: proof only, whatever the bit ----
+  await vjs('--skip-status -> valid whatever the bit', ['--skip-status'],
+    [...WITH_STATUS, 'purpose-message', 'unsupported-type', 'not-found',
+      'non-loopback'], 'valid', l => l.status === 'skipped' &&
+      l.error === null);
+  await vjs('--skip-status, no credentialStatus -> valid', ['--skip-status'],
+    ['no-status'], 'valid', l => l.status === 'none');
+  await vjs('--skip-status, statusListIndex changed after signing -> invalid',
+    ['--skip-status'], ['index-tampered'], 'invalid',
+    l => /[Ii]nvalid signature/.test(l.error));
+  // ---- 7. verify_vc.py (status never checked) ----
+  const pyArgs = extra => ['--contexts', contextsDir, ...extra];
+  const vpy = (label, args, names, expect, check) => expectCli(
+    `verify_vc.py ${label}`, 'verify_vc.py', python, pyArgs(args), names,
+    expect, check);
+  await vpy('--skip-status -> VCs with credentialStatus valid',
+    ['--skip-status'], [...WITH_STATUS, 'purpose-message'], 'valid',
+    l => l.status === 'skipped' && l.error === null);
+  await vpy('--skip-status, no credentialStatus -> valid', ['--skip-status'],
+    ['no-status'], 'valid', l => l.status === 'none');
+  await vpy('--skip-status, statusListIndex changed after signing -> invalid',
+    ['--skip-status'], ['index-tampered'], 'invalid',
+    l => /signature verification failed/.test(l.error));
+  await vpy('without --skip-status -> credentialStatus refused', [],
+    ['min-3', 'min-4', 'ob3-4', 'array-3'], 'invalid',
+    l => l.status === null && /^credentialStatus present: status checking is not implemented/.test(l.error));
+  await vpy('without --skip-status, no credentialStatus -> valid', [],
+    ['no-status'], 'valid', l => l.status === 'none');
 } catch(e) {
   report('unexpected exception', false, String(e && e.stack || e));
 } finally {

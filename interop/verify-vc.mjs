@@ -7,10 +7,32 @@
 // fully offline (see loader.mjs): contexts from npm packages, did:web only on
 // loopback.
 //
+// Status (`credentialStatus`), by default CHECKED: verifyCredential gets a
+// `checkStatus` that runs `checkStatus` of
+// @digitalbazaar/vc-bitstring-status-list (verifyBitstringStatusListCredential
+// and verifyMatchingIssuers true) via bitstring-status.mjs, shared with
+// check-status.mjs: the list credential is fetched only from its
+// `statusListCredential` URL and only if that is plain http on 127.0.0.1 /
+// localhost / [::1]; its id must equal the URL, its proof must verify and its
+// issuer must equal the VC's. Every entry must be a BitstringStatusListEntry
+// with statusPurpose "revocation" or "suspension". A set bit makes the VC
+// INVALID ("revoked (status list bit set)" / "suspended (...)"):
+// @digitalbazaar/vc only looks at the status result's `verified`, and the
+// library reports a set bit as {verified: true, status: true}, so the result
+// is mapped to {verified: false} here. Unreachable / unverifiable list ->
+// invalid. The list credential's validFrom/validUntil are checked against the
+// real clock (the library passes no `now`), even with --now.
+// --skip-status: explicitly do not check status (credentialStatus accepted,
+// reported as "skipped"); only the proof and the VCDM checks remain.
+//
 // Usage: node verify-vc.mjs --expect valid|invalid [--now ISO] [--skip-status]
 //                           FILE...
-// One JSON line per file: {"file":..., "verified":bool, "error":...}
-// then a summary line "verify-vc: N passed, M failed".
+// One JSON line per file:
+//   {"file", "verified":bool, "status", "error", "expect", "ok"}
+// status: "none" (no credentialStatus), "unset" (checked, no bit set), "set"
+// (checked, a bit set -> verified false), "skipped" (--skip-status), null
+// (not reached or status check failed). Then a summary line
+// "verify-vc: N passed, M failed".
 // Exit code 0 iff every file's result matches --expect (invalid = verified
 // false or an exception), 1 otherwise, 2 on usage error.
 import fs from 'node:fs';
@@ -18,6 +40,9 @@ import * as vc from '@digitalbazaar/vc';
 import {DataIntegrityProof} from '@digitalbazaar/data-integrity';
 import {cryptosuite} from '@digitalbazaar/eddsa-rdfc-2022-cryptosuite';
 import {createOfflineLoader} from './loader.mjs';
+import {
+  checkCredentialStatus, errorMessages, statusEntries
+} from './bitstring-status.mjs';
 
 function usage(msg) {
   if(msg) {
@@ -63,26 +88,37 @@ function parseArgs(argv) {
   return opts;
 }
 
-// collect human-readable messages from a verifyCredential result / error
-function messages(x, out = [], seen = new Set()) {
-  if(x === null || x === undefined || typeof x !== 'object' || seen.has(x)) {
-    return out;
+const SET_BIT_MEANING = {revocation: 'revoked', suspension: 'suspended'};
+
+// the `checkStatus` given to vc.verifyCredential (called only when the VC
+// has credentialStatus and its proof verified): a set bit -> verified false
+async function checkStatusStrict({credential}) {
+  let entries;
+  try {
+    // entry types and list URLs first (as check-status.mjs), then purposes
+    entries = statusEntries(credential);
+  } catch(e) {
+    return {verified: false, status: null,
+      error: new Error(`credentialStatus not verified: ${e.message}`)};
   }
-  seen.add(x);
-  if(x instanceof Error || typeof x.message === 'string') {
-    if(x.message && !out.includes(x.message)) {
-      out.push(x.message);
+  for(const {statusPurpose: purpose} of entries) {
+    if(!Object.hasOwn(SET_BIT_MEANING, purpose)) {
+      return {verified: false, status: null, error: new Error(
+        `credentialStatus statusPurpose ${JSON.stringify(purpose)} is not ` +
+        'supported (only "revocation", "suspension")')};
     }
   }
-  for(const key of ['errors', 'error', 'results', 'cause']) {
-    const v = x[key];
-    if(Array.isArray(v)) {
-      v.forEach(e => messages(e, out, seen));
-    } else if(v && typeof v === 'object') {
-      messages(v, out, seen);
-    }
+  const r = await checkCredentialStatus(credential);
+  if(!r.verified) {
+    return {verified: false, status: null,
+      error: new Error(`credentialStatus not verified: ${r.error}`)};
   }
-  return out;
+  if(r.status) {
+    const what = [...new Set(r.set.map(e => SET_BIT_MEANING[e.statusPurpose]))];
+    return {verified: false, status: true, results: r.results,
+      error: new Error(`${what.join(' and ')} (status list bit set)`)};
+  }
+  return {verified: true, status: false, results: r.results};
 }
 
 async function verifyFile(file, opts, documentLoader) {
@@ -90,37 +126,57 @@ async function verifyFile(file, opts, documentLoader) {
   try {
     credential = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch(e) {
-    return {verified: false, error: `cannot read/parse: ${e.message}`};
+    return {verified: false, status: null,
+      error: `cannot read/parse: ${e.message}`};
   }
   if(!credential || typeof credential !== 'object' ||
     Array.isArray(credential)) {
-    return {verified: false, error: 'not a JSON object'};
+    return {verified: false, status: null, error: 'not a JSON object'};
   }
+  const hasStatus = credential.credentialStatus !== undefined &&
+    credential.credentialStatus !== null;
   try {
     const suite = new DataIntegrityProof({cryptosuite});
     const args = {credential, suite, documentLoader};
     if(opts.now !== undefined) {
       args.now = opts.now;
     }
-    if(opts.skipStatus) {
-      // status is out of scope for these checks; say so explicitly
-      args.checkStatus = async () => ({verified: true, skipped: true});
-    }
+    // explicit skip: status is out of scope then; reported as "skipped"
+    args.checkStatus = opts.skipStatus ?
+      async () => ({verified: true, skipped: true}) : checkStatusStrict;
     const result = await vc.verifyCredential(args);
+    const sr = result.statusResult;
+    let status = null;
+    if(!hasStatus) {
+      status = 'none';
+    } else if(sr && sr.skipped === true) {
+      status = 'skipped';
+    } else if(sr && sr.verified === true && sr.status === false) {
+      status = 'unset';
+    } else if(sr && sr.status === true) {
+      status = 'set';
+    }
     if(result.verified === true) {
       // belt and braces: every proof result must be verified too
       const proofResults = result.results || [];
       if(proofResults.length === 0 ||
         !proofResults.every(r => r.verified === true)) {
-        return {verified: false, error: 'no verified proof result'};
+        return {verified: false, status, error: 'no verified proof result'};
       }
-      return {verified: true, error: null};
+      // ... and a VC with credentialStatus needs a checked, unset status
+      // (or an explicit skip)
+      if(hasStatus && status !== 'unset' && status !== 'skipped') {
+        return {verified: false, status,
+          error: 'credentialStatus was not checked'};
+      }
+      return {verified: true, status, error: null};
     }
-    const msgs = messages(result);
-    return {verified: false, error: msgs.join('; ') || 'verified: false'};
+    const msgs = errorMessages(result);
+    return {verified: false, status,
+      error: msgs.join('; ') || 'verified: false'};
   } catch(e) {
-    const msgs = messages(e);
-    return {verified: false,
+    const msgs = errorMessages(e);
+    return {verified: false, status: null,
       error: `exception: ${msgs.join('; ') || String(e)}`};
   }
 }
@@ -140,7 +196,7 @@ async function main() {
       failed++;
     }
     process.stdout.write(JSON.stringify({
-      file, verified: r.verified, error: r.error,
+      file, verified: r.verified, status: r.status, error: r.error,
       expect: opts.expect, ok
     }) + '\n');
   }

@@ -330,6 +330,19 @@ impl Stack {
         ids
     }
 
+    /// Status list memos (`ca1:s`) in the anchoring key's history, scanned from the CHAIN:
+    /// (transaction signature, memo) per memo, newest first.
+    pub async fn status_lists_on_chain(&self) -> Vec<(String, Memo)> {
+        let mut found = Vec::new();
+        self.walk_memos_on_chain(|signature, memo| {
+            if matches!(memo, Memo::StatusList { .. }) {
+                found.push((signature.to_string(), memo));
+            }
+        })
+        .await;
+        found
+    }
+
     /// Finalized successful batch memos the anchoring key signed, scanned from the CHAIN:
     /// (transaction signature, memo) per transaction.
     pub async fn batch_anchors_on_chain(&self) -> Vec<(String, Memo)> {
@@ -590,6 +603,63 @@ impl Stack {
                 return;
             }
             assert!(std::time::Instant::now() < deadline, "not all {status}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// `GET /issuers/{issuer}/status-lists/{list}`: the served version (its
+    /// `Status-List-Version` header), the list credential as served, and its bits.
+    pub async fn served_status_list(
+        &self,
+        list: u32,
+    ) -> Option<(u32, String, domain::status_list::Bitstring)> {
+        let resp = self
+            .client
+            .get(format!(
+                "{}/issuers/{}/status-lists/{list}",
+                self.api, self.issuer_id
+            ))
+            .send()
+            .await
+            .unwrap();
+        if resp.status().as_u16() == 404 {
+            return None;
+        }
+        assert_eq!(resp.status().as_u16(), 200);
+        let version: u32 = resp.headers()["Status-List-Version"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let text = resp.text().await.unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let bits = domain::status_list::Bitstring::decode(
+            json["credentialSubject"]["encodedList"].as_str().unwrap(),
+        )
+        .unwrap();
+        Some((version, text, bits))
+    }
+
+    /// Runs relay passes (the API's publisher signs list versions meanwhile) until the
+    /// served status list `list` satisfies `done` (180 s, as `relay_until`); returns it.
+    pub async fn relay_until_list(
+        &self,
+        relay: &outbox_relay::Application,
+        list: u32,
+        done: impl Fn(u32, &domain::status_list::Bitstring) -> bool,
+    ) -> (u32, String, domain::status_list::Bitstring) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            let _ = relay.relay().run_pass().await;
+            if let Some((version, text, bits)) = self.served_status_list(list).await {
+                if done(version, &bits) {
+                    return (version, text, bits);
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "status list {list} never got there"
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }

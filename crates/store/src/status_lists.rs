@@ -310,7 +310,7 @@ impl Store {
                  FROM status_list_versions \
                  WHERE issuer_id = $1 AND list_no = $2 AND completed_at IS NOT NULL \
                    AND credential IS NOT NULL \
-                 ORDER BY version DESC LIMIT 1",
+                 ORDER BY version DESC, anchor_slot DESC NULLS LAST LIMIT 1",
                 &[&issuer.as_str(), &list_param(list)],
             )
             .await?;

@@ -8,6 +8,7 @@ mod helpers;
 mod page;
 mod revocation;
 mod spend;
+mod status_lists;
 mod tampering;
 mod upgrade;
 mod vc_interop;

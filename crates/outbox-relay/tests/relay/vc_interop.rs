@@ -24,7 +24,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// The installed verifiers' directory (last line of the installer's output).
-fn install_interop() -> PathBuf {
+pub fn install_interop() -> PathBuf {
     let out = Command::new("bash")
         .arg(repo_root().join("scripts/install-interop.sh"))
         .output()
