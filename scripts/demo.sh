@@ -88,6 +88,16 @@ python3 -m json.tool < "$WORK/credential.json"
 SIG="$(json 'd["anchor"]["signature"]' < "$WORK/credential.json")"
 say "anchored on chain in transaction $SIG"
 
+say "its revocation status list (W3C Bitstring Status List), signed and anchored by a ca1:s memo"
+LIST_URL="$API/issuers/demo-university/status-lists/0"
+for _ in $(seq 1 60); do
+  [[ "$(curl -s -o "$WORK/status-list.json" -w '%{http_code}' "$LIST_URL")" == "200" ]] && break
+  sleep 1
+done
+[[ -s "$WORK/status-list.json" ]] || die "the status list was never served"
+echo "$LIST_URL: version $(curl -sI "$LIST_URL" | tr -d '\r' | awk -F': ' 'tolower($1)=="status-list-version"{print $2}'), $(json 'd["credentialSubject"]["encodedList"][:24]' < "$WORK/status-list.json")..."
+psql "$DATABASE_URL" -Atc "SELECT 'anchored by memo: ' || memo FROM anchor_transactions WHERE status_list_version_id IS NOT NULL AND status = 'finalized' ORDER BY slot DESC LIMIT 1"
+
 say "cross-checking PostgreSQL against the chain (reconciler run-once)"
 APP__DATABASE__URL="$DATABASE_URL" APP__CHAIN__RPC_URL="$SOLANA_RPC_URL" APP__PROBES__PORT="$(free_port)" \
   "$BIN/reconciler" run-once --since 10m
@@ -116,7 +126,11 @@ python3 -m json.tool "$WORK/diploma.vc.json"
 echo "issuer DID document: $API/issuers/$(json 'd["issuer"]["id"].rsplit(":", 1)[1]' < "$WORK/diploma.vc.json")/did.json"
 INTEROP="$(bash scripts/install-interop.sh | tail -n1)"
 echo "@digitalbazaar/vc $(node -p "require('$INTEROP/node_modules/@digitalbazaar/vc/package.json').version") (offline: contexts from npm, the DID from this API):"
-node "$INTEROP/verify-vc.mjs" --expect valid "$WORK/diploma.vc.json" || die "@digitalbazaar/vc did not accept the VC"
+node "$INTEROP/verify-vc.mjs" --expect valid "$WORK/diploma.vc.json" || die "@digitalbazaar/vc did not accept the VC (proof and status list)"
+echo "credential-verify with the status list it fetches, judged against the ca1:s memos on chain:"
+"$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
+  --vc "$WORK/diploma.vc.json" --fetch-status-list \
+  --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY" || die "credential-verify did not say valid with the status list"
 VERDICT="$(http 200 "$API/v1/verify" -F "file=@$WORK/diploma.pdf" \
   -F "vc=@$WORK/diploma.vc.json;type=application/json" | json 'd["verdict"] + " (anchor " + d["anchor"]["signature"] + ")"')"
 echo "POST /v1/verify with the VC and the file (its proof, then its anchor on chain): $VERDICT"

@@ -714,6 +714,9 @@ pub fn one_line(r: &Report) -> String {
     if r.verdict != VerdictKind::Valid {
         line.push_str(&format!(" [{}: {}]", r.reason, r.detail));
     }
+    if let Some(status) = &r.status_list {
+        line.push_str(&format!("; status list: {status}"));
+    }
     if !r.issuer_key_pinned {
         line.push_str(" (anchoring key taken from the bundle: pin it with --issuer-key)");
     }

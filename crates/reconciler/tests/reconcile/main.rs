@@ -5,3 +5,4 @@ mod batches;
 mod helpers;
 mod rotation;
 mod scenarios;
+mod status_lists;
