@@ -164,7 +164,11 @@ async fn the_published_status_list_library_and_ours_agree_on_every_bit() {
             .parse()
             .unwrap();
         assert_eq!(line["verified"], true, "{line}");
-        assert_eq!(line["status"], revoked.contains(&n), "credential {n}: {line}");
+        assert_eq!(
+            line["status"],
+            revoked.contains(&n),
+            "credential {n}: {line}"
+        );
     }
 
     // One more revocation shows in the served list after the debounce and its anchor; a
@@ -204,7 +208,11 @@ async fn the_published_status_list_library_and_ours_agree_on_every_bit() {
         .send()
         .await
         .unwrap();
-    assert_eq!(changed.status().as_u16(), 200, "a new version has a new ETag");
+    assert_eq!(
+        changed.status().as_u16(),
+        200,
+        "a new version has a new ETag"
+    );
 }
 
 async fn verify_with_list(
@@ -263,7 +271,13 @@ async fn an_older_list_is_stale_and_a_missing_one_inconclusive() {
     // The current list: valid, for the API and offline (given, and fetched).
     let v = verify_with_list(&w, "SLS-KEPT", &vc_kept, &list_v1).await;
     assert_eq!(v["verdict"], "valid", "{v}");
-    let r = offline(&w, "SLS-KEPT", &bundle_kept, ListSource::Given(list_v1.clone().into_bytes())).await;
+    let r = offline(
+        &w,
+        "SLS-KEPT",
+        &bundle_kept,
+        ListSource::Given(list_v1.clone().into_bytes()),
+    )
+    .await;
     assert_eq!(r.verdict.as_str(), "valid", "{}", r.detail);
     assert!(r.status_list.as_deref().unwrap().starts_with("current"));
     let r = offline(&w, "SLS-KEPT", &bundle_kept, ListSource::Fetch).await;
@@ -280,25 +294,60 @@ async fn an_older_list_is_stale_and_a_missing_one_inconclusive() {
 
     // Version 1 while version 2 is anchored: stale, whoever judges it.
     let v = verify_with_list(&w, "SLS-KEPT", &vc_kept, &list_v1).await;
-    assert_eq!((v["verdict"].as_str(), v["reason"].as_str()), (Some("stale"), Some("status_list_stale")), "{v}");
-    let r = offline(&w, "SLS-KEPT", &bundle_kept, ListSource::Given(list_v1.clone().into_bytes())).await;
-    assert_eq!((r.verdict.as_str(), r.exit_code), ("stale", verifier::exit::STALE), "{}", r.detail);
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("stale"), Some("status_list_stale")),
+        "{v}"
+    );
+    let r = offline(
+        &w,
+        "SLS-KEPT",
+        &bundle_kept,
+        ListSource::Given(list_v1.clone().into_bytes()),
+    )
+    .await;
+    assert_eq!(
+        (r.verdict.as_str(), r.exit_code),
+        ("stale", verifier::exit::STALE),
+        "{}",
+        r.detail
+    );
     // The current one: valid for the kept credential, revoked for the other.
     let v = verify_with_list(&w, "SLS-KEPT", &vc_kept, &list_v2).await;
     assert_eq!(v["verdict"], "valid", "{v}");
-    let r = offline(&w, "SLS-GONE", &bundle_gone, ListSource::Given(list_v2.clone().into_bytes())).await;
+    let r = offline(
+        &w,
+        "SLS-GONE",
+        &bundle_gone,
+        ListSource::Given(list_v2.clone().into_bytes()),
+    )
+    .await;
     assert_eq!(r.verdict.as_str(), "revoked", "{}", r.detail);
     // A list of bits nobody anchored (edited by whoever served it): inconclusive.
     let mut forged: Value = serde_json::from_str(&list_v2).unwrap();
-    forged["credentialSubject"]["encodedList"] =
-        domain::status_list::Bitstring::with_set([77_777]).encode().into();
+    forged["credentialSubject"]["encodedList"] = domain::status_list::Bitstring::with_set([77_777])
+        .encode()
+        .into();
     // (A revoked credential stays revoked whatever list is shown: its `ca1:r` is anchored.)
     let v = verify_with_list(&w, "SLS-GONE", &vc_gone, &forged.to_string()).await;
     assert_eq!(v["verdict"], "revoked", "{v}");
     let v = verify_with_list(&w, "SLS-KEPT", &vc_kept, &forged.to_string()).await;
-    assert_eq!((v["verdict"].as_str(), v["reason"].as_str()), (Some("inconclusive"), Some("status_list_unanchored")), "{v}");
-    let r = offline(&w, "SLS-KEPT", &bundle_kept, ListSource::Given(forged.to_string().into_bytes())).await;
-    assert_eq!((r.verdict.as_str(), r.reason), ("inconclusive", "status_list_unanchored"));
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("inconclusive"), Some("status_list_unanchored")),
+        "{v}"
+    );
+    let r = offline(
+        &w,
+        "SLS-KEPT",
+        &bundle_kept,
+        ListSource::Given(forged.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(
+        (r.verdict.as_str(), r.reason),
+        ("inconclusive", "status_list_unanchored")
+    );
 
     // The server falls behind (serves version 1 while 2 is anchored): a fetching verifier
     // sees stale.
@@ -310,12 +359,17 @@ async fn an_older_list_is_stale_and_a_missing_one_inconclusive() {
     let r = offline(&w, "SLS-KEPT", &bundle_kept, ListSource::Fetch).await;
     assert_eq!(r.verdict.as_str(), "stale", "{}", r.detail);
     // No list at all (404): inconclusive, never valid.
-    w.execute("UPDATE status_list_versions SET completed_at = NULL").await;
+    w.execute("UPDATE status_list_versions SET completed_at = NULL")
+        .await;
     assert!(w.served_status_list(0).await.is_none());
     let r = offline(&w, "SLS-KEPT", &bundle_kept, ListSource::Fetch).await;
     assert_eq!(
         (r.verdict.as_str(), r.reason, r.exit_code),
-        ("inconclusive", "status_list_unreachable", verifier::exit::INCONCLUSIVE),
+        (
+            "inconclusive",
+            "status_list_unreachable",
+            verifier::exit::INCONCLUSIVE
+        ),
         "{}",
         r.detail
     );

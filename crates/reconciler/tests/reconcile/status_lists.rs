@@ -7,7 +7,7 @@
 
 use crate::helpers::world;
 
-const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+const HOUR: reconciler::Since = reconciler::Since::Window(std::time::Duration::from_secs(3_600));
 
 fn file_of(serial: &str) -> Vec<u8> {
     format!("%PDF diploma {serial}").into_bytes()
@@ -109,5 +109,9 @@ async fn a_restored_database_serves_the_anchored_status_list_again() {
     assert_eq!(r.verdict.as_str(), "valid", "{}", r.detail);
     // The next run finds the list in agreement with the chain.
     let again = w.reconciler().await.run_once(HOUR, false).await.unwrap();
-    assert_eq!((again.status_lists, again.stale_status_lists), (0, 0), "{again:?}");
+    assert_eq!(
+        (again.status_lists, again.stale_status_lists),
+        (0, 0),
+        "{again:?}"
+    );
 }
