@@ -24,7 +24,7 @@ ALLOWED = {
     "outbox-relay": {"domain", "store", "chain", "service-shell", "crashpoint"},
     "reconciler": {"domain", "store", "chain", "service-shell"},
     "issue-bulk": {"domain"},
-    "bench": {"domain", "store", "chain", "testkit", "provisioning"},
+    "bench": {"domain", "vc", "store", "chain", "testkit", "provisioning"},
     # Dev-only: the test stack links every service; only test targets may depend on it.
     "stack": {
         "domain", "store", "chain", "testkit", "provisioning",

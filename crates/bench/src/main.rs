@@ -23,7 +23,7 @@ struct Cli {
     #[arg(long)]
     out: PathBuf,
     /// Run only these scenarios (comma-separated: single, bulk, merkle, claim, wakeup,
-    /// latency, reconcile), e.g. to profile one of them under `perf record -a`.
+    /// latency, status_list, reconcile), e.g. to profile one of them under `perf record -a`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -163,6 +163,10 @@ async fn main() -> anyhow::Result<()> {
     if wanted("latency") {
         eprintln!("bench: issue → confirmed / finalized vs airdrops");
         results.chain_latency = Some(scenarios::chain_latency(&w).await?);
+    }
+    if wanted("status_list") {
+        eprintln!("bench: a status list of 131,072 entries: sign, serve, revoke to served");
+        results.status_list = Some(scenarios::status_list(&w).await?);
     }
     let mut run_once_peak = 0.0;
     if wanted("reconcile") {

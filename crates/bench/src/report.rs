@@ -286,6 +286,38 @@ pub fn rows(r: &Results) -> Vec<Row> {
             met: Some(rc.tx_per_sec >= 500.0),
         });
     }
+    if let Some(s) = &r.status_list {
+        out.push(Row {
+            scenario: format!(
+                "status list of {} entries, {} revoked: generate + sign",
+                s.entries, s.revoked
+            ),
+            baseline: format!("empty list: {} ms", f1(s.sign_empty_ms_p50)),
+            result: format!(
+                "{} ms ({} bytes signed; empty {} bytes)",
+                f1(s.sign_ms_p50),
+                s.credential_bytes,
+                s.credential_empty_bytes
+            ),
+            ratio: "—".into(),
+            target: "stated (issue #20)".into(),
+            met: None,
+        });
+        out.push(Row {
+            scenario: "status list: served (GET) and a revocation until served".into(),
+            baseline: "—".into(),
+            result: format!(
+                "GET p50 {} ms, p99 {} ms ({} requests); revoke → served {} ms",
+                f1(s.get_p50_ms),
+                f1(s.get_p99_ms),
+                s.gets,
+                f0(s.revoke_to_served_ms)
+            ),
+            ratio: "—".into(),
+            target: "stated (debounce 2 s + anchor)".into(),
+            met: None,
+        });
+    }
     for m in &r.memory {
         out.push(Row {
             scenario: format!("memory: {}", m.service),

@@ -26,6 +26,7 @@ pub struct Results {
     pub chain_latency: Option<ChainLatency>,
     pub cost: Option<Cost>,
     pub reconcile: Option<Reconcile>,
+    pub status_list: Option<StatusListBench>,
     pub memory: Vec<Memory>,
 }
 
@@ -1281,4 +1282,150 @@ mod tests {
         assert_eq!(median_round(&[r(1.0, 2.0)]), (1.0, 2.0));
         assert_eq!(median_round(&[]), (0.0, 0.0));
     }
+}
+
+/// Status lists (issue #20): what one list of 131,072 entries costs to make, and how it is
+/// served.
+#[derive(Debug, Serialize)]
+pub struct StatusListBench {
+    pub entries: u32,
+    /// Bits set in the list signed for `sign_ms_p50` (10 %, spread: the worst case for GZIP
+    /// of a realistic list).
+    pub revoked: u32,
+    /// Bits → `encodedList` → signed `BitstringStatusListCredential` (one RDFC
+    /// canonicalization and one Ed25519 signature), in this process, median of the rounds.
+    pub sign_ms_p50: f64,
+    pub sign_rounds: usize,
+    /// The same for an empty list (a new list's first version).
+    pub sign_empty_ms_p50: f64,
+    /// Size of the signed list credential, 10 % revoked and empty.
+    pub credential_bytes: usize,
+    pub credential_empty_bytes: usize,
+    /// `GET /issuers/{id}/status-lists/0` from the running API, sequential requests.
+    pub gets: usize,
+    pub get_p50_ms: f64,
+    pub get_p99_ms: f64,
+    /// One revocation until the served list has its bit: the publisher's debounce (the
+    /// API's default, 2 s), signing, the relay's anchor to finality on the local validator.
+    pub revoke_to_served_ms: f64,
+}
+
+pub async fn status_list(w: &World) -> anyhow::Result<StatusListBench> {
+    use domain::status_list::{Bitstring, LIST_SIZE};
+    let issuer = domain::IssuerId::parse("bench-single")?;
+    let base = domain::vc::PublicBase::parse(&w.api)?;
+    let rng = ring::rand::SystemRandom::new();
+    let (key, _) = domain::SigningKey::generate(domain::KeyId::parse("bench-status-key")?, &rng)?;
+    let rounds = if w.cfg.smoke { 2 } else { 15 };
+    // Every tenth entry, offset by a multiplicative step so the set bits are not one stride.
+    let spread: Vec<u32> = (0..LIST_SIZE / 10)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) % LIST_SIZE)
+        .collect();
+    let sign = |bits: &Bitstring| -> anyhow::Result<(f64, usize)> {
+        let started = Instant::now();
+        let unsigned = domain::vc::status_list_credential(
+            &base,
+            &issuer,
+            0,
+            "2026-12-03T00:00:00Z",
+            &bits.encode(),
+        );
+        let options = vc::ProofOptions {
+            verification_method: base.did(&issuer).signing_method(key.key_id()),
+            created: "2026-12-03T00:00:00Z".into(),
+        };
+        let signed = vc::attach_proof(&unsigned, &options, |d| key.sign_data_integrity(d))?;
+        let bytes = signed.to_string().len();
+        Ok((started.elapsed().as_secs_f64() * 1000.0, bytes))
+    };
+    let full = Bitstring::with_set(spread.iter().copied());
+    let empty = Bitstring::zeros();
+    let (mut full_ms, mut empty_ms) = (Vec::new(), Vec::new());
+    let (mut full_bytes, mut empty_bytes) = (0, 0);
+    for _ in 0..rounds {
+        let (ms, bytes) = sign(&full)?;
+        full_ms.push(ms);
+        full_bytes = bytes;
+        let (ms, bytes) = sign(&empty)?;
+        empty_ms.push(ms);
+        empty_bytes = bytes;
+    }
+
+    // The running system: one credential, its list served once anchored.
+    w.post_bulk("bench-single", &[item("SL-BENCH-0")]).await?;
+    let url = format!("{}/issuers/bench-single/status-lists/0", w.api);
+    let served = |url: String| async move {
+        let resp = w.http.get(&url).send().await?;
+        if resp.status().as_u16() != 200 {
+            return Ok::<_, anyhow::Error>(None);
+        }
+        let json: Value = resp.json().await?;
+        let encoded = json["credentialSubject"]["encodedList"]
+            .as_str()
+            .context("no encodedList")?
+            .to_string();
+        Ok(Some(Bitstring::decode(&encoded)?))
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while served(url.clone()).await?.is_none() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the status list was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let gets = if w.cfg.smoke { 20 } else { 1_000 };
+    let mut latencies = Vec::with_capacity(gets);
+    for _ in 0..gets {
+        let started = Instant::now();
+        let resp = w.http.get(&url).send().await?;
+        anyhow::ensure!(resp.status().as_u16() == 200, "GET list: {}", resp.status());
+        resp.bytes().await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+
+    let row = sql(&w.db_url)
+        .await?
+        .query_one(
+            "SELECT id, status_ordinal FROM credentials WHERE issuer_id = 'bench-single' \
+             AND serial = 'SL-BENCH-0'",
+            &[],
+        )
+        .await?;
+    let id: uuid::Uuid = row.get(0);
+    let ordinal: i64 = row.get(1);
+    let index = u32::try_from(ordinal % i64::from(LIST_SIZE))?;
+    let started = Instant::now();
+    let resp = w
+        .http
+        .post(format!("{}/v1/credentials/{id}/revoke", w.api))
+        .bearer_auth(w.key("bench-single"))
+        .json(&json!({"reason": "bench"}))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().as_u16() == 202, "revoke: {}", resp.status());
+    loop {
+        if let Some(bits) = served(url.clone()).await? {
+            if bits.get(index) == Some(true) {
+                break;
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the revocation never showed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(StatusListBench {
+        entries: LIST_SIZE,
+        revoked: full.count_set(),
+        sign_ms_p50: median(&full_ms),
+        sign_rounds: rounds,
+        sign_empty_ms_p50: median(&empty_ms),
+        credential_bytes: full_bytes,
+        credential_empty_bytes: empty_bytes,
+        gets,
+        get_p50_ms: pct(0.50),
+        get_p99_ms: pct(0.99),
+        revoke_to_served_ms: started.elapsed().as_secs_f64() * 1000.0,
+    })
 }

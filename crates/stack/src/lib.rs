@@ -52,6 +52,7 @@ pub struct StackBuilder {
     name: String,
     db: Option<TestDb>,
     lamports: u64,
+    status_lists: bool,
 }
 
 impl Default for StackBuilder {
@@ -61,6 +62,7 @@ impl Default for StackBuilder {
             name: "Test University".into(),
             db: None,
             lamports: 50_000_000_000,
+            status_lists: false,
         }
     }
 }
@@ -85,6 +87,14 @@ impl StackBuilder {
         self
     }
 
+    /// Publish status list versions (issue #20) with a 300 ms debounce. Off by default: the
+    /// suites that count one credential's transactions, sends or claims exactly would see a
+    /// list version's job beside it; the status list suites turn it on.
+    pub fn status_lists(mut self) -> Self {
+        self.status_lists = true;
+        self
+    }
+
     pub async fn start(self) -> Stack {
         let db = match self.db {
             Some(db) => db,
@@ -92,10 +102,12 @@ impl StackBuilder {
         };
         let chain_env = testkit::validator::chain_env().await.unwrap();
         let master = MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap();
-        let app =
-            issuer_api::Application::build(api_settings(&db.url, &master, chain_env.rpc_url()))
-                .await
-                .unwrap();
+        let mut settings = api_settings(&db.url, &master, chain_env.rpc_url());
+        if !self.status_lists {
+            // Never due: no list version is signed (a day is longer than any test).
+            settings.status_lists.debounce_ms = 86_400_000;
+        }
+        let app = issuer_api::Application::build(settings).await.unwrap();
         let api = format!("http://127.0.0.1:{}", app.port());
         let store = app.store().clone();
         tokio::spawn(app.into_server());

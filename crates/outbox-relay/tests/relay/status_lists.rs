@@ -13,8 +13,17 @@ use domain::status_list::LIST_SIZE;
 use outbox_relay::Application;
 use serde_json::Value;
 
-use crate::helpers::world;
+use crate::helpers::World;
 use crate::verify::{bundle_for, file_of, post_verify};
+
+/// The relay suites' world, publishing status lists.
+async fn world() -> World {
+    World::builder()
+        .issuer("uni-relay", "Relay University")
+        .status_lists()
+        .start()
+        .await
+}
 
 async fn vc_of(w: &crate::helpers::World, id: &str) -> Value {
     let resp = w

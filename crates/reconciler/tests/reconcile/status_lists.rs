@@ -5,7 +5,7 @@
 //! list, and the API's publisher re-signs the same bits, so the served list is the anchored
 //! version again, without a new anchor.
 
-use crate::helpers::world;
+use crate::helpers::{World, ISSUER};
 
 const HOUR: reconciler::Since = reconciler::Since::Window(std::time::Duration::from_secs(3_600));
 
@@ -16,7 +16,11 @@ fn file_of(serial: &str) -> Vec<u8> {
 #[tokio::test]
 async fn a_restored_database_serves_the_anchored_status_list_again() {
     use verifier::status::ListSource;
-    let w = world().await;
+    let w = World::builder()
+        .issuer(ISSUER, "Reconciled University")
+        .status_lists()
+        .start()
+        .await;
     let ids = vec![
         w.issue("SLR-1").await,
         w.issue("SLR-2").await,
