@@ -14,7 +14,11 @@ CREATE TABLE status_list_counters (
 -- The credential's ordinal (list = ordinal / 131072, index = ordinal % 131072), recorded in
 -- the issuing transaction. NULL for credentials issued before this migration and for rows
 -- rebuilt from the chain.
-ALTER TABLE credentials ADD COLUMN status_ordinal bigint CHECK (status_ordinal >= 0);
+-- The CHECK is added NOT VALID (every existing row is NULL): no full scan under the
+-- ACCESS EXCLUSIVE lock of ALTER TABLE on a large credentials table.
+ALTER TABLE credentials ADD COLUMN status_ordinal bigint;
+ALTER TABLE credentials ADD CONSTRAINT credentials_status_ordinal_check
+    CHECK (status_ordinal >= 0) NOT VALID;
 CREATE UNIQUE INDEX credentials_status_ordinal ON credentials (issuer_id, status_ordinal)
     WHERE status_ordinal IS NOT NULL;
 
@@ -25,10 +29,12 @@ CREATE TABLE status_lists (
     issuer_id    text NOT NULL REFERENCES issuers (id),
     list_no      bigint NOT NULL CHECK (list_no BETWEEN 0 AND 4294967295),
     dirty_since  timestamptz,
-    -- Counts changes of its bits: the publisher reads it before the bits and records a
-    -- version only if it is unchanged at commit, so a version never misses a revocation
-    -- that committed while it was being signed (no version with fewer ones than the last).
+    -- Counts changes of its bits. The publisher reads it (with the bits, one snapshot) and
+    -- records a version only if what it read is newer than the last recorded state
+    -- (`published_changes`): two publishers never record versions out of order, so bits only
+    -- gain ones. The list stays dirty unless nothing changed meanwhile.
     changes      bigint NOT NULL DEFAULT 0,
+    published_changes bigint NOT NULL DEFAULT -1,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (issuer_id, list_no)
 );
@@ -92,13 +98,15 @@ CREATE INDEX status_list_versions_served ON status_list_versions (issuer_id, lis
 ALTER TABLE anchor_transactions ADD COLUMN status_list_version_id bigint
     REFERENCES status_list_versions (id);
 ALTER TABLE anchor_transactions DROP CONSTRAINT anchor_transactions_one_owner;
+-- NOT VALID, then VALIDATE: the scan of existing rows runs under a lock that lets writes go on.
 ALTER TABLE anchor_transactions ADD CONSTRAINT anchor_transactions_one_owner CHECK (
     (outbox_id IS NOT NULL AND credential_id IS NOT NULL AND batch_id IS NULL
         AND status_list_version_id IS NULL)
     OR (outbox_id IS NULL AND credential_id IS NULL AND batch_id IS NOT NULL
         AND status_list_version_id IS NULL)
     OR (outbox_id IS NULL AND credential_id IS NULL AND batch_id IS NULL
-        AND status_list_version_id IS NOT NULL));
+        AND status_list_version_id IS NOT NULL)) NOT VALID;
+ALTER TABLE anchor_transactions VALIDATE CONSTRAINT anchor_transactions_one_owner;
 CREATE UNIQUE INDEX anchor_transactions_one_live_status_list
     ON anchor_transactions (status_list_version_id) WHERE status IN ('signed', 'sent', 'confirmed');
 

@@ -25,9 +25,9 @@ use crate::verdict::{Verdict, VerdictKind};
 pub const LIST_SIZE: u32 = 131_072;
 /// Bytes of one list's bitstring.
 pub const LIST_BYTES: usize = LIST_SIZE as usize / 8;
-/// The largest decompressed bitstring a verifier accepts from a server (a GZIP bomb is
-/// refused before it is inflated further): 64 times our lists.
-pub const MAX_DECODED_BYTES: usize = 64 * LIST_BYTES;
+/// The largest decompressed bitstring a verifier accepts from a server: exactly one of our
+/// lists (only those can match an anchored hash), so a GZIP bomb stops one byte past it.
+pub const MAX_DECODED_BYTES: usize = LIST_BYTES;
 /// Domain separation of the anchored hash.
 const HASH_TAG: &[u8] = b"credential-anchor/status-list/v1";
 
@@ -83,7 +83,7 @@ pub enum ListError {
     NotMultibase,
     #[error("encodedList is not GZIP data")]
     NotGzip,
-    #[error("the list holds {0} bytes, outside {LIST_BYTES}..={MAX_DECODED_BYTES}")]
+    #[error("the list holds {0} bytes, not {LIST_BYTES}")]
     Size(usize),
 }
 
@@ -158,7 +158,7 @@ impl Bitstring {
             .take(MAX_DECODED_BYTES as u64 + 1)
             .read_to_end(&mut bits)
             .map_err(|_| ListError::NotGzip)?;
-        if !(LIST_BYTES..=MAX_DECODED_BYTES).contains(&bits.len()) {
+        if bits.len() != LIST_BYTES {
             return Err(ListError::Size(bits.len()));
         }
         Ok(Bitstring(bits))
@@ -201,18 +201,20 @@ pub enum Publication {
     UpToDate,
 }
 
-/// The publisher's decision (one rule, property-tested below).
+/// The publisher's decision (one rule, property-tested below). Bits already stated by the
+/// newest version, and by no other row of that version number, need no new version (signed:
+/// up to date; rebuilt from the chain: sign them again). Anything else is a new version above
+/// every known one, also when the newest number is held by two different bit sets (a
+/// database restored behind the chain published under a number the chain already had): a
+/// fresh, unique newest version ends the ambiguity.
 pub fn next_publication(hash: &StatusListHash, known: &[KnownVersion]) -> Publication {
-    match known.iter().find(|k| &k.hash == hash) {
-        Some(k) if k.signed => Publication::UpToDate,
-        Some(k) => Publication::SignRecovered { version: k.version },
-        None => Publication::New {
-            version: known
-                .iter()
-                .map(|k| k.version)
-                .max()
-                .unwrap_or(0)
-                .saturating_add(1),
+    let newest = known.iter().map(|k| k.version).max().unwrap_or(0);
+    let holders: Vec<&KnownVersion> = known.iter().filter(|k| k.version == newest).collect();
+    match holders.as_slice() {
+        [only] if &only.hash == hash && only.signed => Publication::UpToDate,
+        [only] if &only.hash == hash => Publication::SignRecovered { version: newest },
+        _ => Publication::New {
+            version: newest.saturating_add(1),
         },
     }
 }
@@ -234,6 +236,9 @@ pub enum ListFreshness {
     Stale { version: u32, newest: u32 },
     /// No anchored version has its bits: nothing proves what it says.
     Unanchored,
+    /// The newest anchored version number names two different bit sets (a restored
+    /// database republished it): which one is current cannot be told.
+    Conflict { version: u32 },
 }
 
 /// Judges the given list's hash against every trusted anchored version of the same list
@@ -244,12 +249,19 @@ pub fn judge_list(given: &StatusListHash, anchored: &[AnchoredVersion]) -> ListF
     let Some(newest) = anchored.iter().map(|a| a.version).max() else {
         return ListFreshness::Unanchored;
     };
+    let mut newest_hashes = anchored
+        .iter()
+        .filter(|a| a.version == newest)
+        .map(|a| a.hash);
+    let first = newest_hashes.next();
+    let conflict = newest_hashes.any(|h| Some(h) != first);
     match anchored
         .iter()
         .filter(|a| &a.hash == given)
         .map(|a| a.version)
         .max()
     {
+        Some(v) if v == newest && conflict => ListFreshness::Conflict { version: v },
         Some(v) if v == newest => ListFreshness::Current { version: v },
         Some(v) => ListFreshness::Stale { version: v, newest },
         None => ListFreshness::Unanchored,
@@ -264,8 +276,8 @@ pub enum StatusCheck {
         version: u32,
         revoked: bool,
     },
-    /// The list sets the credential's bit, whatever its freshness: an issuer's signed
-    /// statement of revocation is enough to refuse.
+    /// An older (or conflicting) anchored version sets the credential's bit: bits are never
+    /// cleared, so the issuer revoked it, whatever newer version was hidden.
     RevokedByList,
     Stale {
         version: u32,
@@ -284,9 +296,18 @@ pub enum StatusCheck {
 pub fn check_status(freshness: ListFreshness, bit: bool) -> StatusCheck {
     match (freshness, bit) {
         (ListFreshness::Current { version }, revoked) => StatusCheck::Current { version, revoked },
-        (_, true) => StatusCheck::RevokedByList,
+        (ListFreshness::Stale { .. } | ListFreshness::Conflict { .. }, true) => {
+            StatusCheck::RevokedByList
+        }
         (ListFreshness::Stale { version, newest }, false) => StatusCheck::Stale { version, newest },
-        (ListFreshness::Unanchored, false) => StatusCheck::Unanchored,
+        (ListFreshness::Conflict { version }, false) => StatusCheck::Unavailable {
+            reason: "status_list_conflict",
+            detail: format!(
+                "two different lists were anchored as version {version}: ask the issuer to republish"
+            ),
+        },
+        // Anyone can serve a list with a bit set: unanchored, it proves nothing either way.
+        (ListFreshness::Unanchored, _) => StatusCheck::Unanchored,
     }
 }
 
@@ -312,7 +333,7 @@ pub fn with_status(base: Verdict, check: Option<&StatusCheck>) -> Verdict {
         StatusCheck::RevokedByList => Verdict::new(
             VerdictKind::Revoked,
             "status_list_revoked",
-            "the issuer's signed status list marks it revoked",
+            "an anchored version of the issuer's status list marks it revoked",
         ),
         StatusCheck::Stale { version, newest } => Verdict::new(
             VerdictKind::Stale,
@@ -421,11 +442,19 @@ mod tests {
         let other = Bitstring::with_set([9]).anchored_hash(&issuer(), 0);
         assert_eq!(judge_list(&other, &anchored), ListFreshness::Unanchored);
         assert_eq!(judge_list(&other, &[]), ListFreshness::Unanchored);
-        // A version republished after a restore: either memo of the newest version counts.
+        // A version number anchored twice with different bits (republished after a restore):
+        // neither is current; an older one is still stale.
         let twice = [v(1, 1), v(2, 2), v(2, 4)];
         assert_eq!(
             judge_list(&twice[1].hash, &twice),
-            ListFreshness::Current { version: 2 }
+            ListFreshness::Conflict { version: 2 }
+        );
+        assert_eq!(
+            judge_list(&twice[0].hash, &twice),
+            ListFreshness::Stale {
+                version: 1,
+                newest: 2
+            }
         );
     }
 
@@ -475,16 +504,29 @@ mod tests {
     }
 
     #[test]
-    fn a_set_bit_revokes_whatever_the_freshness() {
+    fn a_bit_set_in_an_anchored_version_revokes_and_an_unanchored_list_proves_nothing() {
         for f in [
             ListFreshness::Stale {
                 version: 1,
                 newest: 2,
             },
-            ListFreshness::Unanchored,
+            ListFreshness::Conflict { version: 2 },
         ] {
             assert_eq!(check_status(f, true), StatusCheck::RevokedByList);
         }
+        for bit in [true, false] {
+            assert_eq!(
+                check_status(ListFreshness::Unanchored, bit),
+                StatusCheck::Unanchored
+            );
+        }
+        assert!(matches!(
+            check_status(ListFreshness::Conflict { version: 2 }, false),
+            StatusCheck::Unavailable {
+                reason: "status_list_conflict",
+                ..
+            }
+        ));
         assert_eq!(
             check_status(ListFreshness::Current { version: 4 }, true),
             StatusCheck::Current {
@@ -513,13 +555,52 @@ mod tests {
                 signed: false,
             },
         ];
-        assert_eq!(next_publication(&h(1), &known), Publication::UpToDate);
         assert_eq!(
             next_publication(&h(2), &known),
             Publication::SignRecovered { version: 2 }
         );
+        let current = [KnownVersion {
+            version: 1,
+            hash: h(1),
+            signed: true,
+        }];
+        assert_eq!(next_publication(&h(1), &current), Publication::UpToDate);
         assert_eq!(
             next_publication(&h(3), &known),
+            Publication::New { version: 3 }
+        );
+        // Bits of an older version (a regression after a restore) are a new version too.
+        let signed = [
+            KnownVersion {
+                version: 1,
+                hash: h(1),
+                signed: true,
+            },
+            KnownVersion {
+                version: 2,
+                hash: h(2),
+                signed: true,
+            },
+        ];
+        assert_eq!(
+            next_publication(&h(1), &signed),
+            Publication::New { version: 3 }
+        );
+        // The newest number held twice: a new, unique version, even for one of its bit sets.
+        let doubled = [
+            KnownVersion {
+                version: 2,
+                hash: h(2),
+                signed: true,
+            },
+            KnownVersion {
+                version: 2,
+                hash: h(4),
+                signed: false,
+            },
+        ];
+        assert_eq!(
+            next_publication(&h(4), &doubled),
             Publication::New { version: 3 }
         );
     }

@@ -138,7 +138,8 @@ pub async fn publish_due(
             Ok(false) => {}
             // One issuer's problem (no active key) must not hold up the others' lists.
             Err(e) => {
-                tracing::warn!(issuer = %list.issuer, list = list.list, error = %e, "cannot publish status list")
+                tracing::warn!(issuer = %list.issuer, list = list.list, error = %e, "cannot publish status list; retried after the others");
+                store.defer_status_list(&list.issuer, list.list).await?;
             }
         }
     }

@@ -77,12 +77,13 @@ pub async fn check_status_list(
                 ),
                 Some(Err(e)) => unreadable(format!("the status list given cannot be read: {e}")),
                 Some(Ok(bits)) => {
+                    let hash = bits.anchored_hash(&issuer, entry.list);
                     let anchored = state
                         .store()
-                        .anchored_status_versions(&issuer, entry.list)
+                        .anchored_status_versions(&issuer, entry.list, &hash)
                         .await
                         .map_err(|e| state.store_error(e))?;
-                    let freshness = judge_list(&bits.anchored_hash(&issuer, entry.list), &anchored);
+                    let freshness = judge_list(&hash, &anchored);
                     check_status(freshness, bits.get(entry.index).unwrap_or(false))
                 }
             }

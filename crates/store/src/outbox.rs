@@ -382,7 +382,10 @@ impl Store {
             .collect()
     }
 
-    /// Claims up to `limit` due status list versions, exactly as [`Store::claim_due_batches`].
+    /// Claims up to `limit` due status list versions, exactly as [`Store::claim_due_batches`],
+    /// but never a version while an older one of the same list is still on its way: versions
+    /// land on chain in order, which `credential-verify` relies on (it reads the history
+    /// newest first and stops at the list it was given).
     pub async fn claim_due_status_lists(
         &self,
         worker: &str,
@@ -393,9 +396,13 @@ impl Store {
         let rows = client
             .query(
                 "WITH due AS ( \
-                   SELECT id FROM status_list_versions \
+                   SELECT id FROM status_list_versions v \
                    WHERE completed_at IS NULL AND dead_at IS NULL AND available_at <= now() \
                      AND (locked_until IS NULL OR locked_until < now()) \
+                     AND NOT EXISTS (SELECT 1 FROM status_list_versions o \
+                       WHERE o.issuer_id = v.issuer_id AND o.list_no = v.list_no \
+                         AND o.version < v.version AND o.completed_at IS NULL \
+                         AND o.dead_at IS NULL) \
                    ORDER BY available_at, id \
                    LIMIT $1 FOR UPDATE SKIP LOCKED) \
                  UPDATE status_list_versions v SET attempts = v.attempts + 1, \

@@ -284,6 +284,8 @@ impl Store {
                     .await?;
                 if inserted == 0 {
                     repair = Repair::Consistent;
+                } else {
+                    skip_to_a_fresh_list(&db, anchor.issuer, None).await?;
                 }
             }
             Repair::Finalize => finalize_pending(&db, anchor, slot).await?,
@@ -516,6 +518,7 @@ impl Store {
                     ],
                 )
                 .await?;
+                skip_to_a_fresh_list(&db, anchor.issuer, None).await?;
             }
             Repair::Finalize => finalize_pending_batch(&db, anchor, slot).await?,
             Repair::MarkRevoked => return Err(inapplicable(repair, Subject::Batch)),
@@ -621,6 +624,7 @@ impl Store {
                     ],
                 )
                 .await?;
+                skip_to_a_fresh_list(&db, anchor.issuer, Some(anchor.list)).await?;
             }
             (Repair::Finalize, Some(id)) => {
                 db.execute(
@@ -693,6 +697,28 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// After a backfill the database was behind the chain (a restore): credentials issued after
+/// the backup hold status-list bits the restored counter would hand out again. New
+/// credentials therefore start a list of their own, past every list in use and past `list`
+/// (one seen on chain): a shared bit would let one credential's revocation revoke another.
+async fn skip_to_a_fresh_list(
+    db: &deadpool_postgres::Transaction<'_>,
+    issuer: &IssuerId,
+    list: Option<u32>,
+) -> Result<(), StoreError> {
+    let size = i64::from(domain::status_list::LIST_SIZE);
+    db.execute(
+        "INSERT INTO status_list_counters (issuer_id, next_ordinal) \
+         SELECT $1, (greatest(coalesce(max(list_no), -1), coalesce($2::bigint, -1)) + 1) * $3::bigint \
+         FROM status_lists WHERE issuer_id = $1 \
+         ON CONFLICT (issuer_id) DO UPDATE \
+           SET next_ordinal = greatest(status_list_counters.next_ordinal, excluded.next_ordinal)",
+        &[&issuer.as_str(), &list.map(i64::from), &size],
+    )
+    .await?;
+    Ok(())
 }
 
 /// A credential row as the reconciler's decisions read it.

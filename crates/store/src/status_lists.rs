@@ -210,10 +210,13 @@ impl Store {
         })
     }
 
-    /// Records what `domain::status_list::next_publication` decided, if the list has not
-    /// changed since `changes` was read (else nothing: `Recorded::Changed`). A new version
-    /// becomes an anchoring job (relay) in the same commit; clearing `dirty_since` happens
-    /// in it too, so a list is never marked clean without its version.
+    /// Records what `domain::status_list::next_publication` decided from the state read
+    /// with change counter `changes`, if that state is newer than the last one recorded
+    /// (`published_changes`; else nothing: `Recorded::Changed`), so versions are recorded in
+    /// the order of the states they state and bits only gain ones. A new version becomes an
+    /// anchoring job (relay) in the same commit. The list stays dirty if it changed since
+    /// `changes` was read (the next pass publishes the rest): a list under a steady stream
+    /// of revocations still gets versions.
     pub async fn record_status_version(
         &self,
         issuer: &IssuerId,
@@ -224,15 +227,18 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let current: Option<i64> = tx
+        let Some(row) = tx
             .query_opt(
-                "SELECT changes FROM status_lists WHERE issuer_id = $1 AND list_no = $2 FOR UPDATE",
+                "SELECT changes, published_changes FROM status_lists \
+                 WHERE issuer_id = $1 AND list_no = $2 FOR UPDATE",
                 &[&issuer.as_str(), &list_param(list)],
             )
             .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-        if current != Some(changes) {
+        else {
+            return Ok(Recorded::Changed);
+        };
+        let (current, published): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        if changes <= published {
             return Ok(Recorded::Changed);
         }
         let mut outcome = Recorded::Signed;
@@ -287,12 +293,33 @@ impl Store {
             }
         }
         tx.execute(
-            "UPDATE status_lists SET dirty_since = NULL WHERE issuer_id = $1 AND list_no = $2",
-            &[&issuer.as_str(), &list_param(list)],
+            "UPDATE status_lists SET published_changes = $3, \
+               dirty_since = CASE WHEN $4 THEN NULL ELSE dirty_since END \
+             WHERE issuer_id = $1 AND list_no = $2",
+            &[
+                &issuer.as_str(),
+                &list_param(list),
+                &changes,
+                &(current == changes),
+            ],
         )
         .await?;
         crate::error::commit(tx).await?;
         Ok(outcome)
+    }
+
+    /// Puts a list whose publication failed (no usable signing key, say) at the back of the
+    /// publisher's queue, so one issuer's broken list never holds up the others' lists.
+    pub async fn defer_status_list(&self, issuer: &IssuerId, list: u32) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE status_lists SET dirty_since = now() \
+                 WHERE issuer_id = $1 AND list_no = $2 AND dirty_since IS NOT NULL",
+                &[&issuer.as_str(), &list_param(list)],
+            )
+            .await?;
+        Ok(())
     }
 
     /// The newest version of a list that is anchored (finalized) and signed: what the API
@@ -310,7 +337,7 @@ impl Store {
                  FROM status_list_versions \
                  WHERE issuer_id = $1 AND list_no = $2 AND completed_at IS NOT NULL \
                    AND credential IS NOT NULL \
-                 ORDER BY version DESC, anchor_slot DESC NULLS LAST LIMIT 1",
+                 ORDER BY version DESC, revoked_count DESC, anchor_slot DESC NULLS LAST LIMIT 1",
                 &[&issuer.as_str(), &list_param(list)],
             )
             .await?;
@@ -328,19 +355,28 @@ impl Store {
         .transpose()
     }
 
-    /// Every anchored (finalized) version of a list: what the API judges a given list
-    /// against (`domain::status_list::judge_list`).
+    /// The anchored (finalized) versions of a list that `domain::status_list::judge_list`
+    /// needs to judge `given`: those with its bits and those of the newest anchored number
+    /// (a bounded read however long the list's history).
     pub async fn anchored_status_versions(
         &self,
         issuer: &IssuerId,
         list: u32,
+        given: &StatusListHash,
     ) -> Result<Vec<domain::status_list::AnchoredVersion>, StoreError> {
         let client = self.client().await?;
         client
             .query(
-                "SELECT version, bits_hash FROM status_list_versions \
-                 WHERE issuer_id = $1 AND list_no = $2 AND completed_at IS NOT NULL",
-                &[&issuer.as_str(), &list_param(list)],
+                "SELECT version, bits_hash FROM status_list_versions v \
+                 WHERE issuer_id = $1 AND list_no = $2 AND completed_at IS NOT NULL \
+                   AND (bits_hash = $3 OR version = (SELECT max(version) \
+                        FROM status_list_versions m WHERE m.issuer_id = $1 AND m.list_no = $2 \
+                          AND m.completed_at IS NOT NULL))",
+                &[
+                    &issuer.as_str(),
+                    &list_param(list),
+                    &given.as_bytes().as_slice(),
+                ],
             )
             .await?
             .iter()

@@ -424,20 +424,38 @@ async fn a_status_list_version_is_recorded_only_for_the_state_it_was_signed_from
         credential: "{\"list\":1}",
         credential_sha256: [9; 32],
     };
-    // Computed from the state before the revocation: refused, nothing written.
-    assert_eq!(
-        store
-            .record_status_version(&w.issuer, 1, before.changes, Some(&signed), false)
-            .await
-            .unwrap(),
-        Recorded::Changed
-    );
     assert_eq!(
         store
             .record_status_version(&w.issuer, 1, after.changes, Some(&signed), false)
             .await
             .unwrap(),
         Recorded::NewVersion
+    );
+    // A slower publisher's version of the state before the revocation, recorded after it:
+    // refused (it would be a newer version with fewer ones), nothing written.
+    let empty = Bitstring::zeros();
+    let stale = SignedList {
+        version: 2,
+        hash: empty.anchored_hash(&w.issuer, 1),
+        revoked_count: 0,
+        credential: "{\"list\":1,\"stale\":true}",
+        credential_sha256: [8; 32],
+    };
+    assert_eq!(
+        store
+            .record_status_version(&w.issuer, 1, before.changes, Some(&stale), false)
+            .await
+            .unwrap(),
+        Recorded::Changed
+    );
+    assert_eq!(
+        store
+            .status_list_state(&w.issuer, 1)
+            .await
+            .unwrap()
+            .versions
+            .len(),
+        1
     );
     // Recorded but not anchored: not served, and a relay can claim it.
     assert!(store

@@ -126,7 +126,7 @@ pub async fn get_batch_vcs(
 #[utoipa::path(
     get,
     path = "/issuers/{id}/status-lists/{list}",
-    params(("id" = String, Path, description = "Issuer id (slug)"), ("list" = u32, Path, description = "List number")),
+    params(("id" = String, Path, description = "Issuer id (slug)"), ("list" = String, Path, description = "List number (decimal: 0, 1, 2, ...)")),
     responses((status = 200, description = "BitstringStatusListCredential (VC 2.0, eddsa-rdfc-2022)", content_type = "application/vc", body = Object), (status = 304, description = "Not modified (If-None-Match)"), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
 )]
 pub async fn get_status_list(
@@ -136,10 +136,10 @@ pub async fn get_status_list(
 ) -> Result<HttpResponse, ApiError> {
     let (id, list) = path.into_inner();
     let id = IssuerId::parse(&id).map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
-    let list: u32 = list
-        .parse()
-        .ok()
-        .filter(|_| list.len() == 1 || !list.starts_with('0'))
+    let list: u32 = Some(&list)
+        .filter(|l| l.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|l| l.len() == 1 || !l.starts_with('0'))
+        .and_then(|l| l.parse().ok())
         .ok_or_else(|| ApiError::invalid_field("list", "a list number (0, 1, 2, ...)"))?;
     let served = state
         .store()
