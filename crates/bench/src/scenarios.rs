@@ -1138,7 +1138,7 @@ pub async fn reconcile(w: &World) -> anyhow::Result<(Reconcile, f64)> {
     loop {
         let left = count(
             &w.db_url,
-            "SELECT count(*) FROM credentials WHERE issuer_id = 'bench-single' AND status <> 'finalized'",
+            "SELECT count(*) FROM credentials WHERE issuer_id = 'bench-single' AND status NOT IN ('finalized', 'revoked')",
         )
         .await?;
         if left == 0 {
