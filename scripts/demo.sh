@@ -95,7 +95,7 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 [[ -s "$WORK/status-list.json" ]] || die "the status list was never served"
-echo "$LIST_URL: version $(curl -sI "$LIST_URL" | tr -d '\r' | awk -F': ' 'tolower($1)=="status-list-version"{print $2}'), $(json 'd["credentialSubject"]["encodedList"][:24]' < "$WORK/status-list.json")..."
+echo "$LIST_URL: version $(curl -s -D - -o /dev/null "$LIST_URL" | tr -d '\r' | awk -F': ' 'tolower($1)=="status-list-version"{print $2}'), encodedList $(json 'd["credentialSubject"]["encodedList"][:24]' < "$WORK/status-list.json")..."
 psql "$DATABASE_URL" -Atc "SELECT 'anchored by memo: ' || memo FROM anchor_transactions WHERE status_list_version_id IS NOT NULL AND status = 'finalized' ORDER BY slot DESC LIMIT 1"
 
 say "cross-checking PostgreSQL against the chain (reconciler run-once)"
