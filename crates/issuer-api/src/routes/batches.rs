@@ -137,12 +137,19 @@ pub async fn issue_batch(
             })
             .await
             .map_err(|_| ApiError::Internal)??;
-            // One status-list bit per submitted item (an invalid or duplicate item leaves
-            // its bit unused, at 0).
-            let first = store
-                .reserve_status_ordinals(&issuer, u32::try_from(parsed.len()).unwrap_or(u32::MAX))
-                .await
-                .map_err(|e| state.store_error(e))?;
+            // One status-list bit per well-formed item, in request order (a duplicate serial
+            // leaves its bit unused, at 0; a request with none reserves nothing).
+            let wanted = parsed.iter().filter(|item| item.is_ok()).count();
+            let first = if wanted == 0 {
+                None
+            } else {
+                Some(
+                    store
+                        .reserve_status_ordinals(&issuer, u32::try_from(wanted).unwrap_or(u32::MAX))
+                        .await
+                        .map_err(|e| state.store_error(e))?,
+                )
+            };
             let Prepared {
                 items,
                 positions,
@@ -226,7 +233,7 @@ fn prepare(
     key: &crate::signer::IssuingKey,
     base: &domain::vc::PublicBase,
     parsed: bulk::ParsedItems,
-    first: domain::status_list::StatusOrdinal,
+    first: Option<domain::status_list::StatusOrdinal>,
 ) -> Result<Prepared, ApiError> {
     use rayon::prelude::*;
     let submitted = parsed.len();
@@ -234,6 +241,7 @@ fn prepare(
     let mut positions = Vec::with_capacity(submitted);
     let mut rejected = vec![None; submitted];
     let mut seen = std::collections::HashSet::with_capacity(submitted);
+    let mut next_ordinal = first.map(|o| o.get());
     for (index, item) in parsed.into_iter().enumerate() {
         let item = match item {
             Ok(item) => item,
@@ -242,6 +250,11 @@ fn prepare(
                 continue;
             }
         };
+        // The item's status bit: the next reserved one (reserved for every well-formed item).
+        let ordinal = next_ordinal
+            .and_then(domain::status_list::StatusOrdinal::new)
+            .ok_or(ApiError::Internal)?;
+        next_ordinal = next_ordinal.map(|o| o + 1);
         let serial = item.fields.serial.as_str().to_string();
         if !seen.insert(serial.clone()) {
             rejected[index] = Some(BulkItemResult {
@@ -256,10 +269,7 @@ fn prepare(
             });
             continue;
         }
-        // Ids in request order (UUIDv7 is time-ordered), before the parallel part; the
-        // item's status bit is its place in the request.
-        let ordinal = domain::status_list::StatusOrdinal::new(first.get() + index as u64)
-            .ok_or(ApiError::Internal)?;
+        // Ids in request order (UUIDv7 is time-ordered), before the parallel part.
         valid.push((CredentialId::new_v7(), item, ordinal));
         positions.push(index);
     }
