@@ -28,7 +28,7 @@ ALLOWED = {
     # Dev-only: the test stack links every service; only test targets may depend on it.
     "stack": {
         "domain", "store", "chain", "testkit", "provisioning",
-        "issuer-api", "outbox-relay", "reconciler",
+        "issuer-api", "outbox-relay", "reconciler", "verifier",
     },
 }
 

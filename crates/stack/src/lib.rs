@@ -619,6 +619,40 @@ impl Stack {
         }
     }
 
+    /// `GET /v1/credentials/{id}/vc`: the credential's VC, byte for byte as served.
+    pub async fn vc_text(&self, id: &str) -> String {
+        let resp = self
+            .client
+            .get(format!("{}/v1/credentials/{id}/vc", self.api))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.text().await.unwrap()
+    }
+
+    /// `credential-verify`'s request for `file` and `bundle` against this stack's validator,
+    /// with the anchoring key pinned and the command's defaults; callers change what their
+    /// test is about (keys, the VC, a status list).
+    pub fn offline_request(
+        &self,
+        file: Vec<u8>,
+        bundle: domain::proof::ProofBundle,
+    ) -> verifier::Request {
+        verifier::Request {
+            file,
+            bundle,
+            rpcs: vec![self.chain_env.rpc_url().to_string()],
+            pinned_issuer_keys: vec![self.anchor_pubkey.clone()],
+            max_history_pages: 200,
+            timeout: Duration::from_secs(10),
+            issuer_name: None,
+            vc: None,
+            status_list: None,
+        }
+    }
+
     /// `GET /issuers/{issuer}/status-lists/{list}`: the served version (its
     /// `Status-List-Version` header), the list credential as served, and its bits.
     pub async fn served_status_list(

@@ -717,29 +717,24 @@ impl Store {
             )
             .await?;
         }
+        if !matches!(fence.key, JobKey::Outbox(_)) {
+            // A batch or a status list version: the job's own row records its anchor.
+            db.execute(
+                &format!(
+                    "UPDATE {} SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
+                       last_error = NULL, anchor_signature = $2, anchor_slot = $3, \
+                       updated_at = now() WHERE id = $1",
+                    job_table(fence.key)
+                ),
+                &[id.as_ref(), &signature, &slot],
+            )
+            .await?;
+        }
         let completed = match fence.key {
             JobKey::Outbox(_) => "id = $1",
-            JobKey::StatusList(_) => {
-                db.execute(
-                    "UPDATE status_list_versions SET completed_at = now(), locked_until = NULL, \
-                       locked_by = NULL, last_error = NULL, anchor_signature = $2, \
-                       anchor_slot = $3, updated_at = now() WHERE id = $1",
-                    &[id.as_ref(), &signature, &slot],
-                )
-                .await?;
-                // No outbox row belongs to a list version.
-                "false AND batch_id IS NULL AND $1::bigint IS NOT NULL"
-            }
-            JobKey::Batch(_) => {
-                db.execute(
-                    "UPDATE anchor_batches SET completed_at = now(), locked_until = NULL, \
-                       locked_by = NULL, last_error = NULL, anchor_signature = $2, \
-                       anchor_slot = $3, updated_at = now() WHERE id = $1",
-                    &[id.as_ref(), &signature, &slot],
-                )
-                .await?;
-                "batch_id = $1"
-            }
+            JobKey::Batch(_) => "batch_id = $1",
+            // No outbox row belongs to a list version.
+            JobKey::StatusList(_) => "false AND $1::bigint IS NOT NULL",
         };
         let ages = db
             .query(

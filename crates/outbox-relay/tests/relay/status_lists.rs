@@ -25,16 +25,8 @@ async fn world() -> World {
         .await
 }
 
-async fn vc_of(w: &crate::helpers::World, id: &str) -> Value {
-    let resp = w
-        .client
-        .get(format!("{}/v1/credentials/{id}/vc", w.api))
-        .bearer_auth(&w.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    resp.json().await.unwrap()
+async fn vc_of(w: &World, id: &str) -> Value {
+    serde_json::from_str(&w.vc_text(id).await).unwrap()
 }
 
 fn index_of(vc: &Value) -> u32 {
@@ -224,12 +216,7 @@ async fn the_published_status_list_library_and_ours_agree_on_every_bit() {
     );
 }
 
-async fn verify_with_list(
-    w: &crate::helpers::World,
-    serial: &str,
-    vc: &Value,
-    list: &str,
-) -> Value {
+async fn verify_with_list(w: &World, serial: &str, vc: &Value, list: &str) -> Value {
     let form = reqwest::multipart::Form::new()
         .part(
             "file",
@@ -243,24 +230,14 @@ async fn verify_with_list(
 }
 
 async fn offline(
-    w: &crate::helpers::World,
+    w: &World,
     serial: &str,
     bundle: &domain::proof::ProofBundle,
     source: verifier::status::ListSource,
 ) -> verifier::Report {
-    verifier::verify(&verifier::Request {
-        file: file_of(serial),
-        bundle: bundle.clone(),
-        rpcs: vec![w.chain_env.rpc_url().to_string()],
-        pinned_issuer_keys: vec![w.anchor_pubkey.clone()],
-        max_history_pages: 200,
-        timeout: std::time::Duration::from_secs(10),
-        issuer_name: None,
-        vc: None,
-        status_list: Some(source),
-    })
-    .await
-    .unwrap()
+    let mut request = w.offline_request(file_of(serial), bundle.clone());
+    request.status_list = Some(source);
+    verifier::verify(&request).await.unwrap()
 }
 
 #[tokio::test]

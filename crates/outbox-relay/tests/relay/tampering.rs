@@ -416,21 +416,10 @@ async fn cli_verdict_pinned(
     bundle: &ProofBundle,
     pinned: bool,
 ) -> (String, String) {
-    let req = verifier::Request {
-        file,
-        bundle: bundle.clone(),
-        rpcs: vec![w.chain_env.rpc_url().to_string()],
-        pinned_issuer_keys: if pinned {
-            vec![w.anchor_pubkey.clone()]
-        } else {
-            Vec::new()
-        },
-        max_history_pages: 200,
-        timeout: Duration::from_secs(10),
-        issuer_name: None,
-        vc: None,
-        status_list: None,
-    };
+    let mut req = w.offline_request(file, bundle.clone());
+    if !pinned {
+        req.pinned_issuer_keys.clear();
+    }
     match verifier::verify(&req).await {
         Ok(report) => (
             report.verdict.as_str().to_string(),

@@ -66,19 +66,9 @@ async fn insert_v1(
 }
 
 async fn cli_verdict(w: &World, serial: &str, bundle: &domain::proof::ProofBundle) -> String {
-    let report = verifier::verify(&verifier::Request {
-        file: file_of(serial),
-        bundle: bundle.clone(),
-        rpcs: vec![w.chain_env.rpc_url().to_string()],
-        pinned_issuer_keys: vec![w.anchor_pubkey.clone()],
-        max_history_pages: 200,
-        timeout: Duration::from_secs(10),
-        issuer_name: None,
-        vc: None,
-        status_list: None,
-    })
-    .await
-    .unwrap();
+    let report = verifier::verify(&w.offline_request(file_of(serial), bundle.clone()))
+        .await
+        .unwrap();
     report.verdict.as_str().to_string()
 }
 

@@ -86,18 +86,6 @@ fn run_verifier(dir: &Path, name: &str, expect: &str, files: &[PathBuf]) -> Vec<
     results
 }
 
-async fn vc_text(w: &crate::helpers::World, id: &str) -> String {
-    let resp = w
-        .client
-        .get(format!("{}/v1/credentials/{id}/vc", w.api))
-        .bearer_auth(&w.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    resp.text().await.unwrap()
-}
-
 #[tokio::test]
 async fn published_verifiers_accept_every_issued_vc_and_refuse_every_tampered_one() {
     let interop = install_interop();
@@ -158,7 +146,7 @@ async fn published_verifiers_accept_every_issued_vc_and_refuse_every_tampered_on
     let mut genuine = Vec::new();
     let mut methods = std::collections::HashSet::new();
     for id in &ids {
-        let text = vc_text(&w, id).await;
+        let text = w.vc_text(id).await;
         let vc: Value = serde_json::from_str(&text).unwrap();
         methods.insert(
             vc["proof"]["verificationMethod"]
@@ -240,7 +228,7 @@ async fn the_verify_api_gives_a_vc_the_same_verdicts_as_a_bundle() {
     use crate::verify::file_of;
     let w = world().await;
     let id = w.issue("VCV-1").await;
-    let text = vc_text(&w, &id).await;
+    let text = w.vc_text(&id).await;
 
     // Signed but not anchored yet.
     let (status, v) = verify_vc(&w, file_of("VCV-1"), &text).await;
@@ -306,7 +294,7 @@ async fn the_verify_api_gives_a_vc_the_same_verdicts_as_a_bundle() {
 
     // A VC that names another credential of ours (its own proof intact) is not that one.
     let other = w.issue("VCV-2").await;
-    let other_text = vc_text(&w, &other).await;
+    let other_text = w.vc_text(&other).await;
     let (_, v) = verify_vc(&w, file_of("VCV-1"), &other_text).await;
     assert_eq!(v["verdict"], "tampered", "{v}");
 
@@ -364,7 +352,7 @@ async fn the_offline_verifier_checks_the_vc_the_bundle_carries_or_is_given() {
     let relay = w.relay("relay-vco").await;
     w.anchor_all(&relay, &[id.clone(), other.clone()]).await;
     let bundle = bundle_for(&w, &id).await;
-    let carried: Value = serde_json::from_str(&vc_text(&w, &id).await).unwrap();
+    let carried: Value = serde_json::from_str(&w.vc_text(&id).await).unwrap();
     assert_eq!(
         bundle.vc.as_ref(),
         Some(&carried),
@@ -372,23 +360,9 @@ async fn the_offline_verifier_checks_the_vc_the_bundle_carries_or_is_given() {
     );
 
     let offline = |bundle: domain::proof::ProofBundle, vc: Option<Value>| {
-        let rpc = w.chain_env.rpc_url().to_string();
-        let pinned = w.anchor_pubkey.clone();
-        async move {
-            verifier::verify(&verifier::Request {
-                file: file_of("VCO-1"),
-                bundle,
-                rpcs: vec![rpc],
-                pinned_issuer_keys: vec![pinned],
-                max_history_pages: 200,
-                timeout: std::time::Duration::from_secs(10),
-                issuer_name: None,
-                vc,
-                status_list: None,
-            })
-            .await
-            .unwrap()
-        }
+        let mut request = w.offline_request(file_of("VCO-1"), bundle);
+        request.vc = vc;
+        async move { verifier::verify(&request).await.unwrap() }
     };
     let report = offline(bundle.clone(), None).await;
     assert_eq!(report.verdict.as_str(), "valid", "{}", report.detail);
@@ -414,7 +388,7 @@ async fn the_offline_verifier_checks_the_vc_the_bundle_carries_or_is_given() {
     );
 
     // Another genuine credential's VC given with this bundle: the claims differ.
-    let foreign: Value = serde_json::from_str(&vc_text(&w, &other).await).unwrap();
+    let foreign: Value = serde_json::from_str(&w.vc_text(&other).await).unwrap();
     let report = offline(bundle.clone(), Some(foreign)).await;
     assert_eq!(
         (report.verdict.as_str(), report.reason),

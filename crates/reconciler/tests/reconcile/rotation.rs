@@ -230,19 +230,10 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
         .await;
     let bundle = proof(&w, &before).await;
     assert_eq!(verify(&w, "S-ROT-1", &bundle).await["verdict"], "revoked");
-    let report = verifier::verify(&verifier::Request {
-        file: b"%PDF diploma S-ROT-1".to_vec(),
-        bundle,
-        rpcs: vec![rpc.clone()],
-        pinned_issuer_keys: vec![old_key.clone(), new.pubkey_base58()],
-        max_history_pages: 200,
-        timeout: Duration::from_secs(10),
-        issuer_name: None,
-        vc: None,
-        status_list: None,
-    })
-    .await
-    .unwrap();
+    let mut request = w.offline_request(b"%PDF diploma S-ROT-1".to_vec(), bundle);
+    request.rpcs = vec![rpc.clone()];
+    request.pinned_issuer_keys = vec![old_key.clone(), new.pubkey_base58()];
+    let report = verifier::verify(&request).await.unwrap();
     assert_eq!(report.verdict.as_str(), "revoked", "{report:?}");
     assert_eq!(
         report.revocation_scan.len(),

@@ -54,24 +54,9 @@ async fn a_restored_database_serves_the_anchored_status_list_again() {
         resp.json::<domain::proof::ProofBundle>().await.unwrap()
     };
     let fetch = || {
-        let bundle = bundle.clone();
-        let rpc = w.chain_env.rpc_url().to_string();
-        let key = w.anchor_pubkey.clone();
-        async move {
-            verifier::verify(&verifier::Request {
-                file: file_of("SLR-2"),
-                bundle,
-                rpcs: vec![rpc],
-                pinned_issuer_keys: vec![key],
-                max_history_pages: 200,
-                timeout: std::time::Duration::from_secs(10),
-                issuer_name: None,
-                vc: None,
-                status_list: Some(ListSource::Fetch),
-            })
-            .await
-            .unwrap()
-        }
+        let mut request = w.offline_request(file_of("SLR-2"), bundle.clone());
+        request.status_list = Some(ListSource::Fetch);
+        async move { verifier::verify(&request).await.unwrap() }
     };
     assert_eq!(fetch().await.verdict.as_str(), "valid");
 
