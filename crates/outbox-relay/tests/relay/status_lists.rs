@@ -276,6 +276,9 @@ async fn an_older_list_is_stale_and_a_missing_one_inconclusive() {
         .relay_until_list(&relay, 0, |_, bits| bits.get(gone_index) == Some(true))
         .await;
     assert!(v2 > v1);
+    // Its `ca1:r` too (a separate job, which may land after the list).
+    w.relay_until(&relay, std::slice::from_ref(&gone), "revoked")
+        .await;
     drop(relay);
 
     // Version 1 while version 2 is anchored: stale, whoever judges it.
