@@ -4,15 +4,16 @@
 //! Ordinals come from the store in blocks (`reserve_status_ordinals`, a short transaction of
 //! its own) and are handed out from memory, so single issuance does not queue on one
 //! counter row; a block left unused at shutdown is a run of bits that stay 0. A bulk
-//! request reserves exactly its size.
+//! request reserves one per well-formed item.
 //!
 //! The publisher runs in every API replica: it lists the lists whose first unpublished
 //! change is older than the debounce, reads each one's state, lets
 //! `domain::status_list::next_publication` decide, signs the list credential with the
-//! issuer's active key (the same key cache as issuance) and records it under the state's
-//! change counter, so two replicas never record two versions of the same state and a
-//! version never misses a revocation that committed meanwhile. The relay anchors every new
-//! version; the list is served once its anchor is finalized.
+//! issuer's active key (the same key cache as issuance) and records it only if the state it
+//! read is newer than the last one recorded (`store::record_status_version`), so versions
+//! never go back in bits whichever replica is slower; a revocation that committed meanwhile
+//! keeps the list dirty for the next pass. The relay anchors every new version, in order;
+//! the list is served once its anchor is finalized.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

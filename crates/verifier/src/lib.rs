@@ -381,7 +381,7 @@ fn describe_status(check: &StatusCheck) -> String {
             "current (version {version} is the newest anchored), {}",
             if *revoked { "revoked" } else { "not revoked" }
         ),
-        StatusCheck::RevokedByList => "the list marks it revoked".into(),
+        StatusCheck::RevokedByList => "an anchored version of the list marks it revoked".into(),
         StatusCheck::Stale { version, newest } => {
             format!("stale: version {version} given, version {newest} anchored")
         }
