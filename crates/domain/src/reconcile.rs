@@ -363,18 +363,32 @@ pub fn decide_batch(claim: &BatchClaim<'_>, row: Option<&RecordedBatch>) -> Repa
     let Some(row) = row else {
         return Repair::Backfill;
     };
-    if row.issuer != claim.issuer.as_str()
-        || row.member_count != i64::from(claim.count)
-        || row.root.as_slice() != claim.root.as_bytes()
-    {
+    let agrees = row.issuer == claim.issuer.as_str()
+        && row.member_count == i64::from(claim.count)
+        && row.root.as_slice() == claim.root.as_bytes();
+    decide_job_record(
+        agrees,
+        row.completed,
+        row.anchor_signature.as_deref(),
+        claim.signature,
+    )
+}
+
+/// The rule a trusted memo and the record of a job that owns its anchor (a batch, a status
+/// list version) share: a record that says something else is drift; a pending one is
+/// finalized by the anchor found; a completed one anchored by another transaction means two
+/// anchors landed (drift); otherwise they agree.
+fn decide_job_record(
+    agrees: bool,
+    completed: bool,
+    recorded_signature: Option<&str>,
+    signature: &str,
+) -> Repair {
+    if !agrees {
         Repair::Drift(DriftReason::RecordDisagrees)
-    } else if !row.completed {
+    } else if !completed {
         Repair::Finalize
-    } else if row
-        .anchor_signature
-        .as_deref()
-        .is_some_and(|recorded| recorded != claim.signature)
-    {
+    } else if recorded_signature.is_some_and(|recorded| recorded != signature) {
         Repair::Drift(DriftReason::SecondAnchor)
     } else {
         Repair::Consistent
@@ -400,19 +414,12 @@ pub fn decide_status_version(
     let Some(row) = row else {
         return Repair::Backfill;
     };
-    if row.version != version {
-        Repair::Drift(DriftReason::RecordDisagrees)
-    } else if !row.completed {
-        Repair::Finalize
-    } else if row
-        .anchor_signature
-        .as_deref()
-        .is_some_and(|recorded| recorded != signature)
-    {
-        Repair::Drift(DriftReason::SecondAnchor)
-    } else {
-        Repair::Consistent
-    }
+    decide_job_record(
+        row.version == version,
+        row.completed,
+        row.anchor_signature.as_deref(),
+        signature,
+    )
 }
 
 /// What the database records for a revocation: no row, a pending one, or one with its

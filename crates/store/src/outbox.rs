@@ -197,6 +197,27 @@ fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}")))
 }
 
+/// The lease claim of the job tables with their own lease columns (batches, status list
+/// versions), as the outbox's: up to `$1` due rows of `table` that `extra` admits (SQL over
+/// the row `j`), oldest first, `FOR UPDATE SKIP LOCKED`, leased to worker `$3` for `$2` ms.
+/// Returns `columns` (over `j`), then attempts, failures and created_at.
+fn lease_claim_sql(table: &str, extra: &str, columns: &str) -> String {
+    format!(
+        "WITH due AS ( \
+           SELECT id FROM {table} j \
+           WHERE completed_at IS NULL AND dead_at IS NULL AND available_at <= now() \
+             AND (locked_until IS NULL OR locked_until < now()) {extra} \
+           ORDER BY available_at, id \
+           LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         UPDATE {table} j SET attempts = j.attempts + 1, \
+                locked_until = now() + $2::bigint * interval '1 millisecond', \
+                available_at = now() + $2::bigint * interval '1 millisecond', \
+                locked_by = $3, updated_at = now() \
+         FROM due WHERE j.id = due.id \
+         RETURNING {columns}, j.attempts, j.failures, j.created_at"
+    )
+}
+
 /// Which credentials a job's status changes apply to (`$1` is the job's id).
 fn credential_scope(key: JobKey) -> &'static str {
     match key {
@@ -343,19 +364,11 @@ impl Store {
         let client = self.client().await?;
         let rows = client
             .query(
-                "WITH due AS ( \
-                   SELECT id FROM anchor_batches \
-                   WHERE completed_at IS NULL AND dead_at IS NULL AND available_at <= now() \
-                     AND (locked_until IS NULL OR locked_until < now()) \
-                   ORDER BY available_at, id \
-                   LIMIT $1 FOR UPDATE SKIP LOCKED) \
-                 UPDATE anchor_batches b SET attempts = b.attempts + 1, \
-                        locked_until = now() + $2::bigint * interval '1 millisecond', \
-                        available_at = now() + $2::bigint * interval '1 millisecond', \
-                        locked_by = $3, updated_at = now() \
-                 FROM due WHERE b.id = due.id \
-                 RETURNING b.id, b.issuer_id, b.member_count, b.root, b.attempts, b.failures, \
-                           b.created_at",
+                &lease_claim_sql(
+                    "anchor_batches",
+                    "",
+                    "j.id, j.issuer_id, j.member_count, j.root",
+                ),
                 &[&i64::from(limit), &ms(lease), &worker],
             )
             .await?;
@@ -393,25 +406,16 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
         let client = self.client().await?;
+        let older_on_its_way = "AND NOT EXISTS (SELECT 1 FROM status_list_versions o \
+               WHERE o.issuer_id = j.issuer_id AND o.list_no = j.list_no \
+                 AND o.version < j.version AND o.completed_at IS NULL AND o.dead_at IS NULL)";
         let rows = client
             .query(
-                "WITH due AS ( \
-                   SELECT id FROM status_list_versions v \
-                   WHERE completed_at IS NULL AND dead_at IS NULL AND available_at <= now() \
-                     AND (locked_until IS NULL OR locked_until < now()) \
-                     AND NOT EXISTS (SELECT 1 FROM status_list_versions o \
-                       WHERE o.issuer_id = v.issuer_id AND o.list_no = v.list_no \
-                         AND o.version < v.version AND o.completed_at IS NULL \
-                         AND o.dead_at IS NULL) \
-                   ORDER BY available_at, id \
-                   LIMIT $1 FOR UPDATE SKIP LOCKED) \
-                 UPDATE status_list_versions v SET attempts = v.attempts + 1, \
-                        locked_until = now() + $2::bigint * interval '1 millisecond', \
-                        available_at = now() + $2::bigint * interval '1 millisecond', \
-                        locked_by = $3, updated_at = now() \
-                 FROM due WHERE v.id = due.id \
-                 RETURNING v.id, v.issuer_id, v.list_no, v.version, v.bits_hash, v.attempts, \
-                           v.failures, v.created_at",
+                &lease_claim_sql(
+                    "status_list_versions",
+                    older_on_its_way,
+                    "j.id, j.issuer_id, j.list_no, j.version, j.bits_hash",
+                ),
                 &[&i64::from(limit), &ms(lease), &worker],
             )
             .await?;
