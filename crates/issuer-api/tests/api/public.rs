@@ -14,6 +14,31 @@ fn verify_form() -> reqwest::multipart::Form {
         .part("proof", reqwest::multipart::Part::bytes(b"{}".to_vec()))
 }
 
+/// The page can never be framed by another site (clickjacking), loads nothing from
+/// elsewhere and is not sniffed, on the form and on a verdict alike.
+#[tokio::test]
+async fn the_verification_page_refuses_to_be_framed() {
+    let app = spawn_app_with(|_| {}).await;
+    let http = reqwest::Client::new();
+    let form = http.get(app.url("/verify")).send().await.unwrap();
+    let verdict = http
+        .post(app.url("/verify"))
+        .multipart(verify_form())
+        .send()
+        .await
+        .unwrap();
+    for r in [form, verdict] {
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    }
+}
+
 #[tokio::test]
 async fn verification_over_the_per_ip_rate_gets_429_with_retry_after_on_both_routes() {
     let app = spawn_app_with(|s| {
