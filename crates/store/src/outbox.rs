@@ -218,6 +218,25 @@ fn lease_claim_sql(table: &str, extra: &str, columns: &str) -> String {
     )
 }
 
+/// A row of [`lease_claim_sql`] as a claimed job: the issuer in column 1, and the lease
+/// columns (attempts, failures, created_at) from column `lease_at` on.
+fn leased_job(
+    r: &tokio_postgres::Row,
+    key: JobKey,
+    subject: AnchorSubject,
+    lease_at: usize,
+) -> Result<ClaimedJob, StoreError> {
+    let issuer: String = r.try_get(1)?;
+    Ok(ClaimedJob {
+        key,
+        issuer: IssuerId::parse(&issuer).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        subject,
+        attempts: r.try_get(lease_at)?,
+        failures: r.try_get(lease_at + 1)?,
+        created_at: r.try_get(lease_at + 2)?,
+    })
+}
+
 /// Which credentials a job's status changes apply to (`$1` is the job's id).
 fn credential_scope(key: JobKey) -> &'static str {
     match key {
@@ -374,23 +393,20 @@ impl Store {
             .await?;
         rows.iter()
             .map(|r| {
-                let issuer: String = r.try_get(1)?;
                 let root: Vec<u8> = r.try_get(3)?;
                 let count: i32 = r.try_get(2)?;
-                Ok(ClaimedJob {
-                    key: JobKey::Batch(BatchId::from_uuid(r.try_get(0)?)),
-                    issuer: IssuerId::parse(&issuer)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    subject: AnchorSubject::Batch {
-                        batch_id: BatchId::from_uuid(r.try_get(0)?),
-                        count: u32::try_from(count)
-                            .map_err(|_| StoreError::Corrupt("member_count".into()))?,
-                        root: MerkleRoot::from_bytes(parse_hash(&root, "root")?),
-                    },
-                    attempts: r.try_get(4)?,
-                    failures: r.try_get(5)?,
-                    created_at: r.try_get(6)?,
-                })
+                let subject = AnchorSubject::Batch {
+                    batch_id: BatchId::from_uuid(r.try_get(0)?),
+                    count: u32::try_from(count)
+                        .map_err(|_| StoreError::Corrupt("member_count".into()))?,
+                    root: MerkleRoot::from_bytes(parse_hash(&root, "root")?),
+                };
+                leased_job(
+                    r,
+                    JobKey::Batch(BatchId::from_uuid(r.try_get(0)?)),
+                    subject,
+                    4,
+                )
             })
             .collect()
     }
@@ -421,23 +437,15 @@ impl Store {
             .await?;
         rows.iter()
             .map(|r| {
-                let issuer: String = r.try_get(1)?;
                 let hash: Vec<u8> = r.try_get(4)?;
-                Ok(ClaimedJob {
-                    key: JobKey::StatusList(r.try_get(0)?),
-                    issuer: IssuerId::parse(&issuer)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    subject: AnchorSubject::StatusList {
-                        list: u32::try_from(r.try_get::<_, i64>(2)?)
-                            .map_err(|_| StoreError::Corrupt("list_no".into()))?,
-                        version: u32::try_from(r.try_get::<_, i32>(3)?)
-                            .map_err(|_| StoreError::Corrupt("version".into()))?,
-                        hash: StatusListHash::from_bytes(parse_hash(&hash, "bits_hash")?),
-                    },
-                    attempts: r.try_get(5)?,
-                    failures: r.try_get(6)?,
-                    created_at: r.try_get(7)?,
-                })
+                let subject = AnchorSubject::StatusList {
+                    list: u32::try_from(r.try_get::<_, i64>(2)?)
+                        .map_err(|_| StoreError::Corrupt("list_no".into()))?,
+                    version: u32::try_from(r.try_get::<_, i32>(3)?)
+                        .map_err(|_| StoreError::Corrupt("version".into()))?,
+                    hash: StatusListHash::from_bytes(parse_hash(&hash, "bits_hash")?),
+                };
+                leased_job(r, JobKey::StatusList(r.try_get(0)?), subject, 5)
             })
             .collect()
     }
