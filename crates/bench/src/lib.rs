@@ -44,6 +44,10 @@ pub struct Config {
     pub dead_tuples: usize,
     pub claims: usize,
     pub wakeups: usize,
+    /// Transactions each side of the anchoring-rate comparison finalizes (relay vs raw).
+    pub anchor_rate_n: usize,
+    /// Credential counts the growth scenario measures at (0 first).
+    pub growth_steps: Vec<usize>,
 }
 
 impl Config {
@@ -63,6 +67,8 @@ impl Config {
             dead_tuples: 50_000,
             claims: 1_000,
             wakeups: 300,
+            anchor_rate_n: 400,
+            growth_steps: vec![0, 1_000_000, 10_000_000],
         }
     }
 
@@ -82,6 +88,8 @@ impl Config {
             dead_tuples: 2_000,
             claims: 100,
             wakeups: 30,
+            anchor_rate_n: 10,
+            growth_steps: vec![0, 20_000],
         }
     }
 }

@@ -22,8 +22,13 @@ struct Cli {
     /// Where the report (`<date>.md`, `.json`, plots) is written.
     #[arg(long)]
     out: PathBuf,
+    /// Measure on a PostgreSQL with fsync, synchronous_commit and full_page_writes off
+    /// (the tests' setting). Off by default: a figure published from such a run must carry
+    /// the label the report header then gives it.
+    #[arg(long)]
+    non_durable: bool,
     /// Run only these scenarios (comma-separated: single, bulk, merkle, claim, wakeup,
-    /// latency, status_list, reconcile), e.g. to profile one of them under `perf record -a`.
+    /// latency, anchor_rate, status_list, reconcile, growth), e.g. to profile one of them under `perf record -a`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -60,7 +65,16 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.out_dir)?;
     let work = tempfile_dir()?;
 
-    let env = testkit::PgEnv::from_env_or_start()?;
+    // A server of our own, not `localnet`'s (which is relaxed for the tests): a registrar's
+    // database acknowledges a commit only once it is on disk, so the figures must too.
+    let durability = if cli.non_durable {
+        testkit::Durability::Relaxed
+    } else {
+        testkit::Durability::Production
+    };
+    let pg = std::sync::Arc::new(testkit::TestPostgres::start_with(durability)?);
+    let pg_dir = pg.dir().to_path_buf();
+    let env = testkit::PgEnv::Owned(pg);
     let db_url = env.create_database().await?;
     let store = store::Store::connect_lazy(&store::DatabaseSettings::new(&db_url))?;
     store.migrate().await?;
@@ -158,11 +172,15 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("wakeup") {
         eprintln!("bench: NOTIFY wake-up vs polling");
-        results.wakeup = Some(scenarios::wakeup(&w).await?);
+        results.wakeup = Some(scenarios::wakeup(&w, relay.pid()).await?);
     }
     if wanted("latency") {
         eprintln!("bench: issue → confirmed / finalized vs airdrops");
         results.chain_latency = Some(scenarios::chain_latency(&w).await?);
+    }
+    if wanted("anchor_rate") {
+        eprintln!("bench: sustained anchoring rate, relay vs a raw sender");
+        results.anchor_rate = Some(scenarios::anchor_rate(&w).await?);
     }
     if wanted("status_list") {
         eprintln!("bench: a status list of 131,072 entries: sign, serve, revoke to served");
@@ -175,7 +193,7 @@ async fn main() -> anyhow::Result<()> {
         results.reconcile = Some(rec);
         run_once_peak = peak;
     }
-    if wanted("merkle") && (wanted("latency") || wanted("reconcile")) {
+    if wanted("merkle") || wanted("latency") || wanted("reconcile") || wanted("anchor_rate") {
         results.cost = Some(scenarios::cost(&w).await?);
     }
     results.memory = vec![
@@ -208,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
         .query_one("SHOW server_version", &[])
         .await?
         .get(0);
+    let durability = durability_fact(&db_url, &pg_dir, cli.non_durable).await?;
     let validator_bin = testkit::validator::validator_binary()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
@@ -232,6 +251,7 @@ async fn main() -> anyhow::Result<()> {
         cpu: proc_field("/proc/cpuinfo", "model name"),
         rustc: run_text("rustc", &["-V"]),
         postgres,
+        durability,
         validator: run_text(&validator_bin, &["--version"]),
         commit: run_text("git", &["rev-parse", "--short", "HEAD"]),
     };
@@ -271,6 +291,46 @@ async fn main() -> anyhow::Result<()> {
     println!("{md}");
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// What the server says of its durability, and where its data (and WAL) lives.
+async fn durability_fact(
+    db_url: &str,
+    data_dir: &std::path::Path,
+    non_durable: bool,
+) -> anyhow::Result<String> {
+    let (db, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let mut settings = Vec::new();
+    for name in [
+        "fsync",
+        "synchronous_commit",
+        "full_page_writes",
+        "wal_sync_method",
+    ] {
+        let value: String = db.query_one(&format!("SHOW {name}"), &[]).await?.get(0);
+        settings.push(format!("{name}={value}"));
+    }
+    let disk = run_text(
+        "findmnt",
+        &[
+            "-n",
+            "-o",
+            "SOURCE,FSTYPE",
+            "-T",
+            &data_dir.display().to_string(),
+        ],
+    );
+    let label = if non_durable {
+        "**NON-DURABLE run (--non-durable): not the production figures**"
+    } else {
+        "production"
+    };
+    Ok(format!(
+        "{label} ({}; data and WAL on {})",
+        settings.join(", "),
+        if disk.is_empty() { "?".into() } else { disk }
+    ))
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

@@ -17,6 +17,9 @@ pub struct Facts {
     pub cpu: String,
     pub rustc: String,
     pub postgres: String,
+    /// The server's durability settings as it reported them (`SHOW`), and the disk its WAL
+    /// was flushed to: every database figure depends on them.
+    pub durability: String,
     pub validator: String,
     pub validator_scheduling: ValidatorScheduling,
     pub commit: String,
@@ -200,15 +203,16 @@ pub fn rows(r: &Results) -> Vec<Row> {
     }
     if let Some(wk) = &r.wakeup {
         out.push(Row {
-            scenario: "NOTIFY → relay wake-up".into(),
+            scenario: "commit → relay claims the job (real relay process)".into(),
             baseline: format!(
-                "{} ms poll: p99 {} ms",
+                "same relay, LISTEN off, {} ms poll: p50 {} ms, p99 {} ms",
                 wk.poll_interval_ms,
+                f0(wk.poll.p50_ms),
                 f0(wk.poll.p99_ms)
             ),
             result: format!(
-                "p50 {:.2} ms, p99 {:.2} ms",
-                wk.notify.p50_ms, wk.notify.p99_ms
+                "LISTEN/NOTIFY: p50 {:.2} ms, p99 {:.2} ms (n={})",
+                wk.notify.p50_ms, wk.notify.p99_ms, wk.notify.n
             ),
             ratio: format!("{:.0}× faster", wk.poll.p99_ms / wk.notify.p99_ms.max(1e-9)),
             target: "p99 < 25 ms".into(),
@@ -260,12 +264,17 @@ pub fn rows(r: &Results) -> Vec<Row> {
     }
     if let Some(c) = &r.cost {
         out.push(Row {
-            scenario: "chain cost per credential".into(),
+            scenario: "chain cost per credential (`meta.fee` of every finalized anchor, read back with `getTransaction`, fee payer checked)".into(),
             baseline: format!(
-                "single mode: {} lamports",
-                f0(c.single_lamports_per_credential)
+                "single mode: {} lamports ({} transactions; the relay's estimate said {})",
+                f0(c.single_lamports_per_credential),
+                c.single_transactions,
+                f0(c.single_estimate_lamports)
             ),
-            result: format!("merkle: {:.2} lamports", c.merkle_lamports_per_credential),
+            result: format!(
+                "merkle: {:.2} lamports ({} transactions, {} credentials)",
+                c.merkle_lamports_per_credential, c.merkle_transactions, c.merkle_members
+            ),
             ratio: format!(
                 "1/{:.0}",
                 c.single_lamports_per_credential / c.merkle_lamports_per_credential.max(1e-9)
@@ -274,6 +283,24 @@ pub fn rows(r: &Results) -> Vec<Row> {
             met: Some(
                 c.merkle_lamports_per_credential > 0.0 && c.merkle_lamports_per_credential <= 10.0,
             ),
+        });
+    }
+    if let Some(a) = &r.anchor_rate {
+        out.push(Row {
+            scenario: format!(
+                "sustained anchoring, single mode: {} credentials to finalized (one fee payer)",
+                a.n
+            ),
+            baseline: format!(
+                "raw sender, {} memo transactions on the same validator and payer count: {} tx/s finalized (submitted in {:.1} s)",
+                a.n,
+                f1(a.raw_tx_per_sec),
+                a.raw_send_s
+            ),
+            result: format!("{} tx/s finalized", f1(a.relay_tx_per_sec)),
+            ratio: format!("{:.0} %", 100.0 * a.relay_tx_per_sec / a.raw_tx_per_sec.max(1e-9)),
+            target: "—".into(),
+            met: None,
         });
     }
     if let Some(rc) = &r.reconcile {
@@ -340,6 +367,10 @@ pub fn markdown(facts: &Facts, rows: &[Row], plots: &[(String, String)]) -> Stri
     md.push_str(&format!(
         "Machine: {} cores ({}), {:.1} GiB RAM. Build profile: {}. {}. PostgreSQL: {}. Validator: {}. Commit {}.\n\n",
         facts.cores, facts.cpu, facts.memory_gib, facts.profile, facts.rustc, facts.postgres, facts.validator, facts.commit
+    ));
+    md.push_str(&format!(
+        "PostgreSQL durability for every figure: {}.\n\n",
+        facts.durability
     ));
     md.push_str("Every figure was measured in this run, on this machine; baselines ran in the same run. The local validator shares the 2 cores with the services: the \"validator used N cores\" figure says how much CPU it took during a scenario.");
     match facts.validator_scheduling {

@@ -25,6 +25,7 @@ pub struct Results {
     pub wakeup: Option<Wakeup>,
     pub chain_latency: Option<ChainLatency>,
     pub cost: Option<Cost>,
+    pub anchor_rate: Option<AnchorRate>,
     pub reconcile: Option<Reconcile>,
     pub status_list: Option<StatusListBench>,
     pub memory: Vec<Memory>,
@@ -141,8 +142,28 @@ pub struct ChainLatency {
 
 #[derive(Debug, Serialize)]
 pub struct Cost {
+    /// Finalized single-mode anchoring transactions read back (`getTransaction`).
+    pub single_transactions: usize,
+    /// Their `meta.fee` on chain, per credential (one transaction each).
     pub single_lamports_per_credential: f64,
+    /// The relay's own estimate (`anchor_transactions.fee_lamports`), for comparison.
+    pub single_estimate_lamports: f64,
+    pub merkle_transactions: usize,
+    pub merkle_members: u64,
+    /// Sum of the merkle transactions' `meta.fee` over the credentials they anchored.
     pub merkle_lamports_per_credential: f64,
+}
+
+/// The relay's sustained anchoring rate against a raw sender (see `anchor_rate`).
+#[derive(Debug, Serialize)]
+pub struct AnchorRate {
+    pub n: usize,
+    /// Memo transactions finalized per second, first send to last finality.
+    pub raw_tx_per_sec: f64,
+    /// How long the raw sender took just to submit them all.
+    pub raw_send_s: f64,
+    /// Credentials (one transaction each) finalized per second, request to last finality.
+    pub relay_tx_per_sec: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -583,36 +604,32 @@ struct PgbenchRun {
     latency_ms: Vec<f64>,
 }
 
-/// pgbench running the issuing transaction itself (credential + outbox + NOTIFY) at the same
-/// concurrency: the ceiling the API could reach if HTTP, JSON, hashing and signing were free.
+/// pgbench running the issuing transaction itself at the same concurrency: the ceiling the
+/// API could reach if HTTP, JSON, hashing and signing were free. Fair to the API (issue #21):
+/// `-M prepared` as the API prepares its statements once per connection; the API's own
+/// statements in its order (the signing key `FOR SHARE`, the credential `INSERT … ON CONFLICT
+/// … RETURNING` every column, the outbox row with its NOTIFY); time-ordered (v7-like) ids and
+/// sequential serials and status ordinals, as the API writes them; a VC of the API's size.
 /// With `rate`, throttled (`-R`) and logged (`-l`): its latency is measured from each
 /// transaction's scheduled start, as the open loop measures ours.
 async fn pgbench(w: &World, rate: Option<f64>) -> anyhow::Result<PgbenchRun> {
-    let key_id = &w.keys["bench-pgbench"].signing_key_id;
     let script = w.work.join("issue.sql");
     std::fs::write(
         &script,
-        format!(
-            "BEGIN;\n\
-             WITH c AS (INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
-             credential_type, title, metadata, file_digest, credential_hash, signing_key_id, \
-             signature, status, proof_format, salt, vc) VALUES (gen_random_uuid(), 'bench-pgbench', \
-             gen_random_uuid()::text, 'student', now(), 'diploma', 'BSc Computer Science', '{{}}', \
-             sha256(random()::text::bytea), sha256(random()::text::bytea), '{key_id}', \
-             sha256('a') || sha256('b'), 'queued', 2, sha256(random()::text::bytea), \
-             repeat(md5(random()::text), {vc_repeats})) RETURNING id) \
-             INSERT INTO outbox (kind, credential_id, issuer_id) \
-             SELECT 'anchor_credential', id, 'bench-pgbench' FROM c;\n\
-             SELECT pg_notify('outbox_new', 'bench-pgbench');\n\
-             END;\n",
-            vc_repeats = VC_BYTES / 32
-        ),
+        pgbench_script(&w.keys["bench-pgbench"].signing_key_id),
     )?;
+    sql(&w.db_url)
+        .await?
+        .batch_execute(
+            "CREATE SEQUENCE IF NOT EXISTS bench_serial; \
+             CREATE SEQUENCE IF NOT EXISTS bench_ordinal START 1000000000",
+        )
+        .await?;
     let log_dir = w.work.join(format!("pgbench-log-{}", rate.is_some()));
     let _ = std::fs::remove_dir_all(&log_dir);
     std::fs::create_dir_all(&log_dir)?;
     let mut cmd = tokio::process::Command::new("pgbench");
-    cmd.args(["-n", "-j", "2", "-c"])
+    cmd.args(["-n", "-M", "prepared", "-j", "2", "-c"])
         .arg(w.cfg.concurrency.to_string())
         .arg("-T")
         .arg(w.cfg.duration.as_secs().max(1).to_string())
@@ -648,6 +665,36 @@ async fn pgbench(w: &World, rate: Option<f64>) -> anyhow::Result<PgbenchRun> {
         latency_ms.extend(text.lines().filter_map(pgbench_log_latency_ms));
     }
     Ok(PgbenchRun { tps, latency_ms })
+}
+
+/// The pgbench script of `pgbench`: the API's issuing transaction statement for statement
+/// (`store::Store::issue_credential`). `\\gset` hands the inserted id to the outbox statement
+/// as the API's code does; the id is time-ordered like `Uuid::now_v7` (48 bits of
+/// milliseconds first), so the primary key index grows at its right edge as under the API.
+pub fn pgbench_script(key_id: &str) -> String {
+    let v7_id = "(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') \
+                 || '7' || substr(md5(random()::text), 1, 3) || '8' \
+                 || substr(md5(random()::text), 1, 15))::uuid";
+    format!(
+        "BEGIN;\n\
+         SELECT 1 FROM issuer_signing_keys WHERE issuer_id = 'bench-pgbench' AND key_id = '{key_id}' \
+           AND retired_at IS NULL FOR SHARE;\n\
+         INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
+           credential_type, title, metadata, file_digest, credential_hash, signing_key_id, \
+           signature, proof_format, salt, vc, status_ordinal, status) VALUES ({v7_id}, \
+           'bench-pgbench', 'PGB-' || nextval('bench_serial'), 'student', now(), 'diploma', \
+           'BSc Computer Science', '{{}}', sha256(random()::text::bytea), \
+           sha256(random()::text::bytea), '{key_id}', sha256('a') || sha256('b'), 2, \
+           sha256(random()::text::bytea), repeat(md5(random()::text), {vc_repeats}), \
+           nextval('bench_ordinal'), 'queued') ON CONFLICT (issuer_id, serial) DO NOTHING \
+           RETURNING {columns} \\gset\n\
+         WITH o AS (INSERT INTO outbox (kind, credential_id, issuer_id) \
+           VALUES ('anchor_credential', :id, 'bench-pgbench') RETURNING id) \
+           SELECT pg_notify('outbox_new', 'bench-pgbench') FROM o;\n\
+         END;\n",
+        vc_repeats = VC_BYTES / 32,
+        columns = store::credentials::CREDENTIAL_COLUMNS,
+    )
 }
 
 /// A pgbench `-l` line is `client_id transaction_no time script_no time_epoch time_us
@@ -923,56 +970,109 @@ async fn claims(store: &store::Store, n: usize) -> anyhow::Result<Summary> {
     Ok(summarize(&samples))
 }
 
-/// Commit-to-wake latency of LISTEN/NOTIFY (what the relay uses) vs polling every 500 ms.
-pub async fn wakeup(w: &World) -> anyhow::Result<Wakeup> {
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let listener = store::listener::spawn_outbox_listener(w.db_url.clone().into(), wake.clone());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut db = sql(&w.db_url).await?;
-    let mut notify = Vec::new();
-    for _ in 0..w.cfg.wakeups {
-        // Drop a stored permit (e.g. the listener's connect wake-up) before measuring.
-        let _ = tokio::time::timeout(Duration::from_millis(1), wake.notified()).await;
-        let tx = db.transaction().await?;
-        tx.execute("SELECT pg_notify('outbox_new', 'bench')", &[])
-            .await?;
-        let t = Instant::now();
-        tx.commit().await?;
-        tokio::time::timeout(Duration::from_secs(5), wake.notified())
-            .await
-            .context("no NOTIFY wake-up")?;
-        notify.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    listener.abort();
-
-    // Baseline: a poller checking every 500 ms sees a commit made at a random moment.
+/// Commit-to-claim latency of a real `outbox-relay` process woken by LISTEN/NOTIFY, vs the
+/// same binary with LISTEN off polling every 500 ms (`relay.listen = false`): one single-mode
+/// credential at a time through the API, the clock from its 202 (after the commit) until the
+/// outbox row is seen leased. The bench's long-running relay is stopped (SIGSTOP) meanwhile,
+/// so the relay under test is the only one claiming.
+pub async fn wakeup(w: &World, main_relay_pid: u32) -> anyhow::Result<Wakeup> {
     let poll_ms = 500u64;
-    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let seen = Arc::new(tokio::sync::Notify::new());
-    let (f2, s2) = (flag.clone(), seen.clone());
-    let poller = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(poll_ms));
-        loop {
-            tick.tick().await;
-            if f2.swap(false, Ordering::SeqCst) {
-                s2.notify_one();
-            }
-        }
-    });
-    let mut poll = Vec::new();
-    for i in 0..(w.cfg.wakeups / 10).max(3) {
-        tokio::time::sleep(Duration::from_millis(37 * (i as u64 % 13) + 5)).await;
-        let t = Instant::now();
-        flag.store(true, Ordering::SeqCst);
-        seen.notified().await;
-        poll.push(t.elapsed().as_secs_f64() * 1000.0);
+    signal(main_relay_pid, "-STOP")?;
+    let measured = async {
+        let notify = wake_latencies(w, true, poll_ms, w.cfg.wakeups).await?;
+        let poll = wake_latencies(w, false, poll_ms, (w.cfg.wakeups / 3).max(3)).await?;
+        anyhow::Ok((notify, poll))
     }
-    poller.abort();
+    .await;
+    signal(main_relay_pid, "-CONT")?;
+    let (notify, poll) = measured?;
     Ok(Wakeup {
         notify: summarize(&notify),
         poll_interval_ms: poll_ms,
         poll: summarize(&poll),
     })
+}
+
+fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()?;
+    anyhow::ensure!(status.success(), "kill {sig} {pid} failed");
+    Ok(())
+}
+
+/// `n` commit → claim latencies (ms) of a fresh relay process with LISTEN on or off.
+async fn wake_latencies(
+    w: &World,
+    listen: bool,
+    poll_ms: u64,
+    n: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let relay = start_with(
+        w,
+        Service::OutboxRelay,
+        crate::procs::free_port()?,
+        &[
+            ("APP__RELAY__LISTEN", listen.to_string()),
+            ("APP__RELAY__POLL_INTERVAL_MS", poll_ms.to_string()),
+        ],
+    )
+    .await?;
+    // The LISTEN connection is made after readiness; give it a moment.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let db = sql(&w.db_url).await?;
+    let leased = db
+        .prepare(
+            "SELECT locked_by IS NOT NULL OR completed_at IS NOT NULL FROM outbox \
+             WHERE credential_id = $1 AND kind = 'anchor_credential'",
+        )
+        .await?;
+    let file = base64_file();
+    let mut out = Vec::new();
+    for i in 0..n {
+        // Commits land at moments unrelated to the poller's phase.
+        tokio::time::sleep(Duration::from_millis(37 * (i as u64 % 13) + 5)).await;
+        let id = issue_one(w, "bench-single", &format!("WAKE-{listen}-{i}"), &file).await?;
+        let t = Instant::now();
+        loop {
+            let row = db.query_one(&leased, &[&id]).await?;
+            if row.get::<_, bool>(0) {
+                break;
+            }
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(10),
+                "relay (listen={listen}) never claimed {id}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop(relay);
+    Ok(out)
+}
+
+/// One credential through `POST /v1/credentials`: its id (acknowledged = committed).
+async fn issue_one(
+    w: &World,
+    issuer: &str,
+    serial: &str,
+    file: &str,
+) -> anyhow::Result<uuid::Uuid> {
+    let resp: Value = w
+        .http
+        .post(format!("{}/v1/credentials", w.api))
+        .bearer_auth(w.key(issuer))
+        .json(
+            &json!({"recipient_id": "student", "issued_at": "2026-06-30T12:00:00Z",
+            "serial": serial, "credential_type": "diploma", "title": "BSc", "file_base64": file}),
+        )
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(resp["id"].as_str().context("no id")?.parse()?)
 }
 
 /// Single mode: issue → confirmed and → finalized, vs an airdrop's own confirmation and
@@ -1004,37 +1104,43 @@ pub async fn chain_latency(w: &World) -> anyhow::Result<ChainLatency> {
                 .json()
                 .await?;
             let id = resp["id"].as_str().context("no id")?.to_string();
+            let mut signature: Option<String> = None;
             let mut confirmed = None;
+            let mut api_final: Option<f64> = None;
+            // One loop polls both views of the same transaction on the same tick, the chain's
+            // first: each records its own first-seen time, and the loop runs until both have
+            // one, so the overhead is a pair of timestamps, never a default.
             loop {
-                let v: Value = http
-                    .get(format!("{api}/v1/credentials/{id}"))
-                    .bearer_auth(&key)
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                let status = v["status"].as_str().unwrap_or("");
-                if confirmed.is_none() && (status == "confirmed" || status == "finalized") {
-                    confirmed = Some(t.elapsed().as_secs_f64() * 1000.0);
-                }
-                if status == "finalized" {
-                    let c = confirmed.unwrap_or(0.0);
-                    let f = t.elapsed().as_secs_f64() * 1000.0;
-                    // Seen finalized by the API before the poll below saw it on chain (same
-                    // 25 ms tick): no measurable overhead.
-                    return anyhow::Ok((c, f, f - chain_final.unwrap_or(f)));
-                }
-                // The validator's own view of the same transaction, polled alongside.
-                if let (None, Some(sig)) = (chain_final, v["anchor"]["signature"].as_str()) {
-                    if let Ok(sig) = sig.parse::<solana_sdk::signature::Signature>() {
-                        let st = rpc.get_signature_statuses(&[sig]).await?.value;
-                        if let Some(Some(s)) = st.first() {
-                            use solana_client::rpc_response::TransactionConfirmationStatus as C;
-                            if matches!(s.confirmation_status, Some(C::Finalized)) {
-                                chain_final = Some(t.elapsed().as_secs_f64() * 1000.0);
-                            }
+                if let (None, Some(sig)) = (chain_final, signature.as_deref()) {
+                    let st = rpc.get_signature_statuses(&[sig.parse()?]).await?.value;
+                    if let Some(Some(s)) = st.first() {
+                        use solana_client::rpc_response::TransactionConfirmationStatus as C;
+                        if matches!(s.confirmation_status, Some(C::Finalized)) {
+                            chain_final = Some(t.elapsed().as_secs_f64() * 1000.0);
                         }
                     }
+                }
+                if api_final.is_none() {
+                    let v: Value = http
+                        .get(format!("{api}/v1/credentials/{id}"))
+                        .bearer_auth(&key)
+                        .send()
+                        .await?
+                        .json()
+                        .await?;
+                    let status = v["status"].as_str().unwrap_or("");
+                    if confirmed.is_none() && (status == "confirmed" || status == "finalized") {
+                        confirmed = Some(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    if signature.is_none() {
+                        signature = v["anchor"]["signature"].as_str().map(str::to_string);
+                    }
+                    if status == "finalized" {
+                        api_final = Some(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+                if let (Some(c), Some(f), Some(cf)) = (confirmed, api_final, chain_final) {
+                    return anyhow::Ok((c, f, f - cf));
                 }
                 anyhow::ensure!(t.elapsed() < Duration::from_secs(120), "not finalized");
                 tokio::time::sleep(Duration::from_millis(25)).await;
@@ -1099,29 +1205,171 @@ pub async fn chain_latency(w: &World) -> anyhow::Result<ChainLatency> {
     })
 }
 
-/// Lamports per credential in each mode, from the finalized transactions' fees.
+/// Lamports per credential in each mode, read back from the chain: `meta.fee` of every
+/// finalized anchoring transaction the database records (`getTransaction`), each checked to
+/// be paid by the anchoring key. The relay's own fee estimate is kept beside it.
 pub async fn cost(w: &World) -> anyhow::Result<Cost> {
     let db = sql(&w.db_url).await?;
-    let single: f64 = db
+    let single: Vec<String> = db
+        .query(
+            "SELECT t.signature FROM anchor_transactions t JOIN outbox o ON o.id = t.outbox_id \
+             WHERE t.status = 'finalized' AND o.kind = 'anchor_credential'",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let merkle: Vec<String> = db
+        .query(
+            "SELECT t.signature FROM anchor_transactions t \
+             WHERE t.status = 'finalized' AND t.batch_id IS NOT NULL",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let members: i64 = db
         .query_one(
-            "SELECT coalesce(avg(fee_lamports), 0)::float8 FROM anchor_transactions \
-             WHERE status = 'finalized' AND outbox_id IS NOT NULL",
+            "SELECT coalesce(sum(b.member_count), 0)::int8 FROM anchor_batches b \
+             WHERE EXISTS (SELECT 1 FROM anchor_transactions t \
+                           WHERE t.batch_id = b.id AND t.status = 'finalized')",
             &[],
         )
         .await?
         .get(0);
-    let merkle: f64 = db
+    let estimate: f64 = db
         .query_one(
-            "SELECT coalesce(sum(t.fee_lamports)::float8 / nullif(sum(b.member_count), 0), 0)::float8 \
-             FROM anchor_transactions t JOIN anchor_batches b ON b.id = t.batch_id \
-             WHERE t.status = 'finalized'",
+            "SELECT coalesce(avg(t.fee_lamports), 0)::float8 FROM anchor_transactions t \
+             JOIN outbox o ON o.id = t.outbox_id \
+             WHERE t.status = 'finalized' AND o.kind = 'anchor_credential'",
             &[],
         )
         .await?
         .get(0);
+    let payer = chain::AnchorKeypair::from_json_file(&w.anchor_keypair)?.pubkey_base58();
+    let single_fees = chain_fees(w, &single, &payer).await?;
+    let merkle_fees = chain_fees(w, &merkle, &payer).await?;
     Ok(Cost {
-        single_lamports_per_credential: single,
-        merkle_lamports_per_credential: merkle,
+        single_transactions: single.len(),
+        single_lamports_per_credential: single_fees as f64 / single.len().max(1) as f64,
+        single_estimate_lamports: estimate,
+        merkle_transactions: merkle.len(),
+        merkle_members: members as u64,
+        merkle_lamports_per_credential: merkle_fees as f64 / members.max(1) as f64,
+    })
+}
+
+/// Sum of `meta.fee` of `signatures` as the chain recorded them (finalized), refusing any
+/// transaction missing, failed or paid by another key than `payer`.
+async fn chain_fees(w: &World, signatures: &[String], payer: &str) -> anyhow::Result<u64> {
+    use futures_util::StreamExt;
+    let chain = read_chain(w);
+    let fees: Vec<anyhow::Result<u64>> = futures_util::stream::iter(signatures)
+        .map(|sig| {
+            let chain = chain.clone();
+            async move {
+                let tx = chain
+                    .fetch_transaction(sig, chain::Commitment::Finalized)
+                    .await?
+                    .with_context(|| format!("{sig} is not on chain at finalized"))?;
+                anyhow::ensure!(tx.succeeded, "{sig} failed on chain");
+                anyhow::ensure!(tx.fee_payer == payer, "{sig} paid by {}", tx.fee_payer);
+                Ok(tx.fee_lamports)
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    fees.into_iter().sum()
+}
+
+fn read_chain(w: &World) -> chain::ChainClient {
+    chain::ChainClient::read_only(chain::ChainConfig::new(
+        w.rpc_url.clone(),
+        chain::Cluster::Localnet,
+    ))
+}
+
+/// Sustained anchoring rate, single mode: `anchor_rate_n` credentials issued at once (bulk
+/// API) until the last is finalized, against a raw sender on the same validator with the
+/// same number of fee payers (one) pushing as many memo transactions as fast as it can and
+/// waiting for all to finalize. Both clocks run from the first submission to the last
+/// finality seen, polled at the same 100 ms: finalized transactions per second.
+pub async fn anchor_rate(w: &World) -> anyhow::Result<AnchorRate> {
+    let n = w.cfg.anchor_rate_n;
+    // The raw sender first: its key is fresh, so nothing else competes for it.
+    let payer = chain::AnchorKeypair::generate();
+    testkit::validator::airdrop(&w.rpc_url, &payer.pubkey_base58(), 10_000_000_000).await?;
+    let client = chain::ChainClient::new(
+        chain::ChainConfig::new(w.rpc_url.clone(), chain::Cluster::Localnet),
+        payer,
+    );
+    let t = Instant::now();
+    let mut sigs = Vec::with_capacity(n);
+    for i in 0..n {
+        let tx = client
+            .build_memo_transaction(&format!("bench raw sender {i} {}", std::process::id()))
+            .await?;
+        client.send_transaction_bytes(&tx.bytes).await?;
+        sigs.push(tx.signature);
+    }
+    let raw_sent_s = t.elapsed().as_secs_f64();
+    let mut pending: Vec<String> = sigs;
+    while !pending.is_empty() {
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(300),
+            "raw sender: {} never finalized",
+            pending.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut still = Vec::new();
+        for chunk in pending.chunks(256) {
+            let st = client.signature_statuses(chunk).await?;
+            for (sig, s) in chunk.iter().zip(st) {
+                if !matches!(s, Some(ref s) if s.confirmation == chain::Confirmation::Finalized) {
+                    still.push(sig.clone());
+                }
+            }
+        }
+        pending = still;
+    }
+    let raw_s = t.elapsed().as_secs_f64();
+
+    // The relay: the same count through the bulk API into the single-mode issuer.
+    let before = count(
+        &w.db_url,
+        "SELECT count(*) FROM credentials WHERE issuer_id = 'bench-single' AND status = 'finalized'",
+    )
+    .await?;
+    let items: Vec<Value> = (0..n).map(|i| item(&format!("RATE-{i}"))).collect();
+    let t = Instant::now();
+    for chunk in items.chunks(10_000) {
+        w.post_bulk("bench-single", chunk).await?;
+    }
+    loop {
+        let done = count(
+            &w.db_url,
+            "SELECT count(*) FROM credentials WHERE issuer_id = 'bench-single' AND status = 'finalized'",
+        )
+        .await?;
+        if done - before >= n as i64 {
+            break;
+        }
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(600),
+            "relay: {} of {n} finalized",
+            done - before
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let relay_s = t.elapsed().as_secs_f64();
+    Ok(AnchorRate {
+        n,
+        raw_tx_per_sec: n as f64 / raw_s,
+        raw_send_s: raw_sent_s,
+        relay_tx_per_sec: n as f64 / relay_s,
     })
 }
 
@@ -1195,7 +1443,18 @@ pub async fn reconcile(w: &World) -> anyhow::Result<(Reconcile, f64)> {
 /// Starts `service` (`serve`) on `port` (HTTP for the API, probes for the others) and
 /// waits for its readiness probe.
 pub async fn start(w: &World, service: Service, port: u16) -> anyhow::Result<ServiceProcess> {
+    start_with(w, service, port, &[]).await
+}
+
+/// `start` with extra settings (`APP__…` variables) on top of the stack's.
+pub async fn start_with(
+    w: &World,
+    service: Service,
+    port: u16,
+    extra: &[(&str, String)],
+) -> anyhow::Result<ServiceProcess> {
     let mut env = w.stack_env().env(service, port);
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     // The benchmark measures capacity, not the per-key limit.
     env.push(("APP__HTTP__RATE_LIMIT_PER_SECOND".into(), "0".into()));
     let log = w.work.join(format!("{}.log", service.binary()));

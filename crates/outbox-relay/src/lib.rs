@@ -26,7 +26,8 @@ pub struct Application {
     relay: Relay,
     probes: actix_web::dev::Server,
     wake: Arc<Notify>,
-    listener: tokio::task::JoinHandle<()>,
+    /// None when `relay.listen` is off.
+    listener: Option<tokio::task::JoinHandle<()>>,
     poll_interval: Duration,
     grace: Duration,
 }
@@ -68,10 +69,18 @@ impl Application {
             metrics,
         );
         let wake = Arc::new(Notify::new());
-        let listener = store::listener::spawn_outbox_listener(
-            settings.database.url.expose_secret().to_string().into(),
-            wake.clone(),
-        );
+        let listener = settings.relay.listen.then(|| {
+            store::listener::spawn_outbox_listener(
+                settings.database.url.expose_secret().to_string().into(),
+                wake.clone(),
+            )
+        });
+        if !settings.relay.listen {
+            tracing::info!(
+                poll_ms = settings.relay.poll_interval_ms,
+                "LISTEN off (relay.listen = false): new jobs are found by polling only"
+            );
+        }
         let tcp = settings.probes.bind()?;
         let port = tcp.local_addr()?.port();
         let ready: ReadinessCheck = Arc::new(move || {
@@ -162,7 +171,9 @@ impl Application {
                 _ = &mut shutdown => break,
             }
         }
-        listener.abort();
+        if let Some(listener) = listener {
+            listener.abort();
+        }
         probes.stop(true).await;
         let _ = probe_task.await;
         tracing::info!("relay stopped");

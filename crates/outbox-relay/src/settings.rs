@@ -35,6 +35,11 @@ pub struct RelaySettings {
     /// Fallback poll when no NOTIFY arrives.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
+    /// LISTEN for the issuing transactions' NOTIFY (default). Off, the relay finds new jobs
+    /// only by polling every `poll_interval_ms`: for a connection pooler that cannot LISTEN
+    /// (PgBouncer in transaction mode), and the benchmark's baseline of what NOTIFY buys.
+    #[serde(default = "default_listen")]
+    pub listen: bool,
     /// Delay before re-checking a sent transaction's status.
     #[serde(default = "default_track_ms")]
     pub track_interval_ms: u64,
@@ -94,6 +99,9 @@ fn default_lease_ms() -> u64 {
 fn default_poll_ms() -> u64 {
     500
 }
+fn default_listen() -> bool {
+    true
+}
 fn default_track_ms() -> u64 {
     400
 }
@@ -111,6 +119,7 @@ impl Default for RelaySettings {
             concurrency: default_concurrency(),
             lease_ms: default_lease_ms(),
             poll_interval_ms: default_poll_ms(),
+            listen: default_listen(),
             track_interval_ms: default_track_ms(),
             finality_hint_ms: default_finality_hint_ms(),
             retry: RetryPolicy::default(),

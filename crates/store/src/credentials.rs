@@ -152,7 +152,7 @@ pub struct ListFilter {
 const ACTIVE_KEY_FOR_SHARE: &str = "SELECT 1 FROM issuer_signing_keys \
      WHERE issuer_id = $1 AND key_id = $2 AND retired_at IS NULL FOR SHARE";
 
-pub(crate) const CREDENTIAL_COLUMNS: &str = "id, issuer_id, serial, recipient_id, issued_at, \
+pub const CREDENTIAL_COLUMNS: &str = "id, issuer_id, serial, recipient_id, issued_at, \
      credential_type, title, metadata, file_digest, credential_hash, proof_format, salt, \
      signing_key_id, signature, status, anchor_signature, anchor_slot, last_error, created_at, updated_at, finalized_at, \
      status_ordinal";
