@@ -13,7 +13,7 @@ export CARGO_INCREMENTAL ?= 0
 endif
 LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
 
-.PHONY: help deps validator build lint test test-fast demo fmt deploy-check prometheus-e2e bench bench-smoke fuzz chaos schemathesis
+.PHONY: help deps validator build lint test test-fast demo fmt deploy-check prometheus-e2e bench bench-smoke fuzz fuzz-check chaos schemathesis
 
 help:
 	@echo "make demo   - start Postgres + validator + services locally, issue and anchor a sample credential"
@@ -42,7 +42,7 @@ lint: deps
 	@python3 scripts/check-crate-deps.py
 
 ## Everything: lint, then all tests with one PostgreSQL and one validator for the whole run.
-test: validator lint deploy-check
+test: validator lint deploy-check fuzz-check
 	cargo build -p testkit --bin localnet
 	$(LOCALNET) exec --validator required -- cargo nextest run --workspace --no-fail-fast
 	@bash scripts/prometheus-e2e.sh
@@ -91,6 +91,7 @@ bench-smoke: validator
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?= memo_decode proof_bundle api_key issue_request
 fuzz:
+	@cp -f Cargo.lock fuzz/Cargo.lock
 	@test -x $(CACHE_DIR)/tools/bin/cargo-fuzz || cargo install --locked cargo-fuzz --root $(CACHE_DIR)/tools
 	@# pipefail: a finding makes `cargo fuzz run` fail, and `| tail` must not hide that.
 	@set -o pipefail; export PATH="$(CACHE_DIR)/tools/bin:$$PATH" CARGO_TARGET_DIR=$(CACHE_DIR)/fuzz-target; cd fuzz && for t in $(FUZZ_TARGETS); do \
@@ -98,6 +99,14 @@ fuzz:
 	  cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
 	    -print_final_stats=1 2>&1 | tee $(CACHE_DIR)/fuzz-$$t.log | tail -n 15 || exit 1; \
 	done
+
+## The fuzz targets must compile on stable (part of `make test`; `make fuzz` runs them). fuzz/
+## is its own workspace (cargo-fuzz), so it takes the workspace's lock (same versions; cargo
+## only adds libfuzzer-sys) and dev profile (root Cargo.toml) to reuse the compiled tree.
+fuzz-check:
+	@cp -f Cargo.lock fuzz/Cargo.lock
+	cargo check --manifest-path fuzz/Cargo.toml --bins \
+	  --config 'profile.dev.debug="line-tables-only"' --config 'profile.dev.package."*".opt-level=1'
 
 ## Crash suite at full length (by hand; `make test` runs it with CRASH_ITERATIONS=3):
 ## kill -9 at each failpoint under continuous issuance, then the chain-counted figures go

@@ -9,12 +9,25 @@ import sys
 
 report_dir = pathlib.Path(sys.argv[1])
 doc = pathlib.Path(sys.argv[2])
+# Order: the process, then single mode before Merkle, then the failpoint. Figures of an older
+# suite have no scenario (single mode, one relay) and planned one kill per iteration.
+ORDER = {"outbox-relay": 0, "issuer-api": 1, "postgres": 2}
+figures = [json.loads(p.read_text()) for p in sorted(report_dir.glob("*.json"))]
+figures.sort(key=lambda f: (ORDER.get(f["process"], 9), f.get("scenario", ""), f["failpoint"]))
 rows = []
-for path in sorted(report_dir.glob("*.json")):
-    f = json.loads(path.read_text())
-    held = f["lost"] == 0 and f["duplicated"] == 0 and f["anchored_once"] == f["acknowledged"]
+for f in figures:
+    planned = f.get("kills_planned", f["iterations"])
+    held = (
+        f["lost"] == 0
+        and f["duplicated"] == 0
+        and f["anchored_once"] == f["acknowledged"]
+        and f["kills_observed"] == planned
+    )
+    # Several failpoints of one run (rotating, or two relays at once) each in backticks.
+    points = ", ".join(f"`{p.strip()}`" for p in f["failpoint"].split(","))
     rows.append(
-        f"| `{f['process']}` | `{f['failpoint']}` | {f['kills_observed']} of {f['iterations']}{' restarts' if f['process'] == 'postgres' else ''} "
+        f"| `{f['process']}` | {points} | {f.get('scenario', 'single mode')} "
+        f"| {f['kills_observed']} of {planned}{' restarts' if f['process'] == 'postgres' else ''} "
         f"| {f['acknowledged']:,} | {f['anchored_once']:,} | {f['lost']} | {f['duplicated']} "
         f"| {f['seconds']:.0f} s | {'held' if held else '**FAILED**'} |"
     )
@@ -23,10 +36,11 @@ if not rows:
 table = "\n".join(
     [
         f"Last `make chaos` run: {datetime.date.today().isoformat()} (SIGKILL raised at the failpoint; "
-        "counts read from the chain).",
+        "counts read from the chain with `getTransaction`, fee payer checked, after every stored "
+        "transaction finalized or expired).",
         "",
-        "| process | failpoint | kills | acknowledged | anchored exactly once (chain) | lost | duplicated | time | result |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| process | failpoint | scenario | kills | acknowledged | anchored exactly once (chain) | lost | duplicated | time | result |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
 )

@@ -38,6 +38,10 @@ fi
 if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
   apt_install python3-venv
 fi
+# A C++ compiler: libfuzzer-sys's build script compiles libFuzzer (`make fuzz-check`).
+if ! command -v c++ >/dev/null 2>&1; then
+  apt_install g++
+fi
 if ! command -v curl >/dev/null 2>&1; then
   apt_install curl
 fi

@@ -31,6 +31,10 @@ struct Cli {
     /// latency, anchor_rate, status_list, reconcile, growth), e.g. to profile one of them under `perf record -a`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Credential counts the growth scenario measures at (default 0,1000000,10000000; smoke
+    /// 0,20000).
+    #[arg(long, value_delimiter = ',')]
+    growth_steps: Vec<usize>,
 }
 
 fn run_text(cmd: &str, args: &[&str]) -> String {
@@ -59,6 +63,14 @@ async fn main() -> anyhow::Result<()> {
         Config::smoke(cli.bin_dir.clone(), cli.out.clone())
     } else {
         Config::full(cli.bin_dir.clone(), cli.out.clone())
+    };
+    let cfg = if cli.growth_steps.is_empty() {
+        cfg
+    } else {
+        bench::Config {
+            growth_steps: cli.growth_steps.clone(),
+            ..cfg
+        }
     };
     let rpc_url = std::env::var("SOLANA_RPC_URL")
         .context("SOLANA_RPC_URL: run under `localnet exec --validator required`")?;
@@ -94,6 +106,8 @@ async fn main() -> anyhow::Result<()> {
         ("bench-copy", false, None),
         ("bench-merkle", true, Some(domain::AnchoringMode::Merkle)),
         ("bench-single", true, Some(domain::AnchoringMode::Single)),
+        ("bench-growth", true, Some(domain::AnchoringMode::Merkle)),
+        ("bench-claim", false, Some(domain::AnchoringMode::Single)),
     ] {
         let pubkey = keypair.pubkey_base58();
         let created = provisioning::create_issuer(
@@ -113,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
     let mut w = World {
         cfg: cfg.clone(),
         db_url: db_url.clone(),
+        pg_admin: env.admin_url(),
         rpc_url: rpc_url.clone(),
         store: store.clone(),
         api: format!("http://127.0.0.1:{api_port}"),
@@ -213,6 +228,14 @@ async fn main() -> anyhow::Result<()> {
             peak_mib: procs::rss_of(reconciler.pid()).1.max(run_once_peak),
         },
     ];
+    // Last: it grows the tables every other scenario works on.
+    if wanted("growth") {
+        eprintln!(
+            "bench: cost as work grows: {:?} credentials",
+            cfg.growth_steps
+        );
+        results.growth = Some(scenarios::growth(&w, api.pid(), relay.pid()).await?);
+    }
     drop((api, relay, reconciler));
     w.http = reqwest::Client::new();
 

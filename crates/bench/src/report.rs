@@ -303,6 +303,9 @@ pub fn rows(r: &Results) -> Vec<Row> {
             met: None,
         });
     }
+    if let Some(g) = &r.growth {
+        out.extend(growth_rows(g));
+    }
     if let Some(rc) = &r.reconcile {
         out.push(Row {
             scenario: format!("reconciler scan ({} transactions)", rc.transactions),
@@ -394,4 +397,104 @@ pub fn markdown(facts: &Facts, rows: &[Row], plots: &[(String, String)]) -> Stri
         md.push_str(&format!("\n![{title}]({file})\n"));
     }
     md
+}
+
+/// One row per figure of the growth scenario: the value at each step, and the last step
+/// against the first (target: no worse than 1.5×; for a rate, no less than 1/1.5 of it).
+fn growth_rows(g: &crate::scenarios::Growth) -> Vec<Row> {
+    use crate::scenarios::GrowthStep;
+    let (Some(first), Some(last)) = (g.steps.first(), g.steps.last()) else {
+        return Vec::new();
+    };
+    type Pick = fn(&GrowthStep) -> f64;
+    // (figure, value, higher is better, unit)
+    let figures: [(&str, Pick, bool, &str); 9] = [
+        (
+            "single issuance, closed loop",
+            |s| s.issue_rps,
+            true,
+            "req/s",
+        ),
+        (
+            "single issuance p99 at 100 req/s",
+            |s| s.issue_p99_ms,
+            false,
+            "ms",
+        ),
+        ("relay claim p99", |s| s.claim_p99_ms, false, "ms"),
+        (
+            "`GET /v1/credentials/{id}` p99",
+            |s| s.get_p99_ms,
+            false,
+            "ms",
+        ),
+        ("list, first page p99", |s| s.list_first_p99_ms, false, "ms"),
+        (
+            "list, page from the middle p99",
+            |s| s.list_deep_p99_ms,
+            false,
+            "ms",
+        ),
+        ("verify by details p99", |s| s.verify_p99_ms, false, "ms"),
+        (
+            "reconciler pass (`run-once --since 10m`)",
+            |s| s.reconcile_pass_ms as f64,
+            false,
+            "ms",
+        ),
+        (
+            "bytes on disk per credential (tables + indexes + outbox + history)",
+            |s| s.bytes_per_credential,
+            false,
+            "B",
+        ),
+    ];
+    let label = |n: usize| match n {
+        0 => "0".to_string(),
+        n if n % 1_000_000 == 0 => format!("{} M", n / 1_000_000),
+        n => format!("{n}"),
+    };
+    figures
+        .iter()
+        .map(|(name, pick, higher_better, unit)| {
+            let at = |s: &GrowthStep| format!("{} {unit}", f1(pick(s)));
+            let (v0, vn) = (pick(first), pick(last));
+            // Bytes per credential at 0 rows are the fixed overhead of empty tables: compare
+            // the last step with the first step that held rows.
+            let worse = if *higher_better {
+                v0 / vn.max(1e-9)
+            } else {
+                vn / v0.max(1e-9)
+            };
+            let is_bytes = *unit == "B";
+            Row {
+                scenario: format!("growth: {name}"),
+                baseline: format!("at {} credentials: {}", label(first.credentials), at(first)),
+                result: g
+                    .steps
+                    .iter()
+                    .skip(1)
+                    .map(|s| {
+                        let fill = if is_bytes {
+                            format!(" (rows written in {:.0} s)", s.fill_s)
+                        } else {
+                            String::new()
+                        };
+                        format!("at {}: {}{fill}", label(s.credentials), at(s))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                ratio: format!(
+                    "{worse:.2}× {}",
+                    if worse > 1.0 { "worse" } else { "(no worse)" }
+                ),
+                target: if is_bytes {
+                    "—".into()
+                } else {
+                    "≤ 1.5× worse".into()
+                },
+                met: if is_bytes { None } else { Some(worse <= 1.5) },
+            }
+        })
+        .collect()
 }

@@ -26,6 +26,7 @@ pub struct Results {
     pub chain_latency: Option<ChainLatency>,
     pub cost: Option<Cost>,
     pub anchor_rate: Option<AnchorRate>,
+    pub growth: Option<Growth>,
     pub reconcile: Option<Reconcile>,
     pub status_list: Option<StatusListBench>,
     pub memory: Vec<Memory>,
@@ -184,6 +185,8 @@ pub struct Memory {
 pub struct World {
     pub cfg: Config,
     pub db_url: String,
+    /// Superuser URL of the (durable) server, for scenarios that need a database of their own.
+    pub pg_admin: String,
     pub rpc_url: String,
     pub store: store::Store,
     pub api: String,
@@ -242,7 +245,7 @@ impl World {
         }
     }
 
-    async fn post_bulk(&self, issuer: &str, items: &[Value]) -> anyhow::Result<()> {
+    pub(crate) async fn post_bulk(&self, issuer: &str, items: &[Value]) -> anyhow::Result<()> {
         self.post_bulk_body(issuer, bulk_body(items)?).await
     }
 
@@ -887,7 +890,7 @@ pub async fn anchor_merkle(w: &World) -> anyhow::Result<Anchoring> {
 /// Claim latency of the relay's claim statement, clean vs with dead tuples in the outbox.
 pub async fn claim(w: &World) -> anyhow::Result<Claim> {
     // Its own database: dead tuples must not leak into the other scenarios.
-    let env = testkit::PgEnv::from_env_or_start()?;
+    let env = testkit::PgEnv::External(w.pg_admin.clone());
     let url = env.create_database().await?;
     let store = store::Store::connect_lazy(&store::DatabaseSettings::new(&url))?;
     store.migrate().await?;
@@ -1457,6 +1460,8 @@ pub async fn start_with(
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     // The benchmark measures capacity, not the per-key limit.
     env.push(("APP__HTTP__RATE_LIMIT_PER_SECOND".into(), "0".into()));
+    // Nor the public verification's per-IP limit (every request comes from 127.0.0.1).
+    env.push(("APP__PUBLIC__VERIFY_PER_IP_PER_SECOND".into(), "0".into()));
     let log = w.work.join(format!("{}.log", service.binary()));
     let mut s = ServiceProcess::spawn(&w.cfg.bin_dir, service, &["serve"], &env, port, &log)?;
     s.wait_ready(Duration::from_secs(60)).await?;
@@ -1687,4 +1692,384 @@ pub async fn status_list(w: &World) -> anyhow::Result<StatusListBench> {
         get_p99_ms: pct(0.99),
         revoke_to_served_ms: started.elapsed().as_secs_f64() * 1000.0,
     })
+}
+
+/// Cost as work grows (issue #21): the same figures with the issuer's tables at each of
+/// `Config::growth_steps` credentials. The rows are realistic and written server-side
+/// (`fill_growth`): a credential with its VC, a completed outbox job, its Merkle batch
+/// membership with an inclusion proof, and one finalized anchor transaction per batch of
+/// 1,000, as merkle-mode issuance leaves them. Target: no figure at the last step worse than
+/// 1.5× its value at 0.
+pub async fn growth(w: &World, api_pid: u32, relay_pid: u32) -> anyhow::Result<Growth> {
+    let db = sql(&w.db_url).await?;
+    let key_id = w.keys[GROWTH_ISSUER].signing_key_id.clone();
+    // Verify-by-details needs real anchors: a few credentials issued and anchored first,
+    // verified again at every step.
+    let mut references = Vec::new();
+    for i in 0..GROWTH_REFERENCES {
+        let serial = format!("GROWTH-REF-{i}");
+        let file = format!("growth reference diploma {i}");
+        let b64 = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(&file)
+        };
+        issue_one(w, GROWTH_ISSUER, &serial, &b64).await?;
+        references.push((serial, file));
+    }
+    let t = Instant::now();
+    while count(
+        &w.db_url,
+        "SELECT count(*) FROM credentials WHERE issuer_id = 'bench-growth' AND status <> 'finalized'",
+    )
+    .await?
+        > 0
+    {
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(300), "references not anchored");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut steps = Vec::new();
+    let mut filled = 0usize;
+    for (step, &target) in w.cfg.growth_steps.iter().enumerate() {
+        let t = Instant::now();
+        if target > filled {
+            eprintln!("bench: growth: filling to {target} credentials");
+            for from in (filled..target).step_by(GROWTH_CHUNK) {
+                let to = (from + GROWTH_CHUNK).min(target);
+                fill_growth(&db, &key_id, from as i64, to as i64).await?;
+            }
+            // What autovacuum would have done by the time a registrar had issued this many.
+            db.batch_execute("VACUUM ANALYZE").await?;
+            filled = target;
+        }
+        let fill_s = t.elapsed().as_secs_f64();
+        eprintln!("bench: growth: measuring at {target} credentials");
+        let mut m = measure_growth(w, &db, step, api_pid, relay_pid, &references).await?;
+        m.credentials = target;
+        m.fill_s = fill_s;
+        steps.push(m);
+    }
+    Ok(Growth { steps })
+}
+
+const GROWTH_ISSUER: &str = "bench-growth";
+/// A single-mode issuer whose pending jobs the claim measurement takes.
+const GROWTH_CLAIM_ISSUER: &str = "bench-claim";
+const GROWTH_REFERENCES: usize = 5;
+/// Rows per fill transaction.
+const GROWTH_CHUNK: usize = 100_000;
+/// Filler status ordinals start here, far above the API's own counter.
+const GROWTH_ORDINAL_BASE: i64 = 1 << 40;
+
+/// Credentials `from..to` of the growth issuer with their history, in one transaction.
+/// Ids are time-ordered like `Uuid::now_v7` (48 bits of milliseconds, then the row number),
+/// dated 5 ms apart ending before the run, so new issuance lands at the index's right edge.
+async fn fill_growth(
+    db: &tokio_postgres::Client,
+    key_id: &str,
+    from: i64,
+    to: i64,
+) -> anyhow::Result<()> {
+    // Row g: issued at T0 + 5 ms · g, T0 chosen so 10 M rows end a day before now.
+    let ids = "WITH gs AS (SELECT g, (extract(epoch FROM now()) * 1000)::bigint - 86400000 \
+                 - 50000000 + 5 * g AS ms FROM generate_series($1::bigint, $2::bigint - 1) g), \
+               r AS (SELECT g, ms, to_timestamp(ms / 1000.0) AS ts, \
+                 date_trunc('second', to_timestamp(ms / 1000.0)) AS issued, \
+                 'z' || translate(substr(md5('s' || (g / 1000)) || md5('t' || (g / 1000)) \
+                   || md5('u' || (g / 1000)), 1, 86), '0', 'z') AS sig, \
+                 (lpad(to_hex(ms), 12, '0') || '7' || lpad(to_hex(g % 4096), 3, '0') || '8' \
+                  || lpad(to_hex(g), 15, '0'))::uuid AS cid, \
+                 md5('batch' || (g / 1000))::uuid AS bid FROM gs)";
+    let vc_repeats = VC_BYTES / 32;
+    let statements = [
+        format!(
+            "{ids} INSERT INTO anchor_batches (id, issuer_id, member_count, root, attempts, \
+               completed_at, anchor_signature, anchor_slot, created_at, updated_at) \
+             SELECT DISTINCT ON (bid) bid, 'bench-growth', 1000, sha256(bid::text::bytea), 1, \
+               ts + interval '20 s', sig, 1000 + g / 1000, ts, ts FROM r \
+             ORDER BY bid ON CONFLICT (id) DO NOTHING"
+        ),
+        format!(
+            "{ids} INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
+               credential_type, title, metadata, file_digest, credential_hash, signing_key_id, \
+               signature, status, anchor_signature, anchor_slot, finalized_at, proof_format, \
+               salt, vc, status_ordinal, created_at, updated_at) \
+             SELECT cid, 'bench-growth', 'G-' || g, 'student-' || g, issued, 'diploma', \
+               'BSc Computer Science', '{{}}', sha256(('f' || g)::bytea), \
+               sha256(('h' || g)::bytea), $3, sha256('a') || sha256(('s' || g)::bytea), \
+               'finalized', sig, 1000 + g / 1000, ts + interval '20 s', 2, \
+               sha256(('salt' || g)::bytea), repeat(md5(g::text), {vc_repeats}), \
+               {GROWTH_ORDINAL_BASE} + g, ts, ts + interval '20 s' FROM r"
+        ),
+        // The outbox job and its batch membership; the proof is a path of 10 sibling
+        // hashes, as in a batch of 1,000.
+        format!(
+            "{ids}, o AS (INSERT INTO outbox (kind, credential_id, issuer_id, batch_id, attempts, \
+               completed_at, created_at, updated_at) \
+             SELECT 'anchor_credential', cid, 'bench-growth', bid, 1, ts + interval '20 s', ts, \
+               ts + interval '20 s' FROM r RETURNING id, credential_id, batch_id) \
+             INSERT INTO anchor_batch_members (batch_id, leaf_index, credential_id, outbox_id, proof) \
+             SELECT o.batch_id, (r.g % 1000)::int, o.credential_id, o.id, \
+               jsonb_build_object('leaf_index', r.g % 1000, 'siblings', \
+                 (SELECT jsonb_agg(encode(sha256((r.g || '-' || k)::bytea), 'hex')) \
+                  FROM generate_series(1, 10) k)) \
+             FROM o JOIN r ON r.cid = o.credential_id"
+        ),
+        format!(
+            "{ids} INSERT INTO anchor_transactions (signature, batch_id, memo, tx_bytes, \
+               last_valid_block_height, fee_lamports, status, slot, signed_by, created_at, \
+               sent_at, confirmed_at, finalized_at, payer) \
+             SELECT DISTINCT ON (bid) sig, bid, \
+               'ca1:b:bench-growth:' || encode(sha256(bid::text::bytea), 'hex'), \
+               decode(repeat('ab', 300), 'hex'), 1000, 5000, 'finalized', 1000 + g / 1000, \
+               'fill', ts, ts, ts, ts + interval '20 s', 'fill' FROM r \
+             ORDER BY bid ON CONFLICT (signature) DO NOTHING"
+        ),
+    ];
+    db.batch_execute("BEGIN").await?;
+    for s in &statements {
+        let all: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&from, &to, &key_id];
+        let params = if s.contains("$3") {
+            &all[..]
+        } else {
+            &all[..2]
+        };
+        if let Err(e) = db.execute(s.as_str(), params).await {
+            let _ = db.batch_execute("ROLLBACK").await;
+            return Err(e).with_context(|| format!("growth fill {from}..{to}"));
+        }
+    }
+    db.batch_execute("COMMIT").await?;
+    Ok(())
+}
+
+/// One step of `growth`.
+#[derive(Debug, Default, Serialize)]
+pub struct GrowthStep {
+    pub credentials: usize,
+    /// Time to write the rows up to this step (0 for the first).
+    pub fill_s: f64,
+    /// `POST /v1/credentials`, closed loop at the single scenario's concurrency.
+    pub issue_rps: f64,
+    /// The same at a fixed `GROWTH_RATE` (open loop, from the scheduled start).
+    pub issue_p99_ms: f64,
+    /// The relay's claim statement (`claim_due_outbox_rows`), one job at a time.
+    pub claim_p99_ms: f64,
+    /// `GET /v1/credentials/{id}` of random credentials of the grown issuer.
+    pub get_p99_ms: f64,
+    /// `GET /v1/credentials?limit=50`: the first page and one from the middle of the table.
+    pub list_first_p99_ms: f64,
+    pub list_deep_p99_ms: f64,
+    /// `POST /v1/verify` by details (file + issuer, recipient, date, serial) of a credential
+    /// anchored for real: the lookup by hash, then the chain read.
+    pub verify_p99_ms: f64,
+    /// `reconciler run-once --since 10m`: its own report's elapsed time.
+    pub reconcile_pass_ms: u64,
+    /// Bytes of every table and index the credentials live in (credentials, outbox, batches
+    /// and members, anchor transactions) over the credentials stored.
+    pub bytes_per_credential: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Growth {
+    pub steps: Vec<GrowthStep>,
+}
+
+/// Fixed issuance rate for the growth scenario's p99: below saturation at every step.
+const GROWTH_RATE: f64 = 100.0;
+
+async fn measure_growth(
+    w: &World,
+    db: &tokio_postgres::Client,
+    step: usize,
+    api_pid: u32,
+    relay_pid: u32,
+    references: &[(String, String)],
+) -> anyhow::Result<GrowthStep> {
+    let template = BodyTemplate::new(&base64_file());
+    let (issue_rps, _) = closed_loop(w, GROWTH_ISSUER, 100 + step, &template).await?;
+    settle_quietly(w).await?;
+    let open = open_loop(
+        w,
+        GROWTH_ISSUER,
+        api_pid,
+        GROWTH_RATE,
+        &format!("growth-{step}"),
+        &template,
+    )
+    .await?;
+    let samples = if w.cfg.smoke { 20 } else { 300 };
+
+    // GET by id: random credentials of the issuer (the fill's and the loops' alike).
+    let ids: Vec<uuid::Uuid> = db
+        .query(
+            "SELECT id FROM credentials TABLESAMPLE SYSTEM (1) WHERE issuer_id = 'bench-growth' \
+             LIMIT $1",
+            &[&(samples as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let ids = if ids.is_empty() {
+        db.query(
+            "SELECT id FROM credentials WHERE issuer_id = 'bench-growth' ORDER BY random() LIMIT $1",
+            &[&(samples as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    } else {
+        ids
+    };
+    let key = w.key(GROWTH_ISSUER).to_string();
+    let mut get = Vec::new();
+    for id in ids.iter().cycle().take(samples) {
+        get.push(timed_get(w, &format!("/v1/credentials/{id}"), &key).await?);
+    }
+    let mut first = Vec::new();
+    for _ in 0..samples {
+        first.push(timed_get(w, "/v1/credentials?limit=50", &key).await?);
+    }
+    let middle: uuid::Uuid = db
+        .query_one(
+            "SELECT id FROM credentials WHERE issuer_id = 'bench-growth' ORDER BY id \
+             OFFSET (SELECT count(*) / 2 FROM credentials WHERE issuer_id = 'bench-growth') LIMIT 1",
+            &[],
+        )
+        .await?
+        .get(0);
+    let mut deep = Vec::new();
+    for _ in 0..samples {
+        deep.push(
+            timed_get(
+                w,
+                &format!("/v1/credentials?limit=50&cursor={middle}"),
+                &key,
+            )
+            .await?,
+        );
+    }
+    let mut verify = Vec::new();
+    for (serial, file) in references.iter().cycle().take(samples) {
+        verify.push(timed_verify(w, serial, file).await?);
+    }
+    let claim_p99_ms = growth_claims(w, db, relay_pid, samples).await?;
+    let reconcile_pass_ms = reconcile_pass(w).await?;
+    let bytes: i64 = db
+        .query_one(
+            "SELECT (SELECT sum(pg_total_relation_size(c)) FROM unnest(ARRAY['credentials', \
+               'outbox', 'anchor_batches', 'anchor_batch_members', 'anchor_transactions']::regclass[]) c)::int8",
+            &[],
+        )
+        .await?
+        .get(0);
+    let stored = count(&w.db_url, "SELECT count(*) FROM credentials").await?;
+    Ok(GrowthStep {
+        credentials: 0,
+        fill_s: 0.0,
+        issue_rps,
+        issue_p99_ms: summarize(&open.samples_ms).p99_ms,
+        claim_p99_ms,
+        get_p99_ms: summarize(&get).p99_ms,
+        list_first_p99_ms: summarize(&first).p99_ms,
+        list_deep_p99_ms: summarize(&deep).p99_ms,
+        verify_p99_ms: summarize(&verify).p99_ms,
+        reconcile_pass_ms,
+        bytes_per_credential: bytes as f64 / stored.max(1) as f64,
+    })
+}
+
+/// Waits for the loops' backlog to be anchored enough not to weigh on the next phase.
+async fn settle_quietly(w: &World) -> anyhow::Result<()> {
+    tokio::time::sleep(Duration::from_secs(if w.cfg.smoke { 1 } else { 5 })).await;
+    Ok(())
+}
+
+async fn timed_get(w: &World, path: &str, key: &str) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let resp = w
+        .http
+        .get(format!("{}{path}", w.api))
+        .bearer_auth(key)
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "GET {path}: {}", resp.status());
+    resp.bytes().await?;
+    Ok(t.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// `POST /v1/verify` by details; the verdict must be `valid` (a real anchor, finalized).
+async fn timed_verify(w: &World, serial: &str, file: &str) -> anyhow::Result<f64> {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(file.as_bytes().to_vec()).file_name("diploma.pdf"),
+        )
+        .text("issuer_id", GROWTH_ISSUER)
+        .text("recipient_id", "student")
+        .text("issued_at", "2026-06-30T12:00:00Z")
+        .text("serial", serial.to_string());
+    let t = Instant::now();
+    let v: Value = w
+        .http
+        .post(format!("{}/v1/verify", w.api))
+        .multipart(form)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(v["verdict"] == "valid", "verify {serial}: {v}");
+    Ok(ms)
+}
+
+/// Claim latency with the tables grown: `n` pending jobs of a single-mode issuer, taken one
+/// at a time by the relay's claim statement while the bench's relay is stopped, then removed.
+async fn growth_claims(
+    w: &World,
+    db: &tokio_postgres::Client,
+    relay_pid: u32,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let key_id = &w.keys[GROWTH_CLAIM_ISSUER].signing_key_id;
+    db.execute(
+        "WITH c AS (INSERT INTO credentials (id, issuer_id, serial, recipient_id, issued_at, \
+           credential_type, title, file_digest, credential_hash, signing_key_id, signature, \
+           status, proof_format, salt) \
+         SELECT gen_random_uuid(), 'bench-claim', 'CLAIM-' || g, 'r', now(), 'd', 't', \
+           sha256(g::text::bytea), sha256(g::text::bytea), $1, sha256('a') || sha256('b'), \
+           'queued', 2, sha256(g::text::bytea) FROM generate_series(1, $2::bigint) g RETURNING id) \
+         INSERT INTO outbox (kind, credential_id, issuer_id) \
+         SELECT 'anchor_credential', id, 'bench-claim' FROM c",
+        &[key_id, &(n as i64)],
+    )
+    .await?;
+    signal(relay_pid, "-STOP")?;
+    let measured = claims(&w.store, n).await;
+    signal(relay_pid, "-CONT")?;
+    let summary = measured?;
+    db.batch_execute(
+        "DELETE FROM outbox WHERE issuer_id = 'bench-claim'; \
+         DELETE FROM credentials WHERE issuer_id = 'bench-claim'",
+    )
+    .await?;
+    Ok(summary.p99_ms)
+}
+
+/// One `reconciler run-once --since 10m`: the pass time its report gives.
+async fn reconcile_pass(w: &World) -> anyhow::Result<u64> {
+    let out = tokio::process::Command::new(procs::bin(&w.cfg.bin_dir, "reconciler"))
+        .args(["run-once", "--since", "10m"])
+        .envs(w.stack_env().env(Service::Reconciler, procs::free_port()?))
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await?;
+    anyhow::ensure!(out.status.success(), "reconciler run-once failed");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .context("reconciler run-once printed no JSON report")?;
+    report["elapsed_ms"]
+        .as_u64()
+        .context("run-once report has no elapsed_ms")
 }

@@ -385,8 +385,9 @@ impl ChainClient {
     ) -> Result<Option<FetchedTx>, ChainError> {
         parse_signature(signature)?;
         let method = "getTransaction";
+        // base64: the signed bytes, so the decoder can check the signatures itself.
         let params = json!([signature, {
-            "encoding": "json",
+            "encoding": "base64",
             "commitment": commitment.as_str(),
             "maxSupportedTransactionVersion": 0,
         }]);

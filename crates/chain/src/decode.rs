@@ -1,14 +1,19 @@
 //! Defensive decoding of what the node says about past transactions.
 //!
-//! Owns `FetchedTx` and the decoder of a `getTransaction` result (JSON encoding), and the
+//! Owns `FetchedTx` and the decoder of a `getTransaction` result (base64 encoding: the
+//! signed bytes, so the signatures can be checked here), and the
 //! parser of the inline memo summary `getSignaturesForAddress` returns. The node is not
 //! trusted to be well-formed: every shape surprise is a `ChainError`, never a panic, and
 //! indices into account lists are checked. Only fields we need are modelled, so additions to
 //! the RPC response do not break decoding.
 
+use base64::Engine as _;
+use bincode::Options as _;
 use serde::Deserialize;
 use serde_json::Value;
+use solana_transaction::versioned::VersionedTransaction;
 
+use crate::anchor_tx::PACKET_DATA_SIZE;
 use crate::error::ChainError;
 
 const METHOD: &str = "getTransaction";
@@ -61,7 +66,8 @@ struct RawConfirmedTx {
     block_time: Option<i64>,
     #[serde(default)]
     meta: Option<RawMeta>,
-    transaction: RawTransaction,
+    /// `[wire bytes in base64, "base64"]`: the transaction exactly as signed.
+    transaction: (String, String),
 }
 
 #[derive(Deserialize)]
@@ -83,27 +89,6 @@ struct RawLoadedAddresses {
     readonly: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct RawTransaction {
-    signatures: Vec<String>,
-    message: RawMessage,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawMessage {
-    account_keys: Vec<String>,
-    instructions: Vec<RawInstruction>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawInstruction {
-    program_id_index: usize,
-    /// base58 in the `json` encoding.
-    data: String,
-}
-
 fn unexpected(detail: impl Into<String>) -> ChainError {
     ChainError::UnexpectedResponse {
         method: METHOD,
@@ -111,9 +96,26 @@ fn unexpected(detail: impl Into<String>) -> ChainError {
     }
 }
 
-/// Decodes a `getTransaction` result requested with `encoding: "json"`. `null` (not found at
-/// that commitment) is `Ok(None)`. The returned transaction's first signature must be the
-/// one asked for: a node answering with another transaction is an error.
+/// Length of the compact-u16 prefix that encodes `n` in Solana's wire format.
+fn short_vec_len(n: usize) -> usize {
+    match n {
+        0..=0x7f => 1,
+        0x80..=0x3fff => 2,
+        _ => 3,
+    }
+}
+
+/// Decodes a `getTransaction` result requested with `encoding: "base64"`. `null` (not found
+/// at that commitment) is `Ok(None)`.
+///
+/// The node is not trusted with what the transaction says: its first signature must be the
+/// one asked for (a node answering with another transaction is an error), and every
+/// signature must verify over the message bytes as received
+/// (`domain::verdict::transaction_authentic`), so the fee payer and the memos read from
+/// that message are what the signers signed; a node that edits them is
+/// [`ChainError::Unauthentic`]. The slot, block time, status and fee come from the node
+/// alone (they are not signed); see `transaction_authentic` for what that leaves open.
+/// Keys loaded from address lookup tables come from the node too; an anchor never uses one.
 pub fn decode_get_transaction(
     requested_signature: &str,
     result: Value,
@@ -123,52 +125,79 @@ pub fn decode_get_transaction(
     }
     let raw: RawConfirmedTx =
         serde_json::from_value(result).map_err(|e| unexpected(format!("shape: {e}")))?;
-    let first_signature = raw
-        .transaction
+    let (blob, encoding) = &raw.transaction;
+    if encoding != "base64" {
+        return Err(unexpected(format!(
+            "encoding {encoding:?}, asked for base64"
+        )));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .map_err(|e| unexpected(format!("transaction is not base64: {e}")))?;
+    let tx: VersionedTransaction = bincode::DefaultOptions::new()
+        .with_limit(PACKET_DATA_SIZE as u64)
+        .with_fixint_encoding()
+        .reject_trailing_bytes()
+        .deserialize(&bytes)
+        .map_err(|e| unexpected(format!("transaction bytes: {e}")))?;
+    let first_signature = tx
         .signatures
         .first()
-        .ok_or_else(|| unexpected("transaction without signatures"))?;
+        .ok_or_else(|| unexpected("transaction without signatures"))?
+        .to_string();
     if first_signature != requested_signature {
         return Err(unexpected(format!(
             "asked for {requested_signature}, got {first_signature}"
         )));
     }
-    let message = &raw.transaction.message;
-    let fee_payer = message
-        .account_keys
+    let keys = tx.message.static_account_keys();
+    // The message is what follows the signatures, as received: checked as sent, never
+    // re-serialised.
+    let signed = bytes
+        .get(short_vec_len(tx.signatures.len()) + 64 * tx.signatures.len()..)
+        .ok_or_else(|| unexpected("transaction shorter than its signatures"))?;
+    let required = usize::from(tx.message.header().num_required_signatures);
+    let signers: Vec<[u8; 32]> = keys.iter().take(required).map(|k| k.to_bytes()).collect();
+    let signatures: Vec<[u8; 64]> = tx.signatures.iter().map(|s| *s.as_array()).collect();
+    if !domain::verdict::transaction_authentic(signed, &signers, &signatures) {
+        return Err(ChainError::Unauthentic {
+            method: METHOD,
+            detail: format!(
+                "transaction {requested_signature} as returned is not what its signers signed \
+                 (a signature does not verify over its message)"
+            ),
+        });
+    }
+    let fee_payer = keys
         .first()
         .ok_or_else(|| unexpected("transaction without account keys"))?
-        .clone();
+        .to_string();
 
     // Instruction indices address static keys, then loaded writable, then loaded readonly.
     let loaded = raw.meta.as_ref().and_then(|m| m.loaded_addresses.as_ref());
-    let key_at = |index: usize| -> Option<&str> {
-        if let Some(key) = message.account_keys.get(index) {
-            return Some(key.as_str());
+    let key_at = |index: usize| -> Option<String> {
+        if let Some(key) = keys.get(index) {
+            return Some(key.to_string());
         }
-        let statics = message.account_keys.len();
         let loaded = loaded?;
         loaded
             .writable
             .iter()
             .chain(loaded.readonly.iter())
-            .nth(index - statics)
-            .map(String::as_str)
+            .nth(index - keys.len())
+            .cloned()
     };
 
     let mut memos = Vec::new();
-    for (i, ix) in message.instructions.iter().enumerate() {
-        let program = key_at(ix.program_id_index).ok_or_else(|| {
+    for (i, ix) in tx.message.instructions().iter().enumerate() {
+        let index = usize::from(ix.program_id_index);
+        let program = key_at(index).ok_or_else(|| {
             unexpected(format!(
-                "instruction {i} names program index {} out of range",
-                ix.program_id_index
+                "instruction {i} names program index {index} out of range"
             ))
         })?;
         if program == MEMO_V3_PROGRAM_ID || program == MEMO_V1_PROGRAM_ID {
-            let data = bs58::decode(&ix.data)
-                .into_vec()
-                .map_err(|e| unexpected(format!("instruction {i} data is not base58: {e}")))?;
-            memos.push(String::from_utf8_lossy(&data).into_owned());
+            memos.push(String::from_utf8_lossy(&ix.data).into_owned());
         }
     }
 
@@ -214,12 +243,49 @@ pub fn parse_inline_memos(summary: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use solana_sdk::hash::Hash;
+    use solana_sdk::message::compiled_instruction::CompiledInstruction;
+    use solana_sdk::message::{v0, Message, MessageHeader, VersionedMessage};
+    use solana_sdk::pubkey::Pubkey;
+    use solana_sdk::signature::{Keypair, Signature};
+    use solana_sdk::signer::Signer;
+    use std::str::FromStr;
 
-    const SIG: &str = "sig1";
-    const PAYER: &str = "Payer11111111111111111111111111111111111111";
     const CB: &str = "ComputeBudget111111111111111111111111111111";
 
-    fn sample(memo_data: &str) -> Value {
+    fn key(s: &str) -> Pubkey {
+        Pubkey::from_str(s).unwrap()
+    }
+
+    /// A legacy message paid by `payer`: a compute-budget instruction, then `data` to
+    /// `program` (instruction 1 names account index 2).
+    fn message(payer: &Keypair, program: &str, data: &[u8]) -> VersionedMessage {
+        VersionedMessage::Legacy(Message {
+            header: MessageHeader {
+                num_required_signatures: 1,
+                num_readonly_signed_accounts: 0,
+                num_readonly_unsigned_accounts: 2,
+            },
+            account_keys: vec![payer.pubkey(), key(CB), key(program)],
+            recent_blockhash: Hash::new_from_array([7; 32]),
+            instructions: vec![
+                CompiledInstruction::new_from_raw_parts(1, vec![2, 0, 0, 0], vec![]),
+                CompiledInstruction::new_from_raw_parts(2, data.to_vec(), vec![0]),
+            ],
+        })
+    }
+
+    /// The wire bytes of `message` signed by `payer`, and its signature.
+    fn signed(payer: &Keypair, message: &VersionedMessage) -> (Vec<u8>, String) {
+        let sig = payer.sign_message(&bincode::serialize(message).unwrap());
+        let tx = VersionedTransaction {
+            signatures: vec![sig],
+            message: message.clone(),
+        };
+        (bincode::serialize(&tx).unwrap(), sig.to_string())
+    }
+
+    fn result(wire: &[u8]) -> Value {
         json!({
             "slot": 77,
             "blockTime": 1_700_000_000,
@@ -232,28 +298,24 @@ mod tests {
                 "loadedAddresses": {"writable": [], "readonly": []},
                 "logMessages": [],
             },
-            "transaction": {
-                "signatures": [SIG],
-                "message": {
-                    "accountKeys": [PAYER, CB, MEMO_V3_PROGRAM_ID],
-                    "header": {"numRequiredSignatures": 1, "numReadonlySignedAccounts": 0, "numReadonlyUnsignedAccounts": 2},
-                    "recentBlockhash": "4uQeVj5tqViQh7yWWGStvkEG1Zmhx6uasJtWCJziofM",
-                    "instructions": [
-                        {"programIdIndex": 1, "accounts": [], "data": "HnkkG7", "stackHeight": null},
-                        {"programIdIndex": 2, "accounts": [0], "data": memo_data, "stackHeight": null},
-                    ],
-                },
-            },
+            "transaction": [base64::engine::general_purpose::STANDARD.encode(wire), "base64"],
             "version": "legacy",
         })
     }
 
+    /// A getTransaction result for a memo `data` paid by a fresh key: (result, signature, payer).
+    fn sample(data: &[u8]) -> (Value, String, String) {
+        let payer = Keypair::new();
+        let (wire, sig) = signed(&payer, &message(&payer, MEMO_V3_PROGRAM_ID, data));
+        (result(&wire), sig, payer.pubkey().to_string())
+    }
+
     #[test]
     fn decodes_memo_payer_fee_and_success() {
-        let data = bs58::encode("ca1:c:x").into_string();
-        let tx = decode_get_transaction(SIG, sample(&data)).unwrap().unwrap();
+        let (v, sig, payer) = sample(b"ca1:c:x");
+        let tx = decode_get_transaction(&sig, v).unwrap().unwrap();
         assert_eq!(tx.memos, vec!["ca1:c:x".to_string()]);
-        assert_eq!(tx.fee_payer, PAYER);
+        assert_eq!(tx.fee_payer, payer);
         assert!(tx.succeeded);
         assert_eq!(tx.fee_lamports, 5_012);
         assert_eq!(tx.slot, 77);
@@ -262,70 +324,147 @@ mod tests {
 
     #[test]
     fn null_is_not_found() {
-        assert_eq!(decode_get_transaction(SIG, Value::Null).unwrap(), None);
+        assert_eq!(decode_get_transaction("sig", Value::Null).unwrap(), None);
     }
 
     #[test]
     fn failed_and_meta_less_transactions_are_not_succeeded() {
-        let data = bs58::encode("m").into_string();
-        let mut v = sample(&data);
+        let (mut v, sig, _) = sample(b"m");
         v["meta"]["err"] = json!({"InstructionError": [1, {"Custom": 1}]});
-        assert!(!decode_get_transaction(SIG, v).unwrap().unwrap().succeeded);
-        let mut v = sample(&data);
+        assert!(!decode_get_transaction(&sig, v).unwrap().unwrap().succeeded);
+        let (mut v, sig, _) = sample(b"m");
         v["meta"] = Value::Null;
-        let tx = decode_get_transaction(SIG, v).unwrap().unwrap();
+        let tx = decode_get_transaction(&sig, v).unwrap().unwrap();
         assert!(!tx.succeeded);
         assert_eq!(tx.fee_lamports, 0);
     }
 
     #[test]
     fn memo_v1_and_invalid_utf8_are_read_lossily() {
-        let mut v = sample(&bs58::encode([0x66, 0xff, 0x6f]).into_string());
-        v["transaction"]["message"]["accountKeys"][2] = json!(MEMO_V1_PROGRAM_ID);
-        let tx = decode_get_transaction(SIG, v).unwrap().unwrap();
+        let payer = Keypair::new();
+        let (wire, sig) = signed(
+            &payer,
+            &message(&payer, MEMO_V1_PROGRAM_ID, &[0x66, 0xff, 0x6f]),
+        );
+        let tx = decode_get_transaction(&sig, result(&wire))
+            .unwrap()
+            .unwrap();
         assert_eq!(tx.memos, vec!["f\u{fffd}o".to_string()]);
     }
 
     #[test]
     fn loaded_addresses_extend_the_key_space() {
-        let mut v = sample(&bs58::encode("via lookup").into_string());
-        v["transaction"]["message"]["accountKeys"] = json!([PAYER, CB]);
+        let payer = Keypair::new();
+        let message = VersionedMessage::V0(v0::Message {
+            header: MessageHeader {
+                num_required_signatures: 1,
+                num_readonly_signed_accounts: 0,
+                num_readonly_unsigned_accounts: 1,
+            },
+            account_keys: vec![payer.pubkey(), key(CB)],
+            recent_blockhash: Hash::new_from_array([7; 32]),
+            instructions: vec![CompiledInstruction::new_from_raw_parts(
+                3,
+                b"via lookup".to_vec(),
+                vec![0],
+            )],
+            address_table_lookups: vec![v0::MessageAddressTableLookup {
+                account_key: Pubkey::new_from_array([5; 32]),
+                writable_indexes: vec![0],
+                readonly_indexes: vec![1],
+            }],
+        });
+        let (wire, sig) = signed(&payer, &message);
+        let mut v = result(&wire);
         v["meta"]["loadedAddresses"] = json!({"writable": ["W1111111111111111111111111111111"], "readonly": [MEMO_V3_PROGRAM_ID]});
-        v["transaction"]["message"]["instructions"][1]["programIdIndex"] = json!(3);
-        let tx = decode_get_transaction(SIG, v).unwrap().unwrap();
+        let tx = decode_get_transaction(&sig, v).unwrap().unwrap();
         assert_eq!(tx.memos, vec!["via lookup".to_string()]);
+    }
+
+    /// What a lying node would show for a real signature: another memo, another fee payer.
+    /// The signatures no longer verify over the message, so the decoder refuses.
+    #[test]
+    fn an_edited_memo_or_fee_payer_is_not_authentic() {
+        let payer = Keypair::new();
+        let genuine = message(&payer, MEMO_V3_PROGRAM_ID, b"ca1:c:genuine");
+        let (_, sig) = signed(&payer, &genuine);
+        let real_sig = Signature::from_str(&sig).unwrap();
+        let other_memo = message(&payer, MEMO_V3_PROGRAM_ID, b"ca1:c:forgery");
+        let other_payer = message(&Keypair::new(), MEMO_V3_PROGRAM_ID, b"ca1:c:genuine");
+        for lie in [other_memo, other_payer] {
+            let wire = bincode::serialize(&VersionedTransaction {
+                signatures: vec![real_sig],
+                message: lie,
+            })
+            .unwrap();
+            let err = decode_get_transaction(&sig, result(&wire)).unwrap_err();
+            assert!(matches!(err, ChainError::Unauthentic { .. }), "{err}");
+        }
     }
 
     #[test]
     fn shape_surprises_are_errors_not_panics() {
-        let data = bs58::encode("m").into_string();
+        let payer = Keypair::new();
+        let (wire, sig) = signed(&payer, &message(&payer, MEMO_V3_PROGRAM_ID, b"m"));
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut bad_index = message(&payer, MEMO_V3_PROGRAM_ID, b"m");
+        if let VersionedMessage::Legacy(m) = &mut bad_index {
+            m.instructions[1].program_id_index = 9;
+        }
+        let (bad_index_wire, bad_index_sig) = signed(&payer, &bad_index);
+        let mut trailing = wire.clone();
+        trailing.push(0);
+        let unsigned = bincode::serialize(&VersionedTransaction {
+            signatures: vec![],
+            message: message(&payer, MEMO_V3_PROGRAM_ID, b"m"),
+        })
+        .unwrap();
         type Mutation = Box<dyn Fn(&mut Value)>;
-        let mutations: Vec<Mutation> = vec![
-            Box::new(|v| {
-                v["transaction"]["message"]["instructions"][1]["programIdIndex"] = json!(9)
-            }),
-            Box::new(|v| {
-                v["transaction"]["message"]["instructions"][1]["programIdIndex"] = json!(-1)
-            }),
-            Box::new(|v| v["transaction"]["message"]["instructions"][1]["data"] = json!("0OIl")),
-            Box::new(|v| v["transaction"]["message"]["accountKeys"] = json!([])),
-            Box::new(|v| v["transaction"]["signatures"] = json!([])),
-            Box::new(|v| v["transaction"]["signatures"] = json!(["other"])),
-            Box::new(|v| v["transaction"] = json!(["base64blob", "base64"])),
-            Box::new(|v| v["meta"]["fee"] = json!("lots")),
-            Box::new(|v| v["slot"] = json!(-5)),
-            Box::new(|v| *v = json!("a string")),
-            Box::new(|v| *v = json!([1, 2])),
+        let wire_of = |bytes: Vec<u8>| -> Mutation {
+            Box::new(move |v| v["transaction"] = json!([b64(&bytes), "base64"]))
+        };
+        let mutations: Vec<(&str, Mutation)> = vec![
+            ("truncated", wire_of(wire[..wire.len() - 1].to_vec())),
+            ("trailing bytes", wire_of(trailing)),
+            ("no signatures", wire_of(unsigned)),
+            (
+                "json encoding",
+                Box::new(|v| v["transaction"][1] = json!("json")),
+            ),
+            (
+                "not base64",
+                Box::new(|v| v["transaction"][0] = json!("!!")),
+            ),
+            (
+                "object",
+                Box::new(|v| v["transaction"] = json!({"message": {}})),
+            ),
+            ("fee", Box::new(|v| v["meta"]["fee"] = json!("lots"))),
+            ("slot", Box::new(|v| v["slot"] = json!(-5))),
+            ("string", Box::new(|v| *v = json!("a string"))),
+            ("array", Box::new(|v| *v = json!([1, 2]))),
         ];
-        for (i, mutate) in mutations.iter().enumerate() {
-            let mut v = sample(&data);
+        for (name, mutate) in &mutations {
+            let mut v = result(&wire);
             mutate(&mut v);
-            let err = decode_get_transaction(SIG, v).unwrap_err();
+            let err = decode_get_transaction(&sig, v).unwrap_err();
             assert!(
                 matches!(err, ChainError::UnexpectedResponse { .. }),
-                "mutation {i}: {err}"
+                "{name}: {err}"
             );
         }
+        // Another transaction than the one asked for.
+        let err = decode_get_transaction(&bad_index_sig, result(&wire)).unwrap_err();
+        assert!(
+            matches!(err, ChainError::UnexpectedResponse { .. }),
+            "{err}"
+        );
+        // A signed transaction naming a program index out of range.
+        let err = decode_get_transaction(&bad_index_sig, result(&bad_index_wire)).unwrap_err();
+        assert!(
+            matches!(err, ChainError::UnexpectedResponse { .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -109,6 +109,13 @@ pub enum ChainError {
         method: &'static str,
         detail: String,
     },
+    /// The node answered, but its answer contradicts itself in a way only a lie (or a broken
+    /// node) can: e.g. a transaction whose signatures do not verify over its message.
+    #[error("{method} answer is not authentic: {detail}")]
+    Unauthentic {
+        method: &'static str,
+        detail: String,
+    },
     #[error("timed out: {0}")]
     Timeout(String),
     #[error("memo is {len} bytes; at most {max} fit in one anchor transaction")]
@@ -132,7 +139,10 @@ impl ChainError {
             ChainError::Rpc { kind, .. } => kind.class(),
             // A node (or a proxy in front of it) answering garbage is usually transient; the
             // caller's bounded attempts stop a node that is permanently wrong.
-            ChainError::UnexpectedResponse { .. } | ChainError::Timeout(_) => ErrorClass::Retryable,
+            // Another attempt (or the node, once fixed) may answer honestly.
+            ChainError::UnexpectedResponse { .. }
+            | ChainError::Unauthentic { .. }
+            | ChainError::Timeout(_) => ErrorClass::Retryable,
             ChainError::MemoTooLong { .. }
             | ChainError::InvalidKeypair(_)
             | ChainError::ReadOnly

@@ -440,6 +440,32 @@ pub fn derive_verdict(e: &Evidence<'_>) -> Verdict {
     }
 }
 
+/// Whether a transaction, as an RPC node returned it, is the one its signers signed: every
+/// required signature (`signatures[i]`, by `signers[i]`, the message's first static account
+/// keys) verifies over `message`, the exact bytes the node sent, with at least one signer.
+///
+/// Why: a node can answer `getTransaction` with anything. The first signature is the
+/// transaction's id and its first signer the fee payer, so once this holds, what the message
+/// says (who paid, which memo) is the signers' word, not the node's: a node cannot show
+/// another memo or fee payer for a real anchor, nor a memo of its choosing "paid" by a key it
+/// does not hold. What a node can still lie about lies outside the message: the slot, the
+/// block time, the status (`meta.err`), finality, and what the history holds (it can omit a
+/// revocation). The verifier bounds those by the bundle (its slot must be the transaction's)
+/// and by asking several endpoints, which must all agree.
+pub fn transaction_authentic(
+    message: &[u8],
+    signers: &[[u8; 32]],
+    signatures: &[[u8; 64]],
+) -> bool {
+    !signatures.is_empty()
+        && signatures.len() == signers.len()
+        && signers.iter().zip(signatures).all(|(key, sig)| {
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+                .verify(message, sig)
+                .is_ok()
+        })
+}
+
 /// The bundle's `credential_id` must be the one the issuer recorded for this issuer and
 /// hash (when known): `tampered` [`credential_id_mismatch`] otherwise.
 pub fn check_recorded_id(
@@ -977,6 +1003,59 @@ mod tests {
                 serde_json::json!(k.as_str())
             );
             assert!(!k.headline().is_empty());
+        }
+    }
+
+    mod authentic {
+        use super::super::transaction_authentic;
+        use proptest::prelude::*;
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+
+        fn signer(seed: u8) -> ([u8; 32], Ed25519KeyPair) {
+            let pair = Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+            (pair.public_key().as_ref().try_into().unwrap(), pair)
+        }
+
+        fn sign(pair: &Ed25519KeyPair, message: &[u8]) -> [u8; 64] {
+            pair.sign(message).as_ref().try_into().unwrap()
+        }
+
+        #[test]
+        fn every_signer_must_have_signed_these_exact_bytes() {
+            let message = b"\x01\x00\x02 a message naming a memo";
+            let (payer, payer_pair) = signer(1);
+            let (other, other_pair) = signer(2);
+            let sig = sign(&payer_pair, message);
+            assert!(transaction_authentic(message, &[payer], &[sig]));
+            // Two signers, each over the same bytes.
+            let both = [sig, sign(&other_pair, message)];
+            assert!(transaction_authentic(message, &[payer, other], &both));
+            // Another fee payer shown with the real signature.
+            assert!(!transaction_authentic(message, &[other], &[sig]));
+            // The node's own key re-signing: authentic, but then the fee payer is its key.
+            let resigned = sign(&other_pair, message);
+            assert!(transaction_authentic(message, &[other], &[resigned]));
+            // No signature, or a count that is not the signers'.
+            assert!(!transaction_authentic(message, &[], &[]));
+            assert!(!transaction_authentic(message, &[payer, other], &[sig]));
+            assert!(!transaction_authentic(message, &[payer], &both));
+        }
+
+        proptest! {
+            /// Any change to the message (another memo, another key) breaks the signature.
+            #[test]
+            fn any_edit_of_the_message_is_detected(
+                message in proptest::collection::vec(any::<u8>(), 1..400),
+                at in any::<prop::sample::Index>(),
+                flip in 1u8..,
+            ) {
+                let (payer, pair) = signer(3);
+                let sig = sign(&pair, &message);
+                prop_assert!(transaction_authentic(&message, &[payer], &[sig]));
+                let mut edited = message.clone();
+                edited[at.index(message.len())] ^= flip;
+                prop_assert!(!transaction_authentic(&edited, &[payer], &[sig]));
+            }
         }
     }
 }

@@ -265,6 +265,8 @@ impl Relay {
                 .seal_due_batch(&issuer, max, self.config.batch_max_wait)
                 .await?
             {
+                // The batch and its members are committed; nothing of it is anchored yet.
+                fail::fail_point!("relay::after_seal", |arg| crash("after_seal", arg));
                 self.metrics.batches_sealed.inc();
                 self.metrics
                     .credentials_batched

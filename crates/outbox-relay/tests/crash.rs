@@ -1,19 +1,31 @@
-//! Crash suite (#9): real `outbox-relay` and `issuer-api` processes are killed with SIGKILL
-//! *at* each failpoint (the failpoint itself raises the signal, see the `crashpoint` crate)
-//! while credentials are issued continuously, then restarted; after every iteration the
-//! survivors must have lost nothing and anchored nothing twice. Both are counted on the
-//! CHAIN (memos read back from the anchoring key's history), not in the database.
+//! Crash suite (#9, #21): real `outbox-relay` and `issuer-api` processes are killed with
+//! SIGKILL *at* each failpoint (the failpoint itself raises the signal, see the `crashpoint`
+//! crate) while credentials are issued continuously, then restarted; after every iteration
+//! the survivors must have lost nothing and anchored nothing twice.
 //!
-//! `CRASH_ITERATIONS` sets the kills per failpoint: `make test` runs a few, `make chaos`
-//! runs 50. With `CRASH_REPORT_DIR` set, each test writes its figures there as JSON, which
-//! `scripts/chaos-report.sh` turns into the table in docs/reliability.md.
+//! What is covered: the relay at each step in single mode and in Merkle mode (after seal,
+//! after persist, after send, before finalize), two Merkle relays killed at once, the relay
+//! while it anchors revocations (single-mode issuer and Merkle issuer), the API inside the
+//! single issuance transaction and inside bulk issuance on both the binary-COPY path and the
+//! row-wise fallback, PostgreSQL restarted, and a restore under load.
+//!
+//! Counting (`read_chain`): only once every transaction the relays stored is finalized or
+//! past its last valid block height, each signature of the anchoring key's history and of
+//! `anchor_transactions` is read back with `getTransaction`; a memo of ours counts only from a
+//! finalized, successful transaction paid by the relay's anchoring key (anything else fails
+//! the test), and a batch memo counts for its members only if its count, its root and every
+//! member's inclusion proof agree with the record. Never the database's word alone.
+//!
+//! `CRASH_ITERATIONS` sets the kills per test: `make test` runs a few, `make chaos` runs 50.
+//! With `CRASH_REPORT_DIR` set, each test writes its figures there as JSON, which
+//! `scripts/chaos-report.py` turns into the table in docs/reliability.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[allow(dead_code)]
 #[path = "relay/helpers.rs"]
 mod helpers;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,6 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use domain::memo::{decode, Decoded, Memo};
+use domain::AnchoringMode;
+use futures_util::StreamExt;
 use helpers::{world, world_on, World};
 use serde_json::{json, Value};
 use testkit::services::Service;
@@ -81,6 +96,10 @@ fn spawn_relay(w: &World, logs: &Path, worker: &str, failpoints: Option<&str>) -
         .env("APP__RELAY__FINALITY_HINT_MS", "2000")
         .env("APP__RELAY__RETRY__BASE_MS", "200")
         .env("APP__RELAY__RETRY__CAP_MS", "2000")
+        // Only for issuers in merkle mode: small batches sealed often, so every kill of a
+        // Merkle run lands among several batches in different states.
+        .env("APP__RELAY__BATCH_MAX_MEMBERS", "25")
+        .env("APP__RELAY__BATCH_MAX_WAIT_MS", "300")
         .env_remove("FAILPOINTS")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -130,7 +149,12 @@ fn issue_continuously(
 struct Figures {
     process: &'static str,
     failpoint: String,
+    /// What ran besides the failpoint (anchor mode, relays at once, what was counted), so two
+    /// runs of one failpoint stay two rows of the report.
+    scenario: String,
     iterations: usize,
+    /// Kills the run meant to cause (two per iteration with two relays).
+    kills_planned: usize,
     kills_observed: usize,
     acknowledged: usize,
     anchored_once: usize,
@@ -144,7 +168,12 @@ impl Figures {
         println!("CRASH-SUITE {}", serde_json::to_string(self).unwrap());
         if let Ok(dir) = std::env::var("CRASH_REPORT_DIR") {
             std::fs::create_dir_all(&dir).unwrap();
-            let name = self.failpoint.replace("::", "-");
+            let slug = format!("{}-{}-{}", self.process, self.failpoint, self.scenario);
+            let name = slug
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join("-");
             std::fs::write(
                 Path::new(&dir).join(format!("{name}.json")),
                 serde_json::to_vec_pretty(self).unwrap(),
@@ -155,35 +184,36 @@ impl Figures {
 }
 
 /// The end state every run must reach: each acknowledged credential finalized, and on the
-/// chain exactly one memo per acknowledged credential and none for anything else.
-async fn settle_and_count(w: &World, logs: &Path, acked: &[String]) -> (usize, usize, usize) {
-    // A clean relay (no failpoint) drains what the killed ones left.
-    let mut clean = spawn_relay(w, logs, "clean", None);
+/// chain exactly one anchor per acknowledged credential and none for anything else.
+/// `relays` clean relays (no failpoint) drain what the killed ones left, side by side.
+async fn settle_and_count(
+    w: &World,
+    logs: &Path,
+    acked: &[String],
+    relays: usize,
+) -> (usize, usize, usize) {
+    let mut clean: Vec<Child> = (0..relays)
+        .map(|r| spawn_relay(w, logs, &format!("clean-{r}"), None))
+        .collect();
     w.wait_all_finalized(acked.len() as i64, Duration::from_secs(180))
         .await;
-    clean.kill().await.unwrap();
+    for relay in &mut clean {
+        relay.kill().await.unwrap();
+    }
     count_on_chain(w, acked).await
 }
 
-/// Counted on the chain: (anchored exactly once, lost, duplicated). Also checks that the
-/// chain holds no memo for anything unacknowledged and the database nothing else.
+/// Counted on the chain (`read_chain`): (anchored exactly once, lost, duplicated). Also
+/// checks that the chain holds no anchor for anything unacknowledged, nothing of ours that
+/// disagrees with its record, and the database nothing else.
 async fn count_on_chain(w: &World, acked: &[String]) -> (usize, usize, usize) {
-    let on_chain: HashMap<String, usize> = w.anchors_on_chain().await;
-    let anchored_once = acked
-        .iter()
-        .filter(|id| on_chain.get(*id) == Some(&1))
-        .count();
-    let lost = acked
-        .iter()
-        .filter(|id| !on_chain.contains_key(*id))
-        .count();
-    let duplicated = on_chain.values().filter(|n| **n > 1).count();
-    let acked_set: std::collections::HashSet<&String> = acked.iter().collect();
-    let strangers = on_chain.keys().filter(|id| !acked_set.contains(id)).count();
-    assert_eq!(
-        strangers, 0,
-        "memos on chain for credentials never acknowledged"
+    let chain = read_chain(w).await;
+    assert!(
+        chain.disagreeing.is_empty(),
+        "memos on chain that disagree with their records: {:?}",
+        chain.disagreeing
     );
+    let (anchored_once, lost, duplicated) = tally(&chain.anchors, acked, "anchors");
     assert_eq!(
         w.query_i64("SELECT count(*) FROM credentials").await,
         acked.len() as i64,
@@ -192,10 +222,226 @@ async fn count_on_chain(w: &World, acked: &[String]) -> (usize, usize, usize) {
     (anchored_once, lost, duplicated)
 }
 
-/// Kill the relay at `point`, `iterations()` times, under continuous issuance.
-async fn relay_killed_at(point: &str) {
+/// (exactly once, lost, duplicated) of `acked` in `counts`; asserts `counts` names nothing
+/// that was not acknowledged.
+fn tally(counts: &HashMap<String, usize>, acked: &[String], what: &str) -> (usize, usize, usize) {
+    let once = acked
+        .iter()
+        .filter(|id| counts.get(*id) == Some(&1))
+        .count();
+    let lost = acked.iter().filter(|id| !counts.contains_key(*id)).count();
+    let duplicated = counts.values().filter(|n| **n > 1).count();
+    let acked_set: HashSet<&String> = acked.iter().collect();
+    let strangers = counts.keys().filter(|id| !acked_set.contains(id)).count();
+    assert_eq!(
+        strangers, 0,
+        "{what} on chain for credentials never acknowledged"
+    );
+    (once, lost, duplicated)
+}
+
+/// The suite's arithmetic can fail: a duplicate, a loss and a stranger are each seen.
+#[test]
+fn tally_sees_losses_duplicates_and_strangers() {
+    let acked = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    let counts: HashMap<String, usize> = [("a".to_string(), 1), ("b".to_string(), 2)].into();
+    assert_eq!(tally(&counts, &acked, "anchors"), (1, 1, 1));
+    let stranger: HashMap<String, usize> = [("z".to_string(), 1)].into();
+    let caught = std::panic::catch_unwind(|| tally(&stranger, &acked, "anchors"));
+    assert!(
+        caught.is_err(),
+        "an anchor of an unacknowledged credential fails the run"
+    );
+}
+
+/// What the chain holds for the stack's anchoring key, transaction by transaction.
+#[derive(Debug, Default)]
+struct OnChain {
+    /// Per credential: finalized, successful transactions that anchor it, by its own `ca1:c`
+    /// memo or by the `ca1:b` memo of a batch it is a proven member of.
+    anchors: HashMap<String, usize>,
+    /// Per credential: finalized, successful `ca1:r` transactions.
+    revocations: HashMap<String, usize>,
+    /// Memos of ours that do not match their record (hash, batch count, root, a member's
+    /// proof) or have none: each one a test failure.
+    disagreeing: Vec<String>,
+}
+
+/// Reads the chain's final record, shared by every test of the suite: first waits until no
+/// transaction stored in `anchor_transactions` can still land (`settle_in_flight`), then reads
+/// every signature of the anchoring key's history and of `anchor_transactions` with
+/// `getTransaction` at `finalized`. Why not the memo summaries of `getSignaturesForAddress`:
+/// they say nothing of who paid, and a count taken while a killed relay's transaction is
+/// still in flight could miss a duplicate that lands a second later.
+async fn read_chain(w: &World) -> OnChain {
+    settle_in_flight(w, in_flight(w).await).await;
+    let chain = w.chain();
+    let sql = w.sql().await;
+    let mut signatures: BTreeSet<String> = sql
+        .query("SELECT signature FROM anchor_transactions", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut before: Option<String> = None;
+    loop {
+        let page = chain
+            .signatures_for_address(&w.anchor_pubkey, before.as_deref(), None, 1000)
+            .await
+            .unwrap();
+        signatures.extend(page.iter().map(|e| e.signature.clone()));
+        match page.last() {
+            Some(last) if page.len() == 1000 => before = Some(last.signature.clone()),
+            _ => break,
+        }
+    }
+    let hashes: HashMap<String, Vec<u8>> = sql
+        .query("SELECT id::text, credential_hash FROM credentials", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let batches: HashMap<String, (i32, Vec<u8>)> = sql
+        .query(
+            "SELECT id::text, member_count, root FROM anchor_batches",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
+    let mut members: HashMap<String, Vec<(String, domain::MerkleProof)>> = HashMap::new();
+    for r in sql
+        .query(
+            "SELECT batch_id::text, credential_id::text, proof FROM anchor_batch_members",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        let proof: domain::MerkleProof = serde_json::from_value(r.get(2)).unwrap();
+        members.entry(r.get(0)).or_default().push((r.get(1), proof));
+    }
+
+    let fetched: Vec<chain::FetchedTx> = futures_util::stream::iter(signatures)
+        .map(|signature| {
+            let chain = chain.clone();
+            async move {
+                chain
+                    .fetch_transaction(&signature, chain::Commitment::Finalized)
+                    .await
+                    .unwrap()
+            }
+        })
+        .buffer_unordered(8)
+        .filter_map(|tx| async move { tx })
+        .collect()
+        .await;
+    let mut out = OnChain::default();
+    for tx in fetched.iter().filter(|tx| tx.succeeded) {
+        let ours: Vec<Memo> = tx
+            .memos
+            .iter()
+            .filter_map(|m| match decode(m) {
+                Decoded::Ours(memo) => Some(memo),
+                Decoded::NotOurs => None,
+            })
+            .collect();
+        // The key's history also holds the airdrop that funded it: no memo of ours.
+        if ours.is_empty() {
+            continue;
+        }
+        assert_eq!(
+            tx.fee_payer, w.anchor_pubkey,
+            "{}: a memo of ours paid by another key",
+            tx.signature
+        );
+        for memo in ours {
+            let hash_matches = |id: &str, hash: &domain::CredentialHash| {
+                hashes.get(id).map(|h| h.as_slice()) == Some(hash.as_bytes().as_slice())
+            };
+            match memo {
+                Memo::Credential {
+                    credential, hash, ..
+                } => {
+                    let id = credential.to_string();
+                    if !hash_matches(&id, &hash) {
+                        out.disagreeing
+                            .push(format!("{}: ca1:c {id}", tx.signature));
+                    }
+                    *out.anchors.entry(id).or_insert(0) += 1;
+                }
+                Memo::Revocation {
+                    credential, hash, ..
+                } => {
+                    let id = credential.to_string();
+                    if !hash_matches(&id, &hash) {
+                        out.disagreeing
+                            .push(format!("{}: ca1:r {id}", tx.signature));
+                    }
+                    *out.revocations.entry(id).or_insert(0) += 1;
+                }
+                Memo::Batch {
+                    batch, count, root, ..
+                } => {
+                    let batch = batch.to_string();
+                    let empty = Vec::new();
+                    let of_batch = members.get(&batch).unwrap_or(&empty);
+                    let proven = batches.get(&batch).is_some_and(|(n, r)| {
+                        i64::from(*n) == i64::from(count)
+                            && r.as_slice() == root.as_bytes().as_slice()
+                    }) && of_batch.len() == count as usize
+                        && of_batch.iter().all(|(id, proof)| {
+                            hashes.get(id).is_some_and(|h| {
+                                let leaf = domain::CredentialHash::from_bytes(
+                                    h.as_slice().try_into().unwrap(),
+                                );
+                                proof.verify_at(&leaf, &root, u64::from(count))
+                            })
+                        });
+                    if !proven {
+                        out.disagreeing
+                            .push(format!("{}: ca1:b {batch}", tx.signature));
+                        continue;
+                    }
+                    for (id, _) in of_batch {
+                        *out.anchors.entry(id.clone()).or_insert(0) += 1;
+                    }
+                }
+                Memo::StatusList { .. } => {}
+            }
+        }
+    }
+    out
+}
+
+/// Puts the stack's issuer in `mode` (its own setting, as `admin set-anchor-mode` does): the
+/// relays keep their single-mode default, so a Merkle run proves the issuer's mode is obeyed.
+async fn set_mode(w: &World, mode: AnchoringMode) {
+    assert!(w
+        .store
+        .set_anchor_mode(&w.issuer_id, Some(mode))
+        .await
+        .unwrap());
+}
+
+fn mode_name(mode: AnchoringMode) -> &'static str {
+    match mode {
+        AnchoringMode::Single => "single mode",
+        AnchoringMode::Merkle => "merkle mode",
+    }
+}
+
+/// Kill `relays` relays at once, `iterations()` times, under continuous issuance with the
+/// issuer in `mode`. Relay `r` of iteration `i` dies at `points[(i + r) % len]` after letting
+/// it pass a varying number of times, so two relays die at different steps.
+async fn relay_killed_at(points: &[&str], mode: AnchoringMode, relays: usize) {
     let started = Instant::now();
     let w = Arc::new(world().await);
+    set_mode(&w, mode).await;
     let logs = tempfile::tempdir().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let issuing: Vec<_> = ["CRASH-A", "CRASH-B"]
@@ -205,20 +451,25 @@ async fn relay_killed_at(point: &str) {
     let n = iterations();
     let mut kills = 0;
     for i in 0..n {
-        // Die at the 1st..16th evaluation, so kills land early and late in a relay's life.
-        let spec = kill_spec(point, (i * 7) % 16);
-        let mut relay = spawn_relay(&w, logs.path(), &format!("relay-{i}"), Some(&spec));
+        let mut armed: Vec<(Child, String)> = (0..relays)
+            .map(|r| {
+                // Die at the 1st..16th evaluation, so kills land early and late in a
+                // relay's life.
+                let spec = kill_spec(points[(i + r) % points.len()], (i * 7 + r * 5) % 16);
+                let relay = spawn_relay(&w, logs.path(), &format!("relay-{i}-{r}"), Some(&spec));
+                (relay, spec)
+            })
+            .collect();
         // before_finalize needs a transaction to reach finality first (~13 s on the local
-        // validator), the others a few hundred milliseconds.
-        expect_killed(
-            &mut relay,
-            &format!("relay #{i} ({spec})"),
-            // A liveness bound, not a speed claim: on a loaded 2-core machine the validator's
-            // slots slow down and the first finality can take minutes.
-            Duration::from_secs(300),
-        )
+        // validator), the others a few hundred milliseconds. 300 s is a liveness bound, not
+        // a speed claim: on a loaded 2-core machine the validator's slots slow down and the
+        // first finality can take minutes.
+        futures_util::future::join_all(armed.iter_mut().enumerate().map(|(r, (relay, spec))| {
+            let what = format!("relay #{i}-{r} ({spec})");
+            async move { expect_killed(relay, &what, Duration::from_secs(300)).await }
+        }))
         .await;
-        kills += 1;
+        kills += relays;
     }
     stop.store(true, Ordering::SeqCst);
     let mut acked = Vec::new();
@@ -230,11 +481,27 @@ async fn relay_killed_at(point: &str) {
         "issuance kept running: {} acknowledged",
         acked.len()
     );
-    let (anchored_once, lost, duplicated) = settle_and_count(&w, logs.path(), &acked).await;
+    let (anchored_once, lost, duplicated) = settle_and_count(&w, logs.path(), &acked, relays).await;
+    if mode == AnchoringMode::Merkle {
+        let batched = w
+            .query_i64("SELECT count(*) FROM anchor_batch_members")
+            .await;
+        assert_eq!(
+            batched,
+            acked.len() as i64,
+            "every credential went through a batch"
+        );
+    }
     let figures = Figures {
         process: "outbox-relay",
-        failpoint: point.to_string(),
+        failpoint: points.join(", "),
+        scenario: if relays > 1 {
+            format!("{}, {relays} relays at once", mode_name(mode))
+        } else {
+            mode_name(mode).to_string()
+        },
         iterations: n,
+        kills_planned: n * relays,
         kills_observed: kills,
         acknowledged: acked.len(),
         anchored_once,
@@ -243,28 +510,181 @@ async fn relay_killed_at(point: &str) {
         seconds: started.elapsed().as_secs_f64(),
     };
     figures.report();
+    assert_eq!(kills, n * relays, "{figures:?}");
     assert_eq!((lost, duplicated), (0, 0), "{figures:?}");
     assert_eq!(anchored_once, acked.len(), "{figures:?}");
 }
 
 #[tokio::test]
 async fn relay_killed_after_claim_loses_nothing_and_anchors_once() {
-    relay_killed_at("relay::after_claim").await;
+    relay_killed_at(&["relay::after_claim"], AnchoringMode::Single, 1).await;
 }
 
 #[tokio::test]
 async fn relay_killed_after_persisting_the_signed_tx_loses_nothing_and_anchors_once() {
-    relay_killed_at("relay::after_persist").await;
+    relay_killed_at(&["relay::after_persist"], AnchoringMode::Single, 1).await;
 }
 
 #[tokio::test]
 async fn relay_killed_after_send_loses_nothing_and_anchors_once() {
-    relay_killed_at("relay::after_send").await;
+    relay_killed_at(&["relay::after_send"], AnchoringMode::Single, 1).await;
 }
 
 #[tokio::test]
 async fn relay_killed_before_the_finalized_status_update_loses_nothing_and_anchors_once() {
-    relay_killed_at("relay::before_finalize").await;
+    relay_killed_at(&["relay::before_finalize"], AnchoringMode::Single, 1).await;
+}
+
+/// Merkle mode, killed right after a batch was sealed (members and root committed, no
+/// transaction yet): the next relay anchors that same batch, never a second one.
+#[tokio::test]
+async fn merkle_relay_killed_after_seal_loses_nothing_and_anchors_once() {
+    relay_killed_at(&["relay::after_seal"], AnchoringMode::Merkle, 1).await;
+}
+
+#[tokio::test]
+async fn merkle_relay_killed_after_persisting_the_batch_tx_loses_nothing_and_anchors_once() {
+    relay_killed_at(&["relay::after_persist"], AnchoringMode::Merkle, 1).await;
+}
+
+#[tokio::test]
+async fn merkle_relay_killed_after_sending_the_batch_tx_loses_nothing_and_anchors_once() {
+    relay_killed_at(&["relay::after_send"], AnchoringMode::Merkle, 1).await;
+}
+
+#[tokio::test]
+async fn merkle_relay_killed_before_finalizing_a_batch_loses_nothing_and_anchors_once() {
+    relay_killed_at(&["relay::before_finalize"], AnchoringMode::Merkle, 1).await;
+}
+
+/// The Merkle batch steps in which a relay can die.
+const MERKLE_POINTS: [&str; 4] = [
+    "relay::after_seal",
+    "relay::after_persist",
+    "relay::after_send",
+    "relay::before_finalize",
+];
+
+/// Two Merkle relays sealing and anchoring side by side (SKIP LOCKED, leases), both killed
+/// in each iteration at different steps, then two clean ones drain together.
+#[tokio::test]
+async fn two_merkle_relays_killed_at_once_lose_nothing_and_anchor_once() {
+    relay_killed_at(&MERKLE_POINTS, AnchoringMode::Merkle, 2).await;
+}
+
+/// Where a relay anchoring revocations dies, in rotation: at 3 iterations the three steps
+/// around the transaction, with more the claim too.
+const REVOCATION_POINTS: [&str; 4] = [
+    "relay::after_send",
+    "relay::before_finalize",
+    "relay::after_persist",
+    "relay::after_claim",
+];
+
+/// Revocations the test requests before each armed relay starts: more jobs than the
+/// largest skip (2) plus one, so every relay reaches its failpoint on revocation work.
+const REVOCATIONS_PER_ITERATION: usize = 6;
+
+/// The relay killed while it anchors revocations. Every credential is anchored first by a
+/// clean relay, so each armed relay sees only `ca1:r` jobs; before each iteration a fresh
+/// wave of credentials is revoked. Counted on chain: every credential anchored once, every
+/// acknowledged revocation once, no revocation of anything else.
+async fn relay_killed_while_anchoring_revocations(mode: AnchoringMode) {
+    let started = Instant::now();
+    let w = world().await;
+    set_mode(&w, mode).await;
+    let logs = tempfile::tempdir().unwrap();
+    let n = iterations();
+    let ids = w
+        .issue_bulk("REV-CRASH", REVOCATIONS_PER_ITERATION * n + 2)
+        .await;
+    let mut first = spawn_relay(&w, logs.path(), "anchor-first", None);
+    w.wait_all_finalized(ids.len() as i64, Duration::from_secs(180))
+        .await;
+    first.kill().await.unwrap();
+
+    let mut revoked: Vec<String> = Vec::new();
+    let mut waves = ids.chunks(REVOCATIONS_PER_ITERATION);
+    let mut kills = 0;
+    for i in 0..n {
+        for id in waves.next().unwrap() {
+            assert_eq!(w.revoke(id, "issued in error").await, 202);
+            revoked.push(id.clone());
+        }
+        let point = REVOCATION_POINTS[i % REVOCATION_POINTS.len()];
+        let spec = kill_spec(point, (i / REVOCATION_POINTS.len()) % 3);
+        let mut relay = spawn_relay(&w, logs.path(), &format!("relay-{i}"), Some(&spec));
+        expect_killed(
+            &mut relay,
+            &format!("relay #{i} ({spec})"),
+            Duration::from_secs(300),
+        )
+        .await;
+        kills += 1;
+    }
+    // Revoking once more is the same revocation (200), never a second job.
+    assert_eq!(w.revoke(&revoked[0], "again").await, 200);
+
+    let mut clean = spawn_relay(&w, logs.path(), "clean", None);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let done = w
+            .query_i64("SELECT count(*) FROM credentials WHERE status = 'revoked'")
+            .await;
+        if done == revoked.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{done} of {} revocations anchored\n{}",
+            revoked.len(),
+            w.outbox_diagnostics().await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    clean.kill().await.unwrap();
+
+    let chain = read_chain(&w).await;
+    assert!(chain.disagreeing.is_empty(), "{:?}", chain.disagreeing);
+    let anchors = tally(&chain.anchors, &ids, "anchors");
+    let revocations = tally(&chain.revocations, &revoked, "revocations");
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM outbox WHERE kind = 'anchor_revocation'")
+            .await,
+        revoked.len() as i64,
+        "one revocation job per revoked credential"
+    );
+    let figures = Figures {
+        process: "outbox-relay",
+        failpoint: REVOCATION_POINTS[..n.min(REVOCATION_POINTS.len())].join(", "),
+        // Acknowledged: the credentials (each owed one anchor) plus the revocations (each
+        // owed one `ca1:r`), all counted on the chain.
+        scenario: format!("revocations, {} issuer", mode_name(mode)),
+        iterations: n,
+        kills_planned: n,
+        kills_observed: kills,
+        acknowledged: ids.len() + revoked.len(),
+        anchored_once: anchors.0 + revocations.0,
+        lost: anchors.1 + revocations.1,
+        duplicated: anchors.2 + revocations.2,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    figures.report();
+    assert_eq!(kills, n, "{figures:?}");
+    assert_eq!((figures.lost, figures.duplicated), (0, 0), "{figures:?}");
+    assert_eq!(figures.anchored_once, figures.acknowledged, "{figures:?}");
+}
+
+#[tokio::test]
+async fn relay_killed_while_anchoring_revocations_anchors_each_revocation_once() {
+    relay_killed_while_anchoring_revocations(AnchoringMode::Single).await;
+}
+
+/// The credentials were anchored in Merkle batches; their revocations are `ca1:r` memos of
+/// their own (revocations are never batched).
+#[tokio::test]
+async fn relay_killed_while_anchoring_revocations_of_merkle_credentials_anchors_each_once() {
+    relay_killed_while_anchoring_revocations(AnchoringMode::Merkle).await;
 }
 
 fn spawn_api(w: &World, logs: &Path, port: u16, name: &str, failpoints: Option<&str>) -> Child {
@@ -301,24 +721,98 @@ impl Retries {
     }
 }
 
+/// Sends one request (same Idempotency-Key, same body) until it is acknowledged (202), as
+/// the README tells clients to: again on a connection error or a 5xx, after Retry-After on a
+/// 429. Returns the 202's body; anything else (a 4xx) fails the test.
+async fn send_until_acknowledged(
+    client: &reqwest::Client,
+    url: &str,
+    api_key: &str,
+    idempotency_key: &str,
+    body: &Value,
+    retries: &Mutex<Retries>,
+) -> Value {
+    // Long enough to retry through a lost database and its restore.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{idempotency_key} never acknowledged"
+        );
+        let sent = client
+            .post(url)
+            .bearer_auth(api_key)
+            .header("Idempotency-Key", idempotency_key)
+            .json(body)
+            .send()
+            .await;
+        match sent {
+            Ok(resp) if resp.status().as_u16() == 202 => match resp.json::<Value>().await {
+                Ok(v) => return v,
+                // The process died while the answer was on its way: the same request again.
+                Err(_) => retries.lock().unwrap().connection_errors += 1,
+            },
+            // Over the per-key budget: wait as told, then the same request again.
+            Ok(resp) if resp.status().as_u16() == 429 => {
+                let wait = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .expect("429 without Retry-After");
+                retries.lock().unwrap().rate_limited += 1;
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            Ok(resp) if resp.status().as_u16() == 503 => {
+                let mut r = retries.lock().unwrap();
+                r.unavailable += 1;
+                if resp.headers().contains_key("retry-after") {
+                    r.unavailable_with_retry_after += 1;
+                }
+            }
+            Ok(resp) if resp.status().is_server_error() => {
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap_or_default();
+                retries
+                    .lock()
+                    .unwrap()
+                    .other_5xx
+                    .push(format!("{status} {body}"));
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                panic!(
+                    "{idempotency_key}: {status} {}",
+                    resp.text().await.unwrap_or_default()
+                )
+            }
+            Err(_) => retries.lock().unwrap().connection_errors += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 /// One client of the registrar's portal: issues serials one by one, each with its own
-/// Idempotency-Key, and retries the SAME request (same key, same body) on a connection
-/// error, a 5xx or a 429 (after its Retry-After) until it is acknowledged, as the README
-/// tells clients to.
+/// Idempotency-Key, retrying each until it is acknowledged. Returns (serial, id) of each.
 fn portal_client(
     base: String,
     api_key: String,
     prefix: String,
     stop: Arc<AtomicBool>,
     retries: Arc<Mutex<Retries>>,
-) -> tokio::task::JoinHandle<Vec<String>> {
+) -> tokio::task::JoinHandle<Vec<(String, String)>> {
     tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let mut ids = Vec::new();
+        let client = http_client();
+        let url = format!("{base}/v1/credentials");
+        let mut acked = Vec::new();
         let mut i = 0usize;
         while !stop.load(Ordering::SeqCst) {
             let serial = format!("{prefix}-{i}");
@@ -331,74 +825,111 @@ fn portal_client(
                 "file_base64": base64::engine::general_purpose::STANDARD
                     .encode(format!("%PDF diploma {serial}")),
             });
-            // Long enough to retry through a lost database and its restore.
-            let deadline = Instant::now() + Duration::from_secs(600);
-            let id = loop {
-                assert!(Instant::now() < deadline, "{serial} never acknowledged");
-                let sent = client
-                    .post(format!("{base}/v1/credentials"))
-                    .bearer_auth(&api_key)
-                    .header("Idempotency-Key", format!("key-{serial}"))
-                    .json(&body)
-                    .send()
-                    .await;
-                match sent {
-                    Ok(resp) if resp.status().as_u16() == 202 => {
-                        let v: Value = resp.json().await.unwrap();
-                        break v["id"].as_str().unwrap().to_string();
-                    }
-                    // Over the per-key budget: wait as told, then the same request again.
-                    Ok(resp) if resp.status().as_u16() == 429 => {
-                        let wait = resp
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse::<u64>().ok())
-                            .expect("429 without Retry-After");
-                        retries.lock().unwrap().rate_limited += 1;
-                        tokio::time::sleep(Duration::from_secs(wait)).await;
-                    }
-                    Ok(resp) if resp.status().as_u16() == 503 => {
-                        let mut r = retries.lock().unwrap();
-                        r.unavailable += 1;
-                        if resp.headers().contains_key("retry-after") {
-                            r.unavailable_with_retry_after += 1;
-                        }
-                    }
-                    Ok(resp) if resp.status().is_server_error() => {
-                        let status = resp.status().as_u16();
-                        let body = resp.text().await.unwrap_or_default();
-                        retries
-                            .lock()
-                            .unwrap()
-                            .other_5xx
-                            .push(format!("{status} {body}"));
-                    }
-                    Ok(resp) => {
-                        let status = resp.status();
-                        panic!(
-                            "{serial}: {status} {}",
-                            resp.text().await.unwrap_or_default()
-                        )
-                    }
-                    Err(_) => retries.lock().unwrap().connection_errors += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
-            ids.push(id);
+            let v = send_until_acknowledged(
+                &client,
+                &url,
+                &api_key,
+                &format!("key-{serial}"),
+                &body,
+                &retries,
+            )
+            .await;
+            acked.push((serial, v["id"].as_str().unwrap().to_string()));
             i += 1;
         }
-        ids
+        acked
     })
 }
 
-/// Kill the API inside the issuance transaction (credential row written, outbox row not
-/// yet), `iterations()` times, while four portal clients issue and retry with their
-/// Idempotency-Keys. Every acknowledged credential must be anchored exactly once, and the
-/// database must hold nothing else: the killed transactions left no half-written row.
-#[tokio::test]
-async fn api_killed_between_credential_and_outbox_insert_loses_nothing_and_duplicates_nothing() {
-    let point = "store::issue::after_credential_insert";
+/// Items per bulk request of `bulk_client`: small, so a few seconds of kills leave a number
+/// of credentials the relay anchors one by one in CI time.
+const BULK_ITEMS: usize = 4;
+
+/// One bulk item; the same serial always gives the same item (a repeat is a `duplicate`).
+fn bulk_item(serial: &str) -> Value {
+    json!({
+        "recipient_id": format!("student-{serial}"),
+        "issued_at": "2026-06-30T12:00:00Z",
+        "serial": serial,
+        "credential_type": "diploma",
+        "title": "BSc Computer Science",
+        "file_sha256": domain::FileDigest::of(serial.as_bytes()).to_hex(),
+    })
+}
+
+/// A portal client of `POST /v1/credential-batches`: request `j` carries `BULK_ITEMS` new
+/// serials under the Idempotency-Key `bulk-<prefix>-<j>`, retried until acknowledged. With
+/// `repeat`, every request after the first also repeats the first serial of the one before:
+/// that serial is taken, the COPY fails on it, and the request is written by the row-wise
+/// fallback (the repeated item answered `duplicate`, with the id already given).
+/// Returns (serial, id) of every item of every acknowledged request.
+fn bulk_client(
+    base: String,
+    api_key: String,
+    prefix: String,
+    repeat: bool,
+    stop: Arc<AtomicBool>,
+    retries: Arc<Mutex<Retries>>,
+) -> tokio::task::JoinHandle<Vec<(String, String)>> {
+    tokio::spawn(async move {
+        let client = http_client();
+        let url = format!("{base}/v1/credential-batches");
+        let mut acked: Vec<(String, String)> = Vec::new();
+        let mut previous: Option<String> = None;
+        let mut j = 0usize;
+        while !stop.load(Ordering::SeqCst) {
+            let fresh: Vec<String> = (0..BULK_ITEMS)
+                .map(|k| format!("{prefix}-{j}-{k}"))
+                .collect();
+            let serials: Vec<&String> = previous
+                .iter()
+                .filter(|_| repeat)
+                .chain(fresh.iter())
+                .collect();
+            let body = json!({
+                "credentials": serials.iter().map(|s| bulk_item(s)).collect::<Vec<_>>(),
+            });
+            let v = send_until_acknowledged(
+                &client,
+                &url,
+                &api_key,
+                &format!("bulk-{prefix}-{j}"),
+                &body,
+                &retries,
+            )
+            .await;
+            assert_eq!(v["accepted"].as_u64(), Some(BULK_ITEMS as u64), "{v}");
+            for item in v["items"].as_array().unwrap() {
+                let status = item["status"].as_str().unwrap();
+                assert!(status == "accepted" || status == "duplicate", "{item}");
+                acked.push((
+                    item["serial"].as_str().unwrap().to_string(),
+                    item["id"].as_str().unwrap().to_string(),
+                ));
+            }
+            previous = fresh.into_iter().next();
+            j += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        acked
+    })
+}
+
+/// How the portal issues while the API is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Issuing {
+    /// `POST /v1/credentials`, one credential per request.
+    Single,
+    /// `POST /v1/credential-batches`; `repeat` sends each request down the row-wise fallback.
+    Bulk { repeat: bool },
+}
+
+/// Kill the API at `point`, inside an issuing transaction, `iterations()` times, while four
+/// portal clients issue and retry with their Idempotency-Keys. Every acknowledged credential
+/// must be anchored exactly once, and the database must hold nothing else: the killed
+/// transactions left no half-written row (a credential without its outbox row, a bulk
+/// request record without its credentials).
+async fn api_killed_at(point: &str, issuing: Issuing) {
     let started = Instant::now();
     let w = Arc::new(world().await);
     let logs = tempfile::tempdir().unwrap();
@@ -413,13 +944,12 @@ async fn api_killed_between_credential_and_outbox_insert_loses_nothing_and_dupli
     let mut api = spawn_api(&w, logs.path(), port, "api-0", Some(&kill_spec(point, 3)));
     let clients: Vec<_> = (0..4)
         .map(|c| {
-            portal_client(
-                base.clone(),
-                w.api_key.clone(),
-                format!("API-CRASH-{c}"),
-                stop.clone(),
-                retries.clone(),
-            )
+            let (base, key) = (base.clone(), w.api_key.clone());
+            let (prefix, stop, retries) = (format!("API-CRASH-{c}"), stop.clone(), retries.clone());
+            match issuing {
+                Issuing::Single => portal_client(base, key, prefix, stop, retries),
+                Issuing::Bulk { repeat } => bulk_client(base, key, prefix, repeat, stop, retries),
+            }
         })
         .collect();
     let mut kills = 0;
@@ -447,12 +977,26 @@ async fn api_killed_between_credential_and_outbox_insert_loses_nothing_and_dupli
     // Let the clients get a few more through the unarmed API, then stop them.
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::SeqCst);
-    let mut acked = Vec::new();
+    let mut by_serial: HashMap<String, String> = HashMap::new();
+    let mut answers = 0;
     for c in clients {
-        acked.extend(c.await.unwrap());
+        for (serial, id) in c.await.unwrap() {
+            answers += 1;
+            let first = by_serial
+                .entry(serial.clone())
+                .or_insert_with(|| id.clone());
+            assert_eq!(*first, id, "{serial}: one id, however often it was sent");
+        }
     }
-    let unique: std::collections::HashSet<&String> = acked.iter().collect();
+    let acked: Vec<String> = by_serial.values().cloned().collect();
+    let unique: HashSet<&String> = acked.iter().collect();
     assert_eq!(unique.len(), acked.len(), "one id per acknowledged serial");
+    if issuing == (Issuing::Bulk { repeat: true }) {
+        assert!(
+            answers > acked.len(),
+            "repeated serials were answered as duplicates"
+        );
+    }
     let retried = retries.lock().unwrap().total();
     assert!(
         retried >= n,
@@ -461,17 +1005,50 @@ async fn api_killed_between_credential_and_outbox_insert_loses_nothing_and_dupli
     relay.kill().await.unwrap();
     api.kill().await.unwrap();
 
-    let (anchored_once, lost, duplicated) = settle_and_count(&w, logs.path(), &acked).await;
+    let (anchored_once, lost, duplicated) = settle_and_count(&w, logs.path(), &acked, 1).await;
     assert_eq!(
         w.query_i64("SELECT count(*) FROM outbox WHERE kind = 'anchor_credential'")
             .await,
         acked.len() as i64,
         "one outbox row per credential"
     );
+    assert_eq!(
+        w.query_i64(
+            "SELECT count(*) FROM credentials c WHERE NOT EXISTS \
+             (SELECT 1 FROM outbox o WHERE o.credential_id = c.id AND o.kind = 'anchor_credential')"
+        )
+        .await,
+        0,
+        "no credential without its outbox row"
+    );
+    if let Issuing::Bulk { .. } = issuing {
+        // Each committed request recorded once, with exactly the credentials it created.
+        assert_eq!(
+            w.query_i64(
+                "SELECT count(*) FROM credential_batches b WHERE accepted <> \
+                 (SELECT count(*) FROM credentials c WHERE c.request_batch_id = b.id)"
+            )
+            .await,
+            0,
+            "a bulk request record disagrees with its credentials"
+        );
+        assert_eq!(
+            w.query_i64("SELECT coalesce(sum(accepted), 0)::bigint FROM credential_batches")
+                .await,
+            acked.len() as i64,
+            "every credential was created by exactly one recorded request"
+        );
+    }
     let figures = Figures {
         process: "issuer-api",
         failpoint: point.to_string(),
+        scenario: match issuing {
+            Issuing::Single => "POST /v1/credentials, single mode".into(),
+            Issuing::Bulk { repeat: false } => "bulk, binary COPY path, single mode".into(),
+            Issuing::Bulk { repeat: true } => "bulk, row-wise fallback path, single mode".into(),
+        },
         iterations: n,
+        kills_planned: n,
         kills_observed: kills,
         acknowledged: acked.len(),
         anchored_once,
@@ -482,6 +1059,30 @@ async fn api_killed_between_credential_and_outbox_insert_loses_nothing_and_dupli
     figures.report();
     assert_eq!((lost, duplicated), (0, 0), "{figures:?}");
     assert_eq!(anchored_once, acked.len(), "{figures:?}");
+}
+
+/// Killed inside the single issuance transaction (credential row written, outbox row not).
+#[tokio::test]
+async fn api_killed_between_credential_and_outbox_insert_loses_nothing_and_duplicates_nothing() {
+    api_killed_at("store::issue::after_credential_insert", Issuing::Single).await;
+}
+
+/// Killed inside a bulk request after its binary COPY wrote every credential and outbox row,
+/// before the request's record, its Idempotency-Key answer and the commit.
+#[tokio::test]
+async fn api_killed_inside_bulk_copy_loses_nothing_and_duplicates_nothing() {
+    api_killed_at("store::bulk::after_copy", Issuing::Bulk { repeat: false }).await;
+}
+
+/// Killed inside a bulk request on the row-wise fallback (the COPY failed on a taken serial),
+/// after its credentials were inserted and before their outbox rows.
+#[tokio::test]
+async fn api_killed_inside_bulk_fallback_insert_loses_nothing_and_duplicates_nothing() {
+    api_killed_at(
+        "store::bulk::fallback::after_credential_insert",
+        Issuing::Bulk { repeat: true },
+    )
+    .await;
 }
 
 fn spawn_reconciler(w: &World, logs: &Path, probe_port: u16) -> Child {
@@ -576,7 +1177,7 @@ async fn postgres_restart_under_load_gives_503_then_every_retry_lands_once() {
     stop.store(true, Ordering::SeqCst);
     let mut acked = Vec::new();
     for c in clients {
-        acked.extend(c.await.unwrap());
+        acked.extend(c.await.unwrap().into_iter().map(|(_, id)| id));
     }
 
     let seen = std::mem::take(&mut *retries.lock().unwrap());
@@ -605,7 +1206,9 @@ async fn postgres_restart_under_load_gives_503_then_every_retry_lands_once() {
     let figures = Figures {
         process: "postgres",
         failpoint: "postgres::restart_then_3s_outage".into(),
+        scenario: "single mode, relay and reconciler live through it".into(),
         iterations: 2,
+        kills_planned: 2,
         kills_observed: 2,
         acknowledged: acked.len(),
         anchored_once,
@@ -728,7 +1331,7 @@ async fn restore_from_an_older_backup_under_load_recovers_every_anchored_credent
     stop.store(true, Ordering::SeqCst);
     let mut acked = Vec::new();
     for c in clients {
-        acked.extend(c.await.unwrap());
+        acked.extend(c.await.unwrap().into_iter().map(|(_, id)| id));
     }
     let seen = std::mem::take(&mut *retries.lock().unwrap());
     assert!(
@@ -753,7 +1356,9 @@ async fn restore_from_an_older_backup_under_load_recovers_every_anchored_credent
     }
     relay.kill().await.unwrap();
 
-    let on_chain = w.anchors_on_chain().await;
+    let chain = read_chain(&w).await;
+    assert!(chain.disagreeing.is_empty(), "{:?}", chain.disagreeing);
+    let on_chain = chain.anchors;
     let duplicated = on_chain.values().filter(|n| **n > 1).count();
     let (client, conn) = tokio_postgres::connect(&w.db.url, tokio_postgres::NoTls)
         .await

@@ -623,10 +623,18 @@ impl Store {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
         let (inserted, existing) = match copy_all(&mut tx, issuer, bulk.request_id, &all).await {
-            Ok(()) => (
-                all.iter().map(|c| *c.id.as_uuid()).collect(),
-                std::collections::HashMap::new(),
-            ),
+            Ok(()) => {
+                // Every credential and outbox row of the request is written by the COPY, the
+                // transaction is still open: `return(kill)` SIGKILLs the API here.
+                fail::fail_point!("store::bulk::after_copy", |arg: Option<String>| {
+                    crashpoint::hit(arg.as_deref());
+                    Err(StoreError::Injected("after bulk COPY".into()))
+                });
+                (
+                    all.iter().map(|c| *c.id.as_uuid()).collect(),
+                    std::collections::HashMap::new(),
+                )
+            }
             Err(e) if serial_taken(&e) => {
                 // A serial was taken before, or by a concurrent request (COPY waited for it
                 // to commit), or the two waited on each other. The savepoint is rolled back
@@ -958,6 +966,14 @@ async fn insert_skipping_taken(
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
     let created: Vec<Uuid> = ids.into_iter().filter(|id| inserted.contains(id)).collect();
+    // Credentials inserted, their outbox rows not yet: `return(kill)` SIGKILLs the API here.
+    fail::fail_point!(
+        "store::bulk::fallback::after_credential_insert",
+        |arg: Option<String>| {
+            crashpoint::hit(arg.as_deref());
+            Err(StoreError::Injected("after bulk credential insert".into()))
+        }
+    );
     tx.execute(
         "INSERT INTO outbox (kind, credential_id, issuer_id) \
          SELECT 'anchor_credential', id, $1 FROM unnest($2::uuid[]) AS u(id)",

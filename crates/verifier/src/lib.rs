@@ -12,6 +12,15 @@
 //! found only once anchored (a `ca1:r` memo paid by the anchoring key in the key's finalized
 //! history), never while pending; and the anchoring key is trusted from the bundle unless
 //! the user pins it with `--issuer-key`.
+//!
+//! What one lying endpoint can do: the anchor transaction is read as its signed bytes and
+//! every signature is checked over its message (`chain`'s decoder,
+//! `domain::verdict::transaction_authentic`), so a node cannot show another memo or fee
+//! payer for a real anchor, nor a forger's memo "paid" by a pinned key it does not hold
+//! (refused as a disagreement, exit 6). It can still lie about what is not signed: the slot
+//! and block time (bounded by the bundle's slot, which must match), the status and
+//! finality, and what the key's history holds (it can hide a revocation). Against those the
+//! only remedy is asking several independent endpoints (`--rpc` repeated), which must agree.
 
 use std::time::Duration;
 
@@ -92,6 +101,23 @@ impl VerifyError {
             VerifyError::Usage(_) | VerifyError::Bundle(_) => exit::USAGE,
             VerifyError::Disagreement(_) => exit::DISAGREEMENT,
             VerifyError::Rpc { .. } => exit::RPC_UNAVAILABLE,
+        }
+    }
+
+    /// An endpoint's failure. A node whose answer contradicts the transaction's own
+    /// signatures (`ChainError::Unauthentic`: it showed another memo or fee payer than the
+    /// signers signed) disagrees with the chain itself: refused like endpoints that disagree
+    /// with each other, not reported as a node that could not be read.
+    pub fn from_endpoint(url: &str, error: ChainError) -> VerifyError {
+        match error {
+            ChainError::Unauthentic { .. } => VerifyError::Disagreement(format!(
+                "{} contradicts the signatures of the transaction it returned: {error}",
+                redact(url)
+            )),
+            error => VerifyError::Rpc {
+                url: redact(url),
+                error,
+            },
         }
     }
 
@@ -243,10 +269,7 @@ pub async fn verify(req: &Request) -> Result<Report, VerifyError> {
         });
         let (obs, endpoint_scans) = observe(&client, &req.bundle, &keys, req.max_history_pages)
             .await
-            .map_err(|error| VerifyError::Rpc {
-                url: redact(url),
-                error,
-            })?;
+            .map_err(|error| VerifyError::from_endpoint(url, error))?;
         observations.push((url, obs));
         scans.extend(endpoint_scans.into_iter().map(|mut scan| {
             scan.rpc = redact(url);
@@ -360,10 +383,7 @@ async fn status_check(
         });
         let check = status::check(&client, keys, issuer, &entry, &bytes, req.max_history_pages)
             .await
-            .map_err(|error| VerifyError::Rpc {
-                url: redact(url),
-                error,
-            })?;
+            .map_err(|error| VerifyError::from_endpoint(url, error))?;
         checks.push(check);
     }
     Ok(match checks.split_first() {

@@ -13,6 +13,8 @@ use domain::proof::{AnchorPath, BundleAnchor, BundleSignature, ProofBundle, PROO
 use domain::signing::SigningKey;
 use domain::{BatchId, CredentialId, IssuedAt, IssuerId, KeyId, MerkleTree, RecipientId, Serial};
 use serde_json::Value;
+use solana_sdk::message::VersionedMessage;
+use solana_sdk::transaction::VersionedTransaction;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FILE: &[u8] = b"%PDF-1.7 diploma of Grace Hopper";
@@ -810,7 +812,14 @@ async fn rpc_without_history(upstream: String) -> String {
 
 /// A JSON-RPC proxy in front of `upstream` that forwards every call and lets `lie` rewrite
 /// the answer (given the request): a node that lies about what the chain holds.
-async fn lying_rpc(upstream: String, lie: fn(&Value, &mut Value)) -> String {
+///
+/// A fake, used only because no real RPC node lies on demand: every answer it rewrites is
+/// first fetched from the real local validator, so everything else it says is the chain's.
+async fn lying_rpc(
+    upstream: String,
+    lie: impl Fn(&Value, &mut Value) + Send + Sync + 'static,
+) -> String {
+    let lie = std::sync::Arc::new(lie);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let http = reqwest::Client::new();
@@ -821,6 +830,7 @@ async fn lying_rpc(upstream: String, lie: fn(&Value, &mut Value)) -> String {
             };
             let http = http.clone();
             let upstream = upstream.clone();
+            let lie = lie.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -867,66 +877,103 @@ async fn lying_rpc(upstream: String, lie: fn(&Value, &mut Value)) -> String {
     url
 }
 
-/// The memo program's id, as `getTransaction` (`json` encoding) lists it.
+/// The memo program's id.
 const MEMO_PROGRAM: &str = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr";
+
+/// Rewrites the transaction of a `getTransaction` answer (base64 wire bytes, as the
+/// verifier asks for them) with `edit`, keeping its signatures: what a node that lies
+/// about a real transaction would have to send.
+fn edit_transaction(req: &Value, resp: &mut Value, edit: impl FnOnce(&mut VersionedMessage)) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if req["method"] != "getTransaction" {
+        return;
+    }
+    let Some(blob) = resp["result"]["transaction"][0].as_str() else {
+        return;
+    };
+    let mut tx: VersionedTransaction = bincode::deserialize(&b64.decode(blob).unwrap()).unwrap();
+    edit(&mut tx.message);
+    resp["result"]["transaction"][0] = b64.encode(bincode::serialize(&tx).unwrap()).into();
+}
+
+/// Replaces the data of every memo instruction of `message` with `memo(old data)`.
+fn rewrite_memos(message: &mut VersionedMessage, memo: impl Fn(&[u8]) -> Vec<u8>) {
+    let memo_program: solana_sdk::pubkey::Pubkey = MEMO_PROGRAM.parse().unwrap();
+    let VersionedMessage::Legacy(m) = message else {
+        panic!("anchors are legacy transactions");
+    };
+    let (keys, ixs) = (&m.account_keys, &mut m.instructions);
+    for ix in ixs {
+        if keys.get(usize::from(ix.program_id_index)) == Some(&memo_program) {
+            ix.data = memo(&ix.data);
+        }
+    }
+}
 
 /// Issue #21 item 7: an endpoint that lies about the anchor transaction itself (its slot,
 /// its success, its fee payer, its memo), not only about what it knows. Next to an honest
 /// endpoint the CLI refuses (exit 6, endpoints disagree); alone, the lie never makes a
-/// verdict `valid`.
+/// verdict `valid`. Memo and fee payer lies are caught by the transaction's own signatures
+/// (the verifier reads the signed bytes and checks them), so alone they are refused as a
+/// disagreement with the chain (exit 6) too; slot and status are not signed, and are caught
+/// by the bundle's slot and the verdict's rules (`tampered`).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endpoint_lying_about_the_anchor_transaction_is_refused() {
     let a = anchored().await;
     let dir = tempfile::tempdir().unwrap();
     let pinned = a.payer.pubkey_base58();
-    type Lie = (&'static str, fn(&Value, &mut Value));
+    type Lie = (&'static str, fn(&Value, &mut Value), &'static str);
     let lies: [Lie; 4] = [
-        ("a later slot", |req, resp| {
-            if req["method"] == "getTransaction" {
-                if let Some(slot) = resp["result"]["slot"].as_u64() {
-                    resp["result"]["slot"] = (slot + 1).into();
-                }
-            }
-        }),
-        ("a failed transaction", |req, resp| {
-            if req["method"] == "getTransaction" && resp["result"].is_object() {
-                resp["result"]["meta"]["err"] =
-                    serde_json::json!({"InstructionError": [0, {"Custom": 1}]});
-            }
-        }),
-        ("another fee payer", |req, resp| {
-            if req["method"] == "getTransaction" && resp["result"].is_object() {
-                resp["result"]["transaction"]["message"]["accountKeys"][0] =
-                    bs58::encode([9u8; 32]).into_string().into();
-            }
-        }),
-        ("another memo", |req, resp| {
-            if req["method"] != "getTransaction" || !resp["result"].is_object() {
-                return;
-            }
-            let message = &mut resp["result"]["transaction"]["message"];
-            let keys: Vec<String> = message["accountKeys"]
-                .as_array()
-                .map(|k| {
-                    k.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Some(ixs) = message["instructions"].as_array_mut() {
-                for ix in ixs {
-                    let program = ix["programIdIndex"].as_u64().unwrap_or(u64::MAX) as usize;
-                    if keys.get(program).map(String::as_str) == Some(MEMO_PROGRAM) {
-                        let data = bs58::decode(ix["data"].as_str().unwrap_or(""))
-                            .into_vec()
-                            .unwrap_or_default();
-                        let mut text = String::from_utf8_lossy(&data).to_string();
-                        text.push('0');
-                        ix["data"] = bs58::encode(text.as_bytes()).into_string().into();
+        (
+            "a later slot",
+            |req, resp| {
+                if req["method"] == "getTransaction" {
+                    if let Some(slot) = resp["result"]["slot"].as_u64() {
+                        resp["result"]["slot"] = (slot + 1).into();
                     }
                 }
-            }
-        }),
+            },
+            "anchor_slot_mismatch",
+        ),
+        (
+            "a failed transaction",
+            |req, resp| {
+                if req["method"] == "getTransaction" && resp["result"].is_object() {
+                    resp["result"]["meta"]["err"] =
+                        serde_json::json!({"InstructionError": [0, {"Custom": 1}]});
+                }
+            },
+            "anchor_failed",
+        ),
+        (
+            "another fee payer",
+            |req, resp| {
+                edit_transaction(req, resp, |message| {
+                    let VersionedMessage::Legacy(m) = message else {
+                        panic!("anchors are legacy transactions");
+                    };
+                    m.account_keys[0] = [9u8; 32].into();
+                })
+            },
+            "contradicts the signatures",
+        ),
+        (
+            "another memo (another hash)",
+            |req, resp| {
+                edit_transaction(req, resp, |message| {
+                    rewrite_memos(message, |data| {
+                        // The last character of the `ca1:` memo's hash, changed.
+                        let mut data = data.to_vec();
+                        if let Some(last) = data.last_mut() {
+                            *last = if *last == b'A' { b'B' } else { b'A' };
+                        }
+                        data
+                    })
+                })
+            },
+            "contradicts the signatures",
+        ),
     ];
     let (code, out) = run(
         dir.path(),
@@ -935,7 +982,7 @@ async fn an_endpoint_lying_about_the_anchor_transaction_is_refused() {
         &["--rpc", &a.rpc, "--issuer-key", &pinned],
     );
     assert_eq!(code, 0, "the honest endpoint alone: {out}");
-    for (name, lie) in lies {
+    for (name, lie, why) in lies {
         let liar = lying_rpc(a.rpc.clone(), lie).await;
         let (code, out) = run(
             dir.path(),
@@ -953,5 +1000,74 @@ async fn an_endpoint_lying_about_the_anchor_transaction_is_refused() {
         );
         assert_ne!(code, 0, "{name}, alone: {out}");
         assert!(!out.starts_with("VALID"), "{name}, alone: {out}");
+        assert!(out.contains(why), "{name}, alone: {out}");
+        println!("{name}, alone: exit {code}: {out}");
     }
+}
+
+/// A forged credential: another file, hashed and signed by the forger's own signing key
+/// (offline, the bundle's signing key is checked alone), pointing at the issuer's real
+/// anchor transaction. Only the anchor's memo differs from what the chain holds.
+fn forged(a: &Anchored, file: &[u8]) -> ProofBundle {
+    let key = SigningKey::from_seed(KeyId::parse("cli-k1").unwrap(), &[66; 32]).unwrap();
+    let mut b = a.bundle.clone();
+    b.fields.file_digest = FileDigest::of(file);
+    let scheme = HashScheme::V2 {
+        credential_id: b.credential_id,
+        salt: Salt::from_bytes([66; 32]),
+        key_id: key.key_id().clone(),
+        public_key: key.public_key(),
+    };
+    b.salt = scheme.salt();
+    b.credential_hash = scheme.hash(&b.fields);
+    b.issuer_signature = BundleSignature {
+        key_id: key.key_id().clone(),
+        public_key: key.public_key(),
+        signature: key.sign_credential(ProofFormat::V2, &b.credential_hash),
+    };
+    b.anchor.memo = b.expected_memo().unwrap().encode();
+    b
+}
+
+/// The lie that matters: a node that shows the issuer's real anchor transaction (real
+/// signature, real slot, paid by the pinned key) carrying the forger's memo, consistent with
+/// a forged bundle in every other respect. Before the verifier checked the transaction's
+/// signatures itself, nothing told this apart from the truth: `valid`. Now the edited
+/// message no longer verifies against the pinned key's signature: refused (exit 6).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lying_endpoint_cannot_vouch_for_a_forged_credential() {
+    const FORGED: &[u8] = b"%PDF-1.7 diploma of Mallory";
+    let a = anchored().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = a.payer.pubkey_base58();
+    let forgery = forged(&a, FORGED);
+    let forged_memo = forgery.anchor.memo.clone();
+    let anchor = a.bundle.anchor.signature.clone();
+    // The honest chain refuses the forgery: its memo is not the anchor's.
+    let (code, out) = run(
+        dir.path(),
+        FORGED,
+        &forgery,
+        &["--rpc", &a.rpc, "--issuer-key", &pinned],
+    );
+    assert_eq!(code, 3, "the honest endpoint: {out}");
+    assert!(out.contains("anchor_memo_mismatch"), "{out}");
+    let liar = lying_rpc(a.rpc.clone(), move |req, resp| {
+        if req["params"][0] == anchor.as_str() {
+            edit_transaction(req, resp, |message| {
+                rewrite_memos(message, |_| forged_memo.as_bytes().to_vec())
+            });
+        }
+    })
+    .await;
+    let (code, out) = run(
+        dir.path(),
+        FORGED,
+        &forgery,
+        &["--rpc", &liar, "--issuer-key", &pinned],
+    );
+    assert_eq!(code, 6, "the lying endpoint alone: {out}");
+    assert!(out.contains("contradicts the signatures"), "{out}");
+    assert!(!out.starts_with("VALID"), "{out}");
+    println!("forged credential, lying endpoint alone: exit {code}: {out}");
 }
