@@ -403,8 +403,16 @@ pub fn markdown(facts: &Facts, rows: &[Row], plots: &[(String, String)]) -> Stri
 /// against the first (target: no worse than 1.5×; for a rate, no less than 1/1.5 of it).
 fn growth_rows(g: &crate::scenarios::Growth) -> Vec<Row> {
     use crate::scenarios::GrowthStep;
+    let stopped = g.stopped.as_ref().map(|why| Row {
+        scenario: "growth: **stopped**".into(),
+        baseline: "—".into(),
+        result: why.clone(),
+        ratio: "—".into(),
+        target: "every step measured".into(),
+        met: Some(false),
+    });
     let (Some(first), Some(last)) = (g.steps.first(), g.steps.last()) else {
-        return Vec::new();
+        return stopped.into_iter().collect();
     };
     type Pick = fn(&GrowthStep) -> f64;
     // (figure, value, higher is better, unit)
@@ -458,22 +466,27 @@ fn growth_rows(g: &crate::scenarios::Growth) -> Vec<Row> {
         .iter()
         .map(|(name, pick, higher_better, unit)| {
             let at = |s: &GrowthStep| format!("{} {unit}", f1(pick(s)));
-            let (v0, vn) = (pick(first), pick(last));
-            // Bytes per credential at 0 rows are the fixed overhead of empty tables: compare
-            // the last step with the first step that held rows.
+            let is_bytes = *unit == "B";
+            // Bytes per credential of near-empty tables are their fixed overhead: the bytes
+            // figure is compared with the first step that held rows (1 M).
+            let base = if is_bytes && g.steps.len() > 2 {
+                &g.steps[1]
+            } else {
+                first
+            };
+            let (v0, vn) = (pick(base), pick(last));
             let worse = if *higher_better {
                 v0 / vn.max(1e-9)
             } else {
                 vn / v0.max(1e-9)
             };
-            let is_bytes = *unit == "B";
             Row {
                 scenario: format!("growth: {name}"),
-                baseline: format!("at {} credentials: {}", label(first.credentials), at(first)),
+                baseline: format!("at {} credentials: {}", label(base.credentials), at(base)),
                 result: g
                     .steps
                     .iter()
-                    .skip(1)
+                    .filter(|s| s.credentials > base.credentials)
                     .map(|s| {
                         let fill = if is_bytes {
                             format!(" (rows written in {:.0} s)", s.fill_s)
