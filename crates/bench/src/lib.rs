@@ -67,7 +67,7 @@ impl Config {
             dead_tuples: 50_000,
             claims: 1_000,
             wakeups: 300,
-            anchor_rate_n: 400,
+            anchor_rate_n: 1_000,
             growth_steps: vec![0, 1_000_000, 10_000_000],
         }
     }

@@ -234,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
             "bench: cost as work grows: {:?} credentials",
             cfg.growth_steps
         );
+        results.growth_planned = cfg.growth_steps.clone();
         results.growth = Some(scenarios::growth(&w, api.pid(), relay.pid()).await?);
     }
     drop((api, relay, reconciler));

@@ -1222,14 +1222,16 @@ async fn postgres_restart_under_load_gives_503_then_every_retry_lands_once() {
     assert_eq!(anchored_once, acked.len(), "{figures:?}");
 }
 
-/// The transactions the relay stored that may still land: (signatures, last valid heights).
+/// Every transaction the relay stored, whatever status it recorded (its own labels are not
+/// trusted): (signatures, last valid heights). `settle_in_flight` waits until each is
+/// finalized on chain or past its last valid block height.
 async fn in_flight(w: &World) -> (Vec<String>, Vec<u64>) {
     let rows = w
         .sql()
         .await
         .query(
             "SELECT signature, last_valid_block_height FROM anchor_transactions \
-             WHERE status IN ('signed', 'sent', 'confirmed')",
+             ORDER BY signature",
             &[],
         )
         .await
