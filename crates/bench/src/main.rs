@@ -166,11 +166,15 @@ async fn main() -> anyhow::Result<()> {
     let wanted = |name: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == name);
     if wanted("single") {
         eprintln!("bench: single issuance vs pgbench");
-        results.single = Some(scenarios::single_issue(&w, api.pid()).await?);
+        results.single = kept(
+            &mut results.failed,
+            "single",
+            scenarios::single_issue(&w, api.pid()).await,
+        );
     }
     if wanted("bulk") {
         eprintln!("bench: bulk issuance vs COPY");
-        results.bulk = Some(scenarios::bulk(&w).await?);
+        results.bulk = kept(&mut results.failed, "bulk", scenarios::bulk(&w).await);
     }
 
     eprintln!("bench: starting outbox-relay");
@@ -179,37 +183,62 @@ async fn main() -> anyhow::Result<()> {
     let relay_idle = procs::rss_of(relay.pid()).0;
     if wanted("merkle") {
         eprintln!("bench: {} credentials in merkle mode", cfg.anchor_n);
-        results.anchor40k = Some(scenarios::anchor_merkle(&w).await?);
+        results.anchor40k = kept(
+            &mut results.failed,
+            "anchor40k",
+            scenarios::anchor_merkle(&w).await,
+        );
     }
     if wanted("claim") {
         eprintln!("bench: claim latency with dead tuples");
-        results.claim = Some(scenarios::claim(&w).await?);
+        results.claim = kept(&mut results.failed, "claim", scenarios::claim(&w).await);
     }
     if wanted("wakeup") {
         eprintln!("bench: NOTIFY wake-up vs polling");
-        results.wakeup = Some(scenarios::wakeup(&w, relay.pid()).await?);
+        results.wakeup = kept(
+            &mut results.failed,
+            "wakeup",
+            scenarios::wakeup(&w, relay.pid()).await,
+        );
     }
     if wanted("latency") {
         eprintln!("bench: issue → confirmed / finalized vs airdrops");
-        results.chain_latency = Some(scenarios::chain_latency(&w).await?);
+        results.chain_latency = kept(
+            &mut results.failed,
+            "chain_latency",
+            scenarios::chain_latency(&w).await,
+        );
     }
     if wanted("anchor_rate") {
         eprintln!("bench: sustained anchoring rate, relay vs a raw sender");
-        results.anchor_rate = Some(scenarios::anchor_rate(&w).await?);
+        results.anchor_rate = kept(
+            &mut results.failed,
+            "anchor_rate",
+            scenarios::anchor_rate(&w).await,
+        );
     }
     if wanted("status_list") {
         eprintln!("bench: a status list of 131,072 entries: sign, serve, revoke to served");
-        results.status_list = Some(scenarios::status_list(&w).await?);
+        results.status_list = kept(
+            &mut results.failed,
+            "status_list",
+            scenarios::status_list(&w).await,
+        );
     }
     let mut run_once_peak = 0.0;
     if wanted("reconcile") {
         eprintln!("bench: reconciler scan");
-        let (rec, peak) = scenarios::reconcile(&w).await?;
-        results.reconcile = Some(rec);
-        run_once_peak = peak;
+        if let Some((rec, peak)) = kept(
+            &mut results.failed,
+            "reconcile",
+            scenarios::reconcile(&w).await,
+        ) {
+            results.reconcile = Some(rec);
+            run_once_peak = peak;
+        }
     }
     if wanted("merkle") || wanted("latency") || wanted("reconcile") || wanted("anchor_rate") {
-        results.cost = Some(scenarios::cost(&w).await?);
+        results.cost = kept(&mut results.failed, "cost", scenarios::cost(&w).await);
     }
     results.memory = vec![
         Memory {
@@ -355,6 +384,19 @@ async fn durability_fact(
         settings.join(", "),
         if disk.is_empty() { "?".into() } else { disk }
     ))
+}
+
+/// A scenario's result, or its failure recorded for the report (a failed scenario must not
+/// throw away the hour of figures measured around it; the report lists it as not met).
+fn kept<T>(failed: &mut Vec<(String, String)>, name: &str, r: anyhow::Result<T>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("bench: {name} FAILED: {e:#}");
+            failed.push((name.to_string(), format!("{e:#}")));
+            None
+        }
+    }
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

@@ -303,6 +303,16 @@ pub fn rows(r: &Results) -> Vec<Row> {
             met: None,
         });
     }
+    for (name, error) in &r.failed {
+        out.push(Row {
+            scenario: format!("**{name}: FAILED**"),
+            baseline: "—".into(),
+            result: error.clone(),
+            ratio: "—".into(),
+            target: "measured".into(),
+            met: Some(false),
+        });
+    }
     if let Some(g) = &r.growth {
         out.extend(growth_rows(g, &r.growth_planned));
     }
