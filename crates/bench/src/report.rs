@@ -203,7 +203,7 @@ pub fn rows(r: &Results) -> Vec<Row> {
     }
     if let Some(wk) = &r.wakeup {
         out.push(Row {
-            scenario: "commit → relay claims the job (real relay process)".into(),
+            scenario: "request → relay claims the job (real relay process; the clock starts before the issuing request)".into(),
             baseline: format!(
                 "same relay, LISTEN off, {} ms poll: p50 {} ms, p99 {} ms",
                 wk.poll_interval_ms,
