@@ -2072,21 +2072,27 @@ async fn measure_growth(
     })
 }
 
-/// Waits until the relay has anchored every open job (bounded: a slow chain only leaves
-/// some backlog), then `VACUUM ANALYZE` and a few seconds of quiet.
+/// Waits until the relay has anchored every open job (a backlog left after 300 s fails the
+/// step), then `VACUUM ANALYZE`, `CHECKPOINT` and a few seconds of quiet.
 async fn settle_growth(w: &World, db: &tokio_postgres::Client) -> anyhow::Result<()> {
     let t = Instant::now();
-    while count(
-        &w.db_url,
-        "SELECT count(*) FROM outbox WHERE completed_at IS NULL",
-    )
-    .await?
-        > 0
-        && t.elapsed() < Duration::from_secs(180)
-    {
+    loop {
+        let open = count(
+            &w.db_url,
+            "SELECT count(*) FROM outbox WHERE completed_at IS NULL",
+        )
+        .await?;
+        if open == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(300),
+            "{open} jobs still open after 300 s"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    db.batch_execute("VACUUM ANALYZE").await?;
+    // And the checkpoint that would otherwise overlap the measurement.
+    db.batch_execute("VACUUM ANALYZE; CHECKPOINT").await?;
     tokio::time::sleep(Duration::from_secs(if w.cfg.smoke { 1 } else { 5 })).await;
     Ok(())
 }

@@ -845,18 +845,6 @@ fn portal_client(
 /// of credentials the relay anchors one by one in CI time.
 const BULK_ITEMS: usize = 4;
 
-/// One bulk item; the same serial always gives the same item (a repeat is a `duplicate`).
-fn bulk_item(serial: &str) -> Value {
-    json!({
-        "recipient_id": format!("student-{serial}"),
-        "issued_at": "2026-06-30T12:00:00Z",
-        "serial": serial,
-        "credential_type": "diploma",
-        "title": "BSc Computer Science",
-        "file_sha256": domain::FileDigest::of(serial.as_bytes()).to_hex(),
-    })
-}
-
 /// A portal client of `POST /v1/credential-batches`: request `j` carries `BULK_ITEMS` new
 /// serials under the Idempotency-Key `bulk-<prefix>-<j>`, retried until acknowledged. With
 /// `repeat`, every request after the first also repeats the first serial of the one before:
@@ -887,7 +875,7 @@ fn bulk_client(
                 .chain(fresh.iter())
                 .collect();
             let body = json!({
-                "credentials": serials.iter().map(|s| bulk_item(s)).collect::<Vec<_>>(),
+                "credentials": serials.iter().map(|s| stack::bulk_item(s)).collect::<Vec<_>>(),
             });
             let v = send_until_acknowledged(
                 &client,

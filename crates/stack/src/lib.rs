@@ -302,19 +302,7 @@ impl Stack {
         let mut ids = Vec::with_capacity(n);
         let serials: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
         for chunk in serials.chunks(5_000) {
-            let items: Vec<Value> = chunk
-                .iter()
-                .map(|serial| {
-                    json!({
-                        "recipient_id": format!("student-{serial}"),
-                        "issued_at": "2026-06-30T12:00:00Z",
-                        "serial": serial,
-                        "credential_type": "diploma",
-                        "title": "BSc Computer Science",
-                        "file_sha256": domain::FileDigest::of(serial.as_bytes()).to_hex(),
-                    })
-                })
-                .collect();
+            let items: Vec<Value> = chunk.iter().map(|serial| bulk_item(serial)).collect();
             let resp = self
                 .client
                 .post(format!("{}/v1/credential-batches", self.api))
@@ -896,4 +884,17 @@ impl Stack {
             .unwrap()
             .get(0)
     }
+}
+
+/// One item of `POST /v1/credential-batches` for `serial`, by digest; the same serial always
+/// gives the same item (sent again, it is a `duplicate`).
+pub fn bulk_item(serial: &str) -> Value {
+    json!({
+        "recipient_id": format!("student-{serial}"),
+        "issued_at": "2026-06-30T12:00:00Z",
+        "serial": serial,
+        "credential_type": "diploma",
+        "title": "BSc Computer Science",
+        "file_sha256": domain::FileDigest::of(serial.as_bytes()).to_hex(),
+    })
 }
