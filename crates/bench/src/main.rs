@@ -343,6 +343,14 @@ async fn main() -> anyhow::Result<()> {
     )?;
     println!("{md}");
     let _ = std::fs::remove_dir_all(&work);
+    // The report keeps what was measured; the exit status still says that something failed,
+    // so `make bench-smoke` in `make test` cannot pass over a broken scenario.
+    let stopped = results.growth.as_ref().and_then(|g| g.stopped.clone());
+    anyhow::ensure!(
+        results.failed.is_empty() && stopped.is_none(),
+        "scenarios failed: {:?}; growth: {stopped:?}",
+        results.failed
+    );
     Ok(())
 }
 
