@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Offline checks of the deployment assets (k8s/, deploy/). Run by `make deploy-check`
-# (and so by `make test`). Idempotent installs: promtool (Debian package `prometheus`) and
-# kubernetes-validate (PyPI) are installed only when missing.
+# (and so by `make test`). Idempotent installs: promtool (Debian package `prometheus`),
+# kubernetes-validate (PyPI), node/npm (Debian) and the pinned CRD schema packages (npm, sha256
+# checked, into ~/.cache/credential-anchor/crd-schemas, never into the repository) are installed
+# only when missing.
 #
 # Checks:
 #   1. `kubectl kustomize` builds k8s/base and every overlay in k8s/overlays/;
 #   2. each build validates offline against the Kubernetes schemas (kubernetes-validate
-#      --strict). The Prometheus Operator kinds (ServiceMonitor, PrometheusRule) have no schema
-#      offline: they are split off (SKIP_CRD_KINDS below) and checked structurally in python,
-#      and the PrometheusRule's groups go through `promtool check rules`;
+#      --strict). Custom resources (Prometheus Operator: ServiceMonitor, PrometheusRule,
+#      PodMonitor; CloudNativePG: Cluster, ScheduledBackup) are split off (CRD_KINDS below) and
+#      validated against their operators' pinned schemas, strictly (an unknown field fails):
+#      CloudNativePG 1.29.0's CRDs, the Prometheus Operator's API types (check-deploy-lib.py,
+#      "Custom resources against the operators' own schemas"); the ServiceMonitor and
+#      PrometheusRule also structurally, and the PrometheusRule's groups through
+#      `promtool check rules`. A build with a CloudNativePG Cluster (prod) must also be coherent:
+#      3 instances, synchronous quorum, WAL archiving, its backups and PodMonitor, and every
+#      service's database URL on the cluster's -rw Service with target_session_attrs=read-write;
 #   3. every Deployment/Job container has probes (/healthz, /readyz), resources and the
 #      hardened securityContext; Deployments have terminationGracePeriodSeconds 30;
 #   4. `promtool check config` (prometheus.yml), `check rules` (alerts.yml),
@@ -22,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-SKIP_CRD_KINDS="ServiceMonitor,PrometheusRule"   # validated structurally, not by schema
+CRD_KINDS="ServiceMonitor,PrometheusRule,PodMonitor,Cluster,ScheduledBackup"   # not in kubernetes-validate: own schemas
 K8S_VERSION=${K8S_VERSION:-1.33.0}
 SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
 
@@ -40,18 +48,27 @@ if ! command -v kubernetes-validate >/dev/null; then
 fi
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
 command -v kubectl >/dev/null || { echo "kubectl is required (kubectl kustomize)"; exit 1; }
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "installing node and npm (Debian packages nodejs, npm) for the CRD schema check"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 echo "promtool: $(promtool --version 2>&1 | head -1)"
 echo "kubernetes-validate: $(kubernetes-validate --version 2>&1)"
+echo "node: $(node --version)"
+python3 scripts/check-deploy-lib.py crd-schemas-install
 
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 
 for dir in k8s/base k8s/overlays/*/; do
   dir=${dir%/}; name=$(echo "$dir" | tr / _)
-  step "kustomize + validate $dir (Kubernetes $K8S_VERSION; CRD kinds $SKIP_CRD_KINDS checked structurally)"
+  step "kustomize + validate $dir (Kubernetes $K8S_VERSION; custom resources $CRD_KINDS against their CRD schemas)"
   kubectl kustomize "$dir" > "$TMP/$name.yaml"
   python3 scripts/check-deploy-lib.py split-crds "$TMP/$name.yaml" "$TMP/$name.core.yaml" "$TMP/$name.crd.yaml"
   kubernetes-validate --strict --quiet -k "$K8S_VERSION" "$TMP/$name.core.yaml"
   python3 scripts/check-deploy-lib.py check-crds "$TMP/$name.crd.yaml" "$TMP/$name.rules.yaml"
+  python3 scripts/check-deploy-lib.py check-crd-schemas "$TMP/$name.crd.yaml"
+  python3 scripts/check-deploy-lib.py check-database "$TMP/$name.core.yaml" "$TMP/$name.crd.yaml"
   promtool check rules "$TMP/$name.rules.yaml" | sed 's/^/  /'
   python3 scripts/check-deploy-lib.py check-policy "$TMP/$name.core.yaml"
 done

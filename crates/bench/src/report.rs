@@ -455,7 +455,7 @@ fn growth_rows(g: &crate::scenarios::Growth, planned: &[usize]) -> Vec<Row> {
         ),
         ("verify by details p99", |s| s.verify_p99_ms, false, "ms"),
         (
-            "reconciler pass over this scenario's window (`run-once --since` its start)",
+            "reconciler pass over this step's window (`run-once --since` the step's start)",
             |s| s.reconcile_pass_ms as f64,
             false,
             "ms",

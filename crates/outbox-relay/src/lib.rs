@@ -131,8 +131,13 @@ impl Application {
         let probe_task = tokio::spawn(probe_server);
         tokio::pin!(shutdown);
         let mut last_backlog = std::time::Instant::now() - Duration::from_secs(60);
+        // A wake-up during a pass starts one more pass beside it (never more than one):
+        // the new job is claimed at once instead of after the pass in progress, whose
+        // tracking RPC calls can take hundreds of milliseconds. Leases and fencing keep two
+        // passes of one process apart exactly as they keep two relays apart.
+        let mut beside: Option<tokio::task::JoinHandle<()>> = None;
         tracing::info!(worker = %relay.worker(), "relay started");
-        loop {
+        'passes: loop {
             if last_backlog.elapsed() > Duration::from_secs(5) {
                 // Bounded: a half-open database connection must not delay shutdown.
                 match tokio::time::timeout(Duration::from_secs(5), relay.refresh_backlog()).await {
@@ -144,31 +149,41 @@ impl Application {
             }
             let pass = relay.run_pass();
             tokio::pin!(pass);
-            let claimed = tokio::select! {
-                r = &mut pass => r,
-                _ = &mut shutdown => {
-                    tracing::info!("shutdown requested: finishing the current pass");
-                    let _ = tokio::time::timeout(grace, pass).await;
-                    break;
+            let claimed = loop {
+                let idle = beside.as_ref().is_none_or(|b| b.is_finished());
+                tokio::select! {
+                    r = &mut pass => break r,
+                    _ = wake.notified(), if idle => {
+                        let relay = relay.clone();
+                        beside = Some(tokio::spawn(async move {
+                            record_pass(&relay, relay.run_pass().await);
+                        }));
+                    }
+                    _ = &mut shutdown => {
+                        tracing::info!("shutdown requested: finishing the passes in progress");
+                        let _ = tokio::time::timeout(grace, async {
+                            let _ = pass.await;
+                            if let Some(b) = beside.take() {
+                                let _ = b.await;
+                            }
+                        })
+                        .await;
+                        break 'passes;
+                    }
                 }
             };
-            let full = match claimed {
-                Ok(n) => {
-                    relay.mark_success();
-                    n >= 1 && n >= relay.claim_size() as usize
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "relay pass failed");
-                    false
-                }
-            };
-            if full {
+            if record_pass(&relay, claimed) {
                 continue;
             }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(poll_interval) => {}
-                _ = &mut shutdown => break,
+                _ = &mut shutdown => {
+                    if let Some(b) = beside.take() {
+                        let _ = tokio::time::timeout(grace, b).await;
+                    }
+                    break;
+                }
             }
         }
         if let Some(listener) = listener {
@@ -178,5 +193,19 @@ impl Application {
         let _ = probe_task.await;
         tracing::info!("relay stopped");
         Ok(())
+    }
+}
+
+/// Records a pass's outcome; true when it claimed a full batch (more may be due right away).
+fn record_pass(relay: &Relay, claimed: Result<usize, relay::StepError>) -> bool {
+    match claimed {
+        Ok(n) => {
+            relay.mark_success();
+            n >= 1 && n >= relay.claim_size() as usize
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "relay pass failed");
+            false
+        }
     }
 }

@@ -279,6 +279,83 @@ async fn rpc_connection_resets_back_off_without_dead_letters_then_drain() {
     assert_drains_once(&app, &w, &ids).await;
 }
 
+/// A NOTIFY during a slow pass starts a second pass beside it: a new job is claimed at once,
+/// not after the pass in progress (which the bench measured at p99 620 ms while a pass
+/// tracked earlier transactions). Here every RPC call takes over a second, so the pass that
+/// sends the first credential lasts several; the second is claimed long before it ends.
+#[tokio::test]
+async fn a_new_job_is_claimed_while_a_slow_pass_is_still_running() {
+    let w = world().await;
+    let target = w
+        .chain_env
+        .rpc_url()
+        .trim_start_matches("http://")
+        .to_string();
+    let proxy = TcpProxy::start(target).await.unwrap();
+    let mut settings = w.relay_settings(&proxy.url(), "relay-beside");
+    // Longer than the slow pass: no job changes hands through an expired lease here.
+    settings.relay.lease_ms = 60_000;
+    let app = Application::build(settings).await.unwrap();
+    // Each chunk held 700 ms each way: a JSON-RPC call takes at least 1.4 s (below the 3 s
+    // request timeout), and signing and sending is at least four calls in a row.
+    let delay = Duration::from_millis(700);
+    proxy.set_mode(ProxyMode::Delay(delay));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    let claimed = |id: String| {
+        let w = &w;
+        async move {
+            w.query_i64(&format!(
+                "SELECT count(*) FROM outbox WHERE credential_id = '{id}' \
+                 AND (locked_by IS NOT NULL OR completed_at IS NOT NULL)"
+            ))
+            .await
+                == 1
+        }
+    };
+    let first = w.issue("S-BESIDE-1").await;
+    let t = Instant::now();
+    while !claimed(first.clone()).await {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "first job never claimed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first_claimed = Instant::now();
+    // The pass that claimed the first job is now in its slow RPC calls.
+    let second = w.issue("S-BESIDE-2").await;
+    let t = Instant::now();
+    while !claimed(second.clone()).await {
+        assert!(
+            t.elapsed() < delay * 3,
+            "the second job waited for the slow pass ({:?})",
+            t.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let waited = t.elapsed();
+    // The first job's pass was really still running: its transaction was not sent yet.
+    assert_ne!(
+        w.credential(&first).await["status"],
+        "submitted",
+        "the first pass had ended; nothing was shown"
+    );
+    eprintln!(
+        "second job claimed {waited:?} after its 202, {:?} into the slow pass",
+        first_claimed.elapsed()
+    );
+    // Both anchor exactly once, through the slow RPC.
+    w.wait_all_finalized(2, Duration::from_secs(240)).await;
+    let _ = stop_tx.send(());
+    running.await.unwrap().unwrap();
+    let counts = w.anchors_on_chain().await;
+    assert_eq!(counts.get(&first), Some(&1));
+    assert_eq!(counts.get(&second), Some(&1));
+}
+
 #[tokio::test]
 async fn slow_rpc_below_the_timeout_anchors_once_without_failures() {
     let w = world().await;
