@@ -115,7 +115,10 @@ fn short_vec_len(n: usize) -> usize {
 /// that message are what the signers signed; a node that edits them is
 /// [`ChainError::Unauthentic`]. The slot, block time, status and fee come from the node
 /// alone (they are not signed); see `transaction_authentic` for what that leaves open.
-/// Keys loaded from address lookup tables come from the node too; an anchor never uses one.
+/// Keys loaded from address lookup tables come from the node too (the signers signed only a
+/// table's address and an index into it): a program reached through one is never read as
+/// the memo program, so a node cannot turn signed bytes sent to another program into a memo
+/// by naming the memo program there. An anchor never uses a lookup table.
 pub fn decode_get_transaction(
     requested_signature: &str,
     result: Value,
@@ -157,6 +160,19 @@ pub fn decode_get_transaction(
         .get(short_vec_len(tx.signatures.len()) + 64 * tx.signatures.len()..)
         .ok_or_else(|| unexpected("transaction shorter than its signatures"))?;
     let required = usize::from(tx.message.header().num_required_signatures);
+    // Exactly one signature per required signer, each signer a key of the message: what the
+    // runtime itself demands, so nothing a node adds or drops passes as signed.
+    if tx.signatures.len() != required || keys.len() < required {
+        return Err(ChainError::Unauthentic {
+            method: METHOD,
+            detail: format!(
+                "transaction {requested_signature} as returned has {} signatures for {required} \
+                 required signers and {} keys",
+                tx.signatures.len(),
+                keys.len()
+            ),
+        });
+    }
     let signers: Vec<[u8; 32]> = keys.iter().take(required).map(|k| k.to_bytes()).collect();
     let signatures: Vec<[u8; 64]> = tx.signatures.iter().map(|s| *s.as_array()).collect();
     if !domain::verdict::transaction_authentic(signed, &signers, &signatures) {
@@ -196,7 +212,8 @@ pub fn decode_get_transaction(
                 "instruction {i} names program index {index} out of range"
             ))
         })?;
-        if program == MEMO_V3_PROGRAM_ID || program == MEMO_V1_PROGRAM_ID {
+        let signed_program = index < keys.len();
+        if signed_program && (program == MEMO_V3_PROGRAM_ID || program == MEMO_V1_PROGRAM_ID) {
             memos.push(String::from_utf8_lossy(&ix.data).into_owned());
         }
     }
@@ -352,8 +369,10 @@ mod tests {
         assert_eq!(tx.memos, vec!["f\u{fffd}o".to_string()]);
     }
 
+    /// Instruction indices go on into the loaded keys (an index past them is an error), but a
+    /// program the node says it loaded is not the signers' word: never read as a memo.
     #[test]
-    fn loaded_addresses_extend_the_key_space() {
+    fn a_memo_program_named_only_by_the_node_is_not_a_memo() {
         let payer = Keypair::new();
         let message = VersionedMessage::V0(v0::Message {
             header: MessageHeader {
@@ -377,8 +396,12 @@ mod tests {
         let (wire, sig) = signed(&payer, &message);
         let mut v = result(&wire);
         v["meta"]["loadedAddresses"] = json!({"writable": ["W1111111111111111111111111111111"], "readonly": [MEMO_V3_PROGRAM_ID]});
-        let tx = decode_get_transaction(&sig, v).unwrap().unwrap();
-        assert_eq!(tx.memos, vec!["via lookup".to_string()]);
+        let tx = decode_get_transaction(&sig, v.clone()).unwrap().unwrap();
+        assert!(tx.memos.is_empty(), "{:?}", tx.memos);
+        assert_eq!(tx.fee_payer, payer.pubkey().to_string());
+        // Without the loaded keys the program index is out of range: an error, not a guess.
+        v["meta"]["loadedAddresses"] = json!({"writable": [], "readonly": []});
+        assert!(decode_get_transaction(&sig, v).is_err());
     }
 
     /// What a lying node would show for a real signature: another memo, another fee payer.
@@ -400,6 +423,30 @@ mod tests {
             let err = decode_get_transaction(&sig, result(&wire)).unwrap_err();
             assert!(matches!(err, ChainError::Unauthentic { .. }), "{err}");
         }
+    }
+
+    /// A node that adds a signature the message does not require (or claims more required
+    /// signers than it sends) is refused, even when every signature it sends verifies.
+    #[test]
+    fn a_signature_count_other_than_the_required_one_is_not_authentic() {
+        let payer = Keypair::new();
+        let genuine = message(&payer, MEMO_V3_PROGRAM_ID, b"ca1:c:genuine");
+        let (_, sig) = signed(&payer, &genuine);
+        let real_sig = Signature::from_str(&sig).unwrap();
+        let extra = bincode::serialize(&VersionedTransaction {
+            signatures: vec![real_sig, real_sig],
+            message: genuine.clone(),
+        })
+        .unwrap();
+        let err = decode_get_transaction(&sig, result(&extra)).unwrap_err();
+        assert!(matches!(err, ChainError::Unauthentic { .. }), "{err}");
+        let mut two_required = genuine.clone();
+        if let VersionedMessage::Legacy(m) = &mut two_required {
+            m.header.num_required_signatures = 2;
+        }
+        let (wire, sig2) = signed(&payer, &two_required);
+        let err = decode_get_transaction(&sig2, result(&wire)).unwrap_err();
+        assert!(matches!(err, ChainError::Unauthentic { .. }), "{err}");
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub enum ApiError {
     SigningUnavailable,
     #[error("the chain RPC node is unavailable; retry later")]
     ChainUnavailable { retry_after_secs: u64 },
+    /// The node answered with a transaction its signers did not sign (another memo, fee
+    /// payer or signature count than the real one): the answer was refused, not believed.
+    #[error("the chain RPC node returned a transaction that is not what its signers signed: the answer was refused; retry later")]
+    ChainUnauthentic { retry_after_secs: u64 },
     #[error("the database is unavailable; retry later")]
     DatabaseUnavailable { retry_after_secs: u64 },
     #[error("the database connection was lost while committing: the request may have been recorded; retry with the same Idempotency-Key to learn its outcome")]
@@ -115,6 +119,7 @@ impl ApiError {
             ApiError::SerialConflict { .. } => ErrorCode::SerialConflict,
             ApiError::SigningUnavailable => ErrorCode::SigningUnavailable,
             ApiError::ChainUnavailable { .. } => ErrorCode::ChainUnavailable,
+            ApiError::ChainUnauthentic { .. } => ErrorCode::ChainUnauthentic,
             ApiError::DatabaseUnavailable { .. } => ErrorCode::DatabaseUnavailable,
             ApiError::CommitOutcomeUnknown { .. } => ErrorCode::CommitOutcomeUnknown,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
@@ -198,7 +203,8 @@ impl ResponseError for ApiError {
             ApiError::SigningUnavailable
             | ApiError::DatabaseUnavailable { .. }
             | ApiError::CommitOutcomeUnknown { .. }
-            | ApiError::ChainUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::ChainUnavailable { .. }
+            | ApiError::ChainUnauthentic { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -211,6 +217,7 @@ impl ResponseError for ApiError {
             ApiError::DatabaseUnavailable { retry_after_secs }
             | ApiError::CommitOutcomeUnknown { retry_after_secs }
             | ApiError::ChainUnavailable { retry_after_secs }
+            | ApiError::ChainUnauthentic { retry_after_secs }
             | ApiError::RateLimited { retry_after_secs } => {
                 builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
@@ -272,6 +279,9 @@ error_codes! {
     SerialConflict => "serial_conflict",
     SigningUnavailable => "signing_unavailable",
     ChainUnavailable => "chain_unavailable",
+    /// The RPC node's transaction failed its own signatures: refused (a 503, as another node
+    /// or a later answer may be truthful; never a verdict).
+    ChainUnauthentic => "chain_unauthentic",
     DatabaseUnavailable => "database_unavailable",
     /// The connection dropped while COMMIT was in flight: it may have committed.
     CommitOutcomeUnknown => "commit_outcome_unknown",

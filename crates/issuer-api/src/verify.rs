@@ -420,19 +420,30 @@ fn bundle_from_record(
 
 /// The anchor transaction as the chain has it: at `finalized`, else at `confirmed`.
 async fn read_anchor(state: &AppState, signature: &str) -> Result<ChainAnchor, ApiError> {
-    let unavailable = |e: ChainError| {
-        tracing::warn!(error = %e, "chain read for verification failed");
-        ApiError::ChainUnavailable {
-            retry_after_secs: state.retry_after_secs,
-        }
-    };
-    let invalid =
-        |_| ApiError::invalid_field("proof", "anchor.signature is not a transaction signature");
     match state.chain.fetch_anchor(signature).await {
         Ok(Some(seen)) => Ok(ChainAnchor::Seen(seen)),
         Ok(None) => Ok(ChainAnchor::NotFound),
-        Err(e @ ChainError::InvalidArgument(_)) => Err(invalid(e)),
-        Err(e) => Err(unavailable(e)),
+        Err(e) => Err(chain_read_error(e, state.retry_after_secs)),
+    }
+}
+
+/// What a failed chain read tells the verifier: a bad signature in the request is theirs
+/// (400); a node caught lying is named as such (`chain_unauthentic`) so an operator looks at
+/// the RPC provider, not at a network blip; anything else is `chain_unavailable`. Never a
+/// verdict: no answer from the chain is taken as one.
+fn chain_read_error(e: ChainError, retry_after_secs: u64) -> ApiError {
+    match e {
+        ChainError::InvalidArgument(_) => {
+            ApiError::invalid_field("proof", "anchor.signature is not a transaction signature")
+        }
+        e @ ChainError::Unauthentic { .. } => {
+            tracing::error!(error = %e, "the RPC node returned a transaction its signers did not sign");
+            ApiError::ChainUnauthentic { retry_after_secs }
+        }
+        e => {
+            tracing::warn!(error = %e, "chain read for verification failed");
+            ApiError::ChainUnavailable { retry_after_secs }
+        }
     }
 }
 
@@ -441,4 +452,30 @@ fn explorer_url(state: &AppState, signature: &str) -> String {
         .explorer
         .cluster
         .explorer_tx_url(signature, state.explorer.custom_rpc_url.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mapping alone (a lying node cannot be produced on demand in a unit test; the
+    /// decoder's refusal itself is tested in `chain::decode` and, against a real validator
+    /// behind a rewriting proxy, in the verifier's CLI tests).
+    #[test]
+    fn a_lying_node_is_named_and_a_blip_is_unavailable() {
+        let lie = ChainError::Unauthentic {
+            method: "getTransaction",
+            detail: "edited memo".into(),
+        };
+        let e = chain_read_error(lie, 7);
+        assert_eq!(e.code(), "chain_unauthentic");
+        assert_eq!(
+            actix_web::ResponseError::status_code(&e),
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        let blip = chain_read_error(ChainError::Timeout("slow".into()), 7);
+        assert_eq!(blip.code(), "chain_unavailable");
+        let bad = chain_read_error(ChainError::InvalidArgument("sig".into()), 7);
+        assert_eq!(bad.code(), "invalid_field");
+    }
 }

@@ -17,6 +17,7 @@ use secrecy::ExposeSecret;
 use service_shell::probes::{serve_probes, ReadinessCheck};
 use store::Store;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 pub use relay::{Relay, RelayConfig};
 pub use settings::Settings;
@@ -111,9 +112,9 @@ impl Application {
         &self.relay
     }
 
-    /// Runs passes until `shutdown` resolves. Shutdown order: stop claiming, let the pass in
-    /// progress finish (bounded by the grace period: unfinished jobs' leases simply expire),
-    /// stop the listener, then the probe server.
+    /// Runs passes until `shutdown` resolves. Shutdown order: stop claiming, let the passes in
+    /// progress finish (bounded by the grace period, then aborted: unfinished jobs' leases
+    /// simply expire), stop the listener, then the probe server.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()>,
@@ -134,8 +135,9 @@ impl Application {
         // A wake-up during a pass starts one more pass beside it (never more than one):
         // the new job is claimed at once instead of after the pass in progress, whose
         // tracking RPC calls can take hundreds of milliseconds. Leases and fencing keep two
-        // passes of one process apart exactly as they keep two relays apart.
-        let mut beside: Option<tokio::task::JoinHandle<()>> = None;
+        // passes of one process apart exactly as they keep two relays apart. A JoinSet, so
+        // shutdown can abort it like the main pass and a panic in it is not lost.
+        let mut beside: JoinSet<()> = JoinSet::new();
         tracing::info!(worker = %relay.worker(), "relay started");
         'passes: loop {
             if last_backlog.elapsed() > Duration::from_secs(5) {
@@ -150,22 +152,22 @@ impl Application {
             let pass = relay.run_pass();
             tokio::pin!(pass);
             let claimed = loop {
-                let idle = beside.as_ref().is_none_or(|b| b.is_finished());
+                let idle = beside.is_empty();
                 tokio::select! {
                     r = &mut pass => break r,
+                    // Reaped as soon as it ends, so the next wake-up may start another.
+                    Some(done) = beside.join_next(), if !idle => reap(done),
                     _ = wake.notified(), if idle => {
                         let relay = relay.clone();
-                        beside = Some(tokio::spawn(async move {
+                        beside.spawn(async move {
                             record_pass(&relay, relay.run_pass().await);
-                        }));
+                        });
                     }
                     _ = &mut shutdown => {
                         tracing::info!("shutdown requested: finishing the passes in progress");
                         let _ = tokio::time::timeout(grace, async {
                             let _ = pass.await;
-                            if let Some(b) = beside.take() {
-                                let _ = b.await;
-                            }
+                            drain(&mut beside).await;
                         })
                         .await;
                         break 'passes;
@@ -179,13 +181,13 @@ impl Application {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(poll_interval) => {}
                 _ = &mut shutdown => {
-                    if let Some(b) = beside.take() {
-                        let _ = tokio::time::timeout(grace, b).await;
-                    }
+                    let _ = tokio::time::timeout(grace, drain(&mut beside)).await;
                     break;
                 }
             }
         }
+        // Past the grace period a pass still running is aborted, as the main pass is.
+        beside.shutdown().await;
         if let Some(listener) = listener {
             listener.abort();
         }
@@ -206,6 +208,24 @@ fn record_pass(relay: &Relay, claimed: Result<usize, relay::StepError>) -> bool 
         Err(e) => {
             tracing::warn!(error = %e, "relay pass failed");
             false
+        }
+    }
+}
+
+/// Waits for the pass beside the main one, if any.
+async fn drain(beside: &mut JoinSet<()>) {
+    while let Some(done) = beside.join_next().await {
+        reap(done);
+    }
+}
+
+/// A finished pass beside the main one: its outcome was recorded by the task itself; a panic
+/// is raised again here, as a panic of the main pass would be.
+fn reap(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!("a relay pass panicked");
+            std::panic::resume_unwind(e.into_panic());
         }
     }
 }

@@ -1316,6 +1316,11 @@ async fn restore_from_an_older_backup_under_load_recovers_every_anchored_credent
     let recovered = w
         .query_i64("SELECT count(*) FROM credentials WHERE status = 'recovered'")
         .await;
+    eprintln!(
+        "reconciler run-once after the restore: {}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
     let mut relay = spawn_relay(&w, logs.path(), "relay-after", None);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::SeqCst);

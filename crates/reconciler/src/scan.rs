@@ -33,6 +33,10 @@ pub const PAGE_SIZE: usize = 1_000;
 /// `getTransaction` calls in flight per page: enough to hide RPC latency, few enough not to
 /// be rate limited by a public endpoint.
 const FETCH_CONCURRENCY: usize = 32;
+/// Tries for a history entry the node lists at finalized but does not return yet, waiting
+/// `UNRETRIEVABLE_BACKOFF` × the try number before each: about 10 s in all.
+const UNRETRIEVABLE_RETRIES: u32 = 6;
+const UNRETRIEVABLE_BACKOFF: Duration = Duration::from_millis(500);
 
 /// How far back a run looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +117,9 @@ pub struct RunReport {
     pub drift: u64,
     /// Rows already in agreement with the chain.
     pub consistent: u64,
+    /// History entries listed at finalized whose transaction the node would not return
+    /// (after `UNRETRIEVABLE_RETRIES` tries): nothing was decided for them.
+    pub unretrievable: u64,
     /// Revocations finalized or rebuilt from their `ca1:r` memo (not in `finalized` or
     /// `backfilled`, which count credentials and batches).
     pub revocations: u64,
@@ -339,7 +346,7 @@ impl Reconciler {
             // Owned inputs and a cloned client: the buffered futures must not borrow across
             // the stream (that makes the run's future not provably Send).
             let chain = self.chain.clone();
-            let fetched: Vec<_> = futures_util::stream::iter(candidates)
+            let mut fetched: Vec<_> = futures_util::stream::iter(candidates)
                 .map(move |(signature, block_time)| {
                     let chain = chain.clone();
                     async move {
@@ -352,6 +359,25 @@ impl Reconciler {
                 .buffered(FETCH_CONCURRENCY)
                 .try_collect()
                 .await?;
+            // Listed at finalized but not retrievable yet: under load a node's transaction
+            // status index trails its signature index (seen in the crash suite: a restore's
+            // run-once found 220 of its anchors "not retrievable" and recovered none of
+            // them). Asked again a few times before the run gives up on them.
+            for attempt in 1..=UNRETRIEVABLE_RETRIES {
+                let missing: Vec<usize> = (0..fetched.len())
+                    .filter(|&i| fetched[i].2.is_none())
+                    .collect();
+                if missing.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(UNRETRIEVABLE_BACKOFF * attempt).await;
+                for i in missing {
+                    fetched[i].2 = self
+                        .chain
+                        .fetch_transaction(&fetched[i].0, Commitment::Finalized)
+                        .await?;
+                }
+            }
             // The rows these memos name were read above from the hints; only a memo the hint
             // did not show (a truncated or odd summary) needs one more query. A row that
             // already records exactly this anchor then needs no per-row transaction.
@@ -374,9 +400,11 @@ impl Reconciler {
             for (signature, listed_time, tx) in fetched {
                 report.fetched += 1;
                 let Some(tx) = tx else {
-                    // Listed at finalized but not retrievable: the node pruned it or is
-                    // behind. Nothing can be proven from it; the next run retries.
+                    // Still not retrievable: the node pruned it or is far behind. Nothing
+                    // can be proven from it; counted, so `run-once` exits non-zero, and the
+                    // scheduled loop keeps its checkpoint so the next run retries.
                     tracing::warn!(%signature, "history entry not retrievable");
+                    report.unretrievable += 1;
                     incomplete = true;
                     continue;
                 };

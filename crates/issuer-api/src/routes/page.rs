@@ -210,6 +210,9 @@ pub fn render_error(e: &ApiError, limit: usize) -> String {
         ApiError::ChainUnavailable { .. } | ApiError::DatabaseUnavailable { .. } => {
             "The check could not be completed right now (a service is unavailable). Please try again in a minute.".to_string()
         }
+        ApiError::ChainUnauthentic { .. } => {
+            "The check could not be completed: the blockchain node we asked returned an answer that fails its own signatures, so it was not believed. Please try again later.".to_string()
+        }
         other => other.to_string(),
     };
     format!(
