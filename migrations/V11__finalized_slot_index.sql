@@ -6,6 +6,9 @@
 -- A plain CREATE INDEX blocks writes to credentials while it builds (seconds per million
 -- rows). On a large live table, create it by hand first with
 -- `CREATE INDEX CONCURRENTLY IF NOT EXISTS credentials_finalized_slot ...` (same definition):
--- this migration then finds it and does nothing.
+-- this migration then finds it and does nothing. A CONCURRENTLY build that failed leaves an
+-- INVALID index of that name, which this would skip and the planner never uses: check
+-- `SELECT indisvalid FROM pg_index WHERE indexrelid = 'credentials_finalized_slot'::regclass`
+-- and drop an invalid one before migrating.
 CREATE INDEX IF NOT EXISTS credentials_finalized_slot
     ON credentials (anchor_slot) WHERE status = 'finalized';

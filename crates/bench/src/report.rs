@@ -482,7 +482,10 @@ fn growth_rows(g: &crate::scenarios::Growth, planned: &[usize]) -> Vec<Row> {
                 let extra = if unit == "B" {
                     format!(" (table: {} rows)", s.table_rows)
                 } else if name.starts_with("reconciler") {
-                    format!(" ({} transactions)", s.reconcile_transactions)
+                    format!(
+                        " ({} transactions, {} asked for again)",
+                        s.reconcile_transactions, s.reconcile_retried
+                    )
                 } else {
                     String::new()
                 };

@@ -1932,6 +1932,9 @@ pub struct GrowthStep {
     pub table_rows: u64,
     /// Transactions the reconciler's pass read (this step's window).
     pub reconcile_transactions: u64,
+    /// Of those, entries the node listed but did not return at first (asked again: their
+    /// waits are in the pass time, so the report shows them).
+    pub reconcile_retried: u64,
     /// Time to write the rows up to this step (0 for the first).
     pub fill_s: f64,
     /// `POST /v1/credentials`, closed loop at the single scenario's concurrency.
@@ -2056,7 +2059,8 @@ async fn measure_growth(
         verify.push(timed_verify(w, serial, file).await?);
     }
     let claim_p99_ms = growth_claims(w, db, relay_pid, samples).await?;
-    let (reconcile_pass_ms, reconcile_transactions) = reconcile_pass(w, since).await?;
+    let (reconcile_pass_ms, reconcile_transactions, reconcile_retried) =
+        reconcile_pass(w, since).await?;
     let bytes: i64 = db
         .query_one(
             "SELECT (SELECT sum(pg_total_relation_size(c)) FROM unnest(ARRAY['credentials', \
@@ -2069,6 +2073,7 @@ async fn measure_growth(
     Ok(GrowthStep {
         table_rows: stored as u64,
         reconcile_transactions,
+        reconcile_retried,
         credentials: 0,
         fill_s: 0.0,
         issue_rps,
@@ -2177,7 +2182,7 @@ async fn growth_claims(
 
 /// One `reconciler run-once --since <time since the step began>`: the pass time and
 /// transactions its report gives.
-async fn reconcile_pass(w: &World, since: Instant) -> anyhow::Result<(u64, u64)> {
+async fn reconcile_pass(w: &World, since: Instant) -> anyhow::Result<(u64, u64, u64)> {
     let window = format!("{}s", since.elapsed().as_secs() + 5);
     let out = tokio::process::Command::new(procs::bin(&w.cfg.bin_dir, "reconciler"))
         .args(["run-once", "--since", &window])
@@ -2193,5 +2198,9 @@ async fn reconcile_pass(w: &World, since: Instant) -> anyhow::Result<(u64, u64)>
             .as_u64()
             .with_context(|| format!("run-once report has no {name}"))
     };
-    Ok((field("elapsed_ms")?, field("transactions")?))
+    Ok((
+        field("elapsed_ms")?,
+        field("transactions")?,
+        field("retried")?,
+    ))
 }

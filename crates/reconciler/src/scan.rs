@@ -10,7 +10,7 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use chain::{AddressSignature, ChainClient, Commitment};
+use chain::{AddressSignature, ChainClient, Commitment, FetchedTx};
 use chrono::{DateTime, Utc};
 use domain::memo::{decode_rpc_memo_field, Memo};
 use domain::reconcile::{
@@ -117,8 +117,11 @@ pub struct RunReport {
     pub drift: u64,
     /// Rows already in agreement with the chain.
     pub consistent: u64,
-    /// History entries listed at finalized whose transaction the node would not return
-    /// (after `UNRETRIEVABLE_RETRIES` tries): nothing was decided for them.
+    /// History entries the node listed at finalized but did not return at first: asked
+    /// again (the run's `elapsed_ms` includes those waits, at least 0.5 s).
+    pub retried: u64,
+    /// Of those, the ones still not returned after `UNRETRIEVABLE_RETRIES` tries: nothing
+    /// was decided for them.
     pub unretrievable: u64,
     /// Revocations finalized or rebuilt from their `ca1:r` memo (not in `finalized` or
     /// `backfilled`, which count credentials and batches).
@@ -235,7 +238,11 @@ impl Reconciler {
         self.metrics
             .duration
             .observe(started.elapsed().as_secs_f64());
-        self.metrics.last_success.set(Utc::now().timestamp());
+        // A run that could not read every listed entry did not reconcile its window: it is
+        // not a success, so the staleness alert fires if that persists.
+        if report.unretrievable == 0 {
+            self.metrics.last_success.set(Utc::now().timestamp());
+        }
         tracing::info!(?report, "reconciliation run done");
         Ok(report)
     }
@@ -362,7 +369,8 @@ impl Reconciler {
             // Listed at finalized but not retrievable yet: under load a node's transaction
             // status index trails its signature index (seen in the crash suite: a restore's
             // run-once found 220 of its anchors "not retrievable" and recovered none of
-            // them). Asked again a few times before the run gives up on them.
+            // them). Asked again a few times, all at once, before the run gives up on them;
+            // a failed retry leaves the entry missing rather than failing the run.
             for attempt in 1..=UNRETRIEVABLE_RETRIES {
                 let missing: Vec<usize> = (0..fetched.len())
                     .filter(|&i| fetched[i].2.is_none())
@@ -370,12 +378,30 @@ impl Reconciler {
                 if missing.is_empty() {
                     break;
                 }
+                if attempt == 1 {
+                    report.retried += missing.len() as u64;
+                }
                 tokio::time::sleep(UNRETRIEVABLE_BACKOFF * attempt).await;
-                for i in missing {
-                    fetched[i].2 = self
-                        .chain
-                        .fetch_transaction(&fetched[i].0, Commitment::Finalized)
-                        .await?;
+                let chain = self.chain.clone();
+                let again: Vec<(usize, Option<FetchedTx>)> =
+                    futures_util::stream::iter(missing.into_iter().map(|i| (i, fetched[i].0.clone())))
+                        .map(move |(i, signature)| {
+                            let chain = chain.clone();
+                            async move {
+                                match chain.fetch_transaction(&signature, Commitment::Finalized).await {
+                                    Ok(tx) => (i, tx),
+                                    Err(e) => {
+                                        tracing::warn!(%signature, error = %e, "retry of a history entry failed");
+                                        (i, None)
+                                    }
+                                }
+                            }
+                        })
+                        .buffered(FETCH_CONCURRENCY)
+                        .collect()
+                        .await;
+                for (i, tx) in again {
+                    fetched[i].2 = tx;
                 }
             }
             // The rows these memos name were read above from the hints; only a memo the hint

@@ -279,6 +279,56 @@ async fn rpc_connection_resets_back_off_without_dead_letters_then_drain() {
     assert_drains_once(&app, &w, &ids).await;
 }
 
+/// A relay running (`run_until`) behind a proxy that holds every chunk `delay` each way, with
+/// leases longer than any slow pass here (no job changes hands through an expired lease) and
+/// `grace_secs` of shutdown grace. Returns the proxy, the stop switch and the running task.
+async fn slow_running_relay(
+    w: &World,
+    worker: &str,
+    delay: Duration,
+    grace_secs: u64,
+) -> (
+    TcpProxy,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let target = w
+        .chain_env
+        .rpc_url()
+        .trim_start_matches("http://")
+        .to_string();
+    let proxy = TcpProxy::start(target).await.unwrap();
+    let mut settings = w.relay_settings(&proxy.url(), worker);
+    settings.relay.lease_ms = 60_000;
+    settings.relay.shutdown_grace_secs = grace_secs;
+    let app = Application::build(settings).await.unwrap();
+    proxy.set_mode(ProxyMode::Delay(delay));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    (proxy, stop_tx, running)
+}
+
+/// Issues `serial` and waits until its outbox job is leased; returns the credential id and
+/// how long that took after the 202. Fails past `bound`.
+async fn issue_until_claimed(w: &World, serial: &str, bound: Duration) -> (String, Duration) {
+    let id = w.issue(serial).await;
+    let t = Instant::now();
+    let claimed = format!(
+        "SELECT count(*) FROM outbox WHERE credential_id = '{id}' \
+         AND (locked_by IS NOT NULL OR completed_at IS NOT NULL)"
+    );
+    while w.query_i64(&claimed).await == 0 {
+        assert!(
+            t.elapsed() < bound,
+            "{serial} not claimed within {bound:?} of its 202"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (id, t.elapsed())
+}
+
 /// A NOTIFY during a slow pass starts a second pass beside it: a new job is claimed at once,
 /// not after the pass in progress (which the bench measured at p99 620 ms while a pass
 /// tracked earlier transactions). Here every RPC call takes over a second, so the pass that
@@ -286,59 +336,16 @@ async fn rpc_connection_resets_back_off_without_dead_letters_then_drain() {
 #[tokio::test]
 async fn a_new_job_is_claimed_while_a_slow_pass_is_still_running() {
     let w = world().await;
-    let target = w
-        .chain_env
-        .rpc_url()
-        .trim_start_matches("http://")
-        .to_string();
-    let proxy = TcpProxy::start(target).await.unwrap();
-    let mut settings = w.relay_settings(&proxy.url(), "relay-beside");
-    // Longer than the slow pass: no job changes hands through an expired lease here.
-    settings.relay.lease_ms = 60_000;
-    let app = Application::build(settings).await.unwrap();
     // Each chunk held 700 ms each way: a JSON-RPC call takes at least 1.4 s (below the 3 s
     // request timeout), and signing and sending is at least four calls in a row.
     let delay = Duration::from_millis(700);
-    proxy.set_mode(ProxyMode::Delay(delay));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until(async move {
-        let _ = stop_rx.await;
-    }));
-    let claimed = |id: String| {
-        let w = &w;
-        async move {
-            w.query_i64(&format!(
-                "SELECT count(*) FROM outbox WHERE credential_id = '{id}' \
-                 AND (locked_by IS NOT NULL OR completed_at IS NOT NULL)"
-            ))
-            .await
-                == 1
-        }
-    };
-    let first = w.issue("S-BESIDE-1").await;
-    let t = Instant::now();
-    while !claimed(first.clone()).await {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "first job never claimed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (_proxy, stop_tx, running) = slow_running_relay(&w, "relay-beside", delay, 20).await;
+    let (first, _) = issue_until_claimed(&w, "S-BESIDE-1", Duration::from_secs(30)).await;
     let first_claimed = Instant::now();
-    // The pass that claimed the first job is now in its slow RPC calls.
-    let second = w.issue("S-BESIDE-2").await;
-    let t = Instant::now();
-    // Without a pass beside the slow one, the second job waits for the slow pass's four or
-    // more RPC calls (at least 5.6 s), far past this bound.
-    while !claimed(second.clone()).await {
-        assert!(
-            t.elapsed() < delay * 3,
-            "the second job waited for the slow pass ({:?})",
-            t.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let waited = t.elapsed();
+    // The pass that claimed the first job is now in its slow RPC calls. Without a pass
+    // beside it, the second job waits for its four or more calls (at least 5.6 s), far past
+    // this bound.
+    let (second, waited) = issue_until_claimed(&w, "S-BESIDE-2", delay * 3).await;
     eprintln!(
         "second job claimed {waited:?} after its 202, {:?} into the slow pass",
         first_claimed.elapsed()
@@ -358,38 +365,11 @@ async fn a_new_job_is_claimed_while_a_slow_pass_is_still_running() {
 #[tokio::test]
 async fn shutdown_aborts_the_pass_beside_the_main_one_after_the_grace_period() {
     let w = world().await;
-    let target = w
-        .chain_env
-        .rpc_url()
-        .trim_start_matches("http://")
-        .to_string();
-    let proxy = TcpProxy::start(target).await.unwrap();
-    let mut settings = w.relay_settings(&proxy.url(), "relay-stop");
-    settings.relay.lease_ms = 60_000;
-    settings.relay.shutdown_grace_secs = 1;
-    let app = Application::build(settings).await.unwrap();
     // Every RPC call takes at least 2 s: both passes are still in their calls at shutdown.
-    proxy.set_mode(ProxyMode::Delay(Duration::from_millis(1_000)));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until(async move {
-        let _ = stop_rx.await;
-    }));
-    let leased = |serial: &str| {
-        format!(
-            "SELECT count(*) FROM outbox o JOIN credentials c ON c.id = o.credential_id \
-             WHERE c.serial = '{serial}' AND o.locked_by IS NOT NULL"
-        )
-    };
+    let (_proxy, stop_tx, running) =
+        slow_running_relay(&w, "relay-stop", Duration::from_millis(1_000), 1).await;
     for serial in ["S-STOP-1", "S-STOP-2"] {
-        w.issue(serial).await;
-        let t = Instant::now();
-        while w.query_i64(&leased(serial)).await == 0 {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "{serial} never claimed"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        issue_until_claimed(&w, serial, Duration::from_secs(30)).await;
     }
     let stopping = Instant::now();
     let _ = stop_tx.send(());
