@@ -8,6 +8,16 @@ use testkit::proxy::{ProxyMode, TcpProxy};
 
 use crate::helpers::{world, World};
 
+/// A testkit TCP proxy in front of the shared validator's RPC, to slow, cut or black-hole it.
+async fn proxy_to_validator(w: &World) -> TcpProxy {
+    let target = w
+        .chain_env
+        .rpc_url()
+        .trim_start_matches("http://")
+        .to_string();
+    TcpProxy::start(target).await.unwrap()
+}
+
 async fn pass_until_finalized(app: &Application, w: &crate::helpers::World, id: &str) {
     let deadline = std::time::Instant::now() + testkit::FINALITY_DEADLINE;
     loop {
@@ -60,12 +70,7 @@ async fn relay_dying_right_after_send_does_not_anchor_twice() {
 #[tokio::test]
 async fn rpc_outage_backs_off_without_dead_letters_then_drains() {
     let w = world().await;
-    let target = w
-        .chain_env
-        .rpc_url()
-        .trim_start_matches("http://")
-        .to_string();
-    let proxy = TcpProxy::start(target).await.unwrap();
+    let proxy = proxy_to_validator(&w).await;
     let app = Application::build(w.relay_settings(&proxy.url(), "relay-outage"))
         .await
         .unwrap();
@@ -120,12 +125,7 @@ async fn relay_behind_proxy(
     worker: &str,
     serial: &str,
 ) -> (TcpProxy, Application, String) {
-    let target = w
-        .chain_env
-        .rpc_url()
-        .trim_start_matches("http://")
-        .to_string();
-    let proxy = TcpProxy::start(target).await.unwrap();
+    let proxy = proxy_to_validator(w).await;
     let app = Application::build(w.relay_settings(&proxy.url(), worker))
         .await
         .unwrap();
@@ -292,12 +292,7 @@ async fn slow_running_relay(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
-    let target = w
-        .chain_env
-        .rpc_url()
-        .trim_start_matches("http://")
-        .to_string();
-    let proxy = TcpProxy::start(target).await.unwrap();
+    let proxy = proxy_to_validator(w).await;
     let mut settings = w.relay_settings(&proxy.url(), worker);
     settings.relay.lease_ms = 60_000;
     settings.relay.shutdown_grace_secs = grace_secs;
