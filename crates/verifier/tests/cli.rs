@@ -15,6 +15,7 @@ use domain::{BatchId, CredentialId, IssuedAt, IssuerId, KeyId, MerkleTree, Recip
 use serde_json::Value;
 use solana_sdk::message::VersionedMessage;
 use solana_sdk::transaction::VersionedTransaction;
+use testkit::proxy::rewriting_rpc as lying_rpc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FILE: &[u8] = b"%PDF-1.7 diploma of Grace Hopper";
@@ -808,73 +809,6 @@ async fn rpc_without_history(upstream: String) -> String {
         }
     })
     .await
-}
-
-/// A JSON-RPC proxy in front of `upstream` that forwards every call and lets `lie` rewrite
-/// the answer (given the request): a node that lies about what the chain holds.
-///
-/// A fake, used only because no real RPC node lies on demand: every answer it rewrites is
-/// first fetched from the real local validator, so everything else it says is the chain's.
-async fn lying_rpc(
-    upstream: String,
-    lie: impl Fn(&Value, &mut Value) + Send + Sync + 'static,
-) -> String {
-    let lie = std::sync::Arc::new(lie);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let http = reqwest::Client::new();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let http = http.clone();
-            let upstream = upstream.clone();
-            let lie = lie.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = sock.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                        continue;
-                    };
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() < len {
-                        continue;
-                    }
-                    let req: Value = serde_json::from_str(&body[..len]).unwrap_or(Value::Null);
-                    let Ok(r) = http.post(&upstream).json(&req).send().await else {
-                        return;
-                    };
-                    let mut answer: Value = r.json().await.unwrap_or(Value::Null);
-                    lie(&req, &mut answer);
-                    let resp = answer.to_string();
-                    let http_resp = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",
-                        resp.len()
-                    );
-                    let _ = sock.write_all(http_resp.as_bytes()).await;
-                    buf.clear();
-                }
-            });
-        }
-    });
-    url
 }
 
 /// The memo program's id.

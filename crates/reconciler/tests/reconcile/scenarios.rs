@@ -74,6 +74,74 @@ async fn restore_from_dump_taken_before_issuance_recovers_every_anchor() {
     assert_eq!(w.row(&ids[1]).await.unwrap().0, "recovered");
 }
 
+/// A node that lists an anchor at `finalized` but does not return its transaction yet (its
+/// status index trailing, as the 50-kill crash run saw under load): the run asks again and
+/// recovers it. One that never returns it leaves the anchor `unretrievable`, recorded as no
+/// success, and a later run against a node that answers recovers it.
+#[tokio::test]
+async fn a_listed_anchor_the_node_does_not_return_yet_is_asked_for_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let w = world().await;
+    let dump = w.dir.path().join("before.sql");
+    w.dump(&dump);
+    let ids = vec![w.issue("S-LAG-1").await];
+    let relay = w.relay("relay-lag").await;
+    w.anchor_all(&relay, &ids).await;
+    drop(relay);
+    w.restore(&dump).await;
+    assert_eq!(w.row(&ids[0]).await, None);
+
+    // A fake node in front of the real validator (no real node lags on demand): the first
+    // `withheld` answers to getTransaction say "not found".
+    let reconciler_behind = |withheld: usize| {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        let upstream = w.chain_env.rpc_url().to_string();
+        let mut settings = w.reconciler_settings();
+        async move {
+            let url = testkit::proxy::rewriting_rpc(upstream, move |req, resp| {
+                if req["method"] == "getTransaction"
+                    && counter.fetch_add(1, Ordering::SeqCst) < withheld
+                {
+                    resp["result"] = serde_json::Value::Null;
+                }
+            })
+            .await;
+            settings.chain.rpc_url = url;
+            let app = reconciler::Application::build(settings).await.unwrap();
+            (app.reconciler().clone(), seen)
+        }
+    };
+
+    // Never returned within the run's tries: nothing decided, counted, not a success.
+    let (r, _) = reconciler_behind(usize::MAX).await;
+    let report = r.run_once(HOUR, false).await.unwrap();
+    assert_eq!(
+        (report.retried, report.unretrievable, report.backfilled),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        r.metrics().last_success.get(),
+        0,
+        "an incomplete run is not a success"
+    );
+    assert_eq!(w.row(&ids[0]).await, None);
+
+    // Returned at the third ask: recovered in the same run.
+    let (r, asked) = reconciler_behind(2).await;
+    let report = r.run_once(HOUR, false).await.unwrap();
+    assert_eq!(
+        (report.retried, report.unretrievable, report.backfilled),
+        (1, 0, 1),
+        "{report:?}"
+    );
+    assert!(asked.load(Ordering::SeqCst) >= 3);
+    assert_eq!(w.row(&ids[0]).await.unwrap().0, "recovered");
+    assert!(r.metrics().last_success.get() > 0);
+}
+
 /// A restore loses revocations too: one anchored after the backup (its row is gone), one
 /// pending in the backup (its memo landed after), and one of a credential issued, anchored and
 /// revoked after the backup (both rows gone). One reconciler run rebuilds the missing ones and
