@@ -333,6 +333,76 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
+/// A JSON-RPC proxy in front of `upstream` that forwards every call and lets `lie` rewrite
+/// the answer (given the request): a node that lies about what the chain holds, or one that
+/// lags behind it.
+///
+/// A fake, used only because no real RPC node lies on demand: every answer it rewrites is
+/// first fetched from the real local validator, so everything else it says is the chain's.
+pub async fn rewriting_rpc(
+    upstream: String,
+    lie: impl Fn(&serde_json::Value, &mut serde_json::Value) + Send + Sync + 'static,
+) -> std::io::Result<String> {
+    let lie = std::sync::Arc::new(lie);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let http = reqwest::Client::new();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let http = http.clone();
+            let upstream = upstream.clone();
+            let lie = lie.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() < len {
+                        continue;
+                    }
+                    let req: serde_json::Value =
+                        serde_json::from_str(&body[..len]).unwrap_or(serde_json::Value::Null);
+                    let Ok(r) = http.post(&upstream).json(&req).send().await else {
+                        return;
+                    };
+                    let mut answer: serde_json::Value =
+                        r.json().await.unwrap_or(serde_json::Value::Null);
+                    lie(&req, &mut answer);
+                    let resp = answer.to_string();
+                    let http_resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",
+                        resp.len()
+                    );
+                    let _ = sock.write_all(http_resp.as_bytes()).await;
+                    buf.clear();
+                }
+            });
+        }
+    });
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,74 +643,4 @@ mod tests {
             "{r:?}"
         );
     }
-}
-
-/// A JSON-RPC proxy in front of `upstream` that forwards every call and lets `lie` rewrite
-/// the answer (given the request): a node that lies about what the chain holds, or one that
-/// lags behind it.
-///
-/// A fake, used only because no real RPC node lies on demand: every answer it rewrites is
-/// first fetched from the real local validator, so everything else it says is the chain's.
-pub async fn rewriting_rpc(
-    upstream: String,
-    lie: impl Fn(&serde_json::Value, &mut serde_json::Value) + Send + Sync + 'static,
-) -> String {
-    let lie = std::sync::Arc::new(lie);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let http = reqwest::Client::new();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let http = http.clone();
-            let upstream = upstream.clone();
-            let lie = lie.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = sock.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                        continue;
-                    };
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() < len {
-                        continue;
-                    }
-                    let req: serde_json::Value =
-                        serde_json::from_str(&body[..len]).unwrap_or(serde_json::Value::Null);
-                    let Ok(r) = http.post(&upstream).json(&req).send().await else {
-                        return;
-                    };
-                    let mut answer: serde_json::Value =
-                        r.json().await.unwrap_or(serde_json::Value::Null);
-                    lie(&req, &mut answer);
-                    let resp = answer.to_string();
-                    let http_resp = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",
-                        resp.len()
-                    );
-                    let _ = sock.write_all(http_resp.as_bytes()).await;
-                    buf.clear();
-                }
-            });
-        }
-    });
-    url
 }

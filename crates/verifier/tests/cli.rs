@@ -809,6 +809,7 @@ async fn rpc_without_history(upstream: String) -> String {
         }
     })
     .await
+    .unwrap()
 }
 
 /// The memo program's id.
@@ -917,7 +918,7 @@ async fn an_endpoint_lying_about_the_anchor_transaction_is_refused() {
     );
     assert_eq!(code, 0, "the honest endpoint alone: {out}");
     for (name, lie, why) in lies {
-        let liar = lying_rpc(a.rpc.clone(), lie).await;
+        let liar = lying_rpc(a.rpc.clone(), lie).await.unwrap();
         let (code, out) = run(
             dir.path(),
             FILE,
@@ -993,7 +994,8 @@ async fn a_lying_endpoint_cannot_vouch_for_a_forged_credential() {
             });
         }
     })
-    .await;
+    .await
+    .unwrap();
     let (code, out) = run(
         dir.path(),
         FORGED,

@@ -107,7 +107,8 @@ async fn a_listed_anchor_the_node_does_not_return_yet_is_asked_for_again() {
                     resp["result"] = serde_json::Value::Null;
                 }
             })
-            .await;
+            .await
+            .unwrap();
             settings.chain.rpc_url = url;
             let app = reconciler::Application::build(settings).await.unwrap();
             (app.reconciler().clone(), seen)
