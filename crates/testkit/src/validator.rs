@@ -373,6 +373,33 @@ pub async fn airdrop(rpc_url: &str, pubkey_base58: &str, lamports: u64) -> anyho
     }
 }
 
+/// Waits until the chain's own clock (the block time of the newest finalized slot) is past
+/// `unix_secs` (60 s at most). Block times are the validator's vote timestamps, clamped to
+/// what its slot count allows: on a loaded machine, where slots come slower than 400 ms, the
+/// chain's clock trails the wall clock by seconds. A test whose premise is "this transaction
+/// lands after that moment" by the chain's clock waits here rather than sleeping.
+pub async fn wait_chain_clock_past(rpc_url: &str, unix_secs: i64) -> anyhow::Result<i64> {
+    let http = http_client()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let slot = rpc_call(
+            &http,
+            rpc_url,
+            "getSlot",
+            json!([{"commitment": "finalized"}]),
+        )
+        .await?;
+        let time = rpc_call(&http, rpc_url, "getBlockTime", json!([slot])).await?;
+        match time.as_i64() {
+            Some(t) if t > unix_secs => return Ok(t),
+            _ if Instant::now() >= deadline => {
+                bail!("the chain's clock is still at {time} (slot {slot}), not past {unix_secs}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// The autogroup line of `/proc/<pid>/autogroup` ("/autogroup-123 nice 0"): (group, nice).
 pub fn parse_autogroup(line: &str) -> Option<(&str, i32)> {
     let mut parts = line.split_whitespace();

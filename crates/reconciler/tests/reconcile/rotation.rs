@@ -139,7 +139,14 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
     assert!(keys[1]["retired_at"].is_null());
     assert_eq!(profile["anchor_pubkey"], new.pubkey_base58());
 
-    // Whoever still holds the old key anchors a third credential with it, after retirement.
+    // Whoever still holds the old key anchors a third credential with it, after retirement
+    // by the chain's clock (block times), which is the clock the key windows are read against.
+    let retired_at = chrono::DateTime::parse_from_rfc3339(rotated.retired_at.as_deref().unwrap())
+        .unwrap()
+        .timestamp();
+    testkit::validator::wait_chain_clock_past(&rpc, retired_at)
+        .await
+        .unwrap();
     let third = w.issue("S-ROT-3").await;
     let credential: Value = w
         .client
@@ -164,6 +171,17 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
     let tx = thief.build_memo_transaction(&memo).await.unwrap();
     let signature = thief.send_transaction_bytes(&tx.bytes).await.unwrap();
     w.wait_finalized_on_chain(&signature).await;
+    let landed = w
+        .chain()
+        .fetch_transaction(&signature, chain::Commitment::Finalized)
+        .await
+        .unwrap()
+        .unwrap();
+    // The premise holds: by the chain's clock the thief's transaction came after retirement.
+    assert!(
+        landed.block_time >= Some(retired_at),
+        "{landed:?} {retired_at}"
+    );
 
     // The reconciler does not take it as the credential's anchor.
     let r = w.reconciler().await;
@@ -184,13 +202,7 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
 
     // Nor does the verifier: a bundle built around that transaction is tampered.
     let mut bundle = proof(&w, &before).await;
-    let slot = w
-        .chain()
-        .fetch_transaction(&signature, chain::Commitment::Finalized)
-        .await
-        .unwrap()
-        .unwrap()
-        .slot;
+    let slot = landed.slot;
     let salt = domain::Salt::from_hex(credential["salt"].as_str().unwrap()).unwrap();
     bundle.credential_id = third.parse().unwrap();
     bundle.salt = Some(salt);
