@@ -13,7 +13,7 @@ export CARGO_INCREMENTAL ?= 0
 endif
 LOCALNET := $(CARGO_TARGET_DIR)/debug/localnet
 
-.PHONY: help deps validator build lint test test-fast demo fmt deploy-check prometheus-e2e bench bench-smoke fuzz fuzz-check chaos schemathesis
+.PHONY: help deps validator build lint test test-fast demo fmt deploy-check prometheus-e2e bench bench-smoke fuzz fuzz-check chaos schemathesis image image-check
 
 help:
 	@echo "make demo   - start Postgres + validator + services locally, issue and anchor a sample credential"
@@ -21,6 +21,8 @@ help:
 	@echo "make deploy-check - offline checks of the Kubernetes manifests, Prometheus rules and dashboard"
 	@echo "make bench  - release build, every performance scenario vs its baseline -> bench/results/<date>.md"
 	@echo "make chaos  - crash suite: relay/API SIGKILLed at each failpoint CRASH_ITERATIONS times (default 50)"
+	@echo "make image  - the production image with buildah (debootstrap base, no daemon, no registry)"
+	@echo "make image-check - run every binary from inside the image: --version, migrations, the demo"
 	@echo "make fuzz   - cargo-fuzz (nightly) on every target, FUZZ_SECONDS each (default 600)"
 
 ## System packages and cargo tools the tests need (idempotent, quick when present).
@@ -59,6 +61,16 @@ test-fast: deps
 ## Offline checks of k8s/ and deploy/ (kustomize, schemas, promtool, metric names).
 deploy-check:
 	@bash scripts/check-deploy.sh
+
+## The production image (deploy/Dockerfile) with buildah, no daemon and no registry: a
+## debootstrap Debian base, the host's release binaries. Not in `make test`: on a cold
+## machine the release build alone (~15 min) would take CI close to its 90 minutes.
+image:
+	@bash scripts/image.sh
+
+## Every binary run from inside the image: --version, migrations, the demo flow.
+image-check: validator image
+	@bash scripts/image-check.sh
 
 ## Real Prometheus against the running services: targets up, no dead metric, outbox age alert.
 prometheus-e2e: validator deploy-check

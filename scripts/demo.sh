@@ -36,6 +36,9 @@ http() {
 
 say "building the services"
 cargo build --bins -q
+# Where the services and the CLI come from: the host's debug build, or (make image-check)
+# wrappers that run each binary from inside the production image.
+SERVICE_BIN="${DEMO_BIN_DIR:-$BIN}"
 
 if [[ "${DEMO_GUARD_DEFAULT_PORTS:-0}" == "1" ]]; then
   python3 scripts/port-tripwire.py --log "$WORK/tripwire.log" --ready "$WORK/tripwire.ready" \
@@ -49,7 +52,7 @@ say "starting PostgreSQL, solana-test-validator, issuer-api and outbox-relay (fr
 # One bring-up for the demo and the CI scripts: localnet provisions the issuer through the
 # operator commands (issuer-api admin create-issuer, outbox-relay keygen/airdrop) and passes
 # every setting to every service. The reconciler is run once below instead of as a loop.
-stack_up --no-reconciler --issuer-id demo-university --issuer-name "Demo University" \
+stack_up --bin-dir "$SERVICE_BIN" --no-reconciler --issuer-id demo-university --issuer-name "Demo University" \
   --log-filter "warn,issuer_api=info,outbox_relay=info"
 API="$API_URL"
 AUTH=(-H "Authorization: Bearer $API_KEY")
@@ -100,7 +103,7 @@ psql "$DATABASE_URL" -Atc "SELECT 'anchored by memo: ' || memo FROM anchor_trans
 
 say "cross-checking PostgreSQL against the chain (reconciler run-once)"
 APP__DATABASE__URL="$DATABASE_URL" APP__CHAIN__RPC_URL="$SOLANA_RPC_URL" APP__PROBES__PORT="$(free_port)" \
-  "$BIN/reconciler" run-once --since 10m
+  "$SERVICE_BIN/reconciler" run-once --since 10m
 FINDINGS="$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM reconciliation_findings")"
 echo "reconciliation findings: $FINDINGS (0 = the database and the chain agree)"
 [[ "$FINDINGS" == "0" ]] || die "the reconciler found disagreements"
@@ -117,7 +120,7 @@ http 200 "$API/verify" -F "file=@$WORK/diploma.pdf" \
 grep -q 'Valid: issued by this issuer' "$WORK/page.html" || die "the /verify page did not say valid"
 echo "the /verify page says: Valid"
 echo "credential-verify (no call to our API, only the Solana RPC):"
-"$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
+"$SERVICE_BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
   --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY" || die "credential-verify did not say valid"
 
 say "the same diploma as a W3C Verifiable Credential (Open Badges 3.0, eddsa-rdfc-2022)"
@@ -128,7 +131,7 @@ INTEROP="$(bash scripts/install-interop.sh | tail -n1)"
 echo "@digitalbazaar/vc $(node -p "require('$INTEROP/node_modules/@digitalbazaar/vc/package.json').version") (offline: contexts from npm, the DID from this API):"
 node "$INTEROP/verify-vc.mjs" --expect valid "$WORK/diploma.vc.json" || die "@digitalbazaar/vc did not accept the VC (proof and status list)"
 echo "credential-verify with the status list it fetches, judged against the ca1:s memos on chain:"
-"$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
+"$SERVICE_BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
   --vc "$WORK/diploma.vc.json" --fetch-status-list \
   --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY" || die "credential-verify did not say valid with the status list"
 VERDICT="$(http 200 "$API/v1/verify" -F "file=@$WORK/diploma.pdf" \
@@ -138,7 +141,7 @@ echo "POST /v1/verify with the VC and the file (its proof, then its anchor on ch
 
 printf 'X' | dd of="$WORK/diploma.pdf" bs=1 seek=10 conv=notrunc status=none
 set +e
-"$BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
+"$SERVICE_BIN/credential-verify" --file "$WORK/diploma.pdf" --proof "$WORK/diploma.proof.json" \
   --rpc "$SOLANA_RPC_URL" --issuer-key "$ANCHOR_PUBKEY"
 CODE=$?
 set -e

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use issuer_api::{admin, Application, Settings};
 
 #[derive(Parser)]
-#[command(about = "Academic credential issuer API")]
+#[command(version, about = "Academic credential issuer API")]
 struct Cli {
     /// TOML config file (environment variables APP__SECTION__KEY override it).
     #[arg(long, env = "APP_CONFIG_FILE", global = true)]

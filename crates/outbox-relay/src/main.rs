@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use outbox_relay::{Application, Settings};
 
 #[derive(Parser)]
-#[command(about = "Anchors queued credentials on Solana, exactly once")]
+#[command(version, about = "Anchors queued credentials on Solana, exactly once")]
 struct Cli {
     #[arg(long, env = "APP_CONFIG_FILE", global = true)]
     config: Option<PathBuf>,

@@ -6,7 +6,10 @@ use clap::{Parser, Subcommand};
 use reconciler::{Application, Settings, Since};
 
 #[derive(Parser)]
-#[command(about = "Reconciles PostgreSQL with the issuers' anchors on Solana")]
+#[command(
+    version,
+    about = "Reconciles PostgreSQL with the issuers' anchors on Solana"
+)]
 struct Cli {
     #[arg(long, env = "APP_CONFIG_FILE", global = true)]
     config: Option<PathBuf>,

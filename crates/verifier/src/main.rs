@@ -11,6 +11,7 @@ use verifier::{exit, one_line, verify, Request, VerifyError};
 #[derive(Parser)]
 #[command(
     name = "credential-verify",
+    version,
     about = "Verify a credential file against its proof bundle and the Solana chain",
     after_help = "Exit codes: 0 valid, 1 revoked, 2 usage or input error, 3 tampered, \
                   4 not anchored (yet), 5 invalid signature or issuer key mismatch, \
