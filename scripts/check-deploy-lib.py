@@ -403,10 +403,12 @@ def dockerfile():
             fail(f"deploy/Dockerfile does not copy {m}/Cargo.toml (dependency-cache layer)")
         if m.split("/")[-1] not in stubbed:
             fail(f"deploy/Dockerfile does not stub {m} (dependency-cache layer)")
-    for needle in ("cargo build --release --locked --bins", "FROM rust:1.95-bookworm",
-                   "FROM debian:bookworm-slim", "ca-certificates", "USER 10001",
+    for needle in ("cargo build --release --locked --bins", "ARG RUST_IMAGE=rust:1.95-bookworm",
+                   "ARG BASE=debian:bookworm-slim", "ARG BINARIES=builder",
+                   "FROM ${RUST_IMAGE} AS builder", "FROM scratch AS runtime",
+                   "ca-certificates", "USER 10001",
                    "target/release/issuer-api", "target/release/outbox-relay",
-                   "target/release/reconciler"):
+                   "target/release/reconciler", "target/release/credential-verify"):
         if needle not in text:
             fail(f"deploy/Dockerfile: missing {needle!r}")
     print(f"  Dockerfile covers the {len(members)} workspace members")

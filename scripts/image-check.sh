@@ -9,7 +9,11 @@
 #      validator, verify three ways, catch a changed byte.
 # The services run on the host network with /tmp mounted (where the harness keeps the
 # keypair, the logs and the diploma) and as the caller's uid, which owns those files; in
-# Kubernetes they run as 10001 with their files mounted read-only for them.
+# Kubernetes they run as 10001 with their files mounted read-only for them. The wrappers pass
+# the environment as `--env K=V` (buildah 1.28 cannot pass a variable by name), so the
+# throw-away keys of this run are visible in `ps` while it runs: never point it at real ones.
+# Not covered here: TLS to a public host (no such host is reachable from CI); the image
+# carries the CA bundle and SSL_CERT_FILE names it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,12 +29,19 @@ ctr=""
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { printf '\033[31mimage-check failed: %s\033[0m\n' "$*" >&2; exit 1; }
 cleanup() {
-  # A service killed through its wrapper can leave the process buildah started behind.
-  pkill -KILL -f '^/usr/local/bin/(issuer-api|outbox-relay|reconciler) ' 2>/dev/null || true
-  [[ -n "$ctr" ]] && "${BUILDAH[@]}" rm "$ctr" >/dev/null 2>&1
+  # A service killed through its wrapper can leave the process buildah started behind: kill
+  # those of this run only (each carries IMAGE_CHECK_RUN=$WRAP in its environment).
+  local pid
+  for pid in $(pgrep -f '^/usr/local/bin/' 2>/dev/null); do
+    tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "IMAGE_CHECK_RUN=$WRAP" \
+      && kill -KILL "$pid" 2>/dev/null
+  done
+  [[ -z "$ctr" ]] || "${BUILDAH[@]}" rm "$ctr" >/dev/null 2>&1 || true
   rm -rf "$WRAP"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 "${BUILDAH[@]}" inspect --type image "$IMAGE" >/dev/null 2>&1 \
   || die "no image $IMAGE: run \`make image\` first"
@@ -66,7 +77,7 @@ for k in \$(compgen -e); do
 done
 echo "$b \$*" >> "$WRAP/invocations.log"
 exec ${BUILDAH[*]} run --isolation chroot --user "$(id -u):$(id -g)" --volume /tmp:/tmp \\
-  "\${env_args[@]}" "$ctr" -- /usr/local/bin/$b "\$@"
+  --env IMAGE_CHECK_RUN=$WRAP "\${env_args[@]}" "$ctr" -- /usr/local/bin/$b "\$@"
 WRAPPER
   chmod +x "$WRAP/$b"
 done
@@ -79,7 +90,9 @@ say "issuer-api migrate (from the image) against the test PostgreSQL, twice"
   # What the migration Job gets (k8s/base/migration-job.yaml): the config file (the image
   # carries the example), the database and the master key.
   export APP_CONFIG_FILE=/etc/credential-anchor/issuer-api.toml
-  export APP__DATABASE__URL="$DATABASE_URL"
+  # By name, not by address: the image resolves through /etc/hosts (nsswitch.conf).
+  export APP__DATABASE__URL="${DATABASE_URL/127.0.0.1/localhost}"
+  [[ "$APP__DATABASE__URL" == *localhost* ]] || { echo "no 127.0.0.1 in $DATABASE_URL" >&2; exit 1; }
   APP__SIGNING__MASTER_KEY="$("$0/issuer-api" admin new-master-key)"
   export APP__SIGNING__MASTER_KEY
   first="$("$0/issuer-api" migrate)"

@@ -9,16 +9,23 @@
 # four binaries, handed to the Dockerfile's `prebuilt` stage (no Rust image can be pulled
 # here; everyone else builds with the default BINARIES=builder).
 #
+# The debootstrap base gets bookworm-security's updates and is made again when older than
+# BASE_MAX_AGE_DAYS (7), so a cached base does not keep a fixed CVE for ever.
+#
 # Prints the image name, its size and what is in it. Installs buildah and debootstrap with
-# apt-get when missing (CI may be a brand-new Debian machine).
+# apt-get when missing (CI may be a brand-new Debian machine). Needs root (debootstrap,
+# buildah's vfs storage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CACHE_DIR="${CACHE_DIR:-$HOME/.cache/credential-anchor}"
 : "${CARGO_TARGET_DIR:=$CACHE_DIR/target}"
-IMAGE="${IMAGE:-localhost/credential-anchor:$(git rev-parse --short HEAD)}"
+export CARGO_TARGET_DIR
+IMAGE="${IMAGE:-localhost/credential-anchor:$(git describe --always --dirty)}"
+BASE_MAX_AGE_DAYS="${BASE_MAX_AGE_DAYS:-7}"
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 LOCAL_BASE="localhost/debian-debootstrap:$DEBIAN_SUITE"
 BUILDAH=(buildah --storage-driver vfs)
 BINARIES=(issuer-api outbox-relay reconciler credential-verify)
@@ -31,31 +38,45 @@ need() { # need COMMAND PACKAGE
   local sudo=()
   [[ "$(id -u)" == 0 ]] || sudo=(sudo)
   "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "$2" >/dev/null
 }
 need buildah buildah
 need debootstrap debootstrap
 
+ctr=""
+trap '[[ -z "$ctr" ]] || "${BUILDAH[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT
+
 base="${IMAGE_BASE:-}"
 if [[ -z "$base" ]]; then
   base="$LOCAL_BASE"
+  rootfs="$CACHE_DIR/image/rootfs-$DEBIAN_SUITE"
+  if [[ ! -f "$rootfs.complete" ]] \
+    || [[ -n "$(find "$rootfs.complete" -mtime "+$BASE_MAX_AGE_DAYS" 2>/dev/null)" ]]; then
+    say "debootstrap $DEBIAN_SUITE (minbase + ca-certificates) from $DEBIAN_MIRROR, then its security updates"
+    rm -rf "$rootfs" "$rootfs.complete" && mkdir -p "$(dirname "$rootfs")"
+    log="$CACHE_DIR/image/debootstrap.log"
+    # One && chain: `set -e` does not apply inside a list that ends in `||`.
+    debootstrap --variant=minbase --include=ca-certificates "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR" \
+        > "$log" 2>&1 \
+      && echo "deb $DEBIAN_SECURITY_MIRROR $DEBIAN_SUITE-security main" \
+        > "$rootfs/etc/apt/sources.list.d/security.list" \
+      && chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >> "$log" 2>&1 \
+      && chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq >> "$log" 2>&1 \
+      && chroot "$rootfs" apt-get clean >> "$log" 2>&1 \
+      || { tail -20 "$log" >&2; exit 1; }
+    rm -rf "$rootfs"/var/lib/apt/lists/*
+    "${BUILDAH[@]}" rmi -f "$base" >/dev/null 2>&1 || true
+    touch "$rootfs.complete"
+  fi
   if ! "${BUILDAH[@]}" inspect --type image "$base" >/dev/null 2>&1; then
-    rootfs="$CACHE_DIR/image/rootfs-$DEBIAN_SUITE"
-    if [[ ! -f "$rootfs.complete" ]]; then
-      say "debootstrap $DEBIAN_SUITE (minbase + ca-certificates) from $DEBIAN_MIRROR"
-      rm -rf "$rootfs" && mkdir -p "$(dirname "$rootfs")"
-      debootstrap --variant=minbase --include=ca-certificates "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR" \
-        > "$CACHE_DIR/image/debootstrap.log" 2>&1 \
-        || { tail -20 "$CACHE_DIR/image/debootstrap.log" >&2; exit 1; }
-      rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-      touch "$rootfs.complete"
-    fi
     say "importing the debootstrap rootfs as $base"
     tar -C "$rootfs" --numeric-owner -cf "$CACHE_DIR/image/base.tar" .
     ctr="$("${BUILDAH[@]}" from scratch)"
     "${BUILDAH[@]}" add "$ctr" "$CACHE_DIR/image/base.tar" / >/dev/null
     "${BUILDAH[@]}" config --cmd /bin/bash "$ctr"
     "${BUILDAH[@]}" commit --rm -q "$ctr" "$base" >/dev/null
+    ctr=""
     rm -f "$CACHE_DIR/image/base.tar"
   fi
 fi
@@ -73,10 +94,11 @@ for b in "${BINARIES[@]}"; do cp "$CARGO_TARGET_DIR/release/$b" "$context/image-
   --build-arg BASE="$base" --build-arg BINARIES=prebuilt \
   -f "$context/Dockerfile" -t "$IMAGE" "$context" >/dev/null
 "${BUILDAH[@]}" tag "$IMAGE" localhost/credential-anchor:latest
+# Earlier builds of the same tag are left untagged: drop them (vfs copies every layer).
+"${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
 
 say "what is in $IMAGE"
 ctr="$("${BUILDAH[@]}" from -q "$IMAGE")"
-trap '"${BUILDAH[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT
 mnt="$("${BUILDAH[@]}" mount "$ctr")"
 (cd "$mnt" && find . -type f -printf '%10s  %p\n' | sort -k2)
 echo "size: $(du -sb "$mnt" | cut -f1) bytes unpacked ($(du -sh "$mnt" | cut -f1)); user $("${BUILDAH[@]}" inspect --format '{{.OCIv1.Config.User}}' "$IMAGE")"

@@ -343,64 +343,85 @@ pub async fn rewriting_rpc(
     upstream: String,
     lie: impl Fn(&serde_json::Value, &mut serde_json::Value) + Send + Sync + 'static,
 ) -> std::io::Result<String> {
-    let lie = std::sync::Arc::new(lie);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let lie = Arc::new(lie);
     let http = reqwest::Client::new();
+    json_rpc_server(move |request| {
+        let (http, upstream, lie) = (http.clone(), upstream.clone(), lie.clone());
+        async move {
+            let response = http.post(&upstream).json(&request).send().await.ok()?;
+            let mut answer: serde_json::Value =
+                response.json().await.unwrap_or(serde_json::Value::Null);
+            lie(&request, &mut answer);
+            Some(answer)
+        }
+    })
+    .await
+}
+
+/// A JSON-RPC endpoint over HTTP/1.1 on a free loopback port; returns its URL. Each request
+/// body (JSON, `null` when it is not) goes to `answer`, whose value is the response body;
+/// `None` closes the connection unanswered. Connections are kept alive, one request at a
+/// time, as RPC clients use them. For the fakes of an error path no real node produces
+/// ([`rewriting_rpc`], a node that knows nothing).
+pub async fn json_rpc_server<F, Fut>(answer: F) -> std::io::Result<String>
+where
+    F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<serde_json::Value>> + Send + 'static,
+{
+    let answer = Arc::new(answer);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let http = http.clone();
-            let upstream = upstream.clone();
-            let lie = lie.clone();
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let answer = answer.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = sock.read(&mut chunk).await else {
+                while let Some(request) = read_http_json(&mut sock).await {
+                    let Some(body) = answer(request).await else {
                         return;
                     };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                        continue;
-                    };
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() < len {
-                        continue;
-                    }
-                    let req: serde_json::Value =
-                        serde_json::from_str(&body[..len]).unwrap_or(serde_json::Value::Null);
-                    let Ok(r) = http.post(&upstream).json(&req).send().await else {
-                        return;
-                    };
-                    let mut answer: serde_json::Value =
-                        r.json().await.unwrap_or(serde_json::Value::Null);
-                    lie(&req, &mut answer);
-                    let resp = answer.to_string();
-                    let http_resp = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",
-                        resp.len()
+                    let body = body.to_string();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
                     );
-                    let _ = sock.write_all(http_resp.as_bytes()).await;
-                    buf.clear();
+                    if sock.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
                 }
             });
         }
     });
     Ok(url)
+}
+
+/// Reads one HTTP request with a `Content-Length` body; its body as JSON (`null` when it is
+/// not JSON), or `None` once the peer closed or the connection failed.
+async fn read_http_json(sock: &mut TcpStream) -> Option<serde_json::Value> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        if body.len() < len {
+            continue;
+        }
+        return Some(serde_json::from_str(&body[..len]).unwrap_or(serde_json::Value::Null));
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use serde_json::Value;
 use solana_sdk::message::VersionedMessage;
 use solana_sdk::transaction::VersionedTransaction;
 use testkit::proxy::rewriting_rpc as lying_rpc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FILE: &[u8] = b"%PDF-1.7 diploma of Grace Hopper";
 
@@ -164,62 +163,17 @@ fn json(text: &str) -> Value {
 /// A JSON-RPC endpoint that knows no transaction at all: the "other chain" a lying or
 /// misconfigured node would show.
 async fn fake_rpc_that_knows_nothing() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = sock.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                        continue;
-                    };
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() < len {
-                        continue;
-                    }
-                    let req: Value = serde_json::from_str(&body[..len]).unwrap_or(Value::Null);
-                    let result = match req["method"].as_str() {
-                        Some("getSignaturesForAddress") => serde_json::json!([]),
-                        // Some local chain: not one of the public clusters' genesis hashes.
-                        Some("getGenesisHash") => {
-                            serde_json::json!("11111111111111111111111111111111")
-                        }
-                        _ => Value::Null,
-                    };
-                    let resp =
-                        serde_json::json!({"jsonrpc": "2.0", "id": req["id"], "result": result})
-                            .to_string();
-                    let http = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",
-                        resp.len()
-                    );
-                    let _ = sock.write_all(http.as_bytes()).await;
-                    buf.clear();
-                }
-            });
-        }
-    });
-    url
+    testkit::proxy::json_rpc_server(|request: Value| async move {
+        let result = match request["method"].as_str() {
+            Some("getSignaturesForAddress") => serde_json::json!([]),
+            // Some local chain: not one of the public clusters' genesis hashes.
+            Some("getGenesisHash") => serde_json::json!("11111111111111111111111111111111"),
+            _ => Value::Null,
+        };
+        Some(serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "result": result}))
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
