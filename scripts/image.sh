@@ -94,7 +94,11 @@ for b in "${BINARIES[@]}"; do cp "$CARGO_TARGET_DIR/release/$b" "$context/image-
   --build-arg BASE="$base" --build-arg BINARIES=prebuilt \
   -f "$context/Dockerfile" -t "$IMAGE" "$context" >/dev/null
 "${BUILDAH[@]}" tag "$IMAGE" localhost/credential-anchor:latest
-# Earlier builds of the same tag are left untagged: drop them (vfs copies every layer).
+# buildah 1.28 leaves a working container behind for the `FROM ${BINARIES}` stage (on an
+# untagged image), and earlier builds of the same tag are left untagged: drop both (vfs
+# copies every layer, so they add up).
+"${BUILDAH[@]}" containers --format '{{.ContainerName}}' \
+  | grep -E '^[0-9a-f]{12}-working-container$' | xargs -r "${BUILDAH[@]}" rm >/dev/null 2>&1 || true
 "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
 
 say "what is in $IMAGE"
