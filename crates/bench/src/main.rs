@@ -110,12 +110,20 @@ async fn main() -> anyhow::Result<()> {
         ("bench-claim", false, Some(domain::AnchoringMode::Single)),
     ] {
         let pubkey = keypair.pubkey_base58();
+        // Key windows on the chain's clock when it trails ours (the bench loads the validator).
+        let chain_now = chain::ChainClient::read_only(chain::ChainConfig::new(
+            &rpc_url,
+            chain::Cluster::Localnet,
+        ))
+        .clock()
+        .await?;
         let created = provisioning::create_issuer(
             &store,
             &master,
             &domain::IssuerId::parse(id)?,
             id,
             &pubkey,
+            chain_now,
         )
         .await?;
         store

@@ -926,6 +926,8 @@ pub async fn claim(w: &World) -> anyhow::Result<Claim> {
         &domain::IssuerId::parse("bench-claim")?,
         "Claim",
         &domain::signing::PublicKey::from_bytes([0x11; 32]).to_base58(),
+        // Never anchors: its window does not matter.
+        None,
     )
     .await?;
     let db = sql(&url).await?;

@@ -538,6 +538,34 @@ impl ChainClient {
         }
     }
 
+    /// The chain's clock: the block time of the newest finalized slot (Unix seconds), `None`
+    /// when the node has no time for that block. Key windows are read against block times,
+    /// so their bounds are set on this clock too (`domain::anchor_keys::window_bound`).
+    pub async fn clock(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, ChainError> {
+        let slot = self
+            .observed("getSlot", async {
+                self.inner
+                    .rpc
+                    .get_slot_with_commitment(CommitmentConfig::finalized())
+                    .await
+                    .map_err(|e| ChainError::from_client("getSlot", &e))
+            })
+            .await?;
+        let method = "getBlockTime";
+        let time = self
+            .observed(method, async {
+                match self.inner.rpc.get_block_time(slot).await {
+                    Ok(t) => Ok(Some(t)),
+                    // A block without a recorded time (or one the node has pruned): not a
+                    // failure, just no clock to read.
+                    Err(e) if e.to_string().contains("not available") => Ok(None),
+                    Err(e) => Err(ChainError::from_client(method, &e)),
+                }
+            })
+            .await?;
+        Ok(time.and_then(|t| chrono::DateTime::from_timestamp(t, 0)))
+    }
+
     /// The base58 genesis hash of the node's cluster: which chain it serves (mainnet, devnet
     /// and testnet have well-known ones; a local validator its own).
     pub async fn genesis_hash(&self) -> Result<String, ChainError> {

@@ -17,6 +17,13 @@
 //! node does not report cannot be placed in a window: a retired key's memo without a time is
 //! not trusted. The same function decides for the verifier (`verdict`) and the reconciler
 //! (`reconcile`).
+//!
+//! Because windows are read against block times, their bounds are set on the chain's clock
+//! when it trails the database's ([`window_bound`], [`rotation_bound`]): `admin create-issuer`
+//! and `admin rotate-anchor-key` read the newest finalized block time first. A cluster whose
+//! slots come slower than planned clamps its block times to what the slot count allows; this
+//! machine's loaded test validator fell more than the 10 minutes of slack behind after 40
+//! minutes of the crash suite, and its new keys' first anchors were judged not yet valid.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -62,6 +69,38 @@ impl AnchorKeyCheck {
             AnchorKeyCheck::TimeUnknown => "anchor_time_unknown",
         }
     }
+}
+
+/// Where a window bound (a new key's `valid_from`, the old key's retirement) is set: the
+/// earlier of the database's clock and the chain's (`chain_now`, the newest finalized block
+/// time, when it could be read). Windows are read against block times, and a cluster whose
+/// slots come slower than planned has a clock that trails the wall clock (block times are
+/// clamped to what the slot count allows: minutes behind on a stalled cluster or a loaded
+/// test validator). Set on the database's clock alone, a new key's first anchors would land
+/// "before" its window (not trusted) and a retired key would keep vouching for the lag. A
+/// chain clock ahead of the database's never moves a bound later: the key's window must
+/// start by the time it is registered.
+pub fn window_bound(
+    database_now: DateTime<Utc>,
+    chain_now: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    match chain_now {
+        Some(chain) if chain < database_now => chain,
+        _ => database_now,
+    }
+}
+
+/// Where a rotation ends the active key's window and starts the new key's: [`window_bound`],
+/// but never before the active key's own start (`active_since`): a chain clock that fell
+/// further behind since that key was registered would otherwise end its window before it
+/// began.
+pub fn rotation_bound(
+    database_now: DateTime<Utc>,
+    chain_now: Option<DateTime<Utc>>,
+    active_since: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    let bound = window_bound(database_now, chain_now);
+    active_since.map_or(bound, |since| bound.max(since))
 }
 
 /// Decides whether `payer`, in a block made at `block_time`, speaks for the issuer whose
@@ -217,6 +256,51 @@ mod tests {
                 t >= retire - VALID_FROM_SLACK.num_seconds()
             );
             prop_assert_eq!(check_anchor_key(&keys, "X", Some(at(t))), AnchorKeyCheck::NotTheIssuers);
+        }
+
+        /// A bound is never later than either clock and is one of them; a key registered
+        /// with it trusts every block from the chain's "now" on, however far the chain's
+        /// clock trails the database's.
+        #[test]
+        fn a_window_bound_is_set_on_the_earlier_clock(
+            db in 0i64..4_000_000_000,
+            chain in proptest::option::of(0i64..4_000_000_000),
+            later in 0i64..100_000,
+        ) {
+            let bound = window_bound(at(db), chain.map(at));
+            prop_assert!(bound <= at(db));
+            if let Some(c) = chain {
+                prop_assert!(bound <= at(c));
+                prop_assert!(bound == at(c) || bound == at(db));
+                // Registered now: a block the chain makes from now on is inside the window.
+                let keys = vec![AnchorKeyWindow {
+                    pubkey: A.to_string(),
+                    valid_from: bound,
+                    retired_at: None,
+                }];
+                prop_assert_eq!(check_anchor_key(&keys, A, Some(at(c + later))), AnchorKeyCheck::Trusted);
+            } else {
+                prop_assert_eq!(bound, at(db));
+            }
+        }
+
+        /// A rotation's bound is the window bound unless that falls before the active key's
+        /// start: then the active key's start (its window is never reversed).
+        #[test]
+        fn a_rotation_never_ends_a_window_before_it_began(
+            db in 0i64..4_000_000_000,
+            chain in proptest::option::of(0i64..4_000_000_000),
+            since in proptest::option::of(0i64..4_000_000_000),
+        ) {
+            let bound = rotation_bound(at(db), chain.map(at), since.map(at));
+            let plain = window_bound(at(db), chain.map(at));
+            match since {
+                Some(s) => {
+                    prop_assert!(bound >= at(s));
+                    prop_assert_eq!(bound, plain.max(at(s)));
+                }
+                None => prop_assert_eq!(bound, plain),
+            }
         }
 
         #[test]

@@ -30,7 +30,8 @@ pub async fn create_issuer(
     let id = IssuerId::parse(id)?;
     let master = master_key(settings)?;
     let store = migrated_store(settings).await?;
-    provisioning::create_issuer(&store, &master, &id, name, anchor_pubkey).await
+    let chain_now = chain_clock(settings).await;
+    provisioning::create_issuer(&store, &master, &id, name, anchor_pubkey, chain_now).await
 }
 
 /// `admin set-anchor-mode`: `mode` is `single`, `merkle` or `default` (clears the
@@ -60,7 +61,8 @@ pub async fn rotate_anchor_key(
 ) -> anyhow::Result<RotatedAnchorKey> {
     let issuer = IssuerId::parse(issuer)?;
     let store = migrated_store(settings).await?;
-    provisioning::rotate_anchor_key(&store, &issuer, new_pubkey, grace).await
+    let chain_now = chain_clock(settings).await;
+    provisioning::rotate_anchor_key(&store, &issuer, new_pubkey, grace, chain_now).await
 }
 
 pub async fn rotate_signing_key(
@@ -71,4 +73,26 @@ pub async fn rotate_signing_key(
     let master = master_key(settings)?;
     let store = migrated_store(settings).await?;
     provisioning::rotate_signing_key(&store, &master, &issuer).await
+}
+
+/// The chain's clock, which key windows are set on when it trails the database's (see
+/// `domain::anchor_keys::window_bound`). A node that cannot tell within 10 s leaves the
+/// database's clock alone to set the bound, as before this rule, and says so on stderr.
+async fn chain_clock(settings: &Settings) -> Option<chrono::DateTime<chrono::Utc>> {
+    let client = chain::ChainClient::read_only(settings.chain.chain_config());
+    match tokio::time::timeout(std::time::Duration::from_secs(10), client.clock()).await {
+        Ok(Ok(Some(t))) => Some(t),
+        Ok(Ok(None)) => {
+            eprintln!("warning: the chain reports no time for its finalized block; the key window uses the database's clock");
+            None
+        }
+        Ok(Err(e)) => {
+            eprintln!("warning: could not read the chain's clock ({e}); the key window uses the database's clock");
+            None
+        }
+        Err(_) => {
+            eprintln!("warning: the chain's clock did not answer within 10 s; the key window uses the database's clock");
+            None
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! applies (key formats, sealing, the anchoring-key check) are `domain`'s; the writes are
 //! `store`'s.
 
+use chrono::{DateTime, Utc};
 use domain::anchor_keys::parse_anchor_pubkey;
 use domain::api_key::ApiKey;
 use domain::sealed::{seal_aad, seal_seed, MasterKey};
@@ -27,12 +28,16 @@ pub struct CreatedIssuer {
 }
 
 /// Creates the issuer, refusing a malformed anchoring key before anything is written.
+/// `chain_now` is the chain's clock (`chain::ChainClient::clock`) when the caller can read
+/// it: the anchoring key's window starts at the earlier of it and the database's clock
+/// (`domain::anchor_keys::window_bound`).
 pub async fn create_issuer(
     store: &Store,
     master: &MasterKey,
     id: &IssuerId,
     name: &str,
     anchor_pubkey: &str,
+    chain_now: Option<DateTime<Utc>>,
 ) -> anyhow::Result<CreatedIssuer> {
     // Refused before anything is written: a malformed key would make every anchor of the
     // issuer untrustworthy and once stopped the reconciler's scan of every other issuer.
@@ -58,6 +63,7 @@ pub async fn create_issuer(
             signing_key_id: &key_id,
             signing_public_key: &public,
             sealed_seed: &sealed,
+            chain_now,
         })
         .await?;
     if outcome == CreateIssuerOutcome::AlreadyExists {
@@ -84,16 +90,21 @@ pub struct RotatedAnchorKey {
     pub rotated_at: String,
 }
 
-/// Validates `new_pubkey` and rotates (see `Store::rotate_anchor_key`).
+/// Validates `new_pubkey` and rotates (see `Store::rotate_anchor_key`); `chain_now` as for
+/// [`create_issuer`].
 pub async fn rotate_anchor_key(
     store: &Store,
     issuer: &IssuerId,
     new_pubkey: &str,
     grace: std::time::Duration,
+    chain_now: Option<DateTime<Utc>>,
 ) -> anyhow::Result<RotatedAnchorKey> {
     let new_pubkey =
         parse_anchor_pubkey(new_pubkey).map_err(|e| anyhow::anyhow!("--new-pubkey: {e}"))?;
-    match store.rotate_anchor_key(issuer, &new_pubkey, grace).await? {
+    match store
+        .rotate_anchor_key(issuer, &new_pubkey, grace, chain_now)
+        .await?
+    {
         store::issuers::RotatedAnchorKey::Rotated { retired, at } => Ok(RotatedAnchorKey {
             issuer_id: issuer.as_str().to_string(),
             retired_pubkey: retired.as_ref().map(|(pubkey, _)| pubkey.clone()),

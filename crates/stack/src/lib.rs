@@ -121,9 +121,23 @@ impl StackBuilder {
             .await
             .unwrap();
         let issuer_id = IssuerId::parse(&self.issuer).unwrap();
-        let issuer = create_issuer(&store, &master, &issuer_id, &self.name, &anchor_pubkey)
-            .await
-            .unwrap();
+        // Set on the chain's clock when it trails ours (a validator loaded for long enough
+        // falls minutes behind): the key's window must hold its first anchors.
+        let chain_now =
+            ChainClient::read_only(ChainConfig::new(chain_env.rpc_url(), Cluster::Localnet))
+                .clock()
+                .await
+                .unwrap();
+        let issuer = create_issuer(
+            &store,
+            &master,
+            &issuer_id,
+            &self.name,
+            &anchor_pubkey,
+            chain_now,
+        )
+        .await
+        .unwrap();
         Stack {
             db,
             api,
@@ -294,6 +308,12 @@ impl Stack {
             self.chain_env.rpc_url(),
             Cluster::Localnet,
         ))
+    }
+
+    /// The validator's clock (its newest finalized block time), for a key window set the way
+    /// `issuer-api admin` sets it.
+    pub async fn chain_clock(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.chain().clock().await.unwrap()
     }
 
     /// Issues `n` credentials through `POST /v1/credential-batches` (file digests, chunks of

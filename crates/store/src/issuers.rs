@@ -19,6 +19,9 @@ pub struct NewIssuer<'a> {
     pub signing_key_id: &'a KeyId,
     pub signing_public_key: &'a PublicKey,
     pub sealed_seed: &'a [u8],
+    /// The chain's clock when it could be read: the anchoring key's window starts at the
+    /// earlier of it and the database's (`domain::anchor_keys::window_bound`).
+    pub chain_now: Option<DateTime<Utc>>,
 }
 
 /// The signing key an issuer currently issues with.
@@ -103,10 +106,14 @@ impl Store {
         if inserted == 0 {
             return Ok(CreateIssuerOutcome::AlreadyExists);
         }
+        let database_now: DateTime<Utc> = tx
+            .query_one("SELECT clock_timestamp()", &[])
+            .await?
+            .try_get(0)?;
+        let valid_from = domain::anchor_keys::window_bound(database_now, new.chain_now);
         tx.execute(
-            "INSERT INTO issuer_anchor_keys (issuer_id, pubkey, valid_from) \
-             VALUES ($1, $2, clock_timestamp())",
-            &[&new.id.as_str(), &new.anchor_pubkey],
+            "INSERT INTO issuer_anchor_keys (issuer_id, pubkey, valid_from) VALUES ($1, $2, $3)",
+            &[&new.id.as_str(), &new.anchor_pubkey, &valid_from],
         )
         .await?;
         tx.execute(
@@ -246,12 +253,15 @@ impl Store {
     /// anchoring key `grace` later, in ONE transaction. The grace covers transactions the
     /// relay signed with the old key just before and that land up to a blockhash lifetime
     /// later (and clock skew between PostgreSQL and the validators); zero when the old key
-    /// is compromised.
+    /// is compromised. "Now" is the earlier of the database's clock and `chain_now`, never
+    /// before the active key's start (`domain::anchor_keys::rotation_bound`): the windows
+    /// are read against block times.
     pub async fn rotate_anchor_key(
         &self,
         issuer: &IssuerId,
         pubkey: &str,
         grace: std::time::Duration,
+        chain_now: Option<DateTime<Utc>>,
     ) -> Result<RotatedAnchorKey, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -279,10 +289,20 @@ impl Store {
                 RotatedAnchorKey::PreviouslyRetired
             });
         }
-        let at: DateTime<Utc> = tx
+        let database_now: DateTime<Utc> = tx
             .query_one("SELECT clock_timestamp()", &[])
             .await?
             .try_get(0)?;
+        let active_since: Option<DateTime<Utc>> = tx
+            .query_opt(
+                "SELECT valid_from FROM issuer_anchor_keys \
+                 WHERE issuer_id = $1 AND retired_at IS NULL",
+                &[&issuer.as_str()],
+            )
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        let at = domain::anchor_keys::rotation_bound(database_now, chain_now, active_since);
         let retired_at = at + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero());
         let retired: Option<String> = tx
             .query_opt(

@@ -60,6 +60,7 @@ async fn world() -> World {
             signing_public_key: &key.public_key(),
             // The store never opens it: any bytes stand for a sealed seed here.
             sealed_seed: b"sealed",
+            chain_now: None,
         })
         .await
         .unwrap();

@@ -78,6 +78,7 @@ pub async fn spawn_app_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Test
         &IssuerId::parse("uni-a").unwrap(),
         "University A",
         &UNUSED_ANCHOR_KEY.to_base58(),
+        None,
     )
     .await
     .expect("issuer");
@@ -108,6 +109,7 @@ impl TestApp {
             &IssuerId::parse(id).unwrap(),
             "Other University",
             &UNUSED_ANCHOR_KEY.to_base58(),
+            None,
         )
         .await
         .unwrap()

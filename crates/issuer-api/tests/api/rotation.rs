@@ -201,6 +201,7 @@ async fn create_issuer_requires_a_well_formed_anchoring_key() {
             &domain::IssuerId::parse("uni-bad-key").unwrap(),
             "Bad Key University",
             bad,
+            None,
         )
         .await
         .unwrap_err();

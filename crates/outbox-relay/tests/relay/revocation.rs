@@ -148,6 +148,7 @@ async fn revocation_is_scoped_to_the_issuer_and_validates_its_body() {
         &domain::IssuerId::parse("other-uni").unwrap(),
         "Other University",
         &w.anchor_pubkey,
+        w.chain_clock().await,
     )
     .await
     .unwrap();

@@ -30,6 +30,7 @@ async fn an_issuer_over_its_budget_is_deferred_not_failed_and_another_goes_on() 
         &domain::IssuerId::parse("uni-frugal").unwrap(),
         "Frugal University",
         &w.anchor_pubkey,
+        w.chain_clock().await,
     )
     .await
     .unwrap();

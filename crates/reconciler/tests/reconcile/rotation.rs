@@ -65,10 +65,15 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
     std::fs::write(&new_path, new.to_json_string()).unwrap();
     // No grace: as when the old key is compromised (the default 120 s lets transactions the
     // relay signed just before land inside the old key's window).
-    let rotated =
-        provisioning::rotate_anchor_key(&store, &issuer, &new.pubkey_base58(), Duration::ZERO)
-            .await
-            .unwrap();
+    let rotated = provisioning::rotate_anchor_key(
+        &store,
+        &issuer,
+        &new.pubkey_base58(),
+        Duration::ZERO,
+        w.chain_clock().await,
+    )
+    .await
+    .unwrap();
     assert_eq!(rotated.retired_pubkey.as_deref(), Some(old_key.as_str()));
     assert_eq!(
         rotated.retired_at.as_deref(),
@@ -81,7 +86,7 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
         "not-a-key".to_string(),
     ] {
         assert!(
-            provisioning::rotate_anchor_key(&store, &issuer, &bad, Duration::ZERO)
+            provisioning::rotate_anchor_key(&store, &issuer, &bad, Duration::ZERO, None)
                 .await
                 .is_err(),
             "{bad}"
@@ -254,6 +259,103 @@ async fn rotation_keeps_old_anchors_valid_and_distrusts_the_old_key_afterwards()
     );
 }
 
+/// Key windows are read against block times. When the chain's clock trails the database's
+/// (a stalled cluster's does; so did this machine's validator after 40 minutes of the crash
+/// suite, by more than the 10 minutes of slack a key's start has), `issuer-api admin
+/// rotate-anchor-key` sets the old key's end and the new key's start on the chain's clock:
+/// the old key stops vouching from the chain's "now", not minutes after it, and the new key's
+/// first anchors are inside its window. A clock ahead of the database's moves nothing later.
+#[tokio::test]
+async fn a_rotation_sets_the_key_windows_on_the_chain_clock_when_it_lags() {
+    let w = world().await;
+    let master = domain::sealed::MasterKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    const LAG: i64 = 1800;
+    // A fake only for what no real node does on demand: block times 30 minutes off. Every
+    // other answer is the real validator's.
+    let node = |shift: i64| {
+        testkit::proxy::rewriting_rpc(w.chain_env.rpc_url().to_string(), move |request, answer| {
+            if request["method"] == "getBlockTime" {
+                if let Some(t) = answer["result"].as_i64() {
+                    answer["result"] = serde_json::json!(t + shift);
+                }
+            }
+        })
+    };
+    let lagging = node(-LAG).await.unwrap();
+    let settings = stack::api_settings(&w.db.url, &master, &lagging);
+    let lagging_uni = IssuerId::parse("uni-lagging").unwrap();
+    let original = AnchorKeypair::generate().pubkey_base58();
+    let behind = |t: &str, before: chrono::DateTime<chrono::Utc>| {
+        let t = chrono::DateTime::parse_from_rfc3339(t).unwrap();
+        (before - t.with_timezone(&chrono::Utc)).num_seconds()
+    };
+
+    // Created through a lagging node: the first key's window starts on the chain's clock.
+    let before = chrono::Utc::now();
+    issuer_api::admin::create_issuer(&settings, "uni-lagging", "Lagging University", &original)
+        .await
+        .unwrap();
+    let store = Store::connect_lazy(&DatabaseSettings::new(&w.db.url)).unwrap();
+    let since = store.anchor_keys_of(&lagging_uni).await.unwrap()[0].valid_from;
+    let late = (before - since).num_seconds();
+    assert!(
+        (LAG - 120..=LAG + 120).contains(&late),
+        "valid_from {since}: {late} s behind"
+    );
+
+    // Rotated through the same node: the old key ends, the new begins, on the chain's clock.
+    let before = chrono::Utc::now();
+    let first = AnchorKeypair::generate().pubkey_base58();
+    let rotated =
+        issuer_api::admin::rotate_anchor_key(&settings, "uni-lagging", &first, Duration::ZERO)
+            .await
+            .unwrap();
+    let late = behind(&rotated.rotated_at, before);
+    assert!(
+        (LAG - 120..=LAG + 120).contains(&late),
+        "{rotated:?}: {late} s behind"
+    );
+    assert_eq!(
+        rotated.retired_at.as_deref(),
+        Some(rotated.rotated_at.as_str())
+    );
+
+    // A node lagging twice as far: the bound stops at the active key's start, so no window
+    // ends before it began.
+    let further = node(-2 * LAG).await.unwrap();
+    let settings = stack::api_settings(&w.db.url, &master, &further);
+    let second = AnchorKeypair::generate().pubkey_base58();
+    let clamped =
+        issuer_api::admin::rotate_anchor_key(&settings, "uni-lagging", &second, Duration::ZERO)
+            .await
+            .unwrap();
+    assert_eq!(clamped.rotated_at, rotated.rotated_at, "{clamped:?}");
+
+    // A node whose clock runs ahead: the database's clock sets the bound.
+    let ahead = node(LAG).await.unwrap();
+    let settings = stack::api_settings(&w.db.url, &master, &ahead);
+    let before = chrono::Utc::now();
+    let third = AnchorKeypair::generate().pubkey_base58();
+    let rotated =
+        issuer_api::admin::rotate_anchor_key(&settings, "uni-lagging", &third, Duration::ZERO)
+            .await
+            .unwrap();
+    let off = behind(&rotated.rotated_at, before).abs();
+    assert!(off < 60, "{rotated:?}: {off} s from the database's clock");
+
+    // The windows the reconciler and the verifier read: each key ends where the next begins.
+    let windows = store.anchor_keys_of(&lagging_uni).await.unwrap();
+    let window = |key: &str| windows.iter().find(|k| k.pubkey == key).unwrap().clone();
+    assert_eq!(windows.len(), 4, "{windows:?}");
+    assert_eq!(
+        window(&original).retired_at,
+        Some(window(&first).valid_from)
+    );
+    assert_eq!(window(&first).retired_at, Some(window(&second).valid_from));
+    assert_eq!(window(&second).retired_at, Some(window(&third).valid_from));
+    assert_eq!(window(&third).retired_at, None);
+}
+
 /// `--grace-secs` (default 120): the old key keeps vouching for a while after the rotation,
 /// so a transaction the relay signed with it just before still lands inside its window.
 #[tokio::test]
@@ -262,9 +364,10 @@ async fn a_rotation_with_grace_retires_the_old_key_later() {
     let store = Store::connect_lazy(&DatabaseSettings::new(&w.db.url)).unwrap();
     let issuer = IssuerId::parse(ISSUER).unwrap();
     let new = AnchorKeypair::generate().pubkey_base58();
-    let rotated = provisioning::rotate_anchor_key(&store, &issuer, &new, Duration::from_secs(120))
-        .await
-        .unwrap();
+    let rotated =
+        provisioning::rotate_anchor_key(&store, &issuer, &new, Duration::from_secs(120), None)
+            .await
+            .unwrap();
     let at = chrono::DateTime::parse_from_rfc3339(&rotated.rotated_at).unwrap();
     let retired =
         chrono::DateTime::parse_from_rfc3339(rotated.retired_at.as_deref().unwrap()).unwrap();
