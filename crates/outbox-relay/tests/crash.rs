@@ -84,6 +84,17 @@ fn log_file(dir: &Path, name: &str) -> std::fs::File {
 }
 
 fn spawn_relay(w: &World, logs: &Path, worker: &str, failpoints: Option<&str>) -> Child {
+    spawn_relay_with(w, logs, worker, failpoints, &[])
+}
+
+/// `spawn_relay` with settings of the test's own (`APP__…` pairs, set last so they win).
+fn spawn_relay_with(
+    w: &World,
+    logs: &Path,
+    worker: &str,
+    failpoints: Option<&str>,
+    settings: &[(&str, &str)],
+) -> Child {
     let mut cmd = Command::new(relay_bin());
     cmd.arg("serve")
         .envs(w.service_env(Service::OutboxRelay, 0))
@@ -109,6 +120,7 @@ fn spawn_relay(w: &World, logs: &Path, worker: &str, failpoints: Option<&str>) -
     if let Some(spec) = failpoints {
         cmd.env("FAILPOINTS", spec);
     }
+    cmd.envs(settings.iter().copied());
     cmd.spawn().unwrap()
 }
 
@@ -816,15 +828,7 @@ fn portal_client(
         let mut i = 0usize;
         while !stop.load(Ordering::SeqCst) {
             let serial = format!("{prefix}-{i}");
-            let body = json!({
-                "recipient_id": format!("student-{serial}"),
-                "issued_at": "2026-06-30T12:00:00Z",
-                "serial": serial,
-                "credential_type": "diploma",
-                "title": "BSc Computer Science",
-                "file_base64": base64::engine::general_purpose::STANDARD
-                    .encode(format!("%PDF diploma {serial}")),
-            });
+            let body = single_body(&serial);
             let v = send_until_acknowledged(
                 &client,
                 &url,
@@ -838,6 +842,19 @@ fn portal_client(
             i += 1;
         }
         acked
+    })
+}
+
+/// The body of `POST /v1/credentials` for `serial`.
+fn single_body(serial: &str) -> Value {
+    json!({
+        "recipient_id": format!("student-{serial}"),
+        "issued_at": "2026-06-30T12:00:00Z",
+        "serial": serial,
+        "credential_type": "diploma",
+        "title": "BSc Computer Science",
+        "file_base64": base64::engine::general_purpose::STANDARD
+            .encode(format!("%PDF diploma {serial}")),
     })
 }
 
@@ -1397,4 +1414,467 @@ async fn restore_from_an_older_backup_under_load_recovers_every_anchored_credent
         in_db.len(),
         "every row is anchored exactly once, and every anchor has its row"
     );
+}
+
+/// One attempt of `probe_client`: when it was sent, when it was answered, and how (the HTTP
+/// status, 0 for a connection error or a timeout; whether a 503 said when to retry).
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    sent: Instant,
+    answered: Instant,
+    status: u16,
+    retry_after: bool,
+}
+
+/// What `probe_client` got: (serial, id) of each acknowledged credential, and every attempt.
+type Probed = (Vec<(String, String)>, Vec<Attempt>);
+
+/// A portal client that keeps the timeline of its attempts, to tell the failover window as a
+/// client saw it: issues serials one after another, each retried with its Idempotency-Key
+/// every 50 ms until acknowledged. Returns (serial, id) of each and every attempt.
+fn probe_client(
+    base: String,
+    api_key: String,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Probed> {
+    tokio::spawn(async move {
+        let client = http_client();
+        let url = format!("{base}/v1/credentials");
+        let mut acked = Vec::new();
+        let mut attempts = Vec::new();
+        let mut i = 0usize;
+        while !stop.load(Ordering::SeqCst) {
+            let serial = format!("{prefix}-{i}");
+            let body = single_body(&serial);
+            loop {
+                let sent = Instant::now();
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(&api_key)
+                    .header("Idempotency-Key", format!("key-{serial}"))
+                    .json(&body)
+                    .send()
+                    .await;
+                let (status, retry_after, id) = match resp {
+                    Ok(r) if r.status().as_u16() == 202 => match r.json::<Value>().await {
+                        Ok(v) => (202, false, v["id"].as_str().map(str::to_string)),
+                        Err(_) => (0, false, None),
+                    },
+                    Ok(r) => (
+                        r.status().as_u16(),
+                        r.headers().contains_key("retry-after"),
+                        None,
+                    ),
+                    Err(_) => (0, false, None),
+                };
+                attempts.push(Attempt {
+                    sent,
+                    answered: Instant::now(),
+                    status,
+                    retry_after,
+                });
+                if let Some(id) = id {
+                    acked.push((serial.clone(), id));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (acked, attempts)
+    })
+}
+
+/// Waits until the relay has claimed the outbox job of `id` (leased it, or already done it);
+/// returns how long that took.
+async fn time_to_claim(w: &World, id: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    let sql = w.sql().await;
+    loop {
+        let claimed: bool = sql
+            .query_one(
+                "SELECT bool_or(locked_by IS NOT NULL OR completed_at IS NOT NULL OR attempts > 0) \
+                 FROM outbox WHERE credential_id::text = $1",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .get::<_, Option<bool>>(0)
+            .unwrap_or(false);
+        if claimed {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{id} not claimed within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The backend pids of the relay's LISTEN session on the test's database (on whichever
+/// server `w.sql()` reaches: the promoted one after a failover).
+async fn listener_pids(w: &World) -> Vec<i32> {
+    w.sql()
+        .await
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND query = $1 ORDER BY pid",
+            &[&format!("LISTEN {}", store::OUTBOX_CHANNEL)],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// `id → status` of every credential row.
+async fn statuses(w: &World) -> HashMap<String, String> {
+    w.sql()
+        .await
+        .query("SELECT id::text, status FROM credentials", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// The relay's poll interval in the failover tests: long, so a claim well under it can only
+/// come from a NOTIFY (with the LISTEN session checked to be one and the same throughout:
+/// a listener failing in a loop also wakes the relay, once a second).
+const FAILOVER_POLL_MS: u64 = 10_000;
+
+/// Credentials issued one by one after the failover, to time the relay's wake-ups.
+const WAKE_UPS: i64 = 3;
+
+/// How long the standby is cut off before the primary dies.
+const STANDBY_BEHIND: Duration = Duration::from_millis(1_500);
+
+/// PostgreSQL failover under load (#23 item 2): a primary and a streaming standby, every
+/// service on the multi-host URL with `target_session_attrs=read-write`. Portal clients issue
+/// single credentials and bulk requests and retry with their Idempotency-Keys; the relay
+/// anchors (single mode); the reconciler scans. Then the worst moment for a failover: the
+/// standby falls `STANDBY_BEHIND` behind (its WAL receiver stopped, as behind a partition),
+/// the primary and all its processes are killed with SIGKILL, and the standby is promoted a
+/// second later (what CloudNativePG does on its own). Checked here for both modes: clients
+/// saw only 503 with Retry-After, the relay and the reconciler are the processes they were
+/// (they reconnected by themselves), the relay LISTENs on the promoted server and NOTIFY
+/// wakes it, and the chain holds what the database says. What may be lost differs by mode:
+/// the callers assert it.
+async fn postgres_failover_under_load(replication: testkit::Replication) -> FailoverRun {
+    let started = Instant::now();
+    let pair = Arc::new(
+        testkit::ReplicatedPostgres::start(replication)
+            .await
+            .unwrap(),
+    );
+    let env = testkit::PgEnv::External(pair.admin_url());
+    let url = env.create_database().await.unwrap();
+    let w = Arc::new(world_on(testkit::TestDb { url, env }).await);
+    let logs = tempfile::tempdir().unwrap();
+    let poll = FAILOVER_POLL_MS.to_string();
+    let mut relay = spawn_relay_with(
+        &w,
+        logs.path(),
+        "relay",
+        None,
+        &[("APP__RELAY__POLL_INTERVAL_MS", poll.as_str())],
+    );
+    let reconciler_port = testkit::ports::free_port().unwrap();
+    let mut reconciler = spawn_reconciler(&w, logs.path(), reconciler_port);
+    wait_reconciler_success_after(reconciler_port, 0).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let retries = Arc::new(Mutex::new(Retries::default()));
+    let key = w.api_key.clone();
+    let mut clients: Vec<_> = (0..2)
+        .map(|c| {
+            portal_client(
+                w.api.clone(),
+                key.clone(),
+                format!("FAILOVER-{c}"),
+                stop.clone(),
+                retries.clone(),
+            )
+        })
+        .collect();
+    clients.push(bulk_client(
+        w.api.clone(),
+        key.clone(),
+        "FAILOVER-BULK".into(),
+        false,
+        stop.clone(),
+        retries.clone(),
+    ));
+    let probe = probe_client(
+        w.api.clone(),
+        key.clone(),
+        "FAILOVER-PROBE".into(),
+        stop.clone(),
+    );
+    // Long enough for anchors to be in every state when the primary dies.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    pair.detach_standby().await.unwrap();
+    tokio::time::sleep(STANDBY_BEHIND).await;
+    // Blocking calls off the test's one runtime thread, so the clients keep going meanwhile.
+    // The clock starts once the primary is dead: its backends answer until the SIGKILL.
+    let p = pair.clone();
+    tokio::task::spawn_blocking(move || p.primary.kill_9())
+        .await
+        .unwrap()
+        .unwrap();
+    let killed_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let p = pair.clone();
+    tokio::task::spawn_blocking(move || p.standby.promote())
+        .await
+        .unwrap()
+        .unwrap();
+    let promoted_after = killed_at.elapsed();
+    let back_at = unix_now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let mut by_serial: HashMap<String, String> = HashMap::new();
+    for c in clients {
+        for (serial, id) in c.await.unwrap() {
+            let first = by_serial.entry(serial.clone()).or_insert(id.clone());
+            assert_eq!(*first, id, "{serial}: one id, however often it was sent");
+        }
+    }
+    let (probed, attempts) = probe.await.unwrap();
+    by_serial.extend(probed);
+    let acked: Vec<String> = by_serial.values().cloned().collect();
+    let seen = std::mem::take(&mut *retries.lock().unwrap());
+    assert!(
+        seen.other_5xx.is_empty(),
+        "only 503 in the switch: {seen:?}"
+    );
+    assert_eq!(
+        seen.unavailable_with_retry_after, seen.unavailable,
+        "every 503 says when to retry"
+    );
+    let refused: Vec<&Attempt> = attempts.iter().filter(|a| a.status != 202).collect();
+    assert!(
+        refused.iter().all(|a| a.status == 503 && a.retry_after),
+        "the probe saw only 503 with Retry-After besides 202: {refused:?}"
+    );
+    assert!(
+        !refused.is_empty() || seen.unavailable > 0,
+        "the switch was seen by clients: {seen:?}"
+    );
+    // The window as a client saw it: from the kill until the first request sent after it was
+    // acknowledged; and the longest wait between two acknowledgements of the probe.
+    let window = attempts
+        .iter()
+        .find(|a| a.sent > killed_at && a.status == 202)
+        .map(|a| a.answered - killed_at)
+        .expect("a request sent after the failover was acknowledged");
+    let acks: Vec<Instant> = attempts
+        .iter()
+        .filter(|a| a.status == 202)
+        .map(|a| a.answered)
+        .collect();
+    let probe_gap = acks
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or_default();
+
+    // What the promoted standby holds; the relay that lived through the failover (with the
+    // reconciler's help) settles the rest. Rows the reconciler backfills from the chain are
+    // `recovered`, never `finalized`: only the others are waited for.
+    let to_finalize = w
+        .query_i64("SELECT count(*) FROM credentials WHERE status <> 'recovered'")
+        .await;
+    w.wait_all_finalized(to_finalize, Duration::from_secs(240))
+        .await;
+    wait_reconciler_success_after(reconciler_port, back_at).await;
+    assert!(
+        relay.try_wait().unwrap().is_none(),
+        "the relay kept running"
+    );
+    assert!(
+        reconciler.try_wait().unwrap().is_none(),
+        "the reconciler kept running"
+    );
+
+    // The same relay LISTENs on the promoted server, and a NOTIFY wakes it: with nothing left
+    // to do it waits `FAILOVER_POLL_MS` between polls, so each claim well under that,
+    // on one unchanged LISTEN session, came from wake-ups.
+    let listening = listener_pids(&w).await;
+    assert_eq!(
+        listening.len(),
+        1,
+        "the relay LISTENs on the promoted primary"
+    );
+    let mut wake_ups = Vec::new();
+    for i in 0..WAKE_UPS {
+        let id = w.issue(&format!("FAILOVER-WAKE-{i}")).await;
+        wake_ups.push(time_to_claim(&w, &id, Duration::from_secs(30)).await);
+        w.wait_all_finalized(to_finalize + i + 1, Duration::from_secs(120))
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        listener_pids(&w).await,
+        listening,
+        "one LISTEN session throughout: no reconnect loop woke the relay"
+    );
+    let poll = Duration::from_millis(FAILOVER_POLL_MS);
+    assert!(
+        wake_ups.iter().all(|d| *d < poll / 4),
+        "NOTIFY wakes the relay after the failover: claims took {wake_ups:?} (poll {poll:?})"
+    );
+    relay.kill().await.unwrap();
+
+    // Every transaction the relay stored has landed or expired; one more reconciler scan of
+    // that settled chain (the backfill of anchors whose rows the standby never received).
+    settle_in_flight(&w, in_flight(&w).await).await;
+    wait_reconciler_success_after(reconciler_port, unix_now()).await;
+    reconciler.kill().await.unwrap();
+
+    let chain = read_chain(&w).await;
+    assert!(
+        chain.disagreeing.is_empty(),
+        "memos on chain that disagree with their records: {:?}",
+        chain.disagreeing
+    );
+    let rows = statuses(&w).await;
+    let recovered_by_reconciler = acked
+        .iter()
+        .filter(|id| rows.get(*id).is_some_and(|s| s == "recovered"))
+        .count();
+    let lost_for_good = acked.iter().filter(|id| !rows.contains_key(*id)).count();
+    let run = FailoverRun {
+        replication,
+        acknowledged: acked.len(),
+        lost_at_failover: recovered_by_reconciler + lost_for_good,
+        recovered_by_reconciler,
+        lost_for_good,
+        rows: rows.len(),
+        anchored_once: rows
+            .keys()
+            .filter(|id| chain.anchors.get(*id) == Some(&1))
+            .count(),
+        duplicated: chain.anchors.values().filter(|n| **n > 1).count(),
+        unanchored_rows: rows
+            .keys()
+            .filter(|id| !chain.anchors.contains_key(*id))
+            .count(),
+        anchored_without_a_row: chain
+            .anchors
+            .keys()
+            .filter(|id| !rows.contains_key(*id))
+            .count(),
+        drift_findings: w.findings("drift").await,
+        window_ms: window.as_millis() as u64,
+        probe_gap_ms: probe_gap.as_millis() as u64,
+        promoted_after_ms: promoted_after.as_millis() as u64,
+        unavailable: seen.unavailable + refused.len(),
+        wake_up_ms: wake_ups.iter().map(|d| d.as_millis() as u64).collect(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    println!("POSTGRES-FAILOVER {}", serde_json::to_string(&run).unwrap());
+    run
+}
+
+/// What one failover run showed.
+#[derive(Debug, serde::Serialize)]
+struct FailoverRun {
+    replication: testkit::Replication,
+    acknowledged: usize,
+    /// Acknowledged credentials the promoted standby did not have.
+    lost_at_failover: usize,
+    /// Of those, anchored before the primary died: back as `recovered` rows, from the chain.
+    recovered_by_reconciler: usize,
+    /// Of those, never anchored: gone (a WAL archive or the portal's own records would
+    /// have them).
+    lost_for_good: usize,
+    rows: usize,
+    /// Rows anchored exactly once on chain.
+    anchored_once: usize,
+    /// Credentials with more than one anchor on chain.
+    duplicated: usize,
+    /// Rows with no anchor on chain.
+    unanchored_rows: usize,
+    /// Anchors on chain whose credential has no row, after the reconciler ran.
+    anchored_without_a_row: usize,
+    /// The reconciler's `drift` findings (e.g. a second anchor of one credential).
+    drift_findings: i64,
+    /// From the primary's death until a request sent after it was acknowledged.
+    window_ms: u64,
+    /// The probe's longest wait between two acknowledgements.
+    probe_gap_ms: u64,
+    promoted_after_ms: u64,
+    /// 503 answers seen by all clients together.
+    unavailable: usize,
+    /// How long the relay took to claim each credential issued after the failover.
+    wake_up_ms: Vec<u64>,
+    seconds: f64,
+}
+
+/// Synchronous replication: nothing acknowledged is lost, everything anchored exactly once.
+/// The commits of the moments the standby was cut off were never acknowledged: they waited
+/// for it, ended with the primary, and their clients' retries landed on the new primary.
+#[tokio::test]
+async fn postgres_failover_with_a_synchronous_standby_loses_nothing_acknowledged() {
+    let run = postgres_failover_under_load(testkit::Replication::Synchronous).await;
+    Figures {
+        process: "postgres",
+        failpoint: "postgres::failover_synchronous".into(),
+        scenario: "kill -9 the primary 1.5 s after its standby was cut off, promote the \
+                   standby; single and bulk issuance, relay and reconciler live through it"
+            .into(),
+        iterations: 1,
+        kills_planned: 1,
+        kills_observed: 1,
+        acknowledged: run.acknowledged + WAKE_UPS as usize,
+        anchored_once: run.anchored_once,
+        lost: run.lost_at_failover,
+        duplicated: run.duplicated,
+        seconds: run.seconds,
+    }
+    .report();
+    assert_eq!(run.lost_at_failover, 0, "{run:?}");
+    assert_eq!(
+        run.rows,
+        run.acknowledged + WAKE_UPS as usize,
+        "the database holds exactly the acknowledged credentials: {run:?}"
+    );
+    assert_eq!(run.anchored_once, run.rows, "{run:?}");
+    assert_eq!(run.duplicated, 0, "{run:?}");
+    assert_eq!(run.anchored_without_a_row, 0, "{run:?}");
+}
+
+/// Asynchronous replication: the commits acknowledged while the standby was cut off are lost
+/// with the primary (counted and reported, not hidden). Those already anchored come back from
+/// the chain through the reconciler; nothing on the chain is left without its row and no row
+/// of the promoted database stays unanchored. A credential whose anchoring record was lost
+/// may be anchored a second time: counted (`duplicated`), the price of asynchronous
+/// replication that docs/reliability.md states.
+///
+/// Ignored until the API's status-list ordinals survive a database that went back in time
+/// (docs/reliability.md, "Open"): an API replica keeps handing out the block of ordinals it
+/// reserved on the lost primary while the promoted standby's counter, behind it, hands the
+/// same ordinals out again, and the issuing insert that meets the unique index answers 500
+/// (2 of 4 runs at ee94607). Run it with `--run-ignored all`.
+#[tokio::test]
+#[ignore = "found a bug: stale status-list ordinal blocks give 500 after an async failover"]
+async fn postgres_failover_with_an_asynchronous_standby_recovers_every_anchored_credential() {
+    let run = postgres_failover_under_load(testkit::Replication::Asynchronous).await;
+    assert!(
+        run.lost_at_failover > 0,
+        "an asynchronous standby cut off for {STANDBY_BEHIND:?} misses acknowledged commits: {run:?}"
+    );
+    assert!(
+        run.recovered_by_reconciler > 0,
+        "some of them were anchored and come back from the chain: {run:?}"
+    );
+    assert_eq!(run.anchored_without_a_row, 0, "{run:?}");
+    assert_eq!(run.unanchored_rows, 0, "{run:?}");
 }

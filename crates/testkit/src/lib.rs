@@ -14,7 +14,9 @@ pub mod proxy;
 pub mod services;
 pub mod validator;
 
-pub use postgres::{test_db, Durability, PgEnv, TestDb, TestPostgres};
+pub use postgres::{
+    test_db, Durability, PgEnv, ReplicatedPostgres, Replication, TestDb, TestPostgres,
+};
 
 /// How long a test waits for a transaction to reach `finalized` (or for work that needs it).
 ///

@@ -20,6 +20,8 @@ pub struct TestPostgres {
     port: u16,
     run_as_postgres: bool,
     durability: Durability,
+    /// Server options after the durability's (a later `-c` wins): replication settings.
+    extra_options: String,
 }
 
 /// How much a commit costs the server: what a figure measured on it depends on.
@@ -81,24 +83,12 @@ impl TestPostgres {
     /// directory is under the system temp dir, which must be a real disk for `Production`
     /// to mean anything (it is on the machines we measure on; the report names it).
     pub fn start_with(durability: Durability) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("ca-pg-").tempdir()?;
-        let run_as_postgres = is_root();
-        if run_as_postgres {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .context("chown temp dir to postgres")?;
-            if !status.success() {
-                bail!("chown of {} to postgres failed", dir.path().display());
-            }
-        }
-        let pg = Self {
-            dir,
-            port: 0,
-            run_as_postgres,
-            durability,
-        };
+        Self::start_configured(durability, "")
+    }
+
+    /// initdb, then start with `extra_options` after the durability's.
+    fn start_configured(durability: Durability, extra_options: &str) -> anyhow::Result<Self> {
+        let pg = Self::empty(durability, extra_options)?;
         let data = pg.data_dir();
         pg.run(
             &pg_bin("initdb"),
@@ -115,13 +105,71 @@ impl TestPostgres {
             ],
         )
         .context("initdb")?;
-        let mut pg = pg;
+        pg.start_on_a_free_port()
+    }
+
+    /// A streaming standby of `primary`: `pg_basebackup -R` of it (which writes
+    /// `standby.signal` and the `primary_conninfo` to follow it), started on a port of its
+    /// own. `cluster_name` is the name the primary's `synchronous_standby_names` refers to.
+    fn standby_of(primary: &TestPostgres, cluster_name: &str) -> anyhow::Result<Self> {
+        let pg = Self::empty(
+            primary.durability,
+            &format!("{} -c cluster_name={cluster_name}", primary.extra_options),
+        )?;
+        pg.run(
+            &pg_bin("pg_basebackup"),
+            &[
+                // application_name given here lands in the written `primary_conninfo`: a
+                // PGAPPNAME in the environment would otherwise name the standby.
+                "-d",
+                &format!(
+                    "host=127.0.0.1 port={} user=postgres application_name={cluster_name}",
+                    primary.port
+                ),
+                "-D",
+                path_str(&pg.data_dir())?,
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ],
+        )
+        .context("pg_basebackup")?;
+        pg.start_on_a_free_port()
+    }
+
+    /// A temp directory the server's user owns, nothing in it yet.
+    fn empty(durability: Durability, extra_options: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("ca-pg-").tempdir()?;
+        let run_as_postgres = is_root();
+        if run_as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .context("chown temp dir to postgres")?;
+            if !status.success() {
+                bail!("chown of {} to postgres failed", dir.path().display());
+            }
+        }
+        Ok(Self {
+            dir,
+            port: 0,
+            run_as_postgres,
+            durability,
+            extra_options: extra_options.to_string(),
+        })
+    }
+
+    fn start_on_a_free_port(mut self) -> anyhow::Result<Self> {
         // Retry on a port collision with another process starting at the same moment.
         let mut last_err = None;
         for _ in 0..5 {
-            pg.port = free_port()?;
-            match pg.pg_ctl_start() {
-                Ok(()) => return Ok(pg),
+            self.port = free_port()?;
+            match self.pg_ctl_start() {
+                Ok(()) => return Ok(self),
                 Err(e) => last_err = Some(e),
             }
         }
@@ -139,10 +187,11 @@ impl TestPostgres {
     fn pg_ctl_start(&self) -> anyhow::Result<()> {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 {} -c max_connections=400 \
-             -c shared_buffers=128MB",
+             -c shared_buffers=128MB {}",
             self.port,
             path_str(self.dir.path())?,
             self.durability.options(),
+            self.extra_options,
         );
         self.run(
             &pg_bin("pg_ctl"),
@@ -192,6 +241,70 @@ impl TestPostgres {
             ],
         )
         .with_context(|| format!("pg_ctl restart; log:\n{}", self.log_tail()))
+    }
+
+    /// SIGKILL to the postmaster and every process it started, at once: the server dies as
+    /// on a lost machine (no shutdown checkpoint, no goodbye to the standby, sessions cut in
+    /// the middle of their transactions). Returns once the postmaster is gone.
+    pub fn kill_9(&self) -> anyhow::Result<()> {
+        let pid_file = std::fs::read_to_string(self.data_dir().join("postmaster.pid"))
+            .context("reading postmaster.pid")?;
+        let pid: u32 = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .context("no pid in postmaster.pid")?;
+        // Stopped first: a stopped postmaster neither forks a new backend nor reaps an
+        // exiting one, so the list of its children is complete and every pid in it stays
+        // ours (a zombie at worst) until the one kill(1) below.
+        let pid_arg = pid.to_string();
+        Command::new("kill")
+            .args(["-STOP", &pid_arg])
+            .status()
+            .context("kill -STOP")?;
+        let children = Command::new("pgrep")
+            .args(["-P", &pid_arg])
+            .output()
+            .context("pgrep")?;
+        let mut pids = vec![pid_arg];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_string),
+        );
+        // Its status is not the verdict (a child may already be a zombie): the postmaster's
+        // disappearance below is.
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .args(&pids)
+            .status()
+            .context("kill -KILL")?;
+        for _ in 0..200 {
+            if !process_alive(pid) {
+                // Gone for good: no later `pg_ctl stop` (on drop) may signal a process that
+                // reuses the pid.
+                let _ = std::fs::remove_file(self.data_dir().join("postmaster.pid"));
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        bail!("postmaster {pid} still alive 5 s after SIGKILL")
+    }
+
+    /// `pg_ctl promote`: a standby becomes a primary that accepts writes.
+    pub fn promote(&self) -> anyhow::Result<()> {
+        self.run(
+            &pg_bin("pg_ctl"),
+            &[
+                "-D",
+                path_str(&self.data_dir())?,
+                "-w",
+                "-t",
+                "60",
+                "promote",
+            ],
+        )
+        .with_context(|| format!("pg_ctl promote; log:\n{}", self.log_tail()))
     }
 
     fn stop_with_mode(&self, mode: &str) -> anyhow::Result<()> {
@@ -255,6 +368,150 @@ impl Drop for TestPostgres {
                 &["-D", data, "-m", "immediate", "-w", "stop"],
             );
         }
+    }
+}
+
+/// Whether `pid` still runs (a zombie waiting for a parent that never reaps it does not).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the command name's closing parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// How a standby follows its primary (#23).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replication {
+    /// The primary's `synchronous_standby_names` names the standby and
+    /// `synchronous_commit = on`: a commit is acknowledged only once the standby has flushed
+    /// its WAL, so a promoted standby holds every acknowledged transaction.
+    Synchronous,
+    /// The standby streams as fast as it can; a commit is acknowledged on the primary's flush
+    /// alone, and what had not reached the standby is lost with the primary.
+    Asynchronous,
+}
+
+/// A primary and one streaming standby (#23), for failover tests: services connect to
+/// `admin_url`'s multi-host form and `target_session_attrs=read-write` finds whichever of the
+/// two accepts writes. Both are relaxed on `fsync` (the tests kill processes, not the
+/// machine: the page cache survives) but wait for the commit as production does
+/// (`synchronous_commit = on`), which is what synchronous replication is about.
+pub struct ReplicatedPostgres {
+    pub primary: TestPostgres,
+    pub standby: TestPostgres,
+    pub replication: Replication,
+}
+
+/// The standby's `cluster_name`: what it reports as its `application_name` to the primary.
+const STANDBY_NAME: &str = "standby1";
+
+impl ReplicatedPostgres {
+    /// Starts the primary, then the standby from a base backup of it, waits until it
+    /// streams, and (synchronous) names it in `synchronous_standby_names` only then: a
+    /// synchronous primary without its standby would make every commit wait forever.
+    pub async fn start(replication: Replication) -> anyhow::Result<Self> {
+        let primary = TestPostgres::start_configured(
+            Durability::Relaxed,
+            "-c synchronous_commit=on -c wal_level=replica -c max_wal_senders=5 \
+             -c wal_keep_size=256MB",
+        )?;
+        let standby = TestPostgres::standby_of(&primary, STANDBY_NAME)?;
+        let pair = Self {
+            primary,
+            standby,
+            replication,
+        };
+        pair.wait_for_state("streaming", "async").await?;
+        if replication == Replication::Synchronous {
+            let (client, connection) =
+                tokio_postgres::connect(&pair.primary.admin_url(), NoTls).await?;
+            let conn = tokio::spawn(connection);
+            // Two statements: ALTER SYSTEM refuses the implicit transaction of a multi-statement
+            // query. Only now, after the base backup: a standby that copied this setting would
+            // name itself once promoted and wait for itself on every commit.
+            client
+                .batch_execute(&format!(
+                    "ALTER SYSTEM SET synchronous_standby_names = '\"{STANDBY_NAME}\"'"
+                ))
+                .await?;
+            client.batch_execute("SELECT pg_reload_conf()").await?;
+            drop(client);
+            let _ = conn.await;
+            pair.wait_for_state("streaming", "sync").await?;
+        }
+        Ok(pair)
+    }
+
+    /// Stops the standby's WAL receiver (its `primary_conninfo` emptied and reloaded; `ALTER
+    /// SYSTEM` is allowed on a standby): from now on it falls behind, as behind a network
+    /// partition. A synchronous primary then holds every commit until it dies; an
+    /// asynchronous one acknowledges commits its standby will never have.
+    pub async fn detach_standby(&self) -> anyhow::Result<()> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.standby.admin_url(), NoTls).await?;
+        let conn = tokio::spawn(connection);
+        client
+            .batch_execute("ALTER SYSTEM SET primary_conninfo = ''")
+            .await?;
+        client.batch_execute("SELECT pg_reload_conf()").await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let receivers: i64 = client
+                .query_one("SELECT count(*) FROM pg_stat_wal_receiver", &[])
+                .await?
+                .get(0);
+            if receivers == 0 {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the standby's WAL receiver still runs 30 s after it was detached");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        drop(client);
+        let _ = conn.await;
+        Ok(())
+    }
+
+    /// Superuser URL naming both servers, primary first; `target_session_attrs=read-write`
+    /// makes a connection skip the one that does not accept writes (or does not answer).
+    pub fn admin_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+            self.primary.port, self.standby.port
+        )
+    }
+
+    /// Waits until the primary sees the standby in `state` with `sync_state`.
+    async fn wait_for_state(&self, state: &str, sync_state: &str) -> anyhow::Result<()> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.primary.admin_url(), NoTls).await?;
+        let conn = tokio::spawn(connection);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let seen = client
+                .query_opt(
+                    "SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1",
+                    &[&STANDBY_NAME],
+                )
+                .await?
+                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)));
+            if seen.as_ref().map(|(a, b)| (a.as_str(), b.as_str())) == Some((state, sync_state)) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the standby never reached {state}/{sync_state}: {seen:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        drop(client);
+        let _ = conn.await;
+        Ok(())
     }
 }
 
