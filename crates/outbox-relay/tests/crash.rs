@@ -7,7 +7,8 @@
 //! after persist, after send, before finalize), two Merkle relays killed at once, the relay
 //! while it anchors revocations (single-mode issuer and Merkle issuer), the API inside the
 //! single issuance transaction and inside bulk issuance on both the binary-COPY path and the
-//! row-wise fallback, PostgreSQL restarted, and a restore under load.
+//! row-wise fallback, PostgreSQL restarted, a restore under load, and PostgreSQL failover
+//! (primary killed, streaming standby promoted; synchronous and asynchronous).
 //!
 //! Counting (`read_chain`): only once every transaction the relays stored is finalized or
 //! past its last valid block height, each signature of the anchoring key's history and of
@@ -1862,7 +1863,7 @@ async fn postgres_failover_with_a_synchronous_standby_loses_nothing_acknowledged
 /// (docs/reliability.md, "Open"): an API replica keeps handing out the block of ordinals it
 /// reserved on the lost primary while the promoted standby's counter, behind it, hands the
 /// same ordinals out again, and the issuing insert that meets the unique index answers 500
-/// (2 of 4 runs at ee94607). Run it with `--run-ignored all`.
+/// (3 of 5 runs). Run it with `--run-ignored all`.
 #[tokio::test]
 #[ignore = "found a bug: stale status-list ordinal blocks give 500 after an async failover"]
 async fn postgres_failover_with_an_asynchronous_standby_recovers_every_anchored_credential() {
