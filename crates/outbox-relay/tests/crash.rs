@@ -34,7 +34,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use domain::memo::{decode, Decoded, Memo};
 use domain::AnchoringMode;
 use futures_util::StreamExt;
@@ -829,7 +828,7 @@ fn portal_client(
         let mut i = 0usize;
         while !stop.load(Ordering::SeqCst) {
             let serial = format!("{prefix}-{i}");
-            let body = single_body(&serial);
+            let body = stack::single_item(&serial);
             let v = send_until_acknowledged(
                 &client,
                 &url,
@@ -843,19 +842,6 @@ fn portal_client(
             i += 1;
         }
         acked
-    })
-}
-
-/// The body of `POST /v1/credentials` for `serial`.
-fn single_body(serial: &str) -> Value {
-    json!({
-        "recipient_id": format!("student-{serial}"),
-        "issued_at": "2026-06-30T12:00:00Z",
-        "serial": serial,
-        "credential_type": "diploma",
-        "title": "BSc Computer Science",
-        "file_base64": base64::engine::general_purpose::STANDARD
-            .encode(format!("%PDF diploma {serial}")),
     })
 }
 
@@ -1447,7 +1433,7 @@ fn probe_client(
         let mut i = 0usize;
         while !stop.load(Ordering::SeqCst) {
             let serial = format!("{prefix}-{i}");
-            let body = single_body(&serial);
+            let body = stack::single_item(&serial);
             loop {
                 let sent = Instant::now();
                 let resp = client

@@ -383,14 +383,7 @@ impl Stack {
 
     /// Issues one credential with another issuer's API key; returns its id.
     pub async fn issue_as(&self, api_key: &str, serial: &str) -> String {
-        let body = json!({
-            "recipient_id": format!("student-{serial}"),
-            "issued_at": "2026-06-30T12:00:00Z",
-            "serial": serial,
-            "credential_type": "diploma",
-            "title": "BSc Computer Science",
-            "file_base64": base64::engine::general_purpose::STANDARD.encode(format!("%PDF diploma {serial}")),
-        });
+        let body = single_item(serial);
         let resp = self
             .client
             .post(format!("{}/v1/credentials", self.api))
@@ -904,6 +897,20 @@ impl Stack {
             .unwrap()
             .get(0)
     }
+}
+
+/// The body of `POST /v1/credentials` for `serial`: the same serial always gives the same
+/// body (sent again with its Idempotency-Key, it is the same request).
+pub fn single_item(serial: &str) -> Value {
+    json!({
+        "recipient_id": format!("student-{serial}"),
+        "issued_at": "2026-06-30T12:00:00Z",
+        "serial": serial,
+        "credential_type": "diploma",
+        "title": "BSc Computer Science",
+        "file_base64": base64::engine::general_purpose::STANDARD
+            .encode(format!("%PDF diploma {serial}")),
+    })
 }
 
 /// One item of `POST /v1/credential-batches` for `serial`, by digest; the same serial always

@@ -407,6 +407,14 @@ pub struct ReplicatedPostgres {
     pub replication: Replication,
 }
 
+/// A superuser session on one server; its connection is driven by a task that ends when the
+/// client is dropped.
+async fn session(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 /// The standby's `cluster_name`: what it reports as its `application_name` to the primary.
 const STANDBY_NAME: &str = "standby1";
 
@@ -428,9 +436,7 @@ impl ReplicatedPostgres {
         };
         pair.wait_for_state("streaming", "async").await?;
         if replication == Replication::Synchronous {
-            let (client, connection) =
-                tokio_postgres::connect(&pair.primary.admin_url(), NoTls).await?;
-            let conn = tokio::spawn(connection);
+            let client = session(&pair.primary.admin_url()).await?;
             // Two statements: ALTER SYSTEM refuses the implicit transaction of a multi-statement
             // query. Only now, after the base backup: a standby that copied this setting would
             // name itself once promoted and wait for itself on every commit.
@@ -440,8 +446,6 @@ impl ReplicatedPostgres {
                 ))
                 .await?;
             client.batch_execute("SELECT pg_reload_conf()").await?;
-            drop(client);
-            let _ = conn.await;
             pair.wait_for_state("streaming", "sync").await?;
         }
         Ok(pair)
@@ -452,9 +456,7 @@ impl ReplicatedPostgres {
     /// partition. A synchronous primary then holds every commit until it dies; an
     /// asynchronous one acknowledges commits its standby will never have.
     pub async fn detach_standby(&self) -> anyhow::Result<()> {
-        let (client, connection) =
-            tokio_postgres::connect(&self.standby.admin_url(), NoTls).await?;
-        let conn = tokio::spawn(connection);
+        let client = session(&self.standby.admin_url()).await?;
         client
             .batch_execute("ALTER SYSTEM SET primary_conninfo = ''")
             .await?;
@@ -473,8 +475,6 @@ impl ReplicatedPostgres {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        drop(client);
-        let _ = conn.await;
         Ok(())
     }
 
@@ -489,9 +489,7 @@ impl ReplicatedPostgres {
 
     /// Waits until the primary sees the standby in `state` with `sync_state`.
     async fn wait_for_state(&self, state: &str, sync_state: &str) -> anyhow::Result<()> {
-        let (client, connection) =
-            tokio_postgres::connect(&self.primary.admin_url(), NoTls).await?;
-        let conn = tokio::spawn(connection);
+        let client = session(&self.primary.admin_url()).await?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let seen = client
@@ -509,8 +507,6 @@ impl ReplicatedPostgres {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        drop(client);
-        let _ = conn.await;
         Ok(())
     }
 }
