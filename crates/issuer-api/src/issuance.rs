@@ -119,12 +119,20 @@ pub fn sign(
 /// key (`StoreError::SigningKeyRetired`, nothing written), so the cached key is forgotten and
 /// `attempt` runs once more with the active one. The v2 hash binds the key, so the caller
 /// hashes inside `attempt`. An `ApiError` from `attempt` ends the call as it is.
+///
+/// The status ordinal is taken inside `attempt` too: after a failover to an asynchronous
+/// standby or a restore, a block this replica reserved can overlap ordinals the database
+/// hands out again, and the store refuses the second use (`StoreError::StatusOrdinalTaken`,
+/// nothing written). The issuer's block is forgotten and `attempt` runs again; a fresh
+/// reservation starts past every ordinal in use, so only another replica's stale block can
+/// collide once more. Past [`ORDINAL_ATTEMPTS`] the client is told to retry (503).
 pub async fn with_active_key<T>(
     state: &AppState,
     issuer: &IssuerId,
     mut attempt: impl AsyncFnMut(Arc<IssuingKey>) -> Result<Result<T, StoreError>, ApiError>,
 ) -> Result<T, ApiError> {
     let mut retried = false;
+    let mut ordinal_attempts = 1;
     loop {
         let key = state
             .signer
@@ -138,7 +146,22 @@ pub async fn with_active_key<T>(
                 retried = true;
             }
             Err(StoreError::SigningKeyRetired(_)) => return Err(ApiError::SigningUnavailable),
+            Err(StoreError::StatusOrdinalTaken) => {
+                state.ordinals.forget(issuer);
+                if ordinal_attempts >= ORDINAL_ATTEMPTS {
+                    tracing::warn!(issuer = %issuer, "status ordinals still taken after fresh reservations: client told to retry");
+                    return Err(ApiError::DatabaseUnavailable {
+                        retry_after_secs: state.retry_after_secs,
+                    });
+                }
+                tracing::warn!(issuer = %issuer, "status ordinal already in use (a reservation the database lost in a failover or restore): reserving afresh and signing again");
+                ordinal_attempts += 1;
+            }
             Err(e) => return Err(state.store_error(e)),
         }
     }
 }
+
+/// Attempts at storing a credential whose status ordinal turned out to be taken (see
+/// [`with_active_key`]): each forgets this replica's block and reserves afresh.
+pub const ORDINAL_ATTEMPTS: u32 = 3;

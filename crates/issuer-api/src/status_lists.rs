@@ -94,6 +94,14 @@ impl OrdinalAllocator {
         Ok(first)
     }
 
+    /// Drops the issuer's block: one of its ordinals was found in use (the database lost
+    /// the reservation in a failover or a restore), so the rest of it may be too.
+    pub fn forget(&self, issuer: &IssuerId) {
+        if let Ok(mut free) = self.free.lock() {
+            free.remove(issuer);
+        }
+    }
+
     fn take(&self, issuer: &IssuerId) -> Option<StatusOrdinal> {
         let mut free = self.free.lock().ok()?;
         let (next, end) = free.get_mut(issuer)?;

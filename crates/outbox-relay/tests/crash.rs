@@ -1843,15 +1843,11 @@ async fn postgres_failover_with_a_synchronous_standby_loses_nothing_acknowledged
 /// the chain through the reconciler; nothing on the chain is left without its row and no row
 /// of the promoted database stays unanchored. A credential whose anchoring record was lost
 /// may be anchored a second time: counted (`duplicated`), the price of asynchronous
-/// replication that docs/reliability.md states.
-///
-/// Ignored until the API's status-list ordinals survive a database that went back in time
-/// (docs/reliability.md, "Open"): an API replica keeps handing out the block of ordinals it
-/// reserved on the lost primary while the promoted standby's counter, behind it, hands the
-/// same ordinals out again, and the issuing insert that meets the unique index answers 500
-/// (3 of 5 runs). Run it with `--run-ignored all`.
+/// replication that docs/reliability.md states. The API replicas keep issuing: the status
+/// ordinals they reserved on the lost primary and still hold in memory are refused where the
+/// promoted database handed them out again, and the replica reserves afresh (this test found
+/// that they answered 500).
 #[tokio::test]
-#[ignore = "found a bug: stale status-list ordinal blocks give 500 after an async failover"]
 async fn postgres_failover_with_an_asynchronous_standby_recovers_every_anchored_credential() {
     let run = postgres_failover_under_load(testkit::Replication::Asynchronous).await;
     assert!(

@@ -31,6 +31,12 @@ pub enum StoreError {
     /// credential could be recorded: sign again with the active key. Nothing was written.
     #[error("signing key {0} was retired")]
     SigningKeyRetired(String),
+    /// The status-list ordinal a credential was signed with is already another credential's:
+    /// a reservation the database no longer remembers (a failover to an asynchronous standby,
+    /// a restore) was handed out from memory. Nothing was written: reserve afresh and sign
+    /// again.
+    #[error("status ordinal already in use")]
+    StatusOrdinalTaken,
     #[error("migration failed: {0}")]
     Migration(String),
     /// Any other database error (constraint violations we did not expect, syntax errors).
@@ -75,6 +81,9 @@ pub(crate) async fn commit(tx: deadpool_postgres::Transaction<'_>) -> Result<(),
     tx.commit().await.map_err(StoreError::from_commit)
 }
 
+/// The unique index on (issuer, status ordinal), migration V10.
+const STATUS_ORDINAL_INDEX: &str = "credentials_status_ordinal";
+
 /// SQLSTATEs that mean "the server is not able to do this right now", not "this is wrong".
 fn is_transient(state: &SqlState) -> bool {
     let code = state.code();
@@ -104,6 +113,9 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if e.is_closed() {
             return StoreError::Unavailable(e.to_string());
+        }
+        if e.as_db_error().and_then(|db| db.constraint()) == Some(STATUS_ORDINAL_INDEX) {
+            return StoreError::StatusOrdinalTaken;
         }
         match e.code() {
             Some(state) if is_transient(state) => StoreError::Unavailable(e.to_string()),

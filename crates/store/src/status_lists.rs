@@ -75,6 +75,13 @@ impl Store {
     /// published and anchored). Its own short transaction, never the issuing one: the
     /// counter row is held for microseconds, not while a credential is signed; an ordinal
     /// reserved and never used is a bit that stays 0.
+    ///
+    /// The block starts past the issuer's highest ordinal in use as well as past the
+    /// counter. After a failover to an asynchronous standby or a restore, the counter can be
+    /// behind ordinals that API replicas reserved on the lost database and are still handing
+    /// out from memory; a credential issued with one of those would make the counter hand the
+    /// same ordinal out again. Reading the highest one costs one descent of the
+    /// `credentials_status_ordinal` index per block.
     pub async fn reserve_status_ordinals(
         &self,
         issuer: &IssuerId,
@@ -85,9 +92,14 @@ impl Store {
         let count = i64::from(count.max(1));
         let start: i64 = tx
             .query_one(
-                "INSERT INTO status_list_counters (issuer_id, next_ordinal) VALUES ($1, $2) \
+                "WITH used AS ( \
+                   SELECT coalesce(max(status_ordinal) + 1, 0) AS past FROM credentials \
+                   WHERE issuer_id = $1 AND status_ordinal IS NOT NULL) \
+                 INSERT INTO status_list_counters (issuer_id, next_ordinal) \
+                   SELECT $1, used.past + $2 FROM used \
                  ON CONFLICT (issuer_id) DO UPDATE \
-                   SET next_ordinal = status_list_counters.next_ordinal + $2 \
+                   SET next_ordinal = GREATEST(status_list_counters.next_ordinal, \
+                                               EXCLUDED.next_ordinal - $2) + $2 \
                  RETURNING next_ordinal - $2",
                 &[&issuer.as_str(), &count],
             )

@@ -493,3 +493,81 @@ async fn a_status_list_version_is_recorded_only_for_the_state_it_was_signed_from
         .iter()
         .all(|l| l.list != 1));
 }
+
+/// After a failover to an asynchronous standby or a restore, the counter of status ordinals
+/// can be behind ordinals that API replicas reserved on the lost database and still hand out
+/// from memory. The database state of that moment is built by hand here (the counter set
+/// back under a credential's ordinal), because a real failover produces it only by chance;
+/// `crash::postgres_failover_with_an_asynchronous_standby…` produces it for real.
+#[tokio::test]
+async fn a_status_ordinal_in_use_is_refused_and_never_reserved_again() {
+    use domain::status_list::StatusOrdinal;
+    use store::credentials::NewBulk;
+    let w = world().await;
+    let store = &w.direct;
+    assert_eq!(
+        store
+            .reserve_status_ordinals(&w.issuer, 64)
+            .await
+            .unwrap()
+            .get(),
+        0
+    );
+    // A replica hands out ordinal 40 from its block; then the database forgets the block.
+    let mut used = w.credential("S-FROM-MEMORY");
+    used.status_ordinal = StatusOrdinal::new(40);
+    store.issue_credential(&used, None, render).await.unwrap();
+    let client = store.pool().get().await.unwrap();
+    client
+        .execute(
+            "UPDATE status_list_counters SET next_ordinal = 10 WHERE issuer_id = $1",
+            &[&w.issuer.as_str()],
+        )
+        .await
+        .unwrap();
+
+    // A second use of 40, single or bulk, is refused with its own error and writes nothing.
+    let mut again = w.credential("S-SECOND-40");
+    again.status_ordinal = StatusOrdinal::new(40);
+    let err = store
+        .issue_credential(&again, None, render)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::StatusOrdinalTaken), "{err:?}");
+    let mut fine = w.credential("S-BULK-FINE");
+    fine.status_ordinal = StatusOrdinal::new(41);
+    let items = [fine, again.clone()];
+    let bulk = NewBulk {
+        request_id: uuid::Uuid::now_v7(),
+        issuer: &w.issuer,
+        submitted: 2,
+        invalid: 0,
+        items: &items,
+    };
+    let err = store
+        .issue_bulk(&bulk, None, |_| (200, json!({})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::StatusOrdinalTaken), "{err:?}");
+    let written: i64 = client
+        .query_one(
+            "SELECT count(*) FROM credentials WHERE issuer_id = $1",
+            &[&w.issuer.as_str()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(written, 1, "nothing of the refused single or bulk request");
+
+    // The next reservation starts past 40, not at the counter's 10.
+    let next = store.reserve_status_ordinals(&w.issuer, 5).await.unwrap();
+    assert_eq!(next.get(), 41);
+    assert_eq!(
+        store
+            .reserve_status_ordinals(&w.issuer, 1)
+            .await
+            .unwrap()
+            .get(),
+        46
+    );
+}

@@ -72,12 +72,11 @@ pub async fn issue_credential(
     let id = CredentialId::new_v7();
     let salt = Salt::generate(&SystemRandom::new()).map_err(|_| ApiError::Internal)?;
     let store = state.store();
-    let ordinal = state
-        .ordinals
-        .next(&store, &issuer)
-        .await
-        .map_err(|e| state.store_error(e))?;
     let outcome = issuance::with_active_key(&state, &issuer, async |key| {
+        let ordinal = match state.ordinals.next(&store, &issuer).await {
+            Ok(ordinal) => ordinal,
+            Err(e) => return Ok(Err(e)),
+        };
         // Two RDFC canonicalizations (~2 ms each in release): off the async workers.
         let (worker_issuer, worker_base, fields) = (
             issuer.clone(),

@@ -268,3 +268,72 @@ async fn with_the_key_cache_off_revocation_is_immediate() {
     assert_eq!(app.revoke_api_key().await, 1);
     assert_eq!(app.get("/v1/credentials", &key).await.status(), 401);
 }
+
+/// Two replicas on one database whose counter of status ordinals went back (a failover to an
+/// asynchronous standby, a restore): replica A still hands out ordinals from a block the
+/// database no longer remembers. The counter is set back by hand, because a real failover
+/// leaves this state only by chance (`crash::postgres_failover_with_an_asynchronous_standby…`
+/// runs the real one). Nobody gets a 500 and no ordinal is used twice: B's reservation starts
+/// past every ordinal in use, and A, refused once, forgets its block and reserves afresh.
+#[tokio::test]
+async fn a_replica_whose_ordinal_block_the_database_lost_reserves_afresh_and_issues() {
+    let a = crate::helpers::spawn_app().await;
+    let b = issuer_api::Application::build(crate::helpers::settings_for(&a.db.url, &a.master))
+        .await
+        .unwrap();
+    let b_address = format!("http://127.0.0.1:{}", b.port());
+    tokio::spawn(b.into_server());
+    let post_to_b = |serial: &str| {
+        a.client
+            .post(format!("{b_address}/v1/credentials"))
+            .bearer_auth(&a.issuer.api_key)
+            .json(&credential_json(serial))
+            .send()
+    };
+    let sql = a.sql().await;
+    let ordinal_of = async |serial: &str| -> i64 {
+        sql.query_one(
+            "SELECT status_ordinal FROM credentials WHERE serial = $1",
+            &[&serial],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    };
+
+    // A reserves a block (0..64) and uses 0; then the database forgets the block.
+    assert_eq!(
+        a.post_json(&credential_json("S-A1"), None).await.status(),
+        202
+    );
+    assert_eq!(ordinal_of("S-A1").await, 0);
+    sql.execute("UPDATE status_list_counters SET next_ordinal = 0", &[])
+        .await
+        .unwrap();
+
+    // B reserves past every ordinal in use (1, not the counter's 0) and uses it.
+    assert_eq!(post_to_b("S-B1").await.unwrap().status(), 202);
+    assert_eq!(ordinal_of("S-B1").await, 1);
+    // A's next ordinal from memory is 1, B's: refused, A reserves afresh past B's block.
+    let resp = a.post_json(&credential_json("S-A2"), None).await;
+    assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+    assert_eq!(ordinal_of("S-A2").await, 65);
+    // And keeps issuing from its new block.
+    assert_eq!(
+        a.post_json(&credential_json("S-A3"), None).await.status(),
+        202
+    );
+    assert_eq!(ordinal_of("S-A3").await, 66);
+
+    let (rows, distinct): (i64, i64) = {
+        let row = sql
+            .query_one(
+                "SELECT count(*), count(DISTINCT status_ordinal) FROM credentials",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((rows, distinct), (4, 4));
+}
