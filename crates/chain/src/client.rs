@@ -34,6 +34,7 @@ use crate::error::{ChainError, RpcFailureKind};
 use crate::fees::{priority_fee_from_recent, MAX_COMPUTE_UNIT_LIMIT};
 use crate::keypair::AnchorKeypair;
 use crate::metrics::ChainMetrics;
+use domain::rpc_pool::{self, EndpointHealth, Standing};
 
 /// How many times the RPC node itself re-forwards a sent transaction. Small on purpose: the
 /// relay owns rebroadcasting (same bytes, until confirmed or expired), so node-side retries
@@ -102,13 +103,26 @@ impl AddressSignature {
     }
 }
 
+/// One configured RPC endpoint.
+struct Endpoint {
+    rpc: Arc<RpcClient>,
+    /// The URL without path and query: the `endpoint` label of the metrics and logs.
+    label: String,
+}
+
 struct Inner {
-    rpc: RpcClient,
+    /// The preferred endpoint first (`ChainConfig::rpc_urls`).
+    endpoints: Vec<Endpoint>,
+    /// What each endpoint's calls and probes showed, in the same order.
+    health: std::sync::Mutex<Vec<EndpointHealth>>,
     payer: Option<AnchorKeypair>,
     config: ChainConfig,
 }
 
-/// Handle to one Solana RPC endpoint, optionally with the anchoring keypair. Cheap to clone.
+/// Handle to the configured Solana RPC endpoints, optionally with the anchoring keypair.
+/// Cheap to clone. With several endpoints, each call goes to the best-standing one and moves
+/// on to the next when one fails for a reason of its own; the answers that decide a
+/// re-signing, a finality or a verdict come from two (`domain::rpc_pool`).
 #[derive(Clone)]
 pub struct ChainClient {
     inner: Arc<Inner>,
@@ -119,12 +133,41 @@ impl std::fmt::Debug for ChainClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChainClient")
             .field(
-                "rpc_url",
-                &crate::error::redact_urls(&self.inner.config.rpc_url),
+                "endpoints",
+                &self
+                    .inner
+                    .endpoints
+                    .iter()
+                    .map(|e| e.label.as_str())
+                    .collect::<Vec<_>>(),
             )
             .field("cluster", &self.inner.config.cluster)
             .field("payer", &self.payer_pubkey())
             .finish()
+    }
+}
+
+/// Whether a failed call says something about the endpoint (down, slow, refusing, behind,
+/// answering garbage or lies) rather than about the request: then the next endpoint is
+/// asked, and the endpoint counts as failing until a call to it succeeds.
+fn endpoint_fault(e: &ChainError) -> bool {
+    match e {
+        ChainError::Rpc { kind, .. } => matches!(
+            kind,
+            RpcFailureKind::Transport
+                | RpcFailureKind::Timeout
+                | RpcFailureKind::RateLimited
+                | RpcFailureKind::ServerError
+                | RpcFailureKind::NodeBehind
+                | RpcFailureKind::Decode
+                | RpcFailureKind::Unknown
+                | RpcFailureKind::HttpClientError
+                | RpcFailureKind::Unsupported
+        ),
+        ChainError::UnexpectedResponse { .. }
+        | ChainError::Unauthentic { .. }
+        | ChainError::Timeout(_) => true,
+        _ => false,
     }
 }
 
@@ -142,14 +185,133 @@ impl ChainClient {
     fn build(config: ChainConfig, payer: Option<AnchorKeypair>) -> Self {
         // The client's default commitment is `confirmed`, but every method below names its
         // commitment explicitly anyway.
-        let rpc = RpcClient::new_with_timeout_and_commitment(
-            config.rpc_url.clone(),
-            config.request_timeout,
-            CommitmentConfig::confirmed(),
-        );
+        let rpcs = config
+            .rpc_urls()
+            .into_iter()
+            .map(|url| {
+                RpcClient::new_with_timeout_and_commitment(
+                    url,
+                    config.request_timeout,
+                    CommitmentConfig::confirmed(),
+                )
+            })
+            .collect();
+        Self::from_rpcs(rpcs, config, payer)
+    }
+
+    fn from_rpcs(rpcs: Vec<RpcClient>, config: ChainConfig, payer: Option<AnchorKeypair>) -> Self {
+        let mut labels: Vec<String> = Vec::new();
+        let endpoints: Vec<Endpoint> = rpcs
+            .into_iter()
+            .map(|rpc| {
+                // Two endpoints of one provider differ only in the (redacted) path.
+                let base = crate::error::redact_urls(&rpc.url());
+                let mut label = base.clone();
+                let mut n = 1;
+                while labels.contains(&label) {
+                    n += 1;
+                    label = format!("{base}#{n}");
+                }
+                labels.push(label.clone());
+                Endpoint {
+                    rpc: Arc::new(rpc),
+                    label,
+                }
+            })
+            .collect();
+        let health = vec![EndpointHealth::default(); endpoints.len()];
         Self {
-            inner: Arc::new(Inner { rpc, payer, config }),
+            inner: Arc::new(Inner {
+                endpoints,
+                health: std::sync::Mutex::new(health),
+                payer,
+                config,
+            }),
             metrics: None,
+        }
+    }
+
+    /// Each endpoint's label and standing, in configuration order (readiness, logs, tests).
+    pub fn endpoint_standings(&self) -> Vec<(String, Standing)> {
+        let standings = rpc_pool::standings(&self.health_snapshot(), self.inner.config.pool);
+        self.inner
+            .endpoints
+            .iter()
+            .zip(standings)
+            .map(|(e, s)| (e.label.clone(), s))
+            .collect()
+    }
+
+    fn health_snapshot(&self) -> Vec<EndpointHealth> {
+        self.inner
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update_health(&self, i: usize, f: impl FnOnce(&mut EndpointHealth)) {
+        let mut health = self
+            .inner
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = health.get_mut(i) {
+            f(h);
+        }
+    }
+
+    /// Asks every endpoint for `getHealth` and its finalized slot, every `every`, until the
+    /// process ends; what they answer orders the endpoints (`rpc_pool::rank`) and sets the
+    /// `rpc_endpoint_up` and `rpc_endpoint_finalized_slot` gauges. With one endpoint it only
+    /// keeps the gauges current.
+    pub fn spawn_health_probe(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let client = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                client.probe_once().await;
+            }
+        })
+    }
+
+    /// One health probe of every endpoint (see [`ChainClient::spawn_health_probe`]).
+    pub async fn probe_once(&self) {
+        let probes = (0..self.inner.endpoints.len()).map(|i| async move {
+            let healthy = self
+                .on(i, "getHealth", &|rpc: Arc<RpcClient>| async move {
+                    rpc.get_health()
+                        .await
+                        .map_err(|e| ChainError::from_client("getHealth", &e))
+                })
+                .await
+                .is_ok();
+            let slot = self
+                .on(i, "getSlot", &|rpc: Arc<RpcClient>| async move {
+                    rpc.get_slot_with_commitment(CommitmentConfig::finalized())
+                        .await
+                        .map_err(|e| ChainError::from_client("getSlot", &e))
+                })
+                .await
+                .ok();
+            self.update_health(i, |h| {
+                h.reported_healthy = Some(healthy);
+                if slot.is_some() {
+                    h.finalized_slot = slot;
+                }
+            });
+        });
+        futures_util::future::join_all(probes).await;
+        if let Some(metrics) = &self.metrics {
+            let health = self.health_snapshot();
+            let standings = rpc_pool::standings(&health, self.inner.config.pool);
+            for ((endpoint, standing), h) in self.inner.endpoints.iter().zip(standings).zip(&health)
+            {
+                let up = matches!(standing, Standing::Healthy | Standing::Slow);
+                metrics.set_endpoint(&endpoint.label, up, h.finalized_slot);
+            }
         }
     }
 
@@ -180,20 +342,108 @@ impl ChainClient {
         self.inner.payer.as_ref().ok_or(ChainError::ReadOnly)
     }
 
-    /// Runs one RPC call, timing it and counting its failure.
-    async fn observed<T, F>(&self, method: &'static str, call: F) -> Result<T, ChainError>
+    /// Runs `op` on endpoint `i`: timed, its failure counted, the endpoint's health updated.
+    async fn on<T, Fut>(
+        &self,
+        i: usize,
+        method: &'static str,
+        op: &impl Fn(Arc<RpcClient>) -> Fut,
+    ) -> Result<T, ChainError>
     where
-        F: Future<Output = Result<T, ChainError>>,
+        Fut: Future<Output = Result<T, ChainError>>,
     {
+        let Some(endpoint) = self.inner.endpoints.get(i) else {
+            return Err(ChainError::InvalidArgument("no such RPC endpoint".into()));
+        };
         let start = Instant::now();
-        let result = call.await;
+        let result = op(endpoint.rpc.clone()).await;
+        let elapsed = start.elapsed();
         if let Some(metrics) = &self.metrics {
-            metrics.record(method, start.elapsed(), result.as_ref().err());
+            metrics.record(method, elapsed, result.as_ref().err());
+            metrics.record_endpoint(&endpoint.label, result.is_ok());
         }
-        if let Err(err) = &result {
-            tracing::debug!(method, error = %err, "solana rpc call failed");
+        match &result {
+            Ok(_) => self.update_health(i, |h| {
+                h.consecutive_failures = 0;
+                let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+                h.latency_ms = Some(rpc_pool::next_latency(h.latency_ms, ms));
+            }),
+            Err(err) => {
+                tracing::debug!(method, endpoint = %endpoint.label, error = %err, "solana rpc call failed");
+                if endpoint_fault(err) {
+                    self.update_health(i, |h| {
+                        h.consecutive_failures = h.consecutive_failures.saturating_add(1);
+                    });
+                }
+            }
         }
         result
+    }
+
+    /// Runs one RPC call on the best-standing endpoint, and on the next ones in turn while
+    /// it fails for a reason of the endpoint's (`endpoint_fault`). Every call of this module
+    /// that one endpoint can answer goes through here.
+    async fn call<T, Fut>(
+        &self,
+        method: &'static str,
+        op: impl Fn(Arc<RpcClient>) -> Fut,
+    ) -> Result<T, ChainError>
+    where
+        Fut: Future<Output = Result<T, ChainError>>,
+    {
+        let order = rpc_pool::rank(&self.health_snapshot(), self.inner.config.pool);
+        let mut last = None;
+        for i in order {
+            if let Some(err) = &last {
+                if let Some(metrics) = &self.metrics {
+                    metrics.record_failover(method);
+                }
+                tracing::warn!(method, endpoint = %self.inner.endpoints[i].label, error = %err, "RPC call failed over to the next endpoint");
+            }
+            match self.on(i, method, &op).await {
+                Ok(value) => return Ok(value),
+                Err(err) if endpoint_fault(&err) => last = Some(err),
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| ChainError::InvalidArgument("no RPC endpoint configured".into())))
+    }
+
+    /// Runs one RPC call on every endpoint that is not failing (on all when every one is), at
+    /// once; the answers of those that answered. For the calls whose answers are merged
+    /// (`signature_statuses`, `finalized_block_height`): fails only when none answered.
+    async fn ask_all<T, Fut>(
+        &self,
+        method: &'static str,
+        op: impl Fn(Arc<RpcClient>) -> Fut,
+    ) -> Result<Vec<T>, ChainError>
+    where
+        Fut: Future<Output = Result<T, ChainError>>,
+    {
+        let standings = rpc_pool::standings(&self.health_snapshot(), self.inner.config.pool);
+        let mut asked: Vec<usize> = (0..standings.len())
+            .filter(|&i| standings[i] != Standing::Failing)
+            .collect();
+        if asked.is_empty() {
+            asked = (0..standings.len()).collect();
+        }
+        let op = &op;
+        let results =
+            futures_util::future::join_all(asked.into_iter().map(|i| self.on(i, method, op)))
+                .await;
+        let mut answers = Vec::with_capacity(results.len());
+        let mut last = None;
+        for result in results {
+            match result {
+                Ok(answer) => answers.push(answer),
+                Err(err) => last = Some(err),
+            }
+        }
+        match (answers.is_empty(), last) {
+            (true, Some(err)) => Err(err),
+            (true, None) => Err(ChainError::InvalidArgument("no RPC endpoint configured".into())),
+            (false, _) => Ok(answers),
+        }
     }
 
     /// Builds and signs the anchor transaction for `memo` with a fresh `confirmed` blockhash
@@ -209,9 +459,8 @@ impl ChainClient {
             });
         }
         let (blockhash, last_valid_block_height) = self
-            .observed("getLatestBlockhash", async {
-                self.inner
-                    .rpc
+            .call("getLatestBlockhash", |rpc: Arc<RpcClient>| async move {
+                rpc
                     .get_latest_blockhash_with_commitment(CommitmentConfig::confirmed())
                     .await
                     .map_err(|e| ChainError::from_client("getLatestBlockhash", &e))
@@ -232,9 +481,8 @@ impl ChainClient {
     async fn priority_fee_micro_lamports(&self, payer: &AnchorKeypair) -> Result<u64, ChainError> {
         let payer_pubkey = payer.keypair().pubkey();
         let fees = self
-            .observed("getRecentPrioritizationFees", async {
-                self.inner
-                    .rpc
+            .call("getRecentPrioritizationFees", |rpc: Arc<RpcClient>| async move {
+                rpc
                     .get_recent_prioritization_fees(&[payer_pubkey])
                     .await
                     .map_err(|e| ChainError::from_client("getRecentPrioritizationFees", &e))
@@ -273,12 +521,12 @@ impl ChainClient {
             "maxRetries": SEND_MAX_RETRIES,
         }]);
         let method = "sendTransaction";
+        let (params, expected_ref) = (&params, &expected);
         let sent = self
-            .observed(method, async {
-                match self
-                    .inner
-                    .rpc
-                    .send::<String>(RpcRequest::SendTransaction, params)
+            .call(method, |rpc: Arc<RpcClient>| async move {
+                let expected = expected_ref;
+                match rpc
+                    .send::<String>(RpcRequest::SendTransaction, params.clone())
                     .await
                 {
                     Ok(signature) => Ok(signature),
@@ -305,6 +553,12 @@ impl ChainClient {
 
     /// Status of each signature (same order; `None` = unknown to the node), searching the
     /// node's full history so a transaction older than the status cache is still found.
+    ///
+    /// With several endpoints, every one that is not failing is asked and their answers are
+    /// merged per signature (`rpc_pool::merged_confirmation`): a signature any of them has
+    /// seen is never unknown, and it is finalized only when two say so. So no single
+    /// endpoint can make the relay sign a second transaction, nor take an anchor that never
+    /// landed for a final one.
     pub async fn signature_statuses(
         &self,
         signatures: &[String],
@@ -316,33 +570,46 @@ impl ChainClient {
         let method = "getSignatureStatuses";
         let mut out = Vec::with_capacity(parsed.len());
         for chunk in parsed.chunks(MAX_GET_SIGNATURE_STATUSES_QUERY_ITEMS) {
-            let statuses = self
-                .observed(method, async {
-                    self.inner
-                        .rpc
+            let answers = self
+                .ask_all(method, |rpc: Arc<RpcClient>| async move {
+                    let statuses = rpc
                         .get_signature_statuses_with_history(chunk)
                         .await
-                        .map_err(|e| ChainError::from_client(method, &e))
+                        .map_err(|e| ChainError::from_client(method, &e))?
+                        .value;
+                    if statuses.len() != chunk.len() {
+                        return Err(ChainError::UnexpectedResponse {
+                            method,
+                            detail: format!(
+                                "{} statuses for {} signatures",
+                                statuses.len(),
+                                chunk.len()
+                            ),
+                        });
+                    }
+                    Ok(statuses
+                        .into_iter()
+                        .map(|status| {
+                            status.map(|s| SigStatus {
+                                slot: s.slot,
+                                confirmation: match s.confirmation_status() {
+                                    TransactionConfirmationStatus::Processed => {
+                                        Confirmation::Processed
+                                    }
+                                    TransactionConfirmationStatus::Confirmed => {
+                                        Confirmation::Confirmed
+                                    }
+                                    TransactionConfirmationStatus::Finalized => {
+                                        Confirmation::Finalized
+                                    }
+                                },
+                                err: s.err.map(|e| e.to_string()),
+                            })
+                        })
+                        .collect::<Vec<_>>())
                 })
-                .await?
-                .value;
-            if statuses.len() != chunk.len() {
-                return Err(ChainError::UnexpectedResponse {
-                    method,
-                    detail: format!("{} statuses for {} signatures", statuses.len(), chunk.len()),
-                });
-            }
-            out.extend(statuses.into_iter().map(|status| {
-                status.map(|s| SigStatus {
-                    slot: s.slot,
-                    confirmation: match s.confirmation_status() {
-                        TransactionConfirmationStatus::Processed => Confirmation::Processed,
-                        TransactionConfirmationStatus::Confirmed => Confirmation::Confirmed,
-                        TransactionConfirmationStatus::Finalized => Confirmation::Finalized,
-                    },
-                    err: s.err.map(|e| e.to_string()),
-                })
-            }));
+                .await?;
+            out.extend((0..chunk.len()).map(|i| merge_status(&answers, i)));
         }
         Ok(out)
     }
@@ -351,9 +618,8 @@ impl ChainClient {
     /// below it can no longer land.
     pub async fn block_height(&self) -> Result<u64, ChainError> {
         let method = "getBlockHeight";
-        self.observed(method, async {
-            self.inner
-                .rpc
+        self.call(method, |rpc: Arc<RpcClient>| async move {
+            rpc
                 .get_block_height_with_commitment(CommitmentConfig::confirmed())
                 .await
                 .map_err(|e| ChainError::from_client(method, &e))
@@ -364,16 +630,23 @@ impl ChainClient {
     /// Current block height at `finalized`. The relay's expiry rule uses this one: once the
     /// finalized height is past a transaction's `last_valid_block_height` and its signature is
     /// unknown, no fork can still include it, so re-signing cannot create a second anchor.
+    ///
+    /// With several endpoints: the lowest height of those that answered, and 0 (nothing has
+    /// expired yet) unless two answered (`rpc_pool::expiry_height`), so an endpoint that
+    /// inflates its height cannot hurry a re-signing.
     pub async fn finalized_block_height(&self) -> Result<u64, ChainError> {
         let method = "getBlockHeight";
-        self.observed(method, async {
-            self.inner
-                .rpc
-                .get_block_height_with_commitment(CommitmentConfig::finalized())
-                .await
-                .map_err(|e| ChainError::from_client(method, &e))
-        })
-        .await
+        let heights = self
+            .ask_all(method, |rpc: Arc<RpcClient>| async move {
+                rpc.get_block_height_with_commitment(CommitmentConfig::finalized())
+                    .await
+                    .map_err(|e| ChainError::from_client(method, &e))
+            })
+            .await?;
+        Ok(rpc_pool::expiry_height(
+            &heights,
+            self.inner.endpoints.len(),
+        ))
     }
 
     /// The transaction with `signature` at `commitment`, decoded; `None` if the node does not
@@ -384,40 +657,93 @@ impl ChainClient {
         commitment: Commitment,
     ) -> Result<Option<FetchedTx>, ChainError> {
         parse_signature(signature)?;
-        let method = "getTransaction";
-        // base64: the signed bytes, so the decoder can check the signatures itself.
-        let params = json!([signature, {
-            "encoding": "base64",
-            "commitment": commitment.as_str(),
-            "maxSupportedTransactionVersion": 0,
-        }]);
-        self.observed(method, async {
-            let raw: Value = self
-                .inner
-                .rpc
-                .send(RpcRequest::GetTransaction, params)
-                .await
-                .map_err(|e| ChainError::from_client(method, &e))?;
-            decode_get_transaction(signature, raw)
-        })
-        .await
+        self.call("getTransaction", get_transaction(signature, commitment))
+            .await
     }
 
     /// A credential's anchor transaction as a verifier sees it: at `finalized` if the node
     /// has it there, else at `confirmed`, as the verdict's `SeenTx` (which says which). The
     /// one reading of an anchor for `POST /v1/verify`, the page and `credential-verify`.
+    ///
+    /// With several endpoints, two must answer and agree (`rpc_pool::agreed`; finalized only
+    /// if both have it finalized): answers that differ are `ChainError::Disagreement`, never
+    /// a verdict, and fewer than two answers are the last endpoint's failure.
     pub async fn fetch_anchor(
         &self,
         signature: &str,
     ) -> Result<Option<domain::verdict::SeenTx>, ChainError> {
+        parse_signature(signature)?;
+        let needed = rpc_pool::quorum(self.inner.endpoints.len());
+        let order = rpc_pool::rank(&self.health_snapshot(), self.inner.config.pool);
+        let mut answers: Vec<(usize, Option<domain::verdict::SeenTx>)> = Vec::new();
+        let mut last = None;
+        let mut next = 0;
+        while answers.len() < needed && next < order.len() {
+            // Ask as many at once as answers are still missing.
+            let batch: Vec<usize> = order
+                .iter()
+                .skip(next)
+                .take(needed - answers.len())
+                .copied()
+                .collect();
+            next += batch.len();
+            let results = futures_util::future::join_all(
+                batch.iter().map(|&i| self.anchor_on(i, signature)),
+            )
+            .await;
+            for (i, result) in batch.into_iter().zip(results) {
+                match result {
+                    Ok(seen) => answers.push((i, seen)),
+                    Err(err) => last = Some(err),
+                }
+            }
+        }
+        if answers.len() < needed {
+            return Err(last.unwrap_or_else(|| {
+                ChainError::InvalidArgument("no RPC endpoint configured".into())
+            }));
+        }
+        // A lagging endpoint may have it only at `confirmed`: the weaker level is agreed.
+        let finalized = answers
+            .iter()
+            .all(|(_, seen)| seen.as_ref().is_none_or(|s| s.finalized));
+        let compared: Vec<Option<domain::verdict::SeenTx>> = answers
+            .iter()
+            .map(|(_, seen)| {
+                seen.clone().map(|mut s| {
+                    s.finalized = finalized;
+                    s
+                })
+            })
+            .collect();
+        match rpc_pool::agreed(&compared) {
+            Ok(agreed) => Ok(agreed.cloned().flatten()),
+            Err(d) => Err(ChainError::Disagreement {
+                method: "getTransaction",
+                detail: format!(
+                    "{} and {} answer differently for {signature}",
+                    self.inner.endpoints[answers[d.first].0].label,
+                    self.inner.endpoints[answers[d.second].0].label,
+                ),
+            }),
+        }
+    }
+
+    /// [`ChainClient::fetch_anchor`] on endpoint `i` alone.
+    async fn anchor_on(
+        &self,
+        i: usize,
+        signature: &str,
+    ) -> Result<Option<domain::verdict::SeenTx>, ChainError> {
+        let method = "getTransaction";
         if let Some(tx) = self
-            .fetch_transaction(signature, Commitment::Finalized)
+            .on(i, method, &get_transaction(signature, Commitment::Finalized))
             .await?
         {
             return Ok(Some(tx.into_seen(true)));
         }
         Ok(self
-            .fetch_transaction(signature, Commitment::Confirmed)
+            .on(i, method, &get_transaction(signature, Commitment::Confirmed))
             .await?
             .map(|tx| tx.into_seen(false)))
     }
@@ -448,10 +774,10 @@ impl ChainClient {
             min_context_slot: None,
         };
         let method = "getSignaturesForAddress";
+        let config = &config;
         let page: Vec<RpcConfirmedTransactionStatusWithSignature> = self
-            .observed(method, async {
-                self.inner
-                    .rpc
+            .call(method, |rpc: Arc<RpcClient>| async move {
+                rpc
                     .send(
                         RpcRequest::GetSignaturesForAddress,
                         json!([pubkey.to_string(), config]),
@@ -482,9 +808,8 @@ impl ChainClient {
     pub async fn balance(&self, address: &str) -> Result<u64, ChainError> {
         let pubkey = parse_pubkey(address)?;
         let method = "getBalance";
-        self.observed(method, async {
-            self.inner
-                .rpc
+        self.call(method, |rpc: Arc<RpcClient>| async move {
+            rpc
                 .get_balance_with_commitment(&pubkey, CommitmentConfig::confirmed())
                 .await
                 .map(|r| r.value)
@@ -503,9 +828,8 @@ impl ChainClient {
         let pubkey = parse_pubkey(address)?;
         let method = "requestAirdrop";
         let signature = self
-            .observed(method, async {
-                self.inner
-                    .rpc
+            .call(method, |rpc: Arc<RpcClient>| async move {
+                rpc
                     .request_airdrop(&pubkey, lamports)
                     .await
                     .map_err(|e| ChainError::from_client(method, &e))
@@ -543,9 +867,8 @@ impl ChainClient {
     /// so their bounds are set on this clock too (`domain::anchor_keys::window_bound`).
     pub async fn clock(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, ChainError> {
         let slot = self
-            .observed("getSlot", async {
-                self.inner
-                    .rpc
+            .call("getSlot", |rpc: Arc<RpcClient>| async move {
+                rpc
                     .get_slot_with_commitment(CommitmentConfig::finalized())
                     .await
                     .map_err(|e| ChainError::from_client("getSlot", &e))
@@ -553,8 +876,8 @@ impl ChainClient {
             .await?;
         let method = "getBlockTime";
         let time = self
-            .observed(method, async {
-                match self.inner.rpc.get_block_time(slot).await {
+            .call(method, |rpc: Arc<RpcClient>| async move {
+                match rpc.get_block_time(slot).await {
                     Ok(t) => Ok(Some(t)),
                     // A block without a recorded time (or one the node has pruned): not a
                     // failure, just no clock to read.
@@ -570,9 +893,8 @@ impl ChainClient {
     /// and testnet have well-known ones; a local validator its own).
     pub async fn genesis_hash(&self) -> Result<String, ChainError> {
         let method = "getGenesisHash";
-        self.observed(method, async {
-            self.inner
-                .rpc
+        self.call(method, |rpc: Arc<RpcClient>| async move {
+            rpc
                 .get_genesis_hash()
                 .await
                 .map(|hash| hash.to_string())
@@ -584,9 +906,8 @@ impl ChainClient {
     /// `Ok` when the node reports itself healthy (caught up with the cluster).
     pub async fn health(&self) -> Result<(), ChainError> {
         let method = "getHealth";
-        self.observed(method, async {
-            self.inner
-                .rpc
+        self.call(method, |rpc: Arc<RpcClient>| async move {
+            rpc
                 .get_health()
                 .await
                 .map_err(|e| ChainError::from_client(method, &e))
@@ -619,11 +940,11 @@ impl ChainClient {
             "commitment": "confirmed",
         }]);
         let method = "simulateTransaction";
+        let params = &params;
         let result: solana_client::rpc_response::Response<RpcSimulateTransactionResult> = self
-            .observed(method, async {
-                self.inner
-                    .rpc
-                    .send(RpcRequest::SimulateTransaction, params)
+            .call(method, |rpc: Arc<RpcClient>| async move {
+                rpc
+                    .send(RpcRequest::SimulateTransaction, params.clone())
                     .await
                     .map_err(|e| ChainError::from_client(method, &e))
             })
@@ -641,6 +962,57 @@ impl ChainClient {
             detail: "no unitsConsumed in the simulation result".into(),
         })
     }
+}
+
+/// `getTransaction` for `signature` at `commitment`, decoded, as a call on one endpoint.
+fn get_transaction(
+    signature: &str,
+    commitment: Commitment,
+) -> impl Fn(Arc<RpcClient>) -> BoxedCall<Option<FetchedTx>> {
+    let method = "getTransaction";
+    // base64: the signed bytes, so the decoder can check the signatures itself.
+    let params = json!([signature, {
+        "encoding": "base64",
+        "commitment": commitment.as_str(),
+        "maxSupportedTransactionVersion": 0,
+    }]);
+    let signature = signature.to_string();
+    move |rpc: Arc<RpcClient>| {
+        let (params, signature) = (params.clone(), signature.clone());
+        Box::pin(async move {
+            let raw: Value = rpc
+                .send(RpcRequest::GetTransaction, params)
+                .await
+                .map_err(|e| ChainError::from_client(method, &e))?;
+            decode_get_transaction(&signature, raw)
+        })
+    }
+}
+
+/// A call's future, boxed where a function returns the call.
+type BoxedCall<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, ChainError>> + Send>>;
+
+/// The status of signature `i` from every endpoint's answer (`rpc_pool::merged_confirmation`),
+/// its slot and error from an answer at the merged level.
+fn merge_status(answers: &[Vec<Option<SigStatus>>], i: usize) -> Option<SigStatus> {
+    let reports: Vec<Option<&SigStatus>> = answers
+        .iter()
+        .map(|a| a.get(i).and_then(Option::as_ref))
+        .collect();
+    let levels: Vec<Option<Confirmation>> = reports
+        .iter()
+        .map(|r| r.map(|s| s.confirmation))
+        .collect();
+    let level = rpc_pool::merged_confirmation(&levels)?;
+    let from = reports
+        .iter()
+        .flatten()
+        .filter(|s| s.confirmation >= level)
+        .min_by_key(|s| s.confirmation)?;
+    Some(SigStatus {
+        confirmation: level,
+        ..(*from).clone()
+    })
 }
 
 fn parse_signature(s: &str) -> Result<Signature, ChainError> {
@@ -754,14 +1126,11 @@ mod tests {
     #[tokio::test]
     async fn mock_rpc_answers_are_decoded() {
         // `RpcClient::new_mock("succeeds")` answers canned values without a network.
-        let client = ChainClient {
-            inner: Arc::new(Inner {
-                rpc: RpcClient::new_mock("succeeds".to_string()),
-                payer: Some(AnchorKeypair::generate()),
-                config: ChainConfig::new("mock", Cluster::Localnet),
-            }),
-            metrics: None,
-        };
+        let client = ChainClient::from_rpcs(
+            vec![RpcClient::new_mock("succeeds".to_string())],
+            ChainConfig::new("mock", Cluster::Localnet),
+            Some(AnchorKeypair::generate()),
+        );
         let tx = client.build_memo_transaction("ca1:test").await.unwrap();
         // The mock reports recent fees; the price is taken from them, within the cap.
         assert!(tx.compute_unit_price_micro_lamports > 0);

@@ -116,6 +116,13 @@ pub enum ChainError {
         method: &'static str,
         detail: String,
     },
+    /// Two RPC endpoints answered the same question differently: at least one of them is
+    /// behind or lying, and the answer cannot be trusted for a verdict.
+    #[error("RPC endpoints disagree on {method}: {detail}")]
+    Disagreement {
+        method: &'static str,
+        detail: String,
+    },
     #[error("timed out: {0}")]
     Timeout(String),
     #[error("memo is {len} bytes; at most {max} fit in one anchor transaction")]
@@ -142,6 +149,7 @@ impl ChainError {
             // Another attempt (or the node, once fixed) may answer honestly.
             ChainError::UnexpectedResponse { .. }
             | ChainError::Unauthentic { .. }
+            | ChainError::Disagreement { .. }
             | ChainError::Timeout(_) => ErrorClass::Retryable,
             ChainError::MemoTooLong { .. }
             | ChainError::InvalidKeypair(_)

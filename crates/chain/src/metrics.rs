@@ -1,13 +1,18 @@
 //! Prometheus metrics of RPC calls.
 //!
-//! Owns `rpc_request_duration_seconds{method}` and `rpc_errors_total{method,class}`. The
-//! `method` label is the JSON-RPC method name (a small fixed set), never a URL or a
-//! signature, so the label cardinality stays bounded.
+//! Owns `rpc_request_duration_seconds{method}` and `rpc_errors_total{method,class}`, and per
+//! endpoint (issue #23) `rpc_endpoint_requests_total{endpoint,result}`,
+//! `rpc_endpoint_up{endpoint}` (1 while healthy or slow, 0 while lagging or failing),
+//! `rpc_endpoint_finalized_slot{endpoint}` and `rpc_failovers_total{method}` (a call that
+//! moved on to the next endpoint). The `method` label is the JSON-RPC method name (a small
+//! fixed set), never a URL or a signature; `endpoint` is the configured URL without its path
+//! and query (where providers put API keys), one per configured endpoint, so the label
+//! cardinality stays bounded.
 
 use std::time::Duration;
 
 use domain::retry::ErrorClass;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::error::ChainError;
 
@@ -16,6 +21,10 @@ use crate::error::ChainError;
 pub struct ChainMetrics {
     request_duration: HistogramVec,
     errors: IntCounterVec,
+    endpoint_requests: IntCounterVec,
+    endpoint_up: IntGaugeVec,
+    endpoint_slot: IntGaugeVec,
+    failovers: IntCounterVec,
 }
 
 impl ChainMetrics {
@@ -39,12 +48,69 @@ impl ChainMetrics {
             ),
             &["method", "class"],
         )?;
+        let endpoint_requests = IntCounterVec::new(
+            Opts::new(
+                "rpc_endpoint_requests_total",
+                "Solana JSON-RPC requests by endpoint and result (ok, error).",
+            ),
+            &["endpoint", "result"],
+        )?;
+        let endpoint_up = IntGaugeVec::new(
+            Opts::new(
+                "rpc_endpoint_up",
+                "1 while the RPC endpoint is healthy or only slow, 0 while it lags or fails.",
+            ),
+            &["endpoint"],
+        )?;
+        let endpoint_slot = IntGaugeVec::new(
+            Opts::new(
+                "rpc_endpoint_finalized_slot",
+                "The newest finalized slot the RPC endpoint reported at its last health probe.",
+            ),
+            &["endpoint"],
+        )?;
+        let failovers = IntCounterVec::new(
+            Opts::new(
+                "rpc_failovers_total",
+                "Calls that failed on one RPC endpoint and moved on to the next, by method.",
+            ),
+            &["method"],
+        )?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(endpoint_requests.clone()))?;
+        registry.register(Box::new(endpoint_up.clone()))?;
+        registry.register(Box::new(endpoint_slot.clone()))?;
+        registry.register(Box::new(failovers.clone()))?;
         Ok(Self {
             request_duration,
             errors,
+            endpoint_requests,
+            endpoint_up,
+            endpoint_slot,
+            failovers,
         })
+    }
+
+    pub(crate) fn record_endpoint(&self, endpoint: &str, ok: bool) {
+        self.endpoint_requests
+            .with_label_values(&[endpoint, if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    pub(crate) fn set_endpoint(&self, endpoint: &str, up: bool, finalized_slot: Option<u64>) {
+        self.endpoint_up
+            .with_label_values(&[endpoint])
+            .set(i64::from(up));
+        if let Some(slot) = finalized_slot {
+            self.endpoint_slot
+                .with_label_values(&[endpoint])
+                .set(i64::try_from(slot).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub(crate) fn record_failover(&self, method: &str) {
+        self.failovers.with_label_values(&[method]).inc();
     }
 
     pub(crate) fn record(&self, method: &str, elapsed: Duration, error: Option<&ChainError>) {

@@ -11,8 +11,24 @@ use crate::{ChainConfig, Cluster};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChainSettings {
-    /// HTTP JSON-RPC endpoint. Required: no service guesses a default port.
+    /// HTTP JSON-RPC endpoint. Required: no service guesses a default port. The preferred one
+    /// when there are several.
     pub rpc_url: String,
+    /// More endpoints, ideally other providers: a TOML list, or one comma-separated string
+    /// (`APP__CHAIN__FALLBACK_RPC_URLS=https://a,https://b`). Sends fail over to them, and a
+    /// verdict or a re-signing decision asks two endpoints (`domain::rpc_pool`).
+    #[serde(default, deserialize_with = "url_list")]
+    pub fallback_rpc_urls: Vec<String>,
+    /// Finalized slots an endpoint may trail the best one by before it is used only after
+    /// the others.
+    #[serde(default = "default_lag_margin")]
+    pub lag_margin_slots: u64,
+    /// Average latency (ms) above which an endpoint is used only after the faster ones.
+    #[serde(default = "default_slow_ms")]
+    pub slow_ms: u64,
+    /// Milliseconds between health probes of every endpoint (`getHealth`, finalized slot).
+    #[serde(default = "default_probe_ms")]
+    pub health_probe_ms: u64,
     /// The network anchors live on: explorer links, the cluster a bundle must name, and the
     /// genesis the relay checks before it signs.
     #[serde(default)]
@@ -32,6 +48,35 @@ pub struct ChainSettings {
     pub keypair_path: Option<PathBuf>,
 }
 
+fn default_lag_margin() -> u64 {
+    crate::config::DEFAULT_POOL_POLICY.lag_margin_slots
+}
+fn default_slow_ms() -> u64 {
+    crate::config::DEFAULT_POOL_POLICY.slow_ms
+}
+fn default_probe_ms() -> u64 {
+    5_000
+}
+
+/// A list of URLs from TOML (a list) or the environment (one comma-separated string).
+fn url_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let urls = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::to_string).collect(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(urls
+        .into_iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect())
+}
+
 fn default_rpc_timeout_ms() -> u64 {
     10_000
 }
@@ -47,6 +92,10 @@ impl ChainSettings {
     pub fn new(rpc_url: impl Into<String>) -> Self {
         Self {
             rpc_url: rpc_url.into(),
+            fallback_rpc_urls: Vec::new(),
+            lag_margin_slots: default_lag_margin(),
+            slow_ms: default_slow_ms(),
+            health_probe_ms: default_probe_ms(),
             cluster: Cluster::default(),
             request_timeout_ms: default_rpc_timeout_ms(),
             priority_fee_cap_micro_lamports: default_fee_cap(),
@@ -61,7 +110,17 @@ impl ChainSettings {
         config.priority_fee_cap_micro_lamports = self.priority_fee_cap_micro_lamports;
         config.priority_fee_percentile = self.priority_fee_percentile.min(100);
         config.request_timeout = Duration::from_millis(self.request_timeout_ms.max(100));
+        config.fallback_rpc_urls = self.fallback_rpc_urls.clone();
+        config.pool = domain::rpc_pool::PoolPolicy {
+            lag_margin_slots: self.lag_margin_slots,
+            slow_ms: self.slow_ms,
+        };
         config
+    }
+
+    /// How often the endpoints' health is probed.
+    pub fn health_probe_interval(&self) -> Duration {
+        Duration::from_millis(self.health_probe_ms.max(100))
     }
 
     /// For a read-only service: refuses a configured keypair.
@@ -101,6 +160,27 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_millis(100));
         assert!(s.read_only("reconciler").is_ok());
         assert!(s.signing_keypair().is_err());
+    }
+
+    #[test]
+    fn fallback_endpoints_from_a_list_or_a_comma_separated_string() {
+        let listed: ChainSettings = serde_json::from_value(serde_json::json!({
+            "rpc_url": "http://a", "fallback_rpc_urls": ["http://b", " http://c "]
+        }))
+        .unwrap();
+        let from_env: ChainSettings = serde_json::from_value(serde_json::json!({
+            "rpc_url": "http://a", "fallback_rpc_urls": "http://b, http://c,"
+        }))
+        .unwrap();
+        for s in [listed, from_env] {
+            assert_eq!(
+                s.chain_config().rpc_urls(),
+                vec!["http://a", "http://b", "http://c"]
+            );
+        }
+        let none: ChainSettings =
+            serde_json::from_value(serde_json::json!({"rpc_url": "http://a"})).unwrap();
+        assert_eq!(none.chain_config().rpc_urls(), vec!["http://a"]);
     }
 
     #[test]

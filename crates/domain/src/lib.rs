@@ -26,6 +26,7 @@ pub mod merkle;
 pub mod proof;
 pub mod reconcile;
 pub mod retry;
+pub mod rpc_pool;
 pub mod revocation_scan;
 pub mod sealed;
 pub mod signing;
