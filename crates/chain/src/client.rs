@@ -304,6 +304,12 @@ impl ChainClient {
             });
         });
         futures_util::future::join_all(probes).await;
+        self.publish_standings();
+    }
+
+    /// Sets every endpoint's `rpc_endpoint_up` and `rpc_endpoint_finalized_slot` from what
+    /// is known now: after each probe and each call, so a failure shows at once.
+    fn publish_standings(&self) {
         if let Some(metrics) = &self.metrics {
             let health = self.health_snapshot();
             let standings = rpc_pool::standings(&health, self.inner.config.pool);
@@ -377,6 +383,7 @@ impl ChainClient {
                 }
             }
         }
+        self.publish_standings();
         result
     }
 
@@ -406,7 +413,8 @@ impl ChainClient {
                 Err(err) => return Err(err),
             }
         }
-        Err(last.unwrap_or_else(|| ChainError::InvalidArgument("no RPC endpoint configured".into())))
+        Err(last
+            .unwrap_or_else(|| ChainError::InvalidArgument("no RPC endpoint configured".into())))
     }
 
     /// Runs one RPC call on every endpoint that is not failing (on all when every one is), at
@@ -429,8 +437,7 @@ impl ChainClient {
         }
         let op = &op;
         let results =
-            futures_util::future::join_all(asked.into_iter().map(|i| self.on(i, method, op)))
-                .await;
+            futures_util::future::join_all(asked.into_iter().map(|i| self.on(i, method, op))).await;
         let mut answers = Vec::with_capacity(results.len());
         let mut last = None;
         for result in results {
@@ -441,7 +448,9 @@ impl ChainClient {
         }
         match (answers.is_empty(), last) {
             (true, Some(err)) => Err(err),
-            (true, None) => Err(ChainError::InvalidArgument("no RPC endpoint configured".into())),
+            (true, None) => Err(ChainError::InvalidArgument(
+                "no RPC endpoint configured".into(),
+            )),
             (false, _) => Ok(answers),
         }
     }
@@ -460,8 +469,7 @@ impl ChainClient {
         }
         let (blockhash, last_valid_block_height) = self
             .call("getLatestBlockhash", |rpc: Arc<RpcClient>| async move {
-                rpc
-                    .get_latest_blockhash_with_commitment(CommitmentConfig::confirmed())
+                rpc.get_latest_blockhash_with_commitment(CommitmentConfig::confirmed())
                     .await
                     .map_err(|e| ChainError::from_client("getLatestBlockhash", &e))
             })
@@ -481,12 +489,14 @@ impl ChainClient {
     async fn priority_fee_micro_lamports(&self, payer: &AnchorKeypair) -> Result<u64, ChainError> {
         let payer_pubkey = payer.keypair().pubkey();
         let fees = self
-            .call("getRecentPrioritizationFees", |rpc: Arc<RpcClient>| async move {
-                rpc
-                    .get_recent_prioritization_fees(&[payer_pubkey])
-                    .await
-                    .map_err(|e| ChainError::from_client("getRecentPrioritizationFees", &e))
-            })
+            .call(
+                "getRecentPrioritizationFees",
+                |rpc: Arc<RpcClient>| async move {
+                    rpc.get_recent_prioritization_fees(&[payer_pubkey])
+                        .await
+                        .map_err(|e| ChainError::from_client("getRecentPrioritizationFees", &e))
+                },
+            )
             .await?;
         let recent: Vec<u64> = fees.iter().map(|f| f.prioritization_fee).collect();
         Ok(priority_fee_from_recent(
@@ -556,9 +566,9 @@ impl ChainClient {
     ///
     /// With several endpoints, every one that is not failing is asked and their answers are
     /// merged per signature (`rpc_pool::merged_confirmation`): a signature any of them has
-    /// seen is never unknown, and it is finalized only when two say so. So no single
-    /// endpoint can make the relay sign a second transaction, nor take an anchor that never
-    /// landed for a final one.
+    /// seen is never unknown, and it is confirmed or finalized only when two say so (else
+    /// processed). So no single endpoint can make the relay sign a second transaction, nor
+    /// take an anchor that never landed for a final one.
     pub async fn signature_statuses(
         &self,
         signatures: &[String],
@@ -619,8 +629,7 @@ impl ChainClient {
     pub async fn block_height(&self) -> Result<u64, ChainError> {
         let method = "getBlockHeight";
         self.call(method, |rpc: Arc<RpcClient>| async move {
-            rpc
-                .get_block_height_with_commitment(CommitmentConfig::confirmed())
+            rpc.get_block_height_with_commitment(CommitmentConfig::confirmed())
                 .await
                 .map_err(|e| ChainError::from_client(method, &e))
         })
@@ -687,10 +696,9 @@ impl ChainClient {
                 .copied()
                 .collect();
             next += batch.len();
-            let results = futures_util::future::join_all(
-                batch.iter().map(|&i| self.anchor_on(i, signature)),
-            )
-            .await;
+            let results =
+                futures_util::future::join_all(batch.iter().map(|&i| self.anchor_on(i, signature)))
+                    .await;
             for (i, result) in batch.into_iter().zip(results) {
                 match result {
                     Ok(seen) => answers.push((i, seen)),
@@ -737,13 +745,21 @@ impl ChainClient {
     ) -> Result<Option<domain::verdict::SeenTx>, ChainError> {
         let method = "getTransaction";
         if let Some(tx) = self
-            .on(i, method, &get_transaction(signature, Commitment::Finalized))
+            .on(
+                i,
+                method,
+                &get_transaction(signature, Commitment::Finalized),
+            )
             .await?
         {
             return Ok(Some(tx.into_seen(true)));
         }
         Ok(self
-            .on(i, method, &get_transaction(signature, Commitment::Confirmed))
+            .on(
+                i,
+                method,
+                &get_transaction(signature, Commitment::Confirmed),
+            )
             .await?
             .map(|tx| tx.into_seen(false)))
     }
@@ -777,13 +793,12 @@ impl ChainClient {
         let config = &config;
         let page: Vec<RpcConfirmedTransactionStatusWithSignature> = self
             .call(method, |rpc: Arc<RpcClient>| async move {
-                rpc
-                    .send(
-                        RpcRequest::GetSignaturesForAddress,
-                        json!([pubkey.to_string(), config]),
-                    )
-                    .await
-                    .map_err(|e| ChainError::from_client(method, &e))
+                rpc.send(
+                    RpcRequest::GetSignaturesForAddress,
+                    json!([pubkey.to_string(), config]),
+                )
+                .await
+                .map_err(|e| ChainError::from_client(method, &e))
             })
             .await?;
         if page.len() > limit {
@@ -809,8 +824,7 @@ impl ChainClient {
         let pubkey = parse_pubkey(address)?;
         let method = "getBalance";
         self.call(method, |rpc: Arc<RpcClient>| async move {
-            rpc
-                .get_balance_with_commitment(&pubkey, CommitmentConfig::confirmed())
+            rpc.get_balance_with_commitment(&pubkey, CommitmentConfig::confirmed())
                 .await
                 .map(|r| r.value)
                 .map_err(|e| ChainError::from_client(method, &e))
@@ -829,8 +843,7 @@ impl ChainClient {
         let method = "requestAirdrop";
         let signature = self
             .call(method, |rpc: Arc<RpcClient>| async move {
-                rpc
-                    .request_airdrop(&pubkey, lamports)
+                rpc.request_airdrop(&pubkey, lamports)
                     .await
                     .map_err(|e| ChainError::from_client(method, &e))
             })
@@ -868,8 +881,7 @@ impl ChainClient {
     pub async fn clock(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, ChainError> {
         let slot = self
             .call("getSlot", |rpc: Arc<RpcClient>| async move {
-                rpc
-                    .get_slot_with_commitment(CommitmentConfig::finalized())
+                rpc.get_slot_with_commitment(CommitmentConfig::finalized())
                     .await
                     .map_err(|e| ChainError::from_client("getSlot", &e))
             })
@@ -894,8 +906,7 @@ impl ChainClient {
     pub async fn genesis_hash(&self) -> Result<String, ChainError> {
         let method = "getGenesisHash";
         self.call(method, |rpc: Arc<RpcClient>| async move {
-            rpc
-                .get_genesis_hash()
+            rpc.get_genesis_hash()
                 .await
                 .map(|hash| hash.to_string())
                 .map_err(|e| ChainError::from_client(method, &e))
@@ -907,8 +918,7 @@ impl ChainClient {
     pub async fn health(&self) -> Result<(), ChainError> {
         let method = "getHealth";
         self.call(method, |rpc: Arc<RpcClient>| async move {
-            rpc
-                .get_health()
+            rpc.get_health()
                 .await
                 .map_err(|e| ChainError::from_client(method, &e))
         })
@@ -943,8 +953,7 @@ impl ChainClient {
         let params = &params;
         let result: solana_client::rpc_response::Response<RpcSimulateTransactionResult> = self
             .call(method, |rpc: Arc<RpcClient>| async move {
-                rpc
-                    .send(RpcRequest::SimulateTransaction, params.clone())
+                rpc.send(RpcRequest::SimulateTransaction, params.clone())
                     .await
                     .map_err(|e| ChainError::from_client(method, &e))
             })
@@ -999,11 +1008,9 @@ fn merge_status(answers: &[Vec<Option<SigStatus>>], i: usize) -> Option<SigStatu
         .iter()
         .map(|a| a.get(i).and_then(Option::as_ref))
         .collect();
-    let levels: Vec<Option<Confirmation>> = reports
-        .iter()
-        .map(|r| r.map(|s| s.confirmation))
-        .collect();
-    let level = rpc_pool::merged_confirmation(&levels)?;
+    let levels: Vec<Option<Confirmation>> =
+        reports.iter().map(|r| r.map(|s| s.confirmation)).collect();
+    let level = rpc_pool::merged_confirmation(&levels, Confirmation::Processed)?;
     let from = reports
         .iter()
         .flatten()

@@ -129,9 +129,12 @@ pub fn quorum(configured: usize) -> usize {
 
 /// A signature's confirmation level from the `reports` of the endpoints that answered
 /// (`None`: unknown to that endpoint), with `L` ordered weakest first (processed, confirmed,
-/// finalized). The highest level that [`quorum`] of the answers reach; but a signature any
-/// endpoint has seen is never unknown: then the lowest level any of them reports.
-pub fn merged_confirmation<L: Ord + Copy>(reports: &[Option<L>]) -> Option<L> {
+/// finalized): the highest level that [`quorum`] of the answers reach. A signature that
+/// fewer than a quorum have seen is still not unknown, but no more than `floor` (processed):
+/// one endpoint can neither hide a transaction another has seen nor make one final alone.
+/// Two endpoints that contradict each other thus pause finality rather than decide it; a
+/// third one outvotes a liar.
+pub fn merged_confirmation<L: Ord + Copy>(reports: &[Option<L>], floor: L) -> Option<L> {
     let mut seen: Vec<L> = reports.iter().flatten().copied().collect();
     if seen.is_empty() {
         return None;
@@ -141,8 +144,7 @@ pub fn merged_confirmation<L: Ord + Copy>(reports: &[Option<L>]) -> Option<L> {
     let needed = quorum(reports.len());
     Some(match seen.get(needed.saturating_sub(1)) {
         Some(level) => *level,
-        // Fewer endpoints saw it than the quorum: seen, so at least its weakest level.
-        None => seen[seen.len() - 1],
+        None => seen[seen.len() - 1].min(floor),
     })
 }
 
@@ -257,14 +259,18 @@ mod tests {
     #[test]
     fn confirmation_needs_a_quorum_to_be_final_and_one_sighting_to_be_known() {
         // 0 processed, 1 confirmed, 2 finalized
-        assert_eq!(merged_confirmation::<u8>(&[]), None);
-        assert_eq!(merged_confirmation(&[None::<u8>, None]), None);
-        assert_eq!(merged_confirmation(&[Some(2u8)]), Some(2));
-        assert_eq!(merged_confirmation(&[Some(2u8), None]), Some(2));
-        assert_eq!(merged_confirmation(&[Some(2u8), Some(1)]), Some(1));
-        assert_eq!(merged_confirmation(&[Some(2u8), Some(2)]), Some(2));
-        assert_eq!(merged_confirmation(&[Some(2u8), Some(0), Some(2)]), Some(2));
-        assert_eq!(merged_confirmation(&[None, Some(1u8), None]), Some(1));
+        let merged = |r: &[Option<u8>]| merged_confirmation(r, 0);
+        assert_eq!(merged(&[]), None);
+        assert_eq!(merged(&[None, None]), None);
+        assert_eq!(merged(&[Some(2)]), Some(2));
+        // One of two says final, the other does not know it: seen, not final.
+        assert_eq!(merged(&[Some(2), None]), Some(0));
+        assert_eq!(merged(&[Some(2), Some(1)]), Some(1));
+        assert_eq!(merged(&[Some(2), Some(2)]), Some(2));
+        // A third endpoint outvotes the one that hides it, and the one that invents it.
+        assert_eq!(merged(&[None, Some(2), Some(2)]), Some(2));
+        assert_eq!(merged(&[Some(2), None, None]), Some(0));
+        assert_eq!(merged(&[Some(2), Some(0), Some(2)]), Some(2));
     }
 
     #[test]
@@ -319,21 +325,21 @@ mod tests {
             }
         }
 
-        /// The merged level never exceeds what a quorum reports, and a transaction seen
-        /// anywhere is never reported unknown.
+        /// The merged level never exceeds what a quorum reports (or the floor, when fewer
+        /// saw it), and a transaction seen anywhere is never reported unknown.
         #[test]
         fn no_single_endpoint_decides_finality_or_absence(
             reports in proptest::collection::vec(proptest::option::of(0u8..3), 1..5)
         ) {
-            let merged = merged_confirmation(&reports);
+            let merged = merged_confirmation(&reports, 0);
             let seen = reports.iter().flatten().count();
             prop_assert_eq!(merged.is_some(), seen > 0);
             if let Some(level) = merged {
                 let at_least = reports.iter().filter(|r| r.is_some_and(|l| l >= level)).count();
-                prop_assert!(at_least >= quorum(reports.len()).min(seen));
-                // Never above what the quorum-th best answer says.
                 if seen >= quorum(reports.len()) {
                     prop_assert!(at_least >= quorum(reports.len()));
+                } else {
+                    prop_assert_eq!(level, 0);
                 }
             }
         }

@@ -64,6 +64,10 @@ pub enum ApiError {
     /// payer or signature count than the real one): the answer was refused, not believed.
     #[error("the chain RPC node returned a transaction that is not what its signers signed: the answer was refused; retry later")]
     ChainUnauthentic { retry_after_secs: u64 },
+    /// Two of the configured RPC endpoints answered differently about the anchor: one is
+    /// behind or lying, so no verdict (issue #23).
+    #[error("the chain RPC endpoints disagree about the anchor transaction: no verdict was given; retry later")]
+    ChainDisagreement { retry_after_secs: u64 },
     #[error("the database is unavailable; retry later")]
     DatabaseUnavailable { retry_after_secs: u64 },
     #[error("the database connection was lost while committing: the request may have been recorded; retry with the same Idempotency-Key to learn its outcome")]
@@ -120,6 +124,7 @@ impl ApiError {
             ApiError::SigningUnavailable => ErrorCode::SigningUnavailable,
             ApiError::ChainUnavailable { .. } => ErrorCode::ChainUnavailable,
             ApiError::ChainUnauthentic { .. } => ErrorCode::ChainUnauthentic,
+            ApiError::ChainDisagreement { .. } => ErrorCode::ChainDisagreement,
             ApiError::DatabaseUnavailable { .. } => ErrorCode::DatabaseUnavailable,
             ApiError::CommitOutcomeUnknown { .. } => ErrorCode::CommitOutcomeUnknown,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
@@ -204,7 +209,8 @@ impl ResponseError for ApiError {
             | ApiError::DatabaseUnavailable { .. }
             | ApiError::CommitOutcomeUnknown { .. }
             | ApiError::ChainUnavailable { .. }
-            | ApiError::ChainUnauthentic { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::ChainUnauthentic { .. }
+            | ApiError::ChainDisagreement { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -218,6 +224,7 @@ impl ResponseError for ApiError {
             | ApiError::CommitOutcomeUnknown { retry_after_secs }
             | ApiError::ChainUnavailable { retry_after_secs }
             | ApiError::ChainUnauthentic { retry_after_secs }
+            | ApiError::ChainDisagreement { retry_after_secs }
             | ApiError::RateLimited { retry_after_secs } => {
                 builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
@@ -282,6 +289,8 @@ error_codes! {
     /// The RPC node's transaction failed its own signatures: refused (a 503, as another node
     /// or a later answer may be truthful; never a verdict).
     ChainUnauthentic => "chain_unauthentic",
+    /// Two RPC endpoints answered differently about the anchor: no verdict (a 503).
+    ChainDisagreement => "chain_disagreement",
     DatabaseUnavailable => "database_unavailable",
     /// The connection dropped while COMMIT was in flight: it may have committed.
     CommitOutcomeUnknown => "commit_outcome_unknown",

@@ -131,7 +131,7 @@ impl Modify for CommonResponses {
                     });
                 }
                 responses.entry("503".into()).or_insert_with(|| {
-                    error("`database_unavailable`, `commit_outcome_unknown` (a write may have committed: retry with the same Idempotency-Key), `chain_unavailable` or `chain_unauthentic` (the RPC node's transaction failed its own signatures: refused); see Retry-After")
+                    error("`database_unavailable`, `commit_outcome_unknown` (a write may have committed: retry with the same Idempotency-Key), `chain_unavailable`, `chain_unauthentic` (the RPC node's transaction failed its own signatures: refused) or `chain_disagreement` (two RPC endpoints answered differently: no verdict); see Retry-After")
                 });
             }
         }

@@ -85,6 +85,11 @@ impl Application {
         let mut per_worker = settings.database.clone();
         per_worker.max_connections = settings.database.max_connections.div_ceil(workers).max(1);
         let signer = Arc::new(Signer::new(master));
+        // Verification reads anchors through every configured endpoint (two must agree when
+        // there are several); the probe keeps their order and the per-endpoint gauges current.
+        let chain = chain::ChainClient::read_only(settings.chain.chain_config())
+            .with_metrics(chain::ChainMetrics::register(&metrics.registry)?);
+        chain.spawn_health_probe(settings.chain.health_probe_interval());
         tokio::spawn(crate::status_lists::run_publisher(
             store.clone(),
             signer.clone(),
@@ -112,7 +117,7 @@ impl Application {
                 cluster: settings.chain.cluster,
                 custom_rpc_url: settings.explorer.custom_rpc_url.clone(),
             },
-            chain: chain::ChainClient::read_only(settings.chain.chain_config()),
+            chain,
             public: crate::public::PublicGuard::new(&settings.public),
             public_base,
             body_read_timeout: std::time::Duration::from_secs(
@@ -122,9 +127,9 @@ impl Application {
         // Which node verification trusts is the first thing to know when verdicts turn
         // into `chain_unavailable` (the demo once read a default nobody listened on).
         tracing::info!(
-            rpc = %chain::redact_urls(&settings.chain.rpc_url),
+            rpc = %chain::redact_urls(&settings.chain.chain_config().rpc_urls().join(", ")),
             cluster = settings.chain.cluster.as_str(),
-            "verification reads the chain from this RPC endpoint"
+            "verification reads the chain from these RPC endpoints"
         );
         let server = HttpServer::new(move || {
             // The URL was checked when the shared pool was made; should this still fail,

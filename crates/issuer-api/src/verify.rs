@@ -440,6 +440,10 @@ fn chain_read_error(e: ChainError, retry_after_secs: u64) -> ApiError {
             tracing::error!(error = %e, "the RPC node returned a transaction its signers did not sign");
             ApiError::ChainUnauthentic { retry_after_secs }
         }
+        e @ ChainError::Disagreement { .. } => {
+            tracing::error!(error = %e, "RPC endpoints disagree about an anchor: no verdict");
+            ApiError::ChainDisagreement { retry_after_secs }
+        }
         e => {
             tracing::warn!(error = %e, "chain read for verification failed");
             ApiError::ChainUnavailable { retry_after_secs }

@@ -45,6 +45,8 @@ impl Application {
         let registry = prometheus::Registry::new();
         let chain = ChainClient::new(settings.chain.chain_config(), keypair)
             .with_metrics(ChainMetrics::register(&registry)?);
+        // Which endpoint a send goes to first follows their health (`domain::rpc_pool`).
+        chain.spawn_health_probe(settings.chain.health_probe_interval());
         let metrics = metrics::RelayMetrics::register(&registry)?;
         let worker = settings.relay.worker_id.clone().unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "relay".into());

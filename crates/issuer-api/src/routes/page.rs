@@ -213,6 +213,9 @@ pub fn render_error(e: &ApiError, limit: usize) -> String {
         ApiError::ChainUnauthentic { .. } => {
             "The check could not be completed: the blockchain node we asked returned an answer that fails its own signatures, so it was not believed. Please try again later.".to_string()
         }
+        ApiError::ChainDisagreement { .. } => {
+            "The check could not be completed: the blockchain nodes we asked gave different answers about this credential's record, so none was believed. Please try again later.".to_string()
+        }
         other => other.to_string(),
     };
     format!(

@@ -3,6 +3,7 @@
 
 mod anchoring;
 mod batching;
+mod endpoints;
 mod faults;
 mod helpers;
 mod page;
