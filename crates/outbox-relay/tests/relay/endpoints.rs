@@ -304,3 +304,63 @@ async fn verification_needs_two_endpoints_that_agree() {
         }
     }
 }
+
+/// The preferred endpoint answers, healthy, but its finalized slot trails the other's by
+/// more than `lag_margin_slots`: once the probe has seen it, sends go to the other endpoint.
+/// The lag is the rewriting proxy's (it reports slot 0), everything else the validator's.
+#[tokio::test]
+async fn a_lagging_endpoint_is_passed_over_for_sends() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let w = world().await;
+    let sends = Arc::new(AtomicUsize::new(0));
+    let seen = sends.clone();
+    let lagging =
+        rewriting_rpc(
+            w.chain_env.rpc_url().to_string(),
+            move |request, answer| match request["method"].as_str() {
+                Some("getSlot") => answer["result"] = Value::from(0),
+                Some("sendTransaction") => {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                _ => {}
+            },
+        )
+        .await
+        .unwrap();
+    let mut settings = w.relay_settings(&lagging, "relay-lagging");
+    settings.chain.fallback_rpc_urls = vec![w.chain_env.rpc_url().to_string()];
+    settings.chain.health_probe_ms = 200;
+    settings.chain.lag_margin_slots = 1;
+    let relay = Application::build(settings).await.unwrap();
+    let probes = format!("http://127.0.0.1:{}", relay.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(relay.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let lagging_down = format!("rpc_endpoint_up{{endpoint=\"{lagging}\"}} 0");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = reqwest::get(format!("{probes}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(&lagging_down) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ids = issue_n(&w, "S-EP-LAG", 3).await;
+    w.wait_all_finalized(3, Duration::from_secs(180)).await;
+    each_anchored_once(&w, &ids).await;
+    assert_eq!(
+        sends.load(Ordering::SeqCst),
+        0,
+        "no transaction was sent through the lagging endpoint"
+    );
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
