@@ -514,7 +514,8 @@ impl ChainClient {
     /// bytes any number of times lands at most one transaction. For the same reason an
     /// `AlreadyProcessed` answer (some nodes give it even without preflight) is returned as
     /// success with the transaction's own signature: the caller learns the outcome from
-    /// `signature_statuses`, as for any send.
+    /// `signature_statuses`, as for any send. With several endpoints the bytes go to every
+    /// one that is not failing; one that accepts them is enough.
     pub async fn send_transaction_bytes(&self, bytes: &[u8]) -> Result<String, ChainError> {
         self.payer()?;
         let tx = decode_wire_transaction(bytes)?;
@@ -532,31 +533,34 @@ impl ChainClient {
         }]);
         let method = "sendTransaction";
         let (params, expected_ref) = (&params, &expected);
-        let sent = self
-            .call(method, |rpc: Arc<RpcClient>| async move {
-                let expected = expected_ref;
-                match rpc
-                    .send::<String>(RpcRequest::SendTransaction, params.clone())
-                    .await
-                {
-                    Ok(signature) => Ok(signature),
-                    Err(e) => {
-                        let err = ChainError::from_client(method, &e);
-                        if err.rpc_kind() == Some(RpcFailureKind::AlreadyProcessed) {
-                            Ok(expected.clone())
-                        } else {
-                            Err(err)
-                        }
+        // To every endpoint that is not failing, at once: one that withholds what it is given
+        // (or is slow to forward it) cannot keep the transaction from the cluster.
+        self.ask_all(method, |rpc: Arc<RpcClient>| async move {
+            let expected = expected_ref;
+            let sent = match rpc
+                .send::<String>(RpcRequest::SendTransaction, params.clone())
+                .await
+            {
+                Ok(signature) => signature,
+                Err(e) => {
+                    let err = ChainError::from_client(method, &e);
+                    if err.rpc_kind() == Some(RpcFailureKind::AlreadyProcessed) {
+                        expected.clone()
+                    } else {
+                        return Err(err);
                     }
                 }
-            })
-            .await?;
-        if sent != expected {
-            return Err(ChainError::UnexpectedResponse {
-                method,
-                detail: format!("node returned signature {sent}, expected {expected}"),
-            });
-        }
+            };
+            if &sent != expected {
+                return Err(ChainError::UnexpectedResponse {
+                    method,
+                    detail: format!("node returned signature {sent}, expected {expected}"),
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        let sent = expected;
         tracing::debug!(signature = %sent, "anchor transaction sent");
         Ok(sent)
     }
@@ -565,10 +569,10 @@ impl ChainClient {
     /// node's full history so a transaction older than the status cache is still found.
     ///
     /// With several endpoints, every one that is not failing is asked and their answers are
-    /// merged per signature (`rpc_pool::merged_confirmation`): a signature any of them has
-    /// seen is never unknown, and it is confirmed or finalized only when two say so (else
-    /// processed). So no single endpoint can make the relay sign a second transaction, nor
-    /// take an anchor that never landed for a final one.
+    /// merged per signature (`rpc_pool::merged_status`): unknown only when two answered and
+    /// neither has seen it, confirmed, finalized or failed only when two agree, else
+    /// processed ("seen, unsettled": the relay waits). So no single endpoint can make the
+    /// relay sign a second transaction, nor take an anchor that never landed for a final one.
     pub async fn signature_statuses(
         &self,
         signatures: &[String],
@@ -619,7 +623,8 @@ impl ChainClient {
                         .collect::<Vec<_>>())
                 })
                 .await?;
-            out.extend((0..chunk.len()).map(|i| merge_status(&answers, i)));
+            let configured = self.inner.endpoints.len();
+            out.extend((0..chunk.len()).map(|i| merge_status(&answers, i, configured)));
         }
         Ok(out)
     }
@@ -674,9 +679,10 @@ impl ChainClient {
     /// has it there, else at `confirmed`, as the verdict's `SeenTx` (which says which). The
     /// one reading of an anchor for `POST /v1/verify`, the page and `credential-verify`.
     ///
-    /// With several endpoints, two must answer and agree (`rpc_pool::agreed`; finalized only
-    /// if both have it finalized): answers that differ are `ChainError::Disagreement`, never
-    /// a verdict, and fewer than two answers are the last endpoint's failure.
+    /// With several endpoints, two must answer and agree (finalized only if all the agreeing
+    /// answers have it finalized); when the first two differ, the others are asked and a
+    /// strict majority decides (`rpc_pool::majority`), else `ChainError::Disagreement`,
+    /// never a verdict. Fewer than two answers are the last endpoint's failure.
     pub async fn fetch_anchor(
         &self,
         signature: &str,
@@ -711,27 +717,32 @@ impl ChainClient {
                 ChainError::InvalidArgument("no RPC endpoint configured".into())
             }));
         }
-        // A lagging endpoint may have it only at `confirmed`: the weaker level is agreed.
-        let finalized = answers
-            .iter()
-            .all(|(_, seen)| seen.as_ref().is_none_or(|s| s.finalized));
-        let compared: Vec<Option<domain::verdict::SeenTx>> = answers
-            .iter()
-            .map(|(_, seen)| {
-                seen.clone().map(|mut s| {
-                    s.finalized = finalized;
-                    s
-                })
-            })
-            .collect();
-        match rpc_pool::agreed(&compared) {
-            Ok(agreed) => Ok(agreed.cloned().flatten()),
-            Err(d) => Err(ChainError::Disagreement {
+        if rpc_pool::agreed(&comparable(&answers)).is_err() {
+            // The first two differ: every other endpoint is asked too, and a strict majority
+            // (two honest endpoints against one liar) decides; short of it, no verdict.
+            let rest: Vec<usize> = order.iter().skip(next).copied().collect();
+            let results =
+                futures_util::future::join_all(rest.iter().map(|&i| self.anchor_on(i, signature)))
+                    .await;
+            answers.extend(
+                rest.into_iter()
+                    .zip(results)
+                    .filter_map(|(i, r)| r.ok().map(|seen| (i, seen))),
+            );
+        }
+        let compared = comparable(&answers);
+        match rpc_pool::majority(&compared, self.inner.endpoints.len()) {
+            Some(agreed) => Ok(agreed.clone()),
+            None => Err(ChainError::Disagreement {
                 method: "getTransaction",
                 detail: format!(
-                    "{} and {} answer differently for {signature}",
-                    self.inner.endpoints[answers[d.first].0].label,
-                    self.inner.endpoints[answers[d.second].0].label,
+                    "{} endpoints answer differently for {signature}: {}",
+                    answers.len(),
+                    answers
+                        .iter()
+                        .map(|(i, _)| self.inner.endpoints[*i].label.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             }),
         }
@@ -1001,25 +1012,56 @@ fn get_transaction(
 /// A call's future, boxed where a function returns the call.
 type BoxedCall<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, ChainError>> + Send>>;
 
-/// The status of signature `i` from every endpoint's answer (`rpc_pool::merged_confirmation`),
-/// its slot and error from an answer at the merged level.
-fn merge_status(answers: &[Vec<Option<SigStatus>>], i: usize) -> Option<SigStatus> {
+/// The status of signature `i` from every answering endpoint's answer, out of `configured`
+/// (`rpc_pool::merged_status`): its level and failure from a quorum, its slot and error text
+/// from an answer that backs them (slot 0 for a status no answer backs: "seen, unsettled").
+fn merge_status(
+    answers: &[Vec<Option<SigStatus>>],
+    i: usize,
+    configured: usize,
+) -> Option<SigStatus> {
     let reports: Vec<Option<&SigStatus>> = answers
         .iter()
         .map(|a| a.get(i).and_then(Option::as_ref))
         .collect();
-    let levels: Vec<Option<Confirmation>> =
-        reports.iter().map(|r| r.map(|s| s.confirmation)).collect();
-    let level = rpc_pool::merged_confirmation(&levels, Confirmation::Processed)?;
-    let from = reports
+    let votes: Vec<Option<(Confirmation, bool)>> = reports
+        .iter()
+        .map(|r| r.map(|s| (s.confirmation, s.err.is_some())))
+        .collect();
+    let (level, failed) = rpc_pool::merged_status(&votes, configured, Confirmation::Processed)?;
+    let backing = reports
         .iter()
         .flatten()
-        .filter(|s| s.confirmation >= level)
-        .min_by_key(|s| s.confirmation)?;
+        .filter(|s| s.confirmation >= level && s.err.is_some() == failed)
+        .min_by_key(|s| s.confirmation);
     Some(SigStatus {
+        slot: backing.map_or(0, |s| s.slot),
         confirmation: level,
-        ..(*from).clone()
+        err: if failed {
+            backing.and_then(|s| s.err.clone())
+        } else {
+            None
+        },
     })
+}
+
+/// Answers made comparable: a lagging endpoint may have the transaction only at `confirmed`,
+/// so the weaker level of all the answers is the one compared.
+fn comparable(
+    answers: &[(usize, Option<domain::verdict::SeenTx>)],
+) -> Vec<Option<domain::verdict::SeenTx>> {
+    let finalized = answers
+        .iter()
+        .all(|(_, seen)| seen.as_ref().is_none_or(|s| s.finalized));
+    answers
+        .iter()
+        .map(|(_, seen)| {
+            seen.clone().map(|mut s| {
+                s.finalized = finalized;
+                s
+            })
+        })
+        .collect()
 }
 
 fn parse_signature(s: &str) -> Result<Signature, ChainError> {

@@ -10,19 +10,26 @@
 //!   order), then slow, then lagging (finalized slot more than a margin behind the best),
 //!   then failing ones (last call failed, or `getHealth` said so), which are still tried
 //!   last so that an outage of every other endpoint finds the one that came back.
-//! - [`merged_confirmation`]: a signature's status from every endpoint that answered. Seen
-//!   by any one of them, it is never "unknown" (an endpoint that hides a landed transaction
-//!   cannot make the relay sign a second one); final only when [`quorum`] of them say so (an
-//!   endpoint cannot make a transaction that never landed final on its own).
+//! - [`merged_status`]: a signature's status from every endpoint that answered. Unknown only
+//!   when a quorum of the configured endpoints answered and none has seen it (an endpoint
+//!   that hides a landed transaction cannot make the relay sign a second one); final or
+//!   failed only when a quorum agree (an endpoint cannot make a transaction that never
+//!   landed final, nor a landed one failed, on its own); anything short of that is "seen,
+//!   not settled", and the relay waits.
 //! - [`expiry_height`]: the finalized block height an expiry is judged against. The lowest
 //!   any endpoint reports, and none unless a quorum of the configured endpoints answered: an
 //!   endpoint cannot hurry an expiry (the only path to a second signature) by inflating it.
-//! - [`agreed`]: a value read for a verdict must be the same from a quorum of endpoints;
-//!   any two that differ make it a disagreement (inconclusive), never a verdict.
+//! - [`agreed`], [`majority`]: a value read for a verdict must be the same from a quorum of
+//!   endpoints and a strict majority of those asked; short of that it is a disagreement
+//!   (inconclusive), never a verdict.
+//! - [`best_slot`]: lag is measured against the second highest finalized slot, so one
+//!   endpoint reporting a slot far ahead cannot make the honest ones lag.
 //!
 //! What this cannot stop: when every endpoint but a lying one is unreachable, the lying one
-//! is all there is. A quorum of answers is asked for where a wrong answer costs most
-//! (expiry, finality, verdicts), so that case is a pause there, not a wrong decision.
+//! is all there is for sends and plain reads; a quorum of answers is asked for where a wrong
+//! answer costs most (absence, expiry, finality, failure, verdicts), so that case is a pause
+//! there, not a wrong decision. With two endpoints, one that is down pauses those decisions
+//! too: three tolerate one endpoint down or lying.
 
 /// What the pool knows of one endpoint, from its calls and the health probe.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,13 +94,17 @@ pub fn standing(endpoint: &EndpointHealth, best_slot: Option<u64>, policy: PoolP
     Standing::Healthy
 }
 
-/// The best finalized slot among endpoints that are not failing.
+/// The finalized slot lag is measured against: the second highest among endpoints that are
+/// not failing (the highest when only one reports). Not the highest: one endpoint reporting a
+/// slot far ahead would make every honest one lag and itself the first asked.
 pub fn best_slot(endpoints: &[EndpointHealth]) -> Option<u64> {
-    endpoints
+    let mut slots: Vec<u64> = endpoints
         .iter()
         .filter(|e| e.consecutive_failures == 0 && e.reported_healthy != Some(false))
         .filter_map(|e| e.finalized_slot)
-        .max()
+        .collect();
+    slots.sort_unstable_by(|a, b| b.cmp(a));
+    slots.get(1).or(slots.first()).copied()
 }
 
 /// Each endpoint's standing, in configuration order.
@@ -127,24 +138,40 @@ pub fn quorum(configured: usize) -> usize {
     configured.min(2)
 }
 
-/// A signature's confirmation level from the `reports` of the endpoints that answered
-/// (`None`: unknown to that endpoint), with `L` ordered weakest first (processed, confirmed,
-/// finalized): the highest level that [`quorum`] of the answers reach. A signature that
-/// fewer than a quorum have seen is still not unknown, but no more than `floor` (processed):
-/// one endpoint can neither hide a transaction another has seen nor make one final alone.
-/// Two endpoints that contradict each other thus pause finality rather than decide it; a
-/// third one outvotes a liar.
-pub fn merged_confirmation<L: Ord + Copy>(reports: &[Option<L>], floor: L) -> Option<L> {
-    let mut seen: Vec<L> = reports.iter().flatten().copied().collect();
-    if seen.is_empty() {
-        return None;
+/// A signature's status from the `reports` of the endpoints that answered, out of
+/// `configured`: each `None` (unknown to that endpoint) or its level (`L` ordered weakest
+/// first: processed, confirmed, finalized) and whether the transaction failed. `None` is
+/// "unknown", the only answer that lets the relay consider a new signature; anything else is
+/// a level and a failure flag:
+///
+/// - Fewer than [`quorum`]`(configured)` answers: `floor` (processed), not failed, whatever
+///   they say. Neither absence nor finality nor failure rests on one endpoint's word.
+/// - Unknown only when a quorum answered and none has seen it.
+/// - Seen, but the answers differ on whether it failed: `floor`, not failed (wait).
+/// - Otherwise the highest level a quorum of the answers reach, and the failure they agree
+///   on; seen by fewer than a quorum: `floor`.
+///
+/// So one endpoint can neither hide a transaction another has seen, nor make one final or
+/// failed alone; two that contradict each other pause the decision, a third outvotes a liar.
+pub fn merged_status<L: Ord + Copy>(
+    reports: &[Option<(L, bool)>],
+    configured: usize,
+    floor: L,
+) -> Option<(L, bool)> {
+    let needed = quorum(configured.max(reports.len()));
+    if reports.len() < needed {
+        return Some((floor, false));
     }
-    // Highest first: the quorum-th highest level is reached by at least `quorum` answers.
-    seen.sort_unstable_by(|a, b| b.cmp(a));
-    let needed = quorum(reports.len());
-    Some(match seen.get(needed.saturating_sub(1)) {
-        Some(level) => *level,
-        None => seen[seen.len() - 1].min(floor),
+    let seen: Vec<(L, bool)> = reports.iter().flatten().copied().collect();
+    let first = *seen.first()?;
+    if seen.iter().any(|(_, failed)| *failed != first.1) {
+        return Some((floor, false));
+    }
+    let mut levels: Vec<L> = seen.iter().map(|(l, _)| *l).collect();
+    levels.sort_unstable_by(|a, b| b.cmp(a));
+    Some(match levels.get(needed.saturating_sub(1)) {
+        Some(level) => (*level, first.1),
+        None => (floor, false),
     })
 }
 
@@ -176,6 +203,16 @@ pub fn agreed<T: PartialEq>(answers: &[T]) -> Result<Option<&T>, Disagreement> {
         Some(second) => Err(Disagreement { first: 0, second }),
         None => Ok(Some(first)),
     }
+}
+
+/// The value a strict majority of `answers` give, and at least [`quorum`]`(configured)` of
+/// them: two honest endpoints outvote one liar among three, and a tie is no answer. `None`
+/// when there is none.
+pub fn majority<T: PartialEq>(answers: &[T], configured: usize) -> Option<&T> {
+    let needed = quorum(configured).max(answers.len() / 2 + 1);
+    answers
+        .iter()
+        .find(|candidate| answers.iter().filter(|a| a == candidate).count() >= needed)
 }
 
 /// A moving average of latency: the new sample weighs a quarter, so one slow call does not
@@ -257,20 +294,49 @@ mod tests {
     }
 
     #[test]
-    fn confirmation_needs_a_quorum_to_be_final_and_one_sighting_to_be_known() {
-        // 0 processed, 1 confirmed, 2 finalized
-        let merged = |r: &[Option<u8>]| merged_confirmation(r, 0);
-        assert_eq!(merged(&[]), None);
-        assert_eq!(merged(&[None, None]), None);
-        assert_eq!(merged(&[Some(2)]), Some(2));
+    fn a_status_needs_a_quorum_to_be_final_failed_or_unknown() {
+        // 0 processed, 1 confirmed, 2 finalized; `true`: the transaction failed
+        let m = |r: &[Option<(u8, bool)>], configured| merged_status(r, configured, 0);
+        let (fin, fin_err) = (Some((2, false)), Some((2, true)));
+        assert_eq!(m(&[], 1), Some((0, false)));
+        assert_eq!(m(&[None], 1), None);
+        assert_eq!(m(&[fin], 1), fin);
+        // Two configured, one answered: nothing rests on it, whatever it says.
+        for only in [None, fin, fin_err] {
+            assert_eq!(m(&[only], 2), Some((0, false)));
+        }
+        assert_eq!(m(&[None, None], 2), None);
         // One of two says final, the other does not know it: seen, not final.
-        assert_eq!(merged(&[Some(2), None]), Some(0));
-        assert_eq!(merged(&[Some(2), Some(1)]), Some(1));
-        assert_eq!(merged(&[Some(2), Some(2)]), Some(2));
-        // A third endpoint outvotes the one that hides it, and the one that invents it.
-        assert_eq!(merged(&[None, Some(2), Some(2)]), Some(2));
-        assert_eq!(merged(&[Some(2), None, None]), Some(0));
-        assert_eq!(merged(&[Some(2), Some(0), Some(2)]), Some(2));
+        assert_eq!(m(&[fin, None], 2), Some((0, false)));
+        assert_eq!(m(&[fin, Some((1, false))], 2), Some((1, false)));
+        assert_eq!(m(&[fin, fin], 2), fin);
+        // They differ on the failure: wait.
+        assert_eq!(m(&[fin_err, fin], 2), Some((0, false)));
+        assert_eq!(m(&[fin_err, fin_err], 2), fin_err);
+        // A third endpoint outvotes the one that hides it and the one that invents it.
+        assert_eq!(m(&[None, fin, fin], 3), fin);
+        assert_eq!(m(&[fin, None, None], 3), Some((0, false)));
+        assert_eq!(m(&[fin, fin, None], 3), fin);
+    }
+
+    #[test]
+    fn a_majority_and_a_quorum_or_no_answer() {
+        assert_eq!(majority::<u8>(&[], 2), None);
+        assert_eq!(majority(&[7], 1), Some(&7));
+        assert_eq!(majority(&[7], 2), None);
+        assert_eq!(majority(&[7, 8], 2), None);
+        assert_eq!(majority(&[7, 7], 2), Some(&7));
+        assert_eq!(majority(&[8, 7, 7], 3), Some(&7));
+        assert_eq!(majority(&[8, 7, 7, 8], 4), None);
+    }
+
+    #[test]
+    fn one_endpoint_far_ahead_does_not_make_the_others_lag() {
+        let liar = healthy(u64::MAX / 2);
+        assert_eq!(
+            standings(&[liar, healthy(1_000), healthy(990)], POLICY),
+            vec![Standing::Healthy, Standing::Healthy, Standing::Healthy]
+        );
     }
 
     #[test]
@@ -325,21 +391,32 @@ mod tests {
             }
         }
 
-        /// The merged level never exceeds what a quorum reports (or the floor, when fewer
-        /// saw it), and a transaction seen anywhere is never reported unknown.
+        /// No decision rests on fewer than a quorum: unknown only when a quorum answered
+        /// and none saw it; a level above the floor, or a failure, only when a quorum of the
+        /// answers report at least that level and agree on the failure.
         #[test]
-        fn no_single_endpoint_decides_finality_or_absence(
-            reports in proptest::collection::vec(proptest::option::of(0u8..3), 1..5)
+        fn no_single_endpoint_decides_finality_failure_or_absence(
+            reports in proptest::collection::vec(
+                proptest::option::of((0u8..3, any::<bool>())), 0..5),
+            extra in 0usize..3,
         ) {
-            let merged = merged_confirmation(&reports, 0);
-            let seen = reports.iter().flatten().count();
-            prop_assert_eq!(merged.is_some(), seen > 0);
-            if let Some(level) = merged {
-                let at_least = reports.iter().filter(|r| r.is_some_and(|l| l >= level)).count();
-                if seen >= quorum(reports.len()) {
-                    prop_assert!(at_least >= quorum(reports.len()));
-                } else {
-                    prop_assert_eq!(level, 0);
+            let configured = reports.len() + extra;
+            let q = quorum(configured);
+            let merged = merged_status(&reports, configured, 0);
+            let seen: Vec<(u8, bool)> = reports.iter().flatten().copied().collect();
+            match merged {
+                None => {
+                    prop_assert!(reports.len() >= q && seen.is_empty());
+                }
+                Some((level, failed)) => {
+                    if level > 0 || failed {
+                        let backing = seen
+                            .iter()
+                            .filter(|(l, f)| *l >= level && *f == failed)
+                            .count();
+                        prop_assert!(backing >= q);
+                        prop_assert!(seen.iter().all(|(_, f)| *f == failed));
+                    }
                 }
             }
         }

@@ -21,15 +21,14 @@ pub mod outbox;
 pub mod reconcile;
 pub mod revocations;
 pub mod status_lists;
+pub mod tls;
 pub mod verification;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tokio_postgres::NoTls;
 
 pub use error::StoreError;
 
@@ -76,11 +75,11 @@ impl Store {
     /// Builds the pool without connecting: a service can start (and answer /healthz) while
     /// the database is still down, and report it through /readyz.
     pub fn connect_lazy(settings: &DatabaseSettings) -> Result<Self, StoreError> {
-        let pg_config = tokio_postgres::Config::from_str(settings.url.expose_secret())
-            .map_err(|e| StoreError::Config(format!("database url: {e}")))?;
+        // TLS as the URL's `sslmode` and `sslrootcert` ask (`tls`), libpq's meanings.
+        let target = tls::connect_config(settings.url.expose_secret())?;
         let manager = Manager::from_config(
-            pg_config,
-            NoTls,
+            target.config,
+            target.tls,
             ManagerConfig {
                 // Fast recycling skips a round trip per checkout; broken connections are
                 // detected by the failing query and reported as Unavailable.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::OUTBOX_CHANNEL;
 
@@ -28,8 +28,10 @@ pub fn spawn_outbox_listener(url: SecretString, wake: Arc<Notify>) -> tokio::tas
     })
 }
 
-async fn listen_once(url: &SecretString, wake: &Arc<Notify>) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(url.expose_secret(), NoTls).await?;
+async fn listen_once(url: &SecretString, wake: &Arc<Notify>) -> Result<(), crate::StoreError> {
+    // The same TLS as the pool's (`sslmode`, `sslrootcert`).
+    let target = crate::tls::connect_config(url.expose_secret())?;
+    let (client, mut connection) = target.config.connect(target.tls).await?;
     let wake_conn = wake.clone();
     // The connection must be polled for LISTEN to complete and for notifications to arrive.
     let driver = tokio::spawn(async move {
@@ -51,5 +53,5 @@ async fn listen_once(url: &SecretString, wake: &Arc<Notify>) -> Result<(), tokio
         Err(_) => Ok(()),
     };
     drop(client);
-    result
+    Ok(result?)
 }

@@ -12,6 +12,7 @@ pub mod ports;
 pub mod postgres;
 pub mod proxy;
 pub mod services;
+pub mod tls;
 pub mod validator;
 
 pub use postgres::{

@@ -86,9 +86,45 @@ impl TestPostgres {
         Self::start_configured(durability, "")
     }
 
+    /// A server that offers TLS (`ssl = on`) with `ca`'s server certificate, issued for
+    /// `127.0.0.1` and `localhost`; plaintext connections are still accepted (what a client
+    /// that requires TLS must refuse is tested against a server without it).
+    pub fn start_with_tls(ca: &crate::tls::TestCa) -> anyhow::Result<Self> {
+        let mut pg = Self::empty(Durability::Relaxed, "")?;
+        let cert = pg.dir.path().join("server.crt");
+        let key = pg.dir.path().join("server.key");
+        std::fs::write(&cert, &ca.server_cert_pem)?;
+        std::fs::write(&key, &ca.server_key_pem)?;
+        // The server refuses a key that others can read, or that is not its user's.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        }
+        if pg.run_as_postgres {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .args([&cert, &key])
+                .status()
+                .context("chown the certificate to postgres")?;
+            if !status.success() {
+                bail!("chown of the server certificate failed");
+            }
+        }
+        pg.extra_options = format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            path_str(&cert)?,
+            path_str(&key)?
+        );
+        pg.init_and_start()
+    }
+
     /// initdb, then start with `extra_options` after the durability's.
     fn start_configured(durability: Durability, extra_options: &str) -> anyhow::Result<Self> {
-        let pg = Self::empty(durability, extra_options)?;
+        Self::empty(durability, extra_options)?.init_and_start()
+    }
+
+    fn init_and_start(self) -> anyhow::Result<Self> {
+        let pg = self;
         let data = pg.data_dir();
         pg.run(
             &pg_bin("initdb"),

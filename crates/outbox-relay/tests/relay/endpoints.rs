@@ -63,14 +63,16 @@ async fn issue_n(w: &World, prefix: &str, n: usize) -> Vec<String> {
     ids
 }
 
-/// The preferred endpoint anchors one credential, then fails in `mode`; the relay runs as in
-/// production (its loop, LISTEN, `/metrics` served), with a health probe too slow to notice
-/// first, so the calls themselves meet the fault and move on.
+/// The preferred endpoint of three anchors one credential, then fails in `mode`; the relay
+/// runs as in production (its loop, LISTEN, `/metrics` served), with a health probe too slow
+/// to notice first, so the calls themselves meet the fault and move on.
 async fn preferred_endpoint_fails(mode: ProxyMode, prefix: &str) {
     let w = world().await;
     let proxy = proxy_to_validator(&w).await;
+    let second = proxy_to_validator(&w).await;
     let mut settings = w.relay_settings(&proxy.url(), prefix);
-    settings.chain.fallback_rpc_urls = vec![w.chain_env.rpc_url().to_string()];
+    // Three endpoints: with one down, two still answer, which finality needs.
+    settings.chain.fallback_rpc_urls = vec![w.chain_env.rpc_url().to_string(), second.url()];
     settings.chain.health_probe_ms = 600_000;
     let relay = Application::build(settings).await.unwrap();
     let probes = format!("http://127.0.0.1:{}", relay.port());
@@ -232,10 +234,11 @@ async fn a_lying_endpoint_against_one_honest_one_pauses_finality_and_never_re_si
     assert_eq!(w.anchors_on_chain().await.get(&id), Some(&1));
 }
 
-/// `POST /v1/verify` through two endpoints. Honest ones (the validator directly and through
-/// a proxy) agree: valid. One that moves the anchor's block time back a year (not signed
-/// data, so no signature check can catch it) disagrees with the validator: no verdict, the
-/// stable `chain_disagreement`, never valid.
+/// `POST /v1/verify` through two or three endpoints. Honest ones (the validator directly and
+/// through a proxy) agree: valid. One that moves the anchor's block time back a year (not
+/// signed data, so no signature check can catch it) disagrees with the validator: no
+/// verdict, the stable `chain_disagreement`, never valid; with a third endpoint the two
+/// honest ones outvote it and the verdict is the honest one.
 #[tokio::test]
 async fn verification_needs_two_endpoints_that_agree() {
     let w = world().await;
@@ -255,25 +258,33 @@ async fn verification_needs_two_endpoints_that_agree() {
     .await
     .unwrap();
     let master = domain::sealed::MasterKey::from_base64(&w.master_key_b64).unwrap();
-    for (preferred, fallback, expect) in [
+    let validator = w.chain_env.rpc_url().to_string();
+    for (preferred, fallbacks, expect) in [
+        (honest_via_proxy.url(), vec![validator.clone()], None),
         (
-            honest_via_proxy.url(),
-            w.chain_env.rpc_url().to_string(),
+            liar.clone(),
+            vec![validator.clone()],
+            Some("chain_disagreement"),
+        ),
+        (
+            validator.clone(),
+            vec![liar.clone()],
+            Some("chain_disagreement"),
+        ),
+        // A third endpoint outvotes the liar, preferred or not.
+        (
+            liar.clone(),
+            vec![validator.clone(), honest_via_proxy.url()],
             None,
         ),
         (
-            liar.clone(),
-            w.chain_env.rpc_url().to_string(),
-            Some("chain_disagreement"),
-        ),
-        (
-            w.chain_env.rpc_url().to_string(),
-            liar.clone(),
-            Some("chain_disagreement"),
+            validator.clone(),
+            vec![liar.clone(), honest_via_proxy.url()],
+            None,
         ),
     ] {
         let mut settings = api_settings(&w.db.url, &master, &preferred);
-        settings.chain.fallback_rpc_urls = vec![fallback];
+        settings.chain.fallback_rpc_urls = fallbacks;
         let api = issuer_api::Application::build(settings).await.unwrap();
         let address = format!("http://127.0.0.1:{}", api.port());
         tokio::spawn(api.into_server());

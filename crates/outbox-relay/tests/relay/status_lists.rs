@@ -69,18 +69,25 @@ async fn the_published_status_list_library_and_ours_agree_on_every_bit() {
     // Revoke every tenth: one burst, so few versions (debounced), not one per revocation.
     let revoked: HashSet<usize> = (0..ids.len()).step_by(10).collect();
     assert_eq!(revoked.len(), 100);
+    let burst = std::time::Instant::now();
     for n in &revoked {
         assert_eq!(w.revoke(&ids[*n], "test").await, 202);
     }
+    let burst = burst.elapsed();
     let (version, list_text, bits) = w
         .relay_until_list(&merkle, 0, |_, bits| bits.count_set() == 100)
         .await;
     let versions = w
         .query_i64("SELECT count(*) FROM status_list_versions")
         .await;
+    // At most one version per debounce window the burst spanned (the stack's debounce is
+    // 300 ms), plus the empty first version and one for the window after the burst: on a
+    // loaded machine the 100 requests take longer, so the bound follows the burst's length,
+    // and stays far below one version per revocation.
+    let windows = i64::try_from(burst.as_millis() / 300).unwrap_or(i64::MAX);
     assert!(
-        versions <= 6,
-        "{versions} versions for one burst of 100 revocations (debounced)"
+        versions <= 3 + windows && versions < 50,
+        "{versions} versions for one burst of 100 revocations over {burst:?} (debounced)"
     );
     assert!(version >= 2, "an empty version first, then the revocations");
     // The anchored hash on chain is the served list's bits (read back from the memo).
