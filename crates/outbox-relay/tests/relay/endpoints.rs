@@ -9,19 +9,11 @@ use std::time::Duration;
 
 use outbox_relay::Application;
 use serde_json::Value;
-use testkit::proxy::{rewriting_rpc, ProxyMode, TcpProxy};
+use testkit::proxy::{rewriting_rpc, ProxyMode};
 
+use crate::faults::proxy_to_validator;
 use crate::helpers::{api_settings, world, World};
 use crate::verify::{bundle_for, file_of};
-
-async fn proxy_to_validator(w: &World) -> TcpProxy {
-    let target = w
-        .chain_env
-        .rpc_url()
-        .trim_start_matches("http://")
-        .to_string();
-    TcpProxy::start(target).await.unwrap()
-}
 
 /// A relay whose preferred endpoint is `preferred` and whose fallbacks are `fallbacks`.
 async fn relay_on(w: &World, worker: &str, preferred: &str, fallbacks: &[String]) -> Application {
@@ -134,12 +126,9 @@ async fn anchoring_continues_through_the_healthy_endpoint_while_the_preferred_on
 
 /// An endpoint that hides every transaction (`getSignatureStatuses` all unknown) and claims a
 /// finalized height far past every blockhash: alone, it would make the relay re-sign every
-/// anchor at once. Preferred, and outvoted by two honest endpoints: every credential is
-/// anchored, once.
-#[tokio::test]
-async fn a_lying_endpoint_outvoted_by_two_honest_ones_cannot_make_the_relay_anchor_twice() {
-    let w = world().await;
-    let liar = rewriting_rpc(
+/// anchor at once.
+async fn hiding_liar(w: &World) -> String {
+    rewriting_rpc(
         w.chain_env.rpc_url().to_string(),
         |request, answer| match request["method"].as_str() {
             Some("getSignatureStatuses") => {
@@ -152,7 +141,15 @@ async fn a_lying_endpoint_outvoted_by_two_honest_ones_cannot_make_the_relay_anch
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// The hiding liar, preferred, and outvoted by two honest endpoints: every credential is
+/// anchored, once.
+#[tokio::test]
+async fn a_lying_endpoint_outvoted_by_two_honest_ones_cannot_make_the_relay_anchor_twice() {
+    let w = world().await;
+    let liar = hiding_liar(&w).await;
     let honest_via_proxy = proxy_to_validator(&w).await;
     let relay = relay_on(
         &w,
@@ -172,20 +169,7 @@ async fn a_lying_endpoint_outvoted_by_two_honest_ones_cannot_make_the_relay_anch
 #[tokio::test]
 async fn a_lying_endpoint_against_one_honest_one_pauses_finality_and_never_re_signs() {
     let w = world().await;
-    let liar = rewriting_rpc(
-        w.chain_env.rpc_url().to_string(),
-        |request, answer| match request["method"].as_str() {
-            Some("getSignatureStatuses") => {
-                if let Some(values) = answer["result"]["value"].as_array_mut() {
-                    values.iter_mut().for_each(|v| *v = Value::Null);
-                }
-            }
-            Some("getBlockHeight") => answer["result"] = Value::from(u64::MAX / 2),
-            _ => {}
-        },
-    )
-    .await
-    .unwrap();
+    let liar = hiding_liar(&w).await;
     let relay = relay_on(
         &w,
         "relay-liar-pair",

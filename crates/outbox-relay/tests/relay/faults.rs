@@ -9,7 +9,7 @@ use testkit::proxy::{ProxyMode, TcpProxy};
 use crate::helpers::{world, World};
 
 /// A testkit TCP proxy in front of the shared validator's RPC, to slow, cut or black-hole it.
-async fn proxy_to_validator(w: &World) -> TcpProxy {
+pub(crate) async fn proxy_to_validator(w: &World) -> TcpProxy {
     let target = w
         .chain_env
         .rpc_url()
