@@ -418,8 +418,9 @@ impl ChainClient {
     }
 
     /// Runs one RPC call on every endpoint that is not failing (on all when every one is), at
-    /// once; the answers of those that answered. For the calls whose answers are merged
-    /// (`signature_statuses`, `finalized_block_height`): fails only when none answered.
+    /// once; the answers of those that answered. For sends and for the calls whose answers
+    /// are merged (`signature_statuses`, `finalized_block_height`): fails only when none
+    /// answered.
     async fn ask_all<T, Fut>(
         &self,
         method: &'static str,
