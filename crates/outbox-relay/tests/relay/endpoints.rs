@@ -23,6 +23,38 @@ async fn relay_on(w: &World, worker: &str, preferred: &str, fallbacks: &[String]
     Application::build(settings).await.unwrap()
 }
 
+/// A relay running its real loop (LISTEN, passes, `/metrics` served) until stopped.
+struct Running {
+    probes: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    fn start(app: Application) -> Self {
+        let probes = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Running { probes, stop, task }
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.probes))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 /// The value of the counter line that starts with `series` (0 when absent).
 fn counter(text: &str, series: &str) -> f64 {
     text.lines()
@@ -66,24 +98,11 @@ async fn preferred_endpoint_fails(mode: ProxyMode, prefix: &str) {
     // Three endpoints: with one down, two still answer, which finality needs.
     settings.chain.fallback_rpc_urls = vec![w.chain_env.rpc_url().to_string(), second.url()];
     settings.chain.health_probe_ms = 600_000;
-    let relay = Application::build(settings).await.unwrap();
-    let probes = format!("http://127.0.0.1:{}", relay.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(relay.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let metrics = async || {
-        reqwest::get(format!("{probes}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let relay = Running::start(Application::build(settings).await.unwrap());
     let series = |endpoint: &str, what: &str| format!("{what}{{endpoint=\"{endpoint}\"");
     let mut ids = issue_n(&w, &format!("{prefix}-before"), 1).await;
     w.wait_all_finalized(1, Duration::from_secs(180)).await;
-    let text = metrics().await;
+    let text = relay.metrics().await;
     assert!(
         counter(&text, &series(&proxy.url(), "rpc_endpoint_requests_total")) >= 1.0,
         "the preferred endpoint served while it was healthy: {text}"
@@ -94,7 +113,7 @@ async fn preferred_endpoint_fails(mode: ProxyMode, prefix: &str) {
     w.wait_all_finalized(4, Duration::from_secs(180)).await;
     each_anchored_once(&w, &ids).await;
 
-    let text = metrics().await;
+    let text = relay.metrics().await;
     assert!(
         counter(&text, "rpc_failovers_total{") >= 1.0,
         "calls moved on from the failing endpoint: {text}"
@@ -104,8 +123,7 @@ async fn preferred_endpoint_fails(mode: ProxyMode, prefix: &str) {
         |endpoint: &str, value: u8| format!("rpc_endpoint_up{{endpoint=\"{endpoint}\"}} {value}");
     assert!(text.contains(&up(&proxy.url(), 0)), "{text}");
     assert!(text.contains(&up(w.chain_env.rpc_url(), 1)), "{text}");
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    relay.stop().await;
 }
 
 #[tokio::test]
@@ -331,21 +349,11 @@ async fn a_lagging_endpoint_is_asked_last() {
     settings.chain.fallback_rpc_urls = vec![w.chain_env.rpc_url().to_string(), second.url()];
     settings.chain.health_probe_ms = 200;
     settings.chain.lag_margin_slots = 1;
-    let relay = Application::build(settings).await.unwrap();
-    let probes = format!("http://127.0.0.1:{}", relay.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(relay.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let relay = Running::start(Application::build(settings).await.unwrap());
     let lagging_down = format!("rpc_endpoint_up{{endpoint=\"{lagging}\"}} 0");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let text = reqwest::get(format!("{probes}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = relay.metrics().await;
         if text.contains(&lagging_down) {
             break;
         }
@@ -355,12 +363,7 @@ async fn a_lagging_endpoint_is_asked_last() {
     let ids = issue_n(&w, "S-EP-LAG", 3).await;
     w.wait_all_finalized(3, Duration::from_secs(180)).await;
     each_anchored_once(&w, &ids).await;
-    let text = reqwest::get(format!("{probes}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = relay.metrics().await;
     let endpoint_lines: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("rpc_endpoint"))
@@ -371,6 +374,5 @@ async fn a_lagging_endpoint_is_asked_last() {
         "a read one endpoint answers (the blockhash each transaction is signed with) never \
          went to the lagging endpoint (sends go to every endpoint, lagging or not): {endpoint_lines:#?}"
     );
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    relay.stop().await;
 }
