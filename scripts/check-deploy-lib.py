@@ -17,6 +17,14 @@
                                    quorum, WAL archiving + retention, backups and PodMonitor of
                                    that cluster, every service's database URL on its -rw Service
   check-policy CORE_FILE           every container: probes, resources, hardened securityContext
+  check-network CORE CRD           every pod that talks to the database or the RPC has its egress
+                                   restricted and allowed there (and DNS); with a CloudNativePG
+                                   Cluster in the build, 5432 only to the cluster's pods and 443
+                                   only to ipBlocks; the ServiceMonitor scrapes only metrics ports
+                                   open to Prometheus alone. Self-tests first
+  check-budget CORE CRD BUILD      database connections at the HPA maximum (pools, relay LISTEN,
+                                   migration Job, superuser_reserved_connections) against the
+                                   build's PostgreSQL max_connections. Self-test first
   dockerfile                       deploy/Dockerfile copies and stubs every workspace member,
                                    builds with --locked and ships the three binaries as uid 10001
   metric-names                     every metric used in alerts.yml and dashboard.json must be
@@ -338,6 +346,335 @@ def check_policy(src):
     print(f"  {n} containers: probes, resources, securityContext ok")
 
 
+# ---------------------------------------------------------------------------------------------
+# Egress and the database connection budget of a build. Both raise CheckFailed (not fail()) so
+# that their self-tests can feed them a bad synthetic build and assert that they refuse it.
+
+class CheckFailed(Exception):
+    pass
+
+
+def selects(selector, labels):
+    """A LabelSelector (matchLabels, matchExpressions) against a set of labels."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        k, op, values = e["key"], e["operator"], e.get("values") or []
+        matches = {"In": labels.get(k) in values, "NotIn": labels.get(k) not in values,
+                   "Exists": k in labels, "DoesNotExist": k not in labels}[op]
+        if not matches:
+            return False
+    return True
+
+
+def requires_label(selector, key, value):
+    """Whether a selector only ever matches pods labelled key=value (not merely some of them)."""
+    if (selector.get("matchLabels") or {}).get(key) == value:
+        return True
+    return any(e["key"] == key and e["operator"] == "In" and e.get("values") == [value]
+               for e in selector.get("matchExpressions") or [])
+
+
+def workloads(docs):
+    """(object, pod spec, pod labels) of every Deployment, StatefulSet and Job."""
+    for d in docs:
+        if d.get("kind") in ("Deployment", "StatefulSet", "Job"):
+            t = d["spec"]["template"]
+            yield d, t["spec"], t.get("metadata", {}).get("labels", {})
+
+
+def env_of(container):
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def service_config(d, pod, container, configmaps):
+    """The service's TOML (APP_CONFIG_FILE on a mounted ConfigMap), {} when it has none."""
+    import tomllib
+    path = env_of(container).get("APP_CONFIG_FILE")
+    if not path:
+        return {}
+    where = f"{d['kind']} {d['metadata']['name']}"
+    for m in container.get("volumeMounts", []):
+        mount = m["mountPath"].rstrip("/") + "/"
+        if not path.startswith(mount):
+            continue
+        vol = next((v for v in pod.get("volumes", []) if v["name"] == m["name"]), {})
+        cm, key = configmaps.get((vol.get("configMap") or {}).get("name")), path[len(mount):]
+        key = next((i["key"] for i in vol["configMap"].get("items", []) if i["path"] == key), key)
+        if not cm or key not in (cm.get("data") or {}):
+            raise CheckFailed(f"{where}: APP_CONFIG_FILE {path}: no key {key} in the mounted ConfigMap")
+        return tomllib.loads(cm["data"][key])
+    raise CheckFailed(f"{where}: APP_CONFIG_FILE {path} is on no mounted ConfigMap")
+
+
+def setting(cfg, env, section, key, default=None):
+    """A service setting as the service sees it: APP__SECTION__KEY over the TOML over the default."""
+    value = env.get(f"APP__{section.upper()}__{key.upper()}")
+    if value is not None:
+        return value
+    return (cfg.get(section) or {}).get(key, default)
+
+
+def url_port(url, default):
+    parsed = urllib.parse.urlsplit(url)
+    return parsed.port or {"https": 443, "http": 80}.get(parsed.scheme, default)
+
+
+def rule_allows(rule, port, protocol="TCP"):
+    for p in rule.get("ports") or [{}]:
+        if p.get("protocol", "TCP") != protocol:
+            continue
+        want = p.get("port")
+        # A named port is resolved on the peer pod: it may be any number.
+        if want is None or isinstance(want, str) or want <= port <= p.get("endPort", want):
+            return True
+    return False
+
+
+def cluster_of(crds):
+    clusters = [d for d in crds if d.get("kind") == "Cluster"]
+    if len(clusters) > 1:
+        raise CheckFailed(f"expected at most one CloudNativePG Cluster, got {len(clusters)}")
+    return clusters[0] if clusters else None
+
+
+DOC_CIDRS = ("192.0.2.", "198.51.100.", "203.0.113.")   # RFC 5737: placeholders, route nowhere
+
+
+def network(core, crds):
+    """Egress of every pod that talks to the database or the RPC, and the metrics ports'
+    ingress. Returns report lines; raises CheckFailed."""
+    policies = [d for d in core if d.get("kind") == "NetworkPolicy"]
+    configmaps = {d["metadata"]["name"]: d for d in core if d.get("kind") == "ConfigMap"}
+    cluster = cluster_of(crds)
+    cname = cluster and cluster["metadata"]["name"]
+    out, placeholders = [], set()
+    for d, pod, labels in workloads(core):
+        for c in pod["containers"]:
+            env, where = env_of(c), f"{d['kind']} {d['metadata']['name']}"
+            if "APP__DATABASE__URL" not in env:
+                continue
+            cfg = service_config(d, pod, c, configmaps)
+            needs = {"database": [url_port(env["APP__DATABASE__URL"] or "", 5432)]}   # from a Secret: 5432
+            # The migration Job reads issuer-api's config but only migrates: no RPC.
+            if d["kind"] != "Job":
+                urls = [setting(cfg, env, "chain", "rpc_url")]
+                fallback = setting(cfg, env, "chain", "fallback_rpc_urls", [])
+                urls += fallback.split(",") if isinstance(fallback, str) else fallback
+                needs["RPC"] = sorted({url_port(u.strip(), 443) for u in urls if u and u.strip()})
+            isolating = [p for p in policies if selects(p["spec"]["podSelector"], labels)
+                         and "Egress" in p["spec"].get("policyTypes", ["Ingress"] + (["Egress"] if "egress" in p["spec"] else []))]
+            if not isolating:
+                raise CheckFailed(f"{where}: no NetworkPolicy restricts its egress (it talks to the {' and '.join(needs)})")
+            rules = [r for p in isolating for r in p["spec"].get("egress") or []]
+            for what, ports in [*needs.items(), ("DNS", [53])]:
+                for port in ports:
+                    if not any(rule_allows(r, port, "UDP" if what == "DNS" else "TCP") for r in rules):
+                        raise CheckFailed(f"{where}: its egress policies ({', '.join(p['metadata']['name'] for p in isolating)}) do not allow the {what} on port {port}")
+            if cluster:
+                for r in rules:
+                    peers, rule = r.get("to") or [], json.dumps(r)
+                    if rule_allows(r, 5432) and not (peers and all(set(p) == {"podSelector"} and requires_label(p["podSelector"], "cnpg.io/cluster", cname) for p in peers)):
+                        raise CheckFailed(f"{where}: egress rule {rule} allows 5432 beyond the pods of Cluster {cname} (every peer must be a podSelector on cnpg.io/cluster={cname})")
+                    if rule_allows(r, 443):
+                        if not (peers and all(set(p) == {"ipBlock"} and not p["ipBlock"]["cidr"].endswith("/0") for p in peers)):
+                            raise CheckFailed(f"{where}: egress rule {rule} allows 443 to more than ipBlocks short of /0 (the RPC providers' ranges)")
+                        placeholders |= {p["ipBlock"]["cidr"] for p in peers if p["ipBlock"]["cidr"].startswith(DOC_CIDRS)}
+                    if not peers:
+                        raise CheckFailed(f"{where}: egress rule {rule} allows any address; with the CloudNativePG Cluster {cname} in the build every rule must name its peers")
+            out.append(f"{where}: egress restricted by {', '.join(p['metadata']['name'] for p in isolating)}; "
+                       + ", ".join(f"{k} {'/'.join(map(str, v))}" for k, v in needs.items()) + ", DNS 53 allowed")
+    if not out:
+        raise CheckFailed("no workload reads APP__DATABASE__URL: nothing to check")
+    if cluster:
+        out.append(f"every egress rule names its peers: 5432 only to pods of cnpg.io/cluster={cname}, 443 only to ipBlocks")
+        if placeholders:
+            out.append(f"NOTE: RPC ipBlocks {', '.join(sorted(placeholders))} are RFC 5737 placeholders: replace them with your RPC providers' ranges before applying")
+    else:
+        out.append("no CloudNativePG Cluster: egress destinations not checked (an external database and RPC are addressed by name; NetworkPolicy restricts them by port only)")
+    # Metrics: the ServiceMonitor scrapes only ports that Prometheus alone may reach.
+    services = [d for d in core if d.get("kind") == "Service"]
+    for sm in (d for d in crds if d.get("kind") == "ServiceMonitor"):
+        scraped = {e["port"] for e in sm["spec"]["endpoints"]}
+        for svc in (s for s in services if selects(sm["spec"]["selector"], s["metadata"].get("labels", {}))):
+            name = svc["metadata"]["name"]
+            ports = [p for p in svc["spec"]["ports"] if p.get("name") in scraped]
+            if not ports:
+                raise CheckFailed(f"Service {name}: no port named {' or '.join(sorted(scraped))}: the ServiceMonitor would not scrape it")
+            for sp in ports:
+                target = sp.get("targetPort", sp["port"])
+                for d, pod, labels in workloads(core):
+                    if not selects({"matchLabels": svc["spec"]["selector"]}, labels):
+                        continue
+                    for c in pod["containers"]:
+                        cport = next((p["containerPort"] for p in c.get("ports", []) if target in (p.get("name"), p["containerPort"])), None)
+                        if cport is None:
+                            raise CheckFailed(f"Service {name}: targetPort {target} is no port of {d['metadata']['name']}")
+                        env, cfg = env_of(c), service_config(d, pod, c, configmaps)
+                        configured = setting(cfg, env, "http", "metrics_port") or setting(cfg, env, "probes", "port")
+                        if configured is not None and int(configured) != cport:
+                            raise CheckFailed(f"{d['metadata']['name']}: /metrics is on {configured} (http.metrics_port / probes.port), but the ServiceMonitor scrapes {cport} (Service {name}, port {sp['name']})")
+                        ingress = [r for p in policies if selects(p["spec"]["podSelector"], labels)
+                                   for r in p["spec"].get("ingress") or [] if rule_allows(r, cport)]
+                        if not ingress or any(not r.get("from") for r in ingress):
+                            raise CheckFailed(f"{d['metadata']['name']}: scraped port {cport} must be open to Prometheus only (ingress rules with `from`), got {json.dumps(ingress)}")
+                        peers = sorted({json.dumps(f, sort_keys=True) for r in ingress for f in r["from"]})
+                        out.append(f"ServiceMonitor scrapes {name}:{sp['name']} ({cport}), open only to {', '.join(peers)}")
+    return out
+
+
+def pool_default():
+    """store's default pool size (DatabaseSettings::max_connections), from its source."""
+    src = (ROOT / "crates/store/src/lib.rs").read_text()
+    m = re.search(r"fn default_max_connections\(\) -> usize \{\s*(\d+)\s*\}", src)
+    if not m:
+        raise CheckFailed("crates/store/src/lib.rs: default_max_connections() not found: update pool_default()")
+    return int(m.group(1))
+
+
+def api_shared_pool():
+    """issuer-api's pool outside its workers (SHARED_POOL_CONNECTIONS), from its source."""
+    src = (ROOT / "crates/issuer-api/src/startup.rs").read_text()
+    m = re.search(r"pub const SHARED_POOL_CONNECTIONS: usize = (\d+);", src)
+    if not m:
+        raise CheckFailed("crates/issuer-api/src/startup.rs: SHARED_POOL_CONNECTIONS not found: update api_shared_pool()")
+    return int(m.group(1))
+
+
+def budget(core, crds, build):
+    """Database connections at the HPA maximum against PostgreSQL's max_connections.
+    Returns (report line, total); raises CheckFailed when over."""
+    configmaps = {d["metadata"]["name"]: d for d in core if d.get("kind") == "ConfigMap"}
+    hpa_max = {(h["spec"]["scaleTargetRef"]["kind"], h["spec"]["scaleTargetRef"]["name"]): h["spec"]["maxReplicas"]
+               for h in core if h.get("kind") == "HorizontalPodAutoscaler"}
+    terms, total = [], 0
+    for d, pod, _ in workloads(core):
+        for c in pod["containers"]:
+            env = env_of(c)
+            if "APP__DATABASE__URL" not in env:
+                continue
+            cfg, name = service_config(d, pod, c, configmaps), d["metadata"]["name"]
+            pool = int(setting(cfg, env, "database", "max_connections", pool_default()))
+            if d["kind"] == "Job":   # run once per apply, one pod at a time
+                terms.append((f"{pool}", f"{name} pool")); total += pool
+                continue
+            replicas = hpa_max.get((d["kind"], name), d["spec"].get("replicas", 1))
+            # The relay's LISTEN connection is its own, outside the pool (store::listener).
+            listen = (c.get("command") or [""])[0].endswith("outbox-relay") \
+                and str(setting(cfg, env, "relay", "listen", True)).lower() == "true"
+            # The API's workers share `max_connections`; its shared pool (publisher) is extra
+            # (issuer-api startup.rs SHARED_POOL_CONNECTIONS).
+            shared = api_shared_pool() if (c.get("command") or [""])[0].endswith("issuer-api") else 0
+            extra = int(listen) + shared
+            per = f"({pool}+{extra})" if extra else f"{pool}"
+            terms.append((f"{replicas}×{per}", name + (" at HPA max" if (d["kind"], name) in hpa_max else "")
+                          + (" incl. LISTEN" if listen else "") + (" incl. shared pool" if shared else "")))
+            total += replicas * (pool + extra)
+    cluster = cluster_of(crds)
+    if cluster:
+        params = cluster["spec"].get("postgresql", {}).get("parameters", {})
+        where = f"Cluster {cluster['metadata']['name']}"
+    else:
+        pg = [d for d, pod, _ in workloads(core) if d["kind"] != "Job" and any(
+              re.match(r"postgres", c["image"].rsplit("/", 1)[-1]) for c in pod["containers"])]
+        if not pg:
+            return (f"{build}: {' + '.join(t for t, _ in terms)} = {total} connections at the HPA maximum; "
+                    "budget not checked: no CloudNativePG Cluster and no postgres workload in this build "
+                    "(the database is external, its max_connections is not known here)"), total
+        args = " ".join(sum((c.get("command", []) + c.get("args", []) for c in pg[0]["spec"]["template"]["spec"]["containers"]), []))
+        params = dict(re.findall(r"-c\s*(\w+)=(\S+)", args))
+        where = f"{pg[0]['kind']} {pg[0]['metadata']['name']}"
+    limit = int(params.get("max_connections", 100))
+    reserved = int(params.get("superuser_reserved_connections", 3))
+    terms.append((f"{reserved}", "superuser_reserved_connections"))
+    total += reserved
+    line = (f"{build}: {' + '.join(t for t, _ in terms)} = {total} of {limit} (max_connections of {where}; "
+            + ", ".join(f"{t} {w}" for t, w in terms) + ")")
+    if total > limit:
+        raise CheckFailed(f"connection budget exceeded: {line}")
+    return line, total
+
+
+def synthetic_build(max_connections, egress):
+    """A small build for the self-tests: an API (HPA 2..5, pool 10 from its ConfigMap), a relay
+    (2 replicas, default pool, LISTEN), a migration Job (default pool), one egress policy for
+    all of them and a Cluster."""
+    pod = lambda name, cmd, mounts: {
+        "metadata": {"labels": {"app": name}},
+        "spec": {"containers": [{"name": name, "image": "x", "command": [cmd],
+                                 "env": [{"name": "APP__DATABASE__URL", "value": "postgres://db-rw:5432/x"}]
+                                 + ([{"name": "APP_CONFIG_FILE", "value": "/etc/x/api.toml"}] if mounts else []),
+                                 "volumeMounts": [{"name": "config", "mountPath": "/etc/x"}] if mounts else []}],
+                 "volumes": [{"name": "config", "configMap": {"name": "api"}}] if mounts else []}}
+    core = [
+        {"kind": "ConfigMap", "metadata": {"name": "api"}, "data": {"api.toml": "[database]\nmax_connections = 10\n"}},
+        {"kind": "Deployment", "metadata": {"name": "api"}, "spec": {"replicas": 2, "template": pod("api", "api", True)}},
+        {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "api"},
+         "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 5}},
+        {"kind": "Deployment", "metadata": {"name": "relay"}, "spec": {"replicas": 2, "template": pod("relay", "/bin/outbox-relay", False)}},
+        {"kind": "Job", "metadata": {"name": "migrate"}, "spec": {"template": pod("migrate", "api", False)}},
+        {"kind": "NetworkPolicy", "metadata": {"name": "all"},
+         "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress}},
+    ]
+    crds = [{"kind": "Cluster", "metadata": {"name": "pg"},
+             "spec": {"postgresql": {"parameters": {"max_connections": str(max_connections)}}}}]
+    return core, crds
+
+
+def expect_failure(what, check, *args):
+    try:
+        check(*args)
+    except CheckFailed:
+        return
+    fail(f"self-test: {what} passed the check: the check is broken")
+
+
+def check_budget(core_src, crd_src, build):
+    # Self-test: 5×10 + 2×(16+1) + 16 + 3 = 103 exactly fits 103 and exceeds 102.
+    d = pool_default()
+    want = 5 * 10 + 2 * (d + 1) + d + 3
+    try:
+        _, total = budget(*synthetic_build(want, []), "self-test")
+    except CheckFailed as e:
+        fail(f"self-test: a build at exactly its budget failed: {e}")
+    if total != want:
+        fail(f"self-test: synthetic build sums to {total}, want {want}")
+    expect_failure(f"a build of {want} connections against max_connections {want - 1}",
+                   budget, *synthetic_build(want - 1, []), "self-test")
+    print(f"  self-test: a synthetic build of {want} connections fits max_connections {want}, fails at {want - 1}")
+    try:
+        line, _ = budget([d for d in yaml.safe_load_all(open(core_src)) if d],
+                         [d for d in yaml.safe_load_all(open(crd_src)) if d], build)
+    except CheckFailed as e:
+        fail(str(e))
+    print(f"  {line}")
+
+
+def check_network(core_src, crd_src):
+    dns = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                   "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+           "ports": [{"port": 53, "protocol": "UDP"}]}
+    db = {"to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "pg"}}}], "ports": [{"port": 5432}]}
+    rpc = {"to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "ports": [{"port": 443}]}
+    try:
+        network(*synthetic_build(1000, [db, rpc, dns]))
+    except CheckFailed as e:
+        fail(f"self-test: a correctly restricted synthetic build failed: {e}")
+    for what, egress in [("5432 to any pod", [{**db, "to": [{"podSelector": {}}]}, rpc, dns]),
+                         ("5432 to anywhere", [{"ports": [{"port": 5432}]}, rpc, dns]),
+                         ("443 to anywhere", [db, {"ports": [{"port": 443}]}, dns]),
+                         ("443 to 0.0.0.0/0", [db, {**rpc, "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}, dns]),
+                         ("no egress to the database", [rpc, dns])]:
+        expect_failure(f"a synthetic build with {what}", network, *synthetic_build(1000, egress))
+    print("  self-test: synthetic policies with 5432 to any pod or anywhere, 443 to anywhere, no database egress: all refused")
+    try:
+        lines = network([d for d in yaml.safe_load_all(open(core_src)) if d],
+                        [d for d in yaml.safe_load_all(open(crd_src)) if d])
+    except CheckFailed as e:
+        fail(str(e))
+    print("\n".join(f"  {line}" for line in lines))
+
+
 PROMQL_WORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
     "bool", "offset", "le", "inf", "nan", "up",
@@ -418,5 +755,6 @@ if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"split-crds": split_crds, "check-crds": check_crds, "check-policy": check_policy,
      "crd-schemas-install": crd_schemas_install, "check-crd-schemas": check_crd_schemas,
-     "check-database": check_database, "metric-names": metric_names,
+     "check-database": check_database, "check-network": check_network,
+     "check-budget": check_budget, "metric-names": metric_names,
      "dockerfile": dockerfile}[cmd](*args)

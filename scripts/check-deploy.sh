@@ -19,6 +19,13 @@
 #      service's database URL on the cluster's -rw Service with target_session_attrs=read-write;
 #   3. every Deployment/Job container has probes (/healthz, /readyz), resources and the
 #      hardened securityContext; Deployments have terminationGracePeriodSeconds 30;
+#      every pod that talks to the database or the RPC has its egress restricted by a
+#      NetworkPolicy that still allows them and DNS; in a build with a CloudNativePG Cluster,
+#      5432 only to the cluster's pods, 443 only to ipBlocks, no egress rule without peers; the
+#      ServiceMonitor scrapes only metrics ports that only Prometheus may reach. Database
+#      connections at the HPA maximum (pools, relay LISTEN, migration Job, superuser-reserved)
+#      fit the build's PostgreSQL max_connections (not checked for an external database). Both
+#      checks first refuse a synthetic bad build (self-tests);
 #   4. `promtool check config` (prometheus.yml), `check rules` (alerts.yml),
 #      `test rules` (alerts_test.yml makes each alert fire);
 #   5. k8s/base/prometheusrule.yaml is exactly what scripts/gen-prometheusrule.py renders
@@ -71,6 +78,8 @@ for dir in k8s/base k8s/overlays/*/; do
   python3 scripts/check-deploy-lib.py check-database "$TMP/$name.core.yaml" "$TMP/$name.crd.yaml"
   promtool check rules "$TMP/$name.rules.yaml" | sed 's/^/  /'
   python3 scripts/check-deploy-lib.py check-policy "$TMP/$name.core.yaml"
+  python3 scripts/check-deploy-lib.py check-network "$TMP/$name.core.yaml" "$TMP/$name.crd.yaml"
+  python3 scripts/check-deploy-lib.py check-budget "$TMP/$name.core.yaml" "$TMP/$name.crd.yaml" "${dir##*/}"
 done
 
 step "promtool"

@@ -44,7 +44,7 @@ for _ in $(seq 1 90); do [[ "$(status "$ID")" == finalized ]] && break; sleep 1;
 [[ "$(status "$ID")" == finalized ]] || { echo "not finalized"; tail -30 "$LOG_DIR/outbox-relay.log"; exit 1; }
 
 say "Prometheus on :$PROM_PORT"
-python3 - "$ROOT" "$WORK" "$API_PORT" "$RELAY_PORT" "$REC_PORT" <<'PY'
+python3 - "$ROOT" "$WORK" "$API_METRICS_PORT" "$RELAY_PORT" "$REC_PORT" <<'PY'
 import sys, yaml, re
 root, work, api, relay, rec = sys.argv[1:]
 cfg = yaml.safe_load(open(f"{root}/deploy/prometheus/prometheus.yml"))

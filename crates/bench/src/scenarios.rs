@@ -266,6 +266,7 @@ impl World {
             master_key_b64: self.master_b64.clone(),
             keypair_path: self.anchor_keypair.clone(),
             log_filter: "warn".into(),
+            api_metrics_port: 0,
         }
     }
 

@@ -134,6 +134,39 @@ pub fn open_seed(master: &MasterKey, aad: &[u8], sealed: &[u8]) -> Result<[u8; 3
     <[u8; 32]>::try_from(&plain[..]).map_err(|_| SealError::OpenFailed)
 }
 
+/// Opens with the first of `keys` that fits, in order (the current master key first, then
+/// those being rotated away from), so replicas keep signing while a master-key rotation is
+/// under way.
+pub fn open_with_any(keys: &[MasterKey], aad: &[u8], sealed: &[u8]) -> Result<[u8; 32], SealError> {
+    let mut last = SealError::OpenFailed;
+    for key in keys {
+        match open_seed(key, aad, sealed) {
+            Ok(seed) => return Ok(seed),
+            Err(e @ SealError::WrongLength(_)) => return Err(e),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The master-key rotation rule for one sealed seed: `None` if it already opens under
+/// `current` (nothing to do, so a rotation can be run again after an interruption), else the
+/// seed sealed afresh under `current` after opening it with one of `previous`. A seed that
+/// opens under none of them is an error: the rotation must then change nothing at all.
+pub fn reseal(
+    current: &MasterKey,
+    previous: &[MasterKey],
+    aad: &[u8],
+    sealed: &[u8],
+    rng: &dyn SecureRandom,
+) -> Result<Option<Vec<u8>>, SealError> {
+    if open_seed(current, aad, sealed).is_ok() {
+        return Ok(None);
+    }
+    let seed = open_with_any(previous, aad, sealed)?;
+    seal_seed(current, aad, &seed, rng).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +225,45 @@ mod tests {
         let mut longer = sealed.clone();
         longer.push(0);
         assert!(open_seed(&master(1), AAD, &longer).is_err());
+    }
+
+    #[test]
+    fn reseal_moves_a_seed_to_the_current_key_once() {
+        let rng = SystemRandom::new();
+        let seed = [5u8; 32];
+        let old = seal_seed(&master(1), AAD, &seed, &rng).unwrap();
+        let new = reseal(&master(2), &[master(3), master(1)], AAD, &old, &rng)
+            .unwrap()
+            .expect("re-sealed");
+        assert_eq!(open_seed(&master(2), AAD, &new).unwrap(), seed);
+        assert_eq!(open_seed(&master(1), AAD, &new), Err(SealError::OpenFailed));
+        // Run again: nothing to do.
+        assert_eq!(reseal(&master(2), &[master(1)], AAD, &new, &rng), Ok(None));
+        // A seed no key opens is refused, not skipped.
+        let stranger = seal_seed(&master(9), AAD, &seed, &rng).unwrap();
+        assert_eq!(
+            reseal(&master(2), &[master(1)], AAD, &stranger, &rng),
+            Err(SealError::OpenFailed)
+        );
+        assert_eq!(
+            open_with_any(&[master(1), master(9)], AAD, &stranger).unwrap(),
+            seed
+        );
+        assert!(open_with_any(&[], AAD, &stranger).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn a_resealed_seed_opens_under_the_current_key_to_the_same_seed(
+            seed in any::<[u8; 32]>(), old in any::<u8>(), current in any::<u8>(),
+        ) {
+            let rng = SystemRandom::new();
+            let sealed = seal_seed(&master(old), AAD, &seed, &rng).unwrap();
+            let after = reseal(&master(current), &[master(old)], AAD, &sealed, &rng)
+                .unwrap()
+                .unwrap_or(sealed);
+            prop_assert_eq!(open_seed(&master(current), AAD, &after).unwrap(), seed);
+        }
     }
 
     #[test]

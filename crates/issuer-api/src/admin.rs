@@ -6,13 +6,41 @@ use domain::IssuerId;
 use secrecy::ExposeSecret;
 use store::Store;
 
-pub use provisioning::{new_master_key, CreatedIssuer, RotatedAnchorKey, RotatedSigningKey};
+pub use provisioning::{
+    new_master_key, AddedApiKey, CreatedIssuer, ListedApiKey, RevokedApiKey, RotatedAnchorKey,
+    RotatedMasterKey, RotatedSigningKey,
+};
 
 use crate::settings::Settings;
 
 fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
     MasterKey::from_base64(settings.signing.master_key.expose_secret())
         .map_err(|e| anyhow::anyhow!("signing.master_key: {e}"))
+}
+
+pub async fn add_api_key(settings: &Settings, issuer: &str) -> anyhow::Result<AddedApiKey> {
+    let issuer = IssuerId::parse(issuer)?;
+    let store = migrated_store(settings).await?;
+    provisioning::add_api_key(&store, &issuer).await
+}
+
+pub async fn revoke_api_key(settings: &Settings, key: &str) -> anyhow::Result<RevokedApiKey> {
+    let store = migrated_store(settings).await?;
+    provisioning::revoke_api_key(&store, key).await
+}
+
+pub async fn list_api_keys(settings: &Settings, issuer: &str) -> anyhow::Result<Vec<ListedApiKey>> {
+    let issuer = IssuerId::parse(issuer)?;
+    let store = migrated_store(settings).await?;
+    provisioning::list_api_keys(&store, &issuer).await
+}
+
+/// `admin rotate-master-key`: re-seal every signing seed under `signing.master_key`, opening
+/// them with `signing.previous_master_keys`.
+pub async fn rotate_master_key(settings: &Settings) -> anyhow::Result<RotatedMasterKey> {
+    let keys = settings.signing.master_keys()?;
+    let store = migrated_store(settings).await?;
+    provisioning::rotate_master_key(&store, &keys).await
 }
 
 async fn migrated_store(settings: &Settings) -> anyhow::Result<Store> {

@@ -22,6 +22,7 @@ impl FromRequest for AuthenticatedIssuer {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let client = state.as_ref().and_then(|s| s.public.client(req));
         let token = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -30,14 +31,34 @@ impl FromRequest for AuthenticatedIssuer {
             .map(|t| t.trim().to_string());
         Box::pin(async move {
             let state = state.ok_or(ApiError::Internal)?;
-            let token = token.ok_or(ApiError::Unauthorized)?;
-            let (key_id, secret) = ApiKey::parse(&token).map_err(|_| ApiError::Unauthorized)?;
             let now = std::time::Instant::now();
+            let blocked = client.and_then(|ip| state.auth_throttle.blocked(ip, now));
+            // A failure answers 401, or 429 when it used the client's last token.
+            let refuse = || match client.and_then(|ip| state.auth_throttle.failed(ip, now)) {
+                Some(retry_after_secs) => ApiError::RateLimited { retry_after_secs },
+                None => ApiError::Unauthorized,
+            };
+            let Some(token) = token else {
+                return Err(match blocked {
+                    Some(retry_after_secs) => ApiError::RateLimited { retry_after_secs },
+                    None => refuse(),
+                });
+            };
+            let Ok((key_id, secret)) = ApiKey::parse(&token) else {
+                return Err(match blocked {
+                    Some(retry_after_secs) => ApiError::RateLimited { retry_after_secs },
+                    None => refuse(),
+                });
+            };
             let cached = state.api_keys.get(&key_id, now);
             let from_cache = cached.is_some();
-            let found = match cached {
-                Some(row) => Some(row),
-                None => state
+            let found = match (cached, blocked) {
+                (Some(row), _) => Some(row),
+                // Blocked: no database read for a key this replica has not seen work lately.
+                (None, Some(retry_after_secs)) => {
+                    return Err(ApiError::RateLimited { retry_after_secs })
+                }
+                (None, None) => state
                     .store()
                     .find_api_key(&key_id)
                     .await
@@ -58,7 +79,10 @@ impl FromRequest for AuthenticatedIssuer {
                         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
                     Ok(AuthenticatedIssuer(issuer))
                 }
-                _ => Err(ApiError::Unauthorized),
+                _ => Err(match blocked {
+                    Some(retry_after_secs) => ApiError::RateLimited { retry_after_secs },
+                    None => refuse(),
+                }),
             }
         })
     }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod auth_throttle;
 pub mod bounded;
 pub mod bulk;
 pub mod error;

@@ -62,6 +62,29 @@ enum AdminCommand {
     },
     /// Print a new random master key (base64) for signing.master_key.
     NewMasterKey,
+    /// Re-seal every issuer signing seed under signing.master_key, opening each with
+    /// signing.previous_master_keys, in one transaction (all or nothing); prints counts
+    /// (JSON). Run it after every replica has the new master_key and the old one in
+    /// previous_master_keys; then remove previous_master_keys (README, "Rotating the master
+    /// key").
+    RotateMasterKey,
+    /// Create another API key for an issuer; prints it once (JSON). Its other keys keep
+    /// working until revoked.
+    AddApiKey {
+        #[arg(long)]
+        issuer: String,
+    },
+    /// Revoke an API key by its id (or the whole key); replicas refuse it within
+    /// http.api_key_cache_secs. Prints the key id, issuer and instant (JSON).
+    RevokeApiKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    /// List an issuer's API keys: ids and dates, never secrets (JSON).
+    ListApiKeys {
+        #[arg(long)]
+        issuer: String,
+    },
     /// Set how an issuer's credentials are anchored: `single`, `merkle`, or `default` (the
     /// relay's `relay.mode`). Credentials already sealed or sent finish the way they started.
     SetAnchorMode {
@@ -132,6 +155,22 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Admin(AdminCommand::NewMasterKey) => {}
+        Command::Admin(AdminCommand::RotateMasterKey) => {
+            let rotated = admin::rotate_master_key(&settings).await?;
+            println!("{}", serde_json::to_string_pretty(&rotated)?);
+        }
+        Command::Admin(AdminCommand::AddApiKey { issuer }) => {
+            let added = admin::add_api_key(&settings, &issuer).await?;
+            println!("{}", serde_json::to_string_pretty(&added)?);
+        }
+        Command::Admin(AdminCommand::RevokeApiKey { key_id }) => {
+            let revoked = admin::revoke_api_key(&settings, &key_id).await?;
+            println!("{}", serde_json::to_string_pretty(&revoked)?);
+        }
+        Command::Admin(AdminCommand::ListApiKeys { issuer }) => {
+            let keys = admin::list_api_keys(&settings, &issuer).await?;
+            println!("{}", serde_json::to_string_pretty(&keys)?);
+        }
     }
     Ok(())
 }

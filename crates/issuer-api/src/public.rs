@@ -207,6 +207,11 @@ impl PublicGuard {
     /// Admits a verification from `req`'s client, or `429 rate_limited` with the seconds to
     /// wait. Called before the body is read.
     pub fn admit(&self, req: &HttpRequest) -> Result<Admission, ApiError> {
+        self.admit_ip(self.client(req))
+    }
+
+    /// The client `req` comes from as the limiters key it (`client_ip`, then `limiter_key`).
+    pub fn client(&self, req: &HttpRequest) -> Option<IpAddr> {
         // Every X-Forwarded-For line, in order: a proxy may add its own line rather than
         // append to the client's, and the walk must start from the last one.
         let forwarded: Vec<String> = req
@@ -220,7 +225,7 @@ impl PublicGuard {
             forwarded.as_deref(),
             &self.trusted_proxies,
         );
-        self.admit_ip(ip.map(limiter_key))
+        ip.map(limiter_key)
     }
 
     fn admit_ip(&self, ip: Option<IpAddr>) -> Result<Admission, ApiError> {

@@ -89,6 +89,24 @@ pub struct HttpSettings {
     /// slow-loris client holding a worker and a buffer) gets `408 request_timeout`.
     #[serde(default = "default_body_read_timeout_secs")]
     pub body_read_timeout_secs: u64,
+    /// The port `/metrics` is served on, and nothing else is (it is not served on `port`):
+    /// the public API never exposes the service's internals, and a NetworkPolicy can open
+    /// this port to Prometheus only. 0 picks a free port (tests).
+    #[serde(default = "default_metrics_port")]
+    pub metrics_port: u16,
+    /// Failed authentications a client IP may make per minute (also its burst); past it the
+    /// client gets `429` before any key lookup until its budget refills (`auth_throttle`).
+    /// 0 turns throttling off.
+    #[serde(default = "default_failed_auth_per_ip_per_minute")]
+    pub failed_auth_per_ip_per_minute: u32,
+}
+
+fn default_metrics_port() -> u16 {
+    9100
+}
+
+fn default_failed_auth_per_ip_per_minute() -> u32 {
+    30
 }
 
 fn default_body_read_timeout_secs() -> u64 {
@@ -99,6 +117,39 @@ fn default_body_read_timeout_secs() -> u64 {
 pub struct SigningSettings {
     /// Base64 of 32 random bytes: seals issuer signing seeds at rest. Never logged.
     pub master_key: SecretString,
+    /// Comma-separated base64 master keys being rotated away from (`admin rotate-master-key`):
+    /// seeds still sealed under one of them open, new seeds are sealed under `master_key`
+    /// only. Empty once a rotation has finished. Never logged.
+    #[serde(default)]
+    pub previous_master_keys: Option<SecretString>,
+}
+
+impl SigningSettings {
+    /// The current master key, then the previous ones in the order given.
+    pub fn master_keys(&self) -> anyhow::Result<Vec<domain::sealed::MasterKey>> {
+        use secrecy::ExposeSecret;
+        let current = domain::sealed::MasterKey::from_base64(self.master_key.expose_secret())
+            .map_err(|e| anyhow::anyhow!("signing.master_key: {e}"))?;
+        let mut keys = vec![current];
+        if let Some(previous) = &self.previous_master_keys {
+            for (i, text) in previous
+                .expose_secret()
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .enumerate()
+            {
+                // The message names the position, never the text: it is a secret.
+                let key = domain::sealed::MasterKey::from_base64(text).map_err(|e| {
+                    anyhow::anyhow!("signing.previous_master_keys, key {}: {e}", i + 1)
+                })?;
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        Ok(keys)
+    }
 }
 
 fn default_host() -> String {
@@ -151,6 +202,8 @@ impl Default for HttpSettings {
             keep_alive_secs: default_keep_alive_secs(),
             migrate_on_start: true,
             body_read_timeout_secs: default_body_read_timeout_secs(),
+            metrics_port: default_metrics_port(),
+            failed_auth_per_ip_per_minute: default_failed_auth_per_ip_per_minute(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use domain::sealed::{open_seed, seal_aad, MasterKey};
+use domain::sealed::{open_with_any, seal_aad, MasterKey};
 use domain::signing::SigningKey;
 use domain::IssuerId;
 use store::Store;
@@ -16,7 +16,8 @@ use crate::error::ApiError;
 const CACHE_TTL: Duration = Duration::from_secs(60);
 
 pub struct Signer {
-    master: MasterKey,
+    /// The current master key first, then any being rotated away from.
+    masters: Vec<MasterKey>,
     cache: RwLock<HashMap<IssuerId, (Instant, Arc<IssuingKey>)>>,
 }
 
@@ -27,9 +28,9 @@ pub struct IssuingKey {
 }
 
 impl Signer {
-    pub fn new(master: MasterKey) -> Self {
+    pub fn new(masters: Vec<MasterKey>) -> Self {
         Self {
-            master,
+            masters,
             cache: RwLock::new(HashMap::new()),
         }
     }
@@ -61,7 +62,7 @@ impl Signer {
             .map_err(|e| ApiError::from_store(e, retry_after_secs))?
             .ok_or(ApiError::SigningUnavailable)?;
         let sealed = active.sealed_seed.ok_or(ApiError::SigningUnavailable)?;
-        let seed = open_seed(&self.master, &seal_aad(issuer, &active.key_id), &sealed).map_err(
+        let seed = open_with_any(&self.masters, &seal_aad(issuer, &active.key_id), &sealed).map_err(
             |e| {
                 // Wrong master key or a corrupted row: an operator problem, not the client's.
                 tracing::error!(issuer = %issuer, key_id = %active.key_id, error = %e, "cannot unseal signing key");

@@ -7,22 +7,24 @@ use actix_web::dev::Server;
 use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use domain::sealed::MasterKey;
-use secrecy::ExposeSecret;
 use store::Store;
 use tracing_actix_web::TracingLogger;
 
 use crate::error::ApiError;
-use crate::metrics::{track_http, ApiMetrics};
+use crate::metrics::{metrics_port_gate, track_http, ApiMetrics};
 use crate::settings::Settings;
 use crate::signer::Signer;
 use crate::state::AppState;
 
 pub struct Application {
     port: u16,
+    metrics_port: u16,
     server: Server,
     store: Store,
 }
+
+/// Connections of the pool used outside the actix workers (see `build`).
+pub const SHARED_POOL_CONNECTIONS: usize = 2;
 
 /// Longest idle keep-alive honoured: actix adds the timeout to an `Instant`, which would
 /// overflow (and panic) on an absurd configured value.
@@ -51,15 +53,29 @@ impl Application {
                 cluster.as_str()
             );
         }
-        let master = MasterKey::from_base64(settings.signing.master_key.expose_secret())
-            .map_err(|e| anyhow::anyhow!("signing.master_key: {e}"))?;
-        let store = Store::connect_lazy(&settings.database)?;
+        let masters = settings.signing.master_keys()?;
+        // The shared pool serves what runs outside the workers (the status-list publisher,
+        // migrations): SHARED_POOL_CONNECTIONS at most, so a replica's connections are
+        // `database.max_connections` + this (what `make deploy-check` budgets).
+        let mut shared = settings.database.clone();
+        shared.max_connections = SHARED_POOL_CONNECTIONS;
+        let store = Store::connect_lazy(&shared)?;
         if settings.http.migrate_on_start {
             let applied = store.migrate().await?;
             tracing::info!(applied, "migrations applied");
         }
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener =
+            TcpListener::bind((settings.http.host.as_str(), settings.http.metrics_port)).map_err(
+                |e| {
+                    anyhow::anyhow!(
+                        "http.metrics_port {}: {e} (it must differ from http.port)",
+                        settings.http.metrics_port
+                    )
+                },
+            )?;
+        let metrics_port = metrics_listener.local_addr()?.port();
         let public_base = match &settings.public.base_url {
             Some(url) => domain::vc::PublicBase::parse(url)
                 .map_err(|e| anyhow::anyhow!("public.base_url: {e}"))?,
@@ -81,10 +97,11 @@ impl Application {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
         // Each worker gets its own pool (see `state::install_worker_store`), together no more
-        // connections than `database.max_connections`.
+        // connections than `database.max_connections` (unless there are more workers than
+        // connections: each still gets one).
         let mut per_worker = settings.database.clone();
-        per_worker.max_connections = settings.database.max_connections.div_ceil(workers).max(1);
-        let signer = Arc::new(Signer::new(master));
+        per_worker.max_connections = (settings.database.max_connections / workers).max(1);
+        let signer = Arc::new(Signer::new(masters));
         // Verification reads anchors through every configured endpoint (two must agree when
         // there are several); the probe keeps their order and the per-endpoint gauges current.
         let chain = chain::ChainClient::read_only(settings.chain.chain_config())
@@ -123,6 +140,10 @@ impl Application {
             body_read_timeout: std::time::Duration::from_secs(
                 settings.http.body_read_timeout_secs.max(1),
             ),
+            auth_throttle: crate::auth_throttle::AuthThrottle::new(
+                settings.http.failed_auth_per_ip_per_minute,
+            ),
+            metrics_port,
         });
         // Which node verification trusts is the first thing to know when verdicts turn
         // into `chain_unavailable` (the demo once read a default nobody listened on).
@@ -138,6 +159,7 @@ impl Application {
                 crate::state::install_worker_store(own);
             }
             App::new()
+                .wrap(from_fn(metrics_port_gate))
                 .wrap(from_fn(track_http))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
@@ -152,10 +174,11 @@ impl Application {
         // and proxies' idle timeouts: a request racing that close is lost in transit.
         .keep_alive(keep_alive(settings.http.keep_alive_secs))
         .workers(workers);
-        let server = server.listen(listener)?.run();
-        tracing::info!(port, "issuer-api listening");
+        let server = server.listen(listener)?.listen(metrics_listener)?.run();
+        tracing::info!(port, metrics_port, "issuer-api listening");
         Ok(Self {
             port,
+            metrics_port,
             server,
             store,
         })
@@ -163,6 +186,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where `/metrics` is served (`http.metrics_port`).
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
     }
 
     pub fn store(&self) -> &Store {

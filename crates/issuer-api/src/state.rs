@@ -48,6 +48,10 @@ pub struct AppState {
     pub chain: chain::ChainClient,
     /// `public.base_url`: the root of the issuers' `did:web`.
     pub public_base: domain::vc::PublicBase,
+    /// Failed authentications per client IP (`auth_throttle`).
+    pub auth_throttle: crate::auth_throttle::AuthThrottle,
+    /// The port `/metrics` is bound to (`http.metrics_port`, resolved when it was 0).
+    pub metrics_port: u16,
 }
 
 /// Where anchors live (`chain.cluster`) and the explorer's local RPC override.

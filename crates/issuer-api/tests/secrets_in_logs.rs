@@ -22,6 +22,7 @@ async fn debug_logs_never_contain_keys_file_contents_or_recipients() {
         api_key,
         master_key: master,
         child: mut server,
+        ..
     } = binary::serve("uni-logs", "debug", Some(&log_path)).await;
     let secret_part = api_key.rsplit('_').next().unwrap().to_string();
     let http = reqwest::Client::new();

@@ -169,6 +169,123 @@ pub async fn rotate_signing_key(
     })
 }
 
+/// What `admin add-api-key` prints once. The key is never shown again.
+#[derive(Debug, Serialize)]
+pub struct AddedApiKey {
+    pub issuer_id: String,
+    pub api_key: String,
+    pub api_key_id: String,
+}
+
+/// A new API key for an existing issuer (its other keys keep working: a portal rolls over to
+/// the new key, then the old one is revoked).
+pub async fn add_api_key(store: &Store, issuer: &IssuerId) -> anyhow::Result<AddedApiKey> {
+    let (api_key, id, hash) =
+        ApiKey::generate(&SystemRandom::new()).map_err(|e| anyhow::anyhow!("api key: {e}"))?;
+    if !store.add_api_key(issuer, &id, &hash).await? {
+        anyhow::bail!("no issuer {issuer}");
+    }
+    Ok(AddedApiKey {
+        issuer_id: issuer.as_str().to_string(),
+        api_key: api_key.expose().to_string(),
+        api_key_id: id.as_str().to_string(),
+    })
+}
+
+/// What `admin revoke-api-key` prints.
+#[derive(Debug, Serialize)]
+pub struct RevokedApiKey {
+    pub api_key_id: String,
+    pub issuer_id: String,
+    /// RFC 3339.
+    pub revoked_at: String,
+    /// `false` when the key had been revoked before (the earlier instant is kept).
+    pub newly_revoked: bool,
+}
+
+/// Revokes a key by its id (`cak_<id>_<secret>`: the id, or the whole key, is accepted; the
+/// secret is never needed to revoke).
+pub async fn revoke_api_key(store: &Store, key: &str) -> anyhow::Result<RevokedApiKey> {
+    let id = match ApiKey::parse(key.trim()) {
+        Ok((id, _secret)) => id,
+        Err(_) => domain::api_key::ApiKeyId::parse(key.trim())
+            .map_err(|e| anyhow::anyhow!("--key-id: {e}"))?,
+    };
+    let (issuer, at, newly_revoked) = match store.revoke_api_key(&id).await? {
+        store::issuers::RevokedApiKey::Revoked { issuer, at } => (issuer, at, true),
+        store::issuers::RevokedApiKey::AlreadyRevoked { issuer, at } => (issuer, at, false),
+        store::issuers::RevokedApiKey::NoSuchKey => anyhow::bail!("no API key {id}"),
+    };
+    Ok(RevokedApiKey {
+        api_key_id: id.as_str().to_string(),
+        issuer_id: issuer.as_str().to_string(),
+        revoked_at: at.to_rfc3339(),
+        newly_revoked,
+    })
+}
+
+/// One line of `admin list-api-keys`.
+#[derive(Debug, Serialize)]
+pub struct ListedApiKey {
+    pub api_key_id: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+pub async fn list_api_keys(store: &Store, issuer: &IssuerId) -> anyhow::Result<Vec<ListedApiKey>> {
+    if store.issuer(issuer).await?.is_none() {
+        anyhow::bail!("no issuer {issuer}");
+    }
+    Ok(store
+        .api_keys_of(issuer)
+        .await?
+        .into_iter()
+        .map(|k| ListedApiKey {
+            api_key_id: k.key_id,
+            created_at: k.created_at.to_rfc3339(),
+            revoked_at: k.revoked_at.map(|t| t.to_rfc3339()),
+        })
+        .collect())
+}
+
+/// What `admin rotate-master-key` prints.
+#[derive(Debug, Serialize)]
+pub struct RotatedMasterKey {
+    /// Seeds that were sealed under a previous key and now are under the current one.
+    pub resealed: usize,
+    /// Seeds already under the current key (a rotation run again does nothing).
+    pub already_current: usize,
+}
+
+/// Re-seals every signing seed under `keys[0]` (the current master key), opening each with
+/// any of `keys[1..]`, in one transaction (`domain::sealed::reseal`): if any seed opens under
+/// none of them, nothing is changed and the error names that key.
+pub async fn rotate_master_key(
+    store: &Store,
+    keys: &[MasterKey],
+) -> anyhow::Result<RotatedMasterKey> {
+    let (current, previous) = keys
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("no master key"))?;
+    let rng = SystemRandom::new();
+    let outcome = store
+        .reseal_signing_seeds(|issuer, key_id, sealed| {
+            domain::sealed::reseal(current, previous, &seal_aad(issuer, key_id), sealed, &rng)
+                .map_err(|e| (issuer.clone(), key_id.clone(), e))
+        })
+        .await?;
+    match outcome {
+        Ok(count) => Ok(RotatedMasterKey {
+            resealed: count.resealed,
+            already_current: count.unchanged,
+        }),
+        Err((issuer, key_id, e)) => anyhow::bail!(
+            "signing key {key_id} of {issuer} opens under none of the given master keys ({e}); \
+             nothing was changed: add the key it is sealed under to signing.previous_master_keys"
+        ),
+    }
+}
+
 /// `<issuer>-<8 hex>`: unique per issuer with overwhelming probability, and readable.
 fn new_key_id(issuer: &IssuerId, rng: &SystemRandom) -> anyhow::Result<KeyId> {
     let mut suffix = [0u8; 4];

@@ -166,6 +166,7 @@ pub fn api_settings(db_url: &str, master: &MasterKey, rpc_url: &str) -> issuer_a
         http: issuer_api::settings::HttpSettings {
             host: "127.0.0.1".into(),
             port: 0,
+            metrics_port: 0,
             workers: Some(2),
             // The per-key limit has its own tests; here clients issue as fast as they can.
             rate_limit_per_second: 0,
@@ -174,6 +175,7 @@ pub fn api_settings(db_url: &str, master: &MasterKey, rpc_url: &str) -> issuer_a
         database: DatabaseSettings::new(db_url),
         signing: issuer_api::settings::SigningSettings {
             master_key: master.to_base64().into(),
+            previous_master_keys: None,
         },
         log: Default::default(),
         explorer: Default::default(),
@@ -298,6 +300,7 @@ impl Stack {
             master_key_b64: self.master_key_b64.clone(),
             keypair_path: self.keypair_path.clone(),
             log_filter: "info".into(),
+            api_metrics_port: 0,
         }
         .env(service, port)
     }

@@ -422,6 +422,124 @@ impl Store {
         Ok(Some(RotatedKey { retired, at }))
     }
 
+    /// Adds an API key to an existing issuer; `false` if there is no such issuer (nothing
+    /// written). The plaintext never reaches the database, only its hash.
+    pub async fn add_api_key(
+        &self,
+        issuer: &IssuerId,
+        key_id: &ApiKeyId,
+        hash: &ApiKeyHash,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "INSERT INTO api_keys (id, issuer_id, secret_hash) \
+                 SELECT $1, id, $3 FROM issuers WHERE id = $2",
+                &[
+                    &key_id.as_str(),
+                    &issuer.as_str(),
+                    &hash.as_bytes().as_slice(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Revokes an API key by its public id. Replicas stop accepting it once their
+    /// `http.api_key_cache_secs` cache entry expires.
+    pub async fn revoke_api_key(&self, key_id: &ApiKeyId) -> Result<RevokedApiKey, StoreError> {
+        let client = self.client().await?;
+        // One statement: the CTE sees the row before the update, so "already revoked" and
+        // "revoked now" are told apart without a race.
+        let row = client
+            .query_opt(
+                "WITH prior AS (SELECT issuer_id, revoked_at FROM api_keys WHERE id = $1), \
+                 updated AS (UPDATE api_keys SET revoked_at = now() \
+                             WHERE id = $1 AND revoked_at IS NULL RETURNING revoked_at) \
+                 SELECT b.issuer_id, b.revoked_at, u.revoked_at \
+                 FROM prior b LEFT JOIN updated u ON true",
+                &[&key_id.as_str()],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(RevokedApiKey::NoSuchKey);
+        };
+        let issuer: String = row.try_get(0)?;
+        let issuer = IssuerId::parse(&issuer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let earlier: Option<DateTime<Utc>> = row.try_get(1)?;
+        let now: Option<DateTime<Utc>> = row.try_get(2)?;
+        Ok(match (earlier, now) {
+            (Some(at), _) => RevokedApiKey::AlreadyRevoked { issuer, at },
+            (None, Some(at)) => RevokedApiKey::Revoked { issuer, at },
+            (None, None) => RevokedApiKey::NoSuchKey,
+        })
+    }
+
+    /// Every API key of an issuer (ids and dates only: secrets are never readable).
+    pub async fn api_keys_of(&self, issuer: &IssuerId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, created_at, revoked_at FROM api_keys WHERE issuer_id = $1 \
+                 ORDER BY created_at, id",
+                &[&issuer.as_str()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ApiKeyRecord {
+                    key_id: row.try_get(0)?,
+                    created_at: row.try_get(1)?,
+                    revoked_at: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces every sealed signing seed by what `reseal` makes of it, in ONE transaction
+    /// with the rows locked: either every seed is re-sealed or none is (the first `Err` rolls
+    /// everything back and is returned). `reseal` answers `Ok(None)` for a seed it leaves as
+    /// it is (already sealed under the new key). The rule is the caller's
+    /// (`domain::sealed::reseal`); the store only executes it.
+    pub async fn reseal_signing_seeds<E>(
+        &self,
+        mut reseal: impl FnMut(&IssuerId, &KeyId, &[u8]) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<Result<ResealCount, E>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let rows = tx
+            .query(
+                "SELECT issuer_id, key_id, sealed_seed FROM issuer_signing_keys \
+                 WHERE sealed_seed IS NOT NULL ORDER BY issuer_id, key_id FOR UPDATE",
+                &[],
+            )
+            .await?;
+        let mut count = ResealCount::default();
+        for row in &rows {
+            let issuer: String = row.try_get(0)?;
+            let key_id: String = row.try_get(1)?;
+            let sealed: Vec<u8> = row.try_get(2)?;
+            let issuer =
+                IssuerId::parse(&issuer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let key = parse_key_id(&key_id)?;
+            match reseal(&issuer, &key, &sealed) {
+                Err(e) => return Ok(Err(e)), // dropping `tx` rolls back
+                Ok(None) => count.unchanged += 1,
+                Ok(Some(new)) => {
+                    tx.execute(
+                        "UPDATE issuer_signing_keys SET sealed_seed = $3 \
+                         WHERE issuer_id = $1 AND key_id = $2",
+                        &[&issuer.as_str(), &key_id, &new],
+                    )
+                    .await?;
+                    count.resealed += 1;
+                }
+            }
+        }
+        crate::error::commit(tx).await?;
+        Ok(Ok(count))
+    }
+
     /// Sets (or clears, with `None`) an issuer's own anchoring mode. Credentials already
     /// sealed into a batch or sent in single mode finish the way they started.
     pub async fn set_anchor_mode(
@@ -438,6 +556,29 @@ impl Store {
             .await?;
         Ok(n == 1)
     }
+}
+
+/// What `revoke_api_key` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokedApiKey {
+    Revoked { issuer: IssuerId, at: DateTime<Utc> },
+    AlreadyRevoked { issuer: IssuerId, at: DateTime<Utc> },
+    NoSuchKey,
+}
+
+/// One row of `api_keys_of`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub key_id: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What `reseal_signing_seeds` changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResealCount {
+    pub resealed: usize,
+    pub unchanged: usize,
 }
 
 pub(crate) fn parse_key_id(s: &str) -> Result<KeyId, StoreError> {

@@ -44,6 +44,8 @@ pub struct StackEnv {
     /// refuse one).
     pub keypair_path: PathBuf,
     pub log_filter: String,
+    /// The API's `/metrics` port (`http.metrics_port`); 0 picks a free one nobody reads.
+    pub api_metrics_port: u16,
 }
 
 impl StackEnv {
@@ -65,6 +67,10 @@ impl StackEnv {
                 ),
                 ("APP__HTTP__HOST".to_string(), "127.0.0.1".to_string()),
                 ("APP__HTTP__PORT".to_string(), port),
+                (
+                    "APP__HTTP__METRICS_PORT".to_string(),
+                    self.api_metrics_port.to_string(),
+                ),
                 // Explorer links of a local validator point at it.
                 (
                     "APP__EXPLORER__CUSTOM_RPC_URL".to_string(),
@@ -245,6 +251,7 @@ pub async fn start_stack(
         master_key_b64,
         keypair_path: keypair_path.clone(),
         log_filter: opts.log_filter.clone(),
+        api_metrics_port: free_port()?,
     };
     let keypair = keypair_path.display().to_string();
     operator_command(
@@ -308,6 +315,10 @@ pub async fn start_stack(
         ("ANCHOR_PUBKEY".to_string(), anchor_pubkey),
         ("ANCHOR_KEYPAIR".to_string(), keypair),
         ("MASTER_KEY".to_string(), env.master_key_b64.clone()),
+        (
+            "API_METRICS_PORT".to_string(),
+            env.api_metrics_port.to_string(),
+        ),
         ("LOG_DIR".to_string(), opts.work_dir.display().to_string()),
     ];
     let mut start = |service: Service, port: u16, var: &str| -> anyhow::Result<()> {
@@ -352,6 +363,7 @@ mod tests {
             rpc_url: "http://rpc".into(),
             master_key_b64: "bWFzdGVy".into(),
             keypair_path: "/k.json".into(),
+            api_metrics_port: 0,
             log_filter: "warn".into(),
         }
     }

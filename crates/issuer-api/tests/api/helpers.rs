@@ -12,6 +12,7 @@ use testkit::TestDb;
 
 pub struct TestApp {
     pub address: String,
+    pub metrics_address: String,
     pub store: Store,
     pub db: TestDb,
     pub issuer: CreatedIssuer,
@@ -26,12 +27,14 @@ pub fn settings_for(db_url: &str, master: &MasterKey) -> Settings {
         http: HttpSettings {
             host: "127.0.0.1".into(),
             port: 0,
+            metrics_port: 0,
             workers: Some(2),
             ..HttpSettings::default()
         },
         database: DatabaseSettings::new(db_url),
         signing: SigningSettings {
             master_key: master.to_base64().into(),
+            previous_master_keys: None,
         },
         log: Default::default(),
         explorer: Default::default(),
@@ -68,6 +71,7 @@ pub async fn spawn_app_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Test
     tweak(&mut settings);
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = format!("http://127.0.0.1:{}", app.metrics_port());
     let store = app.store().clone();
     let server = app.into_server();
     let handle = server.handle();
@@ -84,6 +88,7 @@ pub async fn spawn_app_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Test
     .expect("issuer");
     TestApp {
         address,
+        metrics_address,
         store,
         db,
         issuer,
@@ -100,6 +105,18 @@ pub async fn spawn_app_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Test
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// `/metrics`, on its own port (`http.metrics_port`).
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.metrics_address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     pub async fn second_issuer(&self, id: &str) -> CreatedIssuer {

@@ -53,15 +53,7 @@ async fn health_ready_metrics_and_openapi_are_served() {
     let _ = app
         .get("/v1/credentials/not-a-uuid", &app.issuer.api_key)
         .await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"credentials_issued_total{issuer="uni-a"} 1"#),
         "{metrics}"
@@ -238,4 +230,25 @@ async fn the_old_explorer_cluster_and_a_signing_keypair_are_refused_at_start_up(
     let mut devnet = crate::helpers::settings_for(&db.url, &master);
     devnet.chain.cluster = chain::Cluster::Devnet;
     assert!(issuer_api::Application::build(devnet).await.is_ok());
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_port_only() {
+    let app = spawn_app().await;
+    // The public port does not serve them: the same 404 as any unknown path.
+    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "route_not_found", "{body}");
+    // The metrics port serves nothing else.
+    for path in ["/v1/credentials", "/healthz", "/verify", "/openapi.json"] {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.metrics_address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{path} on the metrics port");
+    }
+    assert!(app.metrics().await.contains("http_requests_total"));
 }

@@ -164,14 +164,7 @@ async fn made_up_http_methods_add_one_metric_series_not_one_each() {
             .await
             .unwrap();
     }
-    let metrics = http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         !metrics.contains("MADEUP"),
         "a made-up method became a label"

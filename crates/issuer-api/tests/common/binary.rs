@@ -16,10 +16,22 @@ pub struct Served {
     pub api_key: String,
     pub master_key: String,
     pub child: Child,
+    /// The variables it was started with.
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// Starts the binary at `log_filter`; its stdout and stderr go to `log` (or nowhere).
 pub async fn serve(issuer: &str, log_filter: &str, log: Option<&Path>) -> Served {
+    serve_with(issuer, log_filter, log, &[]).await
+}
+
+/// `serve` with more variables (`extra` wins over the defaults).
+pub async fn serve_with(
+    issuer: &str,
+    log_filter: &str,
+    log: Option<&Path>,
+    extra: &[(&'static str, String)],
+) -> Served {
     let db = testkit::test_db().await.unwrap();
     let bin = env!("CARGO_BIN_EXE_issuer-api");
     let master_key = String::from_utf8(
@@ -33,17 +45,19 @@ pub async fn serve(issuer: &str, log_filter: &str, log: Option<&Path>) -> Served
     .trim()
     .to_string();
     let port = testkit::ports::free_port().unwrap();
-    let env = [
+    let mut env = vec![
         ("APP__DATABASE__URL", db.url.clone()),
         ("APP__SIGNING__MASTER_KEY", master_key.clone()),
         ("APP__HTTP__HOST", "127.0.0.1".into()),
         ("APP__HTTP__PORT", port.to_string()),
+        ("APP__HTTP__METRICS_PORT", "0".into()),
         ("APP__HTTP__WORKERS", "2".into()),
         ("APP__LOG__FILTER", log_filter.into()),
         ("APP__LOG__FORMAT", "json".into()),
         // Required of every service; nothing listens there (these suites never read the chain).
         ("APP__CHAIN__RPC_URL", "http://127.0.0.1:9".into()),
     ];
+    env.extend(extra.iter().cloned());
     let created = Command::new(bin)
         .args([
             "admin",
@@ -81,6 +95,19 @@ pub async fn serve(issuer: &str, log_filter: &str, log: Option<&Path>) -> Served
         .spawn()
         .unwrap();
     let api = format!("http://127.0.0.1:{port}");
+    wait_ready(&api).await;
+    Served {
+        db,
+        api,
+        api_key,
+        master_key,
+        child,
+        env,
+    }
+}
+
+/// Waits (up to 10 s) until `api`'s `/readyz` answers 200.
+pub async fn wait_ready(api: &str) {
     let http = reqwest::Client::new();
     for _ in 0..100 {
         if http
@@ -93,11 +120,39 @@ pub async fn serve(issuer: &str, log_filter: &str, log: Option<&Path>) -> Served
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Served {
-        db,
-        api,
-        api_key,
-        master_key,
-        child,
+}
+
+impl Served {
+    /// Runs `issuer-api <args>` with this server's variables and `extra` on top: (success,
+    /// stdout, stderr).
+    pub fn command(&self, args: &[&str], extra: &[(&str, String)]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_issuer-api"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v)))
+            .envs(extra.iter().map(|(k, v)| (*k, v)))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Stops the server and starts it again with `extra` on top of its variables (same
+    /// port), output discarded.
+    pub async fn restart(&mut self, extra: &[(&str, String)]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Command::new(env!("CARGO_BIN_EXE_issuer-api"))
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (*k, v)))
+            .envs(extra.iter().map(|(k, v)| (*k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_ready(&self.api).await;
     }
 }
