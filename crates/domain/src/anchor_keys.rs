@@ -150,6 +150,41 @@ pub fn parse_anchor_pubkey(text: &str) -> Result<String, MalformedAnchorKey> {
     }
 }
 
+/// What a relay starting with a keypair may do (`relay_key_check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayKeyCheck {
+    /// No issuer is registered yet: nothing to anchor, nothing to check against.
+    NoIssuers,
+    /// The key is the active anchoring key of these issuers; `others` issuers have another
+    /// one (their jobs wait, each saying why in its `last_error`, until a relay with their key
+    /// runs or they rotate to this one).
+    Serves {
+        issuers: Vec<crate::IssuerId>,
+        others: usize,
+    },
+    /// Issuers exist and the key is the active anchoring key of none: every memo it paid for
+    /// would be refused by every verifier, so the relay must not start (a wrong Secret mounted,
+    /// or the runbook's "rotate, then mount the new keypair" done in the wrong order).
+    ServesNone { issuers: usize },
+}
+
+/// The relay's start-up rule: given how many issuers exist and those whose active anchoring
+/// key is the relay's, whether it may start. Only the active key counts, because the relay
+/// signs only with an issuer's active key (`outbox-relay`'s `sign_and_send`).
+pub fn relay_key_check(issuers: usize, holders: Vec<crate::IssuerId>) -> RelayKeyCheck {
+    if issuers == 0 {
+        RelayKeyCheck::NoIssuers
+    } else if holders.is_empty() {
+        RelayKeyCheck::ServesNone { issuers }
+    } else {
+        let others = issuers.saturating_sub(holders.len());
+        RelayKeyCheck::Serves {
+            issuers: holders,
+            others,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +342,29 @@ mod tests {
         fn parsing_never_panics(s in "\\PC{0,100}") {
             let _ = parse_anchor_pubkey(&s);
         }
+    }
+
+    #[test]
+    fn a_relay_starts_only_with_the_active_key_of_some_issuer() {
+        let uni = |s: &str| crate::IssuerId::parse(s).unwrap();
+        assert_eq!(relay_key_check(0, vec![]), RelayKeyCheck::NoIssuers);
+        assert_eq!(
+            relay_key_check(3, vec![]),
+            RelayKeyCheck::ServesNone { issuers: 3 }
+        );
+        assert_eq!(
+            relay_key_check(3, vec![uni("uni-a")]),
+            RelayKeyCheck::Serves {
+                issuers: vec![uni("uni-a")],
+                others: 2
+            }
+        );
+        assert_eq!(
+            relay_key_check(1, vec![uni("uni-a")]),
+            RelayKeyCheck::Serves {
+                issuers: vec![uni("uni-a")],
+                others: 0
+            }
+        );
     }
 }

@@ -33,6 +33,41 @@ pub struct Application {
     grace: Duration,
 }
 
+/// Refuses to start with a keypair that is no issuer's active anchoring key
+/// (`domain::anchor_keys::relay_key_check`); says which issuers it serves otherwise.
+async fn check_anchor_key(store: &Store, pubkey: &str) -> anyhow::Result<()> {
+    use domain::anchor_keys::{relay_key_check, RelayKeyCheck};
+    // A database that is down at start-up is not a reason to stay down: the relay waits for
+    // it like for any other outage, and each job's own check (`sign_and_send`) still refuses
+    // a key that is not its issuer's. Only a definite answer can refuse the start.
+    let (total, holders) = match store.anchor_key_holders(pubkey).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the issuers' anchoring keys at start-up; each job checks its own");
+            return Ok(());
+        }
+    };
+    match relay_key_check(total, holders) {
+        RelayKeyCheck::NoIssuers => {
+            tracing::warn!(anchor_pubkey = %pubkey, "no issuer is registered yet: nothing to anchor");
+        }
+        RelayKeyCheck::Serves { issuers, others } => {
+            let issuers: Vec<&str> = issuers.iter().map(|i| i.as_str()).collect();
+            tracing::info!(anchor_pubkey = %pubkey, ?issuers, others, "anchoring for the issuers whose active key this is");
+            if others > 0 {
+                tracing::warn!(others, "issuers with another active anchoring key: their jobs wait for a relay with their key");
+            }
+        }
+        RelayKeyCheck::ServesNone { issuers } => anyhow::bail!(
+            "the relay's keypair ({pubkey}, chain.keypair_path) is the active anchoring key of none \
+             of the {issuers} registered issuers: every memo it paid for would be refused by \
+             verifiers. Mount the keypair of an issuer's active key, or rotate an issuer to this \
+             key first (issuer-api admin rotate-anchor-key)"
+        ),
+    }
+    Ok(())
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = Store::connect_lazy(&settings.database)?;
@@ -42,6 +77,7 @@ impl Application {
             .map_err(anyhow::Error::msg)?;
         let keypair = AnchorKeypair::from_json_file(keypair_path)?;
         tracing::info!(anchor_pubkey = %keypair.pubkey_base58(), "anchoring key loaded");
+        check_anchor_key(&store, &keypair.pubkey_base58()).await?;
         let registry = prometheus::Registry::new();
         let chain = ChainClient::new(settings.chain.chain_config(), keypair)
             .with_metrics(ChainMetrics::register(&registry)?);

@@ -422,6 +422,34 @@ impl Store {
         Ok(Some(RotatedKey { retired, at }))
     }
 
+    /// How many issuers exist, and those whose active anchoring key is `pubkey` (the relay's
+    /// start-up check, `domain::anchor_keys::relay_key_check`).
+    pub async fn anchor_key_holders(
+        &self,
+        pubkey: &str,
+    ) -> Result<(usize, Vec<IssuerId>), StoreError> {
+        let client = self.client().await?;
+        let total: i64 = client
+            .query_one("SELECT count(*) FROM issuers", &[])
+            .await?
+            .try_get(0)?;
+        let rows = client
+            .query(
+                "SELECT issuer_id FROM issuer_anchor_keys \
+                 WHERE pubkey = $1 AND retired_at IS NULL ORDER BY issuer_id",
+                &[&pubkey],
+            )
+            .await?;
+        let holders = rows
+            .iter()
+            .map(|row| {
+                let id: String = row.try_get(0)?;
+                IssuerId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((usize::try_from(total).unwrap_or(usize::MAX), holders))
+    }
+
     /// Adds an API key to an existing issuer; `false` if there is no such issuer (nothing
     /// written). The plaintext never reaches the database, only its hash.
     pub async fn add_api_key(

@@ -159,3 +159,51 @@ async fn three_relays_over_500_credentials_anchor_each_exactly_once() {
             >= 2
     );
 }
+
+/// #18: a relay started with a keypair that is no issuer's active anchoring key refuses to
+/// start (every memo it paid for would be refused by verifiers); after an issuer rotates to
+/// that key, the same settings start.
+#[tokio::test]
+async fn a_relay_whose_keypair_is_no_issuers_active_key_refuses_to_start() {
+    let w = world().await;
+    let stranger = chain::AnchorKeypair::generate();
+    let path = std::env::temp_dir().join(format!("stranger-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, stranger.to_json_string()).unwrap();
+    let mut settings = w.relay_settings(w.chain_env.rpc_url(), "relay-stranger");
+    settings.chain.keypair_path = Some(path.clone());
+
+    let refused = outbox_relay::Application::build(settings.clone())
+        .await
+        .err()
+        .expect("a stranger's keypair must not start a relay");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("active anchoring key of none")
+            && message.contains(&stranger.pubkey_base58()),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&stranger.to_json_string()[..40]),
+        "the error printed the secret"
+    );
+
+    // The issuer rotates to that key (grace 0): the relay with it starts, and the stack's
+    // own relay, whose key is now no issuer's, is refused in turn.
+    provisioning::rotate_anchor_key(
+        &w.store,
+        &w.issuer_id,
+        &stranger.pubkey_base58(),
+        Duration::ZERO,
+        w.chain_clock().await,
+    )
+    .await
+    .unwrap();
+    outbox_relay::Application::build(settings).await.unwrap();
+    let old =
+        outbox_relay::Application::build(w.relay_settings(w.chain_env.rpc_url(), "relay-old"))
+            .await
+            .err()
+            .expect("the retired key's relay must not start");
+    assert!(format!("{old:#}").contains("active anchoring key of none"));
+    let _ = std::fs::remove_file(path);
+}
