@@ -25,6 +25,9 @@ command -v prometheus >/dev/null || { echo "prometheus server missing: apt-get i
 say "PostgreSQL + solana-test-validator + the three services (localnet up --services)"
 # The reconciler loop every 5 s (inherited by the services localnet starts).
 export APP__RECONCILE__INTERVAL_SECS=5
+# A spend budget far above what the run spends, so relay_spend_budget_used_ratio (alert
+# IssuerSpendBudgetNearlyUsed) has a real series.
+export APP__RELAY__SPEND__LAMPORTS_PER_HOUR=1000000000
 stack_up --issuer-id prom-university --issuer-name "Prom University"
 REC_PORT="$RECONCILER_PORT"; PROM_PORT=$(free_port)
 say "services: api :$API_PORT, relay :$RELAY_PORT, reconciler :$REC_PORT"

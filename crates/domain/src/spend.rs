@@ -57,6 +57,21 @@ pub fn add_spend(spent: Spent, cost: u64) -> Spent {
     }
 }
 
+/// The share of each limited window's budget that `spent` uses (1.0 = all of it; above 1.0
+/// only if the budget was lowered): what the relay exports for the "nearly used" alert. A
+/// window whose budget is 0 has no limit and no share.
+pub fn budget_used(budget: SpendBudget, spent: Spent) -> Vec<(&'static str, f64)> {
+    let share = |spent: u64, limit: u64| spent as f64 / limit as f64;
+    let mut used = Vec::with_capacity(2);
+    if budget.lamports_per_hour != 0 {
+        used.push(("hour", share(spent.last_hour, budget.lamports_per_hour)));
+    }
+    if budget.lamports_per_day != 0 {
+        used.push(("day", share(spent.last_day, budget.lamports_per_day)));
+    }
+    used
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +145,34 @@ mod tests {
             prop_assert!(hour == 0 || spent.last_hour <= hour);
             prop_assert!(day == 0 || spent.last_day <= day);
         }
+    }
+
+    #[test]
+    fn the_used_share_is_per_limited_window() {
+        let spent = Spent {
+            last_hour: 8_000,
+            last_day: 20_000,
+        };
+        assert_eq!(
+            budget_used(
+                SpendBudget {
+                    lamports_per_hour: 10_000,
+                    lamports_per_day: 0
+                },
+                spent
+            ),
+            vec![("hour", 0.8)]
+        );
+        assert_eq!(
+            budget_used(
+                SpendBudget {
+                    lamports_per_hour: 10_000,
+                    lamports_per_day: 40_000
+                },
+                spent
+            ),
+            vec![("hour", 0.8), ("day", 0.5)]
+        );
+        assert!(budget_used(SpendBudget::default(), spent).is_empty());
     }
 }

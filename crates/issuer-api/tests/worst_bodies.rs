@@ -10,16 +10,7 @@ mod binary;
 
 use serde_json::Value;
 
-fn vm_hwm_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib / 1024.0
-}
+use binary::vm_hwm_mib;
 
 #[tokio::test]
 async fn the_worst_bodies_get_4xx_and_the_peak_memory_stays_bounded() {

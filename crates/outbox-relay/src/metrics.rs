@@ -1,6 +1,8 @@
 //! The relay's Prometheus metrics (names are part of the alerting contract, see deploy/).
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry,
+};
 use service_shell::probes::BacklogGauges;
 
 #[derive(Clone)]
@@ -18,6 +20,9 @@ pub struct RelayMetrics {
     pub credentials_batched: IntCounter,
     /// New transactions deferred because their issuer reached its spend budget.
     pub spend_deferrals: IntCounterVec,
+    /// Share of each issuer's hourly and daily lamport budget used (`domain::spend::budget_used`),
+    /// for the issuers whose transactions the last pass priced.
+    pub spend_budget_used: GaugeVec,
 }
 
 impl RelayMetrics {
@@ -73,8 +78,16 @@ impl RelayMetrics {
                 ),
                 &["issuer"],
             )?,
+            spend_budget_used: GaugeVec::new(
+                Opts::new(
+                    "relay_spend_budget_used_ratio",
+                    "Share of the issuer's lamport budget used in the trailing window (1 = all of it)",
+                ),
+                &["issuer", "window"],
+            )?,
         };
         registry.register(Box::new(m.spend_deferrals.clone()))?;
+        registry.register(Box::new(m.spend_budget_used.clone()))?;
         registry.register(Box::new(m.batches_sealed.clone()))?;
         registry.register(Box::new(m.credentials_batched.clone()))?;
         registry.register(Box::new(m.end_to_end.clone()))?;

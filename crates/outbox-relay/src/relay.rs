@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chain::{ChainClient, ChainError, Confirmation};
 use domain::anchoring::{next_anchor_step, recheck_after, AnchorStep, ChainTxState, LiveTx};
 use domain::batching::MAX_BATCH_MEMBERS;
-use domain::spend::{add_spend, check_spend, SpendBudget, SpendDecision, Spent};
+use domain::spend::{add_spend, budget_used, check_spend, SpendBudget, SpendDecision, Spent};
 use domain::{
     AnchorTxEvent, AnchorTxStatus, AnchoringMode, ErrorClass, IssuerId, RetryDecision, RetryPolicy,
 };
@@ -557,12 +557,29 @@ impl Relay {
         }
     }
 
-    /// Refreshes the backlog gauges.
+    /// Refreshes the backlog gauges and, with a spend budget set, every issuer's used share
+    /// of it (`relay_spend_budget_used_ratio`, `domain::spend::budget_used`): read from the
+    /// database on this timer, not from the passes, so the share falls as spending leaves the
+    /// window even when the issuer sends nothing.
     pub async fn refresh_backlog(&self) -> Result<(), StoreError> {
         let b = self.store.outbox_backlog().await?;
         self.metrics
             .backlog
             .set(b.pending, b.dead, b.oldest_pending_age_seconds);
+        let budget = self.config.spend;
+        if budget != SpendBudget::default() {
+            let spent = self.store.lamports_spent_by_issuer().await?;
+            let gauge = &self.metrics.spend_budget_used;
+            // Issuers that spent nothing in the last day have no series.
+            gauge.reset();
+            for (issuer, s) in spent {
+                for (window, share) in budget_used(budget, s) {
+                    gauge
+                        .with_label_values(&[issuer.as_str(), window])
+                        .set(share);
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -791,6 +791,40 @@ impl Store {
         })
     }
 
+    /// `lamports_spent` of every issuer that spent anything in the last day (the relay's
+    /// budget gauges), in one statement.
+    pub async fn lamports_spent_by_issuer(
+        &self,
+    ) -> Result<Vec<(IssuerId, domain::spend::Spent)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT coalesce(o.issuer_id, b.issuer_id, v.issuer_id) AS issuer, \
+                        coalesce(sum(t.fee_lamports) FILTER (WHERE t.created_at >= now() - interval '1 hour'), 0)::bigint, \
+                        coalesce(sum(t.fee_lamports), 0)::bigint \
+                 FROM anchor_transactions t \
+                 LEFT JOIN outbox o ON o.id = t.outbox_id \
+                 LEFT JOIN anchor_batches b ON b.id = t.batch_id \
+                 LEFT JOIN status_list_versions v ON v.id = t.status_list_version_id \
+                 WHERE t.status <> $1 AND t.created_at >= now() - interval '1 day' \
+                 GROUP BY 1 HAVING coalesce(o.issuer_id, b.issuer_id, v.issuer_id) IS NOT NULL",
+                &[&AnchorTxStatus::Expired.as_str()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let issuer: String = row.try_get(0)?;
+                Ok((
+                    IssuerId::parse(&issuer).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    domain::spend::Spent {
+                        last_hour: to_u64(row.try_get(1)?, "lamports")?,
+                        last_day: to_u64(row.try_get(2)?, "lamports")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Puts a job back for later *without* counting a failure (a spend budget deferral):
     /// it keeps its place, never nears dead-lettering, and says why in `last_error`.
     pub async fn defer_job(

@@ -156,3 +156,15 @@ impl Served {
         wait_ready(&self.api).await;
     }
 }
+
+/// The peak resident memory of process `pid` (VmHWM in /proc), in MiB.
+pub fn vm_hwm_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}

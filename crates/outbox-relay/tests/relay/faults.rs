@@ -498,10 +498,21 @@ async fn permanent_failures_dead_letter_and_requeue_puts_them_back() {
     let id = w.issue("S-DEAD").await;
     let mut settings = w.relay_settings(w.chain_env.rpc_url(), "relay-dead");
     settings.relay.retry.max_attempts = 2;
-    // An unfunded keypair: the node answers, but nothing can be paid for.
+    // An unfunded keypair, and not this issuer's: the node answers, but nothing can be paid
+    // for. It is another issuer's active key, or the relay would refuse to start with it.
     let poor = chain::AnchorKeypair::generate();
     let poor_path = w.keypair_path.with_file_name("poor.json");
     std::fs::write(&poor_path, poor.to_json_string()).unwrap();
+    provisioning::create_issuer(
+        &w.store,
+        &domain::sealed::MasterKey::from_base64(&w.master_key_b64).unwrap(),
+        &domain::IssuerId::parse("uni-poor").unwrap(),
+        "Poor University",
+        &poor.pubkey_base58(),
+        w.chain_clock().await,
+    )
+    .await
+    .unwrap();
     settings.chain.keypair_path = Some(poor_path);
     let app = Application::build(settings).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
