@@ -7,7 +7,7 @@
 //! the flood the limits (429), every issuance succeeds during the attack, and the API's peak
 //! resident memory (VmHWM) stays under a 512 MiB pod. It prints the portal's issuance p99 with
 //! and without the attack. The issue also asks for that p99 to stay within 2x; on this
-//! 2-core machine it does NOT (10.5 ms -> 2.2 s at 2df0a4e: the attackers run on the same two
+//! 2-core machine it does NOT (10.5 ms -> 2.2 s when this test was added: the attackers run on the same two
 //! cores and open about 1,300 connections a second), so that is reported in
 //! docs/reliability.md ("Abuse") rather than asserted here. Bounded: 100 issuances per phase,
 //! the attack lasts as long as the loaded phase.
