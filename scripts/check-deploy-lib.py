@@ -31,6 +31,7 @@
                                    registered in crates/ (no dead alert or panel)
 """
 import hashlib
+import ipaddress
 import json
 import os
 import pathlib
@@ -476,9 +477,16 @@ def network(core, crds):
                     peers, rule = r.get("to") or [], json.dumps(r)
                     if rule_allows(r, 5432) and not (peers and all(set(p) == {"podSelector"} and requires_label(p["podSelector"], "cnpg.io/cluster", cname) for p in peers)):
                         raise CheckFailed(f"{where}: egress rule {rule} allows 5432 beyond the pods of Cluster {cname} (every peer must be a podSelector on cnpg.io/cluster={cname})")
+                    # A provider's published range is at most a /8 (IPv4) or /16 (IPv6); anything
+                    # wider (0.0.0.0/1 + 128.0.0.0/1 is "everywhere") is refused on any port.
+                    wide = [p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p
+                            and ipaddress.ip_network(p["ipBlock"]["cidr"], strict=False).prefixlen
+                            < (8 if ipaddress.ip_network(p["ipBlock"]["cidr"], strict=False).version == 4 else 16)]
+                    if wide:
+                        raise CheckFailed(f"{where}: egress rule {rule} reaches {', '.join(wide)}: wider than any provider's range (/8, IPv6 /16)")
                     if rule_allows(r, 443):
-                        if not (peers and all(set(p) == {"ipBlock"} and not p["ipBlock"]["cidr"].endswith("/0") for p in peers)):
-                            raise CheckFailed(f"{where}: egress rule {rule} allows 443 to more than ipBlocks short of /0 (the RPC providers' ranges)")
+                        if not (peers and all(set(p) == {"ipBlock"} for p in peers)):
+                            raise CheckFailed(f"{where}: egress rule {rule} allows 443 to more than ipBlocks (the RPC providers' ranges)")
                         placeholders |= {p["ipBlock"]["cidr"] for p in peers if p["ipBlock"]["cidr"].startswith(DOC_CIDRS)}
                     if not peers:
                         raise CheckFailed(f"{where}: egress rule {rule} allows any address; with the CloudNativePG Cluster {cname} in the build every rule must name its peers")
@@ -664,6 +672,7 @@ def check_network(core_src, crd_src):
                          ("5432 to anywhere", [{"ports": [{"port": 5432}]}, rpc, dns]),
                          ("443 to anywhere", [db, {"ports": [{"port": 443}]}, dns]),
                          ("443 to 0.0.0.0/0", [db, {**rpc, "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}, dns]),
+                         ("443 to two halves of everything", [db, {**rpc, "to": [{"ipBlock": {"cidr": "0.0.0.0/1"}}, {"ipBlock": {"cidr": "128.0.0.0/1"}}]}, dns]),
                          ("no egress to the database", [rpc, dns])]:
         expect_failure(f"a synthetic build with {what}", network, *synthetic_build(1000, egress))
     print("  self-test: synthetic policies with 5432 to any pod or anywhere, 443 to anywhere, no database egress: all refused")

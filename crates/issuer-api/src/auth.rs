@@ -54,11 +54,13 @@ impl FromRequest for AuthenticatedIssuer {
             let from_cache = cached.is_some();
             let found = match (cached, blocked) {
                 (Some(row), _) => Some(row),
-                // Blocked: no database read for a key this replica has not seen work lately.
-                (None, Some(retry_after_secs)) => {
+                // Blocked: no database read for a key id this replica has not seen work lately.
+                (None, Some(retry_after_secs))
+                    if !state.auth_throttle.is_known(key_id.as_str(), now) =>
+                {
                     return Err(ApiError::RateLimited { retry_after_secs })
                 }
-                (None, None) => state
+                (None, _) => state
                     .store()
                     .find_api_key(&key_id)
                     .await
@@ -70,6 +72,7 @@ impl FromRequest for AuthenticatedIssuer {
                     // key alive for as long as it is used.
                     if !from_cache {
                         state.api_keys.put(&key_id, &issuer, hash, now);
+                        state.auth_throttle.authenticated(key_id.as_str(), now);
                     }
                     // After authentication, so only real keys take limiter memory; before
                     // the handler reads the body, so a limited request writes nothing.

@@ -5,11 +5,12 @@
 //! Every failed authentication takes a token from the client's bucket (GCRA, `governor`;
 //! `http.failed_auth_per_ip_per_minute`, the same number as burst). A client whose bucket is
 //! empty is blocked until it refills: its requests are answered `429 rate_limited` with
-//! `Retry-After` before any database read, except those whose key is in this replica's cache
-//! of keys that authenticated in the last `api_key_cache_secs` (checked in constant time as
-//! always). So a portal sharing an address with a scanner (one NAT, or an ingress whose
-//! `X-Forwarded-For` is not trusted) keeps working while its key is warm, and the scanner
-//! gains nothing. The client address is the one the public routes use
+//! `Retry-After` before any database read, except those whose key id authenticated on this
+//! replica in the last `KNOWN_TTL` (10 minutes): those are looked up as usual (so a revoked key
+//! is still refused) and checked in constant time as always. So a portal sharing an address
+//! with a scanner (one NAT, or an ingress whose `X-Forwarded-For` is not trusted) keeps
+//! working, and the scanner gains nothing: a made-up key id costs no lookup while it is
+//! blocked. The client address is the one the public routes use
 //! (`public::client_ip`: the trusted-proxy rule, IPv6 by /64).
 
 use std::collections::HashMap;
@@ -25,9 +26,19 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 /// bounded under a spoofed-address flood (which cannot happen over TCP anyway).
 const MAX_BLOCKED: usize = 100_000;
 
+/// How long a key id that authenticated stays "known": looked up even from a blocked address.
+const KNOWN_TTL: Duration = Duration::from_secs(600);
+/// More known key ids than any registrar has: past this the set is emptied, not grown.
+const MAX_KNOWN: usize = 10_000;
+/// Forgetting clients whose bucket is full again every this many failures keeps the
+/// limiter's memory bounded by recent failing clients.
+const RETAIN_EVERY: u64 = 4_096;
+
 pub struct AuthThrottle {
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    known: Mutex<HashMap<String, Instant>>,
+    failed_count: std::sync::atomic::AtomicU64,
 }
 
 impl AuthThrottle {
@@ -38,7 +49,34 @@ impl AuthThrottle {
         Self {
             failures,
             blocked: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+            failed_count: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Remembers that `key_id` just authenticated.
+    pub fn authenticated(&self, key_id: &str, now: Instant) {
+        if self.failures.is_none() {
+            return;
+        }
+        if let Ok(mut known) = self.known.lock() {
+            if known.len() >= MAX_KNOWN && !known.contains_key(key_id) {
+                known.retain(|_, at| now.saturating_duration_since(*at) < KNOWN_TTL);
+                if known.len() >= MAX_KNOWN {
+                    known.clear();
+                }
+            }
+            known.insert(key_id.to_string(), now);
+        }
+    }
+
+    /// Whether `key_id` authenticated on this replica within `KNOWN_TTL` of `now`.
+    pub fn is_known(&self, key_id: &str, now: Instant) -> bool {
+        self.known.lock().is_ok_and(|known| {
+            known
+                .get(key_id)
+                .is_some_and(|at| now.saturating_duration_since(*at) < KNOWN_TTL)
+        })
     }
 
     /// `Some(seconds)` while `client` is blocked.
@@ -57,6 +95,13 @@ impl AuthThrottle {
     /// (the client is now blocked for that long).
     pub fn failed(&self, client: IpAddr, now: Instant) -> Option<u64> {
         let limiter = self.failures.as_ref()?;
+        if self
+            .failed_count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(RETAIN_EVERY)
+        {
+            limiter.retain_recent();
+        }
         let not_until = limiter.check_key(&client).err()?;
         let wait = not_until.wait_time_from(limiter.clock().now());
         let mut blocked = self.blocked.lock().ok()?;
@@ -111,5 +156,16 @@ mod tests {
             assert_eq!(throttle.failed(ip("192.0.2.1"), now), None);
         }
         assert_eq!(throttle.blocked(ip("192.0.2.1"), now), None);
+    }
+
+    #[test]
+    fn a_key_that_authenticated_stays_known_for_its_ttl_only() {
+        let throttle = AuthThrottle::new(5);
+        let now = Instant::now();
+        assert!(!throttle.is_known("abc", now));
+        throttle.authenticated("abc", now);
+        assert!(throttle.is_known("abc", now + KNOWN_TTL - Duration::from_secs(1)));
+        assert!(!throttle.is_known("abc", now + KNOWN_TTL));
+        assert!(!throttle.is_known("abd", now));
     }
 }

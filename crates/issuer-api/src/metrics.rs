@@ -125,7 +125,9 @@ pub async fn metrics_port_gate(
         .app_data::<web::Data<AppState>>()
         .map(|s| s.metrics_port);
     let on_metrics_port = Some(req.app_config().local_addr().port()) == metrics_port;
-    let wants_metrics = req.path() == "/metrics";
+    // The path the router matches (percent-decoded), not the raw one: `/%6Detrics` must not
+    // slip past the gate and then be routed to `/metrics`.
+    let wants_metrics = req.match_info().as_str() == "/metrics";
     if on_metrics_port != wants_metrics {
         let res = actix_web::ResponseError::error_response(&crate::error::ApiError::RouteNotFound);
         return Ok(req.into_response(res).map_into_right_body());

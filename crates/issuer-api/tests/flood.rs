@@ -7,9 +7,10 @@
 //! the flood the limits (429), every issuance succeeds during the attack, and the API's peak
 //! resident memory (VmHWM) stays under a 512 MiB pod. It prints the portal's issuance p99 with
 //! and without the attack. The issue also asks for that p99 to stay within 2x; on this
-//! 2-core machine it does NOT (10.5 ms -> 2.2 s when this test was added: the attackers run on the same two
-//! cores and open about 1,300 connections a second), so that is reported in
-//! docs/reliability.md ("Abuse") rather than asserted here. Bounded: 100 issuances per phase,
+//! 2-core machine it does NOT, so that is reported in docs/reliability.md ("Abuse") rather
+//! than asserted here: with the attackers at equal CPU priority 11.5 ms -> 2.08 s; with them
+//! reniced (their CPU is other machines' in a real attack) 11-33 ms -> 48 ms-1.2 s over six
+//! runs, one of them within 2x. Bounded: 100 issuances per phase,
 //! the attack lasts as long as the loaded phase.
 //! It takes every test thread (`.config/nextest.toml`), so the rest of the suite does not
 //! share the two cores with it: the figure is the attack's effect, not the suite's.
@@ -147,6 +148,30 @@ async fn loris(port: u16, ip: String, file: Arc<Vec<u8>>, stop: Arc<AtomicBool>,
     }
 }
 
+/// The attackers' own runtime, on two threads at the lowest CPU priority (`renice 19`). In a
+/// real attack their CPU is other machines'; here they share the API's two cores, and at equal
+/// priority the figure would measure this machine being shared (the API's own p99 went from
+/// 11.5 ms to 2.08 s that way), not what reaches the API. The attack still arrives at whatever
+/// rate the cores allow.
+fn attacker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(|| {
+            // Linux: a thread id is a "process" to renice, which then applies to that thread.
+            if let Some(tid) = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|link| link.file_name()?.to_str().map(str::to_string))
+            {
+                let _ = std::process::Command::new("renice")
+                    .args(["-n", "19", "-p", &tid])
+                    .output();
+            }
+        })
+        .build()
+        .unwrap()
+}
+
 async fn issue_many(http: &reqwest::Client, api: &str, key: &str, prefix: &str) -> Vec<Duration> {
     let mut latencies = Vec::with_capacity(ISSUANCES);
     for i in 0..ISSUANCES {
@@ -203,14 +228,15 @@ async fn a_verify_flood_and_slow_loris_get_no_5xx_while_issuance_goes_on_and_mem
     let stop = Arc::new(AtomicBool::new(false));
     let tally: Tally = Arc::default();
     let file = Arc::new(vec![b'%'; 1024 * 1024]);
-    let mut attackers = tokio::task::JoinSet::new();
+    let runtime = attacker_runtime();
+    let mut attackers = Vec::new();
     for n in 0..FLOODERS + LORIS {
         let ip = format!("198.18.{}.{}", n / 250, n % 250 + 1);
         let (stop, tally, file) = (stop.clone(), tally.clone(), file.clone());
         if n < FLOODERS {
-            attackers.spawn(flooder(port, ip, file, stop, tally));
+            attackers.push(runtime.spawn(flooder(port, ip, file, stop, tally)));
         } else {
-            attackers.spawn(loris(port, ip, file, stop, tally));
+            attackers.push(runtime.spawn(loris(port, ip, file, stop, tally)));
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -220,7 +246,10 @@ async fn a_verify_flood_and_slow_loris_get_no_5xx_while_issuance_goes_on_and_mem
     // Long enough for every slow-loris client to meet the read deadline at least once.
     tokio::time::sleep(Duration::from_secs(6).saturating_sub(attack_started.elapsed())).await;
     stop.store(true, Ordering::Relaxed);
-    while attackers.join_next().await.is_some() {}
+    for attacker in attackers {
+        let _ = attacker.await;
+    }
+    runtime.shutdown_background();
     let loaded = p99(loaded_samples);
     let peak = binary::vm_hwm_mib(pid);
     let tally = tally.lock().unwrap().clone();

@@ -22,6 +22,10 @@ use tokio::task::JoinSet;
 pub use relay::{Relay, RelayConfig};
 pub use settings::Settings;
 
+/// How often the spend gauges are read from the database (one grouped query over the last
+/// day's transactions, `store::outbox::lamports_spent_by_issuer`).
+const SPEND_REFRESH: Duration = Duration::from_secs(30);
+
 pub struct Application {
     port: u16,
     relay: Relay,
@@ -170,6 +174,7 @@ impl Application {
         let probe_task = tokio::spawn(probe_server);
         tokio::pin!(shutdown);
         let mut last_backlog = std::time::Instant::now() - Duration::from_secs(60);
+        let mut last_spend = std::time::Instant::now() - SPEND_REFRESH * 2;
         // A wake-up during a pass starts one more pass beside it (never more than one):
         // the new job is claimed at once instead of after the pass in progress, whose
         // tracking RPC calls can take hundreds of milliseconds. Leases and fencing keep two
@@ -186,6 +191,14 @@ impl Application {
                     Err(_) => tracing::warn!("backlog refresh timed out"),
                 }
                 last_backlog = std::time::Instant::now();
+            }
+            if last_spend.elapsed() > SPEND_REFRESH {
+                match tokio::time::timeout(Duration::from_secs(5), relay.refresh_spend()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "spend gauge refresh failed"),
+                    Err(_) => tracing::warn!("spend gauge refresh timed out"),
+                }
+                last_spend = std::time::Instant::now();
             }
             let pass = relay.run_pass();
             tokio::pin!(pass);

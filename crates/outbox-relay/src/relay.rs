@@ -99,6 +99,8 @@ pub struct Relay {
     chain: ChainClient,
     config: RelayConfig,
     metrics: RelayMetrics,
+    /// Issuers with a `relay_spend_budget_used_ratio` series (`refresh_spend`).
+    spend_series: std::sync::Arc<std::sync::Mutex<Vec<IssuerId>>>,
 }
 
 impl Relay {
@@ -113,6 +115,7 @@ impl Relay {
             chain,
             config,
             metrics,
+            spend_series: Default::default(),
         }
     }
 
@@ -557,28 +560,45 @@ impl Relay {
         }
     }
 
-    /// Refreshes the backlog gauges and, with a spend budget set, every issuer's used share
-    /// of it (`relay_spend_budget_used_ratio`, `domain::spend::budget_used`): read from the
-    /// database on this timer, not from the passes, so the share falls as spending leaves the
-    /// window even when the issuer sends nothing.
+    /// Refreshes the backlog gauges.
     pub async fn refresh_backlog(&self) -> Result<(), StoreError> {
         let b = self.store.outbox_backlog().await?;
         self.metrics
             .backlog
             .set(b.pending, b.dead, b.oldest_pending_age_seconds);
+        Ok(())
+    }
+
+    /// With a spend budget set, every issuer's used share of it
+    /// (`relay_spend_budget_used_ratio`, `domain::spend::budget_used`): read from the database
+    /// on a timer of its own, not from the passes, so the share falls as spending leaves the
+    /// window even when the issuer sends nothing. An issuer that spent nothing in the last day
+    /// loses its series; the others are overwritten, never reset (a scrape in between would
+    /// see none).
+    pub async fn refresh_spend(&self) -> Result<(), StoreError> {
         let budget = self.config.spend;
-        if budget != SpendBudget::default() {
-            let spent = self.store.lamports_spent_by_issuer().await?;
-            let gauge = &self.metrics.spend_budget_used;
-            // Issuers that spent nothing in the last day have no series.
-            gauge.reset();
-            for (issuer, s) in spent {
-                for (window, share) in budget_used(budget, s) {
-                    gauge
-                        .with_label_values(&[issuer.as_str(), window])
-                        .set(share);
+        if budget == SpendBudget::default() {
+            return Ok(());
+        }
+        let spent = self.store.lamports_spent_by_issuer().await?;
+        let gauge = &self.metrics.spend_budget_used;
+        for (issuer, s) in &spent {
+            for (window, share) in budget_used(budget, *s) {
+                gauge
+                    .with_label_values(&[issuer.as_str(), window])
+                    .set(share);
+            }
+        }
+        if let Ok(mut series) = self.spend_series.lock() {
+            for gone in series
+                .iter()
+                .filter(|i| !spent.iter().any(|(s, _)| s == *i))
+            {
+                for window in ["hour", "day"] {
+                    let _ = gauge.remove_label_values(&[gone.as_str(), window]);
                 }
             }
+            *series = spent.into_iter().map(|(issuer, _)| issuer).collect();
         }
         Ok(())
     }

@@ -477,15 +477,13 @@ impl Store {
     /// `http.api_key_cache_secs` cache entry expires.
     pub async fn revoke_api_key(&self, key_id: &ApiKeyId) -> Result<RevokedApiKey, StoreError> {
         let client = self.client().await?;
-        // One statement: the CTE sees the row before the update, so "already revoked" and
-        // "revoked now" are told apart without a race.
+        // One statement that takes the row lock: the first revocation sets the instant, a
+        // later (or concurrent, once the first committed) one keeps it and says so. `now()`
+        // is this transaction's start, so "set now" is told by equality.
         let row = client
             .query_opt(
-                "WITH prior AS (SELECT issuer_id, revoked_at FROM api_keys WHERE id = $1), \
-                 updated AS (UPDATE api_keys SET revoked_at = now() \
-                             WHERE id = $1 AND revoked_at IS NULL RETURNING revoked_at) \
-                 SELECT b.issuer_id, b.revoked_at, u.revoked_at \
-                 FROM prior b LEFT JOIN updated u ON true",
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 \
+                 RETURNING issuer_id, revoked_at, revoked_at = now()",
                 &[&key_id.as_str()],
             )
             .await?;
@@ -494,12 +492,12 @@ impl Store {
         };
         let issuer: String = row.try_get(0)?;
         let issuer = IssuerId::parse(&issuer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let earlier: Option<DateTime<Utc>> = row.try_get(1)?;
-        let now: Option<DateTime<Utc>> = row.try_get(2)?;
-        Ok(match (earlier, now) {
-            (Some(at), _) => RevokedApiKey::AlreadyRevoked { issuer, at },
-            (None, Some(at)) => RevokedApiKey::Revoked { issuer, at },
-            (None, None) => RevokedApiKey::NoSuchKey,
+        let at: DateTime<Utc> = row.try_get(1)?;
+        let newly: bool = row.try_get(2)?;
+        Ok(if newly {
+            RevokedApiKey::Revoked { issuer, at }
+        } else {
+            RevokedApiKey::AlreadyRevoked { issuer, at }
         })
     }
 

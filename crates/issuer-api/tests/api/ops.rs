@@ -235,11 +235,14 @@ async fn the_old_explorer_cluster_and_a_signing_keypair_are_refused_at_start_up(
 #[tokio::test]
 async fn metrics_are_served_on_their_own_port_only() {
     let app = spawn_app().await;
-    // The public port does not serve them: the same 404 as any unknown path.
-    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 404);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["code"], "route_not_found", "{body}");
+    // The public port does not serve them, however the path is spelled: the same 404 as any
+    // unknown path.
+    for path in ["/metrics", "/%6Detrics", "/%6d%65trics", "/metrics?x=1"] {
+        let resp = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "route_not_found", "{path}: {body}");
+    }
     // The metrics port serves nothing else.
     for path in ["/v1/credentials", "/healthz", "/verify", "/openapi.json"] {
         let resp = app

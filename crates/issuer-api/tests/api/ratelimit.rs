@@ -92,14 +92,16 @@ async fn zero_turns_the_limit_off() {
 }
 
 /// Failed authentications are throttled per client IP (#18): past the budget the client gets
-/// 429 with Retry-After, before any key lookup; a key that authenticated recently on this
-/// replica still works from that address; another client (behind a trusted proxy) is
-/// unaffected.
+/// 429 with Retry-After, before any key lookup; a key that authenticated on this replica in
+/// the last 10 minutes still works from that address (looked up, so revocation still
+/// applies); another client (behind a trusted proxy) is unaffected.
 #[tokio::test]
 async fn failed_authentications_are_throttled_per_client_ip() {
     let app = spawn_app_with(|s| {
         s.http.failed_auth_per_ip_per_minute = 5;
         s.public.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        // No cache of key lookups: what lets a known key through a block is not the cache.
+        s.http.api_key_cache_secs = 0;
     })
     .await;
     let other = app.second_issuer("uni-b").await;
@@ -146,8 +148,8 @@ async fn failed_authentications_are_throttled_per_client_ip() {
         .unwrap();
     assert_eq!(resp.status(), 429);
 
-    // The warm key still works from the blocked address; a key this replica has not seen
-    // lately is not looked up while the address is blocked.
+    // The known key still works from the blocked address; a key this replica has not seen
+    // work is not looked up while the address is blocked.
     assert_eq!(
         app.get("/v1/credentials", &app.issuer.api_key)
             .await
@@ -156,6 +158,22 @@ async fn failed_authentications_are_throttled_per_client_ip() {
     );
     assert_eq!(
         app.get("/v1/credentials", &other.api_key).await.status(),
+        429
+    );
+
+    // A known key revoked meanwhile is refused, not let through on old knowledge.
+    app.sql()
+        .await
+        .execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE issuer_id = 'uni-a'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get("/v1/credentials", &app.issuer.api_key)
+            .await
+            .status(),
         429
     );
 

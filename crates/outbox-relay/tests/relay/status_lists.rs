@@ -80,13 +80,14 @@ async fn the_published_status_list_library_and_ours_agree_on_every_bit() {
     let versions = w
         .query_i64("SELECT count(*) FROM status_list_versions")
         .await;
-    // At most one version per debounce window the burst spanned (the stack's debounce is
-    // 300 ms), plus the empty first version and one for the window after the burst: on a
-    // loaded machine the 100 requests take longer, so the bound follows the burst's length,
-    // and stays far below one version per revocation.
-    let windows = i64::try_from(burst.as_millis() / 300).unwrap_or(i64::MAX);
+    // About one version per debounce window the burst spanned (the stack's debounce is
+    // 300 ms; the publisher looks every 200 ms and signing takes time on a loaded machine, so
+    // up to two per window are allowed), plus the empty first version and the window after the
+    // burst. The bound follows the burst's length (the 100 requests take longer on a loaded
+    // machine: CI once saw 8 versions over 1.4 s) and stays far below one per revocation.
+    let windows = i64::try_from(burst.as_millis().div_ceil(300)).unwrap_or(i64::MAX);
     assert!(
-        versions <= 3 + windows && versions < 50,
+        versions <= 3 + 2 * windows && versions < 50,
         "{versions} versions for one burst of 100 revocations over {burst:?} (debounced)"
     );
     assert!(version >= 2, "an empty version first, then the revocations");
