@@ -572,9 +572,9 @@ impl Relay {
     /// With a spend budget set, every issuer's used share of it
     /// (`relay_spend_budget_used_ratio`, `domain::spend::budget_used`): read from the database
     /// on a timer of its own, not from the passes, so the share falls as spending leaves the
-    /// window even when the issuer sends nothing. An issuer that spent nothing in the last day
-    /// loses its series; the others are overwritten, never reset (a scrape in between would
-    /// see none).
+    /// window even when the issuer sends nothing. Every issuer has a series (0 when it spent
+    /// nothing), overwritten, never reset (a scrape in between would see none); a deleted
+    /// issuer's is removed.
     pub async fn refresh_spend(&self) -> Result<(), StoreError> {
         let budget = self.config.spend;
         if budget == SpendBudget::default() {

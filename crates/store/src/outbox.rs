@@ -791,23 +791,27 @@ impl Store {
         })
     }
 
-    /// `lamports_spent` of every issuer that spent anything in the last day (the relay's
-    /// budget gauges), in one statement.
+    /// `lamports_spent` of every issuer (zero for one that spent nothing in the last day), in
+    /// one statement: the relay's budget gauges.
     pub async fn lamports_spent_by_issuer(
         &self,
     ) -> Result<Vec<(IssuerId, domain::spend::Spent)>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT coalesce(o.issuer_id, b.issuer_id, v.issuer_id) AS issuer, \
-                        coalesce(sum(t.fee_lamports) FILTER (WHERE t.created_at >= now() - interval '1 hour'), 0)::bigint, \
-                        coalesce(sum(t.fee_lamports), 0)::bigint \
-                 FROM anchor_transactions t \
-                 LEFT JOIN outbox o ON o.id = t.outbox_id \
-                 LEFT JOIN anchor_batches b ON b.id = t.batch_id \
-                 LEFT JOIN status_list_versions v ON v.id = t.status_list_version_id \
-                 WHERE t.status <> $1 AND t.created_at >= now() - interval '1 day' \
-                 GROUP BY 1 HAVING coalesce(o.issuer_id, b.issuer_id, v.issuer_id) IS NOT NULL",
+                "SELECT i.id, \
+                        coalesce(sum(s.fee_lamports) FILTER (WHERE s.created_at >= now() - interval '1 hour'), 0)::bigint, \
+                        coalesce(sum(s.fee_lamports), 0)::bigint \
+                 FROM issuers i LEFT JOIN ( \
+                     SELECT coalesce(o.issuer_id, b.issuer_id, v.issuer_id) AS issuer_id, \
+                            t.fee_lamports, t.created_at \
+                     FROM anchor_transactions t \
+                     LEFT JOIN outbox o ON o.id = t.outbox_id \
+                     LEFT JOIN anchor_batches b ON b.id = t.batch_id \
+                     LEFT JOIN status_list_versions v ON v.id = t.status_list_version_id \
+                     WHERE t.status <> $1 AND t.created_at >= now() - interval '1 day' \
+                 ) s ON s.issuer_id = i.id \
+                 GROUP BY i.id ORDER BY i.id",
                 &[&AnchorTxStatus::Expired.as_str()],
             )
             .await?;
