@@ -549,6 +549,15 @@ def api_shared_pool():
     return int(m.group(1))
 
 
+def api_public_pool():
+    """issuer-api's public-listener connections by default (public.max_connections), from its source."""
+    src = (ROOT / "crates/issuer-api/src/public.rs").read_text()
+    m = re.search(r"fn default_public_connections\(\) -> usize \{\s*(\d+)\s*\}", src)
+    if not m:
+        raise CheckFailed("crates/issuer-api/src/public.rs: default_public_connections() not found: update api_public_pool()")
+    return int(m.group(1))
+
+
 def budget(core, crds, build):
     """Database connections at the HPA maximum against PostgreSQL's max_connections.
     Returns (report line, total); raises CheckFailed when over."""
@@ -572,11 +581,16 @@ def budget(core, crds, build):
                 and str(setting(cfg, env, "relay", "listen", True)).lower() == "true"
             # The API's workers share `max_connections`; its shared pool (publisher) is extra
             # (issuer-api startup.rs SHARED_POOL_CONNECTIONS).
-            shared = api_shared_pool() if (c.get("command") or [""])[0].endswith("issuer-api") else 0
-            extra = int(listen) + shared
+            api = (c.get("command") or [""])[0].endswith("issuer-api")
+            shared = api_shared_pool() if api else 0
+            # With `public.port` set, the public listener's workers have pools of their own.
+            public = int(setting(cfg, env, "public", "max_connections", api_public_pool())) \
+                if api and setting(cfg, env, "public", "port") is not None else 0
+            extra = int(listen) + shared + public
             per = f"({pool}+{extra})" if extra else f"{pool}"
             terms.append((f"{replicas}×{per}", name + (" at HPA max" if (d["kind"], name) in hpa_max else "")
-                          + (" incl. LISTEN" if listen else "") + (" incl. shared pool" if shared else "")))
+                          + (" incl. LISTEN" if listen else "") + (" incl. shared pool" if shared else "")
+                          + (" and public listener" if public else "")))
             total += replicas * (pool + extra)
     cluster = cluster_of(crds)
     if cluster:

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod issuance;
 pub mod keycache;
+pub mod listeners;
 pub mod metrics;
 pub mod openapi;
 pub mod proofs;

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
@@ -112,27 +112,4 @@ pub async fn track_http(
             .observe(started.elapsed().as_secs_f64());
     }
     Ok(res)
-}
-
-/// Keeps `/metrics` and the API apart although one server listens on both ports: on the
-/// metrics port only `/metrics` answers, on the API port `/metrics` is not found (the same
-/// `route_not_found` as any unknown path, so a prober learns nothing).
-pub async fn metrics_port_gate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let metrics_port = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.metrics_port);
-    let on_metrics_port = Some(req.app_config().local_addr().port()) == metrics_port;
-    // The path the router matches (percent-decoded), not the raw one: `/%6Detrics` must not
-    // slip past the gate and then be routed to `/metrics`.
-    let wants_metrics = req.match_info().as_str() == "/metrics";
-    if on_metrics_port != wants_metrics {
-        let res = actix_web::ResponseError::error_response(&crate::error::ApiError::RouteNotFound);
-        return Ok(req.into_response(res).map_into_right_body());
-    }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
 }

@@ -53,6 +53,35 @@ pub struct PublicSettings {
     /// (loopback, tests, the demo).
     #[serde(default)]
     pub base_url: Option<String>,
+    /// Serve the public routes (verification, the page, DID documents, status lists) on
+    /// this port instead of the API port, on their own workers at a lower CPU priority, so a
+    /// flood of strangers cannot slow the portal's issuance (`0`: any free port, tests).
+    /// Unset: everything on `http.port`, as one listener.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// actix workers of the public listener (with `public.port`).
+    #[serde(default = "default_public_workers")]
+    pub workers: usize,
+    /// The public listener's CPU niceness (0 to 19; higher yields more): under load the
+    /// kernel runs the portal's workers first. Raising niceness needs no privilege.
+    #[serde(default = "default_public_nice")]
+    pub nice: i32,
+    /// Database connections of the public listener's workers together (with `public.port`;
+    /// verification reads issuers, keys and revocations). Their own pools, so strangers can
+    /// never hold the portal's connections; counted in `make deploy-check`'s budget.
+    #[serde(default = "default_public_connections")]
+    pub max_connections: usize,
+}
+
+fn default_public_connections() -> usize {
+    4
+}
+
+fn default_public_workers() -> usize {
+    1
+}
+fn default_public_nice() -> i32 {
+    10
 }
 
 fn default_rate() -> u32 {
@@ -81,6 +110,10 @@ impl Default for PublicSettings {
             verify_body_limit_bytes: default_verify_body(),
             trusted_proxies: Vec::new(),
             base_url: None,
+            port: None,
+            workers: default_public_workers(),
+            nice: default_public_nice(),
+            max_connections: default_public_connections(),
         }
     }
 }

@@ -11,7 +11,8 @@ use store::Store;
 use tracing_actix_web::TracingLogger;
 
 use crate::error::ApiError;
-use crate::metrics::{metrics_port_gate, track_http, ApiMetrics};
+use crate::listeners::{listener_gate, lower_cpu_priority};
+use crate::metrics::{track_http, ApiMetrics};
 use crate::settings::Settings;
 use crate::signer::Signer;
 use crate::state::AppState;
@@ -20,7 +21,14 @@ pub struct Application {
     port: u16,
     metrics_port: u16,
     server: Server,
+    /// The public listener (`public.port`), served from its own thread and runtime.
+    public: Option<PublicServer>,
     store: Store,
+}
+
+struct PublicServer {
+    port: u16,
+    handle: actix_web::dev::ServerHandle,
 }
 
 /// Connections of the pool used outside the actix workers (see `build`).
@@ -76,6 +84,18 @@ impl Application {
                 },
             )?;
         let metrics_port = metrics_listener.local_addr()?.port();
+        let public_listener = match settings.public.port {
+            Some(p) => Some(
+                TcpListener::bind((settings.http.host.as_str(), p)).map_err(|e| {
+                    anyhow::anyhow!("public.port {p}: {e} (it must differ from http.port and http.metrics_port)")
+                })?,
+            ),
+            None => None,
+        };
+        let public_port = match &public_listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
         let public_base = match &settings.public.base_url {
             Some(url) => domain::vc::PublicBase::parse(url)
                 .map_err(|e| anyhow::anyhow!("public.base_url: {e}"))?,
@@ -84,7 +104,8 @@ impl Application {
                     "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
                     host => host,
                 };
-                let url = format!("http://{host}:{port}");
+                // DID documents are public routes: name the listener that serves them.
+                let url = format!("http://{host}:{}", public_port.unwrap_or(port));
                 tracing::warn!(%url, "public.base_url is not set: issuer DIDs name the listen address, which only this machine can resolve");
                 domain::vc::PublicBase::parse(&url)
                     .map_err(|e| anyhow::anyhow!("public.base_url (from http.host): {e}"))?
@@ -144,6 +165,7 @@ impl Application {
                 settings.http.failed_auth_per_ip_per_minute,
             ),
             metrics_port,
+            public_port,
         });
         // Which node verification trusts is the first thing to know when verdicts turn
         // into `chain_unavailable` (the demo once read a default nobody listened on).
@@ -152,34 +174,62 @@ impl Application {
             cluster = settings.chain.cluster.as_str(),
             "verification reads the chain from these RPC endpoints"
         );
-        let server = HttpServer::new(move || {
-            // The URL was checked when the shared pool was made; should this still fail,
-            // the worker falls back to the shared pool.
-            if let Ok(own) = Store::connect_lazy(&per_worker) {
-                crate::state::install_worker_store(own);
+        // One App for every listener; `listener_gate` decides which routes each answers.
+        // `own_pool`: every worker gets a pool of its own; the public listener's workers
+        // split `public.max_connections`, so strangers can never hold the portal's
+        // connections (`make deploy-check` budgets both).
+        let app = move |own_pool: store::DatabaseSettings| {
+            let state = state.clone();
+            move || {
+                // The URL was checked when the shared pool was made; should this still fail,
+                // the worker falls back to the shared pool.
+                if let Ok(own) = Store::connect_lazy(&own_pool) {
+                    crate::state::install_worker_store(own);
+                }
+                App::new()
+                    .wrap(from_fn(listener_gate))
+                    .wrap(from_fn(track_http))
+                    .wrap(TracingLogger::default())
+                    .app_data(state.clone())
+                    .app_data(web::PathConfig::default().error_handler(|err, _| {
+                        ApiError::invalid_field("path", err.to_string()).into()
+                    }))
+                    .configure(crate::routes::configure)
+                    .default_service(web::to(crate::routes::route_not_found))
             }
-            App::new()
-                .wrap(from_fn(metrics_port_gate))
-                .wrap(from_fn(track_http))
-                .wrap(TracingLogger::default())
-                .app_data(state.clone())
-                .app_data(web::PathConfig::default().error_handler(|err, _| {
-                    ApiError::invalid_field("path", err.to_string()).into()
-                }))
-                .configure(crate::routes::configure)
-                .default_service(web::to(crate::routes::route_not_found))
-        })
-        .shutdown_timeout(settings.http.shutdown_timeout_secs)
-        // actix closes idle connections after 5 s by default, shorter than most clients'
-        // and proxies' idle timeouts: a request racing that close is lost in transit.
-        .keep_alive(keep_alive(settings.http.keep_alive_secs))
-        .workers(workers);
+        };
+        let http = &settings.http;
+        let server = HttpServer::new(app(per_worker))
+            .shutdown_timeout(http.shutdown_timeout_secs)
+            // actix closes idle connections after 5 s by default, shorter than most clients'
+            // and proxies' idle timeouts: a request racing that close is lost in transit.
+            .keep_alive(keep_alive(http.keep_alive_secs))
+            .workers(workers);
         let server = server.listen(listener)?.listen(metrics_listener)?.run();
-        tracing::info!(port, metrics_port, "issuer-api listening");
+        let public = match (public_listener, public_port) {
+            (Some(listener), Some(port)) => {
+                let public_workers = settings.public.workers.max(1);
+                let mut public_pool = settings.database.clone();
+                public_pool.max_connections =
+                    (settings.public.max_connections / public_workers).max(1);
+                let public = HttpServer::new(app(public_pool))
+                    .shutdown_timeout(http.shutdown_timeout_secs)
+                    .keep_alive(keep_alive(http.keep_alive_secs))
+                    .workers(public_workers)
+                    .listen(listener)?
+                    .run();
+                let handle = public.handle();
+                spawn_public(public, settings.public.nice)?;
+                Some(PublicServer { port, handle })
+            }
+            _ => None,
+        };
+        tracing::info!(port, metrics_port, ?public_port, "issuer-api listening");
         Ok(Self {
             port,
             metrics_port,
             server,
+            public,
             store,
         })
     }
@@ -193,6 +243,11 @@ impl Application {
         self.metrics_port
     }
 
+    /// Where the public routes are served when `public.port` is set.
+    pub fn public_port(&self) -> Option<u16> {
+        self.public.as_ref().map(|p| p.port)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -200,13 +255,39 @@ impl Application {
     /// Serves until SIGTERM/SIGINT; actix drains in-flight requests for
     /// `http.shutdown_timeout_secs` before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(public) = self.public {
+            public.handle.stop(true).await;
+        }
+        served
     }
 
     /// The server handle, for tests that stop it.
     pub fn into_server(self) -> Server {
         self.server
     }
+}
+
+/// Runs the public server on a thread of its own whose niceness its acceptor and workers
+/// inherit: actix spawns them when the server is first polled, from the polling thread.
+fn spawn_public(server: Server, nice: i32) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("public-http".into())
+        .spawn(move || {
+            lower_cpu_priority(nice);
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => {
+                    if let Err(e) = runtime.block_on(server) {
+                        tracing::error!(error = %e, "the public listener stopped");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "the public listener could not start"),
+            }
+        })
+        .map(drop)
 }
 
 #[cfg(test)]

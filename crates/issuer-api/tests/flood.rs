@@ -3,15 +3,17 @@
 //! 200 addresses (behind a trusted proxy, as through an ingress), against the real binary on
 //! loopback, while an authenticated portal issues credentials one after another.
 //!
-//! Asserts: no answer to the attack is a 5xx, the slow bodies meet the read deadline (408) and
-//! the flood the limits (429), every issuance succeeds during the attack, and the API's peak
-//! resident memory (VmHWM) stays under a 512 MiB pod. It prints the portal's issuance p99 with
-//! and without the attack. The issue also asks for that p99 to stay within 2x; on this
-//! 2-core machine it does NOT, so that is reported in docs/reliability.md ("Abuse") rather
-//! than asserted here: with the attackers at equal CPU priority 11.5 ms -> 2.08 s; with them
-//! reniced (their CPU is other machines' in a real attack) 11-33 ms -> 48 ms-1.2 s over six
-//! runs, one of them within 2x. Bounded: 100 issuances per phase,
-//! the attack lasts as long as the loaded phase.
+//! The public routes have their own listener (`public.port`), whose workers run at niceness 10
+//! (`public.nice`): the kernel gives the portal's workers the CPU first.
+//!
+//! Asserts: the portal's routes and the public ones each answer only on their own port; no
+//! answer to the attack is a 5xx, the slow bodies meet the read deadline (408) and the flood
+//! the limits (429); every issuance succeeds during the attack, and its p99 stays within 2x of
+//! the unloaded p99 (300 issuances each); the API's peak resident memory (VmHWM) stays under a
+//! 512 MiB pod. The p99 is a timed figure on a shared 2-core machine, so nextest retries this
+//! test twice (`.config/nextest.toml`). Measured on this machine (docs/reliability.md,
+//! "Abuse"): 15 runs, 13 within 2x (0.8x to 2.0x), 2 over (3.97x and 15x). The attack lasts as
+//! long as the loaded phase, at least 6 s.
 //! It takes every test thread (`.config/nextest.toml`), so the rest of the suite does not
 //! share the two cores with it: the figure is the attack's effect, not the suite's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -29,7 +31,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const ISSUANCES: usize = 100;
+const ISSUANCES: usize = 300;
 const FLOODERS: usize = 150;
 const LORIS: usize = 50;
 const POD_LIMIT_MIB: f64 = 512.0;
@@ -67,12 +69,12 @@ fn verify_request(port: u16, ip: &str, file: &[u8]) -> Vec<u8> {
     request
 }
 
-/// The status of the answer on `stream` (`None` when the server closed without one, as it
-/// may after refusing a body it will not read).
-async fn read_status(stream: &mut TcpStream) -> Option<u16> {
+/// The status of the answer on `stream`, with the error code of a 5xx (`None` when the
+/// server closed without one, as it may after refusing a body it will not read).
+async fn read_status(stream: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while head.len() < 12 {
+    let mut buf = [0u8; 4096];
+    loop {
         let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
             .await
             .ok()?
@@ -81,8 +83,22 @@ async fn read_status(stream: &mut TcpStream) -> Option<u16> {
             break;
         }
         head.extend_from_slice(&buf[..n]);
+        // A 5xx is read whole, to name its code; anything else by its status line.
+        if head.len() >= 12 && (head[9] != b'5' || head.len() > 4096) {
+            break;
+        }
     }
-    std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
+    let status = std::str::from_utf8(head.get(9..12)?).ok()?.to_string();
+    if !status.starts_with('5') {
+        return Some(status);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let code = text
+        .split("\"code\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("?");
+    Some(format!("{status} {code}"))
 }
 
 type Tally = Arc<Mutex<BTreeMap<String, usize>>>;
@@ -102,7 +118,7 @@ async fn flooder(port: u16, ip: String, file: Arc<Vec<u8>>, stop: Arc<AtomicBool
         // A refused upload may be closed mid-body: the status, if any, is still read.
         let _ = stream.write_all(&request).await;
         match read_status(&mut stream).await {
-            Some(status) => count(&tally, status.to_string()),
+            Some(status) => count(&tally, status),
             None => count(&tally, "closed early".into()),
         }
     }
@@ -148,7 +164,8 @@ async fn loris(port: u16, ip: String, file: Arc<Vec<u8>>, stop: Arc<AtomicBool>,
     }
 }
 
-/// The attackers' own runtime, on two threads at the lowest CPU priority (`renice 19`). In a
+/// The attackers' own runtime, on two threads at the lowest CPU priority (`renice 19`;
+/// `FLOOD_ATTACKER_NICE` changes it, to measure the shared-machine case). In a
 /// real attack their CPU is other machines'; here they share the API's two cores, and at equal
 /// priority the figure would measure this machine being shared (the API's own p99 went from
 /// 11.5 ms to 2.08 s that way), not what reaches the API. The attack still arrives at whatever
@@ -163,8 +180,9 @@ fn attacker_runtime() -> tokio::runtime::Runtime {
                 .ok()
                 .and_then(|link| link.file_name()?.to_str().map(str::to_string))
             {
+                let nice = std::env::var("FLOOD_ATTACKER_NICE").unwrap_or_else(|_| "19".into());
                 let _ = std::process::Command::new("renice")
-                    .args(["-n", "19", "-p", &tid])
+                    .args(["-n", &nice, "-p", &tid])
                     .output();
             }
         })
@@ -205,6 +223,8 @@ async fn a_verify_flood_and_slow_loris_get_no_5xx_while_issuance_goes_on_and_mem
     let config = std::env::temp_dir().join(format!("flood-{}.toml", uuid::Uuid::new_v4()));
     // Loopback is the ingress: each attacker is its own client, as 200 machines would be.
     std::fs::write(&config, "[public]\ntrusted_proxies = [\"127.0.0.1/32\"]\n").unwrap();
+    // The public routes on their own listener (its workers at niceness 10), as in production.
+    let port = testkit::ports::free_port().unwrap();
     let mut served = binary::serve_with(
         "uni-flood",
         "error",
@@ -213,13 +233,26 @@ async fn a_verify_flood_and_slow_loris_get_no_5xx_while_issuance_goes_on_and_mem
             ("APP_CONFIG_FILE", config.display().to_string()),
             // Slow bodies get 408 after 5 s (30 in production), so the test stays short.
             ("APP__HTTP__BODY_READ_TIMEOUT_SECS", "5".into()),
+            ("APP__PUBLIC__PORT", port.to_string()),
         ],
     )
     .await;
-    let port: u16 = served.api.rsplit(':').next().unwrap().parse().unwrap();
     let pid = served.child.id();
     let http = reqwest::Client::new();
     let key = served.api_key.clone();
+
+    // The split: the public routes answer only on their port, the portal's only on the API's.
+    let public = format!("http://127.0.0.1:{port}");
+    let status = |url: String, post: bool| {
+        let request = if post { http.post(url) } else { http.get(url) };
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(format!("{}/v1/verify", served.api), true).await, 404);
+    assert_eq!(status(format!("{}/verify", served.api), false).await, 404);
+    assert_eq!(status(format!("{public}/verify"), false).await, 200);
+    assert_eq!(status(format!("{public}/v1/credentials"), true).await, 404);
+    assert_eq!(status(format!("{public}/healthz"), false).await, 200);
+    assert_eq!(status(format!("{}/healthz", served.api), false).await, 200);
 
     // Warm (connections, caches, the signing key), then the unloaded figure.
     issue_many(&http, &served.api, &key, "WARM").await;
@@ -272,6 +305,10 @@ async fn a_verify_flood_and_slow_loris_get_no_5xx_while_issuance_goes_on_and_mem
         "the flood was never limited: {tally:?}"
     );
     assert!(peak < POD_LIMIT_MIB, "peak RSS {peak:.0} MiB");
+    assert!(
+        loaded <= unloaded * 2,
+        "issuance p99 under attack {loaded:?} is more than twice the unloaded {unloaded:?}"
+    );
     let _ = served.child.kill();
     let _ = std::fs::remove_file(config);
 }
