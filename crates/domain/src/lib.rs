@@ -42,7 +42,9 @@ pub use hash::{
     HashParseError, HashScheme, ProofFormat, Salt, SaltError,
 };
 pub use ids::*;
-pub use memo::{Decoded, Memo, MemoError, MAX_MEMO_LEN, MEMO_PREFIX};
+pub use memo::{
+    Decoded, Memo, MemoError, Revoked, MAX_MEMO_LEN, MAX_REVOCATIONS_PER_MEMO, MEMO_PREFIX,
+};
 pub use merkle::{MerkleError, MerkleProof, MerkleRoot, MerkleTree, ProofStep, Side};
 pub use retry::{ErrorClass, RetryDecision, RetryPolicy};
 pub use sealed::{open_seed, seal_seed, MasterKey, SealError, SEALED_SEED_LEN};

@@ -5,7 +5,14 @@
 //! ca1:b:<issuer>:<batch-uuid>:<count>:<merkle-root-base58>           a Merkle batch
 //! ca1:r:<issuer>:<credential-uuid>:<credential-hash-base58>          a revocation
 //! ca1:s:<issuer>:<list>:<version>:<list-hash-base58>                 a status list version
+//! ca1:v:<issuer>:<batch-uuid>:<credential-uuid>.<hash-base58>[,...]   1 to 10 revocations
 //! ```
+//!
+//! A revocation list (`ca1:v`, issue #18) is how an issuer in Merkle mode anchors its
+//! revocations: up to [`MAX_REVOCATIONS_PER_MEMO`] per transaction, one fee instead of ten.
+//! It names every revoked credential in the clear rather than behind a Merkle root, because a
+//! verifier holding only a credential and the chain must still find its revocation (a root
+//! would hide which credentials it revokes; see ARCHITECTURE.md, "Revocation batches").
 //!
 //! A status-list memo names the list by its number (decimal, `0..=u32::MAX`), the version by
 //! its number (`1..=u32::MAX`) and anchors `status_list::Bitstring::anchored_hash`: the
@@ -38,18 +45,27 @@ const UUID_TEXT_LEN: usize = 36;
 const MAX_BASE58_32_LEN: usize = 44;
 const MAX_COUNT_DIGITS: usize = 7; // "1000000"
 
-/// The longest text the format allows: a batch memo with a 32-character issuer, a 7-digit
-/// count and a 44-character root (128 bytes). Far below the ~566-byte limit of the default
-/// compute budget, so one memo always fits a transaction.
+/// Most revocations one `ca1:v` memo lists: ten entries keep the longest memo (895 bytes)
+/// under the 1,000 bytes a transaction carries (`chain::fees::MAX_MEMO_BYTES`).
+pub const MAX_REVOCATIONS_PER_MEMO: usize = 10;
+
+/// The longest text the format allows: a revocation list of ten entries with a 32-character
+/// issuer (895 bytes), under the 1,000 bytes one transaction carries.
 pub const MAX_MEMO_LEN: usize = MEMO_PREFIX.len()
-    + ":b:".len()
+    + ":v:".len()
     + MAX_ISSUER_ID_LEN
     + 1
     + UUID_TEXT_LEN
     + 1
-    + MAX_COUNT_DIGITS
-    + 1
-    + MAX_BASE58_32_LEN;
+    + MAX_REVOCATIONS_PER_MEMO * (UUID_TEXT_LEN + 1 + MAX_BASE58_32_LEN)
+    + (MAX_REVOCATIONS_PER_MEMO - 1);
+
+/// One entry of a revocation list: the credential and the hash it was anchored with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Revoked {
+    pub credential: CredentialId,
+    pub hash: CredentialHash,
+}
 
 /// One anchoring memo of ours.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -72,6 +88,13 @@ pub enum Memo {
         credential: CredentialId,
         hash: CredentialHash,
     },
+    /// These credentials are revoked (1..=MAX_REVOCATIONS_PER_MEMO, distinct ids, in the
+    /// order sealed). Build with `Memo::revocation_list` to have that checked.
+    RevocationList {
+        issuer: IssuerId,
+        batch: BatchId,
+        members: Vec<Revoked>,
+    },
     /// Version `version` of the issuer's status list `list` has these bits.
     StatusList {
         issuer: IssuerId,
@@ -92,6 +115,10 @@ pub enum Decoded {
 pub enum MemoError {
     #[error("batch count must be 1..={MAX_BATCH_COUNT}, got {0}")]
     BatchCount(u32),
+    #[error(
+        "a revocation list names 1..={MAX_REVOCATIONS_PER_MEMO} distinct credentials, got {0}"
+    )]
+    RevocationListSize(usize),
 }
 
 impl Memo {
@@ -113,12 +140,44 @@ impl Memo {
         })
     }
 
+    /// A revocation list, refusing what the decoder would not accept: no entries, more than
+    /// `MAX_REVOCATIONS_PER_MEMO`, or one credential twice.
+    pub fn revocation_list(
+        issuer: IssuerId,
+        batch: BatchId,
+        members: Vec<Revoked>,
+    ) -> Result<Memo, MemoError> {
+        if !valid_revocation_list(&members) {
+            return Err(MemoError::RevocationListSize(members.len()));
+        }
+        Ok(Memo::RevocationList {
+            issuer,
+            batch,
+            members,
+        })
+    }
+
     pub fn issuer(&self) -> &IssuerId {
         match self {
             Memo::Credential { issuer, .. }
             | Memo::Batch { issuer, .. }
             | Memo::Revocation { issuer, .. }
+            | Memo::RevocationList { issuer, .. }
             | Memo::StatusList { issuer, .. } => issuer,
+        }
+    }
+
+    /// The credentials this memo revokes (`ca1:r` or `ca1:v`), none for other memos.
+    pub fn revoked(&self) -> Vec<Revoked> {
+        match self {
+            Memo::Revocation {
+                credential, hash, ..
+            } => vec![Revoked {
+                credential: *credential,
+                hash: *hash,
+            }],
+            Memo::RevocationList { members, .. } => members.clone(),
+            Memo::Credential { .. } | Memo::Batch { .. } | Memo::StatusList { .. } => Vec::new(),
         }
     }
 
@@ -163,8 +222,52 @@ impl Memo {
                 "{MEMO_PREFIX}:s:{issuer}:{list}:{version}:{}",
                 hash.to_base58()
             ),
+            Memo::RevocationList {
+                issuer,
+                batch,
+                members,
+            } => {
+                let entries: Vec<String> = members
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{}.{}",
+                            m.credential.as_uuid().hyphenated(),
+                            m.hash.to_base58()
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{MEMO_PREFIX}:v:{issuer}:{}:{}",
+                    batch.as_uuid().hyphenated(),
+                    entries.join(",")
+                )
+            }
         }
     }
+}
+
+/// 1..=MAX_REVOCATIONS_PER_MEMO entries naming distinct credentials.
+fn valid_revocation_list(members: &[Revoked]) -> bool {
+    (1..=MAX_REVOCATIONS_PER_MEMO).contains(&members.len())
+        && members
+            .iter()
+            .enumerate()
+            .all(|(i, m)| members[..i].iter().all(|o| o.credential != m.credential))
+}
+
+fn parse_revocation_entries(text: &str) -> Option<Vec<Revoked>> {
+    let members = text
+        .split(',')
+        .map(|entry| {
+            let (credential, hash) = entry.split_once('.')?;
+            Some(Revoked {
+                credential: CredentialId::from_uuid(parse_canonical_uuid(credential)?),
+                hash: parse_canonical_hash(hash)?,
+            })
+        })
+        .collect::<Option<Vec<Revoked>>>()?;
+    valid_revocation_list(&members).then_some(members)
 }
 
 impl fmt::Display for Memo {
@@ -244,6 +347,13 @@ fn decode_memo(text: &str) -> Option<Memo> {
             count: parse_canonical_count(count)?,
             root: parse_canonical_root(root)?,
         }),
+        [prefix, "v", issuer, batch, entries] if *prefix == MEMO_PREFIX => {
+            Some(Memo::RevocationList {
+                issuer: IssuerId::parse(issuer).ok()?,
+                batch: BatchId::from_uuid(parse_canonical_uuid(batch)?),
+                members: parse_revocation_entries(entries)?,
+            })
+        }
         [prefix, "s", issuer, list, version, hash] if *prefix == MEMO_PREFIX => {
             let hash = StatusListHash::from_base58(hash)
                 .ok()
@@ -391,18 +501,68 @@ mod tests {
         assert_eq!(decode(&revocation.encode()), Decoded::Ours(revocation));
     }
 
+    fn revoked(n: u128) -> Revoked {
+        Revoked {
+            credential: CredentialId::from_uuid(Uuid::from_u128(u128::MAX - n)),
+            hash: CredentialHash::from_bytes([0xff; 32]),
+        }
+    }
+
     #[test]
     fn max_memo_len_is_the_longest_encoding() {
-        assert_eq!(MAX_MEMO_LEN, 128);
-        let longest = Memo::batch(
+        assert_eq!(MAX_MEMO_LEN, 895);
+        let longest = Memo::revocation_list(
+            issuer(&"z".repeat(32)),
+            BatchId::from_uuid(Uuid::max()),
+            (0..MAX_REVOCATIONS_PER_MEMO as u128).map(revoked).collect(),
+        )
+        .unwrap();
+        assert_eq!(longest.encode().len(), MAX_MEMO_LEN);
+        assert!(matches!(decode(&longest.encode()), Decoded::Ours(_)));
+        // Every other kind is far shorter.
+        let batch = Memo::batch(
             issuer(&"z".repeat(32)),
             BatchId::from_uuid(Uuid::max()),
             MAX_BATCH_COUNT,
             MerkleRoot::from_bytes([0xff; 32]),
         )
         .unwrap();
-        assert_eq!(longest.encode().len(), MAX_MEMO_LEN);
-        assert!(matches!(decode(&longest.encode()), Decoded::Ours(_)));
+        assert_eq!(batch.encode().len(), 128);
+    }
+
+    #[test]
+    fn a_revocation_list_names_one_to_ten_distinct_credentials() {
+        let make = |members: Vec<Revoked>| {
+            Memo::revocation_list(issuer("tu"), BatchId::from_uuid(Uuid::nil()), members)
+        };
+        assert_eq!(make(vec![]), Err(MemoError::RevocationListSize(0)));
+        assert_eq!(
+            make((0..11).map(revoked).collect()),
+            Err(MemoError::RevocationListSize(11))
+        );
+        assert!(
+            make(vec![revoked(1), revoked(1)]).is_err(),
+            "a credential twice"
+        );
+        let two = make(vec![revoked(2), revoked(1)]).unwrap();
+        let text = two.encode();
+        assert_eq!(
+            text,
+            format!(
+                "ca1:v:tu:00000000-0000-0000-0000-000000000000:ffffffff-ffff-ffff-ffff-fffffffffffd.{h},ffffffff-ffff-ffff-ffff-fffffffffffe.{h}",
+                h = CredentialHash::from_bytes([0xff; 32]).to_base58()
+            )
+        );
+        assert_eq!(decode(&text), Decoded::Ours(two.clone()));
+        assert_eq!(two.revoked(), vec![revoked(2), revoked(1)]);
+        // What the builder refuses, the decoder refuses too.
+        let entry = text.rsplit(',').next().unwrap();
+        assert_eq!(decode(&format!("{text},{entry}")), Decoded::NotOurs);
+        assert_eq!(decode(&format!("{text},")), Decoded::NotOurs);
+        assert_eq!(
+            decode("ca1:v:tu:00000000-0000-0000-0000-000000000000:"),
+            Decoded::NotOurs
+        );
     }
 
     #[test]
@@ -540,6 +700,26 @@ mod tests {
                     hash: CredentialHash::from_bytes(hash),
                 }
             }),
+            (
+                arb_issuer(),
+                any::<u128>(),
+                prop::collection::btree_map(
+                    any::<u128>(),
+                    any::<[u8; 32]>(),
+                    1..=MAX_REVOCATIONS_PER_MEMO
+                )
+            )
+                .prop_map(|(issuer, id, members)| Memo::RevocationList {
+                    issuer,
+                    batch: BatchId::from_uuid(Uuid::from_u128(id)),
+                    members: members
+                        .into_iter()
+                        .map(|(id, hash)| Revoked {
+                            credential: CredentialId::from_uuid(Uuid::from_u128(id)),
+                            hash: CredentialHash::from_bytes(hash),
+                        })
+                        .collect(),
+                }),
             (arb_issuer(), any::<u32>(), 1..=u32::MAX, any::<[u8; 32]>()).prop_map(
                 |(issuer, list, version, hash)| Memo::StatusList {
                     issuer,
@@ -623,7 +803,7 @@ mod tests {
         }
 
         #[test]
-        fn decode_never_panics_on_strings(s in "\\PC*|ca1:[cbr]:.{0,80}") {
+        fn decode_never_panics_on_strings(s in "\\PC*|ca1:[cbrsv]:.{0,80}") {
             let _ = decode(&s);
             let _ = decode_rpc_memo_field(&s);
         }

@@ -18,6 +18,8 @@ pub struct RelayMetrics {
     pub last_success: Gauge,
     pub batches_sealed: IntCounter,
     pub credentials_batched: IntCounter,
+    /// Revocation lists (`ca1:v`) sealed.
+    pub revocation_lists_sealed: IntCounter,
     /// New transactions deferred because their issuer reached its spend budget.
     pub spend_deferrals: IntCounterVec,
     /// Share of each issuer's hourly and daily lamport budget used (`domain::spend::budget_used`),
@@ -71,6 +73,10 @@ impl RelayMetrics {
                 "relay_batched_credentials_total",
                 "Credentials sealed into Merkle batches",
             )?,
+            revocation_lists_sealed: IntCounter::new(
+                "relay_revocation_lists_sealed_total",
+                "Revocation lists (ca1:v memos, up to ten revocations each) sealed",
+            )?,
             spend_deferrals: IntCounterVec::new(
                 Opts::new(
                     "relay_spend_deferrals_total",
@@ -89,6 +95,7 @@ impl RelayMetrics {
         registry.register(Box::new(m.spend_deferrals.clone()))?;
         registry.register(Box::new(m.spend_budget_used.clone()))?;
         registry.register(Box::new(m.batches_sealed.clone()))?;
+        registry.register(Box::new(m.revocation_lists_sealed.clone()))?;
         registry.register(Box::new(m.credentials_batched.clone()))?;
         registry.register(Box::new(m.end_to_end.clone()))?;
         registry.register(Box::new(m.sends.clone()))?;

@@ -145,7 +145,7 @@ impl Relay {
         let started = Instant::now();
         let sealing = self.seal_batches().await;
         if let Err(e) = &sealing {
-            tracing::warn!(error = %e, "sealing Merkle batches failed; anchoring what is due anyway");
+            tracing::warn!(error = %e, "sealing Merkle batches or revocation lists failed; anchoring what is due anyway");
         }
         let mut jobs = self
             .store
@@ -178,6 +178,19 @@ impl Relay {
             )
             .await;
         match lists {
+            Ok(lists) => jobs.extend(lists),
+            Err(e) => return Err(self.back_off_all(&jobs, e.into()).await),
+        }
+        // Revocation lists of Merkle-mode issuers (issue #18): one `ca1:v` memo each.
+        let revocation_lists = self
+            .store
+            .claim_due_revocation_lists(
+                &self.config.worker,
+                self.config.claim_size,
+                self.config.lease,
+            )
+            .await;
+        match revocation_lists {
             Ok(lists) => jobs.extend(lists),
             Err(e) => return Err(self.back_off_all(&jobs, e.into()).await),
         }
@@ -260,7 +273,16 @@ impl Relay {
     /// Seals every Merkle batch that is due (full, or its oldest member waited
     /// `batch_max_wait`) for issuers in merkle mode. Sealing fixes members and root in one
     /// commit; anchoring the batch is then an ordinary job.
+    /// Seals due Merkle batches, then due revocation lists. Each sealer runs whatever the
+    /// other did: a batch that cannot be sealed does not hold up revocations (or the reverse);
+    /// the first error is returned.
     async fn seal_batches(&self) -> Result<(), StepError> {
+        let batches = self.seal_credential_batches().await;
+        let lists = self.seal_revocation_lists().await;
+        batches.and(lists)
+    }
+
+    async fn seal_credential_batches(&self) -> Result<(), StepError> {
         let max = self.config.batch_max_members.clamp(1, MAX_BATCH_MEMBERS);
         for issuer in self.store.issuers_with_unbatched(self.config.mode).await? {
             while let Some(batch) = self
@@ -276,6 +298,33 @@ impl Relay {
                     .inc_by(u64::from(batch.members));
                 tracing::info!(batch_id = %batch.id, issuer = %batch.issuer, members = batch.members, root = %batch.root.to_hex(), "Merkle batch sealed");
                 if batch.members < max {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Revocations of Merkle-mode issuers, up to ten per `ca1:v` list (issue #18).
+    async fn seal_revocation_lists(&self) -> Result<(), StepError> {
+        for issuer in self
+            .store
+            .issuers_with_unsealed_revocations(self.config.mode)
+            .await?
+        {
+            while let Some(list) = self
+                .store
+                .seal_due_revocation_list(&issuer, self.config.batch_max_wait)
+                .await?
+            {
+                // The list and its members are committed; nothing of it is anchored yet.
+                fail::fail_point!("relay::after_seal_revocations", |arg| crash(
+                    "after_seal_revocations",
+                    arg
+                ));
+                self.metrics.revocation_lists_sealed.inc();
+                tracing::info!(list_id = %list.id, issuer = %list.issuer, members = list.members, "revocation list sealed");
+                if (list.members as usize) < domain::MAX_REVOCATIONS_PER_MEMO {
                     break;
                 }
             }

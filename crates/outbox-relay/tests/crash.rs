@@ -386,15 +386,16 @@ async fn read_chain(w: &World) -> OnChain {
                     }
                     *out.anchors.entry(id).or_insert(0) += 1;
                 }
-                Memo::Revocation {
-                    credential, hash, ..
-                } => {
-                    let id = credential.to_string();
-                    if !hash_matches(&id, &hash) {
-                        out.disagreeing
-                            .push(format!("{}: ca1:r {id}", tx.signature));
+                // `ca1:r`, or `ca1:v` listing several: each entry is one revocation.
+                memo @ (Memo::Revocation { .. } | Memo::RevocationList { .. }) => {
+                    for revoked in memo.revoked() {
+                        let id = revoked.credential.to_string();
+                        if !hash_matches(&id, &revoked.hash) {
+                            out.disagreeing
+                                .push(format!("{}: revocation {id}", tx.signature));
+                        }
+                        *out.revocations.entry(id).or_insert(0) += 1;
                     }
-                    *out.revocations.entry(id).or_insert(0) += 1;
                 }
                 Memo::Batch {
                     batch, count, root, ..
@@ -585,7 +586,7 @@ async fn two_merkle_relays_killed_at_once_lose_nothing_and_anchor_once() {
 }
 
 /// Where a relay anchoring revocations dies, in rotation: at 3 iterations the three steps
-/// around the transaction, with more the claim too.
+/// around the transaction, with more the claim too (single mode: one `ca1:r` each).
 const REVOCATION_POINTS: [&str; 4] = [
     "relay::after_send",
     "relay::before_finalize",
@@ -593,38 +594,57 @@ const REVOCATION_POINTS: [&str; 4] = [
     "relay::after_claim",
 ];
 
+/// The same for revocation lists (merkle mode, issue #18): sealing first, so every run of
+/// `make test` kills a relay between sealing a list and signing its transaction.
+const REVOCATION_LIST_POINTS: [&str; 4] = [
+    "relay::after_seal_revocations",
+    "relay::after_persist",
+    "relay::before_finalize",
+    "relay::after_send",
+];
+
 /// Revocations the test requests before each armed relay starts: more jobs than the
-/// largest skip (2) plus one, so every relay reaches its failpoint on revocation work.
-const REVOCATIONS_PER_ITERATION: usize = 6;
+/// largest skip (2) plus one, so every relay reaches its failpoint on revocation work. In
+/// merkle mode a job is a list of up to ten, so three lists' worth.
+fn revocations_per_iteration(mode: AnchoringMode) -> usize {
+    match mode {
+        AnchoringMode::Single => 6,
+        AnchoringMode::Merkle => 3 * domain::MAX_REVOCATIONS_PER_MEMO,
+    }
+}
 
 /// The relay killed while it anchors revocations. Every credential is anchored first by a
-/// clean relay, so each armed relay sees only `ca1:r` jobs; before each iteration a fresh
-/// wave of credentials is revoked. Counted on chain: every credential anchored once, every
-/// acknowledged revocation once, no revocation of anything else.
+/// clean relay, so each armed relay sees only revocation jobs (`ca1:r` memos in single mode,
+/// `ca1:v` lists in merkle mode); before each iteration a fresh wave of credentials is
+/// revoked. Counted on chain: every credential anchored once, every acknowledged revocation
+/// once, no revocation of anything else.
 async fn relay_killed_while_anchoring_revocations(mode: AnchoringMode) {
     let started = Instant::now();
     let w = world().await;
     set_mode(&w, mode).await;
     let logs = tempfile::tempdir().unwrap();
     let n = iterations();
-    let ids = w
-        .issue_bulk("REV-CRASH", REVOCATIONS_PER_ITERATION * n + 2)
-        .await;
+    let per_iteration = revocations_per_iteration(mode);
+    let points = match mode {
+        AnchoringMode::Single => REVOCATION_POINTS,
+        AnchoringMode::Merkle => REVOCATION_LIST_POINTS,
+    };
+    let ids = w.issue_bulk("REV-CRASH", per_iteration * n + 2).await;
     let mut first = spawn_relay(&w, logs.path(), "anchor-first", None);
     w.wait_all_finalized(ids.len() as i64, Duration::from_secs(180))
         .await;
     first.kill().await.unwrap();
 
     let mut revoked: Vec<String> = Vec::new();
-    let mut waves = ids.chunks(REVOCATIONS_PER_ITERATION);
+    let mut waves = ids.chunks(per_iteration);
     let mut kills = 0;
     for i in 0..n {
         for id in waves.next().unwrap() {
             assert_eq!(w.revoke(id, "issued in error").await, 202);
             revoked.push(id.clone());
         }
-        let point = REVOCATION_POINTS[i % REVOCATION_POINTS.len()];
-        let spec = kill_spec(point, (i / REVOCATION_POINTS.len()) % 3);
+        let point = points[i % points.len()];
+        let spec = kill_spec(point, (i / points.len()) % 3);
         let mut relay = spawn_relay(&w, logs.path(), &format!("relay-{i}"), Some(&spec));
         expect_killed(
             &mut relay,
@@ -668,7 +688,7 @@ async fn relay_killed_while_anchoring_revocations(mode: AnchoringMode) {
     );
     let figures = Figures {
         process: "outbox-relay",
-        failpoint: REVOCATION_POINTS[..n.min(REVOCATION_POINTS.len())].join(", "),
+        failpoint: points[..n.min(points.len())].join(", "),
         // Acknowledged: the credentials (each owed one anchor) plus the revocations (each
         // owed one `ca1:r`), all counted on the chain.
         scenario: format!("revocations, {} issuer", mode_name(mode)),
@@ -685,6 +705,20 @@ async fn relay_killed_while_anchoring_revocations(mode: AnchoringMode) {
     assert_eq!(kills, n, "{figures:?}");
     assert_eq!((figures.lost, figures.duplicated), (0, 0), "{figures:?}");
     assert_eq!(figures.anchored_once, figures.acknowledged, "{figures:?}");
+    if mode == AnchoringMode::Merkle {
+        // Lists, not one transaction per revocation: at most one per wave's ten, plus what a
+        // kill left partial (a list is sealed once and never re-sealed, so never more than
+        // one list per revocation either).
+        let lists = w.revocation_lists_on_chain().await;
+        let entries: usize = lists.iter().map(|m| m.revoked().len()).sum();
+        assert_eq!(entries, revoked.len(), "{lists:?}");
+        assert!(
+            lists.len() < revoked.len() / 2,
+            "{} lists for {} revocations",
+            lists.len(),
+            revoked.len()
+        );
+    }
 }
 
 #[tokio::test]
@@ -692,8 +726,8 @@ async fn relay_killed_while_anchoring_revocations_anchors_each_revocation_once()
     relay_killed_while_anchoring_revocations(AnchoringMode::Single).await;
 }
 
-/// The credentials were anchored in Merkle batches; their revocations are `ca1:r` memos of
-/// their own (revocations are never batched).
+/// The credentials were anchored in Merkle batches; their revocations are anchored in
+/// `ca1:v` lists of up to ten (issue #18), the relay killed while sealing and anchoring them.
 #[tokio::test]
 async fn relay_killed_while_anchoring_revocations_of_merkle_credentials_anchors_each_once() {
     relay_killed_while_anchoring_revocations(AnchoringMode::Merkle).await;

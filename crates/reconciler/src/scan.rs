@@ -91,6 +91,8 @@ struct DeferredRevocation {
     issuer: domain::IssuerId,
     credential: CredentialId,
     hash: domain::hash::CredentialHash,
+    /// The `ca1:v` list it came from (`None`: a `ca1:r` memo).
+    list: Option<domain::BatchId>,
     signature: String,
     slot: u64,
     block_time: Option<DateTime<Utc>>,
@@ -572,19 +574,24 @@ impl Reconciler {
                             self.count_repair(executed, domain::reconcile::Subject::StatusList);
                             continue;
                         }
-                        Memo::Revocation {
-                            issuer,
-                            credential,
-                            hash,
-                        } => {
-                            revocations.push(DeferredRevocation {
-                                issuer,
-                                credential,
-                                hash,
-                                signature: signature.to_string(),
-                                slot,
-                                block_time,
-                            });
+                        // `ca1:r` and `ca1:v`: each credential named is one revocation,
+                        // applied after the credentials of this run.
+                        memo @ (Memo::Revocation { .. } | Memo::RevocationList { .. }) => {
+                            let list = match &memo {
+                                Memo::RevocationList { batch, .. } => Some(*batch),
+                                _ => None,
+                            };
+                            for revoked in memo.revoked() {
+                                revocations.push(DeferredRevocation {
+                                    issuer: memo.issuer().clone(),
+                                    credential: revoked.credential,
+                                    hash: revoked.hash,
+                                    list,
+                                    signature: signature.to_string(),
+                                    slot,
+                                    block_time,
+                                });
+                            }
                             continue;
                         }
                     };
@@ -670,6 +677,7 @@ impl Reconciler {
             issuer: &r.issuer,
             credential: r.credential,
             hash: r.hash,
+            list: r.list,
             signature: &r.signature,
             slot: r.slot,
             block_time: r.block_time,
@@ -731,24 +739,28 @@ impl Reconciler {
         detail: &str,
     ) -> anyhow::Result<()> {
         for memo in memos {
-            let credential = match memo {
-                Memo::Credential { credential, .. } | Memo::Revocation { credential, .. } => {
-                    Some(*credential)
+            // A finding names one credential: a revocation list gets one per entry.
+            let credentials: Vec<Option<CredentialId>> = match memo {
+                Memo::Credential { credential, .. } => vec![Some(*credential)],
+                Memo::Revocation { .. } | Memo::RevocationList { .. } => {
+                    memo.revoked().iter().map(|r| Some(r.credential)).collect()
                 }
-                Memo::Batch { .. } | Memo::StatusList { .. } => None,
+                Memo::Batch { .. } | Memo::StatusList { .. } => vec![None],
             };
-            let new = self
-                .store
-                .record_finding(&NewFinding {
-                    kind,
-                    signature,
-                    slot: Some(slot),
-                    credential,
-                    issuer: Some(memo.issuer().as_str()),
-                    detail,
-                })
-                .await?;
-            self.count(kind, new);
+            for credential in credentials {
+                let new = self
+                    .store
+                    .record_finding(&NewFinding {
+                        kind,
+                        signature,
+                        slot: Some(slot),
+                        credential,
+                        issuer: Some(memo.issuer().as_str()),
+                        detail,
+                    })
+                    .await?;
+                self.count(kind, new);
+            }
         }
         Ok(())
     }

@@ -839,26 +839,41 @@ impl Stack {
     /// anchoring key's history, scanning the CHAIN, not the database.
     pub async fn anchors_on_chain(&self) -> HashMap<String, usize> {
         self.count_on_chain(|m| match m {
-            Memo::Credential { credential, .. } => Some(credential.to_string()),
-            _ => None,
+            Memo::Credential { credential, .. } => vec![credential.to_string()],
+            _ => Vec::new(),
         })
         .await
     }
 
-    /// Counts, per credential id, the successful revocation (`ca1:r`) transactions in the
-    /// anchoring key's history, scanning the CHAIN.
+    /// Counts, per credential id, the successful revocations (`ca1:r` memos and entries of
+    /// `ca1:v` lists) in the anchoring key's history, scanning the CHAIN.
     pub async fn revocations_on_chain(&self) -> HashMap<String, usize> {
-        self.count_on_chain(|m| match m {
-            Memo::Revocation { credential, .. } => Some(credential.to_string()),
-            _ => None,
+        self.count_on_chain(|m| {
+            m.revoked()
+                .iter()
+                .map(|r| r.credential.to_string())
+                .collect()
         })
         .await
     }
 
-    async fn count_on_chain(&self, key: impl Fn(Memo) -> Option<String>) -> HashMap<String, usize> {
+    /// The revocation list memos (`ca1:v`) in the anchoring key's history, read from the
+    /// CHAIN: how many transactions the revocations of Merkle-mode issuers took.
+    pub async fn revocation_lists_on_chain(&self) -> Vec<Memo> {
+        let mut lists = Vec::new();
+        self.walk_memos_on_chain(|_, memo| {
+            if matches!(memo, Memo::RevocationList { .. }) {
+                lists.push(memo);
+            }
+        })
+        .await;
+        lists
+    }
+
+    async fn count_on_chain(&self, keys: impl Fn(Memo) -> Vec<String>) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
         self.walk_memos_on_chain(|_, memo| {
-            if let Some(k) = key(memo) {
+            for k in keys(memo) {
                 *counts.entry(k).or_insert(0) += 1;
             }
         })

@@ -19,6 +19,7 @@ pub mod listener;
 pub mod migrate;
 pub mod outbox;
 pub mod reconcile;
+pub mod revocation_lists;
 pub mod revocations;
 pub mod status_lists;
 pub mod tls;

@@ -16,7 +16,7 @@ use domain::status::{allowed_sources, AnchorTxEvent, AnchorTxStatus, StatusEvent
 /// The live anchor-transaction statuses, as SQL (`domain::AnchorTxStatus::LIVE_SQL`).
 const LIVE: &str = AnchorTxStatus::LIVE_SQL;
 use domain::status_list::StatusListHash;
-use domain::{BatchId, CredentialId, IssuerId, Memo, MerkleRoot};
+use domain::{BatchId, CredentialId, IssuerId, Memo, MerkleRoot, Revoked};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
@@ -30,6 +30,8 @@ pub enum JobKey {
     Outbox(i64),
     Batch(BatchId),
     StatusList(i64),
+    /// A sealed revocation list (`revocation_batches`, a `ca1:v` memo).
+    RevocationList(BatchId),
 }
 
 impl std::fmt::Display for JobKey {
@@ -38,6 +40,7 @@ impl std::fmt::Display for JobKey {
             JobKey::Outbox(id) => write!(f, "outbox:{id}"),
             JobKey::Batch(id) => write!(f, "batch:{id}"),
             JobKey::StatusList(id) => write!(f, "status-list-version:{id}"),
+            JobKey::RevocationList(id) => write!(f, "revocation-list:{id}"),
         }
     }
 }
@@ -65,6 +68,12 @@ pub enum AnchorSubject {
         list: u32,
         version: u32,
         hash: StatusListHash,
+    },
+    /// A `ca1:v` memo: up to ten revocations of a Merkle-mode issuer (issue #18), in the
+    /// order sealed.
+    RevocationList {
+        batch_id: BatchId,
+        members: Vec<Revoked>,
     },
 }
 
@@ -117,6 +126,10 @@ impl ClaimedJob {
                 version: *version,
                 hash: *hash,
             }),
+            AnchorSubject::RevocationList { batch_id, members } => {
+                Memo::revocation_list(self.issuer.clone(), *batch_id, members.clone())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
         }
     }
 }
@@ -250,6 +263,8 @@ fn credential_scope(key: JobKey) -> &'static str {
         }
         // A status list version changes no credential.
         JobKey::StatusList(_) => "false AND $1::bigint IS NOT NULL",
+        // Nor does a revocation list's transaction (see `complete_finalized`).
+        JobKey::RevocationList(_) => "false AND $1::uuid IS NOT NULL",
     }
 }
 
@@ -259,6 +274,7 @@ fn key_param(key: &JobKey) -> Box<dyn tokio_postgres::types::ToSql + Sync + Send
         JobKey::Outbox(id) => Box::new(*id),
         JobKey::Batch(id) => Box::new(*id.as_uuid()),
         JobKey::StatusList(id) => Box::new(*id),
+        JobKey::RevocationList(id) => Box::new(*id.as_uuid()),
     }
 }
 
@@ -267,6 +283,7 @@ fn job_table(key: JobKey) -> &'static str {
         JobKey::Outbox(_) => "outbox",
         JobKey::Batch(_) => "anchor_batches",
         JobKey::StatusList(_) => "status_list_versions",
+        JobKey::RevocationList(_) => "revocation_batches",
     }
 }
 
@@ -287,9 +304,10 @@ impl Store {
     /// (their `anchor_mode`, else `default_mode`) are left for sealing — unless the row already
     /// has a single-mode transaction, which then must be carried to its end in single mode.
     ///
-    /// Revocation jobs (`anchor_revocation`, issue #7) are always single mode, and are claimed
-    /// only once their credential is anchored, so a `ca1:r` memo always lands after the
-    /// credential's own anchor.
+    /// Revocation jobs (`anchor_revocation`, issue #7) follow their issuer's mode too: in
+    /// single mode one `ca1:r` memo each, in merkle mode sealed into `ca1:v` lists
+    /// (`revocation_lists`). Either way they are claimed (or sealed) only once their credential
+    /// is anchored, so a revocation always lands after the credential's own anchor.
     ///
     /// Cost: the claim walks the partial index `outbox_due (available_at, id)` in order and
     /// stops at the first `limit` lockable rows, so it does not grow with the backlog. Two
@@ -314,11 +332,12 @@ impl Store {
                 "WITH due AS ( \
                    SELECT o.id FROM outbox o JOIN issuers i ON i.id = o.issuer_id \
                    WHERE o.completed_at IS NULL AND o.dead_at IS NULL AND o.batch_id IS NULL \
+                     AND o.revocation_batch_id IS NULL \
                      AND o.available_at <= now() \
                      AND (o.locked_until IS NULL OR o.locked_until < now()) \
-                     AND ((o.kind = 'anchor_credential' \
-                           AND (coalesce(i.anchor_mode, $4) = 'single' \
-                                OR EXISTS (SELECT 1 FROM anchor_transactions t WHERE t.outbox_id = o.id))) \
+                     AND (coalesce(i.anchor_mode, $4) = 'single' \
+                          OR EXISTS (SELECT 1 FROM anchor_transactions t WHERE t.outbox_id = o.id)) \
+                     AND (o.kind = 'anchor_credential' \
                           OR (o.kind = 'anchor_revocation' AND EXISTS (SELECT 1 FROM credentials rc \
                                 WHERE rc.id = o.credential_id \
                                   AND rc.status = ANY($5)))) \
@@ -450,6 +469,61 @@ impl Store {
             .collect()
     }
 
+    /// Claims up to `limit` due sealed revocation lists, exactly as
+    /// [`Store::claim_due_batches`], with their members in the order sealed (outbox id).
+    pub async fn claim_due_revocation_lists(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let client = self.client().await?;
+        let members = "(SELECT coalesce(array_agg(o.credential_id ORDER BY o.id), '{}') \
+               FROM outbox o WHERE o.revocation_batch_id = j.id), \
+             (SELECT coalesce(array_agg(c.credential_hash ORDER BY o.id), '{}') \
+               FROM outbox o JOIN credentials c ON c.id = o.credential_id \
+               WHERE o.revocation_batch_id = j.id)";
+        let rows = client
+            .query(
+                &lease_claim_sql(
+                    "revocation_batches",
+                    "",
+                    &format!("j.id, j.issuer_id, j.member_count, {members}"),
+                ),
+                &[&i64::from(limit), &ms(lease), &worker],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id = BatchId::from_uuid(r.try_get(0)?);
+                let count: i32 = r.try_get(2)?;
+                let ids: Vec<Uuid> = r.try_get(3)?;
+                let hashes: Vec<Vec<u8>> = r.try_get(4)?;
+                if usize::try_from(count).ok() != Some(ids.len()) || ids.len() != hashes.len() {
+                    return Err(StoreError::Corrupt(format!(
+                        "revocation list {id}: {count} members recorded, {} found",
+                        ids.len()
+                    )));
+                }
+                let members = ids
+                    .into_iter()
+                    .zip(hashes)
+                    .map(|(id, hash)| {
+                        Ok(Revoked {
+                            credential: CredentialId::from_uuid(id),
+                            hash: CredentialHash::from_bytes(parse_hash(&hash, "credential_hash")?),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let subject = AnchorSubject::RevocationList {
+                    batch_id: id,
+                    members,
+                };
+                leased_job(r, JobKey::RevocationList(id), subject, 5)
+            })
+            .collect()
+    }
+
     /// The live transactions of the given jobs (at most one each, by the unique indexes).
     pub async fn live_anchor_txs(
         &self,
@@ -459,21 +533,28 @@ impl Store {
             .iter()
             .filter_map(|k| match k {
                 JobKey::Outbox(id) => Some(*id),
-                JobKey::Batch(_) | JobKey::StatusList(_) => None,
+                _ => None,
             })
             .collect();
         let batch_ids: Vec<Uuid> = keys
             .iter()
             .filter_map(|k| match k {
                 JobKey::Batch(id) => Some(*id.as_uuid()),
-                JobKey::Outbox(_) | JobKey::StatusList(_) => None,
+                _ => None,
             })
             .collect();
         let list_ids: Vec<i64> = keys
             .iter()
             .filter_map(|k| match k {
                 JobKey::StatusList(id) => Some(*id),
-                JobKey::Outbox(_) | JobKey::Batch(_) => None,
+                _ => None,
+            })
+            .collect();
+        let revocation_list_ids: Vec<Uuid> = keys
+            .iter()
+            .filter_map(|k| match k {
+                JobKey::RevocationList(id) => Some(*id.as_uuid()),
+                _ => None,
             })
             .collect();
         let client = self.client().await?;
@@ -481,12 +562,13 @@ impl Store {
             .query(
                 &format!(
                     "SELECT outbox_id, batch_id, signature, tx_bytes, last_valid_block_height, \
-                       status, fee_lamports, status_list_version_id \
+                       status, fee_lamports, status_list_version_id, revocation_batch_id \
                      FROM anchor_transactions \
                      WHERE (outbox_id = ANY($1) OR batch_id = ANY($2) \
-                            OR status_list_version_id = ANY($3)) AND status IN {LIVE}"
+                            OR status_list_version_id = ANY($3) \
+                            OR revocation_batch_id = ANY($4)) AND status IN {LIVE}"
                 ),
-                &[&outbox_ids, &batch_ids, &list_ids],
+                &[&outbox_ids, &batch_ids, &list_ids, &revocation_list_ids],
             )
             .await?;
         rows.iter()
@@ -494,11 +576,13 @@ impl Store {
                 let outbox: Option<i64> = r.try_get(0)?;
                 let batch: Option<Uuid> = r.try_get(1)?;
                 let list: Option<i64> = r.try_get(7)?;
-                let key = match (outbox, batch, list) {
-                    (Some(id), _, _) => JobKey::Outbox(id),
-                    (None, Some(id), _) => JobKey::Batch(BatchId::from_uuid(id)),
-                    (None, None, Some(id)) => JobKey::StatusList(id),
-                    (None, None, None) => {
+                let revocations: Option<Uuid> = r.try_get(8)?;
+                let key = match (outbox, batch, list, revocations) {
+                    (Some(id), _, _, _) => JobKey::Outbox(id),
+                    (None, Some(id), _, _) => JobKey::Batch(BatchId::from_uuid(id)),
+                    (None, None, Some(id), _) => JobKey::StatusList(id),
+                    (None, None, None, Some(id)) => JobKey::RevocationList(BatchId::from_uuid(id)),
+                    (None, None, None, None) => {
                         return Err(StoreError::Corrupt("ownerless transaction".into()))
                     }
                 };
@@ -556,19 +640,24 @@ impl Store {
                 return Ok(Fenced::LostLease);
             }
         }
-        let (outbox_id, batch_id, list_id): (Option<i64>, Option<Uuid>, Option<i64>) =
-            match fence.key {
-                JobKey::Outbox(id) => (Some(id), None, None),
-                JobKey::Batch(id) => (None, Some(*id.as_uuid()), None),
-                JobKey::StatusList(id) => (None, None, Some(id)),
-            };
+        let (outbox_id, batch_id, list_id, revocation_list_id): (
+            Option<i64>,
+            Option<Uuid>,
+            Option<i64>,
+            Option<Uuid>,
+        ) = match fence.key {
+            JobKey::Outbox(id) => (Some(id), None, None, None),
+            JobKey::Batch(id) => (None, Some(*id.as_uuid()), None, None),
+            JobKey::StatusList(id) => (None, None, Some(id), None),
+            JobKey::RevocationList(id) => (None, None, None, Some(*id.as_uuid())),
+        };
         let inserted = db
             .execute(
                 "INSERT INTO anchor_transactions (signature, outbox_id, credential_id, batch_id, \
                    memo, tx_bytes, last_valid_block_height, fee_lamports, status, signed_by, \
-                   payer, status_list_version_id) \
+                   payer, status_list_version_id, revocation_batch_id) \
                  VALUES ($1, $2, (SELECT credential_id FROM outbox WHERE id = $2), $3, $4, $5, \
-                   $6, $7, 'signed', $8, $9, $10)",
+                   $6, $7, 'signed', $8, $9, $10, $11)",
                 &[
                     &tx.signature,
                     &outbox_id,
@@ -580,6 +669,7 @@ impl Store {
                     &fence.worker,
                     &tx.payer,
                     &list_id,
+                    &revocation_list_id,
                 ],
             )
             .await;
@@ -729,8 +819,32 @@ impl Store {
             )
             .await?;
         }
+        if let JobKey::RevocationList(_) = fence.key {
+            // A revocation list: every member's revocation is anchored by this transaction
+            // (one the reconciler already finalized from the chain keeps its signature), and
+            // its credential moves to `revoked`.
+            let members = "(SELECT credential_id FROM outbox WHERE revocation_batch_id = $1)";
+            db.execute(
+                &format!(
+                    "UPDATE revocations SET anchor_signature = $2, anchor_slot = $3, \
+                       finalized_at = coalesce(finalized_at, now()) \
+                     WHERE credential_id IN {members} AND anchor_signature IS NULL"
+                ),
+                &[id.as_ref(), &signature, &slot],
+            )
+            .await?;
+            db.execute(
+                &format!(
+                    "UPDATE credentials SET status = 'revoked', updated_at = now() \
+                     WHERE id IN {members} AND status = ANY($2)"
+                ),
+                &[id.as_ref(), &statuses(StatusEvent::RevocationAnchored)],
+            )
+            .await?;
+        }
         if !matches!(fence.key, JobKey::Outbox(_)) {
-            // A batch or a status list version: the job's own row records its anchor.
+            // A batch, a status list version or a revocation list: the job's own row records
+            // its anchor.
             db.execute(
                 &format!(
                     "UPDATE {} SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
@@ -747,6 +861,7 @@ impl Store {
             JobKey::Batch(_) => "batch_id = $1",
             // No outbox row belongs to a list version.
             JobKey::StatusList(_) => "false AND $1::bigint IS NOT NULL",
+            JobKey::RevocationList(_) => "revocation_batch_id = $1",
         };
         let ages = db
             .query(
@@ -780,7 +895,8 @@ impl Store {
                  LEFT JOIN outbox o ON o.id = t.outbox_id \
                  LEFT JOIN anchor_batches b ON b.id = t.batch_id \
                  LEFT JOIN status_list_versions v ON v.id = t.status_list_version_id \
-                 WHERE coalesce(o.issuer_id, b.issuer_id, v.issuer_id) = $1 AND t.status <> $2 \
+                 LEFT JOIN revocation_batches r ON r.id = t.revocation_batch_id \
+                 WHERE coalesce(o.issuer_id, b.issuer_id, v.issuer_id, r.issuer_id) = $1 AND t.status <> $2 \
                    AND t.created_at >= now() - interval '1 day'",
                 &[&issuer.as_str(), &AnchorTxStatus::Expired.as_str()],
             )
@@ -803,12 +919,13 @@ impl Store {
                         coalesce(sum(s.fee_lamports) FILTER (WHERE s.created_at >= now() - interval '1 hour'), 0)::bigint, \
                         coalesce(sum(s.fee_lamports), 0)::bigint \
                  FROM issuers i LEFT JOIN ( \
-                     SELECT coalesce(o.issuer_id, b.issuer_id, v.issuer_id) AS issuer_id, \
+                     SELECT coalesce(o.issuer_id, b.issuer_id, v.issuer_id, r.issuer_id) AS issuer_id, \
                             t.fee_lamports, t.created_at \
                      FROM anchor_transactions t \
                      LEFT JOIN outbox o ON o.id = t.outbox_id \
                      LEFT JOIN anchor_batches b ON b.id = t.batch_id \
                      LEFT JOIN status_list_versions v ON v.id = t.status_list_version_id \
+                     LEFT JOIN revocation_batches r ON r.id = t.revocation_batch_id \
                      WHERE t.status <> $1 AND t.created_at >= now() - interval '1 day' \
                  ) s ON s.issuer_id = i.id \
                  GROUP BY i.id ORDER BY i.id",
@@ -911,11 +1028,18 @@ impl Store {
         if n == 0 {
             return Ok(Fenced::LostLease);
         }
-        if let JobKey::Batch(_) = fence.key {
+        let members = match fence.key {
+            JobKey::Batch(_) => Some("batch_id"),
+            JobKey::RevocationList(_) => Some("revocation_batch_id"),
+            JobKey::Outbox(_) | JobKey::StatusList(_) => None,
+        };
+        if let Some(column) = members {
             // The members' jobs show as dead letters too (backlog gauges, requeue).
             db.execute(
-                "UPDATE outbox SET dead_at = now(), last_error = $2, updated_at = now() \
-                 WHERE batch_id = $1 AND completed_at IS NULL",
+                &format!(
+                    "UPDATE outbox SET dead_at = now(), last_error = $2, updated_at = now() \
+                     WHERE {column} = $1 AND completed_at IS NULL"
+                ),
                 &[id.as_ref(), &error],
             )
             .await?;
@@ -957,13 +1081,29 @@ impl Store {
             .iter()
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
+        // Likewise a revocation of a dead list requeues the list.
+        let revocation_lists: Vec<Uuid> = db
+            .query(
+                "UPDATE revocation_batches SET dead_at = NULL, failures = 0, available_at = now(), \
+                   updated_at = now() \
+                 WHERE dead_at IS NOT NULL AND completed_at IS NULL \
+                   AND ($1::uuid IS NULL OR id IN (SELECT revocation_batch_id FROM outbox \
+                        WHERE credential_id = $1 AND revocation_batch_id IS NOT NULL)) \
+                 RETURNING id",
+                &[&id],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
         let rows = db
             .query(
                 "UPDATE outbox SET dead_at = NULL, failures = 0, available_at = now(), updated_at = now() \
                  WHERE dead_at IS NOT NULL AND completed_at IS NULL \
-                   AND ($1::uuid IS NULL OR credential_id = $1 OR batch_id = ANY($2)) \
+                   AND ($1::uuid IS NULL OR credential_id = $1 OR batch_id = ANY($2) \
+                        OR revocation_batch_id = ANY($3)) \
                  RETURNING credential_id",
-                &[&id, &batches],
+                &[&id, &batches, &revocation_lists],
             )
             .await?;
         let ids: Vec<Uuid> = rows

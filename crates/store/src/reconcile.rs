@@ -95,6 +95,8 @@ pub struct TrustedRevocation<'a> {
     pub issuer: &'a IssuerId,
     pub credential: CredentialId,
     pub hash: CredentialHash,
+    /// The revocation list (`ca1:v`) the memo names; `None` for a `ca1:r` memo.
+    pub list: Option<domain::BatchId>,
     pub signature: &'a str,
     pub slot: u64,
     pub block_time: Option<DateTime<Utc>>,
@@ -359,6 +361,31 @@ impl Store {
                     &[id, &revocation.signature, &slot, &revocation.block_time],
                 )
                 .await?;
+                // The list this memo anchors, when the revocation was sealed into it: the
+                // list's transaction and row complete with the anchor found, so the relay has
+                // nothing left to send. (Sealed into another list, that list still anchors its
+                // members; this revocation keeps the anchor found first.)
+                if let Some(list) = revocation.list {
+                    let list = list.as_uuid();
+                    retire_live_txs(
+                        &db,
+                        "revocation_batch_id = $1",
+                        list,
+                        revocation.signature,
+                        slot,
+                    )
+                    .await?;
+                    db.execute(
+                        "UPDATE revocation_batches SET completed_at = now(), locked_until = NULL, \
+                           locked_by = NULL, dead_at = NULL, last_error = NULL, \
+                           anchor_signature = $2, anchor_slot = $3, updated_at = now() \
+                         WHERE id = $1 AND completed_at IS NULL AND id = (SELECT o.revocation_batch_id \
+                           FROM outbox o WHERE o.credential_id = $4 AND o.kind = 'anchor_revocation' \
+                             AND o.completed_at IS NULL)",
+                        &[list, &revocation.signature, &slot, id],
+                    )
+                    .await?;
+                }
                 // Only the revocation job's transactions: the issuance anchor stays.
                 retire_live_txs(
                     &db,

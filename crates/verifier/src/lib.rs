@@ -27,7 +27,7 @@ use std::time::Duration;
 use chain::{ChainClient, ChainConfig, ChainError, Cluster, Commitment};
 use domain::anchor_keys::AnchorKeyWindow;
 use domain::cluster_of_genesis_hash;
-use domain::memo::{decode, Decoded, Memo};
+use domain::memo::{decode, Decoded};
 use domain::proof::{BundleFormatError, ProofBundle};
 use domain::revocation_scan::{self, ScanStep};
 use domain::status_list::StatusCheck;
@@ -504,7 +504,8 @@ pub async fn observe(
     ))
 }
 
-/// Searches the anchoring key's finalized history (newest first) for a `ca1:r` memo of this
+/// Searches the anchoring key's finalized history (newest first) for a `ca1:r` memo (or a
+/// `ca1:v` list entry) of this
 /// issuer and credential hash, back to the anchor's slot (`domain::revocation_scan`: a fixed
 /// number of pages could be outrun by cheap traffic to the key). It matches on what the
 /// bundle PROVES (issuer and hash, covered by the issuer's signature and the anchor), never
@@ -587,14 +588,19 @@ async fn find_revocation(
     }
 }
 
-/// Whether memo text `m` is a `ca1:r` revocation of the bundle's issuer and credential hash,
-/// whatever credential id it names.
+/// Whether memo text `m` revokes the bundle's issuer and credential hash (a `ca1:r` memo, or
+/// an entry of a `ca1:v` list), whatever credential id it names.
 pub fn revokes(bundle: &ProofBundle, m: &str) -> bool {
-    matches!(
-        decode(m),
-        Decoded::Ours(Memo::Revocation { ref issuer, ref hash, .. })
-            if *issuer == bundle.fields.issuer && *hash == bundle.credential_hash
-    )
+    match decode(m) {
+        Decoded::Ours(memo) => {
+            *memo.issuer() == bundle.fields.issuer
+                && memo
+                    .revoked()
+                    .iter()
+                    .any(|r| r.hash == bundle.credential_hash)
+        }
+        Decoded::NotOurs => false,
+    }
 }
 
 fn report(

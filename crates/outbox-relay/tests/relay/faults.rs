@@ -609,9 +609,10 @@ async fn a_failing_batch_claim_backs_off_the_jobs_already_claimed() {
 }
 
 /// Issue #22: a sealing error (here: PostgreSQL refuses every new batch) does not starve the
-/// jobs that need no sealing. A revocation (always a single transaction) is anchored while
-/// a Merkle credential waits for its batch; sealing resumes when the database heals. Before
-/// the fix the pass returned at the sealing error and claimed nothing.
+/// other jobs. A revocation (sealed into a revocation list, issue #18, which the error does
+/// not touch) is anchored while a Merkle credential waits for its batch; sealing resumes when
+/// the database heals. Before the fix the pass returned at the sealing error and claimed
+/// nothing.
 #[tokio::test]
 async fn a_sealing_error_does_not_starve_revocations() {
     let w = world().await;

@@ -167,3 +167,82 @@ async fn revocation_is_scoped_to_the_issuer_and_validates_its_body() {
         "nothing recorded by refused calls"
     );
 }
+
+/// Merkle mode (issue #18): 25 revocations anchor in three `ca1:v` lists of 10, 10 and 5, read
+/// from the chain, instead of 25 transactions. Each credential is revoked exactly once on chain,
+/// every revocation record points at its list's transaction, and the offline verifier
+/// (`credential-verify`'s library, reading only the chain) finds a revocation in the first
+/// list and in the last, while a member of the same Merkle batch that was not revoked stays
+/// valid.
+#[tokio::test]
+async fn merkle_mode_revocations_anchor_ten_per_list_memo_counted_on_the_chain() {
+    use crate::verify::{bundle_for, file_of};
+    let w = world().await;
+    let relay = Application::build(w.merkle_settings(w.chain_env.rpc_url(), "relay-rl", 100, 0))
+        .await
+        .unwrap();
+    let serials: Vec<String> = (0..26).map(|i| format!("S-RL-{i}")).collect();
+    let mut ids = Vec::new();
+    for serial in &serials {
+        ids.push(w.issue(serial).await);
+    }
+    w.anchor_all(&relay, &ids).await;
+    let (revoked, kept) = ids.split_at(25);
+    for id in revoked {
+        let (status, body) = revoke(&w, id, &w.api_key, "withdrawn").await;
+        assert_eq!(status, 202, "{body}");
+    }
+    w.relay_until(&relay, revoked, "revoked").await;
+    assert_eq!(w.credential(&kept[0]).await["status"], "finalized");
+
+    // From the chain: three lists, 25 entries, one per revoked credential, no `ca1:r`.
+    let lists = w.revocation_lists_on_chain().await;
+    let mut sizes: Vec<usize> = lists.iter().map(|m| m.revoked().len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, vec![5, 10, 10], "{lists:?}");
+    let on_chain = w.revocations_on_chain().await;
+    assert_eq!(on_chain.len(), 25, "{on_chain:?}");
+    for id in revoked {
+        assert_eq!(on_chain.get(id), Some(&1), "{id} revoked once on chain");
+    }
+    assert!(!on_chain.contains_key(&kept[0]));
+
+    // The database agrees: three list transactions, every revocation anchored by one, every
+    // job done.
+    assert_eq!(
+        w.query_i64(
+            "SELECT count(DISTINCT anchor_signature) FROM revocations WHERE anchor_signature IS NOT NULL"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM revocations WHERE anchor_signature IS NULL")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM revocation_batches WHERE completed_at IS NOT NULL")
+            .await,
+        3
+    );
+    assert_eq!(
+        w.query_i64("SELECT count(*) FROM outbox WHERE completed_at IS NULL")
+            .await,
+        0
+    );
+
+    // The offline verifier finds each revocation in its list, from the chain alone.
+    for (serial, id) in [(&serials[0], &revoked[0]), (&serials[24], &revoked[24])] {
+        let bundle = bundle_for(&w, id).await;
+        let report = verifier::verify(&w.offline_request(file_of(serial), bundle))
+            .await
+            .unwrap();
+        assert_eq!(report.verdict.as_str(), "revoked", "{}", report.detail);
+    }
+    let bundle = bundle_for(&w, &kept[0]).await;
+    let report = verifier::verify(&w.offline_request(file_of(&serials[25]), bundle))
+        .await
+        .unwrap();
+    assert_eq!(report.verdict.as_str(), "valid", "{}", report.detail);
+}

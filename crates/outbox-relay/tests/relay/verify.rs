@@ -270,8 +270,8 @@ async fn verify_rejects_bad_input_with_stable_codes() {
 }
 
 /// Merkle mode: a batch member verifies (claimed fields and its Merkle proof bundle), a
-/// changed file does not, and revoking one member anchors a single `ca1:r` memo even though
-/// the relay's default mode is merkle.
+/// changed file does not, and revoking one member revokes it alone (a `ca1:v` list of one:
+/// the batch's other members stay valid).
 #[tokio::test]
 async fn batch_members_verify_through_their_merkle_path_and_revoke_alone() {
     let w = world().await;

@@ -150,7 +150,25 @@ async fn a_listed_anchor_the_node_does_not_return_yet_is_asked_for_again() {
 /// second run finds everything consistent.
 #[tokio::test]
 async fn restore_loses_revocations_and_the_reconciler_restores_them_from_the_chain() {
+    restore_loses_revocations(domain::AnchoringMode::Single).await;
+}
+
+/// The same in merkle mode, where revocations anchor in `ca1:v` lists (issue #18): in the
+/// backup `pending`'s revocation is sealed into a list whose transaction was already sent.
+/// The reconciler finalizes it from the list memo and completes the list, so the relay never
+/// sends that list (or a second one) again.
+#[tokio::test]
+async fn restore_loses_revocation_lists_and_the_reconciler_restores_them_from_the_chain() {
+    restore_loses_revocations(domain::AnchoringMode::Merkle).await;
+}
+
+async fn restore_loses_revocations(mode: domain::AnchoringMode) {
     let w = world().await;
+    assert!(w
+        .store
+        .set_anchor_mode(&w.issuer_id, Some(mode))
+        .await
+        .unwrap());
     let gone = w.issue("S-REV-GONE").await;
     let pending = w.issue("S-REV-PENDING").await;
     let relay = w.relay("relay-revoke").await;
@@ -159,21 +177,49 @@ async fn restore_loses_revocations_and_the_reconciler_restores_them_from_the_cha
         w.revoke(&pending, "degree rescinded by the senate").await,
         202
     );
-    // The backup: both anchored, `pending`'s revocation requested and not yet sent.
+    if mode == domain::AnchoringMode::Merkle {
+        // Sealed into a list and its transaction sent, not finalized.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while w
+            .query_i64(
+                "SELECT count(*) FROM anchor_transactions WHERE revocation_batch_id IS NOT NULL \
+                   AND status IN ('sent', 'confirmed')",
+            )
+            .await
+            == 0
+        {
+            let _ = relay.relay().run_pass().await;
+            assert!(Instant::now() < deadline, "no list sent");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // The backup: both anchored, `pending`'s revocation requested and not yet finalized.
     let dump = w.dir.path().join("mid-revocation.sql");
     w.dump(&dump);
     assert_eq!(w.revoke(&gone, "issued in error").await, 202);
-    let lost = w.issue("S-REV-LOST").await;
-    w.anchor_all(&relay, std::slice::from_ref(&lost)).await;
-    assert_eq!(w.revoke(&lost, "duplicate record").await, 202);
-    let ids = vec![gone.clone(), pending.clone(), lost.clone()];
+    // Single mode only: a credential issued, anchored and revoked after the backup. (In merkle
+    // mode its anchor is a batch root, which cannot rebuild its row: that waits for its bundle,
+    // see `recovered batches`.)
+    let lost = match mode {
+        domain::AnchoringMode::Single => {
+            let lost = w.issue("S-REV-LOST").await;
+            w.anchor_all(&relay, std::slice::from_ref(&lost)).await;
+            assert_eq!(w.revoke(&lost, "duplicate record").await, 202);
+            Some(lost)
+        }
+        domain::AnchoringMode::Merkle => None,
+    };
+    let mut ids = vec![gone.clone(), pending.clone()];
+    ids.extend(lost.clone());
     w.relay_until(&relay, &ids, "revoked").await;
     drop(relay);
 
     w.restore(&dump).await;
     assert_eq!(w.row(&gone).await.unwrap().0, "finalized");
     assert_eq!(w.row(&pending).await.unwrap().0, "finalized");
-    assert_eq!(w.row(&lost).await, None);
+    if let Some(lost) = &lost {
+        assert_eq!(w.row(lost).await, None);
+    }
     let r = w.reconciler().await;
     let report = r.run_once(HOUR, false).await.unwrap();
     // `lost`: its credential row (backfilled) and its revocation come back in this one run.
@@ -184,7 +230,7 @@ async fn restore_loses_revocations_and_the_reconciler_restores_them_from_the_cha
             report.finalized,
             report.drift
         ),
-        (3, 1, 0, 0),
+        (ids.len() as u64, u64::from(lost.is_some()), 0, 0),
         "{report:?}"
     );
     for id in &ids {
@@ -193,14 +239,16 @@ async fn restore_loses_revocations_and_the_reconciler_restores_them_from_the_cha
     let db = w.sql().await;
     // A recovered row holds only what its memo proves (no serial, no recipient); revoked, it
     // keeps that shape (migration V6).
-    let lost_row = db
-        .query_one(
-            "SELECT serial IS NULL, recipient_id IS NULL FROM credentials WHERE id = $1",
-            &[&lost.parse::<uuid::Uuid>().unwrap()],
-        )
-        .await
-        .unwrap();
-    assert!(lost_row.get::<_, bool>(0) && lost_row.get::<_, bool>(1));
+    if let Some(lost) = &lost {
+        let lost_row = db
+            .query_one(
+                "SELECT serial IS NULL, recipient_id IS NULL FROM credentials WHERE id = $1",
+                &[&lost.parse::<uuid::Uuid>().unwrap()],
+            )
+            .await
+            .unwrap();
+        assert!(lost_row.get::<_, bool>(0) && lost_row.get::<_, bool>(1));
+    }
     let revocation = |id: &str| {
         let id: uuid::Uuid = id.parse().unwrap();
         let db = &db;
@@ -214,7 +262,7 @@ async fn restore_loses_revocations_and_the_reconciler_restores_them_from_the_cha
             .unwrap()
         }
     };
-    for rebuilt in [&gone, &lost] {
+    for rebuilt in std::iter::once(&gone).chain(lost.as_ref()) {
         let row = revocation(rebuilt).await;
         assert_eq!(
             row.get::<_, String>(0),
@@ -236,7 +284,8 @@ async fn restore_loses_revocations_and_the_reconciler_restores_them_from_the_cha
     );
     // Missing rows: `lost`'s credential and revocation, `gone`'s revocation; pending and
     // anchored: `pending`'s revocation.
-    assert_eq!(w.findings("missing_row").await, 3);
+    let missing = 1 + 2 * i64::from(lost.is_some());
+    assert_eq!(w.findings("missing_row").await, missing);
     assert_eq!(w.findings("pending_anchored").await, 1);
 
     // The relay resumes: nothing left to send, so each revocation stays on chain once.
@@ -257,6 +306,22 @@ async fn restore_loses_revocations_and_the_reconciler_restores_them_from_the_cha
     for id in &ids {
         assert_eq!(on_chain.get(id), Some(&1), "{id}");
     }
+    if mode == domain::AnchoringMode::Merkle {
+        // The list the backup held is complete, with the anchor the chain has.
+        assert_eq!(
+            w.query_i64(
+                "SELECT count(*) FROM revocation_batches WHERE completed_at IS NULL \
+                   OR anchor_signature IS NULL"
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            w.query_i64("SELECT count(*) FROM revocation_batches").await,
+            1
+        );
+        assert_eq!(w.revocation_lists_on_chain().await.len(), 2);
+    }
 
     // A second run: everything agrees, nothing new is recorded.
     let again = r.run_once(HOUR, false).await.unwrap();
@@ -270,7 +335,7 @@ async fn restore_loses_revocations_and_the_reconciler_restores_them_from_the_cha
         (0, 0, 0, 0),
         "{again:?}"
     );
-    assert_eq!(w.findings("missing_row").await, 3);
+    assert_eq!(w.findings("missing_row").await, missing);
     assert_eq!(w.findings("pending_anchored").await, 1);
 }
 
