@@ -584,8 +584,13 @@ def budget(core, crds, build):
             api = (c.get("command") or [""])[0].endswith("issuer-api")
             shared = api_shared_pool() if api else 0
             # With `public.port` set, the public listener's workers have pools of their own.
-            public = int(setting(cfg, env, "public", "max_connections", api_public_pool())) \
-                if api and setting(cfg, env, "public", "port") is not None else 0
+            # Each public worker opens max(1, max_connections / workers) (startup.rs), so more
+            # workers than connections open one each.
+            public = 0
+            if api and setting(cfg, env, "public", "port") is not None:
+                conns = int(setting(cfg, env, "public", "max_connections", api_public_pool()))
+                workers = max(1, int(setting(cfg, env, "public", "workers", 1)))
+                public = workers * max(1, conns // workers)
             extra = int(listen) + shared + public
             per = f"({pool}+{extra})" if extra else f"{pool}"
             terms.append((f"{replicas}×{per}", name + (" at HPA max" if (d["kind"], name) in hpa_max else "")

@@ -12,7 +12,7 @@
 //! revocations: up to [`MAX_REVOCATIONS_PER_MEMO`] per transaction, one fee instead of ten.
 //! It names every revoked credential in the clear rather than behind a Merkle root, because a
 //! verifier holding only a credential and the chain must still find its revocation (a root
-//! would hide which credentials it revokes; see ARCHITECTURE.md, "Revocation batches").
+//! would hide which credentials it revokes; see ARCHITECTURE.md, "Revocation lists").
 //!
 //! A status-list memo names the list by its number (decimal, `0..=u32::MAX`), the version by
 //! its number (`1..=u32::MAX`) and anchors `status_list::Bitstring::anchored_hash`: the

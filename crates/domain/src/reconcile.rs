@@ -431,7 +431,7 @@ pub enum RecordedRevocation {
     Anchored(String),
 }
 
-/// A trusted `ca1:r` memo against its credential row and revocation record. Applied after
+/// A trusted revocation (a `ca1:r` memo, or one entry of a `ca1:v` list) against its credential row and revocation record. Applied after
 /// the run's anchors: a revocation is only ever sent for an anchored credential.
 pub fn decide_revocation(
     claim: &CredentialClaim<'_>,

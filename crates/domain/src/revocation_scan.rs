@@ -1,7 +1,7 @@
 //! How far an offline verifier must read an anchoring key's history before it may say
 //! "not revoked".
 //!
-//! A `ca1:r` revocation memo is only ever sent after its credential's anchor is finalized, so
+//! A revocation memo (`ca1:r`, or a `ca1:v` list) is only ever sent after its credential's anchor is finalized, so
 //! it lies in a LATER slot than the anchor, in the finalized history of the key that paid for
 //! the anchor. The history is read newest first, a page at a time. A fixed number of pages
 //! would let anyone hide a revocation behind cheap traffic to the key (about 5,000 one-lamport

@@ -158,9 +158,9 @@ pub struct SeenTx {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RevocationState {
     NotRevoked,
-    /// Recorded, its `ca1:r` memo not finalized yet.
+    /// Recorded, its memo (`ca1:r`, or a `ca1:v` list) not finalized yet.
     Pending,
-    /// Its `ca1:r` memo is finalized (by the issuer's anchoring key).
+    /// Its memo (`ca1:r` or `ca1:v`) is finalized (by the issuer's anchoring key).
     Anchored,
     /// Not found, but the search could not cover everything after the anchor
     /// (`revocation_scan`): the credential may be revoked.

@@ -1,75 +1,45 @@
-//! Which routes each listener answers, and the lower CPU priority of the public one.
+//! The API's listeners: which routes each serves, and the lower CPU priority of the public one.
 //!
-//! One `App` serves every listener; a middleware asks [`answers`] whether the listener a
-//! request arrived on serves its route. The metrics port serves `/metrics` alone and `/metrics`
-//! is nowhere else. With `public.port` set, the public routes (verification, the page, DID
-//! documents, status lists) move to their own listener, whose workers run at a higher
-//! niceness: the kernel then gives the portal's workers the CPU first, so a stranger's flood
-//! of verifications slows verification, not issuance (issue #18). A refused route gets the
-//! same `route_not_found` as any unknown path, so a prober learns nothing.
+//! Without `public.port` one server answers every route on `http.port`, and `/metrics` on
+//! `http.metrics_port` (that server listens on both). With it, the public routes (verification,
+//! the page, issuer profiles, DID documents, status lists) move to a second server whose `App`
+//! registers only them ([`RouteSet::Public`]), and the API port's `App` no longer registers
+//! them ([`RouteSet::Portal`]): a route a listener does not serve is simply absent from its
+//! router, so no spelling of a path (percent-encoding, case, slashes) reaches it. The public
+//! server's workers run at a higher niceness: the kernel then gives the portal's workers the
+//! CPU first, so a stranger's flood of verifications slows verification, not issuance
+//! (issue #18).
+//!
+//! The one route shared by two listeners of one server is `/metrics`: [`metrics_gate`] answers
+//! it on the metrics port only, and nothing else there.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 
+pub use crate::routes::RouteSet;
 use crate::state::AppState;
 
-/// The routes anyone on the internet calls (route patterns as registered in `routes`).
-pub const PUBLIC_ROUTES: [&str; 4] = [
-    "/v1/verify",
-    "/verify",
-    "/issuers/{id}/did.json",
-    "/issuers/{id}/status-lists/{list}",
-];
-
-/// Routes every API and public listener answers (probes, the API description).
-const ANYWHERE: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
-
-/// The listener a request arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
-    /// `http.port`: the portal's API (and the public routes when `public.port` is unset).
-    Api,
-    /// `public.port`.
-    Public,
-    /// `http.metrics_port`.
-    Metrics,
+/// Whether a request for the (percent-decoded) `path` may be answered on a listener that is,
+/// or is not, the metrics port: there only `/metrics`, and `/metrics` nowhere else.
+pub fn metrics_port_serves(on_metrics_port: bool, path: &str) -> bool {
+    on_metrics_port == (path == "/metrics")
 }
 
-/// Whether `listener` answers the request whose decoded path is `path` and whose matched
-/// route pattern is `route` (`None`: no route matched, the 404 every listener gives).
-/// `public_split`: whether `public.port` is set.
-pub fn answers(listener: Listener, path: &str, route: Option<&str>, public_split: bool) -> bool {
-    // The decoded path, not the pattern alone: `/%6Detrics` is `/metrics` too.
-    let metrics = path == "/metrics" || route == Some("/metrics");
-    let public = route.is_some_and(|r| PUBLIC_ROUTES.contains(&r));
-    match listener {
-        Listener::Metrics => metrics,
-        _ if metrics => false,
-        _ if route.is_some_and(|r| ANYWHERE.contains(&r)) => true,
-        Listener::Api => !(public_split && public),
-        Listener::Public => public || route.is_none(),
-    }
-}
-
-/// The middleware applying [`answers`] to the listener the request came in on.
-pub async fn listener_gate(
+/// The middleware applying [`metrics_port_serves`]; a refusal is the same `route_not_found`
+/// as any unknown path, so a prober learns nothing.
+pub async fn metrics_gate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let ports = req
+    let metrics_port = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| (s.metrics_port, s.public_port));
-    let local = req.app_config().local_addr().port();
-    let (listener, split) = match ports {
-        Some((metrics, _)) if metrics == local => (Listener::Metrics, false),
-        Some((_, Some(public))) if public == local => (Listener::Public, true),
-        Some((_, public)) => (Listener::Api, public.is_some()),
-        None => (Listener::Api, false),
-    };
-    let route = req.match_pattern();
-    if !answers(listener, req.match_info().as_str(), route.as_deref(), split) {
+        .map(|s| s.metrics_port);
+    let on_metrics_port = Some(req.app_config().local_addr().port()) == metrics_port;
+    // The path the router matches (percent-decoded), not the raw one: `/%6Detrics` must not
+    // slip past the gate and then be routed to `/metrics`.
+    if !metrics_port_serves(on_metrics_port, req.match_info().as_str()) {
         let res = actix_web::ResponseError::error_response(&crate::error::ApiError::RouteNotFound);
         return Ok(req.into_response(res).map_into_right_body());
     }
@@ -93,74 +63,85 @@ pub fn lower_cpu_priority(nice: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    const ROUTES: [&str; 9] = [
-        "/v1/credentials",
-        "/v1/credentials/{id}",
-        "/v1/verify",
-        "/verify",
-        "/issuers/{id}/did.json",
-        "/issuers/{id}/status-lists/{list}",
-        "/healthz",
-        "/openapi.json",
-        "/metrics",
-    ];
+    use actix_web::test as web_test;
+    use actix_web::App;
 
     #[test]
     fn the_metrics_port_serves_metrics_alone_and_nothing_else_serves_it() {
-        for split in [false, true] {
-            assert!(answers(
-                Listener::Metrics,
-                "/metrics",
-                Some("/metrics"),
-                split
-            ));
-            assert!(!answers(Listener::Api, "/metrics", Some("/metrics"), split));
-            assert!(!answers(
-                Listener::Public,
-                "/metrics",
-                Some("/metrics"),
-                split
-            ));
-            assert!(!answers(
-                Listener::Metrics,
-                "/healthz",
-                Some("/healthz"),
-                split
-            ));
-        }
+        assert!(metrics_port_serves(true, "/metrics"));
+        assert!(!metrics_port_serves(true, "/healthz"));
+        assert!(!metrics_port_serves(false, "/metrics"));
+        assert!(metrics_port_serves(false, "/v1/verify"));
     }
 
-    #[test]
-    fn with_a_public_port_the_api_port_keeps_only_the_portals_routes() {
-        let api = |r: &str| answers(Listener::Api, r, Some(r), true);
-        let public = |r: &str| answers(Listener::Public, r, Some(r), true);
-        assert!(api("/v1/credentials") && !public("/v1/credentials"));
-        assert!(api("/v1/credentials/{id}") && !public("/v1/credentials/{id}"));
-        for r in PUBLIC_ROUTES {
-            assert!(public(r) && !api(r), "{r}");
-        }
-        assert!(api("/healthz") && public("/healthz"));
-        // Without the split, the API port serves the public routes as before.
-        for r in PUBLIC_ROUTES {
-            assert!(answers(Listener::Api, r, Some(r), false), "{r}");
-        }
+    /// Whether `App`s of `set` route `method path` (anything but the default service's 404;
+    /// handlers without their state answer 500, which is fine here: they were reached).
+    async fn routed(set: RouteSet, method: &str, path: &str) -> bool {
+        let app = web_test::init_service(
+            App::new()
+                .configure(crate::routes::configure(set))
+                .default_service(web::to(crate::routes::route_not_found)),
+        )
+        .await;
+        let req = web_test::TestRequest::default()
+            .method(method.parse().unwrap_or(actix_web::http::Method::GET))
+            .uri(path)
+            .to_request();
+        web_test::call_service(&app, req).await.status() != 404
     }
 
-    proptest! {
-        /// Every matched route is served by exactly one of the API and metrics listeners
-        /// without a split, and by exactly one of the three, probes aside, with it.
-        #[test]
-        fn each_route_has_exactly_one_home(i in 0..ROUTES.len(), split in any::<bool>()) {
-            let r = ROUTES[i];
-            let homes = [Listener::Api, Listener::Public, Listener::Metrics]
-                .into_iter()
-                .filter(|l| split || *l != Listener::Public)
-                .filter(|l| answers(*l, r, Some(r), split))
-                .count();
-            let expected = if ANYWHERE.contains(&r) { 1 + usize::from(split) } else { 1 };
-            prop_assert_eq!(homes, expected);
+    #[actix_web::test]
+    async fn each_listener_routes_only_its_own_routes_however_the_path_is_spelled() {
+        let public = [
+            ("POST", "/v1/verify"),
+            ("POST", "/v1/%76erify"),
+            ("GET", "/verify"),
+            ("GET", "/%76erify"),
+            ("GET", "/issuers/uni/did.json"),
+            ("GET", "/issuers/uni/status-lists/0"),
+            ("GET", "/v1/issuers/uni"),
+            ("GET", "/v1/%69ssuers/uni"),
+        ];
+        let portal = [
+            ("POST", "/v1/credentials"),
+            ("POST", "/v1/%63redentials"),
+            (
+                "GET",
+                "/v1/credentials/00000000-0000-0000-0000-000000000000",
+            ),
+            ("POST", "/v1/credentials/x/revoke"),
+            ("POST", "/v1/credentials/x/re%76oke"),
+            ("POST", "/v1/credential-batches"),
+            ("GET", "/v1/%63redential-batches/x/proofs"),
+            ("GET", "/metrics"),
+            ("GET", "/%6Detrics"),
+        ];
+        for (method, path) in public {
+            assert!(
+                routed(RouteSet::Public, method, path).await,
+                "{method} {path}"
+            );
+            assert!(routed(RouteSet::All, method, path).await, "{method} {path}");
+            assert!(
+                !routed(RouteSet::Portal, method, path).await,
+                "{method} {path}"
+            );
+        }
+        for (method, path) in portal {
+            assert!(
+                routed(RouteSet::Portal, method, path).await,
+                "{method} {path}"
+            );
+            assert!(routed(RouteSet::All, method, path).await, "{method} {path}");
+            assert!(
+                !routed(RouteSet::Public, method, path).await,
+                "{method} {path}"
+            );
+        }
+        for set in [RouteSet::All, RouteSet::Portal, RouteSet::Public] {
+            for path in ["/healthz", "/readyz", "/openapi.json"] {
+                assert!(routed(set, "GET", path).await, "{set:?} {path}");
+            }
         }
     }
 }

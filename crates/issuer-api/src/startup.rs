@@ -11,7 +11,7 @@ use store::Store;
 use tracing_actix_web::TracingLogger;
 
 use crate::error::ApiError;
-use crate::listeners::{listener_gate, lower_cpu_priority};
+use crate::listeners::{lower_cpu_priority, metrics_gate, RouteSet};
 use crate::metrics::{track_http, ApiMetrics};
 use crate::settings::Settings;
 use crate::signer::Signer;
@@ -96,6 +96,8 @@ impl Application {
             Some(l) => Some(l.local_addr()?.port()),
             None => None,
         };
+        // Cleared when the public listener stops serving: `/readyz` then says so.
+        let public_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let public_base = match &settings.public.base_url {
             Some(url) => domain::vc::PublicBase::parse(url)
                 .map_err(|e| anyhow::anyhow!("public.base_url: {e}"))?,
@@ -165,7 +167,7 @@ impl Application {
                 settings.http.failed_auth_per_ip_per_minute,
             ),
             metrics_port,
-            public_port,
+            public_listener: public_port.map(|_| public_alive.clone()),
         });
         // Which node verification trusts is the first thing to know when verdicts turn
         // into `chain_unavailable` (the demo once read a default nobody listened on).
@@ -174,11 +176,12 @@ impl Application {
             cluster = settings.chain.cluster.as_str(),
             "verification reads the chain from these RPC endpoints"
         );
-        // One App for every listener; `listener_gate` decides which routes each answers.
+        // One App per server: its `RouteSet` decides which routes it has at all
+        // (`crate::listeners`); `metrics_gate` keeps `/metrics` on the metrics port.
         // `own_pool`: every worker gets a pool of its own; the public listener's workers
         // split `public.max_connections`, so strangers can never hold the portal's
         // connections (`make deploy-check` budgets both).
-        let app = move |own_pool: store::DatabaseSettings| {
+        let app = move |own_pool: store::DatabaseSettings, routes: RouteSet| {
             let state = state.clone();
             move || {
                 // The URL was checked when the shared pool was made; should this still fail,
@@ -187,24 +190,31 @@ impl Application {
                     crate::state::install_worker_store(own);
                 }
                 App::new()
-                    .wrap(from_fn(listener_gate))
+                    .wrap(from_fn(metrics_gate))
                     .wrap(from_fn(track_http))
                     .wrap(TracingLogger::default())
                     .app_data(state.clone())
                     .app_data(web::PathConfig::default().error_handler(|err, _| {
                         ApiError::invalid_field("path", err.to_string()).into()
                     }))
-                    .configure(crate::routes::configure)
+                    .configure(crate::routes::configure(routes))
                     .default_service(web::to(crate::routes::route_not_found))
             }
         };
         let http = &settings.http;
-        let server = HttpServer::new(app(per_worker))
-            .shutdown_timeout(http.shutdown_timeout_secs)
-            // actix closes idle connections after 5 s by default, shorter than most clients'
-            // and proxies' idle timeouts: a request racing that close is lost in transit.
-            .keep_alive(keep_alive(http.keep_alive_secs))
-            .workers(workers);
+        let server = HttpServer::new(app(
+            per_worker,
+            if public_listener.is_some() {
+                RouteSet::Portal
+            } else {
+                RouteSet::All
+            },
+        ))
+        .shutdown_timeout(http.shutdown_timeout_secs)
+        // actix closes idle connections after 5 s by default, shorter than most clients'
+        // and proxies' idle timeouts: a request racing that close is lost in transit.
+        .keep_alive(keep_alive(http.keep_alive_secs))
+        .workers(workers);
         let server = server.listen(listener)?.listen(metrics_listener)?.run();
         let public = match (public_listener, public_port) {
             (Some(listener), Some(port)) => {
@@ -212,14 +222,14 @@ impl Application {
                 let mut public_pool = settings.database.clone();
                 public_pool.max_connections =
                     (settings.public.max_connections / public_workers).max(1);
-                let public = HttpServer::new(app(public_pool))
+                let public = HttpServer::new(app(public_pool, RouteSet::Public))
                     .shutdown_timeout(http.shutdown_timeout_secs)
                     .keep_alive(keep_alive(http.keep_alive_secs))
                     .workers(public_workers)
                     .listen(listener)?
                     .run();
                 let handle = public.handle();
-                spawn_public(public, settings.public.nice)?;
+                spawn_public(public, settings.public.nice, public_alive)?;
                 Some(PublicServer { port, handle })
             }
             _ => None,
@@ -270,10 +280,23 @@ impl Application {
 
 /// Runs the public server on a thread of its own whose niceness its acceptor and workers
 /// inherit: actix spawns them when the server is first polled, from the polling thread.
-fn spawn_public(server: Server, nice: i32) -> std::io::Result<()> {
+/// `alive` is cleared when it stops, for whatever reason.
+fn spawn_public(
+    server: Server,
+    nice: i32,
+    alive: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("public-http".into())
         .spawn(move || {
+            // Set on every way out of this thread, a panic included.
+            struct Stopped(Arc<std::sync::atomic::AtomicBool>);
+            impl Drop for Stopped {
+                fn drop(&mut self) {
+                    self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            let _stopped = Stopped(alive);
             lower_cpu_priority(nice);
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -52,8 +52,8 @@ pub struct AppState {
     pub auth_throttle: crate::auth_throttle::AuthThrottle,
     /// The port `/metrics` is bound to (`http.metrics_port`, resolved when it was 0).
     pub metrics_port: u16,
-    /// The public routes' own port (`public.port`, resolved), when they have one.
-    pub public_port: Option<u16>,
+    /// With `public.port`: whether the public listener still serves (`/readyz`).
+    pub public_listener: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Where anchors live (`chain.cluster`) and the explorer's local RPC override.

@@ -115,7 +115,7 @@ impl From<&CredentialRecord> for CredentialView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RevocationView {
     pub credential_id: String,
-    /// `pending` until the `ca1:r` memo is finalized on chain, then `anchored`.
+    /// `pending` until its memo (`ca1:r`, or a `ca1:v` list in Merkle mode) is finalized on chain, then `anchored`.
     pub status: RevocationStatus,
     pub reason: String,
     pub requested_at: String,

@@ -125,7 +125,7 @@ pub struct RunReport {
     /// Of those, the ones still not returned after `UNRETRIEVABLE_RETRIES` tries: nothing
     /// was decided for them.
     pub unretrievable: u64,
-    /// Revocations finalized or rebuilt from their `ca1:r` memo (not in `finalized` or
+    /// Revocations finalized or rebuilt from their `ca1:r` memo or `ca1:v` list entry (not in `finalized` or
     /// `backfilled`, which count credentials and batches).
     pub revocations: u64,
     /// Status list versions finalized or rebuilt from their `ca1:s` memo.

@@ -147,7 +147,10 @@ impl Store {
         )
         .await?;
         db.execute(
-            "UPDATE outbox SET batch_id = $1, updated_at = now() WHERE id = ANY($2)",
+            // A new claim number and no holder: a relay that claimed one of these rows in single
+            // mode and stalled past its lease (then the issuer moved to merkle) is fenced out.
+            "UPDATE outbox SET batch_id = $1, attempts = attempts + 1, locked_by = NULL, \
+               locked_until = NULL, updated_at = now() WHERE id = ANY($2)",
             &[id.as_uuid(), &outbox_ids],
         )
         .await?;

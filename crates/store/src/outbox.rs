@@ -868,6 +868,7 @@ impl Store {
                 &format!(
                     "UPDATE outbox SET completed_at = now(), locked_until = NULL, locked_by = NULL, \
                        last_error = NULL, updated_at = now() WHERE {completed} \
+                       AND completed_at IS NULL \
                      RETURNING extract(epoch FROM now() - created_at)::float8"
                 ),
                 &[id.as_ref()],

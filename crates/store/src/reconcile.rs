@@ -89,7 +89,8 @@ impl TrustedBatch<'_> {
     }
 }
 
-/// A trusted on-chain revocation (`ca1:r` memo from the anchoring key).
+/// A trusted on-chain revocation (a `ca1:r` memo, or one entry of a `ca1:v` list, from the
+/// anchoring key).
 #[derive(Debug, Clone)]
 pub struct TrustedRevocation<'a> {
     pub issuer: &'a IssuerId,
@@ -319,8 +320,16 @@ impl Store {
         let db = client.transaction().await?;
         let id = revocation.credential.as_uuid();
         let slot = slot_i64(revocation.slot);
-        // Lock order as the relay's `complete_finalized` (the open job's outbox row first):
-        // both finalizing the same revocation at once queue here instead of deadlocking.
+        // Lock order as the relay's `complete_finalized` (the open job's own row first: the
+        // revocation list it was sealed into, else its outbox row): both finalizing the same
+        // revocation at once queue here instead of deadlocking.
+        db.execute(
+            "SELECT 1 FROM revocation_batches WHERE id = (SELECT o.revocation_batch_id \
+               FROM outbox o WHERE o.credential_id = $1 AND o.kind = 'anchor_revocation' \
+                 AND o.completed_at IS NULL) FOR UPDATE",
+            &[id],
+        )
+        .await?;
         db.execute(
             "SELECT 1 FROM outbox WHERE credential_id = $1 AND kind = 'anchor_revocation' \
                AND completed_at IS NULL FOR UPDATE",
@@ -362,29 +371,63 @@ impl Store {
                 )
                 .await?;
                 // The list this memo anchors, when the revocation was sealed into it: the
-                // list's transaction and row complete with the anchor found, so the relay has
-                // nothing left to send. (Sealed into another list, that list still anchors its
-                // members; this revocation keeps the anchor found first.)
+                // memo is that list's anchor, so the whole list completes here as the relay's
+                // `complete_finalized` would (every member anchored and revoked, its
+                // transaction and row done), leaving the relay nothing to send and no member
+                // behind. Sealed into another list, that list still anchors its members; this
+                // revocation keeps the anchor found first.
                 if let Some(list) = revocation.list {
                     let list = list.as_uuid();
-                    retire_live_txs(
-                        &db,
-                        "revocation_batch_id = $1",
-                        list,
-                        revocation.signature,
-                        slot,
-                    )
-                    .await?;
-                    db.execute(
-                        "UPDATE revocation_batches SET completed_at = now(), locked_until = NULL, \
-                           locked_by = NULL, dead_at = NULL, last_error = NULL, \
-                           anchor_signature = $2, anchor_slot = $3, updated_at = now() \
-                         WHERE id = $1 AND completed_at IS NULL AND id = (SELECT o.revocation_batch_id \
-                           FROM outbox o WHERE o.credential_id = $4 AND o.kind = 'anchor_revocation' \
-                             AND o.completed_at IS NULL)",
-                        &[list, &revocation.signature, &slot, id],
-                    )
-                    .await?;
+                    let ours = db
+                        .execute(
+                            "UPDATE revocation_batches SET completed_at = now(), \
+                               locked_until = NULL, locked_by = NULL, dead_at = NULL, \
+                               last_error = NULL, anchor_signature = $2, anchor_slot = $3, \
+                               updated_at = now() \
+                             WHERE id = $1 AND completed_at IS NULL AND id = ( \
+                               SELECT o.revocation_batch_id FROM outbox o \
+                               WHERE o.credential_id = $4 AND o.kind = 'anchor_revocation' \
+                                 AND o.completed_at IS NULL)",
+                            &[list, &revocation.signature, &slot, id],
+                        )
+                        .await?;
+                    if ours == 1 {
+                        retire_live_txs(
+                            &db,
+                            "revocation_batch_id = $1",
+                            list,
+                            revocation.signature,
+                            slot,
+                        )
+                        .await?;
+                        let members =
+                            "(SELECT credential_id FROM outbox WHERE revocation_batch_id = $1)";
+                        db.execute(
+                            &format!(
+                                "UPDATE revocations SET anchor_signature = $2, anchor_slot = $3, \
+                                   finalized_at = coalesce($4, now()) \
+                                 WHERE credential_id IN {members} AND anchor_signature IS NULL"
+                            ),
+                            &[list, &revocation.signature, &slot, &revocation.block_time],
+                        )
+                        .await?;
+                        db.execute(
+                            &format!(
+                                "UPDATE credentials SET status = 'revoked', updated_at = now() \
+                                 WHERE id IN {members} AND status = ANY($2)"
+                            ),
+                            &[list, &revocable],
+                        )
+                        .await?;
+                        db.execute(
+                            "UPDATE outbox SET completed_at = now(), locked_until = NULL, \
+                               locked_by = NULL, dead_at = NULL, last_error = NULL, \
+                               updated_at = now() \
+                             WHERE revocation_batch_id = $1 AND completed_at IS NULL",
+                            &[list],
+                        )
+                        .await?;
+                    }
                 }
                 // Only the revocation job's transactions: the issuance anchor stays.
                 retire_live_txs(

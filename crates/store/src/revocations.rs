@@ -2,7 +2,8 @@
 //! NOTIFY, one commit, like issuance) and reads.
 //!
 //! The credential's status changes to `revoked` only when the relay finalizes the `ca1:r`
-//! memo (`outbox::complete_finalized`), never here: until then the revocation is pending.
+//! memo, or the `ca1:v` list it was sealed into (`outbox::complete_finalized`), never here:
+//! until then the revocation is pending.
 
 use chrono::{DateTime, Utc};
 use domain::{CredentialId, IssuerId};
@@ -18,7 +19,7 @@ pub struct RevocationRecord {
     pub issuer: IssuerId,
     pub reason: String,
     pub requested_at: DateTime<Utc>,
-    /// The finalized `ca1:r` transaction, or `None` while pending.
+    /// The finalized `ca1:r` (or `ca1:v` list) transaction, or `None` while pending.
     pub anchor_signature: Option<String>,
     pub anchor_slot: Option<u64>,
     pub finalized_at: Option<DateTime<Utc>>,

@@ -9,8 +9,8 @@
 //!
 //! What it can and cannot know offline: the issuer's published signing keys and their
 //! validity windows are not available (the bundle's key is checked alone); a revocation is
-//! found only once anchored (a `ca1:r` memo paid by the anchoring key in the key's finalized
-//! history), never while pending; and the anchoring key is trusted from the bundle unless
+//! found only once anchored (a `ca1:r` memo, or a `ca1:v` list naming it, paid by the
+//! anchoring key in the key's finalized history), never while pending; and the anchoring key is trusted from the bundle unless
 //! the user pins it with `--issuer-key`.
 //!
 //! What one lying endpoint can do: the anchor transaction is read as its signed bytes and

@@ -20,7 +20,13 @@ const CHAIN_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// be unready: without it only verification degrades (`chain_unavailable`), issuance and
 /// proofs go on, and taking every pod out of service for it would stop issuing too.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let public_stopped = state
+        .public_listener
+        .as_ref()
+        .is_some_and(|alive| !alive.load(std::sync::atomic::Ordering::Relaxed));
     let reason = match state.store().migrations_current().await {
+        // The public routes are half of what this pod is for: without them it is not ready.
+        _ if public_stopped => "the public listener (public.port) stopped".to_string(),
         Ok(true) => {
             let chain = chain_readiness(&state).await;
             let mut body = serde_json::json!({"status": "ready", "chain": chain});

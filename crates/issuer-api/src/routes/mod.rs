@@ -13,7 +13,69 @@ use actix_web::web;
 
 use crate::error::ApiError;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Which routes an `App` registers: everything on one listener, or the portal's and the public
+/// routes apart (`public.port`, `crate::listeners`). A route an App does not register is
+/// `route_not_found` there however its path is spelled (percent-encoding included), because
+/// its router never holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSet {
+    /// One listener serves every route.
+    All,
+    /// The API port when the public routes have their own: the authenticated routes, probes,
+    /// the API description and `/metrics` (answered on the metrics port only).
+    Portal,
+    /// The public listener: verification, the page, issuer profiles, DID documents and status
+    /// lists, probes and the API description.
+    Public,
+}
+
+pub fn configure(set: RouteSet) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg| {
+        if set != RouteSet::Public {
+            portal(cfg);
+            cfg.route("/metrics", web::get().to(health::metrics));
+        }
+        if set != RouteSet::Portal {
+            public(cfg);
+        }
+        cfg.route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .route("/openapi.json", web::get().to(health::openapi));
+    }
+}
+
+/// The routes anyone on the internet calls, without an API key.
+fn public(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/issuers/{id}/did.json")
+            .route(web::get().to(vcs::get_did_document))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/issuers/{id}/status-lists/{list}")
+            .route(web::get().to(vcs::get_status_list))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/issuers/{id}")
+            .route(web::get().to(issuers::get_issuer))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/verify")
+            .route(web::post().to(verify::verify_json))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/verify")
+            .route(web::get().to(page::form))
+            .route(web::post().to(page::submit))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// The portal's routes (API key).
+fn portal(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/credentials")
             .name("credentials")
@@ -57,16 +119,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
-        web::resource("/issuers/{id}/did.json")
-            .route(web::get().to(vcs::get_did_document))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/issuers/{id}/status-lists/{list}")
-            .route(web::get().to(vcs::get_status_list))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
         web::resource("/v1/credentials/{id}")
             .route(web::get().to(credentials::get_credential))
             .default_service(web::to(method_not_allowed)),
@@ -75,27 +127,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/credentials/{id}/revoke")
             .route(web::post().to(revocations::revoke_credential))
             .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/issuers/{id}")
-            .route(web::get().to(issuers::get_issuer))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/verify")
-            .route(web::post().to(verify::verify_json))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/verify")
-            .route(web::get().to(page::form))
-            .route(web::post().to(page::submit))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(health::metrics))
-    .route("/openapi.json", web::get().to(health::openapi));
+    );
 }
 
 pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {

@@ -1,4 +1,5 @@
-//! `POST /v1/credentials/{id}/revoke`: record a revocation and queue its `ca1:r` anchor.
+//! `POST /v1/credentials/{id}/revoke`: record a revocation and queue its anchor (`ca1:r`, or a
+//! `ca1:v` list in Merkle mode).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
