@@ -35,6 +35,7 @@ pub mod status;
 pub mod status_list;
 pub mod vc;
 pub mod verdict;
+pub mod webhook;
 
 pub use api_key::{ApiKey, ApiKeyError, ApiKeyHash, ApiKeyId, ApiKeySecret};
 pub use hash::{

@@ -248,8 +248,14 @@ async fn a_verify_flood_and_slow_loris_get_no_5xx_while_issuance_goes_on_and_mem
         async move { request.send().await.unwrap().status().as_u16() }
     };
     assert_eq!(status(format!("{}/v1/verify", served.api), true).await, 404);
-    assert_eq!(status(format!("{}/v1/%76erify", served.api), true).await, 404);
-    assert_eq!(status(format!("{public}/v1/%63redentials"), true).await, 404);
+    assert_eq!(
+        status(format!("{}/v1/%76erify", served.api), true).await,
+        404
+    );
+    assert_eq!(
+        status(format!("{public}/v1/%63redentials"), true).await,
+        404
+    );
     assert_eq!(status(format!("{}/verify", served.api), false).await, 404);
     assert_eq!(status(format!("{public}/verify"), false).await, 200);
     assert_eq!(status(format!("{public}/v1/credentials"), true).await, 404);
