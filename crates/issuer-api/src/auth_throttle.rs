@@ -12,6 +12,10 @@
 //! working, and the scanner gains nothing: a made-up key id costs no lookup while it is
 //! blocked. The client address is the one the public routes use
 //! (`public::client_ip`: the trusted-proxy rule, IPv6 by /64).
+//!
+//! IPv6 has a second tier: one end site usually holds a whole /48 (65,536 /64s), so the
+//! failures of all the /64s of a /48 also share one bucket of `PREFIX48_SHARE` clients'
+//! budgets. Past it every address of that /48 is blocked the same way.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -30,12 +34,17 @@ const MAX_BLOCKED: usize = 100_000;
 const KNOWN_TTL: Duration = Duration::from_secs(600);
 /// More known key ids than any registrar has: past this the set is emptied, not grown.
 const MAX_KNOWN: usize = 10_000;
+/// An IPv6 /48 may fail as often as this many clients together.
+pub const PREFIX48_SHARE: u32 = 16;
+
 /// Forgetting clients whose bucket is full again every this many failures keeps the
 /// limiter's memory bounded by recent failing clients.
 const RETAIN_EVERY: u64 = 4_096;
 
 pub struct AuthThrottle {
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Failures per IPv6 /48 (`prefix48`).
+    failures48: Option<DefaultKeyedRateLimiter<IpAddr>>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     known: Mutex<HashMap<String, Instant>>,
     failed_count: std::sync::atomic::AtomicU64,
@@ -44,10 +53,12 @@ pub struct AuthThrottle {
 impl AuthThrottle {
     /// `per_minute == 0` turns throttling off.
     pub fn new(per_minute: u32) -> Self {
-        let failures = NonZeroU32::new(per_minute)
-            .map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)));
+        let limiter = |n: u32| {
+            NonZeroU32::new(n).map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)))
+        };
         Self {
-            failures,
+            failures: limiter(per_minute),
+            failures48: limiter(per_minute).and(limiter(per_minute.saturating_mul(PREFIX48_SHARE))),
             blocked: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
             failed_count: std::sync::atomic::AtomicU64::new(0),
@@ -79,16 +90,23 @@ impl AuthThrottle {
         })
     }
 
-    /// `Some(seconds)` while `client` is blocked.
+    /// `Some(seconds)` while `client` (or, for IPv6, its /48) is blocked.
     pub fn blocked(&self, client: IpAddr, now: Instant) -> Option<u64> {
         self.failures.as_ref()?;
         let mut blocked = self.blocked.lock().ok()?;
-        let until = *blocked.get(&client)?;
-        if until <= now {
-            blocked.remove(&client);
-            return None;
+        let mut wait = None;
+        for key in std::iter::once(client).chain(prefix48(client)) {
+            match blocked.get(&key) {
+                Some(until) if *until > now => {
+                    wait = wait.max(Some(whole_seconds(*until - now)));
+                }
+                Some(_) => {
+                    blocked.remove(&key);
+                }
+                None => {}
+            }
         }
-        Some(whole_seconds(until - now))
+        wait
     }
 
     /// Records a failed authentication; `Some(seconds)` when it used the client's last token
@@ -101,9 +119,21 @@ impl AuthThrottle {
             .is_multiple_of(RETAIN_EVERY)
         {
             limiter.retain_recent();
+            if let Some(limiter48) = &self.failures48 {
+                limiter48.retain_recent();
+            }
         }
-        let not_until = limiter.check_key(&client).err()?;
-        let wait = not_until.wait_time_from(limiter.clock().now());
+        // Both tiers take a token; whichever runs out blocks its key (the client, or its /48).
+        let mut over: Vec<(IpAddr, Duration)> = Vec::new();
+        if let Err(not_until) = limiter.check_key(&client) {
+            over.push((client, not_until.wait_time_from(limiter.clock().now())));
+        }
+        if let (Some(net), Some(limiter48)) = (prefix48(client), self.failures48.as_ref()) {
+            if let Err(not_until) = limiter48.check_key(&net) {
+                over.push((net, not_until.wait_time_from(limiter48.clock().now())));
+            }
+        }
+        let wait = over.iter().map(|(_, wait)| *wait).max()?;
         let mut blocked = self.blocked.lock().ok()?;
         if blocked.len() >= MAX_BLOCKED {
             blocked.retain(|_, until| *until > now);
@@ -112,8 +142,21 @@ impl AuthThrottle {
             }
             limiter.retain_recent();
         }
-        blocked.insert(client, now + wait.max(Duration::from_secs(1)));
+        for (key, wait) in over {
+            blocked.insert(key, now + wait.max(Duration::from_secs(1)));
+        }
         Some(whole_seconds(wait))
+    }
+}
+
+/// The /48 an IPv6 client belongs to (its own key in the block list); `None` for IPv4.
+fn prefix48(ip: IpAddr) -> Option<IpAddr> {
+    match ip.to_canonical() {
+        IpAddr::V4(_) => None,
+        IpAddr::V6(v6) => {
+            let net = u128::from(v6) & (u128::MAX << 80);
+            Some(IpAddr::V6(std::net::Ipv6Addr::from(net)))
+        }
     }
 }
 
@@ -146,6 +189,36 @@ mod tests {
         // The block ends when its time has passed.
         let later = now + Duration::from_secs(wait + 1);
         assert_eq!(throttle.blocked(ip("192.0.2.1"), later), None);
+    }
+
+    #[test]
+    fn the_slash_64s_of_one_ipv6_slash_48_share_a_bigger_budget() {
+        let throttle = AuthThrottle::new(2);
+        let now = Instant::now();
+        // 16 clients of 2001:db8:1::/48 use their own budgets (2 each), all of the /48's (32).
+        for n in 0..PREFIX48_SHARE {
+            let client = ip(&format!("2001:db8:1:{n:x}::"));
+            assert_eq!(throttle.failed(client, now), None);
+            assert_eq!(throttle.failed(client, now), None);
+        }
+        // A 17th fails once: the /48's bucket is empty, so the whole /48 is blocked.
+        let seventeenth = ip("2001:db8:1:ff::");
+        assert!(throttle.failed(seventeenth, now).is_some());
+        assert!(
+            throttle.blocked(ip("2001:db8:1:abcd::"), now).is_some(),
+            "a fresh /64 of the same /48 is blocked before any failure"
+        );
+        assert_eq!(
+            throttle.blocked(ip("2001:db8:2::"), now),
+            None,
+            "another /48 is not"
+        );
+        assert_eq!(throttle.blocked(ip("192.0.2.9"), now), None);
+        assert_eq!(prefix48(ip("192.0.2.9")), None);
+        assert_eq!(
+            prefix48(ip("2001:db8:1:ff:1:2:3:4")),
+            Some(ip("2001:db8:1::"))
+        );
     }
 
     #[test]

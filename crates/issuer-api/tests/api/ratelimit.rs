@@ -29,12 +29,7 @@ async fn a_key_over_its_budget_gets_429_with_retry_after_and_writes_nothing() {
 
     // Over the budget: an issuance is refused before its body is read.
     let resp = app.post_json(&credential_json("RL-2"), None).await;
-    let retry_after: u64 = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("Retry-After on 429");
+    let retry_after = retry_after_secs(&resp);
     let (status, body) = error_code(resp).await;
     assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")));
     assert!((1..=2).contains(&retry_after), "{retry_after}");
@@ -129,12 +124,7 @@ async fn failed_authentications_are_throttled_per_client_ip() {
     }
     for _ in 0..3 {
         let resp = bad(&app, None).await.unwrap();
-        let retry_after: u64 = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .expect("Retry-After on 429");
+        let retry_after = retry_after_secs(&resp);
         let (status, body) = error_code(resp).await;
         assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")));
         assert!((1..=13).contains(&retry_after), "{retry_after}");
@@ -188,4 +178,13 @@ async fn failed_authentications_are_throttled_per_client_ip() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// The whole seconds of a 429's `Retry-After` (the test fails without one).
+fn retry_after_secs(resp: &reqwest::Response) -> u64 {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After on 429")
 }
