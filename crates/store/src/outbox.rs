@@ -529,34 +529,25 @@ impl Store {
         &self,
         keys: &[JobKey],
     ) -> Result<Vec<(JobKey, LiveAnchorTx)>, StoreError> {
-        let outbox_ids: Vec<i64> = keys
-            .iter()
-            .filter_map(|k| match k {
-                JobKey::Outbox(id) => Some(*id),
-                _ => None,
-            })
-            .collect();
-        let batch_ids: Vec<Uuid> = keys
-            .iter()
-            .filter_map(|k| match k {
-                JobKey::Batch(id) => Some(*id.as_uuid()),
-                _ => None,
-            })
-            .collect();
-        let list_ids: Vec<i64> = keys
-            .iter()
-            .filter_map(|k| match k {
-                JobKey::StatusList(id) => Some(*id),
-                _ => None,
-            })
-            .collect();
-        let revocation_list_ids: Vec<Uuid> = keys
-            .iter()
-            .filter_map(|k| match k {
-                JobKey::RevocationList(id) => Some(*id.as_uuid()),
-                _ => None,
-            })
-            .collect();
+        fn ids<T>(keys: &[JobKey], pick: impl Fn(&JobKey) -> Option<T>) -> Vec<T> {
+            keys.iter().filter_map(pick).collect()
+        }
+        let outbox_ids: Vec<i64> = ids(keys, |k| match k {
+            JobKey::Outbox(id) => Some(*id),
+            _ => None,
+        });
+        let batch_ids: Vec<Uuid> = ids(keys, |k| match k {
+            JobKey::Batch(id) => Some(*id.as_uuid()),
+            _ => None,
+        });
+        let list_ids: Vec<i64> = ids(keys, |k| match k {
+            JobKey::StatusList(id) => Some(*id),
+            _ => None,
+        });
+        let revocation_list_ids: Vec<Uuid> = ids(keys, |k| match k {
+            JobKey::RevocationList(id) => Some(*id.as_uuid()),
+            _ => None,
+        });
         let client = self.client().await?;
         let rows = client
             .query(

@@ -8,6 +8,7 @@
 //!
 //! Tests are isolated by a fresh database each ([`test_db`]) and fresh funded keypairs.
 
+pub mod interop;
 pub mod ports;
 pub mod postgres;
 pub mod proxy;

@@ -19,23 +19,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::world;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The installed verifiers' directory (last line of the installer's output).
+/// The installed verifiers' directory.
 pub fn install_interop() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/install-interop.sh"))
-        .output()
-        .expect("run scripts/install-interop.sh");
-    assert!(
-        out.status.success(),
-        "install-interop failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(stdout.lines().last().expect("install dir").trim())
+    testkit::interop::install()
 }
 
 /// Runs one verifier over `files` expecting `expect` (valid / invalid) for each; returns its

@@ -6,27 +6,11 @@
 //! edited body, another id or another timestamp is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use domain::webhook::{signature_header, WebhookSecret, SECRET_BYTES};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
-
-fn install_interop() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("bash")
-        .arg(root.join("scripts/install-interop.sh"))
-        .output()
-        .expect("run scripts/install-interop.sh");
-    assert!(
-        out.status.success(),
-        "install-interop failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(stdout.lines().last().expect("install dir").trim())
-}
 
 fn random_secret(rng: &SystemRandom) -> WebhookSecret {
     let mut bytes = [0u8; SECRET_BYTES];
@@ -36,7 +20,7 @@ fn random_secret(rng: &SystemRandom) -> WebhookSecret {
 
 #[test]
 fn the_reference_library_accepts_our_signatures_and_refuses_altered_deliveries() {
-    let dir = install_interop();
+    let dir = testkit::interop::install();
     let rng = SystemRandom::new();
     let now = chrono::Utc::now().timestamp();
     let bodies = [
