@@ -34,6 +34,13 @@ const MAX_BLOCKED: usize = 100_000;
 const KNOWN_TTL: Duration = Duration::from_secs(600);
 /// More known key ids than any registrar has: past this the set is emptied, not grown.
 const MAX_KNOWN: usize = 10_000;
+/// Which bucket a block comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Tier {
+    Client,
+    Net48,
+}
+
 /// An IPv6 /48 may fail as often as this many clients together.
 pub const PREFIX48_SHARE: u32 = 16;
 
@@ -45,7 +52,9 @@ pub struct AuthThrottle {
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Failures per IPv6 /48 (`prefix48`).
     failures48: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Blocked clients (their /64 for IPv6) and blocked IPv6 /48s, apart: the first /64 of a
+    /// /48 is the same address as the /48.
+    blocked: Mutex<HashMap<(Tier, IpAddr), Instant>>,
     known: Mutex<HashMap<String, Instant>>,
     failed_count: std::sync::atomic::AtomicU64,
 }
@@ -95,7 +104,9 @@ impl AuthThrottle {
         self.failures.as_ref()?;
         let mut blocked = self.blocked.lock().ok()?;
         let mut wait = None;
-        for key in std::iter::once(client).chain(prefix48(client)) {
+        let keys = std::iter::once((Tier::Client, client))
+            .chain(prefix48(client).map(|net| (Tier::Net48, net)));
+        for key in keys {
             match blocked.get(&key) {
                 Some(until) if *until > now => {
                     wait = wait.max(Some(whole_seconds(*until - now)));
@@ -124,13 +135,19 @@ impl AuthThrottle {
             }
         }
         // Both tiers take a token; whichever runs out blocks its key (the client, or its /48).
-        let mut over: Vec<(IpAddr, Duration)> = Vec::new();
+        let mut over: Vec<((Tier, IpAddr), Duration)> = Vec::new();
         if let Err(not_until) = limiter.check_key(&client) {
-            over.push((client, not_until.wait_time_from(limiter.clock().now())));
+            over.push((
+                (Tier::Client, client),
+                not_until.wait_time_from(limiter.clock().now()),
+            ));
         }
         if let (Some(net), Some(limiter48)) = (prefix48(client), self.failures48.as_ref()) {
             if let Err(not_until) = limiter48.check_key(&net) {
-                over.push((net, not_until.wait_time_from(limiter48.clock().now())));
+                over.push((
+                    (Tier::Net48, net),
+                    not_until.wait_time_from(limiter48.clock().now()),
+                ));
             }
         }
         let wait = over.iter().map(|(_, wait)| *wait).max()?;
@@ -141,6 +158,9 @@ impl AuthThrottle {
                 blocked.clear();
             }
             limiter.retain_recent();
+            if let Some(limiter48) = &self.failures48 {
+                limiter48.retain_recent();
+            }
         }
         for (key, wait) in over {
             blocked.insert(key, now + wait.max(Duration::from_secs(1)));
@@ -215,6 +235,19 @@ mod tests {
         );
         assert_eq!(throttle.blocked(ip("192.0.2.9"), now), None);
         assert_eq!(prefix48(ip("192.0.2.9")), None);
+        // The first /64 of a /48 is the same address as the /48: its own block is its own.
+        let throttle = AuthThrottle::new(2);
+        let first = ip("2001:db8:5::");
+        for _ in 0..2 {
+            assert_eq!(throttle.failed(first, now), None);
+        }
+        assert!(throttle.failed(first, now).is_some(), "over its own budget");
+        assert!(throttle.blocked(first, now).is_some());
+        assert_eq!(
+            throttle.blocked(ip("2001:db8:5:1::"), now),
+            None,
+            "a sibling /64 is not blocked by the first /64's own block"
+        );
         assert_eq!(
             prefix48(ip("2001:db8:1:ff:1:2:3:4")),
             Some(ip("2001:db8:1::"))

@@ -811,10 +811,19 @@ impl Store {
             .await?;
         }
         if let JobKey::RevocationList(_) = fence.key {
-            // A revocation list: every member's revocation is anchored by this transaction
-            // (one the reconciler already finalized from the chain keeps its signature), and
-            // its credential moves to `revoked`.
+            // A revocation list: every member's credential moves to `revoked` and its
+            // revocation is anchored by this transaction (one the reconciler already finalized
+            // from the chain keeps its signature). Credentials first, as `store::revoke`
+            // locks them: a client revoking a member again queues instead of deadlocking.
             let members = "(SELECT credential_id FROM outbox WHERE revocation_batch_id = $1)";
+            db.execute(
+                &format!(
+                    "UPDATE credentials SET status = 'revoked', updated_at = now() \
+                     WHERE id IN {members} AND status = ANY($2)"
+                ),
+                &[id.as_ref(), &statuses(StatusEvent::RevocationAnchored)],
+            )
+            .await?;
             db.execute(
                 &format!(
                     "UPDATE revocations SET anchor_signature = $2, anchor_slot = $3, \
@@ -822,14 +831,6 @@ impl Store {
                      WHERE credential_id IN {members} AND anchor_signature IS NULL"
                 ),
                 &[id.as_ref(), &signature, &slot],
-            )
-            .await?;
-            db.execute(
-                &format!(
-                    "UPDATE credentials SET status = 'revoked', updated_at = now() \
-                     WHERE id IN {members} AND status = ANY($2)"
-                ),
-                &[id.as_ref(), &statuses(StatusEvent::RevocationAnchored)],
             )
             .await?;
         }

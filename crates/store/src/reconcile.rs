@@ -400,8 +400,17 @@ impl Store {
                             slot,
                         )
                         .await?;
+                        // Credentials first, as the relay's completion and `store::revoke`.
                         let members =
                             "(SELECT credential_id FROM outbox WHERE revocation_batch_id = $1)";
+                        db.execute(
+                            &format!(
+                                "UPDATE credentials SET status = 'revoked', updated_at = now() \
+                                 WHERE id IN {members} AND status = ANY($2)"
+                            ),
+                            &[list, &revocable],
+                        )
+                        .await?;
                         db.execute(
                             &format!(
                                 "UPDATE revocations SET anchor_signature = $2, anchor_slot = $3, \
@@ -409,14 +418,6 @@ impl Store {
                                  WHERE credential_id IN {members} AND anchor_signature IS NULL"
                             ),
                             &[list, &revocation.signature, &slot, &revocation.block_time],
-                        )
-                        .await?;
-                        db.execute(
-                            &format!(
-                                "UPDATE credentials SET status = 'revoked', updated_at = now() \
-                                 WHERE id IN {members} AND status = ANY($2)"
-                            ),
-                            &[list, &revocable],
                         )
                         .await?;
                         db.execute(

@@ -6,9 +6,23 @@ use utoipa::OpenApi;
 use crate::state::AppState;
 
 /// Liveness: the process serves HTTP. Deliberately does not touch the database, so a
-/// database outage makes pods unready, not restarted in a loop.
-pub async fn healthz() -> HttpResponse {
+/// database outage makes pods unready, not restarted in a loop. A public listener
+/// (`public.port`) that stopped serving fails it: nothing else would bring it back, so the
+/// kubelet restarts the pod.
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    if public_listener_stopped(&state) {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "code": "not_live", "message": "the public listener (public.port) stopped"
+        }));
+    }
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+fn public_listener_stopped(state: &AppState) -> bool {
+    state
+        .public_listener
+        .as_ref()
+        .is_some_and(|alive| !alive.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// How long readiness waits for the RPC endpoint before calling it unreachable: a probe
@@ -20,10 +34,7 @@ const CHAIN_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// be unready: without it only verification degrades (`chain_unavailable`), issuance and
 /// proofs go on, and taking every pod out of service for it would stop issuing too.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let public_stopped = state
-        .public_listener
-        .as_ref()
-        .is_some_and(|alive| !alive.load(std::sync::atomic::Ordering::Relaxed));
+    let public_stopped = public_listener_stopped(&state);
     let reason = match state.store().migrations_current().await {
         // The public routes are half of what this pod is for: without them it is not ready.
         _ if public_stopped => "the public listener (public.port) stopped".to_string(),

@@ -154,9 +154,9 @@ async fn restore_loses_revocations_and_the_reconciler_restores_them_from_the_cha
 }
 
 /// The same in merkle mode, where revocations anchor in `ca1:v` lists (issue #18): in the
-/// backup `pending`'s revocation is sealed into a list whose transaction was already sent.
-/// The reconciler finalizes it from the list memo and completes the list, so the relay never
-/// sends that list (or a second one) again.
+/// backup the revocations of `pending` and `pending2` are sealed into one list whose
+/// transaction was already sent. The reconciler finalizes the list from its memo, both members
+/// at once, so the relay never sends that list (or a second one) again.
 #[tokio::test]
 async fn restore_loses_revocation_lists_and_the_reconciler_restores_them_from_the_chain() {
     restore_loses_revocations(domain::AnchoringMode::Merkle).await;
@@ -169,15 +169,26 @@ async fn restore_loses_revocations(mode: domain::AnchoringMode) {
         .set_anchor_mode(&w.issuer_id, Some(mode))
         .await
         .unwrap());
+    let merkle = mode == domain::AnchoringMode::Merkle;
     let gone = w.issue("S-REV-GONE").await;
     let pending = w.issue("S-REV-PENDING").await;
+    // Merkle mode: a second member of the same list.
+    let pending2 = match merkle {
+        true => Some(w.issue("S-REV-PENDING-2").await),
+        false => None,
+    };
     let relay = w.relay("relay-revoke").await;
-    w.anchor_all(&relay, &[gone.clone(), pending.clone()]).await;
+    let mut anchored = vec![gone.clone(), pending.clone()];
+    anchored.extend(pending2.clone());
+    w.anchor_all(&relay, &anchored).await;
     assert_eq!(
         w.revoke(&pending, "degree rescinded by the senate").await,
         202
     );
-    if mode == domain::AnchoringMode::Merkle {
+    if let Some(p2) = &pending2 {
+        assert_eq!(w.revoke(p2, "withdrawn by the student").await, 202);
+    }
+    if merkle {
         // Sealed into a list and its transaction sent, not finalized.
         let deadline = Instant::now() + Duration::from_secs(60);
         while w
@@ -211,6 +222,7 @@ async fn restore_loses_revocations(mode: domain::AnchoringMode) {
     };
     let mut ids = vec![gone.clone(), pending.clone()];
     ids.extend(lost.clone());
+    ids.extend(pending2.clone());
     w.relay_until(&relay, &ids, "revoked").await;
     drop(relay);
 
@@ -230,7 +242,14 @@ async fn restore_loses_revocations(mode: domain::AnchoringMode) {
             report.finalized,
             report.drift
         ),
-        (ids.len() as u64, u64::from(lost.is_some()), 0, 0),
+        // One repair per memo entry, except that a list's first member completes the whole
+        // list: `pending2` is then already consistent.
+        (
+            (ids.len() - usize::from(merkle)) as u64,
+            u64::from(lost.is_some()),
+            0,
+            0
+        ),
         "{report:?}"
     );
     for id in &ids {
@@ -277,6 +296,11 @@ async fn restore_loses_revocations(mode: domain::AnchoringMode) {
         "degree rescinded by the senate"
     );
     assert!(finalized.get::<_, bool>(1) && finalized.get::<_, bool>(2));
+    if let Some(p2) = &pending2 {
+        let second = revocation(p2).await;
+        assert_eq!(second.get::<_, String>(0), "withdrawn by the student");
+        assert!(second.get::<_, bool>(1) && second.get::<_, bool>(2));
+    }
     assert_eq!(
         w.query_i64("SELECT count(*) FROM outbox WHERE completed_at IS NULL")
             .await,
