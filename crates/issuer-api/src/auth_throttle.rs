@@ -67,7 +67,7 @@ impl AuthThrottle {
         };
         Self {
             failures: limiter(per_minute),
-            failures48: limiter(per_minute).and(limiter(per_minute.saturating_mul(PREFIX48_SHARE))),
+            failures48: limiter(per_minute.saturating_mul(PREFIX48_SHARE)),
             blocked: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
             failed_count: std::sync::atomic::AtomicU64::new(0),

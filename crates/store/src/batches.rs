@@ -146,20 +146,7 @@ impl Store {
             ],
         )
         .await?;
-        let sealed = db
-            .execute(
-                // A new claim number and no holder: a relay that claimed one of these rows in
-                // single mode and stalled past its lease (then the issuer moved to merkle) is
-                // fenced out. The transaction check again, on this statement's snapshot with
-                // the rows locked: one such a relay signed after the SELECT's is not sealed.
-                "UPDATE outbox SET batch_id = $1, attempts = attempts + 1, locked_by = NULL, \
-                   locked_until = NULL, updated_at = now() \
-                 WHERE id = ANY($2) AND NOT EXISTS \
-                   (SELECT 1 FROM anchor_transactions t WHERE t.outbox_id = outbox.id)",
-                &[id.as_uuid(), &outbox_ids],
-            )
-            .await?;
-        if sealed != u64::from(due) {
+        if !seal_outbox_rows(&db, SealColumn::Batch, &id, &outbox_ids).await? {
             // Dropped without commit: nothing sealed; the next pass looks again.
             return Ok(None);
         }
@@ -171,6 +158,45 @@ impl Store {
             members: due,
         }))
     }
+}
+
+/// Which job a sealed outbox row now belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SealColumn {
+    /// A Merkle batch (`outbox.batch_id`).
+    Batch,
+    /// A revocation list (`outbox.revocation_batch_id`).
+    RevocationList,
+}
+
+/// Points the locked `outbox_ids` at the sealed job `id`, inside the sealing transaction.
+/// Each gets a new claim number and no holder, so a relay that claimed one in single mode and
+/// stalled past its lease (then its issuer moved to merkle) is fenced out. The "no transaction
+/// of its own" condition is checked again on this statement's snapshot, with the rows locked:
+/// a row such a relay signed after the sealing SELECT's snapshot is not sealed. `false` when
+/// not every row could be sealed: the caller drops the transaction and nothing is sealed.
+pub(crate) async fn seal_outbox_rows(
+    db: &deadpool_postgres::Transaction<'_>,
+    column: SealColumn,
+    id: &BatchId,
+    outbox_ids: &[i64],
+) -> Result<bool, StoreError> {
+    let column = match column {
+        SealColumn::Batch => "batch_id",
+        SealColumn::RevocationList => "revocation_batch_id",
+    };
+    let sealed = db
+        .execute(
+            &format!(
+                "UPDATE outbox SET {column} = $1, attempts = attempts + 1, locked_by = NULL, \
+                   locked_until = NULL, updated_at = now() \
+                 WHERE id = ANY($2) AND NOT EXISTS \
+                   (SELECT 1 FROM anchor_transactions t WHERE t.outbox_id = outbox.id)"
+            ),
+            &[id.as_uuid(), &outbox_ids],
+        )
+        .await?;
+    Ok(usize::try_from(sealed).ok() == Some(outbox_ids.len()))
 }
 
 /// Which credentials [`Store::proof_records`] reads.

@@ -15,6 +15,7 @@ use domain::batching::{should_seal, AnchoringMode};
 use domain::status::StatusEvent;
 use domain::{BatchId, IssuerId, MAX_REVOCATIONS_PER_MEMO};
 
+use crate::batches::{seal_outbox_rows, SealColumn};
 use crate::outbox::statuses;
 use crate::{Store, StoreError};
 
@@ -106,21 +107,8 @@ impl Store {
             ],
         )
         .await?;
-        let sealed = db
-            .execute(
-                // A new claim number and no holder: a relay that claimed one of these rows in
-                // single mode and stalled past its lease (then the issuer moved to merkle) is
-                // fenced out, and cannot send a `ca1:r` for a revocation this list anchors. The
-                // transaction check again, on this statement's snapshot, with the rows locked:
-                // one that such a relay signed after the SELECT's snapshot is not sealed.
-                "UPDATE outbox SET revocation_batch_id = $1, attempts = attempts + 1, \
-                   locked_by = NULL, locked_until = NULL, updated_at = now() \
-                 WHERE id = ANY($2) AND NOT EXISTS \
-                   (SELECT 1 FROM anchor_transactions t WHERE t.outbox_id = outbox.id)",
-                &[id.as_uuid(), &outbox_ids],
-            )
-            .await?;
-        if sealed != u64::from(due) {
+        // `ca1:r` never goes out for a revocation this list anchors (see `seal_outbox_rows`).
+        if !seal_outbox_rows(&db, SealColumn::RevocationList, &id, &outbox_ids).await? {
             // Dropped without commit: nothing sealed; the next pass looks again.
             return Ok(None);
         }
