@@ -231,6 +231,187 @@ pub fn destination(ip: IpAddr, allow_private: bool) -> Result<(), Refusal> {
     }
 }
 
+
+/// What a webhook event reports. The names are the wire `type` of the body and the values
+/// an endpoint subscribes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// The credential's anchor is finalized.
+    CredentialFinalized,
+    /// The credential was dead-lettered (an operator may requeue it).
+    CredentialFailed,
+    /// The credential's revocation memo is finalized.
+    CredentialRevoked,
+    /// The reconciler rebuilt the credential from an anchor found on chain.
+    CredentialRecovered,
+    /// Every credential of one `POST /v1/credential-batches` request is anchored.
+    CredentialBatchCompleted,
+    /// `POST /v1/webhooks/{id}/test`: sent to that endpoint only, never subscribed to.
+    Test,
+}
+
+impl EventType {
+    /// What an endpoint can subscribe to (the default: all of them).
+    pub const SUBSCRIBABLE: [EventType; 5] = [
+        EventType::CredentialFinalized,
+        EventType::CredentialFailed,
+        EventType::CredentialRevoked,
+        EventType::CredentialRecovered,
+        EventType::CredentialBatchCompleted,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventType::CredentialFinalized => "credential.finalized",
+            EventType::CredentialFailed => "credential.failed",
+            EventType::CredentialRevoked => "credential.revoked",
+            EventType::CredentialRecovered => "credential.recovered",
+            EventType::CredentialBatchCompleted => "credential_batch.completed",
+            EventType::Test => "webhook.test",
+        }
+    }
+
+    /// A subscribable type by its name (`webhook.test` is not one).
+    pub fn parse_subscribable(text: &str) -> Option<EventType> {
+        EventType::SUBSCRIBABLE
+            .into_iter()
+            .find(|t| t.as_str() == text)
+    }
+
+    /// The event a credential's status change reports, if any: the single rule the database
+    /// trigger `webhook_event_for_status` (migration V14) implements, and a store test checks
+    /// it against this for every pair. A revocation is reported when its memo is finalized
+    /// (the `revocations` row gains its anchor), with that anchor, so it is not here; `None`
+    /// as the old status is a row being inserted (the reconciler's backfill).
+    pub fn for_status_change(
+        old: Option<crate::status::CredentialStatus>,
+        new: crate::status::CredentialStatus,
+    ) -> Option<EventType> {
+        use crate::status::CredentialStatus as S;
+        if old == Some(new) {
+            return None;
+        }
+        match new {
+            S::Finalized => Some(EventType::CredentialFinalized),
+            S::Failed => Some(EventType::CredentialFailed),
+            S::Recovered => Some(EventType::CredentialRecovered),
+            S::Queued | S::Submitted | S::Confirmed | S::Revoked => None,
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `webhook-id` of an event's deliveries: the same on every attempt and every replay, so a
+/// receiver drops duplicates by it.
+pub fn message_id(event: uuid::Uuid) -> String {
+    format!("msg_{}", event.simple())
+}
+
+/// How one delivery attempt ended, as the worker saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// The receiver answered with this HTTP status.
+    Answered(u16),
+    /// No answer within the timeout.
+    TimedOut,
+    /// No connection (DNS, refused, TLS, reset).
+    Unreachable,
+    /// The destination is not allowed (`destination`, or an `http` URL where only `https` is).
+    Refused,
+}
+
+/// What the worker does next with a delivery.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NextStep {
+    /// 2xx: delivered; never sent again unless replayed by hand.
+    Delivered,
+    /// 410 Gone: the receiver asks us to stop. The endpoint is disabled and the delivery is a
+    /// dead letter.
+    Gone,
+    /// Try again after this delay.
+    RetryIn(Duration),
+    /// The schedule is exhausted: a dead letter, visible and replayable per endpoint.
+    DeadLetter,
+}
+
+/// The delivery rule: after `attempts_made` attempts (this one included) ending in `result`,
+/// what happens. `scale` shrinks the schedule (tests run it in seconds; 1.0 in production);
+/// `jitter` in 0.0..=1.0 spreads retries by ±20%. A redirect is not followed: it is an
+/// answer that is not 2xx, retried like any other.
+pub fn after_attempt(result: AttemptResult, attempts_made: u32, jitter: f64, scale: f64) -> NextStep {
+    match result {
+        AttemptResult::Answered(status) if (200..300).contains(&status) => NextStep::Delivered,
+        AttemptResult::Answered(410) => NextStep::Gone,
+        _ => match retry_delay(attempts_made, jitter) {
+            None => NextStep::DeadLetter,
+            Some(delay) => {
+                let scale = if scale.is_finite() { scale.clamp(0.0, 1.0) } else { 1.0 };
+                NextStep::RetryIn(delay.mul_f64(scale))
+            }
+        },
+    }
+}
+
+/// Longest endpoint URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// Why an endpoint URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlRefusal {
+    #[error("not an absolute URL")]
+    NotAUrl,
+    #[error("at most {MAX_URL_LEN} characters")]
+    TooLong,
+    #[error("only https URLs are accepted (webhooks.allow_http is off)")]
+    NotHttps,
+    #[error("the scheme must be https")]
+    BadScheme,
+    #[error("credentials in the URL are not accepted; authenticate deliveries by their signature")]
+    UserInfo,
+    #[error("a fragment is never sent; remove it")]
+    Fragment,
+    #[error("the address is {0}: deliveries only go to public addresses")]
+    Destination(&'static str),
+}
+
+/// Checks an endpoint URL when it is registered: absolute, `https` (or `http` when
+/// `allow_http`), a host, no user info or fragment, and, for an IP literal, a destination
+/// `destination` allows. A host name is judged again at every delivery, on the addresses it
+/// resolves to then (a name can change what it points at).
+pub fn endpoint_url(text: &str, allow_http: bool, allow_private: bool) -> Result<url::Url, UrlRefusal> {
+    if text.len() > MAX_URL_LEN {
+        return Err(UrlRefusal::TooLong);
+    }
+    let url = url::Url::parse(text).map_err(|_| UrlRefusal::NotAUrl)?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => return Err(UrlRefusal::NotHttps),
+        _ => return Err(UrlRefusal::BadScheme),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlRefusal::UserInfo);
+    }
+    if url.fragment().is_some() {
+        return Err(UrlRefusal::Fragment);
+    }
+    match url.host() {
+        None => Err(UrlRefusal::NotAUrl),
+        Some(url::Host::Domain(_)) => Ok(url),
+        Some(url::Host::Ipv4(v4)) => destination(IpAddr::V4(v4), allow_private)
+            .map(|()| url.clone())
+            .map_err(|r| UrlRefusal::Destination(r.as_str())),
+        Some(url::Host::Ipv6(v6)) => destination(IpAddr::V6(v6), allow_private)
+            .map(|()| url.clone())
+            .map_err(|r| UrlRefusal::Destination(r.as_str())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +432,103 @@ mod tests {
             br#"{"test": 2432232314}"#,
         );
         assert_eq!(header, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn event_types_round_trip_and_only_three_statuses_report() {
+        use crate::status::CredentialStatus as S;
+        for t in EventType::SUBSCRIBABLE {
+            assert_eq!(EventType::parse_subscribable(t.as_str()), Some(t));
+        }
+        assert_eq!(EventType::parse_subscribable("webhook.test"), None);
+        assert_eq!(
+            EventType::for_status_change(Some(S::Confirmed), S::Finalized),
+            Some(EventType::CredentialFinalized)
+        );
+        assert_eq!(EventType::for_status_change(Some(S::Finalized), S::Finalized), None);
+        assert_eq!(EventType::for_status_change(Some(S::Finalized), S::Revoked), None);
+        assert_eq!(
+            EventType::for_status_change(None, S::Recovered),
+            Some(EventType::CredentialRecovered)
+        );
+        assert_eq!(EventType::for_status_change(Some(S::Queued), S::Submitted), None);
+    }
+
+    #[test]
+    fn endpoint_urls_are_https_public_and_plain() {
+        assert!(endpoint_url("https://portal.example.edu/hooks", false, false).is_ok());
+        assert_eq!(
+            endpoint_url("http://portal.example.edu/hooks", false, false),
+            Err(UrlRefusal::NotHttps)
+        );
+        assert!(endpoint_url("http://portal.example.edu/hooks", true, false).is_ok());
+        assert_eq!(endpoint_url("ftp://x.example/", true, true), Err(UrlRefusal::BadScheme));
+        assert_eq!(
+            endpoint_url("https://u:p@x.example/", false, false),
+            Err(UrlRefusal::UserInfo)
+        );
+        assert_eq!(endpoint_url("https://x.example/#f", false, false), Err(UrlRefusal::Fragment));
+        assert_eq!(endpoint_url("/relative", false, false), Err(UrlRefusal::NotAUrl));
+        for (url, why) in [
+            ("https://127.0.0.1/h", "loopback"),
+            ("https://169.254.169.254/latest", "link_local"),
+            ("https://10.0.0.1/h", "private"),
+            ("https://[::1]/h", "loopback"),
+            ("https://[::ffff:10.0.0.1]/h", "private"),
+            // Spellings the URL parser normalizes to the same addresses.
+            ("https://2130706433/h", "loopback"),
+            ("https://0x7f.1/h", "loopback"),
+        ] {
+            assert_eq!(
+                endpoint_url(url, false, false),
+                Err(UrlRefusal::Destination(why)),
+                "{url}"
+            );
+            assert!(endpoint_url(url, false, true).is_ok(), "{url}");
+        }
+        assert!(endpoint_url(&format!("https://x.example/{}", "a".repeat(MAX_URL_LEN)), false, false)
+            .is_err());
+    }
+
+    #[test]
+    fn two_xx_delivers_410_stops_anything_else_retries_until_the_schedule_ends() {
+        assert_eq!(after_attempt(AttemptResult::Answered(204), 1, 0.5, 1.0), NextStep::Delivered);
+        assert_eq!(after_attempt(AttemptResult::Answered(410), 1, 0.5, 1.0), NextStep::Gone);
+        assert_eq!(
+            after_attempt(AttemptResult::Answered(500), 1, 0.5, 1.0),
+            NextStep::RetryIn(Duration::from_secs(5))
+        );
+        // A redirect is not followed: retried.
+        assert!(matches!(
+            after_attempt(AttemptResult::Answered(302), 2, 0.5, 1.0),
+            NextStep::RetryIn(_)
+        ));
+        assert_eq!(
+            after_attempt(AttemptResult::TimedOut, 2, 0.5, 0.01),
+            NextStep::RetryIn(Duration::from_secs(3))
+        );
+        let last = u32::try_from(RETRY_SCHEDULE.len()).unwrap();
+        assert_eq!(after_attempt(AttemptResult::Unreachable, last, 0.5, 1.0), NextStep::DeadLetter);
+        assert_eq!(after_attempt(AttemptResult::Refused, last, f64::NAN, f64::NAN), NextStep::DeadLetter);
+    }
+
+    proptest! {
+        #[test]
+        fn every_failure_is_retried_within_a_day_and_a_half_then_dead(
+            status in 0u16..1000, attempts in 1u32..20, jitter in proptest::num::f64::ANY,
+        ) {
+            match after_attempt(AttemptResult::Answered(status), attempts, jitter, 1.0) {
+                NextStep::Delivered => prop_assert!((200..300).contains(&status)),
+                NextStep::Gone => prop_assert_eq!(status, 410),
+                NextStep::RetryIn(d) => {
+                    prop_assert!(usize::try_from(attempts).unwrap() < RETRY_SCHEDULE.len());
+                    prop_assert!(d <= Duration::from_secs(12 * 3600));
+                }
+                NextStep::DeadLetter => {
+                    prop_assert!(usize::try_from(attempts).unwrap() >= RETRY_SCHEDULE.len());
+                }
+            }
+        }
     }
 
     #[test]

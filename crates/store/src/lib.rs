@@ -24,6 +24,7 @@ pub mod revocations;
 pub mod status_lists;
 pub mod tls;
 pub mod verification;
+pub mod webhooks;
 
 use std::time::Duration;
 

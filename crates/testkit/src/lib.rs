@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod services;
 pub mod tls;
 pub mod validator;
+pub mod webhook_receiver;
 
 pub use postgres::{
     test_db, Durability, PgEnv, ReplicatedPostgres, Replication, TestDb, TestPostgres,
