@@ -94,6 +94,12 @@ pub fn seal_aad(issuer: &crate::IssuerId, key_id: &crate::KeyId) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Additional authenticated data of a webhook endpoint's secret (32 bytes, sealed like a
+/// seed): a sealed secret copied onto another endpoint does not open.
+pub fn webhook_secret_aad(endpoint: &uuid::Uuid) -> Vec<u8> {
+    format!("webhook-secret/v1/{endpoint}").into_bytes()
+}
+
 /// Encrypts `seed` under `master`, binding it to `aad`.
 pub fn seal_seed(
     master: &MasterKey,

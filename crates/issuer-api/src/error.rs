@@ -78,6 +78,14 @@ pub enum ApiError {
     RequestTimeout { secs: u64 },
     #[error("internal error")]
     Internal,
+    #[error("no such webhook endpoint")]
+    WebhookEndpointNotFound,
+    #[error("no such webhook delivery")]
+    WebhookDeliveryNotFound,
+    #[error("webhook URL refused: {reason}")]
+    WebhookUrlRefused { reason: String },
+    #[error("an issuer has at most {limit} webhook endpoints")]
+    WebhookEndpointLimit { limit: i64 },
 }
 
 /// The JSON body of every error.
@@ -130,6 +138,10 @@ impl ApiError {
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::RequestTimeout { .. } => ErrorCode::RequestTimeout,
             ApiError::Internal => ErrorCode::Internal,
+            ApiError::WebhookEndpointNotFound => ErrorCode::WebhookEndpointNotFound,
+            ApiError::WebhookDeliveryNotFound => ErrorCode::WebhookDeliveryNotFound,
+            ApiError::WebhookUrlRefused { .. } => ErrorCode::WebhookUrlRefused,
+            ApiError::WebhookEndpointLimit { .. } => ErrorCode::WebhookEndpointLimit,
         }
     }
 
@@ -188,6 +200,8 @@ impl ResponseError for ApiError {
             | ApiError::IssuerNotFound
             | ApiError::CredentialBatchNotFound
             | ApiError::StatusListNotFound
+            | ApiError::WebhookEndpointNotFound
+            | ApiError::WebhookDeliveryNotFound
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::ProofNotAvailable { .. }
             | ApiError::VcNotAvailable
@@ -200,7 +214,9 @@ impl ResponseError for ApiError {
             | ApiError::MissingField { .. }
             | ApiError::InvalidField { .. }
             | ApiError::InvalidQuery { .. }
-            | ApiError::InvalidIdempotencyKey { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidIdempotencyKey { .. }
+            | ApiError::WebhookUrlRefused { .. } => StatusCode::BAD_REQUEST,
+            ApiError::WebhookEndpointLimit { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -300,6 +316,12 @@ error_codes! {
     Internal => "internal_error",
     /// A bulk item whose serial appears earlier in the same request (per item only).
     DuplicateInRequest => "duplicate_in_request",
+    WebhookEndpointNotFound => "webhook_endpoint_not_found",
+    WebhookDeliveryNotFound => "webhook_delivery_not_found",
+    /// A webhook URL that is not https (unless `webhooks.allow_http`), carries credentials or
+    /// a fragment, or names a non-public address (unless `webhooks.allow_private`).
+    WebhookUrlRefused => "webhook_url_refused",
+    WebhookEndpointLimit => "webhook_endpoint_limit",
 }
 
 /// Every code's text (`ErrorCode::ALL`), for tests and the fuzz property.

@@ -30,6 +30,7 @@ pub mod status_lists;
 pub mod verify;
 pub mod verify_vc;
 pub mod views;
+pub mod webhooks;
 
 pub use settings::Settings;
 pub use startup::Application;

@@ -18,7 +18,14 @@ pub struct ApiMetrics {
     pub credentials_issued: IntCounterVec,
     pub revocations: IntCounterVec,
     pub verifications: IntCounterVec,
+    /// Webhook delivery attempts by result (`webhooks`).
+    pub webhook_deliveries: IntCounterVec,
+    /// Age of the oldest pending webhook delivery to an enabled endpoint.
+    pub webhook_oldest_pending: prometheus::Gauge,
 }
+
+/// The `result` label values of `webhook_deliveries_total`.
+pub const WEBHOOK_RESULTS: [&str; 5] = ["delivered", "retrying", "failed", "gone", "refused"];
 
 impl ApiMetrics {
     pub fn new() -> Result<Self, prometheus::Error> {
@@ -59,6 +66,24 @@ impl ApiMetrics {
             ),
             &["verdict"],
         )?;
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_deliveries_total",
+                "Webhook delivery attempts by result: delivered (2xx), retrying, failed (dead letter after the schedule), gone (410: endpoint disabled), refused (destination not allowed)",
+            ),
+            &["result"],
+        )?;
+        // Every series exists from the start at 0: the first dead letter is then an increase
+        // an alert sees.
+        for result in WEBHOOK_RESULTS {
+            webhook_deliveries.with_label_values(&[result]);
+        }
+        let webhook_oldest_pending = prometheus::Gauge::new(
+            "webhook_oldest_pending_age_seconds",
+            "Seconds since the oldest undelivered webhook delivery to an enabled endpoint was recorded (0: none)",
+        )?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
+        registry.register(Box::new(webhook_oldest_pending.clone()))?;
         registry.register(Box::new(revocations.clone()))?;
         registry.register(Box::new(verifications.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -71,6 +96,8 @@ impl ApiMetrics {
             credentials_issued,
             revocations,
             verifications,
+            webhook_deliveries,
+            webhook_oldest_pending,
         })
     }
 }

@@ -24,6 +24,9 @@ pub struct Settings {
     /// The status list publisher and ordinal blocks.
     #[serde(default)]
     pub status_lists: crate::status_lists::StatusListSettings,
+    /// Webhook URLs allowed and the delivery worker (`webhooks`).
+    #[serde(default)]
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// Explorer links in responses. The network itself is `chain.cluster`.

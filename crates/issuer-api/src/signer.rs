@@ -35,6 +35,40 @@ impl Signer {
         }
     }
 
+    /// Seals a new webhook secret's bytes under the current master key, bound to its endpoint.
+    pub fn seal_webhook_secret(
+        &self,
+        endpoint: &uuid::Uuid,
+        bytes: &[u8; 32],
+        rng: &dyn ring::rand::SecureRandom,
+    ) -> Result<Vec<u8>, domain::sealed::SealError> {
+        let master = self
+            .masters
+            .first()
+            .ok_or(domain::sealed::SealError::SealFailed)?;
+        domain::sealed::seal_seed(
+            master,
+            &domain::sealed::webhook_secret_aad(endpoint),
+            bytes,
+            rng,
+        )
+    }
+
+    /// Opens a sealed webhook secret with any configured master key.
+    pub fn open_webhook_secret(
+        &self,
+        endpoint: &uuid::Uuid,
+        sealed: &[u8],
+    ) -> Result<domain::webhook::WebhookSecret, String> {
+        let bytes = open_with_any(
+            &self.masters,
+            &domain::sealed::webhook_secret_aad(endpoint),
+            sealed,
+        )
+        .map_err(|e| e.to_string())?;
+        domain::webhook::WebhookSecret::from_bytes(&bytes).map_err(|e| e.to_string())
+    }
+
     /// Forgets the cached key of `issuer` (it was rotated): the next call reads the store.
     pub fn invalidate(&self, issuer: &IssuerId) {
         if let Ok(mut cache) = self.cache.write() {

@@ -136,6 +136,14 @@ impl Application {
             public_base.clone(),
             settings.status_lists.clone(),
         ));
+        if settings.webhooks.worker {
+            tokio::spawn(crate::webhooks::run_worker(
+                store.clone(),
+                signer.clone(),
+                settings.webhooks.clone(),
+                metrics.clone(),
+            ));
+        }
         let state = web::Data::new(AppState {
             shared_store: store.clone(),
             signer,
@@ -168,6 +176,7 @@ impl Application {
             ),
             metrics_port,
             public_listener: public_port.map(|_| public_alive.clone()),
+            webhooks: settings.webhooks.clone(),
         });
         // Which node verification trusts is the first thing to know when verdicts turn
         // into `chain_unavailable` (the demo once read a default nobody listened on).

@@ -54,6 +54,8 @@ pub struct AppState {
     pub metrics_port: u16,
     /// With `public.port`: whether the public listener still serves (`/readyz`).
     pub public_listener: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// `webhooks.*`: which URLs endpoints may have, the rotation grace.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// Where anchors live (`chain.cluster`) and the explorer's local RPC override.

@@ -194,6 +194,16 @@ pub fn api_settings(db_url: &str, master: &MasterKey, rpc_url: &str) -> issuer_a
             interval_ms: 200,
             ..Default::default()
         },
+        // Receivers in tests listen on loopback over http; retries in seconds, not hours
+        // (5 s becomes 50 ms, 30 min 18 s); a hanging receiver costs 2 s per attempt.
+        webhooks: issuer_api::webhooks::WebhookSettings {
+            allow_http: true,
+            allow_private: true,
+            retry_scale: 0.01,
+            poll_ms: 100,
+            timeout_ms: 2_000,
+            ..Default::default()
+        },
     }
 }
 

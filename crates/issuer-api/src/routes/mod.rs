@@ -8,6 +8,7 @@ pub mod page;
 pub mod revocations;
 pub mod vcs;
 pub mod verify;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -126,6 +127,39 @@ fn portal(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/credentials/{id}/revoke")
             .route(web::post().to(revocations::revoke_credential))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/webhooks")
+            .route(web::post().to(webhooks::create_endpoint))
+            .route(web::get().to(webhooks::list_endpoints))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/webhooks/{id}")
+            .route(web::get().to(webhooks::get_endpoint))
+            .route(web::patch().to(webhooks::update_endpoint))
+            .route(web::delete().to(webhooks::delete_endpoint))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/webhooks/{id}/rotate-secret")
+            .route(web::post().to(webhooks::rotate_secret))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/webhooks/{id}/test")
+            .route(web::post().to(webhooks::test_endpoint))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/webhooks/{id}/deliveries")
+            .route(web::get().to(webhooks::list_deliveries))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/webhooks/{id}/deliveries/{delivery_id}/retry")
+            .route(web::post().to(webhooks::retry_delivery))
             .default_service(web::to(method_not_allowed)),
     );
 }
