@@ -571,3 +571,122 @@ async fn a_status_ordinal_in_use_is_refused_and_never_reserved_again() {
         46
     );
 }
+
+/// The trigger's rule (`webhook_event_for_status`, migration V14) is
+/// `domain::webhook::EventType::for_status_change` for every pair of statuses, insertion
+/// included: one rule, checked where it is duplicated.
+#[tokio::test]
+async fn the_webhook_trigger_reports_exactly_the_status_changes_the_domain_rule_does() {
+    use domain::webhook::EventType;
+    let w = world().await;
+    let client = w.direct.pool().get().await.unwrap();
+    let olds = std::iter::once(None).chain(CredentialStatus::ALL.into_iter().map(Some));
+    for old in olds {
+        for new in CredentialStatus::ALL {
+            let sql: Option<String> = client
+                .query_one(
+                    "SELECT webhook_event_for_status($1, $2)",
+                    &[&old.map(CredentialStatus::as_str), &new.as_str()],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            let rule = EventType::for_status_change(old, new).map(|t| t.as_str().to_string());
+            assert_eq!(sql, rule, "{old:?} -> {new:?}");
+        }
+    }
+}
+
+/// Events are recorded by the status change's own statement, for subscribed enabled
+/// endpoints only, and a bulk request's completion once.
+#[tokio::test]
+async fn status_changes_record_webhook_deliveries_in_their_own_transaction() {
+    let w = world().await;
+    let client = w.direct.pool().get().await.unwrap();
+    let a = w.credential("WH-1");
+    let b = w.credential("WH-2");
+    for c in [&a, &b] {
+        let issued = w.direct.issue_credential(c, None, render).await.unwrap();
+        assert!(matches!(issued, IssueOutcome::Created(_)));
+    }
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+            n
+        }
+    };
+    // No endpoint: nothing recorded.
+    client
+        .execute(
+            "UPDATE credentials SET status = 'finalized', anchor_signature = 'sig-a', \
+               anchor_slot = 7, finalized_at = now() WHERE id = $1",
+            &[a.id.as_uuid()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(count("SELECT count(*) FROM webhook_events").await, 0);
+    // Two endpoints: one subscribed to finalized, one disabled.
+    for (enabled, types) in [(true, vec!["credential.finalized"]), (false, vec!["credential.finalized"])] {
+        client
+            .execute(
+                "INSERT INTO webhook_endpoints (id, issuer_id, url, event_types, enabled, secret_sealed) \
+                 VALUES (gen_random_uuid(), $1, 'https://portal.example.edu/h', $2, $3, '\\x00')",
+                &[&w.issuer.as_str(), &types, &enabled],
+            )
+            .await
+            .unwrap();
+    }
+    // A change that is not reported, then one that is, rolled back: nothing.
+    client
+        .execute(
+            "UPDATE credentials SET status = 'submitted' WHERE id = $1",
+            &[b.id.as_uuid()],
+        )
+        .await
+        .unwrap();
+    client.execute("BEGIN", &[]).await.unwrap();
+    client
+        .execute(
+            "UPDATE credentials SET status = 'finalized', anchor_signature = 'sig-b', \
+               anchor_slot = 8, finalized_at = now() WHERE id = $1",
+            &[b.id.as_uuid()],
+        )
+        .await
+        .unwrap();
+    client.execute("ROLLBACK", &[]).await.unwrap();
+    assert_eq!(count("SELECT count(*) FROM webhook_events").await, 0);
+    client
+        .execute(
+            "UPDATE credentials SET status = 'finalized', anchor_signature = 'sig-b', \
+               anchor_slot = 8, finalized_at = now() WHERE id = $1",
+            &[b.id.as_uuid()],
+        )
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT ev.event_type, ev.body, count(*) OVER () FROM webhook_events ev \
+             JOIN webhook_deliveries d ON d.event_id = ev.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "credential.finalized");
+    let body: Value = serde_json::from_str(&row.get::<_, String>(1)).unwrap();
+    assert_eq!(body["type"], "credential.finalized");
+    assert_eq!(body["data"]["credential_id"], b.id.to_string());
+    assert_eq!(body["data"]["anchor_signature"], "sig-b");
+    assert_eq!(body["data"]["anchor_slot"], 8);
+    assert_eq!(body["data"]["status"], "finalized");
+    assert_eq!(row.get::<_, i64>(2), 1, "one delivery: the disabled endpoint gets none");
+    // Re-finalizing (an idempotent edge) reports nothing new.
+    client
+        .execute(
+            "UPDATE credentials SET status = 'finalized' WHERE id = $1",
+            &[b.id.as_uuid()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(count("SELECT count(*) FROM webhook_events").await, 1);
+}

@@ -53,6 +53,15 @@ pub fn settings_for(db_url: &str, master: &MasterKey) -> Settings {
             interval_ms: 100,
             ..Default::default()
         },
+        // Receivers listen on loopback over http; the retry schedule shrunk 100x.
+        webhooks: issuer_api::webhooks::WebhookSettings {
+            allow_http: true,
+            allow_private: true,
+            retry_scale: 0.01,
+            poll_ms: 100,
+            timeout_ms: 2_000,
+            ..Default::default()
+        },
     }
 }
 
