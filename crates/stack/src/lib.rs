@@ -53,6 +53,7 @@ pub struct StackBuilder {
     db: Option<TestDb>,
     lamports: u64,
     status_lists: bool,
+    webhook_worker: bool,
 }
 
 impl Default for StackBuilder {
@@ -63,6 +64,7 @@ impl Default for StackBuilder {
             db: None,
             lamports: 50_000_000_000,
             status_lists: false,
+            webhook_worker: true,
         }
     }
 }
@@ -95,6 +97,13 @@ impl StackBuilder {
         self
     }
 
+    /// No webhook worker in the in-process API: a suite runs its own (a real process it
+    /// kills).
+    pub fn without_webhook_worker(mut self) -> Self {
+        self.webhook_worker = false;
+        self
+    }
+
     pub async fn start(self) -> Stack {
         let db = match self.db {
             Some(db) => db,
@@ -107,6 +116,7 @@ impl StackBuilder {
             // Never due: no list version is signed (a day is longer than any test).
             settings.status_lists.debounce_ms = 86_400_000;
         }
+        settings.webhooks.worker = self.webhook_worker;
         let app = issuer_api::Application::build(settings).await.unwrap();
         let api = format!("http://127.0.0.1:{}", app.port());
         let store = app.store().clone();
@@ -725,6 +735,25 @@ impl Stack {
     }
 
     /// `POST /v1/credentials/{id}/revoke`; returns the HTTP status.
+    /// Registers a webhook endpoint for the stack's issuer (`POST /v1/webhooks`): its id and
+    /// secret (`whsec_...`).
+    pub async fn register_webhook(&self, url: &str) -> (String, String) {
+        let resp = self
+            .client
+            .post(format!("{}/v1/webhooks", self.api))
+            .bearer_auth(&self.api_key)
+            .json(&json!({ "url": url }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+        let v: Value = resp.json().await.unwrap();
+        (
+            v["id"].as_str().unwrap().to_string(),
+            v["secret"].as_str().unwrap().to_string(),
+        )
+    }
+
     pub async fn revoke(&self, id: &str, reason: &str) -> u16 {
         self.client
             .post(format!("{}/v1/credentials/{id}/revoke", self.api))

@@ -14,3 +14,4 @@ mod tampering;
 mod upgrade;
 mod vc_interop;
 mod verify;
+mod webhooks;
