@@ -112,6 +112,8 @@ fn default_response_limit() -> usize {
 
 /// The most a worker keeps an endpoint before giving others a turn.
 const MAX_HOLD: Duration = Duration::from_secs(30);
+/// What a lease adds to two attempts' timeout.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often the oldest-pending gauge is refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
 
@@ -194,7 +196,9 @@ pub async fn run_worker(
             return;
         }
     };
-    let lease = Duration::from_millis(settings.timeout_ms.saturating_mul(2)) + MAX_HOLD;
+    // Two attempts' time and a margin: the lease is extended after every wave, so it only
+    // has to outlive one; a killed worker's endpoint is free again this soon.
+    let lease = Duration::from_millis(settings.timeout_ms.saturating_mul(2)) + LEASE_MARGIN;
     let worker = Arc::new(Worker {
         name: format!("api-{}-{}", std::process::id(), Uuid::new_v4().simple()),
         store,

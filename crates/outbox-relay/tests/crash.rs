@@ -1895,3 +1895,143 @@ async fn postgres_failover_with_an_asynchronous_standby_recovers_every_anchored_
     assert_eq!(run.anchored_without_a_row, 0, "{run:?}");
     assert_eq!(run.unanchored_rows, 0, "{run:?}");
 }
+
+/// Starts the issuer-api binary on `w` as the webhook delivery worker of the stack (whose
+/// in-process API runs none), with a retry schedule shrunk 1000x and loopback receivers
+/// allowed.
+fn spawn_webhook_worker(w: &World, logs: &Path, name: &str) -> Child {
+    let port = testkit::ports::free_port().unwrap();
+    let mut cmd = Command::new(api_bin());
+    cmd.arg("serve")
+        .envs(w.service_env(Service::IssuerApi, port))
+        .env("APP__HTTP__WORKERS", "1")
+        .env("APP__WEBHOOKS__ALLOW_HTTP", "true")
+        .env("APP__WEBHOOKS__ALLOW_PRIVATE", "true")
+        .env("APP__WEBHOOKS__RETRY_SCALE", "0.001")
+        .env("APP__WEBHOOKS__POLL_MS", "100")
+        .env("APP__WEBHOOKS__TIMEOUT_MS", "2000")
+        .env("APP__WEBHOOKS__CONCURRENCY_PER_ENDPOINT", "8")
+        .env_remove("FAILPOINTS")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log_file(logs, name))
+        .stderr(log_file(logs, &format!("{name}.err")))
+        .kill_on_drop(true);
+    cmd.spawn().unwrap()
+}
+
+/// Webhooks (issue #24): the delivery worker, a real issuer-api process, SIGKILLed again and
+/// again in the middle of delivering while the receiver first answers 500 (after a delay, so
+/// requests are in flight when the kill lands), then recovers. Every event arrives at least
+/// once, verified by the `standardwebhooks` library; every copy of an event carries the same
+/// `webhook-id`; the database ends with every delivery delivered.
+#[tokio::test]
+async fn webhook_worker_killed_mid_delivery_while_the_receiver_fails_loses_no_event() {
+    use testkit::webhook_receiver::Receiver;
+    let w = World::builder()
+        .issuer("uni-webhooks", "Webhook University")
+        .without_webhook_worker()
+        .start()
+        .await;
+    let logs = w.dir.path().to_path_buf();
+    let receiver = Receiver::start();
+    let (_endpoint, secret) = w.register_webhook(&receiver.url("portal")).await;
+    receiver
+        .configure("portal", std::slice::from_ref(&secret), 500, 150)
+        .await;
+
+    // 200 credentials anchored in Merkle batches by an in-process relay: 200 finalized events
+    // and one completed request, queued while no worker runs.
+    let relay = outbox_relay::Application::build(w.merkle_settings(
+        w.chain_env.rpc_url(),
+        "relay-wh-crash",
+        64,
+        300,
+    ))
+    .await
+    .unwrap();
+    let relay_task = tokio::spawn(relay.run_until(std::future::pending()));
+    let ids = w.issue_bulk("WK", 200).await;
+    w.wait_all_finalized(200, Duration::from_secs(300)).await;
+    relay_task.abort();
+    let total = w.query_i64("SELECT count(*) FROM webhook_deliveries").await;
+    assert_eq!(total, 201, "200 finalized + 1 request completed");
+
+    let delivered =
+        || w.query_i64("SELECT count(*) FROM webhook_deliveries WHERE delivered_at IS NOT NULL");
+    let mut worker = spawn_webhook_worker(&w, &logs, "webhooks-0");
+    let mut kills = 0;
+    // Failing phase: killed three times while it retries against 500s.
+    for round in 1..=3 {
+        let seen = receiver.deliveries("portal").await.len();
+        receiver
+            .wait_for("portal", seen + 10, Duration::from_secs(60))
+            .await;
+        worker.kill().await.unwrap();
+        kills += 1;
+        worker = spawn_webhook_worker(&w, &logs, &format!("webhooks-{round}"));
+    }
+    assert_eq!(delivered().await, 0, "the receiver answered only 500s so far");
+    // Recovered: killed twice more while deliveries go through.
+    receiver
+        .configure("portal", std::slice::from_ref(&secret), 200, 100)
+        .await;
+    let mut delivered_at_kill = Vec::new();
+    for round in 4..=5 {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let before = delivered().await;
+        while delivered().await <= before {
+            assert!(Instant::now() < deadline, "no delivery after kill {kills}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        worker.kill().await.unwrap();
+        kills += 1;
+        delivered_at_kill.push(delivered().await);
+        worker = spawn_webhook_worker(&w, &logs, &format!("webhooks-{round}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while delivered().await < total {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {total} delivered after {kills} kills",
+            delivered().await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    worker.kill().await.unwrap();
+
+    let received = receiver.deliveries("portal").await;
+    let mut by_event: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
+    for d in &received {
+        assert!(d.valid, "signature refused by standardwebhooks: {d:?}");
+        let subject = d.data["credential_id"]
+            .as_str()
+            .or_else(|| d.data["batch_id"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        by_event
+            .entry((d.r#type.clone().unwrap_or_default(), subject))
+            .or_default()
+            .insert(d.webhook_id.clone().unwrap_or_default());
+    }
+    for id in &ids {
+        assert!(
+            by_event.contains_key(&("credential.finalized".to_string(), id.clone())),
+            "{id}: its finalized event never arrived"
+        );
+    }
+    assert_eq!(by_event.len(), 201, "every event, and nothing else");
+    for (event, webhook_ids) in &by_event {
+        assert_eq!(webhook_ids.len(), 1, "{event:?} arrived under {webhook_ids:?}");
+    }
+    assert!(
+        received.len() > by_event.len(),
+        "the 500s and kills made duplicates ({} deliveries of {} events)",
+        received.len(),
+        by_event.len()
+    );
+    assert!(
+        delivered_at_kill.iter().any(|n| *n < total),
+        "a kill landed while deliveries were still going: {delivered_at_kill:?}"
+    );
+}

@@ -13,3 +13,4 @@ mod public;
 mod ratelimit;
 mod rotation;
 mod vcs;
+mod webhooks;
