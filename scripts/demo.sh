@@ -48,6 +48,10 @@ if [[ "${DEMO_GUARD_DEFAULT_PORTS:-0}" == "1" ]]; then
   echo "tripwire on the default ports: $(cat "$WORK/tripwire.ready")"
 fi
 
+# The demo's webhook receiver listens on loopback over http: allowed here only (production
+# refuses both, see README "Webhooks"). The relay and the reconciler ignore these.
+export APP__WEBHOOKS__ALLOW_HTTP=true APP__WEBHOOKS__ALLOW_PRIVATE=true
+
 say "starting PostgreSQL, solana-test-validator, issuer-api and outbox-relay (free ports)"
 # One bring-up for the demo and the CI scripts: localnet provisions the issuer through the
 # operator commands (issuer-api admin create-issuer, outbox-relay keygen/airdrop) and passes
@@ -67,6 +71,26 @@ echo "readyz: $READY"
 grep -m1 'verification reads the chain' "$LOG_DIR/issuer-api.log" || true
 [[ "$(json 'd["chain"]["reachable"]' <<<"$READY")" == "True" ]] \
   || die "issuer-api cannot reach the chain it verifies against"
+
+say "the portal registers a webhook receiver (Standard Webhooks, checked by the npm standardwebhooks library)"
+INTEROP="$(bash scripts/install-interop.sh | tail -n1)"
+node "$INTEROP/webhook-receiver.mjs" --print > "$WORK/webhooks.jsonl" &
+PIDS+=($!)
+HOOK_PORT=""
+for _ in $(seq 1 100); do
+  HOOK_PORT="$(head -n1 "$WORK/webhooks.jsonl" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["listening"])' 2>/dev/null || true)"
+  [[ -n "$HOOK_PORT" ]] && break
+  sleep 0.1
+done
+[[ -n "$HOOK_PORT" ]] || die "the webhook receiver did not start"
+http 201 "$API/v1/webhooks" -X POST "${AUTH[@]}" -H 'Content-Type: application/json' \
+  -d "{\"url\":\"http://127.0.0.1:$HOOK_PORT/hooks/portal\",\"event_types\":[\"credential.finalized\",\"credential.revoked\",\"credential.failed\"]}" > "$WORK/webhook.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["secret"]=d["secret"][:10]+"... (shown once)"; print(json.dumps(d, indent=2))' "$WORK/webhook.json"
+HOOK_SECRET="$(json 'd["secret"]' < "$WORK/webhook.json")"
+curl -sS -o /dev/null -X PUT "http://127.0.0.1:$HOOK_PORT/control/endpoints/portal" \
+  -H 'Content-Type: application/json' -d "{\"secrets\":[\"$HOOK_SECRET\"],\"status\":204}" \
+  || die "cannot configure the webhook receiver"
+echo "receiver: http://127.0.0.1:$HOOK_PORT/hooks/portal (the secret is given to the receiver only)"
 
 say "issuing a sample diploma"
 printf '%%PDF-1.7\nDiploma: Demo Graduate, BSc Computer Science, with honours\n' > "$WORK/diploma.pdf"
@@ -90,6 +114,23 @@ python3 -m json.tool < "$WORK/credential.json"
 [[ "$STATUS" == "finalized" ]] || { tail -30 "$LOG_DIR/outbox-relay.log"; die "credential did not finalize (status $STATUS)"; }
 SIG="$(json 'd["anchor"]["signature"]' < "$WORK/credential.json")"
 say "anchored on chain in transaction $SIG"
+
+say "the portal was told, without polling: the credential.finalized webhook"
+EVENT=""
+for _ in $(seq 1 60); do
+  EVENT="$(curl -s "http://127.0.0.1:$HOOK_PORT/control/deliveries?endpoint=portal" | python3 -c '
+import json, sys
+for d in json.load(sys.stdin):
+    if d["type"] == "credential.finalized" and d["data"]["credential_id"] == sys.argv[1]:
+        print(json.dumps(d, indent=2)); break' "$ID")"
+  [[ -n "$EVENT" ]] && break
+  sleep 1
+done
+[[ -n "$EVENT" ]] || die "no credential.finalized webhook arrived"
+echo "$EVENT"
+[[ "$(json 'd["valid"]' <<<"$EVENT")" == "True" ]] || die "the webhook signature did not verify"
+[[ "$(json 'd["data"]["anchor_signature"]' <<<"$EVENT")" == "$SIG" ]] || die "the webhook names another anchor"
+echo "webhook-id $(json 'd["webhook_id"]' <<<"$EVENT"): signature valid (standardwebhooks, the receiver's secret), anchor $SIG"
 
 say "its revocation status list (W3C Bitstring Status List), signed and anchored by a ca1:s memo"
 LIST_URL="$API/issuers/demo-university/status-lists/0"
@@ -127,7 +168,6 @@ say "the same diploma as a W3C Verifiable Credential (Open Badges 3.0, eddsa-rdf
 http 200 "$API/v1/credentials/$ID/vc" "${AUTH[@]}" > "$WORK/diploma.vc.json"
 python3 -m json.tool "$WORK/diploma.vc.json"
 echo "issuer DID document: $API/issuers/$(json 'd["issuer"]["id"].rsplit(":", 1)[1]' < "$WORK/diploma.vc.json")/did.json"
-INTEROP="$(bash scripts/install-interop.sh | tail -n1)"
 echo "@digitalbazaar/vc $(node -p "require('$INTEROP/node_modules/@digitalbazaar/vc/package.json').version") (offline: contexts from npm, the DID from this API):"
 node "$INTEROP/verify-vc.mjs" --expect valid "$WORK/diploma.vc.json" || die "@digitalbazaar/vc did not accept the VC (proof and status list)"
 echo "credential-verify with the status list it fetches, judged against the ca1:s memos on chain:"

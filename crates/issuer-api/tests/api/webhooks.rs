@@ -595,7 +595,9 @@ async fn a_failed_attempt_is_retried_with_the_same_webhook_id_until_delivered() 
     let created = create(&app, key, json!({"url": receiver.url("a")})).await;
     let id = id_of(&created);
     let secret = secret_of(&created);
-    receiver.configure("a", &[secret.clone()], 500, 0).await;
+    receiver
+        .configure("a", std::slice::from_ref(&secret), 500, 0)
+        .await;
 
     let (delivery, webhook_id) = send_test(&app, key, &id).await;
     receiver.wait_for("a", 2, DELIVERY_DEADLINE).await;
@@ -657,7 +659,9 @@ async fn a_410_disables_the_endpoint_until_it_is_enabled_again() {
     let created = create(&app, key, json!({"url": receiver.url("a")})).await;
     let id = id_of(&created);
     let secret = secret_of(&created);
-    receiver.configure("a", &[secret.clone()], 410, 0).await;
+    receiver
+        .configure("a", std::slice::from_ref(&secret), 410, 0)
+        .await;
 
     let (delivery, _) = send_test(&app, key, &id).await;
     let d = wait_delivery(&app, key, &id, delivery, "failed", DELIVERY_DEADLINE, |d| {
@@ -719,7 +723,9 @@ async fn an_exhausted_delivery_is_a_dead_letter_that_can_be_replayed_with_its_we
     let created = create(&app, key, json!({"url": receiver.url("a")})).await;
     let id = id_of(&created);
     let secret = secret_of(&created);
-    receiver.configure("a", &[secret.clone()], 503, 0).await;
+    receiver
+        .configure("a", std::slice::from_ref(&secret), 503, 0)
+        .await;
 
     let (delivery, webhook_id) = send_test(&app, key, &id).await;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -982,51 +988,55 @@ async fn redirects_are_not_followed() {
     let app = spawn_app().await;
     let key = app.issuer.api_key.as_str();
     let receiver = Receiver::start();
-    let created = create(&app, key, json!({"url": receiver.url("redirect")})).await;
-    let id = id_of(&created);
-    let secret = secret_of(&created);
-    receiver
-        .configure("target", &[secret.clone()], 200, 0)
-        .await;
-    // The Rust helper has no `headers`: the receiver's control API directly.
-    let control = format!(
-        "http://127.0.0.1:{}/control/endpoints/redirect",
-        receiver.port()
-    );
-    let resp = app
-        .client
-        .put(&control)
-        .json(&json!({
-            "secrets": [secret],
-            "status": 302,
-            "delay_ms": 0,
-            "headers": {"location": receiver.url("target")},
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    // Where the redirects point: a delivery arriving here was a redirect followed (307 and
+    // 308 would even re-POST the signed body).
+    receiver.configure("target", &[], 200, 0).await;
+    for status in [302_u16, 307, 308] {
+        let name = format!("redirect-{status}");
+        let created = create(&app, key, json!({"url": receiver.url(&name)})).await;
+        let id = id_of(&created);
+        // The Rust helper has no `headers`: the receiver's control API directly.
+        let control = format!(
+            "http://127.0.0.1:{}/control/endpoints/{name}",
+            receiver.port()
+        );
+        let resp = app
+            .client
+            .put(&control)
+            .json(&json!({
+                "secrets": [secret_of(&created)],
+                "status": status,
+                "delay_ms": 0,
+                "headers": {"location": receiver.url("target")},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{:?}", resp.text().await);
 
-    let (delivery, webhook_id) = send_test(&app, key, &id).await;
-    let d = wait_delivery(
-        &app,
-        key,
-        &id,
-        delivery,
-        "attempted",
-        DELIVERY_DEADLINE,
-        |d| d["attempts"].as_i64().unwrap() >= 1,
-    )
-    .await;
-    assert_eq!(d["last_status"], 302, "{d}");
-    assert_eq!(d["status"], "pending", "a redirect is not a delivery: {d}");
-    let got = receiver.deliveries("redirect").await;
-    assert!(!got.is_empty());
-    assert_eq!(got[0].webhook_id.as_deref(), Some(webhook_id.as_str()));
-    assert_eq!(got[0].status, 302);
+        let (delivery, webhook_id) = send_test(&app, key, &id).await;
+        let d = wait_delivery(
+            &app,
+            key,
+            &id,
+            delivery,
+            "attempted",
+            DELIVERY_DEADLINE,
+            |d| d["attempts"].as_i64().unwrap() >= 1,
+        )
+        .await;
+        assert_eq!(d["last_status"], status, "{d}");
+        assert_eq!(d["status"], "pending", "a redirect is not a delivery: {d}");
+        let got = receiver.deliveries(&name).await;
+        assert!(!got.is_empty());
+        assert_eq!(got[0].webhook_id.as_deref(), Some(webhook_id.as_str()));
+        assert!(got[0].valid, "{:#?}", got[0]);
+        assert_eq!(got[0].status, status);
+    }
     assert!(
         receiver.deliveries("target").await.is_empty(),
-        "the redirect was followed"
+        "a redirect was followed: {:#?}",
+        receiver.deliveries("target").await
     );
     assert_eq!(delivered_metric(&app, "delivered").await, 0);
 }
