@@ -184,28 +184,22 @@ CREATE TRIGGER credentials_webhook_events AFTER UPDATE ON credentials
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION webhook_credentials_updated();
 
-CREATE FUNCTION webhook_credentials_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    ids uuid[];
-    types text[];
+-- An inserted row is reported only when the reconciler backfills it ('recovered'; issuance
+-- inserts 'queued'): a row-level trigger whose WHEN (the inlined rule) is false for every
+-- other insert, so bulk issuance (COPY, tens of
+-- thousands of rows a second) builds no transition table and calls no function.
+CREATE FUNCTION webhook_credential_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled) THEN
-        RETURN NULL;
-    END IF;
-    SELECT array_agg(n.id), array_agg(webhook_event_for_status(NULL, n.status))
-    INTO ids, types
-    FROM new_rows n WHERE webhook_event_for_status(NULL, n.status) IS NOT NULL;
-    IF ids IS NOT NULL THEN
-        PERFORM webhook_record_credential_events(ids, types,
-            array_fill(NULL::text, ARRAY[cardinality(ids)]),
-            array_fill(NULL::bigint, ARRAY[cardinality(ids)]));
+    IF EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled) THEN
+        PERFORM webhook_record_credential_events(ARRAY[NEW.id],
+            ARRAY[webhook_event_for_status(NULL, NEW.status)], ARRAY[NULL::text], ARRAY[NULL::bigint]);
     END IF;
     RETURN NULL;
 END;
 $$;
 CREATE TRIGGER credentials_webhook_inserted AFTER INSERT ON credentials
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION webhook_credentials_inserted();
+    FOR EACH ROW WHEN (webhook_event_for_status(NULL, NEW.status) IS NOT NULL)
+    EXECUTE FUNCTION webhook_credential_inserted();
 
 -- credential.revoked: when a revocation gains its finalized anchor (the relay, or the
 -- reconciler finding it on chain; the credential turns 'revoked' in the same transaction).

@@ -231,7 +231,6 @@ pub fn destination(ip: IpAddr, allow_private: bool) -> Result<(), Refusal> {
     }
 }
 
-
 /// What a webhook event reports. The names are the wire `type` of the body and the values
 /// an endpoint subscribes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -343,14 +342,23 @@ pub enum NextStep {
 /// what happens. `scale` shrinks the schedule (tests run it in seconds; 1.0 in production);
 /// `jitter` in 0.0..=1.0 spreads retries by ±20%. A redirect is not followed: it is an
 /// answer that is not 2xx, retried like any other.
-pub fn after_attempt(result: AttemptResult, attempts_made: u32, jitter: f64, scale: f64) -> NextStep {
+pub fn after_attempt(
+    result: AttemptResult,
+    attempts_made: u32,
+    jitter: f64,
+    scale: f64,
+) -> NextStep {
     match result {
         AttemptResult::Answered(status) if (200..300).contains(&status) => NextStep::Delivered,
         AttemptResult::Answered(410) => NextStep::Gone,
         _ => match retry_delay(attempts_made, jitter) {
             None => NextStep::DeadLetter,
             Some(delay) => {
-                let scale = if scale.is_finite() { scale.clamp(0.0, 1.0) } else { 1.0 };
+                let scale = if scale.is_finite() {
+                    scale.clamp(0.0, 1.0)
+                } else {
+                    1.0
+                };
                 NextStep::RetryIn(delay.mul_f64(scale))
             }
         },
@@ -383,7 +391,11 @@ pub enum UrlRefusal {
 /// `allow_http`), a host, no user info or fragment, and, for an IP literal, a destination
 /// `destination` allows. A host name is judged again at every delivery, on the addresses it
 /// resolves to then (a name can change what it points at).
-pub fn endpoint_url(text: &str, allow_http: bool, allow_private: bool) -> Result<url::Url, UrlRefusal> {
+pub fn endpoint_url(
+    text: &str,
+    allow_http: bool,
+    allow_private: bool,
+) -> Result<url::Url, UrlRefusal> {
     if text.len() > MAX_URL_LEN {
         return Err(UrlRefusal::TooLong);
     }
@@ -445,13 +457,22 @@ mod tests {
             EventType::for_status_change(Some(S::Confirmed), S::Finalized),
             Some(EventType::CredentialFinalized)
         );
-        assert_eq!(EventType::for_status_change(Some(S::Finalized), S::Finalized), None);
-        assert_eq!(EventType::for_status_change(Some(S::Finalized), S::Revoked), None);
+        assert_eq!(
+            EventType::for_status_change(Some(S::Finalized), S::Finalized),
+            None
+        );
+        assert_eq!(
+            EventType::for_status_change(Some(S::Finalized), S::Revoked),
+            None
+        );
         assert_eq!(
             EventType::for_status_change(None, S::Recovered),
             Some(EventType::CredentialRecovered)
         );
-        assert_eq!(EventType::for_status_change(Some(S::Queued), S::Submitted), None);
+        assert_eq!(
+            EventType::for_status_change(Some(S::Queued), S::Submitted),
+            None
+        );
     }
 
     #[test]
@@ -462,13 +483,22 @@ mod tests {
             Err(UrlRefusal::NotHttps)
         );
         assert!(endpoint_url("http://portal.example.edu/hooks", true, false).is_ok());
-        assert_eq!(endpoint_url("ftp://x.example/", true, true), Err(UrlRefusal::BadScheme));
+        assert_eq!(
+            endpoint_url("ftp://x.example/", true, true),
+            Err(UrlRefusal::BadScheme)
+        );
         assert_eq!(
             endpoint_url("https://u:p@x.example/", false, false),
             Err(UrlRefusal::UserInfo)
         );
-        assert_eq!(endpoint_url("https://x.example/#f", false, false), Err(UrlRefusal::Fragment));
-        assert_eq!(endpoint_url("/relative", false, false), Err(UrlRefusal::NotAUrl));
+        assert_eq!(
+            endpoint_url("https://x.example/#f", false, false),
+            Err(UrlRefusal::Fragment)
+        );
+        assert_eq!(
+            endpoint_url("/relative", false, false),
+            Err(UrlRefusal::NotAUrl)
+        );
         for (url, why) in [
             ("https://127.0.0.1/h", "loopback"),
             ("https://169.254.169.254/latest", "link_local"),
@@ -486,14 +516,24 @@ mod tests {
             );
             assert!(endpoint_url(url, false, true).is_ok(), "{url}");
         }
-        assert!(endpoint_url(&format!("https://x.example/{}", "a".repeat(MAX_URL_LEN)), false, false)
-            .is_err());
+        assert!(endpoint_url(
+            &format!("https://x.example/{}", "a".repeat(MAX_URL_LEN)),
+            false,
+            false
+        )
+        .is_err());
     }
 
     #[test]
     fn two_xx_delivers_410_stops_anything_else_retries_until_the_schedule_ends() {
-        assert_eq!(after_attempt(AttemptResult::Answered(204), 1, 0.5, 1.0), NextStep::Delivered);
-        assert_eq!(after_attempt(AttemptResult::Answered(410), 1, 0.5, 1.0), NextStep::Gone);
+        assert_eq!(
+            after_attempt(AttemptResult::Answered(204), 1, 0.5, 1.0),
+            NextStep::Delivered
+        );
+        assert_eq!(
+            after_attempt(AttemptResult::Answered(410), 1, 0.5, 1.0),
+            NextStep::Gone
+        );
         assert_eq!(
             after_attempt(AttemptResult::Answered(500), 1, 0.5, 1.0),
             NextStep::RetryIn(Duration::from_secs(5))
@@ -508,8 +548,14 @@ mod tests {
             NextStep::RetryIn(Duration::from_secs(3))
         );
         let last = u32::try_from(RETRY_SCHEDULE.len()).unwrap();
-        assert_eq!(after_attempt(AttemptResult::Unreachable, last, 0.5, 1.0), NextStep::DeadLetter);
-        assert_eq!(after_attempt(AttemptResult::Refused, last, f64::NAN, f64::NAN), NextStep::DeadLetter);
+        assert_eq!(
+            after_attempt(AttemptResult::Unreachable, last, 0.5, 1.0),
+            NextStep::DeadLetter
+        );
+        assert_eq!(
+            after_attempt(AttemptResult::Refused, last, f64::NAN, f64::NAN),
+            NextStep::DeadLetter
+        );
     }
 
     proptest! {

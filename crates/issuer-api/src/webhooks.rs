@@ -134,9 +134,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = "no address";
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -269,8 +268,7 @@ pub async fn run_worker(
 /// nothing is due, the lease is lost, or `MAX_HOLD` has passed; then releases it.
 async fn deliver_endpoint(worker: Arc<Worker>, endpoint: LeasedEndpoint) {
     let mut secrets = Vec::new();
-    for sealed in std::iter::once(&endpoint.secret_sealed).chain(endpoint.previous_sealed.iter())
-    {
+    for sealed in std::iter::once(&endpoint.secret_sealed).chain(endpoint.previous_sealed.iter()) {
         match worker.signer.open_webhook_secret(&endpoint.id, sealed) {
             Ok(secret) => secrets.push(secret),
             Err(e) => {
@@ -343,8 +341,11 @@ async fn attempt(
     let timestamp = chrono::Utc::now().timestamp();
     let refs: Vec<&WebhookSecret> = secrets.iter().collect();
     let signature = signature_header(&refs, &id, timestamp, delivery.body.as_bytes());
-    let (result, status, note) = send(worker, endpoint, &id, timestamp, &signature, delivery.body).await;
-    let attempts = u32::try_from(delivery.attempts).unwrap_or(0).saturating_add(1);
+    let (result, status, note) =
+        send(worker, endpoint, &id, timestamp, &signature, delivery.body).await;
+    let attempts = u32::try_from(delivery.attempts)
+        .unwrap_or(0)
+        .saturating_add(1);
     let jitter = f64::from(rand_u16()) / f64::from(u16::MAX);
     let step = after_attempt(result, attempts, jitter, worker.settings.retry_scale);
     let label = match (result, step) {

@@ -1971,7 +1971,11 @@ async fn webhook_worker_killed_mid_delivery_while_the_receiver_fails_loses_no_ev
         kills += 1;
         worker = spawn_webhook_worker(&w, &logs, &format!("webhooks-{round}"));
     }
-    assert_eq!(delivered().await, 0, "the receiver answered only 500s so far");
+    assert_eq!(
+        delivered().await,
+        0,
+        "the receiver answered only 500s so far"
+    );
     // Recovered: killed twice more while deliveries go through.
     receiver
         .configure("portal", std::slice::from_ref(&secret), 200, 100)
@@ -2022,7 +2026,11 @@ async fn webhook_worker_killed_mid_delivery_while_the_receiver_fails_loses_no_ev
     }
     assert_eq!(by_event.len(), 201, "every event, and nothing else");
     for (event, webhook_ids) in &by_event {
-        assert_eq!(webhook_ids.len(), 1, "{event:?} arrived under {webhook_ids:?}");
+        assert_eq!(
+            webhook_ids.len(),
+            1,
+            "{event:?} arrived under {webhook_ids:?}"
+        );
     }
     assert!(
         received.len() > by_event.len(),

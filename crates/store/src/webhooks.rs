@@ -389,7 +389,10 @@ impl Store {
                 &[&endpoint, &before, &limit.clamp(1, MAX_DELIVERY_PAGE)],
             )
             .await?;
-        rows.iter().map(delivery).collect::<Result<_, _>>().map(Some)
+        rows.iter()
+            .map(delivery)
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
     /// Replays a delivery now, with a fresh schedule and the same `webhook-id`. `None` when the

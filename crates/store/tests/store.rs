@@ -627,7 +627,10 @@ async fn status_changes_record_webhook_deliveries_in_their_own_transaction() {
         .unwrap();
     assert_eq!(count("SELECT count(*) FROM webhook_events").await, 0);
     // Two endpoints: one subscribed to finalized, one disabled.
-    for (enabled, types) in [(true, vec!["credential.finalized"]), (false, vec!["credential.finalized"])] {
+    for (enabled, types) in [
+        (true, vec!["credential.finalized"]),
+        (false, vec!["credential.finalized"]),
+    ] {
         client
             .execute(
                 "INSERT INTO webhook_endpoints (id, issuer_id, url, event_types, enabled, secret_sealed) \
@@ -679,7 +682,11 @@ async fn status_changes_record_webhook_deliveries_in_their_own_transaction() {
     assert_eq!(body["data"]["anchor_signature"], "sig-b");
     assert_eq!(body["data"]["anchor_slot"], 8);
     assert_eq!(body["data"]["status"], "finalized");
-    assert_eq!(row.get::<_, i64>(2), 1, "one delivery: the disabled endpoint gets none");
+    assert_eq!(
+        row.get::<_, i64>(2),
+        1,
+        "one delivery: the disabled endpoint gets none"
+    );
     // Re-finalizing (an idempotent edge) reports nothing new.
     client
         .execute(
@@ -689,4 +696,33 @@ async fn status_changes_record_webhook_deliveries_in_their_own_transaction() {
         .await
         .unwrap();
     assert_eq!(count("SELECT count(*) FROM webhook_events").await, 1);
+    // A row the reconciler backfills from the chain is reported as recovered; the endpoint
+    // subscribed to finalized only gets nothing, one subscribed to recovered gets it.
+    client
+        .execute(
+            "UPDATE webhook_endpoints SET event_types = '{credential.recovered}' WHERE enabled",
+            &[],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO credentials (id, issuer_id, credential_hash, status, anchor_signature, anchor_slot) \
+             VALUES (gen_random_uuid(), $1, decode(repeat('ab', 32), 'hex'), 'recovered', 'sig-r', 9)",
+            &[&w.issuer.as_str()],
+        )
+        .await
+        .unwrap();
+    let body: String = client
+        .query_one(
+            "SELECT body FROM webhook_events WHERE event_type = 'credential.recovered'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["data"]["status"], "recovered");
+    assert_eq!(body["data"]["anchor_signature"], "sig-r");
+    assert_eq!(count("SELECT count(*) FROM webhook_deliveries").await, 2);
 }

@@ -205,15 +205,11 @@ pub fn parse_event_types(types: Option<Vec<String>>) -> Result<Option<Vec<String
 }
 
 fn parse_url(state: &AppState, url: &str) -> Result<String, ApiError> {
-    endpoint_url(
-        url,
-        state.webhooks.allow_http,
-        state.webhooks.allow_private,
-    )
-    .map(|u| u.to_string())
-    .map_err(|e| ApiError::WebhookUrlRefused {
-        reason: e.to_string(),
-    })
+    endpoint_url(url, state.webhooks.allow_http, state.webhooks.allow_private)
+        .map(|u| u.to_string())
+        .map_err(|e| ApiError::WebhookUrlRefused {
+            reason: e.to_string(),
+        })
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(
@@ -320,7 +316,10 @@ pub async fn list_endpoints(
         .await
         .map_err(|e| state.store_error(e))?;
     Ok(HttpResponse::Ok().json(EndpointList {
-        items: endpoints.iter().map(|e| EndpointView::new(e, None)).collect(),
+        items: endpoints
+            .iter()
+            .map(|e| EndpointView::new(e, None))
+            .collect(),
     }))
 }
 

@@ -926,16 +926,17 @@ async fn a_rotated_secret_keeps_signing_during_its_grace_period_only() {
 
 #[tokio::test]
 async fn a_hanging_receiver_does_not_delay_another_issuers_deliveries() {
-    // Attempts to the hanging receiver last 30 s (its answer would take 60 s): were endpoints
-    // delivered one after the other, B's deliveries would wait at least that long.
-    let app = spawn_app_with(|s| s.webhooks.timeout_ms = 30_000).await;
+    // Attempts to the hanging receiver last 60 s (the attempt timeout; its answer would take
+    // 120 s): were endpoints delivered one after the other, B's deliveries would wait at least
+    // that long, three times the deadline they are given below.
+    let app = spawn_app_with(|s| s.webhooks.timeout_ms = 60_000).await;
     let receiver = Receiver::start();
     let a_key = app.issuer.api_key.clone();
     let b = app.second_issuer("uni-b").await;
     let slow = create(&app, &a_key, json!({"url": receiver.url("slow")})).await;
     let fast = create(&app, &b.api_key, json!({"url": receiver.url("fast")})).await;
     receiver
-        .configure("slow", &[secret_of(&slow)], 200, 60_000)
+        .configure("slow", &[secret_of(&slow)], 200, 120_000)
         .await;
     receiver
         .configure("fast", &[secret_of(&fast)], 200, 0)
@@ -951,7 +952,7 @@ async fn a_hanging_receiver_does_not_delay_another_issuers_deliveries() {
     for _ in 0..5 {
         sent.push(send_test(&app, &b.api_key, &fast_id).await.1);
     }
-    let got = receiver.wait_for("fast", 5, Duration::from_secs(10)).await;
+    let got = receiver.wait_for("fast", 5, Duration::from_secs(20)).await;
     let mut ids: Vec<String> = got.iter().filter_map(|r| r.webhook_id.clone()).collect();
     ids.sort();
     sent.sort();

@@ -103,7 +103,11 @@ async fn every_status_change_of_a_thousand_credentials_arrives_signed_and_none_i
     }
     let revoked_on_chain = w.revocations_on_chain().await;
     for id in singles[..10].iter().chain(&merkles[..20]) {
-        assert_eq!(revoked_on_chain.get(id), Some(&1), "{id} revocations on chain");
+        assert_eq!(
+            revoked_on_chain.get(id),
+            Some(&1),
+            "{id} revocations on chain"
+        );
     }
     let batch_txs: BTreeSet<String> = w
         .batch_anchors_on_chain()
@@ -186,7 +190,11 @@ async fn every_status_change_of_a_thousand_credentials_arrives_signed_and_none_i
             .insert(d.webhook_id.clone().unwrap_or_default());
     }
     for (event, webhook_ids) in &ids {
-        assert_eq!(webhook_ids.len(), 1, "{event:?} arrived under {webhook_ids:?}");
+        assert_eq!(
+            webhook_ids.len(),
+            1,
+            "{event:?} arrived under {webhook_ids:?}"
+        );
     }
     // The bodies carry what a portal needs without a poll.
     let finalized = received
@@ -207,10 +215,16 @@ async fn every_status_change_of_a_thousand_credentials_arrives_signed_and_none_i
     assert!(revoked.data["anchor_signature"].is_string());
     // Each Merkle credential's event names a batch transaction found on the chain.
     for d in &received {
-        let id = d.data["credential_id"].as_str().unwrap_or_default().to_string();
+        let id = d.data["credential_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if d.r#type.as_deref() == Some("credential.finalized") && merkles.contains(&id) {
             let signature = d.data["anchor_signature"].as_str().unwrap_or_default();
-            assert!(batch_txs.contains(signature), "{id}: {signature} is no batch on chain");
+            assert!(
+                batch_txs.contains(signature),
+                "{id}: {signature} is no batch on chain"
+            );
         }
     }
     // And the database agrees: every delivery delivered, none pending or dead.
