@@ -103,10 +103,13 @@ BEGIN
             SELECT 1 FROM webhook_endpoints e
             WHERE e.issuer_id = c.issuer_id AND e.enabled AND t.event_type = ANY (e.event_types))
         RETURNING id, issuer_id, event_type)
+    -- FOR KEY SHARE: an endpoint deleted meanwhile (DELETE /v1/webhooks/{id}) is waited for
+    -- and skipped, never a foreign-key error that would abort the relay's finalization.
     INSERT INTO webhook_deliveries (event_id, endpoint_id)
     SELECT ev.id, e.id FROM events ev
     JOIN webhook_endpoints e ON e.issuer_id = ev.issuer_id AND e.enabled
-        AND ev.event_type = ANY (e.event_types);
+        AND ev.event_type = ANY (e.event_types)
+    FOR KEY SHARE OF e;
 END;
 $$;
 
@@ -144,14 +147,16 @@ BEGIN
         RETURNING id INTO ev;
         INSERT INTO webhook_deliveries (event_id, endpoint_id)
         SELECT ev, e.id FROM webhook_endpoints e WHERE e.issuer_id = b.issuer_id AND e.enabled
-            AND 'credential_batch.completed' = ANY (e.event_types);
+            AND 'credential_batch.completed' = ANY (e.event_types)
+        FOR KEY SHARE OF e;
     END LOOP;
 END;
 $$;
 
 -- Statement-level triggers with transition tables: one call per statement however many rows
--- it changed (a Merkle batch finalizes thousands at once), and none of the work at all while
--- no endpoint exists.
+-- it changed (a Merkle batch finalizes thousands at once). While no endpoint is enabled the
+-- call returns after one probe; PostgreSQL still keeps the statement's old and new rows for
+-- it (transition tables cannot be limited to a column), a copy per updated row.
 CREATE FUNCTION webhook_credentials_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     ids uuid[];

@@ -216,7 +216,15 @@ pub fn destination(ip: IpAddr, allow_private: bool) -> Result<(), Refusal> {
                 Some(Refusal::Private)
             } else if v6.is_multicast() {
                 Some(Refusal::Multicast)
-            } else if s[0] == 0x2001 && s[1] == 0x0db8 {
+            } else if (s[0] == 0x2001 && s[1] == 0x0db8)
+                // 6to4 (2002::/16) and Teredo (2001::/32) carry IPv4 addresses a relay may
+                // reach on our behalf; site-local (fec0::/10) is deprecated private space;
+                // 64:ff9b:1::/48 is local-use NAT64.
+                || s[0] == 0x2002
+                || (s[0] == 0x2001 && s[1] == 0)
+                || s[0] & 0xffc0 == 0xfec0
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+            {
                 Some(Refusal::Reserved)
             } else {
                 None
@@ -400,6 +408,10 @@ pub fn endpoint_url(
         return Err(UrlRefusal::TooLong);
     }
     let url = url::Url::parse(text).map_err(|_| UrlRefusal::NotAUrl)?;
+    // Normalizing percent-encodes non-ASCII text: the stored form must fit too.
+    if url.as_str().len() > MAX_URL_LEN {
+        return Err(UrlRefusal::TooLong);
+    }
     match url.scheme() {
         "https" => {}
         "http" if allow_http => {}

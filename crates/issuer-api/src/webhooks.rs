@@ -124,31 +124,30 @@ struct GuardedResolver {
     allow_private: bool,
 }
 
-/// Every address a name resolved to was refused.
+/// The name resolved to no address a delivery may reach (or to none at all).
 #[derive(Debug, thiserror::Error)]
-#[error("destination refused: {0}")]
-struct DestinationRefused(&'static str);
+#[error("destination refused: the host has no public address")]
+struct DestinationRefused;
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refused = "no address";
+            // A name that does not resolve and one that resolves only to refused addresses
+            // get the same answer: a tenant cannot map our internal names through
+            // `last_error`.
+            let resolved: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), 0)).await
+            {
+                Ok(addrs) => addrs.collect(),
+                Err(_) => Vec::new(),
+            };
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
-                .filter(|a| match destination(a.ip(), allow_private) {
-                    Ok(()) => true,
-                    Err(why) => {
-                        refused = why.as_str();
-                        false
-                    }
-                })
+                .filter(|a| destination(a.ip(), allow_private).is_ok())
                 .collect();
             if allowed.is_empty() {
-                return Err(Box::new(DestinationRefused(refused)) as _);
+                return Err(Box::new(DestinationRefused) as _);
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
@@ -264,9 +263,8 @@ pub async fn run_worker(
     }
 }
 
-/// Delivers what is due to one leased endpoint, `concurrency_per_endpoint` at a time, until
-/// nothing is due, the lease is lost, or `MAX_HOLD` has passed; then releases it.
-async fn deliver_endpoint(worker: Arc<Worker>, endpoint: LeasedEndpoint) {
+/// The endpoint's secrets, opened: the current one, then the previous one in its grace period.
+fn open_secrets(worker: &Worker, endpoint: &LeasedEndpoint) -> Option<Vec<WebhookSecret>> {
     let mut secrets = Vec::new();
     for sealed in std::iter::once(&endpoint.secret_sealed).chain(endpoint.previous_sealed.iter()) {
         match worker.signer.open_webhook_secret(&endpoint.id, sealed) {
@@ -275,13 +273,24 @@ async fn deliver_endpoint(worker: Arc<Worker>, endpoint: LeasedEndpoint) {
                 // Wrong master key or a corrupted row: an operator problem. The deliveries
                 // wait (the lease expires and they are tried again).
                 tracing::error!(endpoint = %endpoint.id, error = %e, "cannot unseal a webhook secret");
-                return;
+                return None;
             }
         }
     }
+    Some(secrets)
+}
+
+/// Delivers what is due to one leased endpoint, `concurrency_per_endpoint` at a time, until
+/// nothing is due, the lease is lost, an answer could not be recorded, or `MAX_HOLD` has
+/// passed; then releases it. The endpoint (URL, secrets) is read again with every extension,
+/// so a PATCHed URL or a rotated secret applies from the next wave.
+async fn deliver_endpoint(worker: Arc<Worker>, mut endpoint: LeasedEndpoint) {
     let started = Instant::now();
     let wave = worker.settings.concurrency_per_endpoint.max(1);
     loop {
+        let Some(secrets) = open_secrets(&worker, &endpoint) else {
+            return;
+        };
         let due = match worker
             .store
             .due_webhook_deliveries(endpoint.id, i64::try_from(wave).unwrap_or(1))
@@ -296,15 +305,14 @@ async fn deliver_endpoint(worker: Arc<Worker>, endpoint: LeasedEndpoint) {
         if due.is_empty() {
             break;
         }
-        futures_util::stream::iter(due)
-            .for_each_concurrent(wave, |delivery| {
-                let worker = worker.clone();
-                let endpoint = &endpoint;
-                let secrets = &secrets;
-                async move { attempt(&worker, endpoint, secrets, delivery).await }
-            })
+        let recorded: Vec<bool> = futures_util::stream::iter(due)
+            .map(|delivery| attempt(&worker, &endpoint, &secrets, delivery))
+            .buffer_unordered(wave)
+            .collect()
             .await;
-        if started.elapsed() >= MAX_HOLD {
+        // An answer not recorded leaves its delivery due: sending it again at once, wave
+        // after wave, would flood the receiver. Stop; it is retried after a later claim.
+        if recorded.contains(&false) || started.elapsed() >= MAX_HOLD {
             break;
         }
         match worker
@@ -312,9 +320,9 @@ async fn deliver_endpoint(worker: Arc<Worker>, endpoint: LeasedEndpoint) {
             .extend_webhook_lease(endpoint.id, &worker.name, worker.lease)
             .await
         {
-            Ok(true) => {}
+            Ok(Some(fresh)) => endpoint = fresh,
             // Lost (disabled by a 410, deleted, or taken after expiry): stop here.
-            Ok(false) => return,
+            Ok(None) => return,
             Err(e) => {
                 tracing::warn!(endpoint = %endpoint.id, error = %e, "cannot extend a webhook lease");
                 return;
@@ -330,13 +338,14 @@ async fn deliver_endpoint(worker: Arc<Worker>, endpoint: LeasedEndpoint) {
     }
 }
 
-/// One attempt: sign now, send, and record what `after_attempt` decides.
+/// One attempt: sign now, send, and record what `after_attempt` decides. False when the
+/// outcome could not be recorded.
 async fn attempt(
     worker: &Worker,
     endpoint: &LeasedEndpoint,
     secrets: &[WebhookSecret],
     delivery: DueDelivery,
-) {
+) -> bool {
     let id = message_id(delivery.event_id);
     let timestamp = chrono::Utc::now().timestamp();
     let refs: Vec<&WebhookSecret> = secrets.iter().collect();
@@ -363,13 +372,24 @@ async fn attempt(
     if step != NextStep::Delivered {
         tracing::info!(endpoint = %endpoint.id, issuer = %endpoint.issuer, delivery = delivery.id, webhook_id = %id, result = label, status, note = note.as_deref().unwrap_or(""), "webhook not delivered");
     }
-    if let Err(e) = worker
+    match worker
         .store
-        .record_webhook_attempt(delivery.id, endpoint.id, step, status, note.as_deref())
+        .record_webhook_attempt(
+            delivery.id,
+            delivery.attempts,
+            endpoint.id,
+            step,
+            status,
+            note.as_deref(),
+        )
         .await
     {
-        // Not recorded: it is due again once the lease lapses (a duplicate, same id).
-        tracing::warn!(delivery = delivery.id, error = %e, "cannot record a webhook attempt");
+        Ok(()) => true,
+        Err(e) => {
+            // Not recorded: due again after a later claim (a duplicate, same id).
+            tracing::warn!(delivery = delivery.id, error = %e, "cannot record a webhook attempt");
+            false
+        }
     }
 }
 
@@ -459,7 +479,9 @@ fn classify(e: &reqwest::Error) -> (AttemptResult, Option<u16>, Option<String>) 
     if e.is_timeout() {
         (AttemptResult::TimedOut, None, Some("timed out".into()))
     } else {
-        let mut text = e.to_string();
+        // Without the URL: a query string may carry the portal's own token, and this text
+        // is logged and shown in the deliveries list.
+        let mut text = "request failed".to_string();
         let mut source = std::error::Error::source(e);
         while let Some(err) = source {
             text = format!("{text}: {err}");

@@ -153,6 +153,16 @@ pub struct LeasedEndpoint {
     pub previous_sealed: Option<Vec<u8>>,
 }
 
+fn leased(row: &Row) -> Result<LeasedEndpoint, StoreError> {
+    Ok(LeasedEndpoint {
+        id: row.try_get(0)?,
+        issuer: row.try_get(1)?,
+        url: row.try_get(2)?,
+        secret_sealed: row.try_get(3)?,
+        previous_sealed: row.try_get(4)?,
+    })
+}
+
 /// A delivery due now, with the event's fixed body.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
@@ -342,7 +352,8 @@ impl Store {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "WITH e AS (SELECT id FROM webhook_endpoints WHERE issuer_id = $1 AND id = $2), \
+                "WITH e AS (SELECT id FROM webhook_endpoints WHERE issuer_id = $1 AND id = $2 \
+                   FOR KEY SHARE), \
                  ev AS (INSERT INTO webhook_events (issuer_id, event_type, body) \
                         SELECT $1, 'webhook.test', $3 FROM e RETURNING id) \
                  INSERT INTO webhook_deliveries (event_id, endpoint_id) \
@@ -441,42 +452,35 @@ impl Store {
                      AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = e.id \
                                  AND d.delivered_at IS NULL AND d.dead_at IS NULL \
                                  AND d.available_at <= now()) \
-                   ORDER BY e.locked_until NULLS FIRST LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                   ORDER BY e.locked_until NULLS FIRST LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED) \
                  RETURNING w.id, w.issuer_id, w.url, w.secret_sealed, \
                    CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END",
                 &[&worker, &millis(lease), &limit, &busy],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(LeasedEndpoint {
-                    id: row.try_get(0)?,
-                    issuer: row.try_get(1)?,
-                    url: row.try_get(2)?,
-                    secret_sealed: row.try_get(3)?,
-                    previous_sealed: row.try_get(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(leased).collect()
     }
 
-    /// Extends this worker's lease; false when it lost it (expired and taken, disabled, or
-    /// deleted): the worker stops delivering to the endpoint.
+    /// Extends this worker's lease and reads the endpoint again (a PATCHed URL or a rotated
+    /// secret applies from the next wave); `None` when the lease is lost (expired and taken,
+    /// disabled, or deleted): the worker stops delivering to the endpoint.
     pub async fn extend_webhook_lease(
         &self,
         endpoint: Uuid,
         worker: &str,
         lease: Duration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<LeasedEndpoint>, StoreError> {
         let client = self.client().await?;
-        let n = client
-            .execute(
-                "UPDATE webhook_endpoints SET locked_until = now() + $3 * interval '1 millisecond' \
-                 WHERE id = $1 AND locked_by = $2 AND enabled",
+        let row = client
+            .query_opt(
+                "UPDATE webhook_endpoints w SET locked_until = now() + $3 * interval '1 millisecond' \
+                 WHERE id = $1 AND locked_by = $2 AND enabled \
+                 RETURNING w.id, w.issuer_id, w.url, w.secret_sealed, \
+                   CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END",
                 &[&endpoint, &worker, &millis(lease)],
             )
             .await?;
-        Ok(n == 1)
+        row.as_ref().map(leased).transpose()
     }
 
     pub async fn release_webhook_endpoint(
@@ -487,7 +491,9 @@ impl Store {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE webhook_endpoints SET locked_until = NULL, locked_by = NULL \
+                // `now()`, not NULL: the claim takes the longest-waiting endpoints first
+                // (NULLS FIRST, then oldest), so one just served goes to the back.
+                "UPDATE webhook_endpoints SET locked_until = now(), locked_by = NULL \
                  WHERE id = $1 AND locked_by = $2",
                 &[&endpoint, &worker],
             )
@@ -525,10 +531,13 @@ impl Store {
     }
 
     /// Executes what `domain::webhook::after_attempt` decided about one attempt. `Gone` also
-    /// disables the endpoint. A delivery already delivered (a replica's duplicate) stays so.
+    /// disables the endpoint. Fenced by the attempts count the attempt was made at: a delivery
+    /// delivered meanwhile (a replica's duplicate) or replayed by hand (attempts back to 0)
+    /// is left as it is.
     pub async fn record_webhook_attempt(
         &self,
         delivery_id: i64,
+        attempts_before: i32,
         endpoint: Uuid,
         step: NextStep,
         status: Option<u16>,
@@ -549,8 +558,16 @@ impl Store {
                    delivered_at = CASE WHEN $4 THEN now() END, \
                    dead_at = CASE WHEN $5 THEN now() END, \
                    available_at = now() + $6 * interval '1 millisecond', updated_at = now() \
-                 WHERE id = $1 AND delivered_at IS NULL",
-                &[&delivery_id, &status, &note, &delivered, &dead, &delay_ms],
+                 WHERE id = $1 AND delivered_at IS NULL AND dead_at IS NULL AND attempts = $7",
+                &[
+                    &delivery_id,
+                    &status,
+                    &note,
+                    &delivered,
+                    &dead,
+                    &delay_ms,
+                    &attempts_before,
+                ],
             )
             .await?;
         if step == NextStep::Gone {

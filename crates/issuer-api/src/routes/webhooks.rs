@@ -499,12 +499,18 @@ pub async fn test_endpoint(
 )]
 pub async fn list_deliveries(
     issuer: AuthenticatedIssuer,
+    req: HttpRequest,
     path: web::Path<String>,
-    query: web::Query<DeliveryQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_endpoint_id(&path.into_inner())?;
-    let query = query.into_inner();
+    // Parsed here, not by the extractor: a bad query is `invalid_query` JSON like every error.
+    let query = web::Query::<DeliveryQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::InvalidQuery {
+            field: "query".into(),
+            reason: e.to_string(),
+        })?;
     let status = query
         .status
         .map(|s| {
