@@ -163,7 +163,12 @@ DECLARE
     types text[];
     batches uuid[];
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled) THEN
+    -- Nothing to do unless an issuer of these rows has an enabled endpoint: first whether any
+    -- issuer has one (no endpoint at all: one probe of an empty table), then these rows'
+    -- issuers (one index probe each; the common case is one issuer).
+    IF NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled)
+       OR NOT EXISTS (SELECT 1 FROM (SELECT DISTINCT issuer_id FROM new_rows) n
+                      JOIN webhook_endpoints e ON e.issuer_id = n.issuer_id AND e.enabled) THEN
         RETURN NULL;
     END IF;
     SELECT array_agg(n.id), array_agg(webhook_event_for_status(o.status, n.status))
