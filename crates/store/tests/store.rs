@@ -725,4 +725,34 @@ async fn status_changes_record_webhook_deliveries_in_their_own_transaction() {
     assert_eq!(body["data"]["status"], "recovered");
     assert_eq!(body["data"]["anchor_signature"], "sig-r");
     assert_eq!(count("SELECT count(*) FROM webhook_deliveries").await, 2);
+    // A dead-lettered credential is reported with its error.
+    client
+        .execute(
+            "UPDATE webhook_endpoints SET event_types = '{credential.failed}' WHERE enabled",
+            &[],
+        )
+        .await
+        .unwrap();
+    let c = w.credential("WH-3");
+    w.direct.issue_credential(&c, None, render).await.unwrap();
+    client
+        .execute(
+            "UPDATE credentials SET status = 'failed', last_error = 'insufficient funds' WHERE id = $1",
+            &[c.id.as_uuid()],
+        )
+        .await
+        .unwrap();
+    let body: String = client
+        .query_one(
+            "SELECT body FROM webhook_events WHERE event_type = 'credential.failed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["data"]["credential_id"], c.id.to_string());
+    assert_eq!(body["data"]["status"], "failed");
+    assert_eq!(body["data"]["error"], "insufficient funds");
+    assert_eq!(count("SELECT count(*) FROM webhook_deliveries").await, 3);
 }
