@@ -35,6 +35,9 @@ CREATE TABLE webhook_events (
     body        text NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
+-- Retention: events whose deliveries are all purged (or that had none) go after
+-- webhooks.retention_days.
+CREATE INDEX webhook_events_created ON webhook_events (created_at);
 
 CREATE TABLE webhook_deliveries (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -57,6 +60,9 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (endpoint_id, availabl
 -- The age of the oldest pending delivery (webhook_oldest_pending_age_seconds).
 CREATE INDEX webhook_deliveries_pending_age ON webhook_deliveries (created_at)
     WHERE delivered_at IS NULL AND dead_at IS NULL;
+-- Retention: deliveries delivered or dead for longer than webhooks.retention_days.
+CREATE INDEX webhook_deliveries_done ON webhook_deliveries (coalesce(delivered_at, dead_at))
+    WHERE delivered_at IS NOT NULL OR dead_at IS NOT NULL;
 -- GET /v1/webhooks/{id}/deliveries, newest first.
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id DESC);
 

@@ -53,6 +53,12 @@ pub struct WebhookSettings {
     /// Endpoints one replica delivers to at once.
     #[serde(default = "default_endpoints_in_flight")]
     pub endpoints_in_flight: usize,
+    /// Endpoints of one issuer leased at once, by all replicas together.
+    #[serde(default = "default_endpoints_per_issuer")]
+    pub endpoints_per_issuer: usize,
+    /// Days a delivered or dead delivery (and then its event) is kept, listed and replayable.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
     /// How often the worker looks for due deliveries.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u64,
@@ -77,6 +83,8 @@ impl Default for WebhookSettings {
             timeout_ms: default_timeout_ms(),
             concurrency_per_endpoint: default_concurrency(),
             endpoints_in_flight: default_endpoints_in_flight(),
+            endpoints_per_issuer: default_endpoints_per_issuer(),
+            retention_days: default_retention_days(),
             poll_ms: default_poll_ms(),
             retry_scale: default_retry_scale(),
             rotation_grace_secs: default_grace_secs(),
@@ -97,6 +105,12 @@ fn default_concurrency() -> usize {
 fn default_endpoints_in_flight() -> usize {
     32
 }
+fn default_endpoints_per_issuer() -> usize {
+    8
+}
+fn default_retention_days() -> u32 {
+    30
+}
 fn default_poll_ms() -> u64 {
     500
 }
@@ -116,6 +130,9 @@ const MAX_HOLD: Duration = Duration::from_secs(30);
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often the oldest-pending gauge is refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
+/// How often old deliveries and events are purged, and how many rows a purge step deletes.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+const PURGE_BATCH: i64 = 5_000;
 
 /// The destination policy on every resolved address: a host name that resolves to a
 /// refused address is never connected to (checked at connect time, so a name changed after
@@ -211,6 +228,7 @@ pub async fn run_worker(
     let mut tasks = tokio::task::JoinSet::new();
     let mut busy: HashMap<tokio::task::Id, Uuid> = HashMap::new();
     let mut gauge_at: Option<Instant> = None;
+    let mut purge_at: Option<Instant> = None;
     loop {
         tick.tick().await;
         while let Some(done) = tasks.try_join_next_with_id() {
@@ -222,6 +240,10 @@ pub async fn run_worker(
                 }
             };
             busy.remove(&id);
+        }
+        if purge_at.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            purge_at = Some(Instant::now());
+            purge(&worker).await;
         }
         if gauge_at.is_none_or(|at| at.elapsed() >= GAUGE_EVERY) {
             gauge_at = Some(Instant::now());
@@ -245,6 +267,7 @@ pub async fn run_worker(
                 &worker.name,
                 worker.lease,
                 i64::try_from(room).unwrap_or(i64::MAX),
+                i64::try_from(worker.settings.endpoints_per_issuer.max(1)).unwrap_or(i64::MAX),
                 &held,
             )
             .await
@@ -259,6 +282,32 @@ pub async fn run_worker(
             let id = endpoint.id;
             let handle = tasks.spawn(deliver_endpoint(worker.clone(), endpoint));
             busy.insert(handle.id(), id);
+        }
+    }
+}
+
+/// Deletes what is past `retention_days`, a batch at a time (every replica may run it; the
+/// deletes are idempotent).
+async fn purge(worker: &Worker) {
+    let retention = Duration::from_secs(u64::from(worker.settings.retention_days) * 86_400);
+    loop {
+        match worker
+            .store
+            .purge_webhook_history(retention, PURGE_BATCH)
+            .await
+        {
+            Ok((deliveries, events)) => {
+                if deliveries > 0 || events > 0 {
+                    tracing::info!(deliveries, events, "purged webhook history past retention");
+                }
+                if deliveries < PURGE_BATCH.unsigned_abs() && events < PURGE_BATCH.unsigned_abs() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot purge webhook history; retried later");
+                return;
+            }
         }
     }
 }

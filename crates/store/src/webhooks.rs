@@ -432,12 +432,16 @@ impl Store {
     }
 
     /// Leases up to `limit` enabled endpoints with a delivery due, skipping `busy` (already
-    /// being delivered to by this worker) and any another worker holds.
+    /// being delivered to by this worker), any another worker holds, and beyond `per_issuer`
+    /// endpoints of one issuer leased at once (counting every worker's leases; two claims
+    /// running at the same instant may pass it briefly): one tenant's many slow receivers
+    /// cannot take every slot. Longest-waiting first.
     pub async fn claim_webhook_endpoints(
         &self,
         worker: &str,
         lease: Duration,
         limit: i64,
+        per_issuer: i64,
         busy: &[Uuid],
     ) -> Result<Vec<LeasedEndpoint>, StoreError> {
         let client = self.client().await?;
@@ -446,16 +450,25 @@ impl Store {
                 "UPDATE webhook_endpoints w SET locked_until = now() + $2 * interval '1 millisecond', \
                    locked_by = $1 \
                  WHERE w.id IN ( \
-                   SELECT e.id FROM webhook_endpoints e \
-                   WHERE e.enabled AND (e.locked_until IS NULL OR e.locked_until < now()) \
-                     AND NOT e.id = ANY ($4) \
-                     AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = e.id \
-                                 AND d.delivered_at IS NULL AND d.dead_at IS NULL \
-                                 AND d.available_at <= now()) \
-                   ORDER BY e.locked_until NULLS FIRST LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED) \
+                   SELECT r.id FROM ( \
+                     SELECT c.id, c.locked_until, \
+                       row_number() OVER (PARTITION BY c.issuer_id \
+                                          ORDER BY c.locked_until NULLS FIRST, c.id) \
+                       + (SELECT count(*) FROM webhook_endpoints h \
+                          WHERE h.issuer_id = c.issuer_id AND h.locked_by IS NOT NULL \
+                            AND h.locked_until > now()) AS nth \
+                     FROM (SELECT e.id, e.issuer_id, e.locked_until FROM webhook_endpoints e \
+                           WHERE e.enabled AND (e.locked_until IS NULL OR e.locked_until < now()) \
+                             AND NOT e.id = ANY ($4) \
+                             AND EXISTS (SELECT 1 FROM webhook_deliveries d \
+                                         WHERE d.endpoint_id = e.id AND d.delivered_at IS NULL \
+                                           AND d.dead_at IS NULL AND d.available_at <= now()) \
+                           FOR NO KEY UPDATE SKIP LOCKED) c) r \
+                   WHERE r.nth <= $5 \
+                   ORDER BY r.locked_until NULLS FIRST, r.id LIMIT $3) \
                  RETURNING w.id, w.issuer_id, w.url, w.secret_sealed, \
                    CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END",
-                &[&worker, &millis(lease), &limit, &busy],
+                &[&worker, &millis(lease), &limit, &busy, &per_issuer],
             )
             .await?;
         rows.iter().map(leased).collect()
@@ -580,6 +593,40 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Deletes up to `limit` deliveries delivered or dead for longer than `retention`, then the
+    /// events older than that with no delivery left: how many deliveries and events went. One
+    /// transaction per call; the worker calls it until it returns fewer than `limit`.
+    pub async fn purge_webhook_history(
+        &self,
+        retention: Duration,
+        limit: i64,
+    ) -> Result<(u64, u64), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let deliveries = tx
+            .execute(
+                "DELETE FROM webhook_deliveries WHERE id IN ( \
+                   SELECT id FROM webhook_deliveries \
+                   WHERE (delivered_at IS NOT NULL OR dead_at IS NOT NULL) \
+                     AND coalesce(delivered_at, dead_at) < now() - $1 * interval '1 millisecond' \
+                   LIMIT $2)",
+                &[&millis(retention), &limit],
+            )
+            .await?;
+        let events = tx
+            .execute(
+                "DELETE FROM webhook_events WHERE id IN ( \
+                   SELECT ev.id FROM webhook_events ev \
+                   WHERE ev.created_at < now() - $1 * interval '1 millisecond' \
+                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = ev.id) \
+                   LIMIT $2)",
+                &[&millis(retention), &limit],
+            )
+            .await?;
+        crate::error::commit(tx).await?;
+        Ok((deliveries, events))
     }
 
     /// Seconds since the oldest delivery still pending to an enabled endpoint was recorded

@@ -756,3 +756,121 @@ async fn status_changes_record_webhook_deliveries_in_their_own_transaction() {
     assert_eq!(body["data"]["error"], "insufficient funds");
     assert_eq!(count("SELECT count(*) FROM webhook_deliveries").await, 3);
 }
+
+/// The worker's claim leases at most `per_issuer` endpoints of one issuer across workers
+/// (one tenant's slow receivers cannot take every slot) and the rest to others; the purge
+/// deletes only what was delivered or dead before the retention, then events left with no
+/// delivery, never a pending one.
+#[tokio::test]
+async fn the_claim_caps_each_issuer_and_the_purge_keeps_what_is_pending() {
+    use std::time::Duration;
+    let w = world().await;
+    let client = w.direct.pool().get().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO issuers (id, name) VALUES ('uni-other', 'Other')",
+            &[],
+        )
+        .await
+        .unwrap();
+    // Three endpoints of ours and one of the other issuer, each with one due delivery.
+    for (issuer, n) in [(w.issuer.as_str(), 3), ("uni-other", 1)] {
+        for _ in 0..n {
+            client
+                .execute(
+                    "WITH e AS (INSERT INTO webhook_endpoints (id, issuer_id, url, event_types, secret_sealed) \
+                       VALUES (gen_random_uuid(), $1, 'https://x.example/h', '{credential.finalized}', '\\x00') RETURNING id), \
+                     ev AS (INSERT INTO webhook_events (issuer_id, event_type, body) VALUES ($1, 'webhook.test', '{}') RETURNING id) \
+                     INSERT INTO webhook_deliveries (event_id, endpoint_id) SELECT ev.id, e.id FROM ev, e",
+                    &[&issuer],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let lease = Duration::from_secs(30);
+    let first = w
+        .direct
+        .claim_webhook_endpoints("worker-1", lease, 10, 2, &[])
+        .await
+        .unwrap();
+    let ours = |claimed: &[store::webhooks::LeasedEndpoint]| {
+        claimed
+            .iter()
+            .filter(|e| e.issuer == w.issuer.as_str())
+            .count()
+    };
+    assert_eq!(ours(&first), 2, "at most 2 of one issuer");
+    assert_eq!(first.len(), 3, "and the other issuer's");
+    let second = w
+        .direct
+        .claim_webhook_endpoints("worker-2", lease, 10, 2, &[])
+        .await
+        .unwrap();
+    assert!(
+        second.is_empty(),
+        "the cap counts every worker's leases: {second:?}"
+    );
+    // Released, the third endpoint of ours can be leased.
+    w.direct
+        .release_webhook_endpoint(first[0].id, "worker-1")
+        .await
+        .unwrap();
+    let third = w
+        .direct
+        .claim_webhook_endpoints("worker-2", lease, 10, 2, &[])
+        .await
+        .unwrap();
+    assert_eq!(third.len(), 1);
+
+    // Purge: one delivery delivered 40 days ago, one dead 40 days ago, one delivered now, one
+    // pending 40 days old; retention 30 days.
+    client
+        .execute(
+            "WITH d AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM webhook_deliveries) \
+             UPDATE webhook_deliveries w SET \
+               delivered_at = CASE d.n WHEN 1 THEN now() - interval '40 days' WHEN 3 THEN now() END, \
+               dead_at = CASE d.n WHEN 2 THEN now() - interval '40 days' END, \
+               created_at = now() - interval '40 days' \
+             FROM d WHERE d.id = w.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE webhook_events SET created_at = now() - interval '40 days'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (deliveries, events) = w
+        .direct
+        .purge_webhook_history(Duration::from_secs(30 * 86_400), 100)
+        .await
+        .unwrap();
+    assert_eq!((deliveries, events), (2, 2));
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM webhook_deliveries WHERE delivered_at IS NULL AND dead_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 1, "the pending delivery is kept however old");
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM webhook_deliveries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, 2);
+    // A second run finds nothing.
+    assert_eq!(
+        w.direct
+            .purge_webhook_history(Duration::from_secs(30 * 86_400), 100)
+            .await
+            .unwrap(),
+        (0, 0)
+    );
+}

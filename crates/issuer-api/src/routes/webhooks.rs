@@ -233,13 +233,24 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn new_secret() -> Result<([u8; SECRET_BYTES], WebhookSecret), ApiError> {
+/// A new secret for `endpoint`: sealed under the master key (what is stored) and in the clear
+/// (shown once, in this answer only).
+fn new_sealed_secret(
+    state: &AppState,
+    endpoint: &Uuid,
+) -> Result<(Vec<u8>, WebhookSecret), ApiError> {
+    let rng = SystemRandom::new();
     let mut bytes = [0u8; SECRET_BYTES];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| ApiError::Internal)?;
+    rng.fill(&mut bytes).map_err(|_| ApiError::Internal)?;
     let secret = WebhookSecret::from_bytes(&bytes).map_err(|_| ApiError::Internal)?;
-    Ok((bytes, secret))
+    let sealed = state
+        .signer
+        .seal_webhook_secret(endpoint, &bytes, &rng)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot seal a webhook secret");
+            ApiError::Internal
+        })?;
+    Ok((sealed, secret))
 }
 
 /// Register a webhook endpoint. The answer carries its secret, shown this once.
@@ -272,14 +283,7 @@ pub async fn create_endpoint(
             .to_vec()
     });
     let id = Uuid::now_v7();
-    let (bytes, secret) = new_secret()?;
-    let sealed = state
-        .signer
-        .seal_webhook_secret(&id, &bytes, &SystemRandom::new())
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot seal a webhook secret");
-            ApiError::Internal
-        })?;
+    let (sealed, secret) = new_sealed_secret(&state, &id)?;
     let created = state
         .store()
         .create_webhook_endpoint(
@@ -434,14 +438,7 @@ pub async fn rotate_secret(
             format!("at most {MAX_GRACE_SECS}"),
         ));
     }
-    let (bytes, secret) = new_secret()?;
-    let sealed = state
-        .signer
-        .seal_webhook_secret(&id, &bytes, &SystemRandom::new())
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot seal a webhook secret");
-            ApiError::Internal
-        })?;
+    let (sealed, secret) = new_sealed_secret(&state, &id)?;
     let endpoint = state
         .store()
         .rotate_webhook_secret(
