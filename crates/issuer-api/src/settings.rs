@@ -232,6 +232,9 @@ mod tests {
             s.explorer.cluster.is_none(),
             "the example sets the cluster in [chain]"
         );
+        // Webhooks: https to public addresses only, as production must be.
+        assert!(!s.webhooks.allow_http && !s.webhooks.allow_private);
+        assert_eq!(s.webhooks.retention_days, 30);
         // Secrets never show up in Debug output.
         let debug = format!("{s:?}");
         assert!(
