@@ -81,10 +81,10 @@ LANGUAGE sql IMMUTABLE AS $$
     END
 $$;
 
--- Records events about credentials (`ids`, `types` pairwise) and their deliveries to every
--- enabled endpoint of the credential's issuer subscribed to the type. Nothing is recorded for
--- an issuer without such an endpoint. `anchor` overrides the anchor signature and slot
--- (a revocation reports its own transaction).
+-- Records events about credentials (`ids`, `types`, `signatures`, `slots` pairwise) and their
+-- deliveries to every enabled endpoint of the credential's issuer subscribed to the type.
+-- Nothing is recorded for an issuer without such an endpoint. A non-NULL signature and slot
+-- replace the credential's anchor (a revocation reports its own transaction).
 CREATE FUNCTION webhook_record_credential_events(ids uuid[], types text[], signatures text[], slots bigint[])
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN

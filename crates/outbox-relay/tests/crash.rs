@@ -734,6 +734,18 @@ async fn relay_killed_while_anchoring_revocations_of_merkle_credentials_anchors_
 }
 
 fn spawn_api(w: &World, logs: &Path, port: u16, name: &str, failpoints: Option<&str>) -> Child {
+    spawn_api_with(w, logs, port, name, failpoints, &[])
+}
+
+/// `spawn_api` with settings of the test's own (`APP__…` pairs, set last so they win).
+fn spawn_api_with(
+    w: &World,
+    logs: &Path,
+    port: u16,
+    name: &str,
+    failpoints: Option<&str>,
+    settings: &[(&str, &str)],
+) -> Child {
     let mut cmd = Command::new(api_bin());
     cmd.arg("serve")
         .envs(w.service_env(Service::IssuerApi, port))
@@ -748,6 +760,7 @@ fn spawn_api(w: &World, logs: &Path, port: u16, name: &str, failpoints: Option<&
     if let Some(spec) = failpoints {
         cmd.env("FAILPOINTS", spec);
     }
+    cmd.envs(settings.iter().copied());
     cmd.spawn().unwrap()
 }
 
@@ -1900,24 +1913,21 @@ async fn postgres_failover_with_an_asynchronous_standby_recovers_every_anchored_
 /// in-process API runs none), with a retry schedule shrunk 1000x and loopback receivers
 /// allowed.
 fn spawn_webhook_worker(w: &World, logs: &Path, name: &str) -> Child {
-    let port = testkit::ports::free_port().unwrap();
-    let mut cmd = Command::new(api_bin());
-    cmd.arg("serve")
-        .envs(w.service_env(Service::IssuerApi, port))
-        .env("APP__HTTP__WORKERS", "1")
-        .env("APP__WEBHOOKS__ALLOW_HTTP", "true")
-        .env("APP__WEBHOOKS__ALLOW_PRIVATE", "true")
-        .env("APP__WEBHOOKS__RETRY_SCALE", "0.001")
-        .env("APP__WEBHOOKS__POLL_MS", "100")
-        .env("APP__WEBHOOKS__TIMEOUT_MS", "2000")
-        .env("APP__WEBHOOKS__CONCURRENCY_PER_ENDPOINT", "8")
-        .env_remove("FAILPOINTS")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log_file(logs, name))
-        .stderr(log_file(logs, &format!("{name}.err")))
-        .kill_on_drop(true);
-    cmd.spawn().unwrap()
+    spawn_api_with(
+        w,
+        logs,
+        testkit::ports::free_port().unwrap(),
+        name,
+        None,
+        &[
+            ("APP__WEBHOOKS__ALLOW_HTTP", "true"),
+            ("APP__WEBHOOKS__ALLOW_PRIVATE", "true"),
+            ("APP__WEBHOOKS__RETRY_SCALE", "0.001"),
+            ("APP__WEBHOOKS__POLL_MS", "100"),
+            ("APP__WEBHOOKS__TIMEOUT_MS", "2000"),
+            ("APP__WEBHOOKS__CONCURRENCY_PER_ENDPOINT", "8"),
+        ],
+    )
 }
 
 /// Webhooks (issue #24): the delivery worker, a real issuer-api process, SIGKILLed again and

@@ -57,6 +57,23 @@ fn secret_of(v: &Value) -> String {
 }
 
 /// `POST /v1/webhooks/{id}/test`; panics unless 202. Returns (delivery id, webhook-id).
+/// Registers an endpoint on `receiver`'s `name` and tells the receiver its secret and what to
+/// answer: the endpoint's id and secret.
+async fn registered(
+    app: &TestApp,
+    key: &str,
+    receiver: &Receiver,
+    name: &str,
+    status: u16,
+) -> (String, String) {
+    let created = create(app, key, json!({"url": receiver.url(name)})).await;
+    let secret = secret_of(&created);
+    receiver
+        .configure(name, std::slice::from_ref(&secret), status, 0)
+        .await;
+    (id_of(&created), secret)
+}
+
 async fn send_test(app: &TestApp, key: &str, endpoint: &str) -> (i64, String) {
     let (status, body) = call(
         app,
@@ -550,11 +567,7 @@ async fn a_test_event_is_delivered_signed_as_standard_webhooks() {
     let app = spawn_app().await;
     let key = app.issuer.api_key.as_str();
     let receiver = Receiver::start();
-    let created = create(&app, key, json!({"url": receiver.url("a")})).await;
-    let id = id_of(&created);
-    receiver
-        .configure("a", &[secret_of(&created)], 200, 0)
-        .await;
+    let (id, _secret) = registered(&app, key, &receiver, "a", 200).await;
 
     let (delivery, webhook_id) = send_test(&app, key, &id).await;
     let got = receiver.wait_for("a", 1, DELIVERY_DEADLINE).await;
@@ -592,12 +605,7 @@ async fn a_failed_attempt_is_retried_with_the_same_webhook_id_until_delivered() 
     let app = spawn_app().await;
     let key = app.issuer.api_key.as_str();
     let receiver = Receiver::start();
-    let created = create(&app, key, json!({"url": receiver.url("a")})).await;
-    let id = id_of(&created);
-    let secret = secret_of(&created);
-    receiver
-        .configure("a", std::slice::from_ref(&secret), 500, 0)
-        .await;
+    let (id, secret) = registered(&app, key, &receiver, "a", 500).await;
 
     let (delivery, webhook_id) = send_test(&app, key, &id).await;
     receiver.wait_for("a", 2, DELIVERY_DEADLINE).await;
@@ -656,12 +664,7 @@ async fn a_410_disables_the_endpoint_until_it_is_enabled_again() {
     let app = spawn_app().await;
     let key = app.issuer.api_key.as_str();
     let receiver = Receiver::start();
-    let created = create(&app, key, json!({"url": receiver.url("a")})).await;
-    let id = id_of(&created);
-    let secret = secret_of(&created);
-    receiver
-        .configure("a", std::slice::from_ref(&secret), 410, 0)
-        .await;
+    let (id, secret) = registered(&app, key, &receiver, "a", 410).await;
 
     let (delivery, _) = send_test(&app, key, &id).await;
     let d = wait_delivery(&app, key, &id, delivery, "failed", DELIVERY_DEADLINE, |d| {
@@ -720,12 +723,7 @@ async fn an_exhausted_delivery_is_a_dead_letter_that_can_be_replayed_with_its_we
     let app = spawn_app_with(|s| s.webhooks.retry_scale = 0.0001).await;
     let key = app.issuer.api_key.as_str();
     let receiver = Receiver::start();
-    let created = create(&app, key, json!({"url": receiver.url("a")})).await;
-    let id = id_of(&created);
-    let secret = secret_of(&created);
-    receiver
-        .configure("a", std::slice::from_ref(&secret), 503, 0)
-        .await;
+    let (id, secret) = registered(&app, key, &receiver, "a", 503).await;
 
     let (delivery, webhook_id) = send_test(&app, key, &id).await;
     let deadline = Instant::now() + Duration::from_secs(60);
